@@ -1,0 +1,3 @@
+from kaic.cli import main
+
+main()
