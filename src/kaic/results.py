@@ -1,0 +1,140 @@
+"""The result tree: one canonical `report.json` from which every other artifact is derived.
+
+The tree is plain dataclasses so writers and readers need no cluster. It is written after every probe
+(atomically, via a temporary file and rename) so an interrupted or killed run still leaves a valid report
+that says it is incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kaic.outcomes import REASON_REQUIRED, Outcome, Verdict, aggregate, verdict
+
+REPORT_SCHEMA_VERSION = "kaic.dev/report/v1"
+REPORT_FILE = "report.json"
+
+
+@dataclass
+class Evidence:
+    """Something a person can read to check a verdict: an event, an object's YAML, a log excerpt, a fact."""
+
+    kind: str  # event | object | log | fact | text
+    name: str
+    content: str
+
+
+@dataclass
+class ProbeResult:
+    name: str  # unique probe name, "<requirement>.<probe>"
+    requirement: str
+    test: str  # go-test name, "TestX/Sub"; upstream names only for checks identical to upstream ones
+    kind: str  # "behavioural" decides the requirement; "discovery" gathers facts and can only error
+    outcome: Outcome
+    reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    started_at: str = ""
+    duration_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.outcome = Outcome(self.outcome)
+        if self.outcome in REASON_REQUIRED and not self.reason:
+            raise ValueError(f"probe {self.name}: outcome {self.outcome} needs a reason")
+
+
+@dataclass
+class RequirementResult:
+    id: str
+    category: str
+    level: str  # MUST | SHOULD, for the chosen checklist version
+    conditional: str = ""
+    upstream_test: str = ""
+    outcome: Outcome | None = None  # None until its probes have run
+    reason: str = ""
+    probes: list[ProbeResult] = field(default_factory=list)
+
+    def settle(self) -> None:
+        """Recompute the outcome from the probes (discovery probes only count when they errored)."""
+        behavioural = [p.outcome for p in self.probes if p.kind == "behavioural"]
+        errors = [p for p in self.probes if p.kind != "behavioural" and p.outcome is Outcome.ERROR]
+        outcome = aggregate(behavioural + [p.outcome for p in errors])
+        if outcome is None:
+            self.outcome = Outcome.UNKNOWN if self.probes else None
+            self.reason = "no behavioural probe decided this requirement in this run; attest it manually"
+            return
+        self.outcome = outcome
+        deciding = [p for p in self.probes if p.outcome is outcome and p.reason]
+        self.reason = "; ".join(f"{p.name}: {p.reason}" for p in deciding)
+
+
+@dataclass
+class Report:
+    run: dict[str, Any]  # id, mode, started_at, finished_at, complete, incomplete_reason, options
+    kaic: dict[str, Any]  # version, python, plugins
+    profile: dict[str, Any]  # id, version, path, sha256
+    checklist: dict[str, Any]  # detected, chosen, reason, sha256
+    cluster: dict[str, Any] = field(default_factory=dict)  # server_version, uid, platform, context
+    facts: dict[str, Any] = field(default_factory=dict)
+    requirements: list[RequirementResult] = field(default_factory=list)
+    verdict: dict[str, Any] = field(default_factory=dict)  # result, exit_code, warnings
+    schema: str = REPORT_SCHEMA_VERSION
+
+    def requirement(self, req_id: str) -> RequirementResult:
+        for req in self.requirements:
+            if req.id == req_id:
+                return req
+        raise KeyError(req_id)
+
+    def probes(self) -> list[ProbeResult]:
+        return [p for r in self.requirements for p in r.probes]
+
+    def judge(self, complete: bool) -> Verdict:
+        musts = [r.outcome or Outcome.UNKNOWN for r in self.requirements if r.level == "MUST"]
+        return verdict(musts, complete)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        reqs = []
+        for r in data.get("requirements", []):
+            probes = [
+                ProbeResult(**{**p, "evidence": [Evidence(**e) for e in p.get("evidence", [])]})
+                for p in r.get("probes", [])
+            ]
+            outcome = Outcome(r["outcome"]) if r.get("outcome") else None
+            reqs.append(RequirementResult(**{**r, "outcome": outcome, "probes": probes}))
+        return cls(**{**data, "requirements": reqs})
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so a reader (or a kill -9) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(report: Report, out_dir: Path) -> Path:
+    path = out_dir / REPORT_FILE
+    write_json_atomic(path, report.to_dict())
+    return path
+
+
+def load(out_dir_or_file: Path) -> Report:
+    path = out_dir_or_file / REPORT_FILE if out_dir_or_file.is_dir() else out_dir_or_file
+    with path.open(encoding="utf-8") as fh:
+        return Report.from_dict(json.load(fh))
