@@ -1,0 +1,1 @@
+"""kaic's local reference AI cluster: upstream Kubernetes components with simulated GPU nodes."""

@@ -1,0 +1,359 @@
+"""Bring the local cluster up and down: etcd, the Kubernetes control plane, kwok and the simulated driver.
+
+Everything listens on 127.0.0.1 at ports the kernel picks. Pod and service addresses come from the
+CGNAT range 100.64.0.0/10, never from the private ranges, so nothing the cluster advertises can route
+to a flagged address; the apiserver has no webhooks or aggregated APIs to dial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.config import new_client_from_config
+
+from kaic.localcluster import kubeconfig, pki, topology
+from kaic.localcluster.processes import (
+    ClusterError,
+    Managed,
+    free_port,
+    port_in_use,
+    tls_context,
+    wait_healthy,
+)
+from kaic.localcluster.scenarios import Scenario, flag_value
+
+SERVICE_CIDR = "100.96.0.0/16"
+SERVICE_IP = "100.96.0.1"
+STATE_FILE = "state.json"
+ENV_STATE_DIR = "KAIC_CLUSTER_DIR"
+ENV_BIN = "KAIC_CLUSTER_BIN"
+DEFAULT_STATE_DIR = Path(".kaic/cluster")
+# Start order; `down` stops in reverse.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+STAGES = Path(__file__).with_name("kwok-stages.yaml")
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get(ENV_STATE_DIR) or DEFAULT_STATE_DIR)
+
+
+@dataclass(frozen=True)
+class Binaries:
+    kaic_cluster: Path
+    kwok: Path
+
+
+def bin_dir() -> Path:
+    """`$KAIC_CLUSTER_BIN`, else `cluster/bin` of the source checkout this package runs from."""
+    if os.environ.get(ENV_BIN):
+        return Path(os.environ[ENV_BIN])
+    return Path(__file__).resolve().parents[3] / "cluster" / "bin"
+
+
+def find_binaries() -> Binaries:
+    directory = bin_dir()
+    found = Binaries(directory / "kaic-cluster", directory / "kwok")
+    missing = [str(path) for path in (found.kaic_cluster, found.kwok) if not os.access(path, os.X_OK)]
+    if missing:
+        raise ClusterError(
+            f"cluster binaries missing: {', '.join(missing)}; build them with `make cluster` "
+            f"or point {ENV_BIN} at a directory holding kaic-cluster and kwok"
+        )
+    return found
+
+
+class LocalCluster:
+    """One cluster, identified by its state directory."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir.absolute()
+        self.pki = pki.ClusterPKI(self.state_dir / "pki")
+        self.kubeconfig = self.state_dir / "kubeconfig"
+
+    def process(self, name: str) -> Managed:
+        return Managed(name, self.state_dir / "run", self.state_dir / "logs")
+
+    def running(self) -> list[str]:
+        return [name for name in COMPONENTS if self.process(name).alive()]
+
+    def state(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.state_dir / STATE_FILE).read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _write_state(self, state: dict[str, Any]) -> None:
+        (self.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+
+    def _prepare_state_dir(self) -> None:
+        """Refuse a running cluster; clear a dead one's leftovers; never clear a directory that is not ours."""
+        if running := self.running():
+            raise ClusterError(
+                f"cluster already up in {self.state_dir} ({', '.join(running)}); run `kaic cluster down` first"
+            )
+        if self.state_dir.exists() and any(self.state_dir.iterdir()):
+            if not (self.state_dir / STATE_FILE).exists():
+                raise ClusterError(f"{self.state_dir} is not empty and holds no kaic cluster; choose another")
+            shutil.rmtree(self.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+
+    def up(self, scenario: Scenario, binaries: Binaries, timeout: float = 60.0) -> dict[str, Any]:
+        """Start every component, wait until each is healthy, publish nodes and the driver's objects."""
+        self._prepare_state_dir()
+        started = time.monotonic()
+        ports = {
+            name: free_port()
+            for name in (
+                "etcd",
+                "etcd-peer",
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+                "kwok",
+            )
+        }
+        state = {
+            "scenario": scenario.name,
+            "server": f"https://127.0.0.1:{ports['kube-apiserver']}",
+            "ports": ports,
+            "kubeconfig": str(self.kubeconfig),
+            "ready": False,
+        }
+        self._write_state(state)
+        try:
+            self.pki.create(SERVICE_IP)
+            self._start(scenario, binaries, ports, timeout)
+            self._publish(scenario, timeout)
+        except BaseException:
+            self.stop_processes()
+            raise
+        state |= {"ready": True, "startup_seconds": round(time.monotonic() - started, 1)}
+        self._write_state(state)
+        return state
+
+    def _start(self, scenario: Scenario, binaries: Binaries, ports: dict[str, int], timeout: float) -> None:
+        kaic_cluster = str(binaries.kaic_cluster)
+        server = f"https://127.0.0.1:{ports['kube-apiserver']}"
+        ca = self.pki.ca.cert
+
+        etcd = self.process("etcd")
+        etcd.start([kaic_cluster, "etcd", *self._etcd_flags(ports)])
+        wait_healthy(etcd, f"http://127.0.0.1:{ports['etcd']}/health", timeout)
+
+        apiserver = self.process("kube-apiserver")
+        apiserver.start([kaic_cluster, "kube-apiserver", *self._apiserver_flags(scenario, ports)])
+        admin = self.pki.client(pki.ADMIN)
+        wait_healthy(apiserver, f"{server}/readyz", timeout, tls_context(ca, admin.cert, admin.key))
+
+        kubeconfig.write(self.kubeconfig, server, ca, admin, pki.ADMIN.user)
+        component_configs = {}
+        for name, identity in (
+            ("kube-controller-manager", pki.CONTROLLER_MANAGER),
+            ("kube-scheduler", pki.SCHEDULER),
+            ("kwok", pki.KWOK),
+        ):
+            path = self.state_dir / f"{name}.kubeconfig"
+            kubeconfig.write(path, server, ca, self.pki.client(identity), identity.user)
+            component_configs[name] = path
+
+        starts = {
+            "kube-controller-manager": [
+                kaic_cluster,
+                "kube-controller-manager",
+                *self._controller_manager_flags(
+                    scenario, ports, component_configs["kube-controller-manager"]
+                ),
+            ],
+            "kube-scheduler": [
+                kaic_cluster,
+                "kube-scheduler",
+                *self._scheduler_flags(scenario, ports, component_configs["kube-scheduler"]),
+            ],
+            "kwok": [str(binaries.kwok), *self._kwok_flags(ports, component_configs["kwok"])],
+        }
+        for name, argv in starts.items():
+            self.process(name).start(argv)
+        context = tls_context(ca)
+        for name in starts:
+            wait_healthy(self.process(name), f"https://127.0.0.1:{ports[name]}/healthz", timeout, context)
+
+    def _etcd_flags(self, ports: dict[str, int]) -> list[str]:
+        client_url = f"http://127.0.0.1:{ports['etcd']}"
+        peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
+        return [
+            "--name=kaic",
+            f"--data-dir={self.state_dir / 'etcd'}",
+            f"--listen-client-urls={client_url}",
+            f"--advertise-client-urls={client_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=kaic={peer_url}",
+            # A throw-away test store: durability buys nothing and fsync dominates start-up on slow disks.
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]
+
+    def _serving_flags(self, port: int) -> list[str]:
+        return [
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--tls-cert-file={self.pki.serving.cert}",
+            f"--tls-private-key-file={self.pki.serving.key}",
+        ]
+
+    def _apiserver_flags(self, scenario: Scenario, ports: dict[str, int]) -> list[str]:
+        front_proxy = self.pki.client(pki.FRONT_PROXY_CLIENT)
+        kubelet_client = self.pki.client(pki.APISERVER_KUBELET)
+        flags = [
+            *self._serving_flags(ports["kube-apiserver"]),
+            f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # The `kubernetes` Service gets no endpoints: Endpoints may not hold loopback addresses.
+            "--endpoint-reconciler-type=none",
+            f"--client-ca-file={self.pki.ca.cert}",
+            "--authorization-mode=Node,RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={self.pki.service_account.cert}",
+            f"--service-account-signing-key-file={self.pki.service_account.key}",
+            f"--kubelet-client-certificate={kubelet_client.cert}",
+            f"--kubelet-client-key={kubelet_client.key}",
+            f"--kubelet-certificate-authority={self.pki.ca.cert}",
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--requestheader-client-ca-file={self.pki.front_proxy_ca.cert}",
+            f"--requestheader-allowed-names={pki.FRONT_PROXY_CLIENT.user}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={front_proxy.cert}",
+            f"--proxy-client-key-file={front_proxy.key}",
+            "--allow-privileged=true",
+            "--profiling=false",
+        ]
+        if scenario.gates:
+            flags.append(f"--feature-gates={flag_value(scenario.gates)}")
+        if scenario.runtime_config:
+            flags.append(f"--runtime-config={flag_value(scenario.runtime_config)}")
+        return flags
+
+    def _component_flags(self, port: int, config: Path) -> list[str]:
+        return [
+            *self._serving_flags(port),
+            f"--kubeconfig={config}",
+            f"--authentication-kubeconfig={config}",
+            f"--authorization-kubeconfig={config}",
+            "--leader-elect=false",
+            "--profiling=false",
+        ]
+
+    def _controller_manager_flags(self, scenario: Scenario, ports: dict[str, int], config: Path) -> list[str]:
+        flags = [
+            *self._component_flags(ports["kube-controller-manager"], config),
+            f"--service-account-private-key-file={self.pki.service_account.key}",
+            f"--root-ca-file={self.pki.ca.cert}",
+            "--use-service-account-credentials=true",
+            f"--cluster-signing-cert-file={self.pki.ca.cert}",
+            f"--cluster-signing-key-file={self.pki.ca.key}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+        ]
+        if scenario.gates:
+            flags.append(f"--feature-gates={flag_value(scenario.gates)}")
+        return flags
+
+    def _scheduler_flags(self, scenario: Scenario, ports: dict[str, int], config: Path) -> list[str]:
+        flags = self._component_flags(ports["kube-scheduler"], config)
+        if gates := scenario.gates_for_scheduler():
+            flags.append(f"--feature-gates={flag_value(gates)}")
+        return flags
+
+    def _kwok_flags(self, ports: dict[str, int], config: Path) -> list[str]:
+        return [
+            f"--kubeconfig={config}",
+            # Only our stages: without --config kwok would read ~/.kwok/kwok.yaml.
+            f"--config={STAGES}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={topology.KWOK_ANNOTATION}=fake",
+            f"--cidr={topology.POD_CIDR}",
+            "--node-ip=127.0.0.1",
+            f"--node-port={ports['kwok']}",
+            f"--server-address=127.0.0.1:{ports['kwok']}",
+            f"--tls-cert-file={self.pki.serving.cert}",
+            f"--tls-private-key-file={self.pki.serving.key}",
+        ]
+
+    def api_client(self) -> client.ApiClient:
+        return new_client_from_config(config_file=str(self.kubeconfig))
+
+    def _publish(self, scenario: Scenario, timeout: float) -> None:
+        """Create the nodes and what the simulated driver publishes; wait for Ready nodes and the default SA."""
+        with self.api_client() as api:
+            core = client.CoreV1Api(api)
+            resource = client.ResourceV1Api(api)
+            node_objects = topology.nodes(scenario.pools)
+            for node in node_objects:
+                core.create_node(node)
+            if scenario.driver_installed:
+                for obj in topology.driver_objects(scenario.pools, scenario.publish_slices):
+                    if obj["kind"] == "DeviceClass":
+                        resource.create_device_class(obj)
+                    else:
+                        resource.create_resource_slice(obj)
+            names = {node["metadata"]["name"] for node in node_objects}
+            _wait_for(lambda: names <= _ready_nodes(core), timeout, f"nodes {sorted(names)} Ready (kwok)")
+            _wait_for(
+                lambda: _exists(lambda: core.read_namespaced_service_account("default", "default")),
+                timeout,
+                "the default ServiceAccount (kube-controller-manager)",
+            )
+
+    def stop_processes(self) -> None:
+        for name in reversed(COMPONENTS):
+            self.process(name).stop()
+
+    def down(self) -> list[int]:
+        """Stop everything and remove the state directory; return ports still in use (should be none)."""
+        ports = self.state().get("ports", {})
+        self.stop_processes()
+        if self.state_dir.exists():
+            if not (self.state_dir / STATE_FILE).exists() and any(self.state_dir.iterdir()):
+                raise ClusterError(f"{self.state_dir} holds no kaic cluster; not removing it")
+            shutil.rmtree(self.state_dir)
+        return [port for port in ports.values() if port_in_use(port)]
+
+    def resident_bytes(self) -> dict[str, int]:
+        return {name: self.process(name).rss_bytes() for name in COMPONENTS}
+
+
+def _ready_nodes(core: client.CoreV1Api) -> set[str]:
+    ready = set()
+    for node in core.list_node().items:
+        for condition in node.status.conditions or []:
+            if condition.type == "Ready" and condition.status == "True":
+                ready.add(node.metadata.name)
+    return ready
+
+
+def _exists(read: Any) -> bool:
+    try:
+        read()
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
+def _wait_for(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.25)
+    raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -1,0 +1,222 @@
+"""Certificates and keys for the local cluster, made with `cryptography`.
+
+Every component talks TLS on loopback and authenticates with a client certificate, the way a kubeadm
+cluster does, so that kaic's RBAC and authentication checks meet the real code paths. ECDSA P-256 keys
+keep `up` fast; nothing here is meant to outlive one cluster.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+VALIDITY = datetime.timedelta(days=365)
+# Host names and addresses the loopback serving certificate answers to.
+SERVING_DNS = (
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A certificate and its key on disk, as component flags want them."""
+
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """Who a client certificate names: user (CN) and groups (O)."""
+
+    file_stem: str
+    user: str
+    groups: tuple[str, ...] = ()
+
+
+# Component identities follow the names the default RBAC bootstrap policy grants.
+ADMIN = ClientIdentity("admin", "kaic-admin", ("system:masters",))
+CONTROLLER_MANAGER = ClientIdentity("controller-manager", "system:kube-controller-manager")
+SCHEDULER = ClientIdentity("scheduler", "system:kube-scheduler")
+# kwok acts as every kubelet and the DRA driver publishes cluster-wide objects: both get admin rights.
+KWOK = ClientIdentity("kwok", "kaic-kwok", ("system:masters",))
+APISERVER_KUBELET = ClientIdentity(
+    "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)
+)
+FRONT_PROXY_CLIENT = ClientIdentity("front-proxy-client", "front-proxy-client")
+CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK, APISERVER_KUBELET)
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _name(common_name: str, groups: tuple[str, ...] = ()) -> x509.Name:
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, group) for group in groups]
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attributes)
+
+
+def _write(pair: Pair, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+    pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pair.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    pair.key.chmod(0o600)
+
+
+class Authority:
+    """A self-signed CA that issues leaf certificates."""
+
+    def __init__(self, common_name: str, pair: Pair) -> None:
+        self.pair = pair
+        self.key = _new_key()
+        now = datetime.datetime.now(datetime.UTC)
+        subject = _name(common_name)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        _write(pair, self.cert, self.key)
+
+    def issue(
+        self,
+        pair: Pair,
+        subject: x509.Name,
+        usage: ExtendedKeyUsageOID,
+        dns_names: tuple[str, ...] = (),
+        ip_addresses: tuple[str, ...] = (),
+    ) -> None:
+        """Sign a leaf certificate for `subject` and write it with its fresh key."""
+        key = _new_key()
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_encipherment=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    content_commitment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
+            )
+        )
+        names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+        names += [x509.IPAddress(ipaddress.ip_address(address)) for address in ip_addresses]
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        _write(pair, builder.sign(self.key, hashes.SHA256()), key)
+
+
+class ClusterPKI:
+    """File layout of the cluster's PKI under one directory; `create` writes it all."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.ca = self._pair("ca")
+        self.front_proxy_ca = self._pair("front-proxy-ca")
+        self.serving = self._pair("serving")
+        self.service_account = Pair(directory / "sa.pub", directory / "sa.key")
+
+    def _pair(self, stem: str) -> Pair:
+        return Pair(self.directory / f"{stem}.crt", self.directory / f"{stem}.key")
+
+    def client(self, identity: ClientIdentity) -> Pair:
+        return self._pair(identity.file_stem)
+
+    def create(self, service_ip: str) -> None:
+        """Write both CAs, the loopback serving certificate, every client certificate and the SA keys.
+
+        `service_ip` is the first address of the service range: in-cluster clients reach the apiserver
+        under it, so the serving certificate must name it.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        ca = Authority("kaic-cluster-ca", self.ca)
+        front_proxy = Authority("kaic-front-proxy-ca", self.front_proxy_ca)
+        ca.issue(
+            self.serving,
+            _name("kaic-loopback"),
+            ExtendedKeyUsageOID.SERVER_AUTH,
+            dns_names=SERVING_DNS,
+            ip_addresses=("127.0.0.1", service_ip),
+        )
+        for identity in CLIENTS:
+            ca.issue(
+                self.client(identity), _name(identity.user, identity.groups), ExtendedKeyUsageOID.CLIENT_AUTH
+            )
+        front_proxy.issue(
+            self.client(FRONT_PROXY_CLIENT),
+            _name(FRONT_PROXY_CLIENT.user),
+            ExtendedKeyUsageOID.CLIENT_AUTH,
+        )
+        self._write_service_account_keys()
+
+    def _write_service_account_keys(self) -> None:
+        key = _new_key()
+        self.service_account.key.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        self.service_account.key.chmod(0o600)
+        self.service_account.cert.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )

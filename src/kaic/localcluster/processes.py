@@ -1,0 +1,171 @@
+"""Start, watch and stop the cluster's processes.
+
+Each process gets a pidfile and a log file in the state directory, so `down` (from any shell) stops
+exactly what `up` started and nothing else: a pid is only signalled while its command line still names
+the binary that was started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be started, reached or stopped."""
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass(frozen=True)
+class Managed:
+    """One process of the cluster: its name, pidfile and log."""
+
+    name: str
+    run_dir: Path
+    log_dir: Path
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.log_dir / f"{self.name}.log"
+
+    def start(self, argv: list[str], env: dict[str, str] | None = None) -> int:
+        """Start `argv` in its own session (so a terminal's Ctrl-C does not reach it) and record its pid."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
+        self.pidfile.write_text(f"{process.pid}\n{argv[0]}\n")
+        return process.pid
+
+    def pid(self) -> int | None:
+        """The recorded pid if that process is still the one started, else None."""
+        try:
+            pid_text, binary = self.pidfile.read_text().splitlines()[:2]
+        except (FileNotFoundError, ValueError):
+            return None
+        pid = int(pid_text)
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        if not cmdline or cmdline[0].decode(errors="replace") != binary:
+            return None
+        # A zombie still has /proc entries; it is not running.
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return None if status == "Z" else pid
+
+    def alive(self) -> bool:
+        return self.pid() is not None
+
+    def rss_bytes(self) -> int:
+        pid = self.pid()
+        if pid is None:
+            return 0
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout`; reap if it is our child; drop the pidfile."""
+        pid = self.pid()
+        if pid is not None:
+            _signal(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self.alive() and time.monotonic() < deadline:
+                _reap(pid)
+                time.sleep(0.1)
+            if self.alive():
+                _signal(pid, signal.SIGKILL)
+                while self.alive():
+                    _reap(pid)
+                    time.sleep(0.05)
+            _reap(pid)
+        self.pidfile.unlink(missing_ok=True)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the process is our child, so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def tls_context(ca_file: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    if cert and key:
+        context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def wait_healthy(
+    process: Managed,
+    url: str,
+    timeout: float,
+    context: ssl.SSLContext | None = None,
+) -> None:
+    """Poll `url` until it answers 200 `ok`; fail early, with the log's tail, if the process dies."""
+    deadline = time.monotonic() + timeout
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        if not process.alive():
+            raise ClusterError(f"{process.name} exited during start-up:\n{process.log_tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=context) as response:
+                if response.status == 200:
+                    return
+                last_error = f"HTTP {response.status}"
+        except urllib.error.HTTPError as error:
+            last_error = f"HTTP {error.code}: {error.read()[:300]!r}"
+        except (urllib.error.URLError, OSError) as error:
+            last_error = str(error)
+        time.sleep(0.2)
+    raise ClusterError(
+        f"{process.name} not healthy at {url} after {timeout:.0f}s ({last_error}); log: {process.log}\n"
+        f"{process.log_tail()}"
+    )

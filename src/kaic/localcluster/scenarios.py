@@ -1,0 +1,83 @@
+"""Named cluster shapes: the conformant reference and broken variants that kaic must not pass.
+
+Each broken scenario changes one thing relative to `conformant`, so a probe's verdict can move only
+in its own rows of the golden matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kaic.localcluster.topology import CPU_ONLY_POOLS, DEFAULT_POOLS, NodePool
+
+# Native gang scheduling in 1.37 is the beta `GenericWorkload` gate (`GangScheduling` folded into it)
+# serving scheduling.k8s.io/v1beta1 Workload and PodGroup; beta APIs are off unless runtime-config asks.
+GANG_GATES = {"GenericWorkload": True}
+GANG_RUNTIME_CONFIG = {"scheduling.k8s.io/v1beta1": True}
+# Every resource.k8s.io version the 1.37 apiserver knows; `no-dra` switches all of them off.
+DRA_VERSIONS = ("v1", "v1beta1", "v1beta2", "v1alpha3")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+    # Feature gates for the apiserver and controller-manager.
+    gates: dict[str, bool] = field(default_factory=lambda: dict(GANG_GATES))
+    # The scheduler's gates, when they differ from `gates`.
+    scheduler_gates: dict[str, bool] | None = None
+    runtime_config: dict[str, bool] = field(default_factory=lambda: dict(GANG_RUNTIME_CONFIG))
+    pools: tuple[NodePool, ...] = DEFAULT_POOLS
+    # Whether the simulated driver publishes its DeviceClass, and whether it publishes ResourceSlices.
+    driver_installed: bool = True
+    publish_slices: bool = True
+
+    def gates_for_scheduler(self) -> dict[str, bool]:
+        return self.gates if self.scheduler_gates is None else self.scheduler_gates
+
+
+SCENARIOS = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario(
+            "conformant",
+            "DRA with a simulated GPU driver, device-plugin GPUs, native gang scheduling",
+        ),
+        Scenario(
+            "no-dra",
+            "resource.k8s.io not served at any version; no driver",
+            runtime_config={**GANG_RUNTIME_CONFIG, **{f"resource.k8s.io/{v}": False for v in DRA_VERSIONS}},
+            driver_installed=False,
+            publish_slices=False,
+        ),
+        Scenario(
+            "no-devices",
+            "DRA API served but no driver: no DeviceClass, no ResourceSlices",
+            driver_installed=False,
+            publish_slices=False,
+        ),
+        Scenario(
+            "no-gang",
+            "no gang scheduling solution: GenericWorkload off, scheduling.k8s.io/v1beta1 not served",
+            gates={"GenericWorkload": False},
+            runtime_config={},
+        ),
+        Scenario(
+            "broken-gang",
+            "Workload/PodGroup API served but the scheduler ignores pod groups, so gangs bind partially",
+            scheduler_gates={"GenericWorkload": False},
+        ),
+        Scenario(
+            "no-gpu-nodes",
+            "only CPU nodes: the driver is installed but finds no GPU, no extended resource",
+            pools=CPU_ONLY_POOLS,
+            publish_slices=False,
+        ),
+    )
+}
+DEFAULT_SCENARIO = "conformant"
+
+
+def flag_value(settings: dict[str, bool]) -> str:
+    """`a=true,b=false` as --feature-gates and --runtime-config take them."""
+    return ",".join(f"{key}={str(value).lower()}" for key, value in sorted(settings.items()))
