@@ -1,0 +1,316 @@
+"""The `kaic` command line. Heavy modules (kubernetes client, pytest, jsonschema) load inside commands,
+so `kaic --help` and `kaic profiles ...` stay fast."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kaic import __version__
+from kaic.outcomes import ExitCode
+from kaic.probe import MODES
+from kaic.profiles_cli import profiles
+
+
+class InputError(click.ClickException):
+    """Bad input (a flag, a file, a profile): message on stderr, exit 2, nothing written."""
+
+    exit_code = ExitCode.USAGE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"kaic: error: {self.format_message()}", err=True)
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
+
+
+class Duration(click.ParamType):
+    """Seconds, or a Go-style duration such as 90s, 5m, 1h."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        match = _DURATION.match(str(value).strip())
+        if not match:
+            self.fail(f"{value!r} is not a duration such as 300, 90s, 5m or 1h", param, ctx)
+        return float(match[1]) * _UNIT[match[2]]
+
+
+def _split(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Repeatable and comma-separated: --focus a,b --focus c."""
+    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
+
+
+def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """kubectl-style access flags shared by every command that talks to a cluster."""
+    for option in reversed(
+        [
+            click.option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file [env: KUBECONFIG]."),
+            click.option("--context", envvar="KAIC_CONTEXT", help="Kubeconfig context [env: KAIC_CONTEXT]."),
+            click.option(
+                "--request-timeout",
+                type=Duration(),
+                default="30s",
+                show_default=True,
+                help="Timeout of one API request.",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What to judge: profile, checklist version, mode, focus and skip (shared by run and plan)."""
+    for option in reversed(
+        [
+            click.option(
+                "--profile",
+                "-p",
+                envvar="KAIC_PROFILE",
+                default="ai-v1.0",
+                show_default=True,
+                help="Built-in profile name or a profile file [env: KAIC_PROFILE].",
+            ),
+            click.option(
+                "--kubernetes-version",
+                help="Judge against this checklist (e.g. 1.35) instead of the server's minor.",
+            ),
+            click.option(
+                "--mode",
+                type=click.Choice(MODES),
+                default="non-disruptive",
+                envvar="KAIC_MODE",
+                show_default=True,
+                help="quick: discovery only; non-disruptive: all but node scaling; certified: everything.",
+            ),
+            click.option(
+                "--focus",
+                "--requirement",
+                "focus",
+                multiple=True,
+                callback=_split,
+                help="Only these requirement ids (repeatable, comma-separated).",
+            ),
+            click.option(
+                "--skip",
+                "--skip-requirement",
+                "skip",
+                multiple=True,
+                callback=_split,
+                help="Leave out these requirement ids (repeatable, comma-separated).",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="kaic")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="KAIC_CONFIG",
+    help="Config file of flag defaults [env: KAIC_CONFIG; default ~/.config/kaic/config.yaml].",
+)
+@click.pass_context
+def main(ctx: click.Context, config: Path | None) -> None:
+    """kaic: Kubernetes AI Conformance, checked by behaviour, reported for CI and CNCF submissions."""
+    from kaic import config as config_mod
+
+    try:
+        ctx.default_map = config_mod.load(config, main)
+    except config_mod.ConfigError as exc:
+        raise InputError(str(exc)) from None
+
+
+main.add_command(profiles)
+
+
+def _options(**kwargs: Any) -> Any:
+    from kaic.engine import RunOptions
+
+    return RunOptions(
+        profile=kwargs["profile"],
+        mode=kwargs["mode"],
+        focus=kwargs["focus"],
+        skip=kwargs["skip"],
+        kubernetes_version=kwargs.get("kubernetes_version"),
+        output_dir=kwargs.get("output_dir"),
+        kubeconfig=kwargs.get("kubeconfig"),
+        context=kwargs.get("context"),
+        request_timeout=kwargs.get("request_timeout") or 30.0,
+        probe_timeout_s=kwargs.get("probe_timeout"),
+        run_timeout_s=kwargs.get("timeout"),
+        cleanup_timeout_s=kwargs.get("cleanup_timeout") or 120.0,
+    )
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    from kaic.engine import RunError
+    from kaic.plan import PlanError
+    from kaic.profile import ProfileError
+
+    return (RunError, PlanError, ProfileError)
+
+
+@main.command()
+@selection_options
+@cluster_options
+@click.option(
+    "--output-dir",
+    "-d",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="KAIC_OUTPUT_DIR",
+    help="New or empty folder for the results [default: ./kaic-results-<UTC time>].",
+)
+@click.option("--probe-timeout", type=Duration(), help="Cap on each probe's own timeout.")
+@click.option("--timeout", type=Duration(), help="Timeout of the whole run (then: incomplete, exit 3).")
+@click.option("--cleanup-timeout", type=Duration(), default="120s", show_default=True, help="Cleanup wait bound.")
+@click.option("--dry-run", is_flag=True, help="Show the plan and touch nothing (same as `kaic plan`).")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--no-color", is_flag=True, envvar="NO_COLOR", help="Plain output [env: NO_COLOR].")
+def run(**kwargs: Any) -> None:
+    """Probe the cluster against a profile and write report.json, JUnit and go-test artifacts.
+
+    Exit codes: 0 conformant, 1 not conformant (a MUST failed), 2 usage or input error, 3 incomplete
+    (preflight failed, a MUST errored, timeout, interrupt), 4 undetermined (a MUST needs manual attestation).
+    In quick mode: 0 when discovery completed, 3 when not.
+    """
+    if kwargs["dry_run"]:
+        _show_plan(_options(**kwargs), kwargs["output"] == "json", rbac=False)
+        return
+    from kaic.engine import Run
+    from kaic.progress import human_stream, make_reporter
+
+    try:
+        stream = human_stream()
+        runner = Run(_options(**kwargs), make_reporter(stream, kwargs["no_color"]))
+    except _usage_errors() as exc:
+        raise InputError(str(exc)) from None
+    try:
+        code = runner.execute()
+    except _usage_errors() as exc:
+        raise InputError(str(exc)) from None
+    report = runner.report
+    assert report is not None
+    if kwargs["output"] == "json":
+        click.echo(json.dumps({"outputDir": str(runner.out_dir), "run": report.run, "verdict": report.verdict}))
+    else:
+        from rich.console import Console
+
+        from kaic.writers.summary import render_summary
+
+        render_summary(report, Console(file=stream, no_color=kwargs["no_color"] or None))
+        click.echo(f"results: {runner.out_dir}", err=True)
+    sys.exit(int(code))
+
+
+def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:
+    from kaic.engine import plan_only
+
+    try:
+        plan, why = plan_only(opts)
+    except _usage_errors() as exc:
+        raise InputError(str(exc)) from None
+    if rbac:
+        from kaic.rbac import cluster_role
+
+        click.echo(cluster_role(plan), nl=False)
+        return
+    data = plan.to_dict()
+    data["checklistReason"] = why
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{plan.profile.id}[/] checklist {plan.version} ({why}), mode {plan.mode}")
+    table = Table("requirement", "level", "probes")
+    for req in data["requirements"]:
+        table.add_row(req["id"], req["level"], ", ".join(req["probes"]) or "-")
+    console.print(table)
+    for req_id, why_excluded in plan.excluded.items():
+        console.print(f"excluded {req_id}: {why_excluded}")
+    console.print(f"images: {', '.join(data['images']) or 'none'}")
+    console.print("RBAC: " + "; ".join(f"{' '.join(r['verbs'])} {r['apiGroup'] or 'core'}/{r['resource']}"
+                                       for r in data["rbac"]))
+
+
+@main.command()
+@selection_options
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--rbac", is_flag=True, help="Print the ClusterRole the plan needs, as YAML.")
+def plan(**kwargs: Any) -> None:
+    """Show what a run would do, before anything touches the cluster: probes, objects, images, RBAC.
+
+    The checklist is --kubernetes-version, else the newest the profile covers (no cluster is asked).
+    """
+    _show_plan(_options(**kwargs), kwargs["output"] == "json", rbac=kwargs["rbac"])
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def results(directory: Path, output: str) -> None:
+    """Re-render the summary of a saved run (its report.json)."""
+    from kaic import results as results_mod
+
+    try:
+        report = results_mod.load(directory)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise InputError(f"{directory}: not a kaic result folder or report.json: {exc}") from None
+    if output == "json":
+        click.echo(json.dumps({"run": report.run, "verdict": report.verdict}, indent=2))
+        return
+    from rich.console import Console
+
+    from kaic.writers.summary import render_summary
+
+    render_summary(report, Console())
+
+
+@main.command()
+@cluster_options
+@click.option("--run-id", help="Remove what this run left.")
+@click.option("--all", "everything", is_flag=True, help="Remove what every kaic run left.")
+@click.option("--cleanup-timeout", type=Duration(), default="120s", show_default=True)
+def cleanup(**kwargs: Any) -> None:
+    """Delete objects kaic created and labelled (after a killed run). Touches nothing else."""
+    if bool(kwargs["run_id"]) == bool(kwargs["everything"]):
+        raise InputError("give exactly one of --run-id ID or --all")
+    from kaic import cleanup as cleanup_mod
+    from kaic import kube
+
+    try:
+        cluster = kube.connect(kwargs["kubeconfig"], kwargs["context"], kwargs["request_timeout"] or 30.0)
+        deleted = cleanup_mod.sweep(cluster, kwargs["run_id"], kwargs["cleanup_timeout"] or 120.0)
+    except kube.AccessError as exc:
+        raise InputError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - report any API failure plainly, exit "incomplete"
+        click.echo(f"kaic: cleanup incomplete: {kube.describe_error(exc)}", err=True)
+        sys.exit(ExitCode.INCOMPLETE)
+    for item in deleted:
+        click.echo(f"deleted {item}")
+    click.echo(f"kaic: removed {len(deleted)} object(s)", err=True)
+
+
+def _register_cluster() -> None:
+    from kaic.localcluster.cli import cluster
+
+    main.add_command(cluster)
+
+
+_register_cluster()

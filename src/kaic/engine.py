@@ -1,0 +1,348 @@
+"""The probe engine: profile → plan → preflight → facts → probes (pytest) → results → reports.
+
+pytest runs in this process, once (reference §8.1): probes are tests in `conformance/`, the module plugin gives
+fixtures, the in-process collector turns reports into results. The report is saved after every probe and on
+every exit path (interrupt, run timeout, crash), marked incomplete until the run ends normally.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import os
+import platform
+import secrets
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from kaic import __version__, cleanup, kube, results
+from kaic import facts as facts_mod
+from kaic.collector import Collector
+from kaic.outcomes import VERDICT_EXIT, ExitCode, Outcome
+from kaic.plan import Plan, PlanError, build_plan
+from kaic.preflight import run_preflight
+from kaic.probe import ProbeSpec
+from kaic.profile import Profile, ProfileError, choose_version, load_profile
+from kaic.progress import Reporter
+from kaic.resources import resource_dir
+from kaic.results import ProbeResult, Report, RequirementResult
+
+RUN_SETTINGS_FILE = "run-settings.json"
+FACTS_FILE = "facts.json"
+PYTEST_LOG = "pytest.log"
+
+
+class RunError(Exception):
+    """Bad input to a run (usage: exit 2)."""
+
+
+@dataclass
+class RunOptions:
+    profile: str = "ai-v1.0"
+    mode: str = "non-disruptive"
+    focus: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    kubernetes_version: str | None = None
+    output_dir: Path | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    request_timeout: float = 30.0
+    probe_timeout_s: float | None = None
+    run_timeout_s: float | None = None
+    cleanup_timeout_s: float = 120.0
+    settings: dict[str, Any] = field(default_factory=dict)  # probe knobs (accelerator profile, …)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id() -> str:
+    """Short, lowercase, DNS-label safe: it goes into namespace names and label values."""
+    return secrets.token_hex(4)
+
+
+def default_output_dir() -> Path:
+    return Path(f"kaic-results-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
+
+
+def prepare_output_dir(path: Path) -> Path:
+    """A new or empty folder: kaic never overwrites an earlier run's results."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise RunError(f"--output-dir {path}: exists and is not empty; choose a new folder")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _versions() -> dict[str, str]:
+    found = {"kaic": __version__, "python": platform.python_version()}
+    for dist in ("pytest", "pytest-timeout", "kubernetes"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[dist] = metadata.version(dist)
+    return found
+
+
+def plan_for(profile: Profile, opts: RunOptions, detected: str | None) -> tuple[Plan, str]:
+    """Choose the checklist version and plan (ProfileError/PlanError are usage errors)."""
+    chosen, why = choose_version(profile, detected, opts.kubernetes_version)
+    return build_plan(profile, chosen, opts.mode, opts.focus, opts.skip), why
+
+
+def skeleton(plan: Plan, run_id: str, opts: RunOptions, detected: str | None, why: str) -> Report:
+    profile = plan.profile
+    return Report(
+        run={
+            "id": run_id,
+            "mode": plan.mode,
+            "startedAt": now(),
+            "finishedAt": None,
+            "complete": False,
+            "incompleteReason": "run in progress",
+            "focus": list(opts.focus),
+            "skip": list(opts.skip),
+            "excluded": plan.excluded,
+        },
+        kaic=_versions(),
+        profile={"id": profile.id, "version": profile.version, "path": str(profile.source), "sha256": profile.sha256},
+        checklist={
+            "detected": detected,
+            "chosen": plan.version,
+            "reason": why,
+            "sha256": profile.checklists.get(plan.version, ""),
+        },
+        requirements=[
+            RequirementResult(
+                id=req.id,
+                category=req.category,
+                level=level,
+                conditional=req.conditional or "",
+                upstream_test=req.upstream_test or "",
+            )
+            for req, level in plan.requirements
+        ],
+    )
+
+
+@contextlib.contextmanager
+def _interrupts(run_timeout_s: float | None) -> Iterator[dict[str, bool]]:
+    """SIGTERM and the run timeout arrive as KeyboardInterrupt, which pytest turns into an orderly stop."""
+    state = {"timed_out": False}
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    def on_timeout() -> None:
+        state["timed_out"] = True
+        _thread.interrupt_main()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    timer = threading.Timer(run_timeout_s, on_timeout) if run_timeout_s else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield state
+    finally:
+        if timer:
+            timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Run:
+    def __init__(self, opts: RunOptions, reporter: Reporter) -> None:
+        self.opts = opts
+        self.reporter = reporter
+        self.id = new_run_id()
+        self.profile = load_profile(opts.profile)
+        plan_for(self.profile, opts, opts.kubernetes_version)  # bad flags fail before anything is written
+        self.out_dir = prepare_output_dir(opts.output_dir or default_output_dir())
+        self.report: Report | None = None
+        self.cleanup_kinds: frozenset[str] = frozenset()  # set once planned
+
+    def execute(self) -> ExitCode:
+        """Run and always leave a valid report; the exit code follows the outcome table."""
+        cluster: kube.Cluster | None = None
+        complete, why_incomplete = False, ""
+        usage_error = False
+        try:
+            with _interrupts(self.opts.run_timeout_s) as state:
+                try:
+                    cluster = kube.connect(self.opts.kubeconfig, self.opts.context, self.opts.request_timeout)
+                    complete, why_incomplete = self._run(cluster)
+                except KeyboardInterrupt:
+                    complete = False
+                    why_incomplete = "run timeout" if state["timed_out"] else "interrupted"
+                if state["timed_out"]:
+                    complete, why_incomplete = False, "run timeout"
+        except kube.AccessError as exc:
+            why_incomplete = f"preflight: {exc}"
+        except (ProfileError, PlanError):
+            usage_error = True  # e.g. --focus names a requirement the detected version's checklist lacks
+            with contextlib.suppress(OSError):
+                self.out_dir.rmdir()
+            raise
+        finally:
+            if not usage_error:
+                self._finish(cluster, complete, why_incomplete)
+        assert self.report is not None
+        return ExitCode(self.report.verdict["exitCode"])
+
+    def _run(self, cluster: kube.Cluster) -> tuple[bool, str]:
+        opts = self.opts
+        detected = None
+        version_error = ""
+        try:
+            v = cluster.get("/version")
+            detected = f"{v.get('major', '')}.{v.get('minor', '')}"
+        except Exception as exc:  # noqa: BLE001 - an unreachable API is a preflight failure, reported below
+            version_error = kube.describe_error(exc)
+        plan, why = plan_for(self.profile, opts, detected)
+        self.cleanup_kinds = plan.cleanup_kinds()
+        self.report = skeleton(plan, self.id, opts, detected, why)
+        self.report.cluster = {"context": cluster.context, "server": cluster.server()}
+        self._save()
+        if version_error:
+            return False, f"preflight: API server {cluster.server()} unreachable: {version_error}"
+        self.reporter.note(f"run {self.id}: {plan.profile.id}, checklist {plan.version} ({why}), mode {plan.mode}")
+        preflight = run_preflight(cluster, plan.rbac())
+        self.report.run["preflight"] = {"ok": preflight.ok, "missing": preflight.missing, "error": preflight.error}
+        if not preflight.ok:
+            return False, f"preflight: {preflight.problem()}"
+        facts = facts_mod.discover(cluster)
+        self.report.facts = facts
+        self.report.cluster.update(
+            {"serverVersion": facts.get("version"), "uid": facts.get("clusterUID")}
+        )
+        results.write_json_atomic(self.out_dir / FACTS_FILE, facts)
+        self._save()
+        return self._probes(plan)
+
+    def _probes(self, plan: Plan) -> tuple[bool, str]:
+        import pytest
+
+        settings = self.out_dir / RUN_SETTINGS_FILE
+        results.write_json_atomic(
+            settings,
+            {
+                "id": self.id,
+                "mode": plan.mode,
+                "out_dir": str(self.out_dir.resolve()),
+                "kubeconfig": self.opts.kubeconfig or kube.default_kubeconfig(),
+                "context": self.opts.context,
+                "request_timeout": self.opts.request_timeout,
+                "options": {**self.opts.settings, "cleanup_timeout_s": self.opts.cleanup_timeout_s},
+            },
+        )
+        collector = Collector(plan.probes, self.reporter.probe_started, self._record, self.opts.probe_timeout_s)
+        conformance = resource_dir("conformance")
+        args = [
+            str(conformance),
+            "--rootdir", str(conformance),
+            "-c", os.devnull,
+            "--import-mode=importlib",
+            "-p", "no:cacheprovider",
+            "-p", "pytest_timeout",
+            "-p", "kaic.pytest_plugin",
+            "--timeout-method=signal",
+            "--strict-markers",
+            "--kaic-run", str(settings),
+            "-v",
+        ]  # fmt: skip
+        os.environ.pop("PYTEST_ADDOPTS", None)
+        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        self.reporter.start(len(plan.probes))
+        with (self.out_dir / PYTEST_LOG).open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+            code = pytest.main(args, plugins=[collector])
+        for spec in collector.missing():
+            self._record(_not_collected(spec))
+        if code == pytest.ExitCode.INTERRUPTED:
+            raise KeyboardInterrupt
+        if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+            return False, f"pytest ended with {code.name} (see {PYTEST_LOG})"
+        return True, ""
+
+    def _record(self, result: ProbeResult) -> None:
+        assert self.report is not None
+        requirement = self.report.requirement(result.requirement)
+        requirement.probes.append(result)
+        requirement.settle()
+        self._save()
+        self.reporter.probe_finished(result)
+
+    def _save(self) -> None:
+        if self.report is not None:
+            results.save(self.report, self.out_dir)
+
+    def _finish(self, cluster: kube.Cluster | None, complete: bool, why_incomplete: str) -> None:
+        """Clean up, judge and write every artifact, whatever happened before."""
+        if self.report is None:  # the API never answered: record the plan for the requested/newest version
+            plan, why = plan_for(self.profile, self.opts, None)
+            self.report = skeleton(plan, self.id, self.opts, None, why)
+        report = self.report
+        if cluster is not None:
+            try:
+                deleted = cleanup.sweep(cluster, self.id, self.opts.cleanup_timeout_s, self.cleanup_kinds)
+                report.run["cleanup"] = {"deleted": deleted, "error": ""}
+            except Exception as exc:  # noqa: BLE001 - a failed sweep is reported, and `kaic cleanup` finishes it
+                report.run["cleanup"] = {"deleted": [], "error": kube.describe_error(exc)}
+        finalize(report, complete, why_incomplete)
+        self._save()
+        from kaic.writers import write_all
+
+        write_all(report, self.out_dir)
+
+
+def finalize(report: Report, complete: bool, why_incomplete: str) -> None:
+    """Settle every requirement, judge the run and record the verdict with its warnings."""
+    for req in report.requirements:
+        if req.probes or complete:
+            req.settle()
+    report.run.update(
+        {"finishedAt": now(), "complete": complete, "incompleteReason": "" if complete else why_incomplete}
+    )
+    warnings = [
+        f"{r.id} is a MUST judged not-applicable: {r.reason}"
+        for r in report.requirements
+        if r.level == "MUST" and r.outcome is Outcome.NOT_APPLICABLE
+    ]
+    if (report.run.get("cleanup") or {}).get("error"):
+        warnings.append(f"cleanup incomplete: {report.run['cleanup']['error']}; run `kaic cleanup --run-id`")
+    if report.run["mode"] == "quick":
+        discovered = complete and all(p.outcome is not Outcome.ERROR for p in report.probes())
+        report.verdict = {
+            "result": None,
+            "exitCode": int(ExitCode.CONFORMANT if discovered else ExitCode.INCOMPLETE),
+            "summary": "quick mode: discovery only, no verdict" if discovered else "discovery incomplete",
+            "warnings": warnings,
+        }
+        return
+    verdict = report.judge(complete)
+    report.verdict = {
+        "result": verdict.value,
+        "exitCode": int(VERDICT_EXIT[verdict]),
+        "summary": verdict.value if complete else f"{verdict.value}: {why_incomplete}",
+        "warnings": warnings,
+    }
+
+
+def _not_collected(spec: ProbeSpec) -> ProbeResult:
+    return ProbeResult(
+        name=spec.name,
+        requirement=spec.requirement,
+        test=spec.test,
+        kind=spec.kind,
+        outcome=Outcome.ERROR,
+        reason=f"probe was planned but pytest did not collect it (see {PYTEST_LOG})",
+        started_at=now(),
+    )
+
+
+def plan_only(opts: RunOptions) -> tuple[Plan, str]:
+    """`kaic plan` / `run --dry-run`: no cluster; the checklist is --kubernetes-version or the newest."""
+    return plan_for(load_profile(opts.profile), opts, None)

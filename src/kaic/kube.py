@@ -1,0 +1,170 @@
+"""Cluster access: one configured client, raw JSON requests, pagination and retries.
+
+kaic talks to the API with plain JSON over the official client's transport (auth, TLS, proxies from the
+kubeconfig) rather than typed models: typed models drop fields newer than the client (reference §5.7) and
+deserialising thousands of nodes into them is slow. Credentials never leave this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+class AccessError(Exception):
+    """The cluster cannot be reached or the kubeconfig is unusable (no credentials in the message)."""
+
+
+class _Retry(urllib3.Retry):
+    """Retry 429 on any verb (the server did not act) and 5xx only on idempotent verbs."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if self.total is not None and self.total <= 0:
+            return False
+        if status_code == 429:
+            return True
+        return status_code in (500, 502, 503, 504) and method.upper() in IDEMPOTENT
+
+
+def _retry() -> urllib3.Retry:
+    return _Retry(
+        total=5,
+        connect=2,
+        read=0,
+        backoff_factor=0.5,
+        allowed_methods=None,
+        status_forcelist=(429, 500, 502, 503, 504),
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+
+
+def default_kubeconfig() -> str | None:
+    """$KUBECONFIG (read now, not at import time as the client does), else ~/.kube/config if present."""
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return env
+    home = Path.home() / ".kube" / "config"
+    return str(home) if home.exists() else None
+
+
+@dataclass
+class Cluster:
+    api: k8s.ApiClient
+    context: str
+    request_timeout: float
+
+    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
+        """Send one request and return the decoded JSON body; raise ApiException on HTTP errors."""
+        serialized = self.api.param_serialize(
+            method,
+            path,
+            query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        resp = self.api.call_api(*serialized, _request_timeout=self.request_timeout)
+        resp.read()
+        if not 200 <= resp.status <= 299:
+            raise ApiException.from_response(http_resp=resp, body=resp.data.decode(errors="replace"), data=None)
+        data = resp.data
+        return json.loads(data) if data else None
+
+    def get(self, path: str, **query: Any) -> Any:
+        return self.request("GET", path, query=query)
+
+    def get_or_none(self, path: str, **query: Any) -> Any:
+        """GET, but an API or object that is not there is None rather than an error."""
+        try:
+            return self.get(path, **query)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create(self, path: str, body: dict[str, Any], dry_run: bool = False) -> Any:
+        return self.request("POST", path, body=body, query={"dryRun": "All" if dry_run else None})
+
+    def delete(self, path: str, **query: Any) -> Any:
+        try:
+            return self.request("DELETE", path, query=query)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, path: str, page_size: int = 500, **query: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a collection, a page at a time (bounded memory on big clusters)."""
+        token = None
+        while True:
+            page = self.get(path, limit=page_size, **{"continue": token}, **query)
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def wait_gone(self, paths: list[str], timeout_s: float) -> None:
+        """Wait, bounded, until every object is gone; a stuck one is an error naming it, never a hang."""
+        deadline = time.monotonic() + timeout_s
+        while paths := [p for p in paths if self.get_or_none(p) is not None]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still present after {timeout_s:.0f}s: {', '.join(paths)}")
+            time.sleep(0.5)
+
+    def server(self) -> str:
+        return self.api.configuration.host
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None, request_timeout: float = 30.0) -> Cluster:
+    """A client from the kubeconfig (flag, $KUBECONFIG, ~/.kube/config) or, in a pod, the service account."""
+    path = kubeconfig or default_kubeconfig()
+    configuration = k8s.Configuration()
+    try:
+        if path:
+            k8s_config.load_kube_config(
+                config_file=path, context=context, client_configuration=configuration, persist_config=False
+            )
+            chosen = context or _current_context(path)
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            chosen = "in-cluster"
+        else:
+            raise AccessError(
+                "no kubeconfig: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config or run in a pod"
+            )
+    except (k8s_config.ConfigException, OSError, ValueError) as exc:
+        raise AccessError(f"kubeconfig {path or '(in-cluster)'}: {exc}") from None
+    configuration.retries = _retry()
+    return Cluster(api=k8s.ApiClient(configuration), context=chosen, request_timeout=request_timeout)
+
+
+def _current_context(path: str) -> str:
+    _, active = k8s_config.list_kube_config_contexts(config_file=path)
+    return (active or {}).get("name", "")
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line, credential-free description of a failed call."""
+    if isinstance(exc, ApiException):
+        message = ""
+        try:
+            message = json.loads(exc.body or "{}").get("message", "")
+        except (ValueError, AttributeError):
+            message = (exc.body or "")[:200] if isinstance(exc.body, str) else ""
+        return f"HTTP {exc.status} {exc.reason}: {message}".strip()
+    if isinstance(exc, urllib3.exceptions.HTTPError):
+        return f"cannot reach the API server: {type(exc).__name__}"
+    return f"{type(exc).__name__}: {exc}"

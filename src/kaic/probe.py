@@ -1,0 +1,106 @@
+"""Per-probe metadata, declared next to the probe (like the e2e framework's per-test metadata).
+
+A probe is a pytest test function in `conformance/` decorated with `@probe(...)`. The declaration is what
+`kaic plan` shows, what preflight checks access for, what the RBAC examples are generated from, and what keeps
+probes that compete for the same devices, pool or quota from overlapping.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+MODES = ("quick", "non-disruptive", "certified")
+KINDS = ("behavioural", "discovery")
+CONSUMABLES = ("devices", "node-pool", "quota")
+_TEST_NAME = re.compile(r"^Test[A-Z][A-Za-z0-9]*(/[A-Za-z0-9_]+)?$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9-]*$")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One permission a probe needs: verbs on a resource of an API group ("" = core)."""
+
+    group: str
+    resource: str
+    verbs: tuple[str, ...]
+    namespaced: bool = True
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    name: str  # "<requirement>.<probe>", unique, listed by profiles
+    requirement: str
+    test: str  # go-test name; an upstream name only when the check is identical to upstream's
+    kind: str = "behavioural"
+    disruptive: bool = False  # scales nodes or otherwise changes the cluster beyond its own objects
+    consumes: tuple[str, ...] = ()
+    creates: tuple[str, ...] = ()  # "group/resource" of objects it creates ("namespaces" etc. for core)
+    images: tuple[str, ...] = ()  # keys of kaic.images.DEFAULTS
+    rbac: tuple[Rule, ...] = ()
+    timeout_s: float = 300.0
+    summary: str = field(default="", compare=False)
+
+    def runs_in(self, mode: str) -> bool:
+        if self.kind == "discovery":
+            return True
+        if mode == "quick":
+            return False
+        return mode == "certified" or not self.disruptive
+
+
+def probe(
+    requirement: str,
+    name: str,
+    *,
+    test: str,
+    kind: str = "behavioural",
+    disruptive: bool = False,
+    consumes: tuple[str, ...] = (),
+    creates: tuple[str, ...] = (),
+    images: tuple[str, ...] = (),
+    rbac: tuple[Rule, ...] = (),
+    timeout_s: float = 300.0,
+) -> Callable[[F], F]:
+    """Declare a probe: attach its spec and the `requirement` marker pytest selects on."""
+    import pytest
+
+    spec = ProbeSpec(
+        name=f"{requirement}.{name}",
+        requirement=requirement,
+        test=test,
+        kind=kind,
+        disruptive=disruptive,
+        consumes=consumes,
+        creates=creates,
+        images=images,
+        rbac=rbac,
+        timeout_s=timeout_s,
+    )
+    _check(spec)
+
+    def decorate(fn: F) -> F:
+        summary = (fn.__doc__ or "").strip().splitlines()
+        fn.kaic_probe = ProbeSpec(**{**spec.__dict__, "summary": summary[0] if summary else ""})  # type: ignore[attr-defined]
+        return pytest.mark.requirement(requirement)(fn)
+
+    return decorate
+
+
+def _check(spec: ProbeSpec) -> None:
+    problems = []
+    if not _NAME.match(spec.name):
+        problems.append(f"name {spec.name!r} must look like '<requirement>.<kebab-name>'")
+    if not _TEST_NAME.match(spec.test):
+        problems.append(f"test {spec.test!r} must look like 'TestParent' or 'TestParent/Sub'")
+    if spec.kind not in KINDS:
+        problems.append(f"kind {spec.kind!r} must be one of {KINDS}")
+    for item in spec.consumes:
+        if item not in CONSUMABLES:
+            problems.append(f"consumes {item!r} must be one of {CONSUMABLES}")
+    if problems:
+        raise ValueError(f"probe {spec.name}: " + "; ".join(problems))
