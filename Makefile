@@ -28,3 +28,47 @@ $(CLUSTER_BIN)/kwok: cluster/kwok/go.mod cluster/kwok/go.sum
 
 cluster-clean:
 	rm -rf $(CLUSTER_BIN)
+
+# ---- Python side -----------------------------------------------------------------------------------------
+# venv           .venv with kaic (editable) and its dev tools; rebuilt when pyproject.toml changes.
+# tools          gotestsum into .tools/bin (golden go-test artifacts are compared with it).
+# test           the whole suite: unit tests, the local-cluster tests and kaic end to end against it.
+# demo           starts the local reference cluster, runs `kaic run --profile ai-v1.0` against it, stops it.
+# lint           ruff; gofmt and go vet on the Go module.
+# rbac-examples  regenerates examples/rbac/ from the probes' declared permissions.
+
+PYTHON ?= python3
+VENV := .venv
+KAIC := $(VENV)/bin/kaic
+GOTESTSUM_VERSION := v1.13.0
+DEMO_DIR ?= kaic-results-demo
+
+.PHONY: venv tools test demo lint rbac-examples
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	touch $@
+
+tools: .tools/bin/gotestsum
+.tools/bin/gotestsum:
+	GOBIN=$(abspath .tools/bin) CGO_ENABLED=0 $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
+
+test: venv tools cluster
+	$(VENV)/bin/python -m pytest
+
+# Exit codes 0 (conformant), 1 (not conformant) and 4 (undetermined) are completed runs; the cluster always stops.
+demo: venv cluster
+	$(KAIC) cluster up
+	rm -rf $(DEMO_DIR); KUBECONFIG=$$($(KAIC) cluster kubeconfig) $(KAIC) run --profile ai-v1.0 --output-dir $(DEMO_DIR); \
+	  rc=$$?; $(KAIC) cluster down; case $$rc in 0|1|4) echo "demo: run completed (exit $$rc), results in $(DEMO_DIR)";; *) exit $$rc;; esac
+
+lint: venv
+	$(VENV)/bin/ruff check src conformance tests
+	cd cluster && test -z "$$(gofmt -l cmd)" && $(GO) vet ./...
+
+rbac-examples: venv
+	mkdir -p examples/rbac
+	for mode in quick non-disruptive certified; do $(KAIC) plan --mode $$mode --rbac > examples/rbac/kaic-$$mode.yaml; done
