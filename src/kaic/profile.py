@@ -69,10 +69,12 @@ class Profile:
 
 
 def builtin_dir() -> Path:
+    """The profiles shipped with kaic (see kaic.resources for wheel versus checkout)."""
     return resource_dir("profiles")
 
 
 def list_profiles() -> list[Profile]:
+    """Every built-in profile; not schema-validated here because the unit tests validate them."""
     return [_load(path, validate=False) for path in _builtin_files()]
 
 
