@@ -1,0 +1,122 @@
+"""Planning: the catalog agrees with the profile, selection flags, modes, RBAC."""
+
+import dataclasses
+
+import pytest
+
+from kaic.plan import NAMESPACE_RULE, PlanError, build_plan, catalog
+from kaic.probe import ProbeSpec, Rule, probe
+from kaic.profile import load_profile
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return load_profile("ai-v1.0")
+
+
+@pytest.fixture(scope="module")
+def probes():
+    return catalog()
+
+
+def test_profile_and_catalog_agree(profile, probes):
+    listed = {name for req in profile.requirements for name in req.probes}
+    assert listed == set(probes)
+    for req in profile.requirements:
+        for name in req.probes:
+            assert probes[name].requirement == req.id
+
+
+def test_every_requirement_has_a_discovery_probe(profile, probes):
+    for req in profile.requirements:
+        assert any(probes[n].kind == "discovery" for n in req.probes), req.id
+
+
+def _with(profile, *extra):
+    """The profile with extra probes listed under their requirements."""
+    return dataclasses.replace(
+        profile,
+        requirements=tuple(
+            dataclasses.replace(r, probes=r.probes + tuple(p.name for p in extra if p.requirement == r.id))
+            for r in profile.requirements
+        ),
+    )
+
+
+def test_modes(profile, probes):
+    plain = ProbeSpec("gang_scheduling.fake", "gang_scheduling", "TestKaicY")
+    disruptive = ProbeSpec("gang_scheduling.fake-disruptive", "gang_scheduling", "TestKaicX", disruptive=True)
+    pool = {**probes, plain.name: plain, disruptive.name: disruptive}
+    prof = _with(profile, plain, disruptive)
+
+    def names(mode):
+        return {p.name for p in build_plan(prof, "1.35", mode, probes=pool).probes}
+
+    in_135 = {r.id for r, _ in profile.for_version("1.35")}
+    discovery = {p.name for p in probes.values() if p.kind == "discovery" and p.requirement in in_135}
+    assert "workload_sandboxing.discovery" not in discovery  # a 1.37-only requirement
+    assert names("quick") == discovery
+    assert names("non-disruptive") == discovery | {plain.name}
+    assert names("certified") == discovery | {plain.name, disruptive.name}
+
+
+def test_version_selects_requirements(profile, probes):
+    assert "dra_support" in {r.id for r, _ in build_plan(profile, "1.35", "quick", probes=probes).requirements}
+    assert "dra_support" not in {r.id for r, _ in build_plan(profile, "1.36", "quick", probes=probes).requirements}
+
+
+def test_focus_and_skip(profile, probes):
+    plan = build_plan(profile, "1.37", "quick", focus=("gang_scheduling",), probes=probes)
+    assert [r.id for r, _ in plan.requirements] == ["gang_scheduling"]
+    assert plan.excluded["ai_inference"] == "not in --focus"
+    plan = build_plan(profile, "1.37", "quick", skip=("gang_scheduling",), probes=probes)
+    assert "gang_scheduling" not in {r.id for r, _ in plan.requirements}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mode": "certified", "focus": ("gang_scheduling",)}, "certified runs every requirement"),
+        ({"mode": "quick", "focus": ("nope",)}, "--focus nope: not a requirement"),
+        ({"mode": "quick", "skip": ("dra_support",)}, "--skip dra_support"),
+        ({"mode": "fast"}, "--mode 'fast'"),
+    ],
+)
+def test_bad_selection(profile, probes, kwargs, message):
+    with pytest.raises(PlanError, match=message):
+        build_plan(profile, "1.37", probes=probes, **kwargs)
+
+
+def test_rbac_adds_namespace_rule_only_for_creating_probes(profile, probes):
+    quick = build_plan(profile, "1.37", "quick", probes=probes)
+    assert NAMESPACE_RULE not in quick.rbac() and quick.cleanup_kinds() == frozenset()
+    creator = ProbeSpec(
+        "gang_scheduling.creator",
+        "gang_scheduling",
+        "TestKaicZ",
+        creates=("batch/jobs",),
+        rbac=(Rule("batch", "jobs", ("create",)), Rule("batch", "jobs", ("delete", "create"))),
+    )
+    plan = build_plan(_with(profile, creator), "1.37", "non-disruptive", probes={**probes, creator.name: creator})
+    rules = {(r.group, r.resource): r.verbs for r in plan.rbac()}
+    assert rules[("batch", "jobs")] == ("create", "delete")
+    assert rules[("", "namespaces")] == ("create", "delete", "get", "list")
+    assert plan.cleanup_kinds() == {"batch/jobs", "namespaces"}
+
+
+def test_profile_naming_a_missing_probe(profile, probes):
+    with pytest.raises(PlanError, match="lacks"):
+        build_plan(profile, "1.37", "quick", probes={})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"test": "testLower"}, "must look like 'TestParent'"),
+        ({"test": "TestA", "kind": "other"}, "kind 'other'"),
+        ({"test": "TestA", "consumes": ("gpus",)}, "consumes 'gpus'"),
+    ],
+)
+def test_probe_declaration_is_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        probe("dra_support", "x", **kwargs)
