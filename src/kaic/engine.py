@@ -88,6 +88,25 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def pytest_args(directory: Path, *extra: str) -> list[str]:
+    """pytest isolated from the user's setup: no ini file, no autoloaded plugins, no cache, no PYTEST_ADDOPTS."""
+    os.environ.pop("PYTEST_ADDOPTS", None)
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return [
+        str(directory),
+        "--rootdir", str(directory),
+        "-c", os.devnull,
+        "--import-mode=importlib",
+        "-p", "no:cacheprovider",
+        "-p", "pytest_timeout",
+        "-p", "kaic.pytest_plugin",
+        "--timeout-method=signal",
+        "--strict-markers",
+        "-v",
+        *extra,
+    ]  # fmt: skip
+
+
 def plan_for(profile: Profile, opts: RunOptions, detected: str | None) -> tuple[Plan, str]:
     """Choose the checklist version and plan (ProfileError/PlanError are usage errors)."""
     chosen, why = choose_version(profile, detected, opts.kubernetes_version)
@@ -240,22 +259,7 @@ class Run:
             },
         )
         collector = Collector(plan.probes, self.reporter.probe_started, self._record, self.opts.probe_timeout_s)
-        conformance = resource_dir("conformance")
-        args = [
-            str(conformance),
-            "--rootdir", str(conformance),
-            "-c", os.devnull,
-            "--import-mode=importlib",
-            "-p", "no:cacheprovider",
-            "-p", "pytest_timeout",
-            "-p", "kaic.pytest_plugin",
-            "--timeout-method=signal",
-            "--strict-markers",
-            "--kaic-run", str(settings),
-            "-v",
-        ]  # fmt: skip
-        os.environ.pop("PYTEST_ADDOPTS", None)
-        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        args = pytest_args(resource_dir("conformance"), "--kaic-run", str(settings))
         self.reporter.start(len(plan.probes))
         with (self.out_dir / PYTEST_LOG).open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
             code = pytest.main(args, plugins=[collector])

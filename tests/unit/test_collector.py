@@ -1,0 +1,143 @@
+"""pytest phases → kaic outcomes, through a real embedded pytest run (in a subprocess: pytest runs once per
+process). The probes here are synthetic and need no cluster: they exercise the engine's mapping only."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+PROBES = '''
+import time
+import pytest
+from kaic.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.probe import probe
+
+@pytest.fixture
+def broken_cleanup():
+    yield
+    raise RuntimeError("could not delete the namespace")
+
+@pytest.fixture
+def broken_setup():
+    raise RuntimeError("no client")
+
+@probe("r", "pass", test="TestKaicFake/Pass")
+def test_pass(evidence):
+    evidence.add("fact", "seen", {"nodes": 2})
+
+@probe("r", "fail", test="TestKaicFake/Fail")
+def test_fail():
+    assert 1 == 2, "device visible to a pod without a claim"
+
+@probe("r", "na", test="TestKaicFake/Na")
+def test_na():
+    raise NotApplicable("no autoscaler installed")
+
+@probe("r", "unknown", test="TestKaicFake/Unknown")
+def test_unknown():
+    raise Unknown("unrecognised accelerator")
+
+@probe("r", "probe-error", test="TestKaicFake/ProbeError")
+def test_probe_error():
+    raise ProbeError("image pull failed")
+
+@probe("r", "crash", test="TestKaicFake/Crash")
+def test_crash():
+    {}["missing"]
+
+@probe("r", "timeout", test="TestKaicFake/Timeout", timeout_s=1)
+def test_timeout():
+    time.sleep(10)
+
+@probe("r", "skip", test="TestKaicFake/Skip")
+def test_skip():
+    pytest.skip("not here")
+
+@probe("r", "teardown", test="TestKaicFake/Teardown")
+def test_teardown(broken_cleanup):
+    pass
+
+@probe("r", "teardown-after-fail", test="TestKaicFake/TeardownAfterFail")
+def test_teardown_after_fail(broken_cleanup):
+    assert False, "isolation broken"
+
+@probe("r", "setup", test="TestKaicFake/Setup")
+def test_setup(broken_setup):
+    pass
+
+@probe("r", "unplanned", test="TestKaicFake/Unplanned")
+def test_unplanned():
+    raise AssertionError("must not run")
+'''
+
+DRIVER = '''
+import json, os, sys
+import pytest
+from kaic.collector import Collector
+from kaic.engine import pytest_args
+from kaic.plan import catalog
+from pathlib import Path
+
+directory = Path(sys.argv[1])
+specs = [s for s in catalog(directory).values() if s.name != "r.unplanned"] + [
+    type(next(iter(catalog(directory).values())))("r.never-collected", "r", "TestKaicFake/Never")
+]
+results = []
+collector = Collector(specs, lambda spec: None, results.append, None)
+with open(os.devnull, "w") as sink:
+    sys.stdout = sink
+    pytest.main(pytest_args(directory), plugins=[collector])
+    sys.stdout = sys.__stdout__
+print(json.dumps({
+    "results": {r.name: [r.outcome.value, r.reason, r.warnings, [e.kind for e in r.evidence]] for r in results},
+    "missing": [s.name for s in collector.missing()],
+}))
+'''
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("probes")
+    (directory / "test_fake.py").write_text(textwrap.dedent(PROBES))
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(directory)], capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    ("name", "expected", "reason"),
+    [
+        ("r.pass", "passed", ""),
+        ("r.fail", "failed", "device visible to a pod without a claim"),
+        ("r.na", "not-applicable", "no autoscaler installed"),
+        ("r.unknown", "unknown", "unrecognised accelerator"),
+        ("r.probe-error", "error", "image pull failed"),
+        ("r.crash", "error", "KeyError"),
+        ("r.timeout", "error", "timed out"),
+        ("r.skip", "error", "without a kaic outcome"),
+        ("r.teardown", "error", "cleanup: teardown failed: RuntimeError"),
+        ("r.teardown-after-fail", "failed", "isolation broken"),
+        ("r.setup", "error", "setup failed: RuntimeError: no client"),
+    ],
+)
+def test_phase_mapping(outcome, name, expected, reason):
+    got, why, _, _ = outcome["results"][name]
+    assert got == expected
+    assert reason in why
+
+
+def test_failures_carry_a_traceback_and_evidence_survives(outcome):
+    assert outcome["results"]["r.pass"][3] == ["fact"]
+    assert "log" in outcome["results"]["r.fail"][3]
+
+
+def test_cleanup_failure_after_a_failure_is_a_warning(outcome):
+    assert any("could not delete" in w for w in outcome["results"]["r.teardown-after-fail"][2])
+
+
+def test_unplanned_probes_do_not_run_and_missing_ones_are_reported(outcome):
+    assert "r.unplanned" not in outcome["results"]
+    assert outcome["missing"] == ["r.never-collected"]
