@@ -1,0 +1,3 @@
+module kaic.dev/conformance
+
+go 1.26

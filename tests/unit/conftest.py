@@ -1,0 +1,164 @@
+"""Shared fixtures for unit tests. Append new fixtures; keep existing ones stable."""
+
+from __future__ import annotations
+
+import pytest
+
+from kaic.outcomes import VERDICT_EXIT
+from kaic.results import Evidence, ProbeResult, Report, RequirementResult
+
+
+def _probe(name: str, test: str, outcome: str, start: str, duration: float, **kw: object) -> ProbeResult:
+    return ProbeResult(
+        name=name,
+        requirement=name.split(".")[0],
+        test=test,
+        kind=str(kw.pop("kind", "behavioural")),
+        outcome=outcome,  # type: ignore[arg-type]
+        started_at=f"2026-09-15T10:{start}Z",
+        duration_s=duration,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def build_sample_report() -> Report:
+    """A judged run touching every outcome, with tests named like tests/golden/gotest (keep them in step)."""
+    requirements = [
+        RequirementResult(
+            "secure_accelerator_access",
+            "security",
+            "MUST",
+            upstream_test="TestSecureAcceleratorAccess",
+            probes=[
+                _probe(
+                    "secure_accelerator_access.positive_access",
+                    "TestSecureAcceleratorAccess/PositiveAccessTest",
+                    "passed",
+                    "00:00.000",
+                    1.25,
+                    evidence=[Evidence("fact", "devices", "/dev/nvidia0")],
+                ),
+                _probe(
+                    "secure_accelerator_access.negative_isolation",
+                    "TestSecureAcceleratorAccess/NegativeIsolationTest",
+                    "failed",
+                    "00:01.250",
+                    2.5,
+                    reason="a pod without a claim sees /dev/nvidia0",
+                    warnings=["node gpu-1 has 2 devices"],
+                    evidence=[
+                        Evidence("event", "pod/kaic-neg", "Normal  Started  container started\nok"),
+                        Evidence("log", "container probe", "$ ls /dev\n/dev/nvidia0"),
+                    ],
+                ),
+                _probe(
+                    "secure_accelerator_access.multi_container",
+                    "TestSecureAcceleratorAccess/MultiContainerIsolationTest",
+                    "not-applicable",
+                    "00:03.750",
+                    0.01,
+                    reason="no node offers two devices",
+                ),
+            ],
+        ),
+        RequirementResult(
+            "dra_support",
+            "accelerators",
+            "MUST",
+            probes=[
+                _probe(
+                    "dra_support.discovery",
+                    "TestKaicDraSupport/Discovery",
+                    "passed",
+                    "00:03.760",
+                    0.3,
+                    kind="discovery",
+                    evidence=[Evidence("fact", "api", "resource.k8s.io/v1 served")],
+                ),
+            ],
+        ),
+        RequirementResult(
+            "cluster_autoscaling",
+            "schedulingOrchestration",
+            "MUST",
+            conditional="platform",
+            upstream_test="TestAcceleratorClusterAutoscaling",
+            probes=[
+                _probe(
+                    "cluster_autoscaling.scale_up",
+                    "TestAcceleratorClusterAutoscaling",
+                    "not-applicable",
+                    "00:04.060",
+                    0.02,
+                    reason="no cluster autoscaler is installed",
+                ),
+            ],
+        ),
+        RequirementResult(
+            "ai_service_metrics",
+            "observability",
+            "MUST",
+            probes=[
+                _probe(
+                    "ai_service_metrics.scrape",
+                    "TestKaicAIServiceMetrics/Scrape",
+                    "error",
+                    "00:04.080",
+                    30.0,
+                    reason="Prometheus query timed out",
+                ),
+            ],
+        ),
+        RequirementResult(
+            "driver_runtime_management",
+            "accelerators",
+            "SHOULD",
+            probes=[
+                _probe(
+                    "driver_runtime_management.versions",
+                    "TestKaicDriverRuntimeManagement/VersionsMatch",
+                    "unknown",
+                    "00:34.080",
+                    0.5,
+                    reason="unrecognised accelerator vendor",
+                ),
+            ],
+        ),
+        RequirementResult("gang_scheduling", "schedulingOrchestration", "MUST"),
+    ]
+    report = Report(
+        run={
+            "id": "r1",
+            "mode": "non-disruptive",
+            "startedAt": "2026-09-15T09:59:59.500Z",
+            "finishedAt": "2026-09-15T10:00:35.000Z",
+            "complete": True,
+            "incompleteReason": "",
+        },
+        kaic={"kaic": "0.1.0", "python": "3.12.3"},
+        profile={"id": "ai-v1.0", "version": "1.0.0", "path": "profiles/ai-v1.0.yaml", "sha256": "0" * 64},
+        checklist={
+            "detected": "1.36",
+            "chosen": "1.35",
+            "reason": "--kubernetes-version 1.35",
+            "sha256": "1" * 64,
+        },
+        cluster={"context": "kind-kaic", "server": "https://127.0.0.1:6443", "serverVersion": "v1.36.1"},
+        requirements=requirements,
+    )
+    for req in report.requirements:
+        if req.probes:
+            req.settle()
+    verdict = report.judge(complete=True)
+    report.verdict = {
+        "result": verdict.value,
+        "exitCode": int(VERDICT_EXIT[verdict]),
+        "summary": verdict.value,
+        "warnings": ["cluster_autoscaling is a MUST judged not-applicable"],
+    }
+    return report
+
+
+@pytest.fixture
+def sample_report() -> Report:
+    return build_sample_report()
