@@ -1,0 +1,146 @@
+"""CLI: flag/env/config-file precedence, input errors, startup imports, runs that cannot reach a cluster."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from kaic.cli import Duration, main
+
+
+@pytest.fixture
+def runner(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))  # no user config leaks in
+    for var in ("KAIC_MODE", "KAIC_PROFILE", "KAIC_CONFIG", "KAIC_CONTEXT", "KAIC_OUTPUT_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    return CliRunner()
+
+
+def plan_mode(runner, args=(), env=None):
+    result = runner.invoke(main, [*args, "plan", "-o", "json", *([] if "--mode" in args else [])], env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)["mode"]
+
+
+def write_config(tmp_path, text):
+    path = tmp_path / "kaic.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_precedence_flag_over_env_over_file_over_default(runner, tmp_path):
+    config = write_config(tmp_path, "mode: quick\n")
+    assert plan_mode(runner) == "non-disruptive"
+    assert plan_mode(runner, ["--config", config]) == "quick"
+    assert plan_mode(runner, ["--config", config], env={"KAIC_MODE": "certified"}) == "certified"
+    result = runner.invoke(
+        main, ["--config", config, "plan", "-o", "json", "--mode", "non-disruptive"], env={"KAIC_MODE": "certified"}
+    )
+    assert json.loads(result.output)["mode"] == "non-disruptive"
+
+
+def test_command_section_beats_top_level_and_env_config_path(runner, tmp_path):
+    config = write_config(tmp_path, "mode: quick\nplan:\n  mode: certified\n  kubernetes-version: '1.34'\n")
+    result = runner.invoke(main, ["plan", "-o", "json"], env={"KAIC_CONFIG": config})
+    data = json.loads(result.output)
+    assert (data["mode"], data["checklist"]) == ("certified", "1.34")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour: red\n", "colour: unknown option"),
+        ("plan:\n  rbca: true\n", "plan.rbca: unknown option"),
+        ("runn:\n  mode: quick\n", "runn: no such command"),
+        ("mode: [unclosed\n", "not valid YAML"),
+        ("- a\n- b\n", "expected a mapping"),
+    ],
+)
+def test_bad_config_file_names_file_and_field(runner, tmp_path, text, message):
+    config = write_config(tmp_path, text)
+    result = runner.invoke(main, ["--config", config, "plan"])
+    assert result.exit_code == 2
+    assert config in result.output and message in result.output
+
+
+def test_missing_explicit_config_file(runner, tmp_path):
+    result = runner.invoke(main, ["--config", str(tmp_path / "nope.yaml"), "plan"])
+    assert result.exit_code == 2 and "no such config file" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["plan", "--mode", "certified", "--focus", "gang_scheduling"], "certified runs every requirement"),
+        (["plan", "--kubernetes-version", "1.20"], "1.20"),
+        (["plan", "--profile", "nope"], "no built-in profile"),
+        (["plan", "--skip", "gang_scheduling,bogus"], "--skip bogus"),
+        (["run", "--probe-timeout", "soon"], "not a duration"),
+        (["cleanup"], "exactly one of --run-id ID or --all"),
+    ],
+)
+def test_input_errors_exit_2(runner, args, message):
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_run_refuses_a_non_empty_output_dir(runner, tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "report.json").write_text("{}")
+    result = runner.invoke(main, ["run", "--output-dir", str(tmp_path / "old")])
+    assert result.exit_code == 2 and "not empty" in result.output
+    assert (tmp_path / "old" / "report.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("300", 300), ("90s", 90), ("5m", 300), ("1h", 3600), ("250ms", 0.25)])
+def test_duration(text, seconds):
+    assert Duration().convert(text, None, None) == seconds
+
+
+def test_focus_accepts_commas_and_repeats(runner):
+    result = runner.invoke(main, ["plan", "-o", "json", "--focus", "gang_scheduling,ai_inference", "--focus", "pod_autoscaling"])
+    assert {r["id"] for r in json.loads(result.output)["requirements"]} == {
+        "gang_scheduling", "ai_inference", "pod_autoscaling"
+    }
+
+
+HEAVY = ("kubernetes", "pytest", "jsonschema")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["profiles", "list"], ["profiles", "show", "ai-v1.0"]])
+def test_light_commands_import_no_heavy_module(args):
+    code = (
+        "import sys\nfrom kaic.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in proc.stderr, proc.stderr
+
+
+def test_run_against_an_unreachable_api_is_incomplete_with_a_valid_report(tmp_path):
+    """A kubeconfig pointing at a closed loopback port: preflight fails, exit 3, report saved and marked."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {token: secret-token-value}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kaic", "run", "--kubeconfig", str(kubeconfig), "--output-dir", str(out),
+         "--request-timeout", "2s"],
+        capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "CI": "true"},
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["run"]["complete"] is False
+    assert "unreachable" in report["run"]["incompleteReason"]
+    assert report["verdict"]["exitCode"] == 3
+    assert {p.name for p in out.iterdir()} >= {"report.json", "junit.xml", "results.json", "e2e.log", "summary.md"}
+    everything = proc.stdout + proc.stderr + "".join(p.read_text() for p in out.iterdir())
+    assert "secret-token-value" not in everything
