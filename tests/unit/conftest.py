@@ -31,7 +31,7 @@ def build_sample_report() -> Report:
             upstream_test="TestSecureAcceleratorAccess",
             probes=[
                 _probe(
-                    "secure_accelerator_access.positive_access",
+                    "secure_accelerator_access.positive-access",
                     "TestSecureAcceleratorAccess/PositiveAccessTest",
                     "passed",
                     "00:00.000",
@@ -39,7 +39,7 @@ def build_sample_report() -> Report:
                     evidence=[Evidence("fact", "devices", "/dev/nvidia0")],
                 ),
                 _probe(
-                    "secure_accelerator_access.negative_isolation",
+                    "secure_accelerator_access.negative-isolation",
                     "TestSecureAcceleratorAccess/NegativeIsolationTest",
                     "failed",
                     "00:01.250",
@@ -52,7 +52,7 @@ def build_sample_report() -> Report:
                     ],
                 ),
                 _probe(
-                    "secure_accelerator_access.multi_container",
+                    "secure_accelerator_access.multi-container",
                     "TestSecureAcceleratorAccess/MultiContainerIsolationTest",
                     "not-applicable",
                     "00:03.750",
@@ -85,7 +85,7 @@ def build_sample_report() -> Report:
             upstream_test="TestAcceleratorClusterAutoscaling",
             probes=[
                 _probe(
-                    "cluster_autoscaling.scale_up",
+                    "cluster_autoscaling.scale-up",
                     "TestAcceleratorClusterAutoscaling",
                     "not-applicable",
                     "00:04.060",

@@ -26,18 +26,18 @@ func skipIfAllSkipped(t *testing.T, subtests map[string]func(*testing.T), order 
 func TestSecureAcceleratorAccess(t *testing.T) {
 	skipIfAllSkipped(t, map[string]func(*testing.T){
 		"PositiveAccessTest": func(t *testing.T) {
-			t.Log("kaic probe secure_accelerator_access.positive_access")
+			t.Log("kaic probe secure_accelerator_access.positive-access")
 			t.Log("evidence fact devices:\n  /dev/nvidia0")
 		},
 		"NegativeIsolationTest": func(t *testing.T) {
-			t.Log("kaic probe secure_accelerator_access.negative_isolation")
+			t.Log("kaic probe secure_accelerator_access.negative-isolation")
 			t.Log("warning: node gpu-1 has 2 devices")
 			t.Log("evidence event pod/kaic-neg:\n  Normal  Started  container started\n  ok")
 			t.Log("evidence log container probe:\n  $ ls /dev\n  /dev/nvidia0")
 			t.Fatal("FAILED: a pod without a claim sees /dev/nvidia0")
 		},
 		"MultiContainerIsolationTest": func(t *testing.T) {
-			t.Log("kaic probe secure_accelerator_access.multi_container")
+			t.Log("kaic probe secure_accelerator_access.multi-container")
 			t.Skip("N/A: no node offers two devices")
 		},
 	}, "PositiveAccessTest", "NegativeIsolationTest", "MultiContainerIsolationTest")
@@ -53,7 +53,7 @@ func TestKaicDraSupport(t *testing.T) {
 }
 
 func TestAcceleratorClusterAutoscaling(t *testing.T) {
-	t.Log("kaic probe cluster_autoscaling.scale_up")
+	t.Log("kaic probe cluster_autoscaling.scale-up")
 	t.Skip("N/A: no cluster autoscaler is installed")
 }
 
