@@ -200,9 +200,11 @@ def test_incomplete_run_fails_the_package_with_its_reason() -> None:
 def test_a_run_without_probes_is_an_empty_passing_package() -> None:
     report = one_probe_report(Outcome.PASSED)
     report.requirements[0].probes.clear()
-    log = gotest.verbose_log(gotest.events(report))
-    assert (
-        log == f"testing: warning: no tests to run\nPASS\nok  \t{gotest.PACKAGE}\t0.000s [no tests to run]\n"
+    stream = gotest.events(report)
+    tail = f"testing: warning: no tests to run\nPASS\nok  \t{gotest.PACKAGE}\t0.000s [no tests to run]\n"
+    assert gotest.verbose_log(stream) == tail
+    assert gotest.results_json(stream).endswith(
+        f'"Action":"pass","Package":"{gotest.PACKAGE}","Elapsed":0}}\n'
     )
 
 
