@@ -151,9 +151,8 @@ def events(report: Report) -> list[Event]:
     trailer, note = [], ""
     complete = bool(report.run.get("complete"))
     if not complete:
-        trailer.append(
-            f"kaic: run incomplete: {report.run.get('incompleteReason') or 'no reason recorded'}\n"
-        )
+        why = " ".join(str(report.run.get("incompleteReason") or "no reason recorded").split())
+        trailer.append(f"kaic: run incomplete: {why}\n")  # one line, as every Output is
     if not roots:
         trailer.append("testing: warning: no tests to run\n")
         note = " [no tests to run]"
