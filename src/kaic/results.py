@@ -8,15 +8,17 @@ that says it is incomplete.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from kaic.atomic import atomic_write_text
 from kaic.outcomes import REASON_REQUIRED, Outcome, Verdict, aggregate, verdict
 
 REPORT_SCHEMA_VERSION = "kaic.dev/report/v1"
+# report.json spells every key in camelCase, like Kubernetes objects; these fields differ from their Python names.
+_JSON_NAMES = {"upstream_test": "upstreamTest", "started_at": "startedAt", "duration_s": "durationSeconds"}
+_PY_NAMES = {v: k for k, v in _JSON_NAMES.items()}
 REPORT_FILE = "report.json"
 
 
@@ -59,6 +61,9 @@ class RequirementResult:
     reason: str = ""
     probes: list[ProbeResult] = field(default_factory=list)
 
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(self)
+
     def settle(self) -> None:
         """Recompute the outcome from the probes (discovery probes only count when they errored)."""
         behavioural = [p.outcome for p in self.probes if p.kind == "behavioural"]
@@ -99,33 +104,38 @@ class Report:
         return verdict(musts, complete)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _to_json(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
         reqs = []
-        for r in data.get("requirements", []):
+        for r in (_from_json(r) for r in data.get("requirements", [])):
             probes = [
                 ProbeResult(**{**p, "evidence": [Evidence(**e) for e in p.get("evidence", [])]})
-                for p in r.get("probes", [])
+                for p in (_from_json(p) for p in r.get("probes", []))
             ]
             outcome = Outcome(r["outcome"]) if r.get("outcome") else None
             reqs.append(RequirementResult(**{**r, "outcome": outcome, "probes": probes}))
         return cls(**{**data, "requirements": reqs})
 
 
+def _to_json(value: Any) -> Any:
+    """Dataclasses to dicts with JSON field names; plain dicts (facts, run metadata) keep their keys."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {_JSON_NAMES.get(f.name, f.name): _to_json(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    return value
+
+
+def _from_json(data: dict[str, Any]) -> dict[str, Any]:
+    return {_PY_NAMES.get(k, k): v for k, v in data.items()}
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so a reader (or a kill -9) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def save(report: Report, out_dir: Path) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kaic.results import Report
 from kaic.writers import gotest, junit, summary
-from kaic.writers._atomic import atomic_write_text
+from kaic.atomic import atomic_write_text
 
 
 def tool_version(report: Report) -> str:
