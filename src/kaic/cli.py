@@ -153,6 +153,7 @@ def _options(**kwargs: Any) -> Any:
         probe_timeout_s=kwargs.get("probe_timeout"),
         run_timeout_s=kwargs.get("timeout"),
         cleanup_timeout_s=kwargs.get("cleanup_timeout") or 120.0,
+        parallel=kwargs.get("parallel") or 4,
     )
 
 
@@ -177,6 +178,13 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 @click.option("--probe-timeout", type=Duration(), help="Cap on each probe's own timeout.")
 @click.option("--timeout", type=Duration(), help="Timeout of the whole run (then: incomplete, exit 3).")
 @click.option("--cleanup-timeout", type=Duration(), default="120s", show_default=True, help="Cleanup wait bound.")
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 32),
+    default=4,
+    show_default=True,
+    help="Most probes at once (probes consuming the same devices, pool or quota never overlap).",
+)
 @click.option("--dry-run", is_flag=True, help="Show the plan and touch nothing (same as `kaic plan`).")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--no-color", is_flag=True, envvar="NO_COLOR", help="Plain output [env: NO_COLOR].")

@@ -56,6 +56,7 @@ class RunOptions:
     probe_timeout_s: float | None = None
     run_timeout_s: float | None = None
     cleanup_timeout_s: float = 120.0
+    parallel: int = 4  # most probes at once; probes that consume the same thing never overlap
     settings: dict[str, Any] = field(default_factory=dict)  # probe knobs (accelerator profile, …)
 
 
@@ -246,6 +247,7 @@ class Run:
         import pytest
 
         settings = self.out_dir / RUN_SETTINGS_FILE
+        lanes = plan.lanes()
         results.write_json_atomic(
             settings,
             {
@@ -256,10 +258,15 @@ class Run:
                 "context": self.opts.context,
                 "request_timeout": self.opts.request_timeout,
                 "options": {**self.opts.settings, "cleanup_timeout_s": self.opts.cleanup_timeout_s},
+                "probes": {
+                    p.name: {"timeout": self._timeout(p), "lane": lanes[p.name]} for p in plan.probes
+                },
             },
         )
-        collector = Collector(plan.probes, self.reporter.probe_started, self._record, self.opts.probe_timeout_s)
-        args = pytest_args(resource_dir("conformance"), "--kaic-run", str(settings))
+        collector = Collector(plan.probes, self.reporter.probe_started, self._record)
+        workers = plan.workers(self.opts.parallel)
+        concurrency = ["-p", "xdist.plugin", "-n", str(workers), "--dist", "loadgroup"] if workers > 1 else []
+        args = pytest_args(resource_dir("conformance"), "--kaic-run", str(settings), *concurrency)
         self.reporter.start(len(plan.probes))
         with (self.out_dir / PYTEST_LOG).open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
             code = pytest.main(args, plugins=[collector])
@@ -270,6 +277,10 @@ class Run:
         if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
             return False, f"pytest ended with {code.name} (see {PYTEST_LOG})"
         return True, ""
+
+    def _timeout(self, spec: ProbeSpec) -> float:
+        cap = self.opts.probe_timeout_s
+        return spec.timeout_s if cap is None else min(cap, spec.timeout_s)
 
     def _record(self, result: ProbeResult) -> None:
         assert self.report is not None

@@ -63,6 +63,27 @@ class Plan:
             rules.extend(probe.rbac)
         return merge_rules(rules)
 
+    def lanes(self) -> dict[str, str]:
+        """Probe name -> lane. Probes consuming a common thing (devices, a node pool, quota) share a lane and
+        run one after another; every other probe has a lane of its own and may run beside the rest."""
+        root: dict[str, str] = {}
+
+        def find(item: str) -> str:
+            while root.setdefault(item, item) != item:
+                item = root[item]
+            return item
+
+        for probe in self.probes:
+            for other in probe.consumes[1:]:
+                root[find(other)] = find(probe.consumes[0])
+        return {p.name: f"consumes-{find(p.consumes[0])}" if p.consumes else p.name for p in self.probes}
+
+    def workers(self, cap: int) -> int:
+        """How many probes may run at once: behavioural lanes only (discovery probes take milliseconds)."""
+        lanes = self.lanes()
+        busy = {lanes[p.name] for p in self.probes if p.kind == "behavioural"}
+        return max(1, min(cap, len(busy)))
+
     def cleanup_kinds(self) -> frozenset[str]:
         """What the post-run sweep must look at: the namespaces probes get, and cluster-scoped kinds they create."""
         kinds = {kind for p in self.probes for kind in p.creates}

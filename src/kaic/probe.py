@@ -7,9 +7,11 @@ probes that compete for the same devices, pool or quota from overlapping.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 MODES = ("quick", "non-disruptive", "certified")
@@ -44,6 +46,7 @@ class ProbeSpec:
     rbac: tuple[Rule, ...] = ()
     timeout_s: float = 300.0
     summary: str = field(default="", compare=False)
+    location: str = field(default="", compare=False)  # "<module file>::<function>", as in pytest node ids
 
     def runs_in(self, mode: str) -> bool:
         if self.kind == "discovery":
@@ -85,7 +88,11 @@ def probe(
 
     def decorate(fn: F) -> F:
         summary = (fn.__doc__ or "").strip().splitlines()
-        fn.kaic_probe = ProbeSpec(**{**spec.__dict__, "summary": summary[0] if summary else ""})  # type: ignore[attr-defined]
+        fn.kaic_probe = dataclasses.replace(  # type: ignore[attr-defined]
+            spec,
+            summary=summary[0] if summary else "",
+            location=f"{Path(fn.__code__.co_filename).name}::{fn.__name__}",
+        )
         return pytest.mark.requirement(requirement)(fn)
 
     return decorate

@@ -1,27 +1,35 @@
-"""kaic's pytest plugin: the fixtures every probe gets (loaded with `-p kaic.pytest_plugin`).
+"""kaic's pytest plugin, loaded with `-p kaic.pytest_plugin` in every process that runs probes.
 
-Fixtures give a configured client, the facts discovered once for the run, a per-probe namespace labelled with
-the run id (deleted on teardown whatever the outcome), and an evidence recorder. The run's settings arrive in a
-JSON file named by `--kaic-run`, written by the engine, so the plugin holds no state of its own.
+It selects the planned probes (with their timeouts and concurrency lanes), turns each probe's phases into one
+kaic result shipped in the teardown report, and gives probes their fixtures: a configured client, the facts
+discovered once for the run, a per-probe namespace labelled with the run id (deleted on teardown whatever the
+outcome) and an evidence recorder. The run's settings arrive in a JSON file named by `--kaic-run`, written by
+the engine, so xdist workers get them too and the plugin holds no state of its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from kaic import kube
-from kaic.results import Evidence
+from kaic.collector import RESULT_PROPERTY, Phase, Recorder, assemble, classify
+from kaic.outcomes import ProbeOutcome
+from kaic.probe import ProbeSpec
 
 RUN_ID_LABEL = "kaic.dev/run-id"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kaic"}
-EVIDENCE_KEY = pytest.StashKey["Recorder"]()
+_RECORDER = pytest.StashKey[Recorder]()
+_PHASES = pytest.StashKey[list[Phase]]()
+_STARTED = pytest.StashKey[tuple[datetime, float]]()
 
 
 @dataclass(frozen=True)
@@ -39,27 +47,68 @@ class RunContext:
         return {RUN_ID_LABEL: self.id, **MANAGED_BY}
 
 
-@dataclass
-class Recorder:
-    """What a probe saw, kept in its result: facts it relied on, objects, events, log excerpts, warnings."""
-
-    evidence: list[Evidence] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def add(self, kind: str, name: str, content: Any) -> None:
-        text = content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False)
-        self.evidence.append(Evidence(kind=kind, name=name, content=text))
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--kaic-run", help="kaic run settings (JSON), written by `kaic run`")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(id): the conformance requirement a probe provides evidence for")
+    # Lanes are marked whether or not xdist runs: without it every probe simply runs in this process.
+    config.addinivalue_line("markers", "xdist_group(name): probes in one group never run at the same time")
+
+
+def _settings(config: pytest.Config) -> dict[str, Any] | None:
+    path = config.getoption("--kaic-run")
+    return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
+
+
+def _spec(item: pytest.Item) -> ProbeSpec | None:
+    return getattr(getattr(item, "function", None), "kaic_probe", None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the planned probes only, each with its timeout and its lane (probes in one lane never overlap)."""
+    settings = _settings(config)
+    planned = (settings or {}).get("probes")
+    keep, drop = [], []
+    for item in items:
+        spec = _spec(item)
+        if spec is None or (planned is not None and spec.name not in planned):
+            drop.append(item)
+            continue
+        keep.append(item)
+        plan = (planned or {}).get(spec.name, {})
+        item.add_marker(pytest.mark.timeout(plan.get("timeout", spec.timeout_s)))
+        item.add_marker(pytest.mark.xdist_group(plan.get("lane", spec.name)))
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_STARTED] = (datetime.now(UTC), time.monotonic())
+    item.stash[_PHASES] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    spec = _spec(item)
+    if spec is None or _PHASES not in item.stash:
+        return report
+    outcome, reason = classify(call.excinfo, call.when)
+    if call.excinfo is not None and isinstance(call.excinfo.value, ProbeOutcome):
+        # Show kaic's own outcomes as skips in pytest.log rather than as crashes.
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"{outcome}: {reason}")
+    traceback = report.longreprtext if report.failed else ""
+    item.stash[_PHASES].append(Phase(call.when, outcome, reason, traceback))
+    if call.when == "teardown":
+        started, t0 = item.stash[_STARTED]
+        recorder = item.stash.get(_RECORDER, Recorder())
+        result = assemble(spec, item.stash[_PHASES], recorder, started, time.monotonic() - t0)
+        report.user_properties.append((RESULT_PROPERTY, json.dumps(dataclasses.asdict(result))))
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +133,7 @@ def facts(run: RunContext) -> dict[str, Any]:
 
 @pytest.fixture
 def evidence(request: pytest.FixtureRequest) -> Recorder:
-    return request.node.stash.setdefault(EVIDENCE_KEY, Recorder())
+    return request.node.stash.setdefault(_RECORDER, Recorder())
 
 
 @pytest.fixture

@@ -78,17 +78,20 @@ import pytest
 from kaic.collector import Collector
 from kaic.engine import pytest_args
 from kaic.plan import catalog
+from kaic.probe import ProbeSpec
 from pathlib import Path
 
-directory = Path(sys.argv[1])
-specs = [s for s in catalog(directory).values() if s.name != "r.unplanned"] + [
-    type(next(iter(catalog(directory).values())))("r.never-collected", "r", "TestKaicFake/Never")
-]
+directory, workers = Path(sys.argv[1]), int(sys.argv[2])
+specs = [s for s in catalog(directory).values() if s.name != "r.unplanned"]
+specs.append(ProbeSpec("r.never-collected", "r", "TestKaicFake/Never", location="test_fake.py::test_never"))
+settings = directory / "settings.json"
+settings.write_text(json.dumps({"probes": {s.name: {"timeout": s.timeout_s, "lane": "one"} for s in specs}}))
 results = []
-collector = Collector(specs, lambda spec: None, results.append, None)
+collector = Collector(specs, lambda spec: None, results.append)
+parallel = ["-p", "xdist.plugin", "-n", str(workers), "--dist", "loadgroup"] if workers > 1 else []
 with open(os.devnull, "w") as sink:
     sys.stdout = sink
-    pytest.main(pytest_args(directory), plugins=[collector])
+    pytest.main(pytest_args(directory, "--kaic-run", str(settings), *parallel), plugins=[collector])
     sys.stdout = sys.__stdout__
 print(json.dumps({
     "results": {r.name: [r.outcome.value, r.reason, r.warnings, [e.kind for e in r.evidence]] for r in results},
@@ -97,13 +100,15 @@ print(json.dumps({
 '''
 
 
-@pytest.fixture(scope="module")
-def outcome(tmp_path_factory):
+@pytest.fixture(scope="module", params=[1, 2], ids=["in-process", "xdist"])
+def outcome(request, tmp_path_factory):
+    """The same probes run in kaic's own process and in two xdist workers must give the same results."""
     directory = tmp_path_factory.mktemp("probes")
     (directory / "test_fake.py").write_text(textwrap.dedent(PROBES))
     proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(directory)], capture_output=True, text=True, timeout=120, check=True
-    )
+        [sys.executable, "-c", DRIVER, str(directory), str(request.param)],
+        capture_output=True, text=True, timeout=180, check=True,
+    )  # fmt: skip
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -120,3 +120,27 @@ def test_profile_naming_a_missing_probe(profile, probes):
 def test_probe_declaration_is_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
         probe("dra_support", "x", **kwargs)
+
+
+def test_lanes_keep_consumers_of_one_thing_apart(profile, probes):
+    def spec(name, *consumes):
+        return ProbeSpec(f"gang_scheduling.{name}", "gang_scheduling", "TestKaicL", consumes=consumes)
+
+    extra = [
+        spec("a", "devices"),
+        spec("b", "devices", "quota"),
+        spec("c", "quota"),
+        spec("d", "node-pool"),
+        spec("e"),
+        spec("f"),
+    ]
+    plan = build_plan(_with(profile, *extra), "1.37", "non-disruptive", probes={**probes, **{s.name: s for s in extra}})
+    lanes = plan.lanes()
+    shared = {lanes[f"gang_scheduling.{n}"] for n in "abc"}
+    assert len(shared) == 1  # a and b share devices, b and c share quota
+    assert lanes["gang_scheduling.d"] not in shared
+    assert lanes["gang_scheduling.e"] != lanes["gang_scheduling.f"]
+    assert plan.workers(cap=8) == 4  # {a,b,c}, {d}, {e}, {f}; discovery probes do not count
+    assert plan.workers(cap=2) == 2
+    quick = build_plan(profile, "1.37", "quick", probes=probes)
+    assert quick.workers(cap=8) == 1
