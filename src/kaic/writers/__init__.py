@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kaic.atomic import atomic_write_text
 from kaic.results import Report
 from kaic.writers import gotest, junit, summary
-from kaic.atomic import atomic_write_text
 
 
 def tool_version(report: Report) -> str:
