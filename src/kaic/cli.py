@@ -102,6 +102,13 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 help="Only these requirement ids (repeatable, comma-separated).",
             ),
             click.option(
+                "--probe-dir",
+                "probe_dirs",
+                multiple=True,
+                type=click.Path(path_type=Path),
+                help="Extra probe modules (test_*.py) for in-house requirements of a profile file (repeatable).",
+            ),
+            click.option(
                 "--skip",
                 "--skip-requirement",
                 "skip",
@@ -154,6 +161,7 @@ def _options(**kwargs: Any) -> Any:
         run_timeout_s=kwargs.get("timeout"),
         cleanup_timeout_s=kwargs.get("cleanup_timeout") or 120.0,
         parallel=kwargs.get("parallel") or 4,
+        probe_dirs=tuple(kwargs.get("probe_dirs") or ()),
     )
 
 

@@ -25,12 +25,11 @@ from kaic import __version__, cleanup, kube, results
 from kaic import facts as facts_mod
 from kaic.collector import Collector
 from kaic.outcomes import VERDICT_EXIT, ExitCode, Outcome
-from kaic.plan import Plan, PlanError, build_plan
+from kaic.plan import Plan, PlanError, build_plan, catalog, probe_dirs
 from kaic.preflight import run_preflight
 from kaic.probe import ProbeSpec
 from kaic.profile import Profile, ProfileError, choose_version, load_profile
 from kaic.progress import Reporter
-from kaic.resources import resource_dir
 from kaic.results import ProbeResult, Report, RequirementResult
 
 RUN_SETTINGS_FILE = "run-settings.json"
@@ -56,6 +55,7 @@ class RunOptions:
     probe_timeout_s: float | None = None
     run_timeout_s: float | None = None
     cleanup_timeout_s: float = 120.0
+    probe_dirs: tuple[Path, ...] = ()  # in-house probe modules a profile file may list
     parallel: int = 4  # most probes at once; probes that consume the same thing never overlap
     settings: dict[str, Any] = field(default_factory=dict)  # probe knobs (accelerator profile, …)
 
@@ -89,13 +89,13 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def pytest_args(directory: Path, *extra: str) -> list[str]:
+def pytest_args(directories: list[Path], *extra: str) -> list[str]:
     """pytest isolated from the user's setup: no ini file, no autoloaded plugins, no cache, no PYTEST_ADDOPTS."""
     os.environ.pop("PYTEST_ADDOPTS", None)
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return [
-        str(directory),
-        "--rootdir", str(directory),
+        *(str(d) for d in directories),
+        "--rootdir", str(directories[0]),
         "-c", os.devnull,
         "--import-mode=importlib",
         "-p", "no:cacheprovider",
@@ -111,7 +111,8 @@ def pytest_args(directory: Path, *extra: str) -> list[str]:
 def plan_for(profile: Profile, opts: RunOptions, detected: str | None) -> tuple[Plan, str]:
     """Choose the checklist version and plan (ProfileError/PlanError are usage errors)."""
     chosen, why = choose_version(profile, detected, opts.kubernetes_version)
-    return build_plan(profile, chosen, opts.mode, opts.focus, opts.skip), why
+    probes = catalog(probe_dirs(opts.probe_dirs))
+    return build_plan(profile, chosen, opts.mode, opts.focus, opts.skip, probes), why
 
 
 def skeleton(plan: Plan, run_id: str, opts: RunOptions, detected: str | None, why: str) -> Report:
@@ -266,7 +267,7 @@ class Run:
         collector = Collector(plan.probes, self.reporter.probe_started, self._record)
         workers = plan.workers(self.opts.parallel)
         concurrency = ["-p", "xdist.plugin", "-n", str(workers), "--dist", "loadgroup"] if workers > 1 else []
-        args = pytest_args(resource_dir("conformance"), "--kaic-run", str(settings), *concurrency)
+        args = pytest_args(probe_dirs(self.opts.probe_dirs), "--kaic-run", str(settings), *concurrency)
         self.reporter.start(len(plan.probes))
         with (self.out_dir / PYTEST_LOG).open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
             code = pytest.main(args, plugins=[collector])

@@ -25,23 +25,31 @@ class PlanError(Exception):
     """A selection that cannot be planned (usage error: exit 2)."""
 
 
-def catalog(directory: Path | None = None) -> dict[str, ProbeSpec]:
-    """Every probe declared in the conformance modules, by name (imports them; runs nothing)."""
-    directory = directory or resource_dir("conformance")
+def probe_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
+    """kaic's own probes, then in-house ones (--probe-dir) that a profile file may list."""
+    for directory in extra:
+        if not directory.is_dir():
+            raise PlanError(f"--probe-dir {directory}: not a directory of probe modules (test_*.py)")
+    return [resource_dir("conformance"), *extra]
+
+
+def catalog(directories: list[Path] | None = None) -> dict[str, ProbeSpec]:
+    """Every probe declared in the probe modules, by name (imports them; runs nothing)."""
     specs: dict[str, ProbeSpec] = {}
-    for path in sorted(directory.glob("test_*.py")):
-        module_name = f"kaic_catalog_{path.stem}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-        for obj in vars(module).values():
-            probe = getattr(obj, "kaic_probe", None)
-            if isinstance(probe, ProbeSpec):
-                if probe.name in specs:
-                    raise PlanError(f"{path.name}: probe {probe.name} is declared twice")
-                specs[probe.name] = probe
+    for index, directory in enumerate(directories or probe_dirs()):
+        for path in sorted(directory.glob("test_*.py")):
+            module_name = f"kaic_catalog_{index}_{path.stem}"
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+            for obj in vars(module).values():
+                probe = getattr(obj, "kaic_probe", None)
+                if isinstance(probe, ProbeSpec):
+                    if probe.name in specs:
+                        raise PlanError(f"{path}: probe {probe.name} is declared twice")
+                    specs[probe.name] = probe
     return specs
 
 

@@ -79,6 +79,7 @@ def test_missing_explicit_config_file(runner, tmp_path):
         (["plan", "--skip", "gang_scheduling,bogus"], "--skip bogus"),
         (["run", "--probe-timeout", "soon"], "not a duration"),
         (["cleanup"], "exactly one of --run-id ID or --all"),
+        (["plan", "--probe-dir", "/nonexistent/probes"], "--probe-dir /nonexistent/probes: not a directory"),
     ],
 )
 def test_input_errors_exit_2(runner, args, message):

@@ -82,7 +82,7 @@ from kaic.probe import ProbeSpec
 from pathlib import Path
 
 directory, workers = Path(sys.argv[1]), int(sys.argv[2])
-specs = [s for s in catalog(directory).values() if s.name != "r.unplanned"]
+specs = [s for s in catalog([directory]).values() if s.name != "r.unplanned"]
 specs.append(ProbeSpec("r.never-collected", "r", "TestKaicFake/Never", location="test_fake.py::test_never"))
 settings = directory / "settings.json"
 settings.write_text(json.dumps({"probes": {s.name: {"timeout": s.timeout_s, "lane": "one"} for s in specs}}))
@@ -91,7 +91,7 @@ collector = Collector(specs, lambda spec: None, results.append)
 parallel = ["-p", "xdist.plugin", "-n", str(workers), "--dist", "loadgroup"] if workers > 1 else []
 with open(os.devnull, "w") as sink:
     sys.stdout = sink
-    pytest.main(pytest_args(directory, "--kaic-run", str(settings), *parallel), plugins=[collector])
+    pytest.main(pytest_args([directory], "--kaic-run", str(settings), *parallel), plugins=[collector])
     sys.stdout = sys.__stdout__
 print(json.dumps({
     "results": {r.name: [r.outcome.value, r.reason, r.warnings, [e.kind for e in r.evidence]] for r in results},
