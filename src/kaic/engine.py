@@ -271,9 +271,11 @@ class Run:
         self.reporter.start(len(plan.probes))
         with (self.out_dir / PYTEST_LOG).open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
             code = pytest.main(args, plugins=[collector])
+        interrupted = code == pytest.ExitCode.INTERRUPTED
         for spec in collector.missing():
-            self._record(_not_collected(spec))
-        if code == pytest.ExitCode.INTERRUPTED:
+            why = "interrupted before it finished" if interrupted else f"produced no result (see {PYTEST_LOG})"
+            self._record(_unfinished(spec, why))
+        if interrupted:
             raise KeyboardInterrupt
         if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
             return False, f"pytest ended with {code.name} (see {PYTEST_LOG})"
@@ -347,14 +349,14 @@ def finalize(report: Report, complete: bool, why_incomplete: str) -> None:
     }
 
 
-def _not_collected(spec: ProbeSpec) -> ProbeResult:
+def _unfinished(spec: ProbeSpec, why: str) -> ProbeResult:
     return ProbeResult(
         name=spec.name,
         requirement=spec.requirement,
         test=spec.test,
         kind=spec.kind,
         outcome=Outcome.ERROR,
-        reason=f"probe was planned but pytest did not collect it (see {PYTEST_LOG})",
+        reason=f"probe {why}",
         started_at=now(),
     )
 
