@@ -10,6 +10,13 @@
 GO ?= go
 CLUSTER_BIN := cluster/bin
 CLUSTER_SOURCES := $(shell find cluster/cmd -name '*.go' 2>/dev/null)
+# Stamp the release into /version (module builds otherwise report v0.0.0-master): kaic picks its
+# checklist from the server's version.
+KUBE_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" {print $$2}' cluster/go.mod)
+KUBE_MINOR := $(word 2,$(subst ., ,$(KUBE_VERSION)))
+KUBE_LDFLAGS := $(foreach pkg,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+	-X $(pkg).gitVersion=$(KUBE_VERSION) -X $(pkg).gitMajor=1 -X $(pkg).gitMinor=$(KUBE_MINOR) \
+	-X $(pkg).gitTreeState=clean)
 
 .PHONY: cluster cluster-clean
 
@@ -20,7 +27,7 @@ timed = start=$$(date +%s); (cd $(2) && $(3)) && echo "cluster: $(1) took $$(( $
 
 $(CLUSTER_BIN)/kaic-cluster: cluster/go.mod cluster/go.sum $(CLUSTER_SOURCES)
 	@$(call timed,kaic-cluster module download,cluster,$(GO) list -deps ./cmd/kaic-cluster >/dev/null)
-	@$(call timed,kaic-cluster compile+link,cluster,CGO_ENABLED=0 $(GO) build -trimpath -o bin/kaic-cluster ./cmd/kaic-cluster)
+	@$(call timed,kaic-cluster compile+link,cluster,CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o bin/kaic-cluster ./cmd/kaic-cluster)
 
 $(CLUSTER_BIN)/kwok: cluster/kwok/go.mod cluster/kwok/go.sum
 	@$(call timed,kwok module download,cluster/kwok,$(GO) list -deps sigs.k8s.io/kwok/cmd/kwok >/dev/null)

@@ -45,7 +45,9 @@ def test_serving_certificate_verifies_for_loopback_and_service_ip(cluster_pki: p
 
 
 @pytest.mark.parametrize("identity", pki.CLIENTS, ids=lambda identity: identity.file_stem)
-def test_client_certificates_chain_to_cluster_ca(cluster_pki: pki.ClusterPKI, identity: pki.ClientIdentity) -> None:
+def test_client_certificates_chain_to_cluster_ca(
+    cluster_pki: pki.ClusterPKI, identity: pki.ClientIdentity
+) -> None:
     cert = load(cluster_pki.client(identity).cert)
     cert.verify_directly_issued_by(load(cluster_pki.ca.cert))
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == identity.user

@@ -66,6 +66,10 @@ class Managed:
                 env={**os.environ, **(env or {})},
             )
         self.pidfile.write_text(f"{process.pid}\n{argv[0]}\n")
+        # Until the child has exec'd, /proc shows our own command line and `pid()` would disown it.
+        deadline = time.monotonic() + 5
+        while self.pid() is None and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         return process.pid
 
     def pid(self) -> int | None:
