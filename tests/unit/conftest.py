@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from kaic.outcomes import VERDICT_EXIT
@@ -162,3 +165,49 @@ def build_sample_report() -> Report:
 @pytest.fixture
 def sample_report() -> Report:
     return build_sample_report()
+
+
+class RunPair:
+    """OLD and NEW runs of the sample cluster for `kaic diff`; OLD passes secure_accelerator_access, a MUST
+    that can regress. Change either with `set`, then `save` both as result folders."""
+
+    REGRESSING = "secure_accelerator_access.negative-isolation"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.old, self.new = build_sample_report(), build_sample_report()
+        self.new.run["id"] = "r2"
+        for report in (self.old, self.new):
+            self.set(report, self.REGRESSING, "passed")
+
+    @staticmethod
+    def set(report: Report, probe_name: str, outcome: str, reason: str = "") -> None:
+        """Change one probe's outcome and settle its requirement again, as a rerun would."""
+        req = report.requirement(probe_name.split(".")[0])
+        for probe in req.probes:
+            if probe.name == probe_name:
+                probe.outcome, probe.reason = outcome, reason  # type: ignore[assignment]
+                probe.__post_init__()
+        req.settle()
+
+    def save(self) -> list[Path]:
+        """Both runs as result folders holding report.json: [OLD, NEW]."""
+        from kaic.results import save
+
+        folders = [self.root / "before", self.root / "after"]
+        for folder, report in zip(folders, (self.old, self.new), strict=True):
+            folder.mkdir(exist_ok=True)
+            save(report, folder)
+        return folders
+
+    def diff(self, *args: str, today: str = "2026-09-20") -> Any:
+        """`kaic diff OLD NEW ARGS` on the saved runs, judging waivers on a fixed day."""
+        from click.testing import CliRunner
+
+        from kaic.diff_cli import diff
+
+        return CliRunner().invoke(diff, [*map(str, self.save()), "--today", today, *args])
+
+@pytest.fixture
+def run_pair(tmp_path: Path) -> RunPair:
+    return RunPair(tmp_path)

@@ -1,0 +1,350 @@
+"""Compare two runs requirement by requirement, to gate a cluster upgrade on what got worse.
+
+Outcomes are ranked by how well a requirement holds, in the order the verdict weighs them:
+
+    passed = not-applicable (3)  >  unknown (2)  >  error (1)  >  failed (0)
+
+A move down the rank is a *regression*, a move up a *fix*; passed <-> not-applicable keeps the rank and is a
+*change* (a justified not-applicable counts as passing in the verdict; the facts say why it moved). A
+requirement that has not run is unknown, as in the verdict. A regression of a requirement that is a MUST in
+the NEW run blocks the gate unless a waiver that has not expired covers it: a requirement waiver, or probe
+waivers for every probe that decided the worse outcome. SHOULD regressions are listed and never block.
+
+Besides outcomes, the diff reports the facts an upgrade can change under a passing result: accelerator
+inventory, served DRA version, Kubernetes version, checklist and profile, gateway and runtime classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from kaic.outcomes import Outcome
+from kaic.results import ProbeResult, Report, RequirementResult
+from kaic.waivers import Waiver
+
+DIFF_SCHEMA_VERSION = "kaic.dev/diff/v1"
+
+RANK = {
+    Outcome.PASSED: 3,
+    Outcome.NOT_APPLICABLE: 3,
+    Outcome.UNKNOWN: 2,
+    Outcome.ERROR: 1,
+    Outcome.FAILED: 0,
+}
+
+# Change kinds, in the order a reader wants them: what blocks first, what stayed the same last.
+REGRESSION, FIX, CHANGED, NEW, REMOVED, UNCHANGED = "regression", "fix", "changed", "new", "removed", "unchanged"
+CHANGE_ORDER = (REGRESSION, FIX, CHANGED, NEW, REMOVED, UNCHANGED)
+
+
+def classify(old: Outcome | None, new: Outcome | None) -> str:
+    """The change from OLD to NEW; None means absent from that run."""
+    if old is None:
+        return NEW
+    if new is None:
+        return REMOVED
+    if old is new:
+        return UNCHANGED
+    if RANK[new] < RANK[old]:
+        return REGRESSION
+    return FIX if RANK[new] > RANK[old] else CHANGED
+
+
+@dataclass
+class ProbeChange:
+    name: str
+    change: str
+    old: Outcome | None
+    new: Outcome | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "change": self.change, "outcome": {"old": self.old, "new": self.new}}
+
+
+@dataclass
+class RequirementChange:
+    id: str
+    change: str
+    old_level: str | None
+    new_level: str | None
+    old: Outcome | None
+    new: Outcome | None
+    reason: str = ""  # why the NEW outcome (or the OLD one for a removed requirement)
+    probes: list[ProbeChange] = field(default_factory=list)
+    waived_by: list[Waiver] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def level(self) -> str:
+        return self.new_level or self.old_level or ""
+
+    @property
+    def blocking(self) -> bool:
+        return self.change == REGRESSION and self.new_level == "MUST" and not self.waived_by
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "change": self.change,
+            "blocking": self.blocking,
+            "level": {"old": self.old_level, "new": self.new_level},
+            "outcome": {"old": self.old, "new": self.new},
+            "reason": self.reason,
+            "waivedBy": [w.to_json() for w in self.waived_by],
+            "notes": self.notes,
+            "probes": [p.to_json() for p in self.probes],
+        }
+
+
+@dataclass
+class FactChange:
+    """One watched fact that differs; keyed facts (nodes, pools, classes) also say which keys moved."""
+
+    fact: str
+    old: Any
+    new: Any
+    added: dict[str, Any] | None = None
+    removed: dict[str, Any] | None = None
+    changed: dict[str, dict[str, Any]] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"fact": self.fact, "old": self.old, "new": self.new}
+        if self.changed is not None:
+            data |= {"added": self.added, "removed": self.removed, "changed": self.changed}
+        return data
+
+
+@dataclass
+class Diff:
+    old: Report
+    new: Report
+    requirements: list[RequirementChange]
+    facts: list[FactChange]
+    applied: list[Waiver]
+    expired: list[Waiver]
+    unused: list[Waiver]
+    warnings: list[str]
+
+    def of(self, change: str) -> list[RequirementChange]:
+        return [r for r in self.requirements if r.change == change]
+
+    @property
+    def blocking(self) -> list[RequirementChange]:
+        return [r for r in self.requirements if r.blocking]
+
+    @property
+    def exit_code(self) -> int:
+        """0: no unwaived MUST regression; 1: at least one (2, usage, is the CLI's)."""
+        return 1 if self.blocking else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": DIFF_SCHEMA_VERSION,
+            "old": run_summary(self.old),
+            "new": run_summary(self.new),
+            "gate": {
+                "passed": not self.blocking,
+                "exitCode": self.exit_code,
+                "blocking": [r.id for r in self.blocking],
+            },
+            "counts": {kind: len(self.of(kind)) for kind in CHANGE_ORDER}
+            | {"waived": sum(1 for r in self.requirements if r.waived_by)},
+            "requirements": [r.to_json() for r in self.requirements],
+            "levelChanges": [
+                {"id": r.id, "old": r.old_level, "new": r.new_level}
+                for r in self.requirements
+                if r.old_level and r.new_level and r.old_level != r.new_level
+            ],
+            "facts": [f.to_json() for f in self.facts],
+            "waivers": {
+                "applied": [w.to_json() for w in self.applied],
+                "expired": [w.to_json() for w in self.expired],
+                "unused": [w.to_json() for w in self.unused],
+            },
+            "warnings": self.warnings,
+        }
+
+
+def diff(old: Report, new: Report, waivers: list[Waiver], today: date) -> Diff:
+    """Compare OLD with NEW and apply the waivers valid on `today`."""
+    active = [w for w in waivers if not w.expired(today)]
+    expired = [w for w in waivers if w.expired(today)]
+    old_reqs = {r.id: r for r in old.requirements}
+    new_reqs = {r.id: r for r in new.requirements}
+    changes = [_requirement(old_reqs.get(r.id), r) for r in new.requirements]
+    changes += [_requirement(r, None) for r in old.requirements if r.id not in new_reqs]
+    used: list[Waiver] = []
+    for change in changes:
+        if change.change == REGRESSION:
+            used += _waive(change, new_reqs[change.id], active, expired)
+    changes.sort(key=lambda c: (CHANGE_ORDER.index(c.change), not c.blocking))
+    unused = [w for w in active if w not in used]
+    warnings = _run_warnings(old, new)
+    warnings += [f"waiver for {w.target} expired on {w.expires.isoformat()}" for w in expired]
+    warnings += [f"waiver for {w.target} matched no regression (unused)" for w in unused]
+    applied = [w for w in active if w in used]
+    return Diff(old, new, changes, _facts(old, new), applied, expired, unused, warnings)
+
+
+def _requirement(old: RequirementResult | None, new: RequirementResult | None) -> RequirementChange:
+    old_outcome = _outcome(old) if old else None
+    new_outcome = _outcome(new) if new else None
+    current = new or old
+    assert current is not None
+    change = RequirementChange(
+        id=current.id,
+        change=classify(old_outcome, new_outcome),
+        old_level=old.level if old else None,
+        new_level=new.level if new else None,
+        old=old_outcome,
+        new=new_outcome,
+        reason=current.reason,
+    )
+    if old and new:
+        old_probes = {p.name: p.outcome for p in old.probes}
+        new_probes = {p.name: p.outcome for p in new.probes}
+        names = [*new_probes, *(n for n in old_probes if n not in new_probes)]
+        probes = [ProbeChange(n, classify(old_probes.get(n), new_probes.get(n)), old_probes.get(n),
+                              new_probes.get(n)) for n in names]  # fmt: skip
+        change.probes = [p for p in probes if p.change != UNCHANGED]
+    return change
+
+
+def _outcome(req: RequirementResult) -> Outcome:
+    """A requirement that has not run counts as unknown, as in the verdict."""
+    return req.outcome or Outcome.UNKNOWN
+
+
+def _deciding(req: RequirementResult) -> list[ProbeResult]:
+    """The probes whose outcome is the requirement's: what a probe waiver must cover."""
+    return [p for p in req.probes if p.outcome is req.outcome]
+
+
+def _waive(
+    change: RequirementChange, req: RequirementResult, active: list[Waiver], expired: list[Waiver]
+) -> list[Waiver]:
+    """Mark a regression waived when the active waivers cover it; return the waivers that matched it."""
+    deciding = {p.name for p in _deciding(req)}
+
+    def matches(w: Waiver) -> bool:
+        return w.requirement == change.id and (w.probe is None or w.probe in deciding)
+
+    change.notes += [f"waiver for {w.target} expired on {w.expires.isoformat()}" for w in expired if matches(w)]
+    matched = [w for w in active if matches(w)]
+    whole = [w for w in matched if w.probe is None]
+    covered = {w.probe for w in matched if w.probe}
+    if whole:
+        change.waived_by = whole
+    elif deciding and covered == deciding:
+        change.waived_by = matched
+    elif covered:
+        change.notes.append(f"not waived: no waiver for {', '.join(sorted(deciding - covered))}")
+    return matched
+
+
+def run_summary(report: Report) -> dict[str, Any]:
+    """What identifies a run in a diff: its id, how it was made, what it judged and of which cluster."""
+    return {
+        "runId": report.run.get("id"),
+        "mode": report.run.get("mode"),
+        "complete": report.run.get("complete"),
+        "profile": {k: report.profile.get(k) for k in ("id", "version", "sha256")},
+        "checklist": {k: report.checklist.get(k) for k in ("chosen", "sha256")},
+        "kubernetesVersion": _kubernetes_version(report),
+        "clusterUid": report.cluster.get("uid"),
+        "verdict": report.verdict.get("result"),
+    }
+
+
+def _run_warnings(old: Report, new: Report) -> list[str]:
+    """Differences in how the runs were made, which change results without the cluster changing."""
+    warnings = []
+
+    def differs(what: str, read: Callable[[Report], Any], say: str) -> None:
+        before, after = read(old), read(new)
+        if before != after:
+            warnings.append(f"{say}: {what} {before} in OLD, {after} in NEW")
+
+    differs("profile", lambda r: f"{r.profile.get('id')} {r.profile.get('version')}",
+            "the runs used different profiles")  # fmt: skip
+    if old.profile.get("id") == new.profile.get("id"):
+        differs("profile sha256", lambda r: r.profile.get("sha256"), "the profile file changed between the runs")
+    differs("checklist", lambda r: r.checklist.get("chosen"),
+            "the runs judged different checklists (requirements and levels may differ for that reason alone)")
+    if old.checklist.get("chosen") == new.checklist.get("chosen"):
+        differs("checklist sha256", lambda r: r.checklist.get("sha256"), "the checklist template changed")
+    differs("mode", lambda r: r.run.get("mode"), "the runs used different modes")
+    for option in ("focus", "skip"):
+        differs(f"--{option}", lambda r, o=option: sorted(r.run.get(o) or []), "the runs selected differently")
+    differs("cluster uid", lambda r: r.cluster.get("uid"), "the runs are of different clusters")
+    for name, report in (("OLD", old), ("NEW", new)):
+        if not report.run.get("complete"):
+            why = report.run.get("incompleteReason") or "no reason recorded"
+            warnings.append(f"the {name} run {report.run.get('id')} is incomplete: {why}")
+    return warnings
+
+
+def _kubernetes_version(report: Report) -> str | None:
+    """The server's gitVersion; the engine records the whole /version answer."""
+    version = report.cluster.get("serverVersion")
+    return version.get("gitVersion") if isinstance(version, dict) else version
+
+
+def _accelerator_nodes(report: Report) -> dict[str, Any] | None:
+    nodes = report.facts.get("nodes")
+    if nodes is None:
+        return None
+    return {n["name"]: n.get("extendedResources", {}) for n in nodes.get("withExtendedResources") or []}
+
+
+def _dra_pools(report: Report) -> dict[str, Any] | None:
+    drivers = report.facts.get("resourceSlices")
+    if drivers is None:
+        return None
+    return {
+        f"{driver}/{pool}": {"devices": info.get("devices"), "nodes": info.get("nodes", [])}
+        for driver, found in drivers.items()
+        for pool, info in (found.get("pools") or {}).items()
+    }
+
+
+def _named(section: str, value: str) -> Callable[[Report], dict[str, Any] | None]:
+    def read(report: Report) -> dict[str, Any] | None:
+        items = report.facts.get(section)
+        return None if items is None else {i["name"]: i.get(value, "") for i in items}
+
+    return read
+
+
+# The facts an upgrade gate watches: name in the diff -> how to read it from a report.
+WATCHED_FACTS: dict[str, Callable[[Report], Any]] = {
+    "kubernetesVersion": _kubernetes_version,
+    "checklistVersion": lambda r: r.checklist.get("chosen"),
+    "checklistDigest": lambda r: r.checklist.get("sha256"),
+    "profile": lambda r: f"{r.profile.get('id')} {r.profile.get('version')}",
+    "profileDigest": lambda r: r.profile.get("sha256"),
+    "draVersion": lambda r: (r.facts.get("dra") or {}).get("version"),
+    "acceleratorNodes": _accelerator_nodes,
+    "draPools": _dra_pools,
+    "gatewayClasses": _named("gatewayClasses", "controllerName"),
+    "runtimeClasses": _named("runtimeClasses", "handler"),
+}
+
+
+def _facts(old: Report, new: Report) -> list[FactChange]:
+    changes = []
+    for name, read in WATCHED_FACTS.items():
+        before, after = read(old), read(new)
+        if before == after:
+            continue
+        change = FactChange(name, before, after)
+        if isinstance(before, dict) and isinstance(after, dict):
+            change.added = {k: v for k, v in after.items() if k not in before}
+            change.removed = {k: v for k, v in before.items() if k not in after}
+            change.changed = {k: {"old": before[k], "new": v} for k, v in after.items()
+                              if k in before and before[k] != v}  # fmt: skip
+        changes.append(change)
+    return changes

@@ -1,0 +1,161 @@
+"""`kaic diff OLD NEW`: the upgrade gate, comparing a run before an upgrade with one after it.
+
+Only click is imported up front, so registering the command costs `kaic --help` nothing; rich, yaml and the
+result model load when the command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kaic.outcomes import ExitCode
+
+if TYPE_CHECKING:
+    from kaic.diff import Diff, FactChange, RequirementChange
+    from kaic.results import Report
+
+_STYLE = {"regression": "red", "fix": "green", "changed": "yellow", "new": "cyan", "removed": "magenta",
+          "unchanged": "dim"}  # fmt: skip
+
+
+class DiffInputError(click.ClickException):
+    """An unreadable report or a bad waiver file: message on stderr, exit 2, no verdict."""
+
+    exit_code = ExitCode.USAGE
+
+
+@click.command()
+@click.argument("old", type=click.Path(path_type=Path))
+@click.argument("new", type=click.Path(path_type=Path))
+@click.option(
+    "--waivers",
+    "waiver_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML file of named, reasoned, dated waivers for regressions.",
+)
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), hidden=True, help="Judge waiver expiry on this day.")
+def diff(old: Path, new: Path, waiver_file: Path | None, output: str, today: Any) -> None:
+    """Compare two runs requirement by requirement: OLD and NEW are result folders or report.json files.
+
+    Exit codes: 0 no MUST regressed (or every MUST regression is waived), 1 a MUST regressed without a
+    valid waiver, 2 usage or input error (unreadable report, bad waiver file).
+    """
+    from datetime import date
+
+    from kaic.diff import diff as compare
+    from kaic.waivers import WaiverError
+    from kaic.waivers import load as load_waivers
+
+    try:
+        waivers = load_waivers(waiver_file) if waiver_file else []
+    except WaiverError as exc:
+        raise DiffInputError(str(exc)) from None
+    result = compare(_load(old), _load(new), waivers, today.date() if today else date.today())
+    if output == "json":
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        _render(result, old, new)
+    raise SystemExit(result.exit_code)
+
+
+def _load(path: Path) -> Report:
+    from kaic import results
+
+    try:
+        return results.load(path)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise DiffInputError(f"{path}: not a kaic result folder or report.json: {exc}") from None
+
+
+def _render(result: Diff, old: Path, new: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from kaic.diff import run_summary
+    from kaic.profiles_cli import _print  # the one place that fits a table to a terminal or a CI log
+
+    console = Console()
+    for name, path, report in (("OLD", old, result.old), ("NEW", new, result.new)):
+        summary = run_summary(report)
+        console.print(
+            f"{name} {path}: run {summary['runId']}, {summary['profile']['id']} {summary['profile']['version']}, "
+            f"checklist {summary['checklist']['chosen']}, Kubernetes {summary['kubernetesVersion']}, "
+            f"mode {summary['mode']}, verdict {summary['verdict']}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    table = Table("Change", "Requirement", "Level", "OLD", "NEW", "Notes", title="Requirements")
+    for req in result.requirements:
+        style = "bold red" if req.blocking else _STYLE[req.change]
+        _row(table, style, req.change, req.id, _level(req), req.old or "–", req.new or "–", _notes(req))
+        for probe in req.probes:
+            _row(table, _STYLE[probe.change], "", f"  {probe.name}", "", probe.old or "–", probe.new or "–",
+                 f"probe {probe.change}")  # fmt: skip
+    _print(table)
+    if result.facts:
+        facts = Table("Fact", "Change", title="Changed facts")
+        for fact in result.facts:
+            _row(facts, "", fact.fact, "\n".join(_fact_lines(fact)))
+        _print(facts)
+    for warning in result.warnings:
+        console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    style = "bold red" if result.blocking else "bold green"
+    console.print(_gate_line(result), style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+def _row(table: Any, style: str, *cells: str) -> None:
+    """Cells as plain text: ids, reasons and facts may hold brackets that rich would take for markup."""
+    from rich.text import Text
+
+    table.add_row(*(Text(cell) for cell in cells), style=style)
+
+
+def _level(req: RequirementChange) -> str:
+    if req.old_level and req.new_level and req.old_level != req.new_level:
+        return f"{req.old_level} → {req.new_level}"
+    return req.level
+
+
+def _notes(req: RequirementChange) -> str:
+    lines = [f"waived by {w.owner} until {w.expires.isoformat()}: {w.reason}" for w in req.waived_by]
+    if req.blocking:
+        lines.append(f"blocks the gate: {req.reason}" if req.reason else "blocks the gate")
+    return "\n".join(lines + req.notes)
+
+
+def _fact_lines(fact: FactChange) -> list[str]:
+    if fact.changed is None:
+        return [f"{_show(fact.old)} → {_show(fact.new)}"]
+    return (
+        [f"+ {key}: {_show(value)}" for key, value in (fact.added or {}).items()]
+        + [f"- {key}: {_show(value)} (gone)" for key, value in (fact.removed or {}).items()]
+        + [f"~ {key}: {_show(both['old'])} → {_show(both['new'])}" for key, both in fact.changed.items()]
+    )
+
+
+def _show(value: Any) -> str:
+    """Facts compactly: mappings as k=v, lists in brackets, an absent or unreadable fact as a dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_show(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def _gate_line(result: Diff) -> str:
+    if result.blocking:
+        ids = ", ".join(r.id for r in result.blocking)
+        return f"gate: FAILED, MUST regression without a valid waiver: {ids}"
+    regressions = result.of("regression")
+    if not regressions:
+        return "gate: passed, nothing regressed"
+    waived = sum(1 for r in regressions if r.waived_by)
+    return f"gate: passed, {len(regressions)} regression(s) but none of an unwaived MUST ({waived} waived)"
