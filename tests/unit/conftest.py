@@ -211,3 +211,73 @@ class RunPair:
 @pytest.fixture
 def run_pair(tmp_path: Path) -> RunPair:
     return RunPair(tmp_path)
+
+
+def build_certified_report() -> Report:
+    """The sample run as a complete `certified` run judged against the 1.37 checklist, plus the outcomes a
+    submission renders differently: passes under an upstream and a kaic test name, a SHOULD that passed in
+    part, a not-applicable SHOULD and a SHOULD that failed outright."""
+    from kaic.profile import load_profile
+
+    report = build_sample_report()
+    report.run["mode"] = "certified"
+    report.checklist.update(
+        {
+            "chosen": "1.37",
+            "reason": "server version 1.37",
+            "sha256": load_profile("ai-v1.0").checklists["1.37"],
+        }
+    )
+    added = [
+        (
+            "ai_inference",
+            "networking",
+            "MUST",
+            [("gateway", "TestKaicGatewayRouting/WeightedSplit", "passed")],
+        ),
+        (
+            "robust_controller",
+            "operator",
+            "MUST",
+            [
+                ("pods", "TestRobustCRDControllerOperation/OperatorPodsRunning", "passed"),
+                ("crd", "TestRobustCRDControllerOperation/CRDRegistered", "passed"),
+            ],
+        ),
+        (
+            "workload_sandboxing",
+            "security",
+            "SHOULD",
+            [
+                ("schedule", "TestWorkloadSandboxing/SchedulingAndExecution", "passed"),
+                ("process", "TestWorkloadSandboxing/ProcessIsolation", "failed"),
+            ],
+        ),
+        (
+            "gpu_sharing",
+            "accelerators",
+            "SHOULD",
+            [("partitions", "TestKaicGpuSharing/Partitions", "not-applicable")],
+        ),
+        (
+            "virtualized_accelerator",
+            "accelerators",
+            "SHOULD",
+            [("vgpu", "TestKaicVirtualizedAccelerator/VGPU", "failed")],
+        ),
+    ]
+    for n, (req_id, category, level, probes) in enumerate(added):
+        req = RequirementResult(req_id, category, level)
+        for m, (name, test, outcome) in enumerate(probes):
+            reason = "" if outcome == "passed" else f"{name} probe: {outcome} on purpose"
+            req.probes.append(
+                _probe(f"{req_id}.{name}", test, outcome, f"00:{35 + n}.{m}00", 0.1, reason=reason)
+            )
+        req.settle()
+        report.requirements.append(req)
+    return report
+
+
+@pytest.fixture
+def certified_report() -> Report:
+    return build_certified_report()
