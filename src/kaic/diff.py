@@ -82,6 +82,10 @@ class RequirementChange:
         return self.new_level or self.old_level or ""
 
     @property
+    def level_changed(self) -> bool:
+        return bool(self.old_level and self.new_level and self.old_level != self.new_level)
+
+    @property
     def blocking(self) -> bool:
         return self.change == REGRESSION and self.new_level == "MUST" and not self.waived_by
 
@@ -156,7 +160,7 @@ class Diff:
             "levelChanges": [
                 {"id": r.id, "old": r.old_level, "new": r.new_level}
                 for r in self.requirements
-                if r.old_level and r.new_level and r.old_level != r.new_level
+                if r.level_changed
             ],
             "facts": [f.to_json() for f in self.facts],
             "waivers": {
@@ -183,7 +187,7 @@ def diff(old: Report, new: Report, waivers: list[Waiver], today: date) -> Diff:
     changes.sort(key=lambda c: (CHANGE_ORDER.index(c.change), not c.blocking))
     unused = [w for w in active if w not in used]
     warnings = _run_warnings(old, new)
-    warnings += [f"waiver for {w.target} expired on {w.expires.isoformat()}" for w in expired]
+    warnings += [w.expiry_note() for w in expired]
     warnings += [f"waiver for {w.target} matched no regression (unused)" for w in unused]
     applied = [w for w in active if w in used]
     return Diff(old, new, changes, _facts(old, new), applied, expired, unused, warnings)
@@ -232,7 +236,7 @@ def _waive(
     def matches(w: Waiver) -> bool:
         return w.requirement == change.id and (w.probe is None or w.probe in deciding)
 
-    change.notes += [f"waiver for {w.target} expired on {w.expires.isoformat()}" for w in expired if matches(w)]
+    change.notes += [w.expiry_note() for w in expired if matches(w)]
     matched = [w for w in active if matches(w)]
     whole = [w for w in matched if w.probe is None]
     covered = {w.probe for w in matched if w.probe}
@@ -268,14 +272,13 @@ def _run_warnings(old: Report, new: Report) -> list[str]:
         if before != after:
             warnings.append(f"{say}: {what} {before} in OLD, {after} in NEW")
 
-    differs("profile", lambda r: f"{r.profile.get('id')} {r.profile.get('version')}",
-            "the runs used different profiles")  # fmt: skip
+    differs("profile", _profile, "the runs used different profiles")
     if old.profile.get("id") == new.profile.get("id"):
-        differs("profile sha256", lambda r: r.profile.get("sha256"), "the profile file changed between the runs")
-    differs("checklist", lambda r: r.checklist.get("chosen"),
+        differs("profile sha256", WATCHED_FACTS["profileDigest"], "the profile file changed between the runs")
+    differs("checklist", WATCHED_FACTS["checklistVersion"],
             "the runs judged different checklists (requirements and levels may differ for that reason alone)")
     if old.checklist.get("chosen") == new.checklist.get("chosen"):
-        differs("checklist sha256", lambda r: r.checklist.get("sha256"), "the checklist template changed")
+        differs("checklist sha256", WATCHED_FACTS["checklistDigest"], "the checklist template changed")
     differs("mode", lambda r: r.run.get("mode"), "the runs used different modes")
     for option in ("focus", "skip"):
         differs(f"--{option}", lambda r, o=option: sorted(r.run.get(o) or []), "the runs selected differently")
@@ -285,6 +288,10 @@ def _run_warnings(old: Report, new: Report) -> list[str]:
             why = report.run.get("incompleteReason") or "no reason recorded"
             warnings.append(f"the {name} run {report.run.get('id')} is incomplete: {why}")
     return warnings
+
+
+def _profile(report: Report) -> str:
+    return f"{report.profile.get('id')} {report.profile.get('version')}"
 
 
 def _kubernetes_version(report: Report) -> str | None:
@@ -324,7 +331,7 @@ WATCHED_FACTS: dict[str, Callable[[Report], Any]] = {
     "kubernetesVersion": _kubernetes_version,
     "checklistVersion": lambda r: r.checklist.get("chosen"),
     "checklistDigest": lambda r: r.checklist.get("sha256"),
-    "profile": lambda r: f"{r.profile.get('id')} {r.profile.get('version')}",
+    "profile": _profile,
     "profileDigest": lambda r: r.profile.get("sha256"),
     "draVersion": lambda r: (r.facts.get("dra") or {}).get("version"),
     "acceleratorNodes": _accelerator_nodes,

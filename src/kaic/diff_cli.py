@@ -117,9 +117,7 @@ def _row(table: Any, style: str, *cells: str) -> None:
 
 
 def _level(req: RequirementChange) -> str:
-    if req.old_level and req.new_level and req.old_level != req.new_level:
-        return f"{req.old_level} → {req.new_level}"
-    return req.level
+    return f"{req.old_level} → {req.new_level}" if req.level_changed else req.level
 
 
 def _notes(req: RequirementChange) -> str:

@@ -58,6 +58,9 @@ class Waiver:
         """A waiver holds through its expiry day."""
         return today > self.expires
 
+    def expiry_note(self) -> str:
+        return f"waiver for {self.target} expired on {self.expires.isoformat()}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "requirement": self.requirement,

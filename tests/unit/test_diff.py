@@ -119,6 +119,7 @@ def test_level_change_is_reported_and_a_regression_blocks_at_the_new_level(pair)
     result = diff(pair.old, pair.new, [], TODAY)
     assert result.to_json()["levelChanges"] == [{"id": "driver_runtime_management", "old": "SHOULD", "new": "MUST"}]
     assert result.exit_code == 0
+    assert "SHOULD → MUST" in pair.diff().output
     pair.set(pair.new, "driver_runtime_management.versions", "failed", "driver too old")
     assert [r.id for r in diff(pair.old, pair.new, [], TODAY).blocking] == ["driver_runtime_management"]
 
