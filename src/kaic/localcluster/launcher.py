@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -151,7 +152,8 @@ class LocalCluster:
         apiserver = self.process("kube-apiserver")
         apiserver.start([kaic_cluster, "kube-apiserver", *self._apiserver_flags(scenario, ports)])
         admin = self.pki.client(pki.ADMIN)
-        wait_healthy(apiserver, f"{server}/readyz", timeout, tls_context(ca, admin.cert, admin.key))
+        readyz = f"{server}/readyz?{urlencode([('exclude', check) for check in scenario.readyz_exclude])}"
+        wait_healthy(apiserver, readyz, timeout, tls_context(ca, admin.cert, admin.key))
 
         kubeconfig.write(self.kubeconfig, server, ca, admin, pki.ADMIN.user)
         component_configs = {}
