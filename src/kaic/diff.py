@@ -36,7 +36,14 @@ RANK = {
 }
 
 # Change kinds, in the order a reader wants them: what blocks first, what stayed the same last.
-REGRESSION, FIX, CHANGED, NEW, REMOVED, UNCHANGED = "regression", "fix", "changed", "new", "removed", "unchanged"
+REGRESSION, FIX, CHANGED, NEW, REMOVED, UNCHANGED = (
+    "regression",
+    "fix",
+    "changed",
+    "new",
+    "removed",
+    "unchanged",
+)
 CHANGE_ORDER = (REGRESSION, FIX, CHANGED, NEW, REMOVED, UNCHANGED)
 
 
@@ -210,10 +217,11 @@ def _requirement(old: RequirementResult | None, new: RequirementResult | None) -
     if old and new:
         old_probes = {p.name: p.outcome for p in old.probes}
         new_probes = {p.name: p.outcome for p in new.probes}
-        names = [*new_probes, *(n for n in old_probes if n not in new_probes)]
-        probes = [ProbeChange(n, classify(old_probes.get(n), new_probes.get(n)), old_probes.get(n),
-                              new_probes.get(n)) for n in names]  # fmt: skip
-        change.probes = [p for p in probes if p.change != UNCHANGED]
+        for name in [*new_probes, *(n for n in old_probes if n not in new_probes)]:
+            before, after = old_probes.get(name), new_probes.get(name)
+            kind = classify(before, after)
+            if kind != UNCHANGED:
+                change.probes.append(ProbeChange(name, kind, before, after))
     return change
 
 
@@ -275,13 +283,18 @@ def _run_warnings(old: Report, new: Report) -> list[str]:
     differs("profile", _profile, "the runs used different profiles")
     if old.profile.get("id") == new.profile.get("id"):
         differs("profile sha256", WATCHED_FACTS["profileDigest"], "the profile file changed between the runs")
-    differs("checklist", WATCHED_FACTS["checklistVersion"],
-            "the runs judged different checklists (requirements and levels may differ for that reason alone)")
+    differs(
+        "checklist",
+        WATCHED_FACTS["checklistVersion"],
+        "the runs judged different checklists (requirements and levels may differ for that reason alone)",
+    )
     if old.checklist.get("chosen") == new.checklist.get("chosen"):
         differs("checklist sha256", WATCHED_FACTS["checklistDigest"], "the checklist template changed")
     differs("mode", lambda r: r.run.get("mode"), "the runs used different modes")
     for option in ("focus", "skip"):
-        differs(f"--{option}", lambda r, o=option: sorted(r.run.get(o) or []), "the runs selected differently")
+        differs(
+            f"--{option}", lambda r, o=option: sorted(r.run.get(o) or []), "the runs selected differently"
+        )
     differs("cluster uid", lambda r: r.cluster.get("uid"), "the runs are of different clusters")
     for name, report in (("OLD", old), ("NEW", new)):
         if not report.run.get("complete"):
@@ -351,7 +364,8 @@ def _facts(old: Report, new: Report) -> list[FactChange]:
         if isinstance(before, dict) and isinstance(after, dict):
             change.added = {k: v for k, v in after.items() if k not in before}
             change.removed = {k: v for k, v in before.items() if k not in after}
-            change.changed = {k: {"old": before[k], "new": v} for k, v in after.items()
-                              if k in before and before[k] != v}  # fmt: skip
+            change.changed = {
+                k: {"old": before[k], "new": v} for k, v in after.items() if k in before and before[k] != v
+            }
         changes.append(change)
     return changes

@@ -18,8 +18,14 @@ if TYPE_CHECKING:
     from kaic.diff import Diff, FactChange, RequirementChange
     from kaic.results import Report
 
-_STYLE = {"regression": "red", "fix": "green", "changed": "yellow", "new": "cyan", "removed": "magenta",
-          "unchanged": "dim"}  # fmt: skip
+_STYLE = {
+    "regression": "red",
+    "fix": "green",
+    "changed": "yellow",
+    "new": "cyan",
+    "removed": "magenta",
+    "unchanged": "dim",
+}
 
 
 class DiffInputError(click.ClickException):
@@ -37,13 +43,23 @@ class DiffInputError(click.ClickException):
     type=click.Path(dir_okay=False, path_type=Path),
     help="YAML file of named, reasoned, dated waivers for regressions.",
 )
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), hidden=True, help="Judge waiver expiry on this day.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--today", type=click.DateTime(["%Y-%m-%d"]), hidden=True, help="Judge waiver expiry on this day."
+)
 def diff(old: Path, new: Path, waiver_file: Path | None, output: str, today: Any) -> None:
     """Compare two runs requirement by requirement: OLD and NEW are result folders or report.json files.
 
     Exit codes: 0 no MUST regressed (or every MUST regression is waived), 1 a MUST regressed without a
-    valid waiver, 2 usage or input error (unreadable report, bad waiver file).
+    valid waiver, 2 usage or input error (unreadable report, bad waiver file). SHOULD regressions are
+    listed and never change the exit code.
     """
     from datetime import date
 
@@ -95,8 +111,16 @@ def _render(result: Diff, old: Path, new: Path) -> None:
         style = "bold red" if req.blocking else _STYLE[req.change]
         _row(table, style, req.change, req.id, _level(req), req.old or "–", req.new or "–", _notes(req))
         for probe in req.probes:
-            _row(table, _STYLE[probe.change], "", f"  {probe.name}", "", probe.old or "–", probe.new or "–",
-                 f"probe {probe.change}")  # fmt: skip
+            _row(
+                table,
+                _STYLE[probe.change],
+                "",
+                f"  {probe.name}",
+                "",
+                probe.old or "–",
+                probe.new or "–",
+                f"probe {probe.change}",
+            )
     _print(table)
     if result.facts:
         facts = Table("Fact", "Change", title="Changed facts")

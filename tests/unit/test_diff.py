@@ -21,7 +21,9 @@ def gpu_facts(*nodes: str, devices: int = 8, dra: str = "v1") -> dict:
         "nodes": {
             "total": 4,
             "ready": 4,
-            "withExtendedResources": [{"name": n, "extendedResources": {"nvidia.com/gpu": "8"}} for n in nodes],
+            "withExtendedResources": [
+                {"name": n, "extendedResources": {"nvidia.com/gpu": "8"}} for n in nodes
+            ],
         },
         "dra": {"servedVersions": [dra], "version": dra},
         "resourceSlices": {"gpu.nvidia.com": {"pools": {"gpu-1": {"devices": devices, "nodes": ["gpu-1"]}}}},
@@ -65,12 +67,16 @@ def test_must_regression_fails_the_gate_and_is_listed_first_in_red(pair):
     result = diff(pair.old, pair.new, [], TODAY)
     first = result.requirements[0]
     assert (first.id, first.change, first.blocking) == ("secure_accelerator_access", "regression", True)
-    assert [(p.name, p.change, p.old, p.new) for p in first.probes] == [(NEGATIVE, "regression", "passed", "failed")]
+    assert [(p.name, p.change, p.old, p.new) for p in first.probes] == [
+        (NEGATIVE, "regression", "passed", "failed")
+    ]
     cli = pair.diff()
     assert cli.exit_code == 1, cli.output
     rows = [line for line in cli.output.splitlines() if line.startswith("│ ")]
     assert rows[0].startswith("│ regression │ secure_accelerator_access ")
-    assert "blocks the gate: secure_accelerator_access.negative-isolation: a pod without a claim" in cli.output
+    assert (
+        "blocks the gate: secure_accelerator_access.negative-isolation: a pod without a claim" in cli.output
+    )
     assert "gate: FAILED, MUST regression without a valid waiver: secure_accelerator_access" in cli.output
 
 
@@ -117,7 +123,9 @@ def test_new_and_removed_requirements(pair):
 def test_level_change_is_reported_and_a_regression_blocks_at_the_new_level(pair):
     pair.new.requirement("driver_runtime_management").level = "MUST"
     result = diff(pair.old, pair.new, [], TODAY)
-    assert result.to_json()["levelChanges"] == [{"id": "driver_runtime_management", "old": "SHOULD", "new": "MUST"}]
+    assert result.to_json()["levelChanges"] == [
+        {"id": "driver_runtime_management", "old": "SHOULD", "new": "MUST"}
+    ]
     assert result.exit_code == 0
     assert "SHOULD → MUST" in pair.diff().output
     pair.set(pair.new, "driver_runtime_management.versions", "failed", "driver too old")
@@ -129,7 +137,9 @@ def test_probe_added_and_removed_inside_a_requirement(pair):
     req.probes = [p for p in req.probes if p.name != "secure_accelerator_access.multi-container"]
     change = change_of(diff(pair.old, pair.new, [], TODAY), "secure_accelerator_access")
     assert change.change == "unchanged"
-    assert [(p.name, p.change) for p in change.probes] == [("secure_accelerator_access.multi-container", "removed")]
+    assert [(p.name, p.change) for p in change.probes] == [
+        ("secure_accelerator_access.multi-container", "removed")
+    ]
 
 
 def test_a_gpu_node_gone_and_other_watched_facts(pair):
@@ -142,7 +152,10 @@ def test_a_gpu_node_gone_and_other_watched_facts(pair):
     assert (facts["kubernetesVersion"].old, facts["kubernetesVersion"].new) == ("v1.35.2", "v1.36.0")
     assert facts["acceleratorNodes"].removed == {"gpu-2": {"nvidia.com/gpu": "8"}}
     assert facts["draPools"].changed == {
-        "gpu.nvidia.com/gpu-1": {"old": {"devices": 8, "nodes": ["gpu-1"]}, "new": {"devices": 4, "nodes": ["gpu-1"]}}
+        "gpu.nvidia.com/gpu-1": {
+            "old": {"devices": 8, "nodes": ["gpu-1"]},
+            "new": {"devices": 4, "nodes": ["gpu-1"]},
+        }
     }
     assert facts["runtimeClasses"].removed == {"nvidia": "nvidia"}
     cli = pair.diff("--waivers", str(_no_waivers(pair.root)))
@@ -169,21 +182,28 @@ def test_different_checklists_profiles_modes_and_clusters_warn(pair):
     pair.new.checklist |= {"chosen": "1.36", "sha256": "2" * 64}
     pair.new.profile |= {"version": "1.1.0", "sha256": "3" * 64}
     pair.new.run["mode"] = "certified"
+    pair.new.run["skip"] = ["gang_scheduling"]
     pair.old.cluster["uid"], pair.new.cluster["uid"] = "uid-a", "uid-b"
     pair.new.run |= {"complete": False, "incompleteReason": "run timeout"}
     result = diff(pair.old, pair.new, [], TODAY)
     assert result.warnings == [
         "the runs used different profiles: profile ai-v1.0 1.0.0 in OLD, ai-v1.0 1.1.0 in NEW",
-        "the profile file changed between the runs: profile sha256 " + "0" * 64 + " in OLD, " + "3" * 64 + " in NEW",
+        f"the profile file changed between the runs: profile sha256 {'0' * 64} in OLD, {'3' * 64} in NEW",
         (
             "the runs judged different checklists (requirements and levels may differ for that reason alone): "
             "checklist 1.35 in OLD, 1.36 in NEW"
         ),
         "the runs used different modes: mode non-disruptive in OLD, certified in NEW",
+        "the runs selected differently: --skip [] in OLD, ['gang_scheduling'] in NEW",
         "the runs are of different clusters: cluster uid uid-a in OLD, uid-b in NEW",
         "the NEW run r2 is incomplete: run timeout",
     ]
-    assert {f.fact for f in result.facts} >= {"checklistVersion", "checklistDigest", "profile", "profileDigest"}
+    assert {f.fact for f in result.facts} >= {
+        "checklistVersion",
+        "checklistDigest",
+        "profile",
+        "profileDigest",
+    }
     cli = pair.diff()
     assert "warning: the runs judged different checklists" in cli.output
 
@@ -256,5 +276,7 @@ def test_the_command_imports_no_heavy_module(pair):
         "late = sorted(m for m in ('rich', 'kubernetes', 'pytest', 'jsonschema') if m in sys.modules)\n"
         "print('HEAVY', early, late, file=sys.stderr)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
     assert "HEAVY [] []" in proc.stderr, proc.stderr

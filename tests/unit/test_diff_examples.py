@@ -71,7 +71,9 @@ def test_every_kaic_call_parses_with_the_real_commands(recipe):
 def test_runs_before_and_after_count_completed_exit_codes_and_the_diff_gates(recipe):
     doc, _, calls = recipe
     runs = [(line, args) for line, (sub, args) in calls if sub == "run"]
-    assert all(COMPLETED.search(line) for line, _ in runs), "kaic run: 0, 1 and 4 complete; 2 and 3 fail the job"
+    assert all(COMPLETED.search(line) for line, _ in runs), (
+        "kaic run: 0, 1 and 4 complete; 2 and 3 fail the job"
+    )
     diffs = [(line, args) for line, (sub, args) in calls if sub == "diff"]
     gating = [args for line, args in diffs if "||" not in line]
     assert len(gating) == 1
@@ -100,5 +102,8 @@ def test_gitlab_stages_run_in_upgrade_order_and_keep_the_results():
     assert doc["stages"] == ["before", "upgrade", "after", "gate"]
     template = doc[".kaic-run"]["artifacts"]
     assert (template["when"], template["reports"]["junit"]) == ("always", "$KAIC_DIR/kaic-junit.xml")
-    assert {doc[job]["variables"]["KAIC_DIR"] for job in ("kaic-before", "kaic-after")} == {"kaic-before", "kaic-after"}
+    assert {doc[job]["variables"]["KAIC_DIR"] for job in ("kaic-before", "kaic-after")} == {
+        "kaic-before",
+        "kaic-after",
+    }
     assert [n["job"] for n in doc["upgrade-gate"]["needs"]] == ["kaic-before", "kaic-after"]

@@ -33,7 +33,8 @@ def write(folder: Path, text: str) -> Path:
 def waiver_file(folder: Path, *entries: str) -> Path:
     """A file of waivers for secure_accelerator_access, each entry's extra lines given as YAML text."""
     body = "".join(
-        f"  - requirement: secure_accelerator_access\n    reason: accepted\n    owner: me\n{extra}" for extra in entries
+        f"  - requirement: secure_accelerator_access\n    reason: accepted\n    owner: me\n{extra}"
+        for extra in entries
     )
     return write(folder, "waivers:\n" + body)
 
@@ -128,8 +129,9 @@ def test_a_waiver_that_matches_no_regression_is_reported_unused(run_pair):
     path = write(run_pair.root, VALID)
     cli = run_pair.diff("--waivers", str(path))
     assert cli.exit_code == 0
-    assert "warning: waiver for secure_accelerator_access.negative-isolation matched no regression (unused)" in (
-        cli.output
+    assert (
+        "warning: waiver for secure_accelerator_access.negative-isolation matched no regression (unused)"
+        in cli.output
     )
     assert "warning: waiver for ai_service_metrics matched no regression (unused)" in cli.output
 
