@@ -1,7 +1,7 @@
 """`kaic diff OLD NEW`: the upgrade gate, comparing a run before an upgrade with one after it.
 
-Only click is imported up front, so registering the command costs `kaic --help` nothing; rich, yaml and the
-result model load when the command runs.
+Only what `kaic` loads anyway is imported up front, so registering the command costs `kaic --help` nothing;
+rich, the result model and the waiver reader load when the command runs.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from kaic.outcomes import ExitCode
+
+# kaic's one -o table|json option and table printer (fits a terminal or a CI log); `kaic` loads them anyway
+from kaic.profiles_cli import _output, _print
 
 if TYPE_CHECKING:
     from kaic.diff import Diff, FactChange, RequirementChange
@@ -43,14 +46,7 @@ class DiffInputError(click.ClickException):
     type=click.Path(dir_okay=False, path_type=Path),
     help="YAML file of named, reasoned, dated waivers for regressions.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@_output
 @click.option(
     "--today", type=click.DateTime(["%Y-%m-%d"]), hidden=True, help="Judge waiver expiry on this day."
 )
@@ -93,7 +89,6 @@ def _render(result: Diff, old: Path, new: Path) -> None:
     from rich.table import Table
 
     from kaic.diff import run_summary
-    from kaic.profiles_cli import _print  # the one place that fits a table to a terminal or a CI log
 
     console = Console()
     for name, path, report in (("OLD", old, result.old), ("NEW", new, result.new)):
