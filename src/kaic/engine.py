@@ -35,6 +35,7 @@ from kaic.results import ProbeResult, Report, RequirementResult
 RUN_SETTINGS_FILE = "run-settings.json"
 FACTS_FILE = "facts.json"
 PYTEST_LOG = "pytest.log"
+QUICK_UNDECIDED = "quick mode runs discovery only; run non-disruptive or certified for a verdict"
 
 
 class RunError(Exception):
@@ -238,7 +239,7 @@ class Run:
         facts = facts_mod.discover(cluster)
         self.report.facts = facts
         self.report.cluster.update(
-            {"serverVersion": facts.get("version"), "uid": facts.get("clusterUID")}
+            {"serverVersion": (facts.get("version") or {}).get("gitVersion"), "uid": facts.get("clusterUID")}
         )
         results.write_json_atomic(self.out_dir / FACTS_FILE, facts)
         self._save()
@@ -318,9 +319,10 @@ class Run:
 
 def finalize(report: Report, complete: bool, why_incomplete: str) -> None:
     """Settle every requirement, judge the run and record the verdict with its warnings."""
+    quick = report.run["mode"] == "quick"
     for req in report.requirements:
         if req.probes or complete:
-            req.settle()
+            req.settle(QUICK_UNDECIDED) if quick else req.settle()
     report.run.update(
         {"finishedAt": now(), "complete": complete, "incompleteReason": "" if complete else why_incomplete}
     )
@@ -331,7 +333,7 @@ def finalize(report: Report, complete: bool, why_incomplete: str) -> None:
     ]
     if (report.run.get("cleanup") or {}).get("error"):
         warnings.append(f"cleanup incomplete: {report.run['cleanup']['error']}; run `kaic cleanup --run-id`")
-    if report.run["mode"] == "quick":
+    if quick:
         discovered = complete and all(p.outcome is not Outcome.ERROR for p in report.probes())
         report.verdict = {
             "result": None,

@@ -41,6 +41,7 @@ class RunContext:
     context: str | None
     request_timeout: float
     options: dict[str, Any]
+    probes: dict[str, dict[str, Any]]  # planned probe -> timeout and lane
 
     @property
     def labels(self) -> dict[str, str]:

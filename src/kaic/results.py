@@ -64,14 +64,14 @@ class RequirementResult:
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)
 
-    def settle(self) -> None:
+    def settle(self, undecided: str = "no behavioural probe decided this requirement; attest it manually") -> None:
         """Recompute the outcome from the probes (discovery probes only count when they errored)."""
         behavioural = [p.outcome for p in self.probes if p.kind == "behavioural"]
         errors = [p for p in self.probes if p.kind != "behavioural" and p.outcome is Outcome.ERROR]
         outcome = aggregate(behavioural + [p.outcome for p in errors])
         if outcome is None:
             self.outcome = Outcome.UNKNOWN if self.probes else None
-            self.reason = "no behavioural probe decided this requirement in this run; attest it manually"
+            self.reason = undecided
             return
         self.outcome = outcome
         deciding = [p for p in self.probes if p.outcome is outcome and p.reason]
