@@ -26,7 +26,7 @@ from kaic.outcomes import TABLE, Outcome
 from kaic.results import Report, RequirementResult
 from kaic.submission import InputError
 from kaic.submission.lint import METADATA, PRODUCT_FILE
-from kaic.submission.official import Template, known_digests, official_minor, read_template
+from kaic.submission.official import YAML_LOADER, Template, known_digests, official_minor, read_template
 from kaic.writers.gotest import E2E_LOG_FILE, RESULTS_FILE
 from kaic.writers.junit import JUNIT_FILE
 
@@ -110,7 +110,7 @@ def _template(path: Path, minor: str, accept_drift: bool) -> Template:
 def read_product(path: Path) -> dict[str, str]:
     """The small product file: the metadata only the vendor knows (camelCase keys, as kaic writes them)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise InputError(f"{path}: cannot read the product file: {exc}") from None
     if not isinstance(data, dict):
@@ -177,7 +177,7 @@ def answers(template: Template, report: Report) -> dict[str, tuple[str, list[str
 
 def render(template: Template, report: Report, product: dict[str, str]) -> str:
     """The template's text with the product's metadata and the run's answers spliced in."""
-    root = yaml.compose(template.text, Loader=yaml.SafeLoader)
+    root = yaml.compose(template.text, Loader=yaml.SafeLoader)  # pure Python: its marks count characters
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement) in the template's text
     metadata = _child(root, "metadata", template)
     wanted = {"kubernetesVersion": f"v{report.checklist.get('chosen')}", "repoUrl": "", **product}

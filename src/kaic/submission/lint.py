@@ -20,6 +20,7 @@ from kaic.submission import InputError
 from kaic.submission.artifacts import PARSERS, ArtifactError, read_results
 from kaic.submission.official import (
     VERSION_IN_PATH,
+    YAML_LOADER,
     Template,
     find_template,
     known_digests,
@@ -155,7 +156,7 @@ class _Linter:
                 + "; lint follows the file given",
             )
         try:
-            data = yaml.safe_load(product_file.read_text(encoding="utf-8"))
+            data = yaml.load(product_file.read_text(encoding="utf-8"), Loader=YAML_LOADER)
         except (UnicodeDecodeError, yaml.YAMLError) as exc:
             self.add(ERROR, PRODUCT_FILE, f"cannot be parsed: {exc}")
             return self.findings

@@ -1,0 +1,911 @@
+"""kaic submission lint: every real submission, each validator rule on a small synthetic folder, the CLI and
+the online check (against a server on 127.0.0.1 only; nothing here leaves the machine)."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from kaic.submission import InputError
+from kaic.submission.cli import submission
+from kaic.submission.lint import STATUSES, USER_AGENT, lint, unreachable
+from kaic.submission.official import read_template
+
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+CHECKLISTS = REFERENCE / "checklists"
+SUBMISSIONS = REFERENCE / "submissions"
+PRODUCTS = sorted(SUBMISSIONS.glob("v*/*/PRODUCT.yaml"))
+needs_corpus = pytest.mark.skipif(
+    not PRODUCTS or not CHECKLISTS.is_dir(), reason=f"the real submissions are not at {SUBMISSIONS}"
+)
+
+# --- every real submission ---------------------------------------------------------------------------------
+
+REQUIRED_METADATA = (
+    "kubernetesVersion",
+    "platformName",
+    "platformVersion",
+    "vendorName",
+    "websiteUrl",
+    "documentationUrl",
+    "productLogoUrl",
+    "description",
+    "contactEmailAddress",
+    "k8sConformanceUrl",
+)
+
+
+def corpus_id(product: Path) -> str:
+    return f"{product.parent.parent.name}/{product.parent.name}"
+
+
+def template_for(product: Path) -> Path:
+    return CHECKLISTS / f"AIConformance-{product.parent.parent.name[1:]}.yaml"
+
+
+def camel(key: str) -> str:
+    return re.sub(r"_([a-z0-9])", lambda m: m[1].upper(), key)
+
+
+def metadata_expectations(meta: dict[str, Any], minor: str) -> Counter[tuple[str, str]]:
+    """What the file's metadata calls for: a required field absent in both spellings, a value that is no
+    string, blank or a placeholder, a malformed k8sConformanceUrl; warnings for a raster logo, an odd email
+    address and another minor."""
+    spelled = {camel(k): k for k in meta} | {k: k for k in meta if k == camel(k)}
+    want: Counter[tuple[str, str]] = Counter()
+    for name in (*REQUIRED_METADATA, "repoUrl"):
+        key = spelled.get(name, name)
+        value, field = meta.get(key), f"metadata.{key}"
+        required = name != "repoUrl"
+        broken = (
+            (value is None and required)
+            or (value is not None and not isinstance(value, str))
+            or (isinstance(value, str) and not value.strip() and required)
+            or (isinstance(value, str) and value[:1] == "[" and value[-1:] == "]")
+        )
+        if broken or (name == "k8sConformanceUrl" and value and not _is_k8s_conformance_url(value)):
+            want["error", field] += 1
+            continue
+        if not isinstance(value, str):
+            continue
+        raster = (
+            name == "productLogoUrl"
+            and value.startswith("http")
+            and not value.endswith((".svg", ".ai", ".eps"))
+        )
+        odd_email = name == "contactEmailAddress" and value and "@" not in value
+        other_minor = name == "kubernetesVersion" and not value.startswith(f"v{minor}")
+        want["warning", field] += bool(raster or odd_email or other_minor)
+    return +want
+
+
+def _is_k8s_conformance_url(value: str) -> bool:
+    head = "https://github.com/cncf/k8s-conformance/tree/"
+    branch, _, rest = value.removeprefix(head).partition("/")
+    return (
+        value.startswith(head) and branch in ("master", "main") and re.fullmatch(r"v\d+\.\d+/[^/]+/?", rest)
+    )
+
+
+def expected_findings(product: Path, template: Path) -> Counter[tuple[str, str]]:
+    """(level, field) of every finding the file's own content calls for, worked out from it here."""
+    doc = yaml.safe_load(product.read_text(encoding="utf-8"))
+    wanted = yaml.safe_load(template.read_text(encoding="utf-8"))["spec"]
+    want = metadata_expectations(doc["metadata"], product.parent.parent.name[1:])
+    for category, template_entries in wanted.items():
+        entries = doc["spec"].get(category)
+        ids = {entry["id"]: i for i, entry in enumerate(entries or [])}
+        for t in template_entries:
+            if t["id"] not in ids:
+                want["error", f"spec.{category}"] += 1
+                continue
+            at = f"spec.{category}[{ids[t['id']]}]"
+            entry = entries[ids[t["id"]]]
+            edited = " ".join(entry["description"].split()) != " ".join(t["description"].split())
+            want["warning", f"{at}.description"] += edited
+            want["warning", f"{at}.level"] += entry["level"] != t["level"]
+            status, notes, evidence = (
+                entry.get("status") or "",
+                entry.get("notes") or "",
+                entry.get("evidence"),
+            )
+            scalar = isinstance(evidence, str)
+            items = [evidence] if scalar else evidence or []
+            want["error", f"{at}.evidence"] += scalar
+            if t["level"] == "SHOULD" and not status and not items:
+                continue
+            must_broken = t["level"] == "MUST" and status != "Implemented"
+            want["error", f"{at}.status"] += must_broken or status not in STATUSES
+            want["error", f"{at}.notes"] += status == "N/A" and not notes.strip()
+            for j, item in enumerate(items):
+                field = f"{at}.evidence" if scalar else f"{at}.evidence[{j}]"
+                local = item and not item.startswith(("http://", "https://"))
+                want["error", field] += bool(local and not (product.parent / item).exists())
+    return +want
+
+
+@needs_corpus
+@pytest.mark.parametrize("product", PRODUCTS, ids=corpus_id)
+def test_every_real_submission_gets_exactly_the_findings_its_file_calls_for(product: Path) -> None:
+    found = lint(product.parent, template_for(product))
+    assert Counter((f.level, f.field) for f in found) == expected_findings(product, template_for(product))
+
+
+def must_na_fields(product: Path) -> set[str]:
+    """The status fields of MUSTs (by the template's level) marked N/A."""
+    doc = yaml.safe_load(product.read_text(encoding="utf-8"))
+    wanted = yaml.safe_load(template_for(product).read_text(encoding="utf-8"))["spec"]
+    must = {t["id"] for entries in wanted.values() for t in entries if t["level"] == "MUST"}
+    return {
+        f"spec.{category}[{i}].status"
+        for category, entries in doc["spec"].items()
+        for i, entry in enumerate(entries)
+        if entry["id"] in must and entry.get("status") == "N/A"
+    }
+
+
+@needs_corpus
+@pytest.mark.parametrize("product", PRODUCTS, ids=corpus_id)
+def test_a_real_must_na_is_an_error_and_with_allow_must_na_a_warning(product: Path) -> None:
+    strict = lint(product.parent, template_for(product))
+    lenient = lint(product.parent, template_for(product), allow_must_na=True)
+    fields = must_na_fields(product)
+    assert {f.field for f in strict if f.level == "error" and "N/A on a MUST" in f.message} == fields
+    assert {f.field for f in lenient if f.level == "warning" and "N/A on a MUST" in f.message} == fields
+    assert [f for f in strict if f.field not in fields] == [f for f in lenient if f.field not in fields]
+
+
+@needs_corpus
+def test_the_corpus_holds_the_cases_the_reference_counts() -> None:
+    """§2.5 of the reference counts these in the 55 files; the test above finds each one."""
+    found = [(corpus_id(p), f) for p in PRODUCTS for f in lint(p.parent, template_for(p))]
+    count = Counter(
+        (f.level, f.field.rsplit(".", 1)[-1].split("[")[0]) for _, f in found if "missing" in f.message
+    )
+    assert len(PRODUCTS) == 55
+    assert count["error", "k8sConformanceUrl"] == 24
+    assert count["error", "contactEmailAddress"] == 9
+    assert sum("N/A on a MUST" in f.message for _, f in found) == 7
+    assert sum("is the string" in f.message for _, f in found) == 6
+
+
+# Named files and what each must get, in document order: (level, field, part of the message).
+TALOS_NA = [
+    ("error", "{at}.evidence", "is the string 'N/A'"),
+    ("error", "{at}.status", "N/A on a MUST is rejected"),
+    ("error", "{at}.evidence", "'N/A' is not a file"),
+]
+NAMED: dict[str, list[tuple[str, str, str]]] = {
+    # Talos: evidence written as the string "N/A" on three MUST N/As, a level edit, prose as a path.
+    "v1.33/talos": [
+        ("error", "metadata.contactEmailAddress", "required but missing"),
+        ("error", "metadata.k8sConformanceUrl", "required but missing"),
+        ("warning", "spec.accelerators[0].level", "is 'MUST' but the template says 'SHOULD'"),
+        *[
+            (level, field.format(at=at), text)
+            for at in ("spec.schedulingOrchestration[1]", "spec.observability[0]", "spec.observability[1]")
+            for level, field, text in TALOS_NA
+        ],
+        ("error", "spec.security[0].evidence[0]", "'see secure_accelerator_access.md' is not a file"),
+    ],
+    # CoreWeave CKS: snake_case metadata keys are accepted; only the field no 1.34 template had is missing.
+    "v1.34/cks": [("error", "metadata.k8sConformanceUrl", "required but missing")],
+    # ... and in 1.35 the three new accelerator SHOULDs are left out altogether.
+    "v1.35/cks": [
+        ("error", "metadata.k8sConformanceUrl", "required but missing"),
+        ("error", "spec.accelerators", "'driver_runtime_management' is missing"),
+        ("error", "spec.accelerators", "'gpu_sharing' is missing"),
+        ("error", "spec.accelerators", "'virtualized_accelerator' is missing"),
+    ],
+    # Taichu: snake_case k8s_conformance_url counts; three descriptions shortened.
+    "v1.34/Taichu": [
+        ("warning", "spec.schedulingOrchestration[0].description", "differs from the template"),
+        ("warning", "spec.observability[0].description", "differs from the template"),
+        ("warning", "spec.observability[1].description", "differs from the template"),
+    ],
+    # DaoCloud: local e2e.log and junit_01.xml evidence exist; before v1.37 they are not parsed.
+    "v1.34/daocloud": [],
+    "v1.35/daocloud": [],
+    "v1.33/daocloud": [
+        ("error", "metadata.k8sConformanceUrl", "required but missing"),
+        ("error", "spec.schedulingOrchestration[1].status", "N/A on a MUST is rejected"),
+    ],
+    # OVH: an unquoted version number, a wrong file name, markdown anchors on plain paths.
+    "v1.34/ovh": [
+        ("error", "metadata.platformVersion", "must be a string, not float"),
+        ("error", "metadata.k8sConformanceUrl", "required but missing"),
+        ("error", "spec.accelerators[0].evidence[0]", "'./dra.yaml' is not a file"),
+        (
+            "error",
+            "spec.schedulingOrchestration[0].evidence[0]",
+            "write 'file://schedulingOrchestration.md#gang",
+        ),
+        (
+            "error",
+            "spec.schedulingOrchestration[2].evidence[0]",
+            "write 'file://schedulingOrchestration.md#pod_",
+        ),
+        ("error", "spec.security[0].evidence[0]", "write 'file://security.md#secure_accelerator_access'"),
+    ],
+    # RKE2: dra_support written as SHOULD where 1.34 made it a MUST.
+    "v1.34/rke2": [("warning", "spec.accelerators[0].level", "is 'SHOULD' but the template says 'MUST'")],
+    # kOps: evidence in tests/<Test>/output.md subfolders.
+    "v1.35/kops": [],
+}
+
+
+@needs_corpus
+@pytest.mark.parametrize("name", sorted(NAMED))
+def test_named_real_submissions(name: str) -> None:
+    product = SUBMISSIONS / name / "PRODUCT.yaml"
+    found = lint(product.parent, template_for(product))
+    assert [(f.level, f.field) for f in found] == [(level, field) for level, field, _ in NAMED[name]]
+    for finding, (_, _, text) in zip(found, NAMED[name], strict=True):
+        assert text in finding.message
+
+
+# --- each rule on a synthetic folder ------------------------------------------------------------------------
+
+TEMPLATE = """# A checklist shaped like the official ones, small enough to read.
+metadata:
+  kubernetesVersion: v{minor}
+  platformName: "[Platform Name]"
+  platformVersion: "[Platform Version]"
+  vendorName: "[Vendor Name]"
+  websiteUrl: "[Website URL]"
+  repoUrl: "[Repository URL]"
+  documentationUrl: "[Documentation URL]"
+  productLogoUrl: "[Documentation URL]"
+  description: "[Description]"
+  contactEmailAddress: "[Contact Email Address]"
+
+spec:
+  accelerators:
+    - id: gpu_sharing
+      description: "Offer at least one way to share an accelerator."
+      level: SHOULD
+      status: ""   # Implemented, Not Implemented, Partially Implemented, N/A
+      evidence: []
+      notes: ""
+  schedulingOrchestration:
+    - id: cluster_autoscaling
+      description: "Scale accelerator node groups on pending pods."
+      level: MUST
+      status: ""
+      evidence: []
+      notes: ""
+  security:
+    - id: secure_accelerator_access
+      description: "Mediate accelerator access through device plugins or DRA."
+      level: MUST
+      status: ""
+      evidence: []
+      notes: ""
+    - id: workload_sandboxing
+      description: "Run workloads in a sandbox."
+      level: SHOULD
+      status: ""
+      evidence: []
+      notes: ""
+"""
+
+
+def make_template(root: Path, minor: str = "1.37") -> Path:
+    path = root / "templates" / f"AIConformance-{minor}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(TEMPLATE.format(minor=minor), encoding="utf-8")
+    return path
+
+
+def good_product(minor: str = "1.37") -> dict[str, Any]:
+    """A submission the synthetic template accepts without a finding."""
+    template = yaml.safe_load(TEMPLATE.format(minor=minor))
+    product = {
+        "metadata": {
+            "kubernetesVersion": f"v{minor}",
+            "platformName": "Acme AI",
+            "platformVersion": "2.1",
+            "vendorName": "Acme",
+            "websiteUrl": "https://acme.example/",
+            "repoUrl": "https://github.com/acme/ai",
+            "documentationUrl": "https://acme.example/docs",
+            "productLogoUrl": "https://acme.example/logo.svg",
+            "description": "Acme's AI platform.",
+            "contactEmailAddress": "ai@acme.example",
+            "k8sConformanceUrl": f"https://github.com/cncf/k8s-conformance/tree/master/v{minor}/acme",
+        },
+        "spec": template["spec"],
+    }
+    for entries in product["spec"].values():
+        for entry in entries:
+            if entry["level"] == "MUST" or entry["id"] == "workload_sandboxing":
+                entry.update(status="Implemented", evidence=[f"https://acme.example/docs/{entry['id']}"])
+    return product
+
+
+def write_submission(root: Path, product: dict[str, Any], folder: str = "v1.37/acme") -> Path:
+    path = root / folder
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "PRODUCT.yaml").write_text(yaml.safe_dump(product, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def findings(folder: Path, template: Path, **options: Any) -> list[tuple[str, str]]:
+    """(level, field) of each finding, leaving out the warning that the synthetic template is not official."""
+    return [(f.level, f.field) for f in lint(folder, template, **options) if f.field != "template"]
+
+
+def entry(product: dict[str, Any], req_id: str) -> dict[str, Any]:
+    return next(e for entries in product["spec"].values() for e in entries if e["id"] == req_id)
+
+
+def meta(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    """Set metadata fields; None removes one."""
+
+    def change(product: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            if value is None:
+                product["metadata"].pop(key)
+            else:
+                product["metadata"][key] = value
+
+    return change
+
+
+def req(req_id: str, **changes: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda product: entry(product, req_id).update(changes)
+
+
+def snake_case_metadata(product: dict[str, Any]) -> None:
+    product["metadata"] = {
+        re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", k).lower(): v for k, v in product["metadata"].items()
+    }
+
+
+SECURE, SANDBOX, SHARING, AUTOSCALING = (
+    "spec.security[0]",
+    "spec.security[1]",
+    "spec.accelerators[0]",
+    "spec.schedulingOrchestration[0]",
+)
+K8S_URL = "https://github.com/cncf/k8s-conformance/tree/main/v1.36/acme/"
+RULES: list[tuple[str, Callable[[dict[str, Any]], Any], list[tuple[str, str]]]] = [
+    ("clean", lambda p: None, []),
+    ("k8sConformanceUrl missing", meta(k8sConformanceUrl=None), [("error", "metadata.k8sConformanceUrl")]),
+    (
+        "contactEmailAddress missing",
+        meta(contactEmailAddress=None),
+        [("error", "metadata.contactEmailAddress")],
+    ),
+    ("snake_case keys", snake_case_metadata, []),
+    ("camelCase wins over snake_case", meta(website_url="[x]"), []),
+    ("required empty", meta(platformName=""), [("error", "metadata.platformName")]),
+    ("required blank", meta(description="  "), [("error", "metadata.description")]),
+    ("placeholder", meta(vendorName="[Vendor Name]"), [("error", "metadata.vendorName")]),
+    ("not a string", meta(platformVersion=2.1), [("error", "metadata.platformVersion")]),
+    ("null is missing", meta(vendorName=None), [("error", "metadata.vendorName")]),
+    ("optional repoUrl absent", meta(repoUrl=None), []),
+    ("optional repoUrl empty", meta(repoUrl=""), []),
+    ("optional repoUrl placeholder", meta(repoUrl="[Repository URL]"), [("error", "metadata.repoUrl")]),
+    (
+        "k8sConformanceUrl pattern",
+        meta(k8sConformanceUrl="https://github.com/cncf/k8s-conformance/pull/1"),
+        [("error", "metadata.k8sConformanceUrl")],
+    ),
+    ("k8sConformanceUrl main, other minor, slash", meta(k8sConformanceUrl=K8S_URL), []),
+    (
+        "raster logo",
+        meta(productLogoUrl="https://acme.example/logo.png"),
+        [("warning", "metadata.productLogoUrl")],
+    ),
+    ("odd email", meta(contactEmailAddress="ai at acme"), [("warning", "metadata.contactEmailAddress")]),
+    ("other minor", meta(kubernetesVersion="v1.36"), [("warning", "metadata.kubernetesVersion")]),
+    ("patch version", meta(kubernetesVersion="v1.37.2"), []),
+    ("no metadata", lambda p: p.pop("metadata"), [("error", "metadata")]),
+    ("no spec", lambda p: p.pop("spec"), [("error", "spec")]),
+    ("category missing", lambda p: p["spec"].pop("security"), [("error", "spec.security")]),
+    ("id missing", lambda p: p["spec"]["security"].pop(1), [("error", "spec.security")]),
+    (
+        "id in another category",
+        lambda p: p["spec"]["security"].append(p["spec"].pop("accelerators")[0]),
+        [("error", "spec.accelerators")],
+    ),
+    ("extra id ignored", lambda p: p["spec"]["security"].append({"id": "mine", "status": "Nope"}), []),
+    ("entry not a mapping", lambda p: p["spec"]["security"].append("oops"), [("error", "spec.security[2]")]),
+    (
+        "description edited",
+        req("secure_accelerator_access", description="Ours."),
+        [("warning", f"{SECURE}.description")],
+    ),
+    ("description reflowed", req("workload_sandboxing", description="Run workloads\nin a sandbox.\n"), []),
+    ("level edited", req("workload_sandboxing", level="MUST"), [("warning", f"{SANDBOX}.level")]),
+    (
+        "the template's level applies",
+        req("cluster_autoscaling", level="SHOULD", status="Not Implemented"),
+        [
+            ("warning", f"{AUTOSCALING}.level"),
+            ("error", f"{AUTOSCALING}.status"),
+        ],
+    ),
+    ("status unknown", req("workload_sandboxing", status="Done"), [("error", f"{SANDBOX}.status")]),
+    ("status case", req("workload_sandboxing", status="implemented"), [("error", f"{SANDBOX}.status")]),
+    ("SHOULD unanswered", req("workload_sandboxing", status="", evidence=[]), []),
+    ("SHOULD unanswered, evidence null", req("workload_sandboxing", status=None, evidence=None), []),
+    (
+        "SHOULD evidence without status",
+        req("gpu_sharing", evidence=["https://acme.example/x"]),
+        [("error", f"{SHARING}.status")],
+    ),
+    ("SHOULD partially", req("workload_sandboxing", status="Partially Implemented"), []),
+    ("SHOULD not implemented", req("workload_sandboxing", status="Not Implemented", evidence=[]), []),
+    (
+        "SHOULD N/A with notes",
+        req("gpu_sharing", status="N/A", notes="No accelerator here can be shared."),
+        [],
+    ),
+    ("N/A without notes", req("gpu_sharing", status="N/A", notes=" "), [("error", f"{SHARING}.notes")]),
+    (
+        "MUST not implemented",
+        req("secure_accelerator_access", status="Not Implemented"),
+        [("error", f"{SECURE}.status")],
+    ),
+    (
+        "MUST partially",
+        req("secure_accelerator_access", status="Partially Implemented"),
+        [("error", f"{SECURE}.status")],
+    ),
+    (
+        "MUST unanswered",
+        req("secure_accelerator_access", status="", evidence=[]),
+        [("error", f"{SECURE}.status")],
+    ),
+    (
+        "MUST N/A",
+        req("cluster_autoscaling", status="N/A", notes="On-premises: no autoscaler."),
+        [("error", f"{AUTOSCALING}.status")],
+    ),
+    (
+        "MUST N/A without notes",
+        req("cluster_autoscaling", status="N/A"),
+        [
+            ("error", f"{AUTOSCALING}.status"),
+            ("error", f"{AUTOSCALING}.notes"),
+        ],
+    ),
+    (
+        "evidence a URL string",
+        req("secure_accelerator_access", evidence="https://acme.example/x"),
+        [("error", f"{SECURE}.evidence")],
+    ),
+    (
+        "evidence the string N/A",
+        req("secure_accelerator_access", evidence="N/A"),
+        [
+            ("error", f"{SECURE}.evidence"),
+            ("error", f"{SECURE}.evidence"),
+        ],
+    ),
+    (
+        "evidence a mapping",
+        req("secure_accelerator_access", evidence={"a": 1}),
+        [("error", f"{SECURE}.evidence")],
+    ),
+    (
+        "evidence item a number",
+        req("secure_accelerator_access", evidence=[1]),
+        [("error", f"{SECURE}.evidence[0]")],
+    ),
+    (
+        "empty evidence item skipped",
+        req("secure_accelerator_access", evidence=["", "https://acme.example/x"]),
+        [],
+    ),
+    ("notes a list", req("secure_accelerator_access", notes=["x"]), [("error", f"{SECURE}.notes")]),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), [r[1:] for r in RULES], ids=[r[0] for r in RULES])
+def test_rule(
+    tmp_path: Path, change: Callable[[dict[str, Any]], Any], expected: list[tuple[str, str]]
+) -> None:
+    product = good_product()
+    change(product)
+    assert findings(write_submission(tmp_path, product), make_template(tmp_path)) == expected
+
+
+def test_must_na_with_allow_must_na_is_a_warning_but_still_needs_notes(tmp_path: Path) -> None:
+    product = good_product()
+    entry(product, "cluster_autoscaling").update(status="N/A", notes="On-premises: no autoscaler.")
+    entry(product, "secure_accelerator_access").update(status="N/A")
+    folder, template = write_submission(tmp_path, product), make_template(tmp_path)
+    assert findings(folder, template, allow_must_na=True) == [
+        ("warning", f"{AUTOSCALING}.status"),
+        ("warning", f"{SECURE}.status"),
+        ("error", f"{SECURE}.notes"),
+    ]
+
+
+# Local evidence: paths must exist inside the folder, in both file:// forms, and never climb out.
+PATHS = [
+    ("notes.md", True),
+    ("./notes.md", True),
+    ("sub/deep.md", True),
+    ("sub", True),
+    ("file://notes.md", True),
+    ("file://notes.md#part", True),
+    ("file://sub/deep.md", True),
+    ("file://v1.37/acme/notes.md", True),
+    ("absent.md", False),
+    ("notes.md#part", False),
+    ("file://absent.md", False),
+    ("file://", False),
+    ("file://v1.37/other/notes.md", False),
+    ("file://v1.36/acme/notes.md", False),
+    ("../secret.txt", False),
+    ("sub/../../secret.txt", False),
+    ("file://../secret.txt", False),
+    ("file://v1.37/acme/../../secret.txt", False),
+    ("{root}/secret.txt", False),
+    ("file://{root}/secret.txt", False),
+    ("link.md", False),
+]
+
+
+@pytest.mark.parametrize(("ref", "ok"), PATHS, ids=[p[0] for p in PATHS])
+def test_local_evidence(tmp_path: Path, ref: str, ok: bool) -> None:
+    product = good_product()
+    entry(product, "secure_accelerator_access")["evidence"] = [ref.format(root=tmp_path)]
+    folder = write_submission(tmp_path, product)
+    (folder / "notes.md").write_text("evidence\n")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "deep.md").write_text("evidence\n")
+    (tmp_path / "secret.txt").write_text("outside\n")
+    (folder / "link.md").symlink_to(tmp_path / "secret.txt")
+    expected = [] if ok else [("error", f"{SECURE}.evidence[0]")]
+    assert findings(folder, make_template(tmp_path)) == expected
+
+
+def test_a_plain_path_with_an_anchor_gets_the_file_url_to_write(tmp_path: Path) -> None:
+    product = good_product()
+    entry(product, "secure_accelerator_access")["evidence"] = ["./notes.md#isolation"]
+    folder = write_submission(tmp_path, product)
+    (folder / "notes.md").write_text("evidence\n")
+    (finding,) = [f for f in lint(folder, make_template(tmp_path)) if f.field != "template"]
+    assert "write 'file://notes.md#isolation'" in finding.message
+
+
+# Go-test artifacts: from v1.37 the cited test (the #fragment, else the upstream test mapped to the id) must
+# not have failed, and a skipped one backs only N/A.
+JUNIT = """<?xml version="1.0" encoding="UTF-8"?>
+<testsuites tests="4" failures="1" errors="0" time="1.600000">
+\t<testsuite tests="4" failures="1" skipped="1" time="1.600000" name="example.com/test">
+\t\t<testcase classname="example.com/test" name="TestSecureAcceleratorAccess" time="1.000000">
+\t\t\t<failure message="Failed" type="">device visible</failure>
+\t\t</testcase>
+\t\t<testcase classname="example.com/test" name="TestKaicGpuSharing" time="0.000000">
+\t\t\t<skipped message="no sharing"></skipped>
+\t\t</testcase>
+\t\t<testcase classname="example.com/test" name="TestSecureAcceleratorAccess/PositiveAccessTest" time="0.500000"/>
+\t\t<testcase classname="example.com/test" name="TestWorkloadSandboxing" time="0.100000"/>
+\t</testsuite>
+</testsuites>
+"""
+EVENTS = [
+    ("TestSecureAcceleratorAccess/PositiveAccessTest", "pass"),
+    ("TestSecureAcceleratorAccess", "fail"),
+    ("TestKaicGpuSharing", "skip"),
+    ("TestWorkloadSandboxing", "pass"),
+]
+RESULTS = (
+    "".join(
+        json.dumps({"Time": "2026-09-15T10:00:00Z", "Action": a, "Package": "example.com/test", "Test": t})
+        + "\n"
+        for t, a in EVENTS
+    )
+    + json.dumps({"Time": "2026-09-15T10:00:01Z", "Action": "fail", "Package": "example.com/test"})
+    + "\n"
+)
+E2E_LOG = """=== RUN   TestSecureAcceleratorAccess
+=== RUN   TestSecureAcceleratorAccess/PositiveAccessTest
+--- FAIL: TestSecureAcceleratorAccess (1.00s)
+    --- PASS: TestSecureAcceleratorAccess/PositiveAccessTest (0.50s)
+=== RUN   TestKaicGpuSharing
+--- SKIP: TestKaicGpuSharing (0.00s)
+=== RUN   TestWorkloadSandboxing
+--- PASS: TestWorkloadSandboxing (0.10s)
+FAIL
+FAIL\texample.com/test\t1.600s
+"""
+ARTIFACTS = {"junit.xml": JUNIT, "results.json": RESULTS, "e2e.log": E2E_LOG}
+# (requirement, status, evidence with {f} for the artifact's name, findings at its evidence[0])
+CITED = [
+    ("secure_accelerator_access", "Implemented", "file://{f}", 1),  # the mapped upstream test failed
+    ("secure_accelerator_access", "Implemented", "{f}", 1),  # a plain path is parsed too
+    ("secure_accelerator_access", "Implemented", "file://v1.37/acme/{f}", 1),  # and the repository form
+    ("secure_accelerator_access", "Implemented", "file://{f}#TestSecureAcceleratorAccess", 1),
+    (
+        "secure_accelerator_access",
+        "Implemented",
+        "file://{f}#TestSecureAcceleratorAccess/PositiveAccessTest",
+        0,
+    ),
+    (
+        "secure_accelerator_access",
+        "Implemented",
+        "file://v1.37/acme/{f}#TestSecureAcceleratorAccess/Positive",
+        1,
+    ),
+    ("secure_accelerator_access", "Implemented", "file://{f}#TestNoSuchTest", 1),
+    ("workload_sandboxing", "Implemented", "file://{f}", 0),  # mapped TestWorkloadSandboxing passed
+    ("workload_sandboxing", "Implemented", "file://{f}#TestKaicGpuSharing", 1),  # skipped, yet not N/A
+    ("workload_sandboxing", "Not Implemented", "file://{f}#TestKaicGpuSharing", 1),
+    ("gpu_sharing", "N/A", "file://{f}#TestKaicGpuSharing", 0),  # skipped backs N/A
+    ("gpu_sharing", "Implemented", "file://{f}", 0),  # no upstream test for the id: parsed only
+]
+
+
+@pytest.mark.parametrize("name", sorted(ARTIFACTS))
+@pytest.mark.parametrize(("req_id", "status", "ref", "errors"), CITED, ids=[c[2] + "-" + c[0] for c in CITED])
+def test_cited_test_results(
+    tmp_path: Path, name: str, req_id: str, status: str, ref: str, errors: int
+) -> None:
+    product = good_product()
+    entry(product, req_id).update(status=status, evidence=[ref.format(f=name)], notes="Context absent.")
+    folder = write_submission(tmp_path, product)
+    (folder / name).write_text(ARTIFACTS[name], encoding="utf-8")
+    field = next(
+        f"{p}.evidence[0]"
+        for p, i in ((SECURE, "secure_"), (SANDBOX, "workload"), (SHARING, "gpu"))
+        if req_id.startswith(i)
+    )
+    assert findings(folder, make_template(tmp_path)) == [("error", field)] * errors
+
+
+BROKEN = {
+    "junit.xml": ["<testsuites><testsuite>", "<html><body>hello</body></html>"],
+    "results.json": ["not json\n", '{"Time": "2026-09-15T10:00:00Z"}\n'],
+    "e2e.log": ["hello, reviewer\n"],
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [(n, t) for n, texts in BROKEN.items() for t in texts], ids=lambda v: v[:16]
+)
+def test_an_artifact_that_does_not_parse_is_an_error(tmp_path: Path, name: str, text: str) -> None:
+    product = good_product()
+    entry(product, "workload_sandboxing")["evidence"] = [f"file://{name}", f"file://{name}#TestX"]
+    folder = write_submission(tmp_path, product)
+    (folder / name).write_text(text, encoding="utf-8")
+    assert findings(folder, make_template(tmp_path)) == [
+        ("error", f"{SANDBOX}.evidence[0]"),
+        ("error", f"{SANDBOX}.evidence[1]"),
+    ]
+
+
+def test_before_v1_37_artifacts_are_only_required_to_exist(tmp_path: Path) -> None:
+    product = good_product("1.36")
+    entry(product, "secure_accelerator_access")["evidence"] = ["file://junit.xml#TestSecureAcceleratorAccess"]
+    folder = write_submission(tmp_path, product, "v1.36/acme")
+    (folder / "junit.xml").write_text(JUNIT, encoding="utf-8")
+    assert findings(folder, make_template(tmp_path, "1.36")) == []
+
+
+def test_artifacts_are_found_under_their_name_anywhere_in_the_folder(tmp_path: Path) -> None:
+    product = good_product()
+    entry(product, "secure_accelerator_access")["evidence"] = ["file://results/e2e.log"]
+    folder = write_submission(tmp_path, product)
+    (folder / "results").mkdir()
+    (folder / "results" / "e2e.log").write_text(E2E_LOG, encoding="utf-8")
+    assert findings(folder, make_template(tmp_path)) == [("error", f"{SECURE}.evidence[0]")]
+
+
+# --- versions, templates and input errors ------------------------------------------------------------------
+
+
+def test_the_version_comes_from_the_path_or_version(tmp_path: Path) -> None:
+    template = make_template(tmp_path)
+    folder = write_submission(tmp_path, good_product(), "elsewhere/acme")
+    with pytest.raises(InputError, match="no vX.Y/ in the path"):
+        lint(folder, template)
+    assert findings(folder, template, version="v1.37") == []
+    assert findings(folder, template, version="1.37") == []
+    with pytest.raises(InputError, match="not a version"):
+        lint(folder, template, version="latest")
+
+
+def test_a_template_for_another_version_is_refused(tmp_path: Path) -> None:
+    folder = write_submission(tmp_path, good_product())
+    with pytest.raises(InputError, match="template for v1.36, but the submission is for v1.37"):
+        lint(folder, make_template(tmp_path, "1.36"))
+
+
+def test_without_checklist_the_template_is_found_in_a_clone_of_the_program_repository(tmp_path: Path) -> None:
+    folder = write_submission(tmp_path, good_product())
+    with pytest.raises(InputError, match="no checklist template for v1.37"):
+        lint(folder)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_template(tmp_path).rename(docs / "AIConformance-1.37.yaml")
+    assert [f.field for f in lint(folder)] == ["template"]
+    assert [f.field for f in lint(folder / "PRODUCT.yaml")] == ["template"]
+
+
+def test_a_template_kaic_does_not_know_is_a_warning(tmp_path: Path) -> None:
+    folder = write_submission(tmp_path, good_product())
+    (finding,) = lint(folder, make_template(tmp_path))
+    assert (finding.level, finding.field) == ("warning", "template")
+    assert "differs from the official AIConformance-1.37.yaml" in finding.message
+
+
+@pytest.mark.skipif(not CHECKLISTS.is_dir(), reason=f"the official checklists are not at {CHECKLISTS}")
+def test_the_official_template_raises_no_template_warning(tmp_path: Path) -> None:
+    official = CHECKLISTS / "AIConformance-1.37.yaml"
+    product = yaml.safe_load(official.read_text(encoding="utf-8"))
+    product["metadata"] = good_product()["metadata"]
+    for entries in product["spec"].values():
+        for item in entries:
+            if item["level"] == "MUST":
+                item.update(status="Implemented", evidence=["https://acme.example/docs"])
+    assert lint(write_submission(tmp_path, product), official) == []
+
+
+def test_input_errors(tmp_path: Path) -> None:
+    template = make_template(tmp_path)
+    empty = tmp_path / "v1.37" / "empty"
+    empty.mkdir(parents=True)
+    with pytest.raises(InputError, match="no PRODUCT.yaml"):
+        lint(empty, template)
+    not_a_template = tmp_path / "x.yaml"
+    not_a_template.write_text("metadata: {}\n")
+    with pytest.raises(InputError, match="not a checklist template"):
+        read_template(not_a_template)
+
+
+@pytest.mark.parametrize("text", ["metadata: [unclosed\n", "- a list\n"])
+def test_a_product_file_that_is_no_mapping_is_one_error(tmp_path: Path, text: str) -> None:
+    folder = tmp_path / "v1.37" / "acme"
+    folder.mkdir(parents=True)
+    (folder / "PRODUCT.yaml").write_text(text)
+    assert findings(folder, make_template(tmp_path)) == [("error", "PRODUCT.yaml")]
+
+
+# --- the command -------------------------------------------------------------------------------------------
+
+
+def invoke(*args: str | Path) -> Any:
+    return CliRunner().invoke(submission, ["lint", *map(str, args)])
+
+
+def test_cli_lint_exit_codes_and_json(tmp_path: Path) -> None:
+    template = make_template(tmp_path)
+    clean = write_submission(tmp_path, good_product())
+    result = invoke(clean, "--checklist", template)
+    assert result.exit_code == 0, result.output
+    assert "warning: template:" in result.output
+
+    product = good_product()
+    entry(product, "cluster_autoscaling").update(status="N/A", notes="On-premises: no autoscaler.")
+    must_na = write_submission(tmp_path, product, "v1.37/onprem")
+    result = invoke(must_na, "--checklist", template, "-o", "json")
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
+    assert payload["errors"] == 1 and payload["warnings"] == 1
+    assert {"level": "error", "field": f"{AUTOSCALING}.status"}.items() <= payload["findings"][1].items()
+    assert invoke(must_na, "--checklist", template, "--allow-must-na").exit_code == 0
+    assert invoke(must_na, "--checklist", template, "--version", "v1.36").exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["{root}/nowhere"],
+        ["{root}/v1.37/acme", "--checklist", "{root}/absent.yaml"],
+        ["{root}/v1.37/acme"],  # no template given or found
+        ["{root}/v1.37/acme", "--checklist", "{root}/templates/AIConformance-1.37.yaml", "--version", "x"],
+        ["{root}/v1.37/empty", "--checklist", "{root}/templates/AIConformance-1.37.yaml"],
+    ],
+)
+def test_cli_lint_bad_input_exits_2(tmp_path: Path, args: list[str]) -> None:
+    make_template(tmp_path)
+    write_submission(tmp_path, good_product())
+    (tmp_path / "v1.37" / "empty").mkdir()
+    result = invoke(*(a.format(root=tmp_path) for a in args))
+    assert result.exit_code == 2, result.output
+
+
+# --- online: only ever against a server on 127.0.0.1 ------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    seen: ClassVar[list[tuple[str, str, str | None]]] = []
+    codes: ClassVar[dict[str, int]] = {
+        "/ok": 200,
+        "/logo.svg": 200,
+        "/missing": 404,
+        "/busy": 429,
+        "/moved": 301,
+    }
+
+    def do_HEAD(self) -> None:
+        self.answer(405 if self.path == "/no-head" else self.codes.get(self.path, 500))
+
+    def do_GET(self) -> None:
+        self.answer(200 if self.path == "/no-head" else self.codes.get(self.path, 500))
+
+    def answer(self, code: int) -> None:
+        self.seen.append((self.command, self.path, self.headers.get("User-Agent")))
+        self.send_response(code)
+        if code == 301:
+            self.send_header("Location", "/ok")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    _Handler.seen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_reachability_is_head_then_get_with_the_validators_user_agent(server: str) -> None:
+    assert unreachable(f"{server}/ok") is None
+    assert unreachable(f"{server}/moved") is None
+    assert unreachable(f"{server}/no-head") is None
+    assert unreachable(f"{server}/missing") == "HTTP 404"
+    assert "429" in str(unreachable(f"{server}/busy"))
+    methods = [(method, path) for method, path, _ in _Handler.seen if path == "/no-head"]
+    assert methods == [("HEAD", "/no-head"), ("GET", "/no-head")]
+    assert {agent for *_, agent in _Handler.seen} == {USER_AGENT}
+
+
+def test_a_refused_connection_is_unreachable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert unreachable(f"http://127.0.0.1:{port}/", timeout=5)
+
+
+def test_online_lint_checks_metadata_and_evidence_urls(tmp_path: Path, server: str) -> None:
+    product = good_product()
+    urls = {
+        "websiteUrl": "/ok",
+        "repoUrl": "/moved",
+        "documentationUrl": "/missing",
+        "productLogoUrl": "/logo.svg",
+    }
+    product["metadata"].update({key: f"{server}{path}" for key, path in urls.items()})
+    product["metadata"].pop("k8sConformanceUrl")  # it must name github.com, which a test never asks
+    for req_id, path in (
+        ("secure_accelerator_access", "/busy"),
+        ("cluster_autoscaling", "/ok"),
+        ("workload_sandboxing", "/busy"),
+    ):
+        entry(product, req_id)["evidence"] = [f"{server}{path}"]
+    folder, template = write_submission(tmp_path, product), make_template(tmp_path)
+    assert findings(folder, template) == [("error", "metadata.k8sConformanceUrl")]
+    assert findings(folder, template, online=True) == [
+        ("error", "metadata.k8sConformanceUrl"),
+        ("error", "metadata.documentationUrl"),
+        ("error", f"{SECURE}.evidence[0]"),
+        ("error", f"{SANDBOX}.evidence[0]"),
+    ]
+    assert sum(path == "/busy" for _, path, _ in _Handler.seen) == 2  # HEAD and GET, once for both citations
