@@ -15,6 +15,7 @@ import click
 from kaic import __version__
 from kaic.outcomes import ExitCode
 from kaic.probe import MODES
+from kaic.diff_cli import diff
 from kaic.profiles_cli import profiles
 
 
@@ -142,6 +143,7 @@ def main(ctx: click.Context, config: Path | None) -> None:
 
 
 main.add_command(profiles)
+main.add_command(diff)
 
 
 def _options(**kwargs: Any) -> Any:
