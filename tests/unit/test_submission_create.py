@@ -89,6 +89,11 @@ def write_product(path: Path, **changes: Any) -> Path:
     return path
 
 
+def invoke_create(run: Path, product: Path, out: Path, template: Path = TEMPLATE) -> Any:
+    args = ["create", run, "--checklist", template, "--product", product, "--out", out]
+    return CliRunner().invoke(submission, [str(a) for a in args])
+
+
 @pytest.fixture
 def run_dir(tmp_path: Path, certified_report: Report) -> Path:
     return save_run(certified_report, tmp_path / "run")
@@ -228,19 +233,7 @@ def test_a_run_where_everything_passed_lints_clean_and_create_exits_0(
     tmp_path: Path, certified_report: Report, product_file: Path
 ) -> None:
     run = save_run(passing(certified_report), tmp_path / "run")
-    result = CliRunner().invoke(
-        submission,
-        [
-            "create",
-            str(run),
-            "--checklist",
-            str(TEMPLATE),
-            "--product",
-            str(product_file),
-            "--out",
-            str(tmp_path / "out"),
-        ],
-    )
+    result = invoke_create(run, product_file, tmp_path / "out")
     assert result.exit_code == 0, result.output
     folder = Path(result.stdout.strip())
     assert folder == tmp_path / "out" / "v1.37" / "acme-ai-platform"
@@ -248,11 +241,29 @@ def test_a_run_where_everything_passed_lints_clean_and_create_exits_0(
     assert {e["status"] for e in entries(folder).values()} == {"Implemented"}
 
 
+def test_a_pass_cites_only_the_tests_that_passed(
+    tmp_path: Path, certified_report: Report, product_file: Path
+) -> None:
+    report = passing(certified_report)
+    skipped = ProbeResult(
+        "ai_inference.mesh",
+        "ai_inference",
+        "TestKaicMeshRouting/Istio",
+        "behavioural",
+        "not-applicable",
+        "no mesh",  # type: ignore[arg-type]
+    )
+    report.requirement("ai_inference").probes.append(skipped)
+    report.requirement("ai_inference").settle()
+    folder = create(save_run(report, tmp_path / "run"), TEMPLATE, product_file, tmp_path / "out")
+    assert entries(folder)["ai_inference"]["evidence"][0] == "file://junit.xml#TestKaicAiInference"
+    assert lint(folder, TEMPLATE) == []
+
+
 def test_cli_create_exits_1_when_the_result_has_lint_errors(
     run_dir: Path, product_file: Path, tmp_path: Path
 ) -> None:
-    args = ["create", str(run_dir), "--checklist", str(TEMPLATE), "--product", str(product_file)]
-    result = CliRunner().invoke(submission, [*args, "--out", str(tmp_path / "out")])
+    result = invoke_create(run_dir, product_file, tmp_path / "out")
     assert result.exit_code == 1
     assert result.stdout.strip() == str(tmp_path / "out" / "v1.37" / "acme-ai-platform")
     assert result.stderr.count("error: ") == len(MUST_NOT_IMPLEMENTED)
@@ -303,19 +314,7 @@ def test_an_unknown_template_is_refused_naming_the_expected_one_unless_drift_is_
     warnings = [f for f in lint(folder, drifted) if f.level == "warning"]
     assert [f.field for f in warnings] == ["template"]
     assert expected in warnings[0].message
-    result = CliRunner().invoke(
-        submission,
-        [
-            "create",
-            str(run_dir),
-            "--checklist",
-            str(drifted),
-            "--product",
-            str(product_file),
-            "--out",
-            str(tmp_path / "o2"),
-        ],
-    )
+    result = invoke_create(run_dir, product_file, tmp_path / "o2", drifted)
     assert result.exit_code == 2 and "AIConformance-1.37.yaml" in result.output
 
 
@@ -338,19 +337,7 @@ def test_a_bad_product_file_exits_2_naming_file_and_field(
     run_dir: Path, tmp_path: Path, changes: dict[str, Any], message: str
 ) -> None:
     product = write_product(tmp_path / "product.yaml", **changes)
-    result = CliRunner().invoke(
-        submission,
-        [
-            "create",
-            str(run_dir),
-            "--checklist",
-            str(TEMPLATE),
-            "--product",
-            str(product),
-            "--out",
-            str(tmp_path / "out"),
-        ],
-    )
+    result = invoke_create(run_dir, product, tmp_path / "out")
     assert result.exit_code == 2
     assert f"{product}: {message}" in result.output
     assert not (tmp_path / "out").exists()
@@ -358,17 +345,7 @@ def test_a_bad_product_file_exits_2_naming_file_and_field(
 
 def test_other_bad_input_exits_2(run_dir: Path, product_file: Path, tmp_path: Path) -> None:
     def invoke(run: Path, out: Path) -> Any:
-        args = [
-            "create",
-            str(run),
-            "--checklist",
-            str(TEMPLATE),
-            "--product",
-            str(product_file),
-            "--out",
-            str(out),
-        ]
-        return CliRunner().invoke(submission, args)
+        return invoke_create(run, product_file, out)
 
     assert invoke(run_dir, tmp_path / "out").exit_code == 1
     again = invoke(run_dir, tmp_path / "out")

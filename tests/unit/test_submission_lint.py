@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -909,3 +911,17 @@ def test_online_lint_checks_metadata_and_evidence_urls(tmp_path: Path, server: s
         ("error", f"{SANDBOX}.evidence[0]"),
     ]
     assert sum(path == "/busy" for _, path, _ in _Handler.seen) == 2  # HEAD and GET, once for both citations
+
+
+def test_lint_imports_no_heavy_module(tmp_path: Path) -> None:
+    """kubernetes, pytest and jsonschema stay unloaded: lint runs in a vendor's CI, not only beside a cluster."""
+    folder, template = write_submission(tmp_path, good_product()), make_template(tmp_path)
+    code = (
+        "import sys\nfrom kaic.submission.cli import submission\n"
+        f"try:\n    submission(['lint', {str(folder)!r}, '--checklist', {str(template)!r}])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', sorted(m for m in ('kubernetes', 'pytest', 'jsonschema') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr

@@ -158,7 +158,8 @@ def fill(req: RequirementResult | None, level: str, report: Report) -> tuple[str
     if req.outcome is Outcome.FAILED and level == "SHOULD" and passed:
         junit = [f"file://{JUNIT_FILE}#{test}" for test in passed]
         return PARTIAL, junit, _PARTIAL_NOTES.format(**names, tests=", ".join(passed), reason=req.reason)
-    tests = list(dict.fromkeys(p.test.split("/")[0] for p in behavioural))
+    deciding = [p for p in behavioural if p.outcome is req.outcome]  # a pass never cites a skipped test
+    tests = list(dict.fromkeys(p.test.split("/")[0] for p in deciding))
     notes = _NOTES[req.outcome].format(**names, tests=", ".join(tests), reason=req.reason)
     if req.outcome not in (Outcome.PASSED, Outcome.NOT_APPLICABLE):
         return status, [], notes
