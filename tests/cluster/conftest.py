@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.dynamic import DynamicClient
 
 from kaic.localcluster.launcher import Binaries, LocalCluster, find_binaries
 from kaic.localcluster.processes import ClusterError
@@ -49,12 +50,17 @@ def api(local_cluster: LocalCluster) -> Iterator[client.ApiClient]:
 @pytest.fixture
 def namespace(api: client.ApiClient) -> Iterator[str]:
     """A fresh namespace, deleted afterwards (without waiting: the namespace test checks that part)."""
-    core = client.CoreV1Api(api)
     name = f"kaic-test-{uuid.uuid4().hex[:8]}"
+    yield create_namespace(api, name)
+    client.CoreV1Api(api).delete_namespace(name)
+
+
+def create_namespace(api: client.ApiClient, name: str) -> str:
+    """Create `name` and wait for its default ServiceAccount, without which pods are refused."""
+    core = client.CoreV1Api(api)
     core.create_namespace({"metadata": {"name": name}})
     poll(lambda: _has_default_service_account(core, name), 30, f"default ServiceAccount in {name}")
-    yield name
-    core.delete_namespace(name)
+    return name
 
 
 def _has_default_service_account(core: client.CoreV1Api, namespace: str) -> bool:
@@ -72,5 +78,51 @@ def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 @pytest.fixture(scope="session")
+def new_namespace() -> Callable[[client.ApiClient, str], str]:
+    return create_namespace
+
+
+@pytest.fixture(scope="session")
 def wait_until() -> Callable[[Callable[[], Any], float, str], Any]:
     return poll
+
+
+class Gang:
+    """A native gang: a scheduling.k8s.io/v1beta1 PodGroup with a minimum count, and its member pods."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, name: str, min_count: int) -> None:
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.name = name
+        DynamicClient(api).resources.get(api_version="scheduling.k8s.io/v1beta1", kind="PodGroup").create(
+            namespace=namespace,
+            body={
+                "apiVersion": "scheduling.k8s.io/v1beta1",
+                "kind": "PodGroup",
+                "metadata": {"name": name},
+                "spec": {"schedulingPolicy": {"gang": {"minCount": min_count}}},
+            },
+        )
+
+    def add_member(self, index: int) -> str:
+        pod_name = f"{self.name}-{index}"
+        self.core.create_namespaced_pod(
+            self.namespace,
+            {
+                "metadata": {"name": pod_name},
+                "spec": {
+                    "schedulingGroup": {"podGroupName": self.name},
+                    "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10"}],
+                },
+            },
+        )
+        return pod_name
+
+    def bound(self) -> list[str]:
+        pods = self.core.list_namespaced_pod(self.namespace).items
+        return [pod.metadata.name for pod in pods if pod.spec.node_name]
+
+
+@pytest.fixture(scope="session")
+def gang() -> type[Gang]:
+    return Gang

@@ -136,15 +136,9 @@ def test_job_completes(api: client.ApiClient, namespace: str, wait_until: Any) -
     wait_until(complete, 90, "the Job to complete")
 
 
-def test_namespace_deletes_cleanly(api: client.ApiClient, wait_until: Any) -> None:
+def test_namespace_deletes_cleanly(api: client.ApiClient, new_namespace: Any, wait_until: Any) -> None:
     core = client.CoreV1Api(api)
-    name = "kaic-test-delete-me"
-    core.create_namespace({"metadata": {"name": name}})
-    wait_until(
-        lambda: any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items),
-        30,
-        "the default ServiceAccount",
-    )
+    name = new_namespace(api, "kaic-test-delete-me")
     core.create_namespaced_pod(name, pod("runner"))
     wait_until(lambda: core.read_namespaced_pod("runner", name).status.phase == "Running", 60, "pod running")
     core.delete_namespace(name)

@@ -1,0 +1,69 @@
+"""Each broken scenario differs from `conformant` in exactly the facts it is named for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from kaic.localcluster import topology
+from kaic.localcluster.launcher import Binaries, LocalCluster
+from kaic.localcluster.scenarios import SCENARIOS
+
+pytestmark = pytest.mark.cluster
+
+# scenario: (resource.k8s.io served, DeviceClass, ResourceSlices, nodes with example.com/gpu, PodGroups served)
+SHAPES = {
+    "no-dra": (False, 0, 0, 2, True),
+    "no-devices": (True, 0, 0, 2, True),
+    "no-gang": (True, 1, 2, 2, False),
+    "broken-gang": (True, 1, 2, 2, True),
+    "no-gpu-nodes": (True, 1, 0, 0, True),
+}
+
+
+@pytest.fixture(params=sorted(SHAPES))
+def scenario_cluster(
+    request: pytest.FixtureRequest, cluster_binaries: Binaries, tmp_path: Path
+) -> Iterator[tuple[str, client.ApiClient]]:
+    cluster = LocalCluster(tmp_path / "state")
+    cluster.up(SCENARIOS[request.param], cluster_binaries)
+    try:
+        with cluster.api_client() as api:
+            yield request.param, api
+    finally:
+        cluster.down()
+
+
+def served_versions(api: client.ApiClient, group: str) -> list[str]:
+    for found in client.ApisApi(api).get_api_versions().groups:
+        if found.name == group:
+            return [version.version for version in found.versions]
+    return []
+
+
+def test_scenario_shape(
+    scenario_cluster: tuple[str, client.ApiClient], gang: Any, new_namespace: Any, wait_until: Any
+) -> None:
+    name, api = scenario_cluster
+    dra_served, classes, slices, plugin_nodes, gang_served = SHAPES[name]
+    assert ("v1" in served_versions(api, "resource.k8s.io")) is dra_served
+    if dra_served:
+        resource = client.ResourceV1Api(api)
+        assert len(resource.list_device_class().items) == classes
+        assert len(resource.list_resource_slice().items) == slices
+    nodes = client.CoreV1Api(api).list_node().items
+    assert sum(1 for n in nodes if topology.EXTENDED_RESOURCE in (n.status.allocatable or {})) == plugin_nodes
+    assert ("v1beta1" in served_versions(api, "scheduling.k8s.io")) is gang_served
+    if name == "broken-gang":
+        assert_gang_binds_partially(api, gang, new_namespace(api, "gang"), wait_until)
+
+
+def assert_gang_binds_partially(api: client.ApiClient, gang: Any, namespace: str, wait_until: Any) -> None:
+    """The API takes the PodGroup, but the scheduler ignores it and binds members one by one."""
+    trio = gang(api, namespace, "trio", min_count=3)
+    trio.add_member(0)
+    wait_until(trio.bound, 30, "broken-gang to bind a lone member of a gang of 3")
