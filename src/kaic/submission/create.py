@@ -67,11 +67,15 @@ def create(
     folder = out_root / f"v{minor}" / (product.pop(DIRECTORY, None) or _slug(product["platformName"]))
     if folder.exists() and any(folder.iterdir()):
         raise InputError(f"{folder} exists and is not empty; remove it or choose another --out or directory")
+    texts = {
+        PRODUCT_FILE: render(template, report, product),
+        README_FILE: readme(report, template, product, folder.name),
+    }
     folder.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
         shutil.copyfile(run_dir / name, folder / name)
-    atomic_write_text(folder / PRODUCT_FILE, render(template, report, product))
-    atomic_write_text(folder / README_FILE, readme(report, template, product, folder.name))
+    for name, text in texts.items():
+        atomic_write_text(folder / name, text)
     return folder
 
 
