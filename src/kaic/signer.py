@@ -145,11 +145,16 @@ def envelope(payload: bytes, private_key: EllipticCurvePrivateKey, payload_type:
 
 
 def bundle(dsse: dict, hint: str) -> dict:
-    """The envelope as a key-only Sigstore bundle: no certificate, no transparency-log entry."""
+    """The envelope as a key-only Sigstore bundle: no certificate, no transparency-log entry.
+
+    The key is named only by `publicKey.hint`: sigstore-go (cosign 3) skips a signature whose keyid is not
+    its own SSH-style key id, so the bundle's signature carries no keyid.
+    """
+    signatures = [{"sig": s["sig"]} for s in dsse["signatures"]]
     return {
         "mediaType": BUNDLE_MEDIA_TYPE,
         "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
-        "dsseEnvelope": dsse,
+        "dsseEnvelope": {**dsse, "signatures": signatures},
     }
 
 
