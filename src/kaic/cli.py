@@ -17,6 +17,7 @@ from kaic.outcomes import ExitCode
 from kaic.probe import MODES
 from kaic.diff_cli import diff
 from kaic.profiles_cli import profiles
+from kaic.submission.cli import submission
 
 
 class InputError(click.ClickException):
@@ -144,6 +145,7 @@ def main(ctx: click.Context, config: Path | None) -> None:
 
 main.add_command(profiles)
 main.add_command(diff)
+main.add_command(submission)
 
 
 def _options(**kwargs: Any) -> Any:
