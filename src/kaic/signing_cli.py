@@ -15,12 +15,13 @@ from pathlib import Path
 import click
 
 DEFAULT_KEY = "env://KAIC_SIGNING_KEY"
+_run_dir = click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 
 
 @contextmanager
 def _input_errors() -> Iterator[None]:
     """Key, folder and trust-file problems are usage errors: kaic's one-line message, exit 2."""
-    from kaic.cli import InputError  # here, not above: kaic.cli imports this module
+    from kaic.cli_errors import InputError
     from kaic.keys import KeyProblem
     from kaic.signer import SignError
     from kaic.verify import TrustError
@@ -52,7 +53,7 @@ def generate(prefix: Path) -> None:
 
 
 @click.command()
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_run_dir
 @click.option(
     "--key",
     "key_ref",
@@ -72,7 +73,7 @@ def sign(directory: Path, key_ref: str) -> None:
 
 
 @click.command()
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_run_dir
 @click.option(
     "--key",
     "key_paths",

@@ -386,7 +386,7 @@ def _agreement(run_dir: Path, predicate: dict) -> list[Finding]:
 def verify_run(
     run_dir: Path, trust: Trust | Sequence[EllipticCurvePublicKey], today: date | None = None
 ) -> Verification:
-    """Every check on `run_dir`; `Verification.ok` only when a current trusted key signed exactly these files."""
+    """Every check on `run_dir`; `ok` only when a current trusted key signed exactly these files."""
     trust = trust if isinstance(trust, Trust) else Trust.of(trust)
     today = today or datetime.now(UTC).date()
     result = Verification(run_dir, findings=list(trust.problems))

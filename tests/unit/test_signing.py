@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -173,7 +174,8 @@ def test_trust_file_with_key_path_or_pins_plus_key(signed, tmp_path):
     run_dir, pair = signed
     trust = tmp_path / "trust.yaml"
     trust.write_text(
-        f"keys:\n- {{fingerprint: '{pair.fingerprint}', name: ci, notAfter: 2099-01-01, publicKey: kaic.pub}}\n"
+        f"keys:\n- {{fingerprint: '{pair.fingerprint}', name: ci, notAfter: 2099-01-01,"
+        " publicKey: kaic.pub}\n"
     )
     code, report = run_verify(str(run_dir), "--trust", str(trust))
     assert code == 0 and report["signer"]["name"] == "ci"
@@ -517,3 +519,11 @@ def test_fingerprint_is_what_openssl_and_sha256sum_print(tmp_path):
         capture_output=True,
     ).stdout
     assert pair.fingerprint == "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def test_the_commands_load_no_heavy_module():
+    """kaic.cli imports these commands at startup; cryptography and the rest wait until a command runs."""
+    heavy = ("cryptography", "kubernetes", "pytest", "jsonschema", "rich")
+    code = f"import sys, kaic.signing_cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
