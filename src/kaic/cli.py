@@ -13,21 +13,12 @@ from typing import Any
 import click
 
 from kaic import __version__
+from kaic.cli_errors import InputError
+from kaic.diff_cli import diff
 from kaic.outcomes import ExitCode
 from kaic.probe import MODES
-from kaic.diff_cli import diff
 from kaic.profiles_cli import profiles
 from kaic.submission.cli import submission
-
-
-class InputError(click.ClickException):
-    """Bad input (a flag, a file, a profile): message on stderr, exit 2, nothing written."""
-
-    exit_code = ExitCode.USAGE
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"kaic: error: {self.format_message()}", err=True)
-
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kaic.outcomes import ExitCode
+from kaic.cli_errors import InputError
 
 # kaic's one -o table|json option and table printer (fits a terminal or a CI log); `kaic` loads them anyway
 from kaic.profiles_cli import _output, _print
@@ -29,12 +29,6 @@ _STYLE = {
     "removed": "magenta",
     "unchanged": "dim",
 }
-
-
-class DiffInputError(click.ClickException):
-    """An unreadable report or a bad waiver file: message on stderr, exit 2, no verdict."""
-
-    exit_code = ExitCode.USAGE
 
 
 @click.command()
@@ -66,7 +60,7 @@ def diff(old: Path, new: Path, waiver_file: Path | None, output: str, today: Any
     try:
         waivers = load_waivers(waiver_file) if waiver_file else []
     except WaiverError as exc:
-        raise DiffInputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     result = compare(_load(old), _load(new), waivers, today.date() if today else date.today())
     if output == "json":
         click.echo(json.dumps(result.to_json(), indent=2))
@@ -81,7 +75,7 @@ def _load(path: Path) -> Report:
     try:
         return results.load(path)
     except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise DiffInputError(f"{path}: not a kaic result folder or report.json: {exc}") from None
+        raise InputError(f"{path}: not a kaic result folder or report.json: {exc}") from None
 
 
 def _render(result: Diff, old: Path, new: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from kaic.outcomes import ExitCode
+from kaic.cli_errors import InputError
 from kaic.profile import Profile, ProfileError, Requirement, choose_version, list_profiles, load_profile
 
 _output = click.option(
@@ -26,18 +26,12 @@ _output = click.option(
 )
 
 
-class ProfileInputError(click.ClickException):
-    """A bad profile or version is an input error: message on stderr, exit 2, no usage text."""
-
-    exit_code = ExitCode.USAGE
-
-
 @contextmanager
 def _input_errors() -> Iterator[None]:
     try:
         yield
     except ProfileError as exc:
-        raise ProfileInputError(str(exc)) from exc
+        raise InputError(str(exc)) from exc
 
 
 @click.group()
