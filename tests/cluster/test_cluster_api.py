@@ -30,6 +30,20 @@ def test_version_answers(api: client.ApiClient) -> None:
     assert version.git_version.startswith("v1.37.")
 
 
+def test_nodes_are_kwok_nodes_with_leases(api: client.ApiClient, wait_until: Any) -> None:
+    nodes = client.CoreV1Api(api).list_node().items
+    assert {node.metadata.annotations.get(topology.KWOK_ANNOTATION) for node in nodes} == {"fake"}
+    coordination = client.CoordinationV1Api(api)
+    wait_until(
+        lambda: (
+            {lease.metadata.name for lease in coordination.list_namespaced_lease("kube-node-lease").items}
+            >= {node.metadata.name for node in nodes}
+        ),
+        30,
+        "a Lease per node (the node lifecycle controller's liveness signal)",
+    )
+
+
 def test_claim_is_allocated_by_the_scheduler_and_released(
     api: client.ApiClient, namespace: str, wait_until: Any
 ) -> None:

@@ -284,6 +284,8 @@ class LocalCluster:
             f"--manage-nodes-with-annotation-selector={topology.KWOK_ANNOTATION}=fake",
             f"--cidr={topology.POD_CIDR}",
             "--node-ip=127.0.0.1",
+            # kwok's default applies only with a KwokConfiguration in --config; without it no Leases.
+            "--node-lease-duration-seconds=40",
             f"--node-port={ports['kwok']}",
             f"--server-address=127.0.0.1:{ports['kwok']}",
             f"--tls-cert-file={self.pki.serving.cert}",
