@@ -63,7 +63,7 @@ tools: .tools/bin/gotestsum
 .tools/bin/gotestsum:
 	GOBIN=$(abspath .tools/bin) CGO_ENABLED=0 $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
 
-test: venv tools cluster
+test: venv tools cosign cluster
 	$(VENV)/bin/python -m pytest
 
 # Exit codes 0 (conformant), 1 (not conformant) and 4 (undetermined) are completed runs; the cluster always stops.

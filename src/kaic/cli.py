@@ -18,6 +18,7 @@ from kaic.diff_cli import diff
 from kaic.outcomes import ExitCode
 from kaic.probe import MODES
 from kaic.profiles_cli import profiles
+from kaic.signing_cli import keys, sign, verify
 from kaic.submission.cli import submission
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
@@ -137,6 +138,8 @@ def main(ctx: click.Context, config: Path | None) -> None:
 main.add_command(profiles)
 main.add_command(diff)
 main.add_command(submission)
+for command in (keys, sign, verify):
+    main.add_command(command)
 
 
 def _options(**kwargs: Any) -> Any:

@@ -44,3 +44,14 @@ def test_round_trip_and_atomic_save(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
     assert load(tmp_path) == report
     assert json.loads((tmp_path / "report.json").read_text())["requirements"][0]["probes"][0]["outcome"] == "passed"
+
+
+def test_saved_artifacts_get_the_usual_mode(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        save(Report(run={"id": "x"}, kaic={}, profile={}, checklist={}), tmp_path)
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o644
