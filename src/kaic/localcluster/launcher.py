@@ -24,7 +24,7 @@ from kaic.localcluster import kubeconfig, pki, topology
 from kaic.localcluster.processes import (
     ClusterError,
     Managed,
-    free_port,
+    free_ports,
     port_in_use,
     tls_context,
     wait_healthy,
@@ -110,17 +110,8 @@ class LocalCluster:
         """Start every component, wait until each is healthy, publish nodes and the driver's objects."""
         self._prepare_state_dir()
         started = time.monotonic()
-        ports = {
-            name: free_port()
-            for name in (
-                "etcd",
-                "etcd-peer",
-                "kube-apiserver",
-                "kube-controller-manager",
-                "kube-scheduler",
-                "kwok",
-            )
-        }
+        names = ("etcd", "etcd-peer", *COMPONENTS[1:])
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
         state = {
             "scenario": scenario.name,
             "server": f"https://127.0.0.1:{ports['kube-apiserver']}",
