@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
@@ -9,10 +10,13 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from kaic.localcluster import topology
+from kaic.localcluster.launcher import SERVICE_CIDR
 
 pytestmark = pytest.mark.cluster
 
 IMAGE = "registry.k8s.io/pause:3.10"
+# Host-network destinations this project must never dial.
+FLAGGED = [ipaddress.ip_network(net) for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 
 
 def pool_nodes(api: client.ApiClient, pool: str) -> set[str]:
@@ -129,6 +133,30 @@ def test_extended_resource_pod_binds_to_device_plugin_pool(
 
     wait_until(unschedulable, 60, "the scheduler to reject the DRA pool")
     assert not core.read_namespaced_pod("plugin-gpu-on-dra", namespace).spec.node_name
+
+
+def test_addresses_stay_out_of_flagged_private_ranges(
+    api: client.ApiClient, namespace: str, wait_until: Any
+) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespaced_pod(namespace, pod("addressed"))
+    service = core.create_namespaced_service(
+        namespace, {"metadata": {"name": "addressed"}, "spec": {"ports": [{"port": 80}]}}
+    )
+    pod_ip = wait_until(
+        lambda: core.read_namespaced_pod("addressed", namespace).status.pod_ip, 60, "a pod IP"
+    )
+    node_ips = {
+        address.address
+        for node in core.list_node().items
+        for address in node.status.addresses
+        if address.type == "InternalIP"
+    }
+    assert ipaddress.ip_address(pod_ip) in ipaddress.ip_network(topology.POD_CIDR)
+    assert ipaddress.ip_address(service.spec.cluster_ip) in ipaddress.ip_network(SERVICE_CIDR)
+    assert node_ips == {"127.0.0.1"}
+    for address in (pod_ip, service.spec.cluster_ip, *node_ips):
+        assert not any(ipaddress.ip_address(address) in network for network in FLAGGED), address
 
 
 def test_job_completes(api: client.ApiClient, namespace: str, wait_until: Any) -> None:
