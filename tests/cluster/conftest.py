@@ -28,7 +28,7 @@ def cluster_binaries() -> Binaries:
     except ClusterError as error:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI needs the local cluster: {error}")
-        pytest.skip(f"no local cluster binaries ({error}); run `make cluster`")
+        pytest.skip(str(error))
 
 
 @pytest.fixture(scope="session")
