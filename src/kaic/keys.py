@@ -76,8 +76,8 @@ def generate(path_prefix: Path | str, passphrase: bytes) -> KeyPair:
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase),
     )
-    # atomic_write_text's temporary file is created 0600 (mkstemp), so the key is never readable by others.
-    atomic_write_text(private_path, pem.decode("ascii"))
+    # The temporary file is created 0600 and stays so: the key is never readable by others, even briefly.
+    atomic_write_text(private_path, pem.decode("ascii"), mode=0o600)
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
