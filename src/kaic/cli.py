@@ -191,6 +191,11 @@ def _usage_errors() -> tuple[type[Exception], ...]:
     show_default=True,
     help="Most probes at once (probes consuming the same devices, pool or quota never overlap).",
 )
+@click.option(
+    "--sign-key",
+    envvar="KAIC_SIGN_KEY",
+    help="Sign the results with this private key (a file or env://VAR) [env: KAIC_SIGN_KEY].",
+)
 @click.option("--dry-run", is_flag=True, help="Show the plan and touch nothing (same as `kaic plan`).")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--no-color", is_flag=True, envvar="NO_COLOR", help="Plain output [env: NO_COLOR].")
@@ -207,6 +212,7 @@ def run(**kwargs: Any) -> None:
     from kaic.engine import Run
     from kaic.progress import human_stream, make_reporter
 
+    key = _signing_key(kwargs["sign_key"]) if kwargs["sign_key"] else None  # a bad key fails before the run
     try:
         stream = human_stream()
         runner = Run(_options(**kwargs), make_reporter(stream, kwargs["no_color"]))
@@ -218,6 +224,10 @@ def run(**kwargs: Any) -> None:
         raise InputError(str(exc)) from None
     report = runner.report
     assert report is not None
+    if key is not None:
+        from kaic.signer import sign_run
+
+        sign_run(runner.out_dir, key)
     if kwargs["output"] == "json":
         click.echo(json.dumps({"outputDir": str(runner.out_dir), "run": report.run, "verdict": report.verdict}))
     else:
@@ -228,6 +238,14 @@ def run(**kwargs: Any) -> None:
         render_summary(report, Console(file=stream, no_color=kwargs["no_color"] or None))
         click.echo(f"results: {runner.out_dir}", err=True)
     sys.exit(int(code))
+
+
+def _signing_key(ref: str) -> Any:
+    from kaic import keys as keys_mod
+    from kaic.signing_cli import input_errors
+
+    with input_errors():
+        return keys_mod.load_private(ref, keys_mod.passphrase)
 
 
 def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:

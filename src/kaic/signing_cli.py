@@ -19,7 +19,7 @@ _run_dir = click.argument("directory", type=click.Path(exists=True, file_okay=Fa
 
 
 @contextmanager
-def _input_errors() -> Iterator[None]:
+def input_errors() -> Iterator[None]:
     """Key, folder and trust-file problems are usage errors: kaic's one-line message, exit 2."""
     from kaic.cli_errors import InputError
     from kaic.keys import KeyProblem
@@ -46,7 +46,7 @@ def generate(prefix: Path) -> None:
     """
     from kaic import keys as keys_mod
 
-    with _input_errors():
+    with input_errors():
         pair = keys_mod.generate(prefix, keys_mod.passphrase(confirm=True))
     click.echo(f"kaic: wrote {pair.private} (private, mode 0600) and {pair.public}", err=True)
     click.echo(pair.fingerprint)
@@ -66,7 +66,7 @@ def sign(directory: Path, key_ref: str) -> None:
     from kaic import keys as keys_mod
     from kaic.signer import sign_run
 
-    with _input_errors():
+    with input_errors():
         written = sign_run(directory, keys_mod.load_private(key_ref, keys_mod.passphrase))
     for path in written:
         click.echo(str(path))
@@ -96,7 +96,7 @@ def verify(directory: Path, key_paths: tuple[Path, ...], trust_file: Path | None
     """
     from kaic.verify import load_trust, verify_run
 
-    with _input_errors():
+    with input_errors():
         trust = load_trust(key_paths, trust_file, directory)
     result = verify_run(directory, trust)
     if output == "json":

@@ -80,6 +80,7 @@ def test_missing_explicit_config_file(runner, tmp_path):
         (["run", "--probe-timeout", "soon"], "not a duration"),
         (["cleanup"], "exactly one of --run-id ID or --all"),
         (["plan", "--probe-dir", "/nonexistent/probes"], "--probe-dir /nonexistent/probes: not a directory"),
+        (["run", "--sign-key", "/nonexistent/kaic.key"], "cannot read the private key"),
     ],
 )
 def test_input_errors_exit_2(runner, args, message):
