@@ -39,6 +39,17 @@ class Duration(click.ParamType):
         return float(match[1]) * _UNIT[match[2]]
 
 
+def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """KEY=VALUE, repeatable."""
+    pairs = {}
+    for value in values:
+        key, sep, item = value.partition("=")
+        if not sep or not key.strip() or not item.strip():
+            raise click.BadParameter(f"{value!r}: use KEY=VALUE", ctx, param)
+        pairs[key.strip()] = item.strip()
+    return pairs
+
+
 def _split(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     """Repeatable and comma-separated: --focus a,b --focus c."""
     return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
@@ -94,6 +105,30 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 multiple=True,
                 callback=_split,
                 help="Only these requirement ids (repeatable, comma-separated).",
+            ),
+            click.option(
+                "--accelerator-profile",
+                default="auto",
+                show_default=True,
+                help="Accelerator family (simulated, nvidia, amd, intel, google-tpu) or auto-detect.",
+            ),
+            click.option(
+                "--allocation-mode",
+                type=click.Choice(["auto", "dra", "device-plugin"]),
+                default="auto",
+                show_default=True,
+                help="How probes ask for devices; auto prefers a complete DRA pool on Ready nodes.",
+            ),
+            click.option(
+                "--image",
+                "images",
+                multiple=True,
+                callback=_pairs,
+                help="Override one probe image: KEY=REF (repeatable; keys: `kaic images list`).",
+            ),
+            click.option(
+                "--image-mirror",
+                help="Registry prefix replacing every default image's registry (air-gapped clusters).",
             ),
             click.option(
                 "--probe-dir",
@@ -160,6 +195,12 @@ def _options(**kwargs: Any) -> Any:
         cleanup_timeout_s=kwargs.get("cleanup_timeout") or 120.0,
         parallel=kwargs.get("parallel") or 4,
         probe_dirs=tuple(kwargs.get("probe_dirs") or ()),
+        settings={
+            "accelerator_profile": kwargs.get("accelerator_profile") or "auto",
+            "allocation_mode": kwargs.get("allocation_mode") or "auto",
+            "images": kwargs.get("images") or {},
+            "image_mirror": kwargs.get("image_mirror"),
+        },
     )
 
 
