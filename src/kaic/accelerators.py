@@ -1,0 +1,301 @@
+"""Accelerator profiles as data, and the detection that picks one profile and one allocation path.
+
+A profile says how one accelerator family shows up in Kubernetes (DRA driver and DeviceClass, extended
+resource, node labels, device nodes) and how a container proves what it sees (the identity script in
+`device_scripts/identity.sh`). `simulated` is exercised against kaic's local reference cluster, `nvidia` by
+the identity script on real hardware and the upstream suite's conventions; `amd`, `intel` and `google-tpu`
+come from documented facts (reference §4.1) and are marked untested on hardware.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kaic.kube import Cluster
+from kaic.outcomes import ProbeError, Unknown
+
+SCRIPT = (Path(__file__).parent / "device_scripts" / "identity.sh").read_text(encoding="utf-8")
+RESULT_BEGIN, RESULT_END = "KAIC-RESULT-BEGIN", "KAIC-RESULT-END"
+ALLOCATION_MODES = ("auto", "dra", "device-plugin")
+
+
+@dataclass(frozen=True)
+class AcceleratorProfile:
+    name: str
+    tested: str  # where this profile has been exercised; "untested on hardware" for documented-only ones
+    dra_drivers: tuple[str, ...] = ()
+    device_classes: tuple[str, ...] = ()  # whole-device classes, preferred first
+    extended_resources: tuple[str, ...] = ()  # whole devices; also the taint keys accelerator nodes carry
+    node_labels: tuple[str, ...] = ()  # labels that mark this family's nodes
+    device_globs: tuple[str, ...] = ()  # device nodes a container sees per allocated device
+    identity: str = "nodes"  # identity.sh mode: nvidia-smi | env | nodes | drm-pci
+    env_pattern: str = ""  # for identity "env": sed BRE whose \1 is one device identity
+    count_by: str = "devices"  # what counts visible devices: "devices" (nodes) or "ids" (identities)
+    identity_attribute: str | None = None  # DRA attribute equal to the in-container identity (None: device name)
+    version_attributes: tuple[str, ...] = ()  # DRA attributes that advertise driver versions
+    version_labels: tuple[str, ...] = ()  # node labels that advertise them (e.g. GPU feature discovery)
+    sharing_resources: tuple[str, ...] = ()  # extended-resource prefixes of shared devices (MIG, replicas)
+    sharing_labels: tuple[str, ...] = ()  # node labels whose value > 1 means time-sliced replicas
+    virtual_labels: tuple[str, ...] = ()  # node labels "true" on nodes with virtual accelerators
+    virtual_classes: tuple[str, ...] = ()  # DeviceClasses of virtual or passthrough devices
+    leak_env: tuple[tuple[str, str], ...] = ()  # env that must not grant devices to a request-less container
+    leak_runtime_classes: tuple[str, ...] = ()  # RuntimeClasses that must not either
+
+    def tolerations(self) -> list[dict[str, str]]:
+        """Tolerate the taints accelerator nodes carry (the taint key is the extended resource)."""
+        return [{"key": r, "operator": "Exists", "effect": "NoSchedule"} for r in self.extended_resources]
+
+    def script_env(self) -> list[dict[str, str]]:
+        return [
+            {"name": "KAIC_DEVICE_GLOBS", "value": " ".join(self.device_globs)},
+            {"name": "KAIC_IDENTITY", "value": self.identity},
+            {"name": "KAIC_ENV_PATTERN", "value": self.env_pattern},
+        ]
+
+    def identity_of(self, device: Mapping[str, Any]) -> str:
+        """What the identity script reports for one ResourceSlice device."""
+        if self.identity_attribute is None:
+            return str(device["name"])
+        value = ((device.get("attributes") or {}).get(self.identity_attribute) or {})
+        return str(next(iter(value.values()), ""))
+
+
+UNTESTED = "untested on hardware: documented facts only"
+PROFILES: dict[str, AcceleratorProfile] = {
+    p.name: p
+    for p in (
+        AcceleratorProfile(
+            "simulated",
+            tested="kaic local reference cluster (dra-example-driver conventions)",
+            dra_drivers=("gpu.example.com",),
+            device_classes=("gpu.example.com",),
+            extended_resources=("example.com/gpu",),
+            node_labels=("example.com/gpu.present",),
+            identity="env",
+            env_pattern=r"^GPU_DEVICE_[A-Z0-9_]*=\(gpu-.*\)$",
+            count_by="ids",
+            version_attributes=("driverVersion",),
+        ),
+        AcceleratorProfile(
+            "nvidia",
+            tested="identity script on NVIDIA hardware; DRA and device-plugin paths as the upstream suite",
+            dra_drivers=("gpu.nvidia.com",),
+            device_classes=("gpu.nvidia.com",),
+            extended_resources=("nvidia.com/gpu",),
+            node_labels=("nvidia.com/gpu.present",),
+            device_globs=("/dev/nvidia[0-9]*",),
+            identity="nvidia-smi",
+            identity_attribute="uuid",
+            version_attributes=("driverVersion", "cudaDriverVersion"),
+            version_labels=("nvidia.com/cuda.driver-version.full", "nvidia.com/cuda.runtime-version.full"),
+            sharing_resources=("nvidia.com/mig-",),
+            sharing_labels=("nvidia.com/gpu.replicas",),
+            virtual_labels=("nvidia.com/vgpu.present",),
+            virtual_classes=("vfio.gpu.nvidia.com",),
+            leak_env=(("NVIDIA_VISIBLE_DEVICES", "all"),),
+            leak_runtime_classes=("nvidia",),
+        ),
+        AcceleratorProfile(
+            "amd",
+            tested=UNTESTED,
+            dra_drivers=("gpu.amd.com",),
+            device_classes=("gpu.amd.com",),
+            extended_resources=("amd.com/gpu",),
+            node_labels=("amd.com/gpu.present",),
+            device_globs=("/dev/dri/renderD*",),
+            leak_env=(("AMD_VISIBLE_DEVICES", "all"),),
+        ),
+        AcceleratorProfile(
+            "intel",
+            tested=UNTESTED,
+            dra_drivers=("gpu.intel.com",),
+            device_classes=("gpu.intel.com",),
+            extended_resources=("gpu.intel.com/i915", "gpu.intel.com/xe", "habana.ai/gaudi"),
+            node_labels=("intel.feature.node.kubernetes.io/gpu",),
+            device_globs=("/dev/dri/renderD*", "/dev/accel/accel*"),
+            identity="drm-pci",
+            count_by="devices",
+        ),
+        AcceleratorProfile(
+            "google-tpu",
+            tested=UNTESTED,
+            dra_drivers=("tpu.google.com",),
+            device_classes=("tpu.google.com",),
+            extended_resources=("google.com/tpu",),
+            node_labels=("cloud.google.com/gke-tpu-accelerator",),
+            device_globs=("/dev/accel*", "/dev/vfio/[0-9]*"),
+        ),
+    )
+}
+
+
+class NoAccelerators(Unknown):
+    """Nothing in the cluster offers an accelerator; hardware-conditional probes turn this into N/A."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One profile and one allocation path, with the nodes that offer devices on it."""
+
+    profile: AcceleratorProfile
+    path: str  # "dra" | "device-plugin"
+    nodes: tuple[str, ...]
+    device_class: str = ""  # dra
+    extended_resource: str = ""  # device-plugin
+    found: dict[str, Any] = field(default_factory=dict)  # inventory and decision trail, for evidence
+
+
+def read_nodes(cluster: Cluster) -> dict[str, dict[str, Any]]:
+    """Every node in the shape discovery records (DRA-only nodes carry no extended resource, so facts skip them)."""
+    from kaic.facts import _node
+
+    return {info["name"]: info for info in map(_node, cluster.list("/api/v1/nodes"))}
+
+
+def inventory(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """What the cluster offers, vendor-neutral: DRA drivers with devices, DeviceClasses, extended resources."""
+    return {
+        "draDrivers": {
+            driver: {"devices": info["devices"], "pools": len(info["pools"])}
+            for driver, info in (facts.get("resourceSlices") or {}).items()
+            if info["devices"]
+        },
+        "deviceClasses": sorted(dc["name"] for dc in facts.get("deviceClasses") or []),
+        "extendedResources": {
+            n["name"]: n["extendedResources"] for n in (facts.get("nodes") or {}).get("withExtendedResources", [])
+        },
+    }
+
+
+def _usable(node: Mapping[str, Any] | None) -> bool:
+    return bool(node) and node["ready"] and not node["unschedulable"]
+
+
+def _dra_option(
+    profile: AcceleratorProfile, facts: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, Any] | None, str]:
+    """(option, why not): a DeviceClass of the profile's driver and its complete pools on Ready nodes."""
+    if (facts.get("dra") or {}).get("version") != "v1":
+        return None, "resource.k8s.io/v1 is not served"
+    slices = facts.get("resourceSlices") or {}
+    drivers = [d for d in profile.dra_drivers if (slices.get(d) or {}).get("devices")]
+    if not drivers:
+        return None, f"no ResourceSlice of {', '.join(profile.dra_drivers)} publishes devices"
+    classes = {dc["name"]: dc for dc in facts.get("deviceClasses") or []}
+    device_class = next((c for c in profile.device_classes if c in classes), "") or next(
+        (name for name, dc in classes.items() if any(f"'{d}'" in s for d in drivers for s in dc["selectors"])), ""
+    )
+    if not device_class:
+        return None, f"no DeviceClass selects {', '.join(drivers)}"
+    per_node: dict[str, int] = {}
+    for driver in drivers:
+        for pool in slices[driver]["pools"].values():
+            if pool["complete"] and len(pool["nodes"]) == 1 and _usable(nodes.get(pool["nodes"][0])):
+                per_node[pool["nodes"][0]] = per_node.get(pool["nodes"][0], 0) + pool["devices"]
+    if not per_node:
+        return None, f"no complete pool of {', '.join(drivers)} on a Ready node"
+    return {"deviceClass": device_class, "drivers": drivers, "devicesPerNode": per_node}, ""
+
+
+def _plugin_option(
+    profile: AcceleratorProfile, facts: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, Any] | None, str]:
+    """(option, why not): Ready nodes with allocatable devices of the profile's extended resource."""
+    for resource in profile.extended_resources:
+        per_node = {
+            n["name"]: int(n["extendedResources"][resource])
+            for n in (facts.get("nodes") or {}).get("withExtendedResources", [])
+            if str(n["extendedResources"].get(resource, "0")).isdigit()
+            and int(n["extendedResources"].get(resource, "0")) > 0
+            and _usable(nodes.get(n["name"], n))
+        }
+        if per_node:
+            mapped = [dc["name"] for dc in facts.get("deviceClasses") or [] if dc["extendedResourceName"] == resource]
+            return {"extendedResource": resource, "devicesPerNode": per_node, "mappedByDeviceClass": mapped}, ""
+    return None, f"no Ready node has allocatable {', '.join(profile.extended_resources) or 'extended resource'}"
+
+
+def detect(
+    facts: Mapping[str, Any],
+    requested: str = "auto",
+    allocation_mode: str = "auto",
+    nodes: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Selection:
+    """Pick the profile and allocation path; auto prefers a complete DRA pool on Ready nodes.
+
+    `nodes` (from `read_nodes`) adds readiness for DRA-only nodes; without it only facts' nodes are known.
+    Unrecognised hardware is Unknown with the inventory; an empty cluster is NoAccelerators.
+    """
+    if requested != "auto" and requested not in PROFILES:
+        raise ProbeError(f"unknown accelerator profile {requested!r}; known: auto, {', '.join(PROFILES)}")
+    if allocation_mode not in ALLOCATION_MODES:
+        raise ProbeError(f"unknown allocation mode {allocation_mode!r}; known: {', '.join(ALLOCATION_MODES)}")
+    known = dict(nodes or {})
+    for n in (facts.get("nodes") or {}).get("withExtendedResources", []):
+        known.setdefault(n["name"], n)
+    found: dict[str, Any] = {"inventory": inventory(facts), "requested": requested, "allocationMode": allocation_mode}
+    trail: dict[str, dict[str, str]] = {}
+    choices: list[Selection] = []
+    for profile in [PROFILES[requested]] if requested != "auto" else PROFILES.values():
+        dra, dra_why = _dra_option(profile, facts, known)
+        plugin, plugin_why = _plugin_option(profile, facts, known)
+        trail[profile.name] = {"dra": dra_why or "usable", "device-plugin": plugin_why or "usable"}
+        if dra and allocation_mode in ("auto", "dra"):
+            choices.append(
+                Selection(profile, "dra", tuple(sorted(dra["devicesPerNode"])), device_class=dra["deviceClass"],
+                          found={**found, "option": dra})
+            )  # fmt: skip
+        elif plugin and allocation_mode in ("auto", "device-plugin"):
+            if plugin["mappedByDeviceClass"]:
+                trail[profile.name]["device-plugin"] = (
+                    f"DeviceClass {', '.join(plugin['mappedByDeviceClass'])} maps {plugin['extendedResource']} "
+                    "to DRA, so requests for it are not device-plugin allocations; use --allocation-mode dra"
+                )
+                continue
+            choices.append(
+                Selection(profile, "device-plugin", tuple(sorted(plugin["devicesPerNode"])),
+                          extended_resource=plugin["extendedResource"], found={**found, "option": plugin})
+            )  # fmt: skip
+    if choices:
+        chosen = next((c for c in choices if c.path == "dra"), choices[0])
+        return dataclasses.replace(
+            chosen, found={**chosen.found, "trail": trail, "chosen": {"profile": chosen.profile.name, "path": chosen.path}}
+        )
+    summary = json.dumps(found["inventory"], sort_keys=True)
+    if not any(found["inventory"][k] for k in ("draDrivers", "extendedResources")):
+        raise NoAccelerators(
+            "no accelerators: no DRA driver publishes devices and no node advertises an extended resource "
+            f"(inventory {summary})"
+        )
+    why = "; ".join(f"{name}: {', '.join(f'{k} {v}' for k, v in paths.items())}" for name, paths in trail.items())
+    raise Unknown(f"no recognised accelerator on allocation path {allocation_mode} ({why}); inventory {summary}")
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    """What the identity script saw inside one container."""
+
+    devices: tuple[str, ...]
+    ids: tuple[str, ...]
+    tool: str
+    driver_version: str
+
+    def visible(self, profile: AcceleratorProfile) -> tuple[str, ...]:
+        """The devices this container can use, counted the profile's way."""
+        return self.ids if profile.count_by == "ids" else self.devices
+
+
+def parse_report(text: str) -> DeviceReport | None:
+    """The identity script's JSON, from the termination message or from logs between the markers."""
+    if RESULT_BEGIN in text:
+        text = text.split(RESULT_BEGIN, 1)[1].split(RESULT_END, 1)[0]
+    try:
+        data = json.loads(text.strip())
+    except ValueError:
+        return None
+    return DeviceReport(tuple(data["devices"]), tuple(data["ids"]), data["tool"], data["driverVersion"])

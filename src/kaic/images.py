@@ -1,0 +1,58 @@
+"""The one map of every image a probe runs, with overrides for air-gapped clusters.
+
+Probes name images by key (`@probe(images=(...))`, `kaic.images.DEFAULTS`); a run resolves each key once:
+an explicit `--image KEY=REF` wins, otherwise `--image-mirror` replaces the default's registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Image:
+    ref: str
+    purpose: str
+
+
+DEFAULTS: dict[str, Image] = {
+    "ubuntu": Image("docker.io/library/ubuntu:22.04", "accelerator identity script (as the upstream suite)"),
+    "busybox": Image("docker.io/library/busybox:1.36.1", "small shell workloads"),
+    "pause": Image("registry.k8s.io/pause:3.10", "placeholder pods that only need to be scheduled"),
+    "agnhost": Image("registry.k8s.io/e2e-test-images/agnhost:2.53", "HTTP backends and network checks"),
+    "python": Image("docker.io/library/python:3.13-alpine", "metric-exposing sample services"),
+}
+
+
+class ImageError(ValueError):
+    """An override names a key kaic does not know, or is not KEY=REF."""
+
+
+def registry_split(ref: str) -> tuple[str, str]:
+    """(registry, repository:tag) of a fully qualified reference."""
+    registry, _, rest = ref.partition("/")
+    return registry, rest
+
+
+def resolve(overrides: Mapping[str, str] | None = None, mirror: str | None = None) -> dict[str, str]:
+    """Every key's image for this run: overrides first, then the mirror prefix, then the default."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(DEFAULTS))
+    if unknown:
+        raise ImageError(f"unknown image key(s) {', '.join(unknown)}; known: {', '.join(sorted(DEFAULTS))}")
+    resolved = {}
+    for key, image in DEFAULTS.items():
+        if key in overrides:
+            resolved[key] = overrides[key]
+        elif mirror:
+            resolved[key] = f"{mirror.rstrip('/')}/{registry_split(image.ref)[1]}"
+        else:
+            resolved[key] = image.ref
+    return resolved
+
+
+def for_run(options: Mapping[str, Any]) -> dict[str, str]:
+    """The image map from a run's options (`images`, `image_mirror`, as `kaic run` records them)."""
+    return resolve(options.get("images") or {}, options.get("image_mirror"))

@@ -1,0 +1,44 @@
+"""`kaic images list`: the images a run would pull, after overrides, for mirroring into air-gapped registries."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from kaic.cli_errors import InputError
+from kaic.images import DEFAULTS, ImageError, resolve
+
+
+def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """The same KEY=REF parsing as `kaic run --image` (imported late: kaic.cli registers this group)."""
+    from kaic.cli import _pairs as parse
+
+    return parse(ctx, param, values)
+
+
+@click.group()
+def images() -> None:
+    """The probe images and how to override them."""
+
+
+@images.command("list")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--image", "overrides", multiple=True, callback=_pairs, help="Override one image: KEY=REF.")
+@click.option("--image-mirror", help="Registry prefix replacing every default image's registry.")
+def list_command(output: str, overrides: dict[str, str], image_mirror: str | None) -> None:
+    """Every image key, its default and the reference a run would use."""
+    try:
+        resolved = resolve(overrides, image_mirror)
+    except ImageError as exc:
+        raise InputError(str(exc)) from exc
+    rows = [
+        {"key": key, "image": resolved[key], "default": image.ref, "purpose": image.purpose}
+        for key, image in DEFAULTS.items()
+    ]
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["key"]) for r in rows)
+    for row in rows:
+        click.echo(f"{row['key']:<{width}}  {row['image']}  ({row['purpose']})")

@@ -1,0 +1,253 @@
+"""Bodies and waits the behavioural probes share: pods, DRA claims, bounded waits that keep the events.
+
+Every body carries the run's labels and the restricted Pod Security profile; pods have a deadline so nothing
+kaic starts can run on after a killed run. Waits are bounded and put the object's events into the evidence
+before they give up, so a timeout says why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kaic.accelerators import SCRIPT, AcceleratorProfile, DeviceReport, Selection, parse_report
+from kaic.collector import Recorder
+from kaic.kube import Cluster
+from kaic.outcomes import Unknown
+
+DRA = "/apis/resource.k8s.io/v1"
+POD_DEADLINE_S = 600
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "runAsUser": 65534,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CLAIM_REQUEST = "device"
+
+
+def pods_path(namespace: str, name: str = "") -> str:
+    return f"/api/v1/namespaces/{namespace}/pods" + (f"/{name}" if name else "")
+
+
+def dra_path(namespace: str, resource: str, name: str = "") -> str:
+    return f"{DRA}/namespaces/{namespace}/{resource}" + (f"/{name}" if name else "")
+
+
+def claim_spec(device_class: str, count: int = 1, selector: str | None = None) -> dict[str, Any]:
+    """The inner ResourceClaim spec (v1: the request's fields sit under `exactly`)."""
+    exactly: dict[str, Any] = {"deviceClassName": device_class, "count": count}
+    if selector:
+        exactly["selectors"] = [{"cel": {"expression": selector}}]
+    return {"devices": {"requests": [{"name": CLAIM_REQUEST, "exactly": exactly}]}}
+
+
+def claim(name: str, labels: Mapping[str, str], device_class: str, selector: str | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaim",
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": claim_spec(device_class, selector=selector),
+    }
+
+
+def claim_template(
+    name: str, labels: Mapping[str, str], device_class: str, selector: str | None = None
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaimTemplate",
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": {"metadata": {"labels": dict(labels)}, "spec": claim_spec(device_class, selector=selector)},
+    }
+
+
+def identity_container(
+    name: str, image: str, profile: AcceleratorProfile, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A container that runs the identity script and exits; its result is the termination message."""
+    return {
+        "name": name,
+        "image": image,
+        "command": ["sh", "-c", SCRIPT],
+        "env": profile.script_env() + [{"name": k, "value": v} for k, v in (env or {}).items()],
+        "securityContext": RESTRICTED,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+    }
+
+
+def give_device(
+    pod_body: dict[str, Any], container: dict[str, Any], selection: Selection, *, template: str = "", claim: str = ""
+) -> None:
+    """Let `container` use one device: the pod's claim `device` from a template or a shared claim (DRA), or a
+    limit on the extended resource (device plugin)."""
+    if selection.path == "dra":
+        source = {"resourceClaimTemplateName": template} if template else {"resourceClaimName": claim}
+        claims = pod_body["spec"].setdefault("resourceClaims", [])
+        if not claims:
+            claims.append({"name": CLAIM_REQUEST, **source})
+        container["resources"]["claims"] = [{"name": CLAIM_REQUEST}]
+    else:
+        container["resources"]["limits"][selection.extended_resource] = "1"
+        container["resources"]["requests"][selection.extended_resource] = "1"
+
+
+def pod(
+    name: str,
+    labels: Mapping[str, str],
+    containers: list[dict[str, Any]],
+    *,
+    nodes: tuple[str, ...] = (),
+    tolerations: list[dict[str, str]] | None = None,
+    runtime_class: str | None = None,
+) -> dict[str, Any]:
+    """A one-shot pod limited to `nodes` by node affinity (never spec.nodeName: DRA needs the scheduler)."""
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "activeDeadlineSeconds": POD_DEADLINE_S,
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": containers,
+        "tolerations": tolerations or [],
+        "terminationGracePeriodSeconds": 1,
+    }
+    if nodes:
+        spec["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": list(nodes)}]}
+                    ]
+                }
+            }
+        }
+    if runtime_class:
+        spec["runtimeClassName"] = runtime_class
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": dict(labels)}, "spec": spec}
+
+
+def events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, str]]:
+    """The events about one object, oldest first, trimmed to what explains its state."""
+    items = cluster.list(f"/api/v1/namespaces/{namespace}/events", fieldSelector=f"involvedObject.name={name}")
+    return [
+        {"type": e.get("type", ""), "reason": e.get("reason", ""), "message": e.get("message", "")}
+        for e in sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    ]
+
+
+def wait_for(
+    cluster: Cluster,
+    path: str,
+    check: Callable[[dict[str, Any]], Any],
+    timeout_s: float,
+    what: str,
+    evidence: Recorder,
+) -> Any:
+    """Poll `path` until `check(obj)` is truthy and return that; on timeout record the events, then raise."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        obj = cluster.get_or_none(path)
+        if obj is not None and (result := check(obj)):
+            return result
+        if time.monotonic() > deadline:
+            namespace, name = path.split("/namespaces/", 1)[-1].split("/")[0], path.rsplit("/", 1)[-1]
+            evidence.add("event", f"{name} events", events(cluster, namespace, name))
+            if obj is not None:
+                evidence.add("object", name, obj.get("status") or {})
+            raise TimeoutError(f"{what}: not within {timeout_s:.0f}s (events recorded)")
+        time.sleep(0.5)
+
+
+def scheduled_node(obj: dict[str, Any]) -> str:
+    return str((obj.get("spec") or {}).get("nodeName") or "")
+
+
+def terminated(obj: dict[str, Any]) -> bool:
+    return (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def container_report(pod_obj: dict[str, Any], container: str) -> DeviceReport:
+    """The identity script's result for one container of a finished pod, from its termination message (the
+    kubelet falls back to the log tail on error). A container that reports nothing fails the probe: on a node
+    that runs containers silence is a broken workload, never "unknown"."""
+    for status in (pod_obj.get("status") or {}).get("containerStatuses") or []:
+        if status["name"] == container:
+            message = ((status.get("state") or {}).get("terminated") or {}).get("message") or ""
+            report = parse_report(message)
+            assert report is not None, f"container {container} of {pod_obj['metadata']['name']} reported nothing"
+            return report
+    raise AssertionError(f"pod {pod_obj['metadata']['name']} has no status for container {container}")
+
+
+def runs_containers(cluster: Cluster, node: str) -> bool:
+    """Decided from node facts (kwok marks its nodes), never from a pod that stayed silent."""
+    from kaic.facts import _node
+
+    return bool(_node(cluster.get(f"/api/v1/nodes/{node}"))["runsContainers"])
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A pod the scheduler bound, with each of its DRA claims allocated and reserved for it."""
+
+    pod: dict[str, Any]
+    node: str
+    claims: dict[str, dict[str, Any]]  # pod claim name -> ResourceClaim
+
+    def devices(self) -> list[tuple[str, str, str]]:
+        """(driver, pool, device) of every allocated device."""
+        return [
+            (r["driver"], r["pool"], r["device"])
+            for c in self.claims.values()
+            for r in c["status"]["allocation"]["devices"]["results"]
+        ]
+
+
+def reserved_for(claim_obj: dict[str, Any], uid: str) -> bool:
+    status = claim_obj.get("status") or {}
+    return bool(status.get("allocation")) and any(r.get("uid") == uid for r in status.get("reservedFor") or [])
+
+
+def claim_names(pod_obj: dict[str, Any]) -> dict[str, str] | None:
+    """Pod claim name -> ResourceClaim name; None until the controller has made every template's claim."""
+    names = {c["name"]: c.get("resourceClaimName") for c in pod_obj["spec"].get("resourceClaims") or []}
+    for status in (pod_obj.get("status") or {}).get("resourceClaimStatuses") or []:
+        names[status["name"]] = status.get("resourceClaimName")
+    return names if all(names.values()) else None  # type: ignore[return-value]
+
+
+def place(cluster: Cluster, namespace: str, body: dict[str, Any], evidence: Recorder, timeout_s: float = 90) -> Placement:
+    """Create the pod and wait until it is bound and every claim it uses is allocated and reserved for it."""
+    name = body["metadata"]["name"]
+    path = pods_path(namespace, name)
+    cluster.create(pods_path(namespace), body)
+    pod_obj = wait_for(
+        cluster, path, lambda p: p if scheduled_node(p) and claim_names(p) is not None else None, timeout_s,
+        f"pod {name} bound by the scheduler", evidence,
+    )  # fmt: skip
+    claims = {}
+    for ref, claim_name in (claim_names(pod_obj) or {}).items():
+        claims[ref] = wait_for(
+            cluster, dra_path(namespace, "resourceclaims", claim_name),
+            lambda c: c if reserved_for(c, pod_obj["metadata"]["uid"]) else None, timeout_s,
+            f"claim {claim_name} allocated and reserved for pod {name}", evidence,
+        )  # fmt: skip
+        evidence.add("object", f"claim {claim_name}", claims[ref]["status"])
+    return Placement(pod_obj, scheduled_node(pod_obj), claims)
+
+
+def observe(cluster: Cluster, namespace: str, placement: Placement, api_result: str, evidence: Recorder,
+            timeout_s: float = 300) -> dict[str, Any]:  # fmt: skip
+    """Wait for a placed pod to finish. On a node that runs no containers (kwok) what a container sees cannot be
+    observed: Unknown, naming what the API already proved (`api_result`)."""
+    if not runs_containers(cluster, placement.node):
+        raise Unknown(f"node {placement.node} runs no containers, so what the containers see is not observable; {api_result}")
+    name = placement.pod["metadata"]["name"]
+    return wait_for(
+        cluster, pods_path(namespace, name), lambda p: p if terminated(p) else None, timeout_s,
+        f"pod {name} finished", evidence,
+    )  # fmt: skip
