@@ -62,16 +62,6 @@ def test_virtualized_accelerator_discovery(facts, evidence):
 # ---- behavioural probes ------------------------------------------------------------------------------------
 
 DRA_KINDS = ("deviceclasses", "resourceclaims", "resourceclaimtemplates", "resourceslices")
-WORKLOAD_RBAC = (
-    Rule("", "pods", ("create", "get", "list", "delete")),
-    Rule("", "events", ("list",)),
-    Rule("", "nodes", ("get", "list"), namespaced=False),
-)
-CLAIM_RBAC = (
-    Rule("resource.k8s.io", "resourceclaims", ("create", "get", "list", "delete")),
-    Rule("resource.k8s.io", "resourceclaimtemplates", ("create", "get", "list", "delete")),
-)
-WORKLOAD_CREATES = ("pods", "resource.k8s.io/resourceclaims", "resource.k8s.io/resourceclaimtemplates")
 
 
 def require_dra_v1(facts) -> None:
@@ -92,9 +82,7 @@ def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
     if not accelerators.inventory(facts)["draDrivers"]:
         evidence.add("fact", "draDrivers", "no DRA driver publishes devices")
         raise NotApplicable("no DRA driver publishes devices, so there is nothing to allocate (a reported fact)")
-    selection = accelerators.detect(
-        facts, run.options.get("accelerator_profile", "auto"), "dra", accelerators.read_nodes(cluster)
-    )
+    selection = accelerators.select(cluster, facts, run.options, "dra")
     evidence.add("fact", "acceleratorSelection", selection.found)
     return selection
 
@@ -147,51 +135,33 @@ def test_dra_crud(cluster, namespace, run, facts, evidence):
 
 @probe(
     "dra_support", "claim-lifecycle", test="TestKaicDra/ClaimAllocatedReservedReleased",
-    consumes=("devices",), creates=WORKLOAD_CREATES, images=("ubuntu",),
-    rbac=WORKLOAD_RBAC + CLAIM_RBAC, timeout_s=600,
+    consumes=("devices",), creates=workloads.CREATES, images=("ubuntu",), rbac=workloads.RBAC, timeout_s=600,
 )  # fmt: skip
 def test_dra_claim_lifecycle(cluster, namespace, run, facts, evidence):
     """The real scheduler allocates a claim made from a template, reserves it for the pod, and the claim is
     released when the pod goes; where containers run, the container sees the allocated device."""
     selection = dra_selection(cluster, facts, run, evidence)
-    profile = selection.profile
-    cluster.create(workloads.dra_path(namespace, "resourceclaimtemplates"),
-                   workloads.claim_template("one-device", run.labels, selection.device_class))  # fmt: skip
-    container = workloads.identity_container("main", images.for_run(run.options)["ubuntu"], profile)
-    body = workloads.pod("consumer", run.labels, [container], nodes=selection.nodes, tolerations=profile.tolerations())
-    workloads.give_device(body, container, selection, template="one-device")
+    template = workloads.device_template(cluster, namespace, run.labels, selection)
+    image = images.for_run(run.options)["ubuntu"]
+    body = workloads.identity_pod("consumer", run.labels, selection, image, {"main": True}, template=template)
     placed = workloads.place(cluster, namespace, body, evidence)
-    (claim,) = placed.claims.values()
-    (device,) = placed.devices()
-    owned = slice_device(cluster, placed.node, device)
-    assert owned is not None, f"allocated device {device} is not published for node {placed.node}"
+    identities = workloads.allocated_identities(cluster, placed, selection.profile)
     if workloads.runs_containers(cluster, placed.node):
         done = workloads.observe(cluster, namespace, placed, "", evidence)
-        seen = workloads.container_report(done, "main").visible(profile)
-        assert seen == (profile.identity_of(owned),), f"container sees {seen}, allocated {device}"
+        report = workloads.container_report(done, "main")
+        assert not (wrong := report.problems(selection.profile, 1, identities)), wrong
     else:
         evidence.warn(f"node {placed.node} runs no containers: in-container identity not checked")
+    (claim,) = placed.claims.values()
     claim_path = workloads.dra_path(namespace, "resourceclaims", claim["metadata"]["name"])
     cluster.delete(workloads.pods_path(namespace, "consumer"))
     cluster.wait_gone([workloads.pods_path(namespace, "consumer"), claim_path], 60)
     evidence.add("text", "release", f"pod deleted; its claim {claim['metadata']['name']} was removed with it")
 
 
-def slice_device(cluster, node: str, device: tuple[str, str, str]) -> dict | None:
-    """The ResourceSlice device behind an allocation result, if the node's slices publish it."""
-    driver, pool, name = device
-    for rs in cluster.list(f"{DRA}/resourceslices", fieldSelector=f"spec.nodeName={node},spec.driver={driver}"):
-        if rs["spec"]["pool"]["name"] == pool:
-            for item in rs["spec"].get("devices") or []:
-                if item["name"] == name:
-                    return item
-    return None
-
-
 @probe(
     "dra_support", "unsatisfiable-claim", test="TestKaicDra/UnsatisfiableClaimStaysPending",
-    consumes=("devices",), creates=WORKLOAD_CREATES, images=("pause",),
-    rbac=WORKLOAD_RBAC + CLAIM_RBAC, timeout_s=180,
+    consumes=("devices",), creates=workloads.CREATES, images=("pause",), rbac=workloads.RBAC, timeout_s=180,
 )  # fmt: skip
 def test_dra_unsatisfiable_claim(cluster, namespace, run, facts, evidence):
     """A claim whose selector no device matches leaves its pod Pending with FailedScheduling, unallocated."""

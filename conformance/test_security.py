@@ -1,6 +1,10 @@
 """Security: isolated accelerator access and workload sandboxing."""
 
+import dataclasses
+
+from kaic import accelerators, images, workloads
 from kaic.facts import crds_in, require
+from kaic.outcomes import NotApplicable, Unknown
 from kaic.probe import probe
 
 SANDBOX_MARKERS = ("gvisor", "runsc", "kata", "sandboxed", "quark", "krun")
@@ -34,3 +38,135 @@ def test_workload_sandboxing_discovery(facts, evidence):
     ]
     evidence.add("fact", "sandboxRuntimeClasses", sandboxes)
     evidence.add("fact", "agentSandboxCrds", crds_in(facts, "agents.x-k8s.io"))
+
+
+# ---- behavioural probes: secure accelerator access ---------------------------------------------------------
+
+ACCESS = {"consumes": ("devices",), "creates": workloads.CREATES, "images": ("ubuntu",), "rbac": workloads.RBAC,
+          "timeout_s": 600}  # fmt: skip
+
+
+def accelerator(cluster, facts, run, evidence) -> accelerators.Selection:
+    """The detected profile and path; no accelerator anywhere means isolation cannot be exercised (unknown)."""
+    require(facts, "nodes", "resourceSlices", "deviceClasses")
+    selection = accelerators.select(cluster, facts, run.options)
+    evidence.add("fact", "acceleratorSelection", selection.found)
+    return selection
+
+
+def run_identity_pods(cluster, namespace, run, evidence, selection, pods: dict) -> dict:
+    """Place every pod, then read each container's report: {pod: {container: DeviceReport}}.
+
+    The API part (binding, allocation, reservation) always runs; a node that runs no containers ends the probe
+    as unknown, naming what the API proved."""
+    placed = {name: workloads.place(cluster, namespace, body, evidence) for name, body in pods.items()}
+    proved = "; ".join(f"{name} bound to {p.node}" + (f" with {p.devices()}" if p.claims else "")
+                       for name, p in placed.items())  # fmt: skip
+    reports = {}
+    for name, placement in placed.items():
+        done = workloads.observe(cluster, namespace, placement, f"the API shows: {proved}", evidence)
+        reports[name] = {c["name"]: workloads.container_report(done, c["name"]) for c in done["spec"]["containers"]}
+        evidence.add("log", name, {c: dataclasses.asdict(r) for c, r in reports[name].items()})
+    return reports
+
+
+@probe("secure_accelerator_access", "positive-access", test="TestSecureAcceleratorAccess/PositiveAccessTest", **ACCESS)
+def test_positive_access(cluster, namespace, run, facts, evidence):
+    """A container allocated one accelerator sees exactly one device, the allocated one."""
+    selection = accelerator(cluster, facts, run, evidence)
+    template = workloads.device_template(cluster, namespace, run.labels, selection)
+    image = images.for_run(run.options)["ubuntu"]
+    body = workloads.identity_pod("positive", run.labels, selection, image, {"main": True}, template=template)
+    placed = workloads.place(cluster, namespace, body, evidence)
+    identities = workloads.allocated_identities(cluster, placed, selection.profile)
+    done = workloads.observe(cluster, namespace, placed, f"the API allocated {', '.join(identities) or 'one device'}", evidence)
+    report = workloads.container_report(done, "main")
+    evidence.add("log", "positive/main", dataclasses.asdict(report))
+    assert not (wrong := report.problems(selection.profile, 1, identities)), wrong
+
+
+@probe("secure_accelerator_access", "negative-isolation", test="TestSecureAcceleratorAccess/NegativeIsolationTest",
+       **ACCESS)  # fmt: skip
+def test_negative_isolation(cluster, namespace, run, facts, evidence):
+    """A container on an accelerator node that requested no accelerator sees none."""
+    selection = accelerator(cluster, facts, run, evidence)
+    image = images.for_run(run.options)["ubuntu"]
+    pods = {"no-request": workloads.identity_pod("no-request", run.labels, selection, image, {"main": False})}
+    report = run_identity_pods(cluster, namespace, run, evidence, selection, pods)["no-request"]["main"]
+    assert not (wrong := report.problems(selection.profile, 0)), wrong
+
+
+@probe("secure_accelerator_access", "multi-container-isolation",
+       test="TestSecureAcceleratorAccess/MultiContainerIsolationTest", **ACCESS)  # fmt: skip
+def test_multi_container_isolation(cluster, namespace, run, facts, evidence):
+    """In one pod, only the container given the accelerator sees it; its sibling sees none."""
+    selection = accelerator(cluster, facts, run, evidence)
+    template = workloads.device_template(cluster, namespace, run.labels, selection)
+    image = images.for_run(run.options)["ubuntu"]
+    body = workloads.identity_pod("two-containers", run.labels, selection, image,
+                                  {"with-device": True, "without-device": False}, template=template)  # fmt: skip
+    reports = run_identity_pods(cluster, namespace, run, evidence, selection, {"two-containers": body})
+    assert not (wrong := reports["two-containers"]["with-device"].problems(selection.profile, 1)), wrong
+    assert not (wrong := reports["two-containers"]["without-device"].problems(selection.profile, 0)), wrong
+
+
+@probe("secure_accelerator_access", "disjoint-devices", test="TestKaicSecureAcceleratorAccess/DisjointDevices",
+       **ACCESS)  # fmt: skip
+def test_disjoint_devices(cluster, namespace, run, facts, evidence):
+    """Two pods on one node, one device each, get different devices: in the API's allocation results, and in
+    what their containers see where the node runs containers."""
+    selection = accelerator(cluster, facts, run, evidence)
+    per_node = selection.found["option"]["devicesPerNode"]
+    node = next((n for n in selection.nodes if per_node[n] >= 2), None)
+    if node is None:
+        raise Unknown(f"no node offers two devices on the {selection.path} path ({per_node})")
+    template = workloads.device_template(cluster, namespace, run.labels, selection)
+    image = images.for_run(run.options)["ubuntu"]
+    placed = [
+        workloads.place(cluster, namespace, workloads.identity_pod(
+            name, run.labels, selection, image, {"main": True}, template=template, nodes=(node,)), evidence)
+        for name in ("first", "second")
+    ]  # fmt: skip
+    assert {p.node for p in placed} == {node}, f"pods landed on {[p.node for p in placed]}, not only {node}"
+    if selection.path == "dra":
+        first, second = (set(p.devices()) for p in placed)
+        evidence.add("fact", "allocations", {"first": sorted(first), "second": sorted(second)})
+        assert len(first) == len(second) == 1 and not first & second, f"shared devices: {first & second}"
+    if not workloads.runs_containers(cluster, node):
+        if selection.path == "dra":
+            evidence.warn(f"node {node} runs no containers: in-container identities not compared")
+            return
+        raise Unknown(f"node {node} runs no containers and device-plugin allocations carry no identity in the API")
+    seen = [workloads.container_report(workloads.observe(cluster, namespace, p, "", evidence), "main") for p in placed]
+    evidence.add("log", "identities", [dataclasses.asdict(r) for r in seen])
+    for report in seen:
+        assert not (wrong := report.problems(selection.profile, 1)), wrong
+    assert not set(seen[0].ids) & set(seen[1].ids), f"both containers see {set(seen[0].ids) & set(seen[1].ids)}"
+
+
+@probe("secure_accelerator_access", "requestless-leaks", test="TestKaicSecureAcceleratorAccess/RequestlessPodsGainNothing",
+       **ACCESS)  # fmt: skip
+def test_requestless_leaks(cluster, namespace, run, facts, evidence):
+    """Pods without a request gain no accelerator through the known leaks: the vendor's visible-devices
+    variable set to all, or the vendor's RuntimeClass."""
+    selection = accelerator(cluster, facts, run, evidence)
+    profile = selection.profile
+    image = images.for_run(run.options)["ubuntu"]
+    pods = {
+        f"env-{index}": workloads.identity_pod(f"env-{index}", run.labels, selection, image, {"main": False},
+                                               env={key: value})
+        for index, (key, value) in enumerate(profile.leak_env)
+    }  # fmt: skip
+    present = {rc["name"] for rc in facts.get("runtimeClasses") or []}
+    for runtime_class in profile.leak_runtime_classes:
+        if runtime_class in present:
+            pods[f"runtime-{runtime_class}"] = workloads.identity_pod(
+                f"runtime-{runtime_class}", run.labels, selection, image, {"main": False}, runtime_class=runtime_class
+            )
+    evidence.add("fact", "leaksTried", {"env": dict(profile.leak_env), "runtimeClasses": sorted(
+        set(profile.leak_runtime_classes) & present), "runtimeClassesAbsent": sorted(
+        set(profile.leak_runtime_classes) - present)})  # fmt: skip
+    if not pods:
+        raise NotApplicable(f"profile {profile.name} has no known request-less leak to try (none documented)")
+    for name, containers in run_identity_pods(cluster, namespace, run, evidence, selection, pods).items():
+        assert not (wrong := containers["main"].problems(profile, 0)), f"{name}: {wrong}"

@@ -157,6 +157,14 @@ def read_nodes(cluster: Cluster) -> dict[str, dict[str, Any]]:
     return {info["name"]: info for info in map(_node, cluster.list("/api/v1/nodes"))}
 
 
+def select(cluster: Cluster, facts: Mapping[str, Any], options: Mapping[str, Any], mode: str | None = None) -> Selection:
+    """`detect` with the run's --accelerator-profile and --allocation-mode (or `mode`) and live node readiness."""
+    return detect(
+        facts, options.get("accelerator_profile", "auto"), mode or options.get("allocation_mode", "auto"),
+        read_nodes(cluster),
+    )  # fmt: skip
+
+
 def inventory(facts: Mapping[str, Any]) -> dict[str, Any]:
     """What the cluster offers, vendor-neutral: DRA drivers with devices, DeviceClasses, extended resources."""
     return {
@@ -288,6 +296,21 @@ class DeviceReport:
     def visible(self, profile: AcceleratorProfile) -> tuple[str, ...]:
         """The devices this container can use, counted the profile's way."""
         return self.ids if profile.count_by == "ids" else self.devices
+
+    def problems(self, profile: AcceleratorProfile, count: int, identities: tuple[str, ...] = ()) -> list[str]:
+        """Why this container's view is wrong for `count` allocated devices with these identities (empty: right).
+
+        Over-allocation and leaks both show as more visible devices than allocated; identities are compared
+        only where the container can report them (a driver tool or injected variables)."""
+        found = []
+        seen = self.visible(profile)
+        if len(seen) != count:
+            found.append(f"sees {len(seen)} device(s) {list(seen)}, allocated {count}")
+        if count == 0 and self.ids and profile.count_by != "ids":
+            found.append(f"reports device identities {list(self.ids)} without any allocation")
+        if identities and self.ids and set(self.ids) != set(identities):
+            found.append(f"reports identities {list(self.ids)}, allocated {list(identities)}")
+        return found
 
 
 def parse_report(text: str) -> DeviceReport | None:

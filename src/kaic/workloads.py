@@ -16,6 +16,7 @@ from kaic.accelerators import SCRIPT, AcceleratorProfile, DeviceReport, Selectio
 from kaic.collector import Recorder
 from kaic.kube import Cluster
 from kaic.outcomes import Unknown
+from kaic.probe import Rule
 
 DRA = "/apis/resource.k8s.io/v1"
 POD_DEADLINE_S = 600
@@ -27,6 +28,17 @@ RESTRICTED = {
     "seccompProfile": {"type": "RuntimeDefault"},
 }
 CLAIM_REQUEST = "device"
+TEMPLATE = "one-device"
+# What a probe that runs accelerator pods creates and needs.
+CREATES = ("pods", "resource.k8s.io/resourceclaims", "resource.k8s.io/resourceclaimtemplates")
+RBAC = (
+    Rule("", "pods", ("create", "get", "list", "delete")),
+    Rule("", "events", ("list",)),
+    Rule("", "nodes", ("get", "list"), namespaced=False),
+    Rule("resource.k8s.io", "resourceclaims", ("create", "get", "list", "delete")),
+    Rule("resource.k8s.io", "resourceclaimtemplates", ("create", "get", "list", "delete")),
+    Rule("resource.k8s.io", "resourceslices", ("list",), namespaced=False),
+)
 
 
 def pods_path(namespace: str, name: str = "") -> str:
@@ -94,6 +106,37 @@ def give_device(
     else:
         container["resources"]["limits"][selection.extended_resource] = "1"
         container["resources"]["requests"][selection.extended_resource] = "1"
+
+
+def device_template(cluster: Cluster, namespace: str, labels: Mapping[str, str], selection: Selection) -> str:
+    """On the DRA path, the template every one-device pod claims from; "" on the device-plugin path."""
+    if selection.path != "dra":
+        return ""
+    cluster.create(dra_path(namespace, "resourceclaimtemplates"), claim_template(TEMPLATE, labels, selection.device_class))
+    return TEMPLATE
+
+
+def identity_pod(
+    name: str,
+    labels: Mapping[str, str],
+    selection: Selection,
+    image: str,
+    devices: Mapping[str, bool],
+    *,
+    template: str = "",
+    claim: str = "",
+    env: Mapping[str, str] | None = None,
+    nodes: tuple[str, ...] = (),
+    runtime_class: str | None = None,
+) -> dict[str, Any]:
+    """A pod of identity containers on the selection's nodes; `devices` says which containers get a device."""
+    containers = {c: identity_container(c, image, selection.profile, env) for c in devices}
+    body = pod(name, labels, list(containers.values()), nodes=nodes or selection.nodes,
+               tolerations=selection.profile.tolerations(), runtime_class=runtime_class)  # fmt: skip
+    for container, wanted in devices.items():
+        if wanted:
+            give_device(body, containers[container], selection, template=template, claim=claim)
+    return body
 
 
 def pod(
@@ -181,6 +224,27 @@ def container_report(pod_obj: dict[str, Any], container: str) -> DeviceReport:
             assert report is not None, f"container {container} of {pod_obj['metadata']['name']} reported nothing"
             return report
     raise AssertionError(f"pod {pod_obj['metadata']['name']} has no status for container {container}")
+
+
+def slice_device(cluster: Cluster, node: str, device: tuple[str, str, str]) -> dict[str, Any] | None:
+    """The ResourceSlice device behind an allocation result, if the node's slices publish it."""
+    driver, pool, name = device
+    for rs in cluster.list(f"{DRA}/resourceslices", fieldSelector=f"spec.nodeName={node},spec.driver={driver}"):
+        if rs["spec"]["pool"]["name"] == pool:
+            for item in rs["spec"].get("devices") or []:
+                if item["name"] == name:
+                    return dict(item)
+    return None
+
+
+def allocated_identities(cluster: Cluster, placement: Placement, profile: AcceleratorProfile) -> tuple[str, ...]:
+    """What the identity script should report for the placement's allocated devices; fails on an unpublished one."""
+    identities = []
+    for device in placement.devices():
+        item = slice_device(cluster, placement.node, device)
+        assert item is not None, f"allocated device {device} is not published for node {placement.node}"
+        identities.append(profile.identity_of(item))
+    return tuple(identities)
 
 
 def runs_containers(cluster: Cluster, node: str) -> bool:
