@@ -17,6 +17,7 @@ from kaic.cli_errors import InputError
 from kaic.diff_cli import diff
 from kaic.outcomes import ExitCode
 from kaic.probe import MODES
+from kaic.images_cli import images
 from kaic.profiles_cli import profiles
 from kaic.signing_cli import keys, sign, verify
 from kaic.submission.cli import submission
@@ -173,6 +174,7 @@ def main(ctx: click.Context, config: Path | None) -> None:
 main.add_command(profiles)
 main.add_command(diff)
 main.add_command(submission)
+main.add_command(images)
 for command in (keys, sign, verify):
     main.add_command(command)
 
