@@ -3,6 +3,8 @@
 Discovery probes record what the cluster serves and advertises; behavioural probes (issue 4) judge it.
 """
 
+import dataclasses
+
 from kaic import accelerators, images, workloads
 from kaic.facts import require
 from kaic.outcomes import NotApplicable, Unknown
@@ -185,3 +187,168 @@ def test_dra_unsatisfiable_claim(cluster, namespace, run, facts, evidence):
     assert pod["status"].get("phase") == "Pending" and not workloads.scheduled_node(pod), "the pod was bound"
     for claim in cluster.list(workloads.dra_path(namespace, "resourceclaims")):
         assert not (claim.get("status") or {}).get("allocation"), f"{claim['metadata']['name']} was allocated"
+
+
+def hardware_selection(cluster, facts, run, evidence) -> accelerators.Selection:
+    """For hardware-conditional requirements: no accelerator at all means the requirement does not apply."""
+    require(facts, "nodes", "resourceSlices", "deviceClasses")
+    try:
+        selection = accelerators.select(cluster, facts, run.options)
+    except accelerators.NoAccelerators as absent:
+        raise NotApplicable(str(absent)) from None
+    evidence.add("fact", "acceleratorSelection", selection.found)
+    return selection
+
+
+def one_device_pod(cluster, namespace, run, evidence, selection, name: str = "main", **where) -> workloads.Placement:
+    """Place one identity pod holding one device on the selection's path."""
+    template = workloads.device_template(cluster, namespace, run.labels, selection)
+    image = images.for_run(run.options)["ubuntu"]
+    body = workloads.identity_pod(name, run.labels, selection, image, {"main": True}, template=template, **where)
+    return workloads.place(cluster, namespace, body, evidence)
+
+
+@probe(
+    "driver_runtime_management", "versions-in-pod", test="TestKaicDriverRuntimeManagement/AdvertisedVersionsInPod",
+    consumes=("devices",), creates=workloads.CREATES, images=("ubuntu",), rbac=workloads.RBAC, timeout_s=600,
+)  # fmt: skip
+def test_driver_versions_in_pod(cluster, namespace, run, facts, evidence):
+    """A scheduler-placed pod holding one device finds the injected driver tool, exactly one device, and the
+    driver version its node advertises (DRA attributes, then node labels)."""
+    require(facts, "nodes", "resourceSlices", "deviceClasses")
+    selection = accelerators.select(cluster, facts, run.options)
+    evidence.add("fact", "acceleratorSelection", selection.found)
+    profile = selection.profile
+    placed = one_device_pod(cluster, namespace, run, evidence, selection, "versions")
+    advertised = advertised_driver_versions(cluster, placed.node, profile)
+    evidence.add("fact", f"advertised driver versions on {placed.node}", sorted(advertised))
+    if not advertised:
+        evidence.warn(f"{placed.node} advertises no driver version ({profile.version_attributes + profile.version_labels})")
+    done = workloads.observe(cluster, namespace, placed, f"{placed.node} advertises {sorted(advertised)}", evidence)
+    if profile.identity != "nvidia-smi":
+        raise Unknown(f"profile {profile.name} has no in-container driver tool kaic can query")
+    report = workloads.container_report(done, "main")
+    evidence.add("log", "versions/main", dataclasses.asdict(report))
+    assert report.tool == "present", "the driver tool is missing inside a scheduler-placed accelerator pod"
+    assert not (wrong := report.problems(profile, 1)), wrong
+    assert not advertised or report.driver_version in advertised, (
+        f"the pod's driver is {report.driver_version}, the node advertises {sorted(advertised)}"
+    )
+
+
+def advertised_driver_versions(cluster, node: str, profile: accelerators.AcceleratorProfile) -> set[str]:
+    """The driver version a node advertises: the first version attribute of its devices, the first label."""
+    found = set()
+    if profile.version_attributes:
+        for driver in profile.dra_drivers:
+            for rs in cluster.list(f"{DRA}/resourceslices", fieldSelector=f"spec.nodeName={node},spec.driver={driver}"):
+                for device in rs["spec"].get("devices") or []:
+                    value = (device.get("attributes") or {}).get(profile.version_attributes[0])
+                    found.update(str(v) for v in (value or {}).values())
+    labels = cluster.get(f"/api/v1/nodes/{node}")["metadata"].get("labels") or {}
+    found.update(labels[k] for k in profile.version_labels[:1] if k in labels)
+    return found
+
+
+@probe(
+    "gpu_sharing", "shared-claim", test="TestKaicGpuSharing/SharedClaimOneDevice",
+    consumes=("devices",), creates=workloads.CREATES, images=("ubuntu",), rbac=workloads.RBAC, timeout_s=600,
+)  # fmt: skip
+def test_gpu_sharing_shared_claim(cluster, namespace, run, facts, evidence):
+    """Two pods sharing one ResourceClaim are both reserved on the same single device of one node, and see the
+    same device where containers run."""
+    require(facts, "resourceSlices", "deviceClasses")
+    if "v1" not in facts["dra"]["servedVersions"] or not accelerators.inventory(facts)["draDrivers"]:
+        raise NotApplicable("no DRA driver publishes devices (or resource.k8s.io/v1 is not served): no claim to share")
+    selection = dra_selection(cluster, facts, run, evidence)
+    cluster.create(workloads.dra_path(namespace, "resourceclaims"),
+                   workloads.claim("shared", run.labels, selection.device_class))  # fmt: skip
+    image = images.for_run(run.options)["ubuntu"]
+    placed = [
+        workloads.place(cluster, namespace, workloads.identity_pod(
+            name, run.labels, selection, image, {"main": True}, claim="shared"), evidence)
+        for name in ("first", "second")
+    ]  # fmt: skip
+    claim = cluster.get(workloads.dra_path(namespace, "resourceclaims", "shared"))
+    reserved = {r["uid"] for r in claim["status"].get("reservedFor") or []}
+    assert {p.pod["metadata"]["uid"] for p in placed} <= reserved, f"reservedFor holds {reserved}"
+    assert len(claim["status"]["allocation"]["devices"]["results"]) == 1, "the shared claim holds several devices"
+    assert placed[0].node == placed[1].node, f"sharers landed on {placed[0].node} and {placed[1].node}"
+    if not workloads.runs_containers(cluster, placed[0].node):
+        evidence.warn(f"node {placed[0].node} runs no containers: in-container identities not compared")
+        return
+    seen = [workloads.container_report(workloads.observe(cluster, namespace, p, "", evidence), "main") for p in placed]
+    evidence.add("log", "identities", [dataclasses.asdict(r) for r in seen])
+    for report in seen:
+        assert not (wrong := report.problems(selection.profile, 1)), wrong
+    assert seen[0].ids == seen[1].ids, f"sharers see different devices: {seen[0].ids} and {seen[1].ids}"
+
+
+def shared_resources(node: dict, profile: accelerators.AcceleratorProfile) -> list[str]:
+    """A node's shared devices: partition resources (e.g. MIG), or the whole-device resource when a replica
+    label says it is time-sliced more than once."""
+    resources = [r for r in node["extendedResources"] if profile.sharing_resources and r.startswith(profile.sharing_resources)]
+    replicas = [node["labels"].get(label, "1") for label in profile.sharing_labels]
+    if any(value.isdigit() and int(value) > 1 for value in replicas):
+        resources += [r for r in profile.extended_resources if r in node["extendedResources"]]
+    return sorted(resources)
+
+
+@probe(
+    "gpu_sharing", "device-plugin-sharing", test="TestKaicGpuSharing/PartitionsOrReplicas",
+    consumes=("devices",), creates=workloads.CREATES, images=("ubuntu",), rbac=workloads.RBAC, timeout_s=600,
+)  # fmt: skip
+def test_gpu_sharing_device_plugin(cluster, namespace, run, facts, evidence):
+    """Where a node offers shared devices (MIG partitions or time-sliced replicas), two pods on it each get one,
+    and both run on the same physical device."""
+    selection = hardware_selection(cluster, facts, run, evidence)
+    profile = selection.profile
+    shared = {n["name"]: shared_resources(n, profile) for n in facts["nodes"]["withExtendedResources"]}
+    shared = {node: resources for node, resources in shared.items() if resources}
+    evidence.add("fact", "sharedResources", shared)
+    if not shared:
+        raise NotApplicable(
+            f"no node offers shared {profile.name} devices (resources {list(profile.sharing_resources)}, "
+            f"replica labels {list(profile.sharing_labels)}); DRA claim sharing is probed on its own"
+        )
+    node, resources = next(iter(shared.items()))
+    plugin = dataclasses.replace(selection, path="device-plugin", extended_resource=resources[0], nodes=(node,))
+    placed = [one_device_pod(cluster, namespace, run, evidence, plugin, name) for name in ("first", "second")]
+    seen = [workloads.container_report(workloads.observe(cluster, namespace, p, f"both bound to {node}", evidence),
+                                       "main") for p in placed]  # fmt: skip
+    for report in seen:
+        assert not (wrong := report.problems(profile, 1)), wrong
+    assert seen[0].ids == seen[1].ids, f"sharers run on different devices: {seen[0].ids} and {seen[1].ids}"
+
+
+@probe(
+    "virtualized_accelerator", "virtual-device", test="TestKaicVirtualizedAccelerator/RequestedLikePhysical",
+    consumes=("devices",), creates=workloads.CREATES, images=("ubuntu",), rbac=workloads.RBAC, timeout_s=600,
+)  # fmt: skip
+def test_virtual_device(cluster, namespace, run, facts, evidence):
+    """Virtual accelerators are requested like physical ones (same resource name or a DeviceClass) and a pod
+    asking for one starts with exactly one."""
+    selection = hardware_selection(cluster, facts, run, evidence)
+    profile = selection.profile
+    nodes = tuple(
+        n["name"] for n in facts["nodes"]["withExtendedResources"]
+        if any(n["labels"].get(label) == "true" for label in profile.virtual_labels)
+    )  # fmt: skip
+    classes = [c["name"] for c in facts.get("deviceClasses") or [] if c["name"] in profile.virtual_classes]
+    evidence.add("fact", "virtual", {"nodes": list(nodes), "deviceClasses": classes})
+    if classes:
+        virtual = dataclasses.replace(selection, path="dra", device_class=classes[0])
+    elif nodes:
+        names = {r for n in facts["nodes"]["withExtendedResources"] if n["name"] in nodes for r in n["extendedResources"]}
+        assert names & set(profile.extended_resources), f"virtual nodes offer {sorted(names)}, not the physical name"
+        resource = min(names & set(profile.extended_resources))
+        virtual = dataclasses.replace(selection, path="device-plugin", extended_resource=resource, nodes=nodes)
+    else:
+        raise NotApplicable(
+            f"no node labelled {'/'.join(profile.virtual_labels) or '(no label known)'}=true and no DeviceClass "
+            f"{'/'.join(profile.virtual_classes) or '(none known)'} for profile {profile.name}"
+        )
+    placed = one_device_pod(cluster, namespace, run, evidence, virtual, "virtual")
+    done = workloads.observe(cluster, namespace, placed, f"bound to {placed.node}", evidence)
+    report = workloads.container_report(done, "main")
+    assert not (wrong := report.problems(profile, 1)), wrong
