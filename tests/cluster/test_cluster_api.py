@@ -10,7 +10,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from kaic.localcluster import topology
-from kaic.localcluster.launcher import SERVICE_CIDR
+from kaic.localcluster.launcher import SERVICE_CIDR, LocalCluster
 
 pytestmark = pytest.mark.cluster
 
@@ -157,6 +157,18 @@ def test_addresses_stay_out_of_flagged_private_ranges(
     assert node_ips == {"127.0.0.1"}
     for address in (pod_ip, service.spec.cluster_ip, *node_ips):
         assert not any(ipaddress.ip_address(address) in network for network in FLAGGED), address
+
+
+def test_apiserver_does_not_dial_pod_addresses(
+    api: client.ApiClient, local_cluster: LocalCluster, namespace: str, wait_until: Any
+) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespaced_pod(namespace, pod("proxied"))
+    pod_ip = wait_until(lambda: core.read_namespaced_pod("proxied", namespace).status.pod_ip, 60, "a pod IP")
+    with pytest.raises(ApiException) as refused:
+        core.connect_get_namespaced_pod_proxy("proxied:80", namespace)
+    assert refused.value.status == 503
+    assert f"refused CONNECT {pod_ip}:80" in local_cluster.process("egress").log.read_text()
 
 
 def test_job_completes(api: client.ApiClient, namespace: str, wait_until: Any) -> None:

@@ -1,8 +1,8 @@
 """Bring the local cluster up and down: etcd, the Kubernetes control plane, kwok and the simulated driver.
 
 Everything listens on 127.0.0.1 at ports the kernel picks. Pod and service addresses come from the
-CGNAT range 100.64.0.0/10, never from the private ranges, so nothing the cluster advertises can route
-to a flagged address; the apiserver has no webhooks or aggregated APIs to dial.
+CGNAT range 100.64.0.0/10, never from the private ranges, and the apiserver reaches the cluster network
+only through the loopback-only egress proxy (`egress.py`), so it never dials a simulated address.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
@@ -28,6 +30,7 @@ from kaic.localcluster.processes import (
     port_in_use,
     tls_context,
     wait_healthy,
+    wait_unix_socket,
 )
 from kaic.localcluster.scenarios import Scenario, flag_value
 
@@ -38,7 +41,10 @@ ENV_STATE_DIR = "KAIC_CLUSTER_DIR"
 ENV_BIN = "KAIC_CLUSTER_BIN"
 DEFAULT_STATE_DIR = Path(".kaic/cluster")
 # Start order; `down` stops in reverse.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+COMPONENTS = ("etcd", "egress", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+PORTS = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+# Unix socket paths are limited to 107 bytes.
+MAX_SOCKET_PATH = 107
 STAGES = Path(__file__).with_name("kwok-stages.yaml")
 
 
@@ -78,6 +84,7 @@ class LocalCluster:
         self.state_dir = state_dir.absolute()
         self.pki = pki.ClusterPKI(self.state_dir / "pki")
         self.kubeconfig = self.state_dir / "kubeconfig"
+        self.egress_socket = self.state_dir / "egress.sock"
 
     def process(self, name: str) -> Managed:
         return Managed(name, self.state_dir / "run", self.state_dir / "logs")
@@ -110,8 +117,7 @@ class LocalCluster:
         """Start every component, wait until each is healthy, publish nodes and the driver's objects."""
         self._prepare_state_dir()
         started = time.monotonic()
-        names = ("etcd", "etcd-peer", *COMPONENTS[1:])
-        ports = dict(zip(names, free_ports(len(names)), strict=True))
+        ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
         state = {
             "scenario": scenario.name,
             "server": f"https://127.0.0.1:{ports['kube-apiserver']}",
@@ -139,6 +145,14 @@ class LocalCluster:
         etcd = self.process("etcd")
         etcd.start([kaic_cluster, "etcd", *self._etcd_flags(ports)])
         wait_healthy(etcd, f"http://127.0.0.1:{ports['etcd']}/health", timeout)
+
+        if len(str(self.egress_socket)) > MAX_SOCKET_PATH:
+            raise ClusterError(f"state directory path too long for a unix socket: {self.egress_socket}")
+        egress = self.process("egress")
+        egress.start([sys.executable, "-m", "kaic.localcluster.egress", str(self.egress_socket)])
+        wait_unix_socket(egress, self.egress_socket, timeout)
+        egress_config = self.state_dir / "egress-selector.yaml"
+        egress_config.write_text(yaml.safe_dump(self._egress_selector()))
 
         apiserver = self.process("kube-apiserver")
         apiserver.start([kaic_cluster, "kube-apiserver", *self._apiserver_flags(scenario, ports)])
@@ -208,6 +222,7 @@ class LocalCluster:
         flags = [
             *self._serving_flags(ports["kube-apiserver"]),
             f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+            f"--egress-selector-config-file={self.state_dir / 'egress-selector.yaml'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             # The `kubernetes` Service gets no endpoints: Endpoints may not hold loopback addresses.
             "--endpoint-reconciler-type=none",
@@ -235,6 +250,22 @@ class LocalCluster:
         if scenario.runtime_config:
             flags.append(f"--runtime-config={flag_value(scenario.runtime_config)}")
         return flags
+
+    def _egress_selector(self) -> dict[str, Any]:
+        """Send the apiserver's cluster-network traffic through the loopback-only egress proxy."""
+        return {
+            "apiVersion": "apiserver.k8s.io/v1beta1",
+            "kind": "EgressSelectorConfiguration",
+            "egressSelections": [
+                {
+                    "name": "cluster",
+                    "connection": {
+                        "proxyProtocol": "HTTPConnect",
+                        "transport": {"uds": {"udsName": str(self.egress_socket)}},
+                    },
+                }
+            ],
+        }
 
     def _component_flags(self, port: int, config: Path) -> list[str]:
         return [

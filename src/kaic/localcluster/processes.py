@@ -57,7 +57,7 @@ class Managed:
     def log(self) -> Path:
         return self.log_dir / f"{self.name}.log"
 
-    def start(self, argv: list[str], env: dict[str, str] | None = None) -> int:
+    def start(self, argv: list[str]) -> int:
         """Start `argv` in its own session (so a terminal's Ctrl-C does not reach it) and record its pid."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,6 @@ class Managed:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, **(env or {})},
             )
         self.pidfile.write_text(f"{process.pid}\n{argv[0]}\n")
         # Until the child has exec'd, /proc shows our own command line and `pid()` would disown it.
@@ -86,13 +85,11 @@ class Managed:
         pid = int(pid_text)
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            # A zombie still has /proc entries; it is not running.
+            running = _proc_state(pid) != "Z"
         except OSError:
             return None
-        if not cmdline or cmdline[0].decode(errors="replace") != binary:
-            return None
-        # A zombie still has /proc entries; it is not running.
-        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return None if status == "Z" else pid
+        return pid if running and cmdline[0].decode(errors="replace") == binary else None
 
     def alive(self) -> bool:
         return self.pid() is not None
@@ -113,20 +110,13 @@ class Managed:
             return "(no log)"
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM, then SIGKILL after `timeout`; reap if it is our child; drop the pidfile."""
+        """SIGTERM, then SIGKILL after `timeout`; reap it if it is our child; drop the pidfile."""
         pid = self.pid()
         if pid is not None:
             _signal(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while self.alive() and time.monotonic() < deadline:
-                _reap(pid)
-                time.sleep(0.1)
-            if self.alive():
+            if not _wait_gone(pid, timeout):
                 _signal(pid, signal.SIGKILL)
-                while self.alive():
-                    _reap(pid)
-                    time.sleep(0.05)
-            _reap(pid)
+                _wait_gone(pid, timeout)
         self.pidfile.unlink(missing_ok=True)
 
 
@@ -137,12 +127,30 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         pass
 
 
-def _reap(pid: int) -> None:
-    """Collect the exit status when the process is our child, so it does not linger as a zombie."""
+def _gone(pid: int) -> bool:
+    """Whether `pid` has exited; our own child is reaped here so it does not linger as a zombie."""
     try:
-        os.waitpid(pid, os.WNOHANG)
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        return reaped == pid
     except ChildProcessError:
         pass
+    try:
+        return _proc_state(pid) == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not _gone(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _proc_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def tls_context(ca_file: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
@@ -150,6 +158,19 @@ def tls_context(ca_file: Path, cert: Path | None = None, key: Path | None = None
     if cert and key:
         context.load_cert_chain(str(cert), str(key))
     return context
+
+
+def wait_unix_socket(process: Managed, path: Path, timeout: float) -> None:
+    """Wait until `process` accepts connections on the unix socket `path`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.alive():
+            raise ClusterError(f"{process.name} exited during start-up:\n{process.log_tail()}")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            if probe.connect_ex(str(path)) == 0:
+                return
+        time.sleep(0.05)
+    raise ClusterError(f"{process.name} not listening on {path} after {timeout:.0f}s; log: {process.log}")
 
 
 def wait_healthy(
