@@ -85,7 +85,7 @@ def test_builtin_digest_is_of_the_file_bytes(profile: Profile) -> None:
 
 def test_every_requirement_has_its_discovery_probe(profile: Profile) -> None:
     for req in profile.requirements:
-        assert req.probes == (f"{req.id}.discovery",)
+        assert req.probes[0] == f"{req.id}.discovery"
         assert set(req.outcomes) == {"unknown", "failed"} | ({"notApplicable"} if req.conditional else set())
 
 

@@ -8,13 +8,7 @@ from pathlib import Path
 
 import click
 
-from kaic.localcluster.launcher import (
-    COMPONENTS,
-    DEFAULT_STATE_DIR,
-    ENV_STATE_DIR,
-    LocalCluster,
-    find_binaries,
-)
+from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR
 from kaic.localcluster.processes import ClusterError
 from kaic.localcluster.scenarios import DEFAULT_SCENARIO, SCENARIOS
 
@@ -46,6 +40,8 @@ def cluster() -> None:
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait per component.")
 def up(state_dir: Path, scenario: str, timeout: float) -> None:
     """Start etcd, the control plane, kwok and the simulated GPU driver on 127.0.0.1."""
+    from kaic.localcluster.launcher import LocalCluster, find_binaries
+
     local = LocalCluster(state_dir)
     started = time.monotonic()
     try:
@@ -62,6 +58,8 @@ def up(state_dir: Path, scenario: str, timeout: float) -> None:
 @state_dir_option
 def down(state_dir: Path) -> None:
     """Stop every process `up` started and remove the state directory."""
+    from kaic.localcluster.launcher import LocalCluster
+
     local = LocalCluster(state_dir)
     try:
         busy = local.down()
@@ -76,6 +74,8 @@ def down(state_dir: Path) -> None:
 @state_dir_option
 def status(state_dir: Path) -> None:
     """Show each component's pid and memory, the scenario and the API server address."""
+    from kaic.localcluster.launcher import COMPONENTS, LocalCluster
+
     local = LocalCluster(state_dir)
     state = local.state()
     if not state:
@@ -99,6 +99,8 @@ def status(state_dir: Path) -> None:
 @state_dir_option
 def kubeconfig(state_dir: Path) -> None:
     """Print the admin kubeconfig's path: `export KUBECONFIG=$(kaic cluster kubeconfig)`."""
+    from kaic.localcluster.launcher import LocalCluster
+
     local = LocalCluster(state_dir)
     if not local.kubeconfig.exists():
         raise click.ClickException(f"no cluster in {local.state_dir}; run `kaic cluster up`")

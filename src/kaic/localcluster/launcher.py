@@ -22,7 +22,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
 
-from kaic.localcluster import kubeconfig, pki, topology
+from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR, kubeconfig, pki, topology
 from kaic.localcluster.processes import (
     ClusterError,
     Managed,
@@ -37,9 +37,7 @@ from kaic.localcluster.scenarios import Scenario, flag_value
 SERVICE_CIDR = "100.96.0.0/16"
 SERVICE_IP = "100.96.0.1"
 STATE_FILE = "state.json"
-ENV_STATE_DIR = "KAIC_CLUSTER_DIR"
 ENV_BIN = "KAIC_CLUSTER_BIN"
-DEFAULT_STATE_DIR = Path(".kaic/cluster")
 # Start order; `down` stops in reverse.
 COMPONENTS = ("etcd", "egress", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 PORTS = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
