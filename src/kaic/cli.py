@@ -15,9 +15,9 @@ import click
 from kaic import __version__
 from kaic.cli_errors import InputError
 from kaic.diff_cli import diff
+from kaic.images_cli import images
 from kaic.outcomes import ExitCode
 from kaic.probe import MODES
-from kaic.images_cli import images
 from kaic.profiles_cli import profiles
 from kaic.signing_cli import keys, sign, verify
 from kaic.submission.cli import submission

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from kaic.cli_errors import InputError
-from kaic.profile import Profile, ProfileError, Requirement, choose_version, list_profiles, load_profile
+
+if TYPE_CHECKING:
+    from kaic.profile import Profile, Requirement
 
 _output = click.option(
     "-o",
@@ -28,6 +30,8 @@ _output = click.option(
 
 @contextmanager
 def _input_errors() -> Iterator[None]:
+    from kaic.profile import ProfileError
+
     try:
         yield
     except ProfileError as exc:
@@ -43,6 +47,8 @@ def profiles() -> None:
 @_output
 def list_command(output: str) -> None:
     """The built-in profiles."""
+    from kaic.profile import list_profiles
+
     with _input_errors():
         found = list_profiles()
     if output == "json":
@@ -64,6 +70,8 @@ def list_command(output: str) -> None:
 @_output
 def show_command(profile: str, kubernetes_version: str | None, output: str) -> None:
     """A profile's requirements: PROFILE is a built-in name or a profile file (validated)."""
+    from kaic.profile import choose_version, load_profile
+
     with _input_errors():
         loaded = load_profile(profile)
         chosen = choose_version(loaded, None, kubernetes_version) if kubernetes_version else None

@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR
-from kaic.localcluster.processes import ClusterError
 from kaic.localcluster.scenarios import DEFAULT_SCENARIO, SCENARIOS
 
 state_dir_option = click.option(
@@ -40,7 +39,7 @@ def cluster() -> None:
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait per component.")
 def up(state_dir: Path, scenario: str, timeout: float) -> None:
     """Start etcd, the control plane, kwok and the simulated GPU driver on 127.0.0.1."""
-    from kaic.localcluster.launcher import LocalCluster, find_binaries
+    from kaic.localcluster.launcher import ClusterError, LocalCluster, find_binaries
 
     local = LocalCluster(state_dir)
     started = time.monotonic()
@@ -58,7 +57,7 @@ def up(state_dir: Path, scenario: str, timeout: float) -> None:
 @state_dir_option
 def down(state_dir: Path) -> None:
     """Stop every process `up` started and remove the state directory."""
-    from kaic.localcluster.launcher import LocalCluster
+    from kaic.localcluster.launcher import ClusterError, LocalCluster
 
     local = LocalCluster(state_dir)
     try:
