@@ -1,12 +1,7 @@
-"""A real local cluster for the tests in this directory, started once per session.
-
-Without the binaries (`make cluster`) the tests skip on a developer machine and fail in CI (`CI=true`),
-where a missing build must not pass silently.
-"""
+"""Typed-client helpers for the local-cluster tests; the cluster itself comes from tests/conftest.py."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,29 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
-from kaic.localcluster.launcher import Binaries, LocalCluster, find_binaries
-from kaic.localcluster.processes import ClusterError
-from kaic.localcluster.scenarios import SCENARIOS
-
-
-@pytest.fixture(scope="session")
-def cluster_binaries() -> Binaries:
-    try:
-        return find_binaries()
-    except ClusterError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the local cluster: {error}")
-        pytest.skip(str(error))
-
-
-@pytest.fixture(scope="session")
-def local_cluster(
-    cluster_binaries: Binaries, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path_factory.mktemp("cluster") / "state")
-    cluster.up(SCENARIOS["conformant"], cluster_binaries)
-    yield cluster
-    cluster.down()
+from kaic.localcluster.launcher import LocalCluster
 
 
 @pytest.fixture(scope="session")

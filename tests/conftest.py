@@ -1,0 +1,36 @@
+"""The local reference cluster, started once per test session for every test that asks for it.
+
+Without the binaries (`make cluster`) such tests skip on a developer machine and fail in CI (`CI=true`),
+where a missing build must not pass silently. Tests that need no cluster never start one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from kaic.localcluster.launcher import Binaries, LocalCluster, find_binaries
+from kaic.localcluster.processes import ClusterError
+from kaic.localcluster.scenarios import SCENARIOS
+
+
+@pytest.fixture(scope="session")
+def cluster_binaries() -> Binaries:
+    try:
+        return find_binaries()
+    except ClusterError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs the local cluster: {error}")
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def local_cluster(
+    cluster_binaries: Binaries, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster") / "state")
+    cluster.up(SCENARIOS["conformant"], cluster_binaries)
+    yield cluster
+    cluster.down()
