@@ -82,8 +82,10 @@ def run_kaic(kubeconfig: Path, out: Path, *extra: str) -> dict:
         [sys.executable, "-m", "kaic", *args], capture_output=True, text=True, timeout=600, check=False,
         env={**os.environ, "CI": "true", "KUBECONFIG": str(kubeconfig)},
     )  # fmt: skip
-    assert proc.returncode in (0, 1, 4), proc.stderr[-3000:]
-    return json.loads((out / "report.json").read_text())
+    assert proc.returncode in (0, 1, 3, 4), proc.stderr[-3000:]  # 3: a MUST errored (no-dra), still a full run
+    report = json.loads((out / "report.json").read_text())
+    assert report["run"]["complete"] is True, proc.stderr[-3000:]
+    return report
 
 
 def probe_outcomes(report: dict) -> dict[str, tuple[str, str]]:
