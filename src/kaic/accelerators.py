@@ -152,9 +152,9 @@ class Selection:
 
 def read_nodes(cluster: Cluster) -> dict[str, dict[str, Any]]:
     """Every node in the shape discovery records (DRA-only nodes carry no extended resource, so facts skip them)."""
-    from kaic.facts import _node
+    from kaic.facts import node_summary
 
-    return {info["name"]: info for info in map(_node, cluster.list("/api/v1/nodes"))}
+    return {info["name"]: info for info in map(node_summary, cluster.list("/api/v1/nodes"))}
 
 
 def select(cluster: Cluster, facts: Mapping[str, Any], options: Mapping[str, Any], mode: str | None = None) -> Selection:

@@ -4,7 +4,6 @@ so `kaic --help` and `kaic profiles ...` stay fast."""
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ import click
 
 from kaic import __version__
 from kaic.cli_errors import InputError
+from kaic.cli_params import Duration, key_value_pairs, split_commas
 from kaic.diff_cli import diff
 from kaic.images_cli import images
 from kaic.outcomes import ExitCode
@@ -21,39 +21,6 @@ from kaic.probe import MODES
 from kaic.profiles_cli import profiles
 from kaic.signing_cli import keys, sign, verify
 from kaic.submission.cli import submission
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
-
-
-class Duration(click.ParamType):
-    """Seconds, or a Go-style duration such as 90s, 5m, 1h."""
-
-    name = "duration"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, (int, float)):
-            return float(value)
-        match = _DURATION.match(str(value).strip())
-        if not match:
-            self.fail(f"{value!r} is not a duration such as 300, 90s, 5m or 1h", param, ctx)
-        return float(match[1]) * _UNIT[match[2]]
-
-
-def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    """KEY=VALUE, repeatable."""
-    pairs = {}
-    for value in values:
-        key, sep, item = value.partition("=")
-        if not sep or not key.strip() or not item.strip():
-            raise click.BadParameter(f"{value!r}: use KEY=VALUE", ctx, param)
-        pairs[key.strip()] = item.strip()
-    return pairs
-
-
-def _split(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    """Repeatable and comma-separated: --focus a,b --focus c."""
-    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
 def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -104,7 +71,7 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--requirement",
                 "focus",
                 multiple=True,
-                callback=_split,
+                callback=split_commas,
                 help="Only these requirement ids (repeatable, comma-separated).",
             ),
             click.option(
@@ -124,7 +91,7 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--image",
                 "images",
                 multiple=True,
-                callback=_pairs,
+                callback=key_value_pairs,
                 help="Override one probe image: KEY=REF (repeatable; keys: `kaic images list`).",
             ),
             click.option(
@@ -143,7 +110,7 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--skip-requirement",
                 "skip",
                 multiple=True,
-                callback=_split,
+                callback=split_commas,
                 help="Leave out these requirement ids (repeatable, comma-separated).",
             ),
         ]
@@ -181,6 +148,12 @@ for command in (keys, sign, verify):
 
 def _options(**kwargs: Any) -> Any:
     from kaic.engine import RunOptions
+    from kaic.images import ImageError, resolve
+
+    try:
+        resolve(kwargs.get("images"), kwargs.get("image_mirror"))  # a bad override fails before the run
+    except ImageError as exc:
+        raise InputError(str(exc)) from None
 
     return RunOptions(
         profile=kwargs["profile"],
@@ -303,8 +276,12 @@ def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:
 
         click.echo(cluster_role(plan), nl=False)
         return
+    from kaic.images import resolve
+
     data = plan.to_dict()
     data["checklistReason"] = why
+    refs = resolve(opts.settings["images"], opts.settings["image_mirror"])
+    data["images"] = [refs[key] for key in data["images"]]  # what a mirror must hold, after overrides
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

@@ -45,7 +45,7 @@ def _groups(cluster: Cluster) -> dict[str, Any]:
     return groups
 
 
-def _node(node: dict[str, Any]) -> dict[str, Any]:
+def node_summary(node: dict[str, Any]) -> dict[str, Any]:
     meta, status = node.get("metadata") or {}, node.get("status") or {}
     extended = {
         name: qty
@@ -71,7 +71,7 @@ def _nodes(cluster: Cluster) -> dict[str, Any]:
     accelerated = []
     for node in cluster.list("/api/v1/nodes"):
         total += 1
-        info = _node(node)
+        info = node_summary(node)
         ready += info["ready"]
         if info["extendedResources"]:
             accelerated.append(info)

@@ -7,14 +7,8 @@ import json
 import click
 
 from kaic.cli_errors import InputError
+from kaic.cli_params import key_value_pairs
 from kaic.images import DEFAULTS, ImageError, resolve
-
-
-def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    """The same KEY=REF parsing as `kaic run --image` (imported late: kaic.cli registers this group)."""
-    from kaic.cli import _pairs as parse
-
-    return parse(ctx, param, values)
 
 
 @click.group()
@@ -24,7 +18,7 @@ def images() -> None:
 
 @images.command("list")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--image", "overrides", multiple=True, callback=_pairs, help="Override one image: KEY=REF.")
+@click.option("--image", "overrides", multiple=True, callback=key_value_pairs, help="Override one image: KEY=REF.")
 @click.option("--image-mirror", help="Registry prefix replacing every default image's registry.")
 def list_command(output: str, overrides: dict[str, str], image_mirror: str | None) -> None:
     """Every image key, its default and the reference a run would use."""

@@ -249,9 +249,9 @@ def allocated_identities(cluster: Cluster, placement: Placement, profile: Accele
 
 def runs_containers(cluster: Cluster, node: str) -> bool:
     """Decided from node facts (kwok marks its nodes), never from a pod that stayed silent."""
-    from kaic.facts import _node
+    from kaic.facts import node_summary
 
-    return bool(_node(cluster.get(f"/api/v1/nodes/{node}"))["runsContainers"])
+    return bool(node_summary(cluster.get(f"/api/v1/nodes/{node}"))["runsContainers"])
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,8 @@ def test_missing_explicit_config_file(runner, tmp_path):
         (["cleanup"], "exactly one of --run-id ID or --all"),
         (["plan", "--probe-dir", "/nonexistent/probes"], "--probe-dir /nonexistent/probes: not a directory"),
         (["run", "--sign-key", "/nonexistent/kaic.key"], "cannot read the private key"),
+        (["run", "--image", "nope=registry.example/x:1"], "unknown image key(s) nope"),
+        (["run", "--image", "ubuntu"], "use KEY=VALUE"),
     ],
 )
 def test_input_errors_exit_2(runner, args, message):

@@ -1,0 +1,41 @@
+"""Parameter types shared by kaic's commands (kept light: every command module may import it)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import click
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
+
+
+class Duration(click.ParamType):
+    """Seconds, or a Go-style duration such as 90s, 5m, 1h."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        match = _DURATION.match(str(value).strip())
+        if not match:
+            self.fail(f"{value!r} is not a duration such as 300, 90s, 5m or 1h", param, ctx)
+        return float(match[1]) * _UNIT[match[2]]
+
+
+def key_value_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """KEY=VALUE, repeatable."""
+    pairs = {}
+    for value in values:
+        key, sep, item = value.partition("=")
+        if not sep or not key.strip() or not item.strip():
+            raise click.BadParameter(f"{value!r}: use KEY=VALUE", ctx, param)
+        pairs[key.strip()] = item.strip()
+    return pairs
+
+
+def split_commas(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Repeatable and comma-separated: --focus a,b --focus c."""
+    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
