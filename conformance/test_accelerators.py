@@ -239,7 +239,8 @@ def test_driver_versions_in_pod(cluster, namespace, run, facts, evidence):
 def advertised_driver_versions(cluster, node: str, profile: accelerators.AcceleratorProfile) -> set[str]:
     """The driver version a node advertises: the first version attribute of its devices, the first label."""
     found = set()
-    if profile.version_attributes:
+    # Without resource.k8s.io/v1 (a cluster without DRA) no slice can advertise anything: node labels only.
+    if profile.version_attributes and cluster.get_or_none(DRA) is not None:
         for driver in profile.dra_drivers:
             for rs in cluster.list(f"{DRA}/resourceslices", fieldSelector=f"spec.nodeName={node},spec.driver={driver}"):
                 for device in rs["spec"].get("devices") or []:

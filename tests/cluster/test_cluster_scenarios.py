@@ -17,7 +17,7 @@ pytestmark = pytest.mark.cluster
 
 # scenario: (resource.k8s.io served, DeviceClass, ResourceSlices, nodes with example.com/gpu, PodGroups served)
 SHAPES = {
-    "no-dra": (False, 0, 0, 2, True),
+    "no-dra": (False, 0, 0, 2, False),
     "no-devices": (True, 0, 0, 2, True),
     "no-gang": (True, 1, 2, 2, False),
     "broken-gang": (True, 1, 2, 2, True),
@@ -60,6 +60,8 @@ def test_scenario_shape(
     assert ("v1beta1" in served_versions(api, "scheduling.k8s.io")) is gang_served
     if name == "broken-gang":
         assert_gang_binds_partially(api, gang, new_namespace(api, "gang"), wait_until)
+    if name == "no-dra":
+        assert_device_plugin_pod_binds(api, new_namespace(api, "plain"), wait_until)
 
 
 def assert_gang_binds_partially(api: client.ApiClient, gang: Any, namespace: str, wait_until: Any) -> None:
@@ -67,3 +69,17 @@ def assert_gang_binds_partially(api: client.ApiClient, gang: Any, namespace: str
     trio = gang(api, namespace, "trio", min_count=3)
     trio.add_member(0)
     wait_until(trio.bound, 30, "broken-gang to bind a lone member of a gang of 3")
+
+
+def assert_device_plugin_pod_binds(api: client.ApiClient, namespace: str, wait_until: Any) -> None:
+    """Without the DRA API the scheduler still binds pods: one asking for example.com/gpu lands in its pool."""
+    core = client.CoreV1Api(api)
+    limits = {topology.EXTENDED_RESOURCE: "1"}
+    core.create_namespaced_pod(namespace, {
+        "metadata": {"name": "gpu"},
+        "spec": {"containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10", "resources": {"limits": limits}}]},
+    })  # fmt: skip
+    node = wait_until(
+        lambda: core.read_namespaced_pod("gpu", namespace).spec.node_name, 30, "no-dra to bind a GPU pod"
+    )
+    assert node.startswith("kaic-device-plugin-"), node

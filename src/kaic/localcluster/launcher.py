@@ -291,9 +291,40 @@ class LocalCluster:
 
     def _scheduler_flags(self, scenario: Scenario, ports: dict[str, int], config: Path) -> list[str]:
         flags = self._component_flags(ports["kube-scheduler"], config)
+        if scenario.scheduler_disabled_plugins:
+            # With --config the scheduler ignores --kubeconfig (and --profiling): both move into the file.
+            scheduler_config = self.state_dir / "kube-scheduler.yaml"
+            scheduler_config.write_text(yaml.safe_dump(self._scheduler_config(scenario, config)))
+            flags = [
+                f for f in flags if not f.startswith(("--kubeconfig=", "--leader-elect=", "--profiling="))
+            ]
+            flags.append(f"--config={scheduler_config}")
+        if scenario.scheduler_emulated_version:
+            flags.append(f"--emulated-version=kube={scenario.scheduler_emulated_version}")
         if gates := scenario.gates_for_scheduler():
             flags.append(f"--feature-gates={flag_value(gates)}")
         return flags
+
+    @staticmethod
+    def _scheduler_config(scenario: Scenario, kubeconfig_path: Path) -> dict[str, Any]:
+        """The default profile less `scenario.scheduler_disabled_plugins` (multiPoint: every extension point)."""
+        return {
+            "apiVersion": "kubescheduler.config.k8s.io/v1",
+            "kind": "KubeSchedulerConfiguration",
+            "clientConnection": {"kubeconfig": str(kubeconfig_path)},
+            "leaderElection": {"leaderElect": False},
+            "enableProfiling": False,
+            "profiles": [
+                {
+                    "schedulerName": "default-scheduler",
+                    "plugins": {
+                        "multiPoint": {
+                            "disabled": [{"name": name} for name in scenario.scheduler_disabled_plugins]
+                        }
+                    },
+                }
+            ],
+        }
 
     def _kwok_flags(self, ports: dict[str, int], config: Path) -> list[str]:
         return [

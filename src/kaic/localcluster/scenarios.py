@@ -16,6 +16,19 @@ GANG_GATES = {"GenericWorkload": True}
 GANG_RUNTIME_CONFIG = {"scheduling.k8s.io/v1beta1": True}
 # Every resource.k8s.io version the 1.37 apiserver knows; `no-dra` switches all of them off.
 DRA_VERSIONS = ("v1", "v1beta1", "v1beta2", "v1alpha3")
+# kube-scheduler 1.37 builds its ResourceClaim/ResourceSlice/DeviceClass informers whenever
+# DynamicResourceAllocation is on (pkg/scheduler/scheduler.go, independent of the profile's plugins) and
+# waits for them before scheduling anything; the gate is locked on since 1.35. A scheduler for a cluster
+# without the DRA API must therefore emulate 1.34, the newest version where the gate may be switched off,
+# together with the gates that depend on it. 1.34 has no GenericWorkload, so that scheduler has no gang
+# scheduling either.
+NO_DRA_SCHEDULER_VERSION = "1.34"
+NO_DRA_SCHEDULER_GATES = {
+    "DynamicResourceAllocation": False,
+    "DRAAdminAccess": False,
+    "DRAPrioritizedList": False,
+    "DRASchedulerFilterTimeout": False,
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,10 @@ class Scenario:
     publish_slices: bool = True
     # Apiserver readiness checks this shape cannot pass (left out of the wait for /readyz).
     readyz_exclude: tuple[str, ...] = ()
+    # kube-scheduler plugins switched off in its default profile (a KubeSchedulerConfiguration via --config).
+    scheduler_disabled_plugins: tuple[str, ...] = ()
+    # kube-scheduler --emulated-version, when it must not be the binary's own.
+    scheduler_emulated_version: str | None = None
 
     def gates_for_scheduler(self) -> dict[str, bool]:
         return self.gates if self.scheduler_gates is None else self.scheduler_gates
@@ -47,12 +64,18 @@ SCENARIOS = {
         ),
         Scenario(
             "no-dra",
-            "resource.k8s.io not served at any version; no driver",
-            runtime_config={**GANG_RUNTIME_CONFIG, **{f"resource.k8s.io/{v}": False for v in DRA_VERSIONS}},
+            "resource.k8s.io not served at any version; no driver; the scheduler emulates 1.34 with DRA off, "
+            "so there is no native gang scheduling either",
+            # 1.34's scheduler cannot honour PodGroups, so the API is not served (absent, not broken).
+            gates={"GenericWorkload": False},
+            scheduler_gates=NO_DRA_SCHEDULER_GATES,
+            runtime_config={f"resource.k8s.io/{v}": False for v in DRA_VERSIONS},
             driver_installed=False,
             publish_slices=False,
             # The Node authorizer's ResourceSlice informer can never sync without the API.
             readyz_exclude=("informer-sync",),
+            scheduler_disabled_plugins=("DynamicResources",),
+            scheduler_emulated_version=NO_DRA_SCHEDULER_VERSION,
         ),
         Scenario(
             "no-devices",
