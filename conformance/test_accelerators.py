@@ -146,7 +146,18 @@ def test_dra_claim_lifecycle(cluster, namespace, run, facts, evidence):
     template = workloads.device_template(cluster, namespace, run.labels, selection)
     image = images.for_run(run.options)["ubuntu"]
     body = workloads.identity_pod("consumer", run.labels, selection, image, {"main": True}, template=template)
-    placed = workloads.place(cluster, namespace, body, evidence)
+    try:
+        placed = workloads.place(cluster, namespace, body, evidence)
+    except TimeoutError:
+        # Drivers publish devices and the class exists, yet the real scheduler refuses the claim: DRA is broken.
+        refused = [e["message"] for e in workloads.events(cluster, namespace, "consumer") if e["reason"] == "FailedScheduling"]
+        claims = cluster.list(workloads.dra_path(namespace, "resourceclaims"))
+        if refused and not any((c.get("status") or {}).get("allocation") for c in claims):
+            raise AssertionError(
+                f"the scheduler never allocated a {selection.device_class} claim although drivers "
+                f"{sorted(accelerators.inventory(facts)['draDrivers'])} publish devices: {refused[-1]}"
+            ) from None
+        raise
     identities = workloads.allocated_identities(cluster, placed, selection.profile)
     if workloads.runs_containers(cluster, placed.node):
         done = workloads.observe(cluster, namespace, placed, "", evidence)

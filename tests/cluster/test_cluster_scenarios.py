@@ -22,6 +22,7 @@ SHAPES = {
     "no-gang": (True, 1, 2, 2, False),
     "broken-gang": (True, 1, 2, 2, True),
     "no-gpu-nodes": (True, 1, 0, 0, True),
+    "broken-dra": (True, 1, 2, 2, True),
 }
 
 
@@ -60,6 +61,8 @@ def test_scenario_shape(
     assert ("v1beta1" in served_versions(api, "scheduling.k8s.io")) is gang_served
     if name == "broken-gang":
         assert_gang_binds_partially(api, gang, new_namespace(api, "gang"), wait_until)
+    if name == "broken-dra":
+        assert_claim_stays_unallocated(api, new_namespace(api, "claim"), wait_until)
     if name == "no-dra":
         assert_device_plugin_pod_binds(api, new_namespace(api, "plain"), wait_until)
 
@@ -83,3 +86,33 @@ def assert_device_plugin_pod_binds(api: client.ApiClient, namespace: str, wait_u
         lambda: core.read_namespaced_pod("gpu", namespace).spec.node_name, 30, "no-dra to bind a GPU pod"
     )
     assert node.startswith("kaic-device-plugin-"), node
+
+
+def assert_claim_stays_unallocated(api: client.ApiClient, namespace: str, wait_until: Any) -> None:
+    """The class exists and slices are published, but its selector matches none of them: the real scheduler
+    reports FailedScheduling and leaves the pod Pending and the claim from the template unallocated."""
+    resource, core = client.ResourceV1Api(api), client.CoreV1Api(api)
+    request = {"name": "gpu", "exactly": {"deviceClassName": topology.DRIVER}}
+    resource.create_namespaced_resource_claim_template(namespace, {
+        "metadata": {"name": "gpu"}, "spec": {"spec": {"devices": {"requests": [request]}}},
+    })  # fmt: skip
+    core.create_namespaced_pod(namespace, {
+        "metadata": {"name": "gpu"},
+        "spec": {
+            "resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": "gpu"}],
+            "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10",
+                            "resources": {"claims": [{"name": "gpu"}]}}],
+        },
+    })  # fmt: skip
+
+    def refused() -> bool:
+        events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=gpu").items
+        return any(
+            e.reason == "FailedScheduling" and "cannot allocate all claims" in e.message for e in events
+        )
+
+    wait_until(refused, 30, "FailedScheduling: cannot allocate all claims")
+    pod = core.read_namespaced_pod("gpu", namespace)
+    assert pod.status.phase == "Pending" and not pod.spec.node_name
+    claims = resource.list_namespaced_resource_claim(namespace).items
+    assert len(claims) == 1 and not (claims[0].status and claims[0].status.allocation), claims

@@ -25,7 +25,7 @@ REQUIREMENTS = (
     "dra_support", "secure_accelerator_access", "driver_runtime_management", "gpu_sharing", "virtualized_accelerator",
 )  # fmt: skip
 # Scenarios that break something these requirements depend on; every other scenario keeps conformant's rows.
-OWN_SCENARIOS = {"no-dra", "no-devices", "no-gpu-nodes"}
+OWN_SCENARIOS = {"no-dra", "no-devices", "no-gpu-nodes", "broken-dra"}
 # The API-decided probes: real passes by the API server and scheduler on conformant's kwok nodes.
 API_DECIDED = {
     "dra_support.crud": ("passed", ""),
@@ -69,6 +69,13 @@ PROBES = {
         "driver_runtime_management.versions-in-pod": ("unknown", "no accelerators"),
         "gpu_sharing.device-plugin-sharing": ("not-applicable", "no accelerators"),
         "virtualized_accelerator.virtual-device": ("not-applicable", "no accelerators"),
+    },
+    "broken-dra": {
+        "dra_support.crud": ("passed", ""),
+        "dra_support.unsatisfiable-claim": ("passed", ""),
+        "dra_support.claim-lifecycle": ("failed", "cannot allocate all claims"),
+        "secure_accelerator_access.positive-access": ("error", "TimeoutError"),
+        "gpu_sharing.shared-claim": ("error", "TimeoutError"),
     },
     "no-gang": API_DECIDED,
     "broken-gang": API_DECIDED,

@@ -355,7 +355,9 @@ class LocalCluster:
             for node in node_objects:
                 core.create_node(node)
             if scenario.driver_installed:
-                for obj in topology.driver_objects(scenario.pools, scenario.publish_slices):
+                for obj in topology.driver_objects(
+                    scenario.pools, scenario.publish_slices, scenario.class_selects_driver
+                ):
                     if obj["kind"] == "DeviceClass":
                         resource.create_device_class(obj)
                     else:

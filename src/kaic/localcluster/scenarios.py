@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kaic.localcluster.topology import CPU_ONLY_POOLS, DEFAULT_POOLS, NodePool
+from kaic.localcluster.topology import CPU_ONLY_POOLS, DEFAULT_POOLS, DRIVER, NodePool
 
 # Native gang scheduling in 1.37 is the beta `GenericWorkload` gate (`GangScheduling` folded into it)
 # serving scheduling.k8s.io/v1beta1 Workload and PodGroup; beta APIs are off unless runtime-config asks.
@@ -23,6 +23,8 @@ DRA_VERSIONS = ("v1", "v1beta1", "v1beta2", "v1alpha3")
 # together with the gates that depend on it. 1.34 has no GenericWorkload, so that scheduler has no gang
 # scheduling either.
 NO_DRA_SCHEDULER_VERSION = "1.34"
+# `broken-dra`: the class names a driver that publishes nothing here (a typo'd or renamed driver).
+BROKEN_CLASS_DRIVER = "gpu.example.org"
 NO_DRA_SCHEDULER_GATES = {
     "DynamicResourceAllocation": False,
     "DRAAdminAccess": False,
@@ -44,6 +46,8 @@ class Scenario:
     # Whether the simulated driver publishes its DeviceClass, and whether it publishes ResourceSlices.
     driver_installed: bool = True
     publish_slices: bool = True
+    # The driver its DeviceClass's CEL selector names; anything but DRIVER matches none of the published devices.
+    class_selects_driver: str = DRIVER
     # Apiserver readiness checks this shape cannot pass (left out of the wait for /readyz).
     readyz_exclude: tuple[str, ...] = ()
     # kube-scheduler plugins switched off in its default profile (a KubeSchedulerConfiguration via --config).
@@ -93,6 +97,12 @@ SCENARIOS = {
             "broken-gang",
             "Workload/PodGroup API served but the scheduler ignores pod groups, so gangs bind partially",
             scheduler_gates={"GenericWorkload": False},
+        ),
+        Scenario(
+            "broken-dra",
+            "DRA API, driver and slices present, but the DeviceClass selects another driver's devices "
+            "(a misconfigured class), so the scheduler allocates no claim of that class",
+            class_selects_driver=BROKEN_CLASS_DRIVER,
         ),
         Scenario(
             "no-gpu-nodes",

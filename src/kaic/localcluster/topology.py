@@ -84,12 +84,13 @@ def node(pool: NodePool, name: str, pod_cidr: str) -> dict[str, Any]:
     }
 
 
-def device_class() -> dict[str, Any]:
+def device_class(selects_driver: str = DRIVER) -> dict[str, Any]:
+    """The driver's DeviceClass; `selects_driver` other than DRIVER gives a class that matches none of its devices."""
     return {
         "apiVersion": "resource.k8s.io/v1",
         "kind": "DeviceClass",
         "metadata": {"name": DRIVER},
-        "spec": {"selectors": [{"cel": {"expression": f"device.driver == '{DRIVER}'"}}]},
+        "spec": {"selectors": [{"cel": {"expression": f"device.driver == '{selects_driver}'"}}]},
     }
 
 
@@ -130,9 +131,11 @@ def nodes(pools: tuple[NodePool, ...]) -> list[dict[str, Any]]:
     return result
 
 
-def driver_objects(pools: tuple[NodePool, ...], with_slices: bool) -> list[dict[str, Any]]:
+def driver_objects(
+    pools: tuple[NodePool, ...], with_slices: bool, class_selects_driver: str = DRIVER
+) -> list[dict[str, Any]]:
     """What the simulated DRA driver publishes: its DeviceClass and, when it sees GPUs, their slices."""
-    objects = [device_class()]
+    objects = [device_class(class_selects_driver)]
     if with_slices:
         for pool in pools:
             if pool.gpu_path is GpuPath.DRA:
