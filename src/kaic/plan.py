@@ -6,6 +6,7 @@ images they pull, the RBAC they need) and `kaic run` executes exactly it.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from dataclasses import dataclass, field
@@ -34,9 +35,14 @@ def probe_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
 
 
 def catalog(directories: list[Path] | None = None) -> dict[str, ProbeSpec]:
-    """Every probe declared in the probe modules, by name (imports them; runs nothing)."""
+    """Every probe declared in the probe modules, by name (imports them once per process; runs nothing)."""
+    return dict(_catalog(tuple(directories or probe_dirs())))
+
+
+@functools.cache
+def _catalog(directories: tuple[Path, ...]) -> dict[str, ProbeSpec]:
     specs: dict[str, ProbeSpec] = {}
-    for index, directory in enumerate(directories or probe_dirs()):
+    for index, directory in enumerate(directories):
         for path in sorted(directory.glob("test_*.py")):
             module_name = f"kaic_catalog_{index}_{path.stem}"
             spec = importlib.util.spec_from_file_location(module_name, path)
