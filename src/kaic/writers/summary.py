@@ -148,5 +148,6 @@ def render_summary(report: Report, console: Console) -> None:
     console.print(table)
     for req_id, probe in summary.problems:
         console.print(Text(f"{probe.name} ({req_id}): {outcome_message(probe)}", style=_STYLE[probe.outcome]))
-        for detail in probe_details(probe):
-            console.print(Text(detail, style="dim"))
+        if probe.outcome in (Outcome.FAILED, Outcome.ERROR):  # unknowns: the reason says it; evidence in summary.md
+            for detail in probe_details(probe):
+                console.print(Text(detail, style="dim"))
