@@ -7,7 +7,6 @@ every exit path (interrupt, run timeout, crash), marked incomplete until the run
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import os
 import platform
@@ -161,7 +160,7 @@ def _interrupts(run_timeout_s: float | None) -> Iterator[dict[str, bool]]:
 
     def on_timeout() -> None:
         state["timed_out"] = True
-        _thread.interrupt_main()
+        os.kill(os.getpid(), signal.SIGINT)  # a real signal: it also interrupts a probe blocked in a call
 
     previous = signal.signal(signal.SIGTERM, on_term)
     timer = threading.Timer(run_timeout_s, on_timeout) if run_timeout_s else None
@@ -198,9 +197,8 @@ class Run:
                     cluster = kube.connect(self.opts.kubeconfig, self.opts.context, self.opts.request_timeout)
                     complete, why_incomplete = self._run(cluster)
                 except KeyboardInterrupt:
-                    complete = False
-                    why_incomplete = "run timeout" if state["timed_out"] else "interrupted"
-                if state["timed_out"]:
+                    complete, why_incomplete = False, "interrupted"
+                if state["timed_out"]:  # the timer interrupts like Ctrl-C; say which it was
                     complete, why_incomplete = False, "run timeout"
         except kube.AccessError as exc:
             why_incomplete = f"preflight: {exc}"

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import jsonschema
@@ -238,4 +239,17 @@ def test_sigkill_leaves_a_valid_report_and_kaic_cleanup_removes_the_rest(local_c
     cleanup = kaic("cleanup", "--run-id", report["run"]["id"], kubeconfig=local_cluster.kubeconfig)
     assert cleanup.returncode == 0, cleanup.stderr
     assert f"deleted namespaces/{held}" in cleanup.stdout
+    assert labelled_leftovers(admin) == []
+
+
+def test_run_timeout_stops_the_run_cleans_up_and_says_so(local_cluster, admin, tmp_path):
+    profile, probes = _held_profile(tmp_path)
+    out = tmp_path / "timed-out"
+    proc = kaic("run", "--profile", str(profile), "--probe-dir", str(probes), "--output-dir", str(out),
+                "--timeout", "20s", kubeconfig=local_cluster.kubeconfig)  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    report = report_of(out)
+    assert report["run"]["complete"] is False and report["run"]["incompleteReason"] == "run timeout"
+    started, finished = (datetime.fromisoformat(report["run"][k]) for k in ("startedAt", "finishedAt"))
+    assert (finished - started).total_seconds() < 120  # the probe sleeps 240 s: the timeout cut it short
     assert labelled_leftovers(admin) == []
