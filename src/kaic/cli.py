@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from kaic import __version__
-from kaic.cli_errors import InputError
+from kaic.cli_errors import InputError, load_report
 from kaic.cli_params import Duration, key_value_pairs, split_commas
 from kaic.diff_cli import diff
 from kaic.images_cli import images
@@ -318,12 +318,7 @@ def plan(**kwargs: Any) -> None:
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def results(directory: Path, output: str) -> None:
     """Re-render the summary of a saved run (its report.json)."""
-    from kaic import results as results_mod
-
-    try:
-        report = results_mod.load(directory)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise InputError(f"{directory}: not a kaic result folder or report.json: {exc}") from None
+    report = load_report(directory)
     if output == "json":
         click.echo(json.dumps({"run": report.run, "verdict": report.verdict}, indent=2))
         return

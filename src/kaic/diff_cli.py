@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kaic.cli_errors import InputError
+from kaic.cli_errors import InputError, load_report
 
 # kaic's one -o table|json option and table printer (fits a terminal or a CI log); `kaic` loads them anyway
 from kaic.profiles_cli import _output, _print
 
 if TYPE_CHECKING:
     from kaic.diff import Diff, FactChange, RequirementChange
-    from kaic.results import Report
 
 _STYLE = {
     "regression": "red",
@@ -61,21 +60,12 @@ def diff(old: Path, new: Path, waiver_file: Path | None, output: str, today: Any
         waivers = load_waivers(waiver_file) if waiver_file else []
     except WaiverError as exc:
         raise InputError(str(exc)) from None
-    result = compare(_load(old), _load(new), waivers, today.date() if today else date.today())
+    result = compare(load_report(old), load_report(new), waivers, today.date() if today else date.today())
     if output == "json":
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         _render(result, old, new)
     raise SystemExit(result.exit_code)
-
-
-def _load(path: Path) -> Report:
-    from kaic import results
-
-    try:
-        return results.load(path)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise InputError(f"{path}: not a kaic result folder or report.json: {exc}") from None
 
 
 def _render(result: Diff, old: Path, new: Path) -> None:

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from kaic import results
 from kaic.atomic import atomic_write_text
+from kaic.cli_errors import load_report
 from kaic.outcomes import TABLE, Outcome
 from kaic.results import Report, RequirementResult
 from kaic.submission import InputError
@@ -81,10 +81,7 @@ def create(
 
 def _certified_run(run_dir: Path) -> Report:
     """Only a certified run that ran to its end is evidence a reviewer can accept."""
-    try:
-        report = results.load(run_dir)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise InputError(f"{run_dir}: not a kaic result folder or report.json: {exc}") from None
+    report = load_report(run_dir)
     run_id, mode = report.run.get("id"), report.run.get("mode")
     if mode != "certified":
         raise InputError(
