@@ -12,6 +12,8 @@ from typing import Any
 import click
 
 from kaic import __version__
+from kaic.accelerators import ALLOCATION_MODES
+from kaic.accelerators import PROFILES as ACCELERATOR_PROFILES
 from kaic.cli_errors import InputError, load_report
 from kaic.cli_params import Duration, key_value_pairs, split_commas
 from kaic.diff_cli import diff
@@ -76,13 +78,14 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--accelerator-profile",
+                type=click.Choice(["auto", *ACCELERATOR_PROFILES]),
                 default="auto",
                 show_default=True,
                 help="Accelerator family (simulated, nvidia, amd, intel, google-tpu) or auto-detect.",
             ),
             click.option(
                 "--allocation-mode",
-                type=click.Choice(["auto", "dra", "device-plugin"]),
+                type=click.Choice(ALLOCATION_MODES),
                 default="auto",
                 show_default=True,
                 help="How probes ask for devices; auto prefers a complete DRA pool on Ready nodes.",
