@@ -68,11 +68,16 @@ class Cluster:
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
         """Send one request and return the decoded JSON body; raise ApiException on HTTP errors."""
+        data = self.request_bytes(method, path, body, query)
+        return json.loads(data) if data else None
+
+    def request_bytes(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> bytes:
+        """The raw response body: what a pod or service answers through the API server's proxy is not JSON."""
         serialized = self.api.param_serialize(
             method,
             path,
             query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            header_params={"Accept": "application/json, */*", "Content-Type": "application/json"},
             body=body,
             auth_settings=["BearerToken"],
         )
@@ -80,8 +85,7 @@ class Cluster:
         resp.read()
         if not 200 <= resp.status <= 299:
             raise ApiException.from_response(http_resp=resp, body=resp.data.decode(errors="replace"), data=None)
-        data = resp.data
-        return json.loads(data) if data else None
+        return resp.data or b""
 
     def get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query)
