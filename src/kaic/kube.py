@@ -8,9 +8,10 @@ deserialising thousands of nodes into them is slow. Credentials never leave this
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,41 @@ class Cluster:
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return
+
+    def watch(
+        self, path: str, resource_version: str, timeout_s: float, **query: Any
+    ) -> Generator[tuple[str, Any]]:
+        """(type, object) of each change to a collection after `resource_version`, as the server sends them,
+        until it closes the stream after `timeout_s`; an ERROR event (e.g. 410 Gone) raises ApiException."""
+        seconds = max(1, math.ceil(timeout_s))
+        params = {**query, "watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
+                  "timeoutSeconds": seconds}  # fmt: skip
+        serialized = self.api.param_serialize(
+            "GET",
+            path,
+            query_params=[(k, v) for k, v in params.items() if v is not None],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        timeouts = (self.request_timeout, seconds + self.request_timeout)  # connect, then read
+        resp = self.api.call_api(*serialized, _request_timeout=timeouts)
+        if not 200 <= resp.status <= 299:
+            resp.read()
+            body = resp.data.decode(errors="replace")
+            raise ApiException.from_response(http_resp=resp, body=body, data=None)
+        pending = b""
+        try:
+            for chunk in resp.response.stream(4096):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in filter(bytes.strip, lines):
+                    event = json.loads(line)
+                    if event["type"] == "ERROR":
+                        status = event.get("object") or {}
+                        why = status.get("message", "watch error")
+                        raise ApiException(status=status.get("code", 0), reason=why)
+                    yield event["type"], event["object"]
+        finally:
+            resp.response.release_conn()
 
     def wait_gone(self, paths: list[str], timeout_s: float) -> None:
         """Wait, bounded, until every object is gone; a stuck one is an error naming it, never a hang."""
