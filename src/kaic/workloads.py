@@ -320,7 +320,7 @@ def observe(cluster: Cluster, namespace: str, placement: Placement, api_result: 
 class PodWatch:
     """The pods matching a label selector: listed once, then followed by watches from that list's version, so
     no change after the list is missed (start it before creating what it should see). Remembers every pod that
-    was ever bound, even one deleted since."""
+    was ever bound, even one deleted or finished since, and the most pods that held a node at one time."""
 
     def __init__(self, cluster: Cluster, namespace: str, selector: str) -> None:
         self.cluster, self.namespace, self.selector = cluster, namespace, selector
@@ -328,6 +328,7 @@ class PodWatch:
         self.version = page["metadata"]["resourceVersion"]
         self.pods: dict[str, dict[str, Any]] = {}
         self.ever_bound: set[str] = set()
+        self.peak = 0  # most pods bound and not yet finished at once
         for pod_obj in page.get("items") or []:
             self._saw("ADDED", pod_obj)
 
@@ -339,6 +340,7 @@ class PodWatch:
             self.pods[name] = pod_obj
         if scheduled_node(pod_obj):
             self.ever_bound.add(name)
+        self.peak = max(self.peak, sum(1 for p in self.pods.values() if scheduled_node(p) and not terminated(p)))
 
     def until(self, done: Callable[[PodWatch], bool], timeout_s: float) -> bool:
         """Follow changes until `done(self)` holds (True) or `timeout_s` passes (False)."""
