@@ -366,10 +366,13 @@ def fence_node(
 
 
 def member_cpu_m(free_m: int, size: int) -> int:
-    """Each member's CPU so that `size` members fit in `free_m` with half a member to spare, and with one
-    member-sized blocker in place only size-1 fit, again with half a member of margin either way (other pods
-    that come and go by a few millicores do not change the outcome)."""
-    return int(free_m / (size + 0.5))
+    """Each member's CPU so that `size` members fit in `free_m` and, beside one member-sized blocker, only
+    size-1 do: about half a member of margin either way, so pods of a few millicores coming and going do not
+    change the outcome. 0 when `free_m` is too small for whole millicores to make that exact."""
+    member = int(free_m / (size + 0.5))
+    if (size + 1) * member <= free_m:  # rounding ate the margin: take the largest size that still fits
+        member = free_m // size
+    return member if size * member <= free_m < (size + 1) * member else 0
 
 
 def quota_free_cpu_m(cluster_queue: Mapping[str, Any]) -> int:
