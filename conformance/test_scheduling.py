@@ -57,6 +57,8 @@ GANG_SIZE = 3  # members of every gang; N+1 for the gang that cannot fit, where 
 BIND_DEADLINE_S = 120  # for a gang that fits to have every member bound
 GRACE_S = 5  # after a first bind in the window: long enough to tell a partial gang from a wrong fence
 KUEUE_MEMBER_CPU_M = 100  # with kaic's own Kueue queue the quota is the fence, so members stay small
+# The probes declare `consumes=("node-pool",)`: a node fence needs its node's capacity to itself among probes,
+# while kaic's own Kueue queue has a quota nothing else draws on.
 GANG_CREATES = (
     "pods", "batch/jobs", "scheduling.k8s.io/podgroups", "scheduling.volcano.sh/podgroups",
     "scheduling.x-k8s.io/podgroups", "kueue.x-k8s.io/resourceflavors", "kueue.x-k8s.io/clusterqueues",
@@ -225,7 +227,7 @@ def check_membership(watch: PodWatch, choice: gang.Choice, group: str) -> None:
 
 @probe(
     "gang_scheduling", "fitting-gang", test="TestKaicGangScheduling/FittingGangBindsTogether",
-    consumes=("node-pool", "quota"), creates=GANG_CREATES, images=("pause",), rbac=GANG_RBAC, timeout_s=300,
+    consumes=("node-pool",), creates=GANG_CREATES, images=("pause",), rbac=GANG_RBAC, timeout_s=300,
 )  # fmt: skip
 def test_gang_that_fits(cluster, namespace, run, facts, evidence):
     """A gang of 3 that fits is bound whole (every member gets a node within the deadline) and its pods run."""
@@ -253,7 +255,7 @@ def test_gang_that_fits(cluster, namespace, run, facts, evidence):
 
 @probe(
     "gang_scheduling", "unfit-gang", test="TestKaicGangScheduling/GangWaitsUntilWholeGroupFits",
-    consumes=("node-pool", "quota"), creates=GANG_CREATES, images=("pause",), rbac=GANG_RBAC, timeout_s=420,
+    consumes=("node-pool",), creates=GANG_CREATES, images=("pause",), rbac=GANG_RBAC, timeout_s=420,
 )  # fmt: skip
 def test_gang_that_cannot_fit(cluster, namespace, run, facts, evidence):
     """A gang of 3 where only 2 fit gets no pod bound for the whole window; freeing the capacity then binds
