@@ -24,7 +24,9 @@ MATRIX = yaml.safe_load((ROOT / "tests/golden/matrix.yaml").read_text())
 OUTCOMES = {"passed", "failed", "not-applicable", "unknown", "error"}
 
 
-def run_kaic(kubeconfig: Path, out: Path, requirements: Iterable[str], *extra: str, version: str = "1.35") -> dict:
+def run_kaic(
+    kubeconfig: Path, out: Path, requirements: Iterable[str], *extra: str, version: str = "1.35"
+) -> dict:
     """`kaic run --focus <requirements>` in a subprocess, judged as checklist `version`; returns report.json."""
     args = ["run", "--focus", ",".join(requirements), "--kubernetes-version", version, "-o", "json",
             "--output-dir", str(out), *extra]  # fmt: skip
@@ -39,7 +41,9 @@ def run_kaic(kubeconfig: Path, out: Path, requirements: Iterable[str], *extra: s
 
 
 def probe_outcomes(report: dict) -> dict[str, tuple[str, str]]:
-    return {p["name"]: (p["outcome"], p.get("reason") or "") for r in report["requirements"] for p in r["probes"]}
+    return {
+        p["name"]: (p["outcome"], p.get("reason") or "") for r in report["requirements"] for p in r["probes"]
+    }
 
 
 def assert_probes(report: dict, expected: dict[str, tuple[str, str]]) -> None:
@@ -72,4 +76,6 @@ def assert_rows(requirements: Iterable[str], own_scenarios: set[str], scenarios:
         assert set(requirements) <= set(rows), scenario
         assert {rows[r] for r in requirements} <= OUTCOMES, scenario
         if scenario not in own_scenarios:
-            assert {r: rows[r] for r in requirements} == {r: MATRIX["conformant"][r] for r in requirements}, scenario
+            assert {r: rows[r] for r in requirements} == {r: MATRIX["conformant"][r] for r in requirements}, (
+                scenario
+            )

@@ -19,9 +19,15 @@ PASSED = {"gang_scheduling.fitting-gang": ("passed", ""), "gang_scheduling.unfit
 ABSENT = "no gang-scheduling solution found"
 PROBES = {
     "conformant": PASSED,
-    "no-dra": {"gang_scheduling.fitting-gang": ("unknown", ABSENT), "gang_scheduling.unfit-gang": ("unknown", ABSENT)},
+    "no-dra": {
+        "gang_scheduling.fitting-gang": ("unknown", ABSENT),
+        "gang_scheduling.unfit-gang": ("unknown", ABSENT),
+    },
     "no-devices": PASSED,
-    "no-gang": {"gang_scheduling.fitting-gang": ("unknown", ABSENT), "gang_scheduling.unfit-gang": ("unknown", ABSENT)},
+    "no-gang": {
+        "gang_scheduling.fitting-gang": ("unknown", ABSENT),
+        "gang_scheduling.unfit-gang": ("unknown", ABSENT),
+    },
     "broken-gang": {
         # All three fit, so an ignored pod group still binds them; only the gang that cannot fit tells.
         "gang_scheduling.fitting-gang": ("passed", ""),
@@ -51,7 +57,9 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
 def test_asking_for_an_absent_solution_is_unknown(cluster_for, tmp_path):
     """--gang-scheduler kueue on a cluster without Kueue: unknown with the install hint, nothing created."""
     cluster = cluster_for("conformant")
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, "--gang-scheduler", "kueue", *WINDOW)
+    report = run_kaic(
+        cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, "--gang-scheduler", "kueue", *WINDOW
+    )
     hint = "kueue gang scheduling was asked for but its API is not served"
     assert_probes(report, {"gang_scheduling.fitting-gang": ("unknown", hint),
                            "gang_scheduling.unfit-gang": ("unknown", "--gang-scheduler-namespace")})  # fmt: skip

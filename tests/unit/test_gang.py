@@ -71,7 +71,9 @@ def test_nothing_installed_or_an_absent_choice_is_unknown_with_the_install_hint(
         gang.choose(gang.Settings(scheduler="kueue"), found(native=NATIVE_137))
 
 
-def build(adapter: str, version: str, settings: gang.Settings | None = None, queue: str = "") -> list[gang.Obj]:
+def build(
+    adapter: str, version: str, settings: gang.Settings | None = None, queue: str = ""
+) -> list[gang.Obj]:
     choice = gang.Choice(gang.ADAPTERS[adapter], version, "", (adapter,))
     labels = {"kaic.dev/run-id": "r1"}
     return gang.gang(choice, "g", 3, labels, {"containers": []}, settings or gang.Settings(), queue)
@@ -109,7 +111,9 @@ def test_kueue_gang_is_a_suspended_job_in_the_queue_and_its_own_queue_is_fenced_
 
 def test_volcano_members_name_their_group_so_no_shadow_group_is_made():
     group, job = build("volcano", "v1beta1")
-    assert group.body["apiVersion"] == "scheduling.volcano.sh/v1beta1" and group.body["spec"] == {"minMember": 3}
+    assert group.body["apiVersion"] == "scheduling.volcano.sh/v1beta1" and group.body["spec"] == {
+        "minMember": 3
+    }
     template = job.body["spec"]["template"]
     assert template["metadata"]["annotations"] == {"scheduling.k8s.io/group-name": "g"}
     assert template["spec"]["schedulerName"] == "volcano"
@@ -148,7 +152,10 @@ def node(name: str, cpu: str = "8", ready: bool = True, taint: str = "", **extra
 
 def test_requests_count_like_the_scheduler_and_finished_pods_free_their_cpu():
     assert gang.pod_cpu_request_m(pod("500m", init="2", overhead="100m")) == 2100
-    assert gang.free_cpu_m(node("n"), [pod("1"), pod("2", phase="Succeeded"), pod("500m", phase="Pending")]) == 6500
+    assert (
+        gang.free_cpu_m(node("n"), [pod("1"), pod("2", phase="Succeeded"), pod("500m", phase="Pending")])
+        == 6500
+    )
 
 
 def test_fence_node_is_usable_prefers_plain_nodes_then_the_most_free_cpu():
