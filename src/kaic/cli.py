@@ -17,6 +17,7 @@ from kaic.accelerators import PROFILES as ACCELERATOR_PROFILES
 from kaic.cli_errors import InputError, load_report
 from kaic.cli_params import Duration, key_value_pairs, split_commas
 from kaic.diff_cli import diff
+from kaic.gang import SCHEDULERS
 from kaic.images_cli import images
 from kaic.outcomes import ExitCode
 from kaic.probe import MODES
@@ -122,6 +123,26 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Which gang-scheduling solution the gang probes judge and how to reach it (upstream's -gang-* flags)."""
+    for option in reversed(
+        [
+            click.option("--gang-scheduler", type=click.Choice(SCHEDULERS), default="auto", show_default=True,
+                         envvar="KAIC_GANG_SCHEDULER", help="Gang-scheduling solution to judge, or auto-detect."),
+            click.option("--gang-scheduler-namespace", envvar="KAIC_GANG_SCHEDULER_NAMESPACE",
+                         help="Pre-made namespace wired to the solution (e.g. holding a Kueue LocalQueue)."),
+            click.option("--gang-job-labels", multiple=True, envvar="KAIC_GANG_JOB_LABELS",
+                         callback=lambda ctx, param, v: key_value_pairs(ctx, param, split_commas(ctx, param, v)),
+                         help="Labels for the gang Jobs, KEY=VALUE (e.g. kueue.x-k8s.io/queue-name=team-q)."),
+            click.option("--gang-scheduler-name", help="spec.schedulerName of gang pods [default: the solution's]."),
+            click.option("--gang-negative-window", type=Duration(), default="30s", show_default=True,
+                         help="How long a gang that cannot fit must stay wholly unbound."),
+        ]
+    ):  # fmt: skip
+        fn = option(fn)
+    return fn
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="kaic")
 @click.option(
@@ -178,6 +199,9 @@ def _options(**kwargs: Any) -> Any:
             "allocation_mode": kwargs.get("allocation_mode") or "auto",
             "images": kwargs.get("images") or {},
             "image_mirror": kwargs.get("image_mirror"),
+            **{k: kwargs.get(k) for k in ("gang_scheduler", "gang_scheduler_namespace", "gang_job_labels",
+                                          "gang_scheduler_name")},
+            "gang_negative_window_s": kwargs.get("gang_negative_window"),
         },
     )
 
@@ -192,6 +216,7 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 
 @main.command()
 @selection_options
+@gang_options
 @cluster_options
 @click.option(
     "--output-dir",
@@ -306,6 +331,7 @@ def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:
 
 @main.command()
 @selection_options
+@gang_options
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--rbac", is_flag=True, help="Print the ClusterRole the plan needs, as YAML.")
 def plan(**kwargs: Any) -> None:

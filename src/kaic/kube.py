@@ -120,15 +120,18 @@ class Cluster:
             if not token:
                 return
 
-    def watch(self, path: str, timeout_s: float, **query: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    def watch(
+        self, path: str, timeout_s: float, resource_version: str = "", **query: Any
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         """A collection's current items as ADDED, then its changes as (type, object) until `timeout_s` is spent.
 
-        One list then a watch from its resourceVersion, so no change slips between state and events; a watch the
-        server ends early is resumed, an expired resourceVersion (410) starts over with a fresh list. The caller
-        stops whenever it has seen enough; the deadline bounds the loop when it never does.
+        One list then a watch from its resourceVersion, so no change slips between state and events (a caller that
+        already listed passes `resource_version` and gets only the changes); a watch the server ends early is
+        resumed, an expired resourceVersion (410) starts over with a fresh list. The caller stops whenever it has
+        seen enough; the deadline bounds the loop when it never does.
         """
         deadline = time.monotonic() + timeout_s
-        version = yield from self._relist(path, query)
+        version = resource_version or (yield from self._relist(path, query))
         while (left := deadline - time.monotonic()) > 0:
             params = {**query, "watch": "true", "allowWatchBookmarks": "true", "resourceVersion": version,
                       "timeoutSeconds": max(1, int(left))}  # fmt: skip
