@@ -1,4 +1,4 @@
-"""Scheduling and orchestration: gang scheduling, cluster autoscaling, pod autoscaling.
+"""Scheduling and orchestration: gang scheduling and cluster autoscaling (pod autoscaling has its own module).
 
 Gang probes judge by binding (a pod's spec.nodeName, followed with a watch), never by Job status counters: the
 scheduler's decision is what gang scheduling is about, and kwok nodes (which run no containers) leave it real.
@@ -37,17 +37,6 @@ def test_cluster_autoscaling_discovery(facts, evidence):
         "fact",
         "autoscalerCrds",
         crds_in(facts, "karpenter.sh", "cluster.x-k8s.io", "autoscaling.x-k8s.io"),
-    )
-
-
-@probe("pod_autoscaling", "discovery", test="TestKaicDiscovery/PodAutoscaling", kind="discovery")
-def test_pod_autoscaling_discovery(facts, evidence):
-    """Metrics APIs an HPA can scale on (resource, custom, external) and whether each is Available."""
-    require(facts, "apiServices")
-    evidence.add(
-        "fact",
-        "metricsApiServices",
-        [s for s in facts["apiServices"] if "metrics.k8s.io" in s["name"]],
     )
 
 

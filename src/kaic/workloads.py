@@ -205,6 +205,10 @@ def wait_for(
         time.sleep(0.5)
 
 
+def is_ready(obj: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in (obj.get("status") or {}).get("conditions") or [])
+
+
 def scheduled_node(obj: dict[str, Any]) -> str:
     return str((obj.get("spec") or {}).get("nodeName") or "")
 
@@ -293,6 +297,14 @@ def place(cluster: Cluster, namespace: str, body: dict[str, Any], evidence: Reco
         cluster, path, lambda p: p if scheduled_node(p) and claim_names(p) is not None else None, timeout_s,
         f"pod {name} bound by the scheduler", evidence,
     )  # fmt: skip
+    return placement_of(cluster, namespace, pod_obj, evidence, timeout_s)
+
+
+def placement_of(
+    cluster: Cluster, namespace: str, pod_obj: dict[str, Any], evidence: Recorder, timeout_s: float = 90
+) -> Placement:
+    """A bound pod's placement, once every claim it uses is allocated and reserved for it."""
+    name = pod_obj["metadata"]["name"]
     claims = {}
     for ref, claim_name in (claim_names(pod_obj) or {}).items():
         claims[ref] = wait_for(
