@@ -2,7 +2,10 @@
 # independent.
 #
 # cluster        builds the local reference cluster's binaries into cluster/bin (see cluster/README.md):
-#                kaic-cluster (etcd + kube-apiserver/controller-manager/scheduler, multi-call) and kwok.
+#                kaic-cluster (etcd + kube-apiserver/controller-manager/scheduler, multi-call) and kwok;
+#                with CA_GIT_DIR (a git dir of kubernetes/autoscaler) also the Cluster Autoscaler, kwok
+#                provider only, at the tag in cluster/autoscaler/VERSION (the Go module proxy refuses its
+#                module; without CA_GIT_DIR it is skipped with a note and the autoscaling scenarios are off).
 #                Cached by file times: a no-op while the binaries are newer than go.mod, go.sum and sources.
 #                Prints the time of each phase (module download, compile+link); a cold build is long.
 # cluster-clean  removes cluster/bin (the Go module and build caches are left alone).
@@ -20,7 +23,7 @@ KUBE_LDFLAGS := $(foreach pkg,k8s.io/component-base/version k8s.io/client-go/pkg
 
 .PHONY: cluster cluster-clean
 
-cluster: $(CLUSTER_BIN)/kaic-cluster $(CLUSTER_BIN)/kwok
+cluster: $(CLUSTER_BIN)/kaic-cluster $(CLUSTER_BIN)/kwok $(CLUSTER_BIN)/cluster-autoscaler
 
 # $(call timed,LABEL,DIR,COMMAND): run COMMAND in DIR and report how long it took.
 timed = start=$$(date +%s); (cd $(2) && $(3)) && echo "cluster: $(1) took $$(( $$(date +%s) - start ))s"
@@ -33,8 +36,25 @@ $(CLUSTER_BIN)/kwok: cluster/kwok/go.mod cluster/kwok/go.sum
 	@$(call timed,kwok module download,cluster/kwok,$(GO) list -deps sigs.k8s.io/kwok/cmd/kwok >/dev/null)
 	@$(call timed,kwok compile+link,cluster/kwok,CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/kwok sigs.k8s.io/kwok/cmd/kwok)
 
+CA_GIT_DIR ?=
+CA_TAG := $(shell cat cluster/autoscaler/VERSION)
+CA_SRC := cluster/autoscaler/src
+CA_CRD := apis/config/crd/autoscaling.x-k8s.io_provisioningrequests.yaml
+
+# Only the kwok cloud provider: its build tag `kwok` selects cloudprovider/router/router_kwok.go alone.
+$(CLUSTER_BIN)/cluster-autoscaler: cluster/autoscaler/VERSION
+	@if [ -z "$(CA_GIT_DIR)" ]; then \
+	  echo "cluster: cluster-autoscaler skipped (set CA_GIT_DIR to a kubernetes/autoscaler git dir; see cluster/README.md)"; \
+	else \
+	  set -e; rm -rf $(CA_SRC); mkdir -p $(CA_SRC) $(CLUSTER_BIN); \
+	  git --git-dir=$(CA_GIT_DIR) archive $(CA_TAG) cluster-autoscaler | tar -x -C $(CA_SRC); \
+	  $(call timed,cluster-autoscaler module download,$(CA_SRC)/cluster-autoscaler,$(GO) list -deps -tags kwok . >/dev/null); \
+	  $(call timed,cluster-autoscaler compile+link,$(CA_SRC)/cluster-autoscaler,CGO_ENABLED=0 $(GO) build -tags kwok -trimpath -o $(abspath $@) .); \
+	  test -x $@; cp $(CA_SRC)/cluster-autoscaler/$(CA_CRD) $(CLUSTER_BIN)/provisioningrequests.autoscaling.x-k8s.io.yaml; \
+	fi
+
 cluster-clean:
-	rm -rf $(CLUSTER_BIN)
+	rm -rf $(CLUSTER_BIN) $(CA_SRC)
 
 # ---- Python side -----------------------------------------------------------------------------------------
 # venv           .venv with kaic (editable) and its dev tools; rebuilt when pyproject.toml changes.

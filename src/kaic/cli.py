@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from kaic import __version__
+from kaic import __version__, autoscaling
 from kaic.cli_errors import InputError, load_report
 from kaic.cli_params import Duration, key_value_pairs, split_commas
 from kaic.diff_cli import diff
@@ -113,6 +113,7 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 callback=split_commas,
                 help="Leave out these requirement ids (repeatable, comma-separated).",
             ),
+            *autoscaling.OPTIONS,
         ]
     ):
         fn = option(fn)
@@ -175,6 +176,7 @@ def _options(**kwargs: Any) -> Any:
             "allocation_mode": kwargs.get("allocation_mode") or "auto",
             "images": kwargs.get("images") or {},
             "image_mirror": kwargs.get("image_mirror"),
+            **autoscaling.settings(kwargs),
         },
     )
 
@@ -199,7 +201,9 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 )
 @click.option("--probe-timeout", type=Duration(), help="Cap on each probe's own timeout.")
 @click.option("--timeout", type=Duration(), help="Timeout of the whole run (then: incomplete, exit 3).")
-@click.option("--cleanup-timeout", type=Duration(), default="120s", show_default=True, help="Cleanup wait bound.")
+@click.option(
+    "--cleanup-timeout", type=Duration(), default="120s", show_default=True, help="Cleanup wait bound."
+)
 @click.option(
     "--parallel",
     type=click.IntRange(1, 32),
@@ -245,7 +249,9 @@ def run(**kwargs: Any) -> None:
 
         sign_run(runner.out_dir, key)
     if kwargs["output"] == "json":
-        click.echo(json.dumps({"outputDir": str(runner.out_dir), "run": report.run, "verdict": report.verdict}))
+        click.echo(
+            json.dumps({"outputDir": str(runner.out_dir), "run": report.run, "verdict": report.verdict})
+        )
     else:
         from rich.console import Console
 
@@ -297,8 +303,10 @@ def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:
     for req_id, why_excluded in plan.excluded.items():
         console.print(f"excluded {req_id}: {why_excluded}")
     console.print(f"images: {', '.join(data['images']) or 'none'}")
-    console.print("RBAC: " + "; ".join(f"{' '.join(r['verbs'])} {r['apiGroup'] or 'core'}/{r['resource']}"
-                                       for r in data["rbac"]))
+    console.print(
+        "RBAC: "
+        + "; ".join(f"{' '.join(r['verbs'])} {r['apiGroup'] or 'core'}/{r['resource']}" for r in data["rbac"])
+    )
 
 
 @main.command()
