@@ -49,7 +49,7 @@ def detect(cluster, facts, evidence) -> dict[str, Any]:
     crds = facts["crds"] or {}
     status = cluster.get_or_none("/api/v1/namespaces/{}/configmaps/{}".format(*autoscaling.CA_STATUS))
     detected: dict[str, Any] = {
-        "clusterAutoscalerStatus": (status or {}).get("data", {}).get("status", "")[:2000],
+        "clusterAutoscalerStatus": autoscaling.ca_status(status["data"].get("status", "")) if status else "",
         "clusterAutoscalerLastUpdated": ((status or {}).get("metadata", {}).get("annotations") or {}).get(
             "cluster-autoscaler.kubernetes.io/last-updated", ""
         ),

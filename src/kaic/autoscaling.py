@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import click
+import yaml
 
 from kaic.cli_params import Duration
 
@@ -83,6 +84,26 @@ def settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         "autoscaler_scale_down_timeout_s": kwargs.get("autoscaler_scale_down_timeout")
         or DEFAULT_SCALE_DOWN_TIMEOUT_S,
     }
+
+
+def ca_status(text: str) -> Any:
+    """The gist of CA's status ConfigMap: overall and per node group health, min and max; YAML since CA 1.30,
+    free text before (kept, shortened)."""
+    try:
+        status = yaml.safe_load(text)
+    except yaml.YAMLError:
+        status = None
+    if not isinstance(status, dict) or "clusterWide" not in status:
+        return text[:1000]
+    return {
+        "autoscalerStatus": status.get("autoscalerStatus", ""),
+        "health": ((status.get("clusterWide") or {}).get("health") or {}).get("status", ""),
+        "nodeGroups": [
+            {"name": g.get("name", ""), "minSize": (g.get("health") or {}).get("minSize"),
+             "maxSize": (g.get("health") or {}).get("maxSize"), "health": (g.get("health") or {}).get("status", "")}
+            for g in status.get("nodeGroups") or []
+        ],
+    }  # fmt: skip
 
 
 def found_autoscalers(detected: Mapping[str, Any]) -> list[str]:

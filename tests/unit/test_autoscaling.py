@@ -142,3 +142,18 @@ def test_broken_autoscaling_caps_the_cluster_at_its_start():
     broken = SCENARIOS["broken-autoscaling"].autoscaler
     assert broken is not None
     assert f"--max-nodes-total={4 + broken.min_size}" in autoscaler.flags(broken, "k", 1)
+
+
+def test_ca_status_gist():
+    text = yaml.safe_dump({
+        "autoscalerStatus": "Running", "clusterWide": {"health": {"status": "Healthy"}},
+        "nodeGroups": [{"name": "g", "health": {"minSize": 1, "maxSize": 2, "status": "Healthy"}}]})  # fmt: skip
+    assert autoscaling.ca_status(text) == {
+        "autoscalerStatus": "Running",
+        "health": "Healthy",
+        "nodeGroups": [{"name": "g", "minSize": 1, "maxSize": 2, "health": "Healthy"}],
+    }
+    assert (
+        autoscaling.ca_status("Cluster-autoscaler status at 2020: Healthy")
+        == "Cluster-autoscaler status at 2020: Healthy"
+    )

@@ -28,6 +28,8 @@ TEMPLATES_CONFIGMAP = "kwok-provider-templates"
 GROUP_ANNOTATION = "cluster-autoscaler.kwok.nodegroup/name"
 MIN_ANNOTATION = "cluster-autoscaler.kwok.nodegroup/min-count"
 MAX_ANNOTATION = "cluster-autoscaler.kwok.nodegroup/max-count"
+# Must lie within min..max (the provider exits otherwise); CA then counts the nodes it finds.
+DESIRED_ANNOTATION = "cluster-autoscaler.kwok.nodegroup/desired-count"
 # Node names are "<group>-<5 random characters>".
 GROUP = "kaic-autoscale"
 POOL = "autoscale"
@@ -77,6 +79,7 @@ def template_node(pool: AutoscaledPool) -> dict[str, Any]:
                 GROUP_ANNOTATION: GROUP,
                 MIN_ANNOTATION: str(pool.min_size),
                 MAX_ANNOTATION: str(pool.max_size),
+                DESIRED_ANNOTATION: str(pool.min_size),
             },
         },
         "status": {"capacity": resources, "allocatable": resources},

@@ -415,11 +415,15 @@ class LocalCluster:
             process.start([str(binaries.cluster_autoscaler), *autoscaler.flags(pool, path, port)],
                           env=autoscaler.env(path))  # fmt: skip
             wait_healthy(process, f"http://127.0.0.1:{port}/health-check", timeout)
+
+            def at_min_size() -> bool:
+                if not process.alive():
+                    raise ClusterError(f"{autoscaler.BINARY} exited:\n{process.log_tail()}")
+                nodes = api.sanitize_for_serialization(core.list_node().items)
+                return len(autoscaler.group_nodes(nodes)) >= pool.min_size
+
             _wait_for(
-                lambda: (
-                    len(autoscaler.group_nodes(api.sanitize_for_serialization(core.list_node().items)))
-                    >= pool.min_size
-                ),
+                at_min_size,
                 timeout,
                 f"the Cluster Autoscaler's node group at its minimum of {pool.min_size} Ready node(s)",
             )
