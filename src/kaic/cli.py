@@ -302,6 +302,8 @@ def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:
     console.print(table)
     for req_id, why_excluded in plan.excluded.items():
         console.print(f"excluded {req_id}: {why_excluded}")
+    for name, why_skipped in plan.skipped.items():
+        console.print(f"skipped {name}: {why_skipped}")
     console.print(f"images: {', '.join(data['images']) or 'none'}")
     console.print(
         "RBAC: "
