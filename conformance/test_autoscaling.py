@@ -24,6 +24,7 @@ PENDING_TIMEOUT_S = 120
 STABLE_S = 30
 DETECT_RBAC = (
     Rule("", "configmaps", ("get",)),
+    Rule("apps", "deployments", ("list",)),
     Rule("karpenter.sh", "nodepools", ("list",), namespaced=False),
     Rule("cluster.x-k8s.io", "machinedeployments", ("list",)),
 )
@@ -43,7 +44,7 @@ CAPI_MIN = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
 
 
 def detect(cluster, facts, evidence) -> dict[str, Any]:
-    """Cluster Autoscaler status, Karpenter NodePools, Cluster API scaling annotations, the ProvisioningRequest
+    """Cluster Autoscaler status or Deployment in kube-system, Karpenter NodePools, Cluster API scaling annotations, the ProvisioningRequest
     CRD; NotApplicable with the trail when no autoscaler is found."""
     require(facts, "crds")
     crds = facts["crds"] or {}
@@ -53,6 +54,11 @@ def detect(cluster, facts, evidence) -> dict[str, Any]:
         "clusterAutoscalerLastUpdated": ((status or {}).get("metadata", {}).get("annotations") or {}).get(
             "cluster-autoscaler.kubernetes.io/last-updated", ""
         ),
+        "clusterAutoscalerDeployments": [
+            d["metadata"]["name"]
+            for d in cluster.list(f"/apis/apps/v1/namespaces/{autoscaling.CA_STATUS[0]}/deployments")
+            if autoscaling.is_cluster_autoscaler(d)
+        ],
         "karpenterCrds": sorted(set(autoscaling.KARPENTER_CRDS) & set(crds)),
         "karpenterNodePools": [],
         "clusterApiCrds": sorted(set(autoscaling.CAPI_CRDS) & set(crds)),

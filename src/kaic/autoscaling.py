@@ -106,11 +106,24 @@ def ca_status(text: str) -> Any:
     }  # fmt: skip
 
 
+def is_cluster_autoscaler(deployment: Mapping[str, Any]) -> bool:
+    """A Deployment that runs the Cluster Autoscaler, by name or by image."""
+    pod = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = pod.get("containers") or []
+    return "cluster-autoscaler" in deployment["metadata"]["name"] or any(
+        "cluster-autoscaler" in c.get("image", "") for c in containers
+    )
+
+
 def found_autoscalers(detected: Mapping[str, Any]) -> list[str]:
     """The node autoscalers a detection record shows (see conformance/test_autoscaling.py)."""
     found = []
     if detected.get("clusterAutoscalerStatus"):
         found.append("Cluster Autoscaler (status ConfigMap kube-system/cluster-autoscaler-status)")
+    if detected.get("clusterAutoscalerDeployments"):
+        found.append(
+            f"Cluster Autoscaler Deployments in kube-system {sorted(detected['clusterAutoscalerDeployments'])}"
+        )
     if detected.get("karpenterNodePools"):
         found.append(f"Karpenter NodePools {sorted(detected['karpenterNodePools'])}")
     if detected.get("clusterApiAutoscaled"):
@@ -124,6 +137,7 @@ def trail(detected: Mapping[str, Any]) -> str:
     """What was looked for, in words, for a not-applicable reason."""
     return (
         "no node autoscaler found: no ConfigMap kube-system/cluster-autoscaler-status, "
+        "no cluster-autoscaler Deployment in kube-system, "
         f"Karpenter CRDs {'present, no NodePool' if detected.get('karpenterCrds') else 'absent'}, "
         f"Cluster API CRDs {'present, no autoscaler annotations' if detected.get('clusterApiCrds') else 'absent'}, "
         f"ProvisioningRequest CRD {'present' if detected.get('provisioningRequestCrd') else 'absent'}"

@@ -111,6 +111,11 @@ def test_detection_trail_and_findings():
     )
     assert autoscaling.found_autoscalers({"clusterAutoscalerStatus": "health: Healthy"})
     assert autoscaling.found_autoscalers({"karpenterNodePools": ["gpu"]}) == ["Karpenter NodePools ['gpu']"]
+    deployment = {"metadata": {"name": "ca"}, "spec": {"template": {"spec": {"containers": [
+        {"image": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.36.1"}]}}}}  # fmt: skip
+    assert autoscaling.is_cluster_autoscaler(deployment)
+    assert not autoscaling.is_cluster_autoscaler({"metadata": {"name": "web"}, "spec": {}})
+    assert autoscaling.found_autoscalers({"clusterAutoscalerDeployments": ["ca"]})
     crds_only = {"karpenterCrds": ["nodepools.karpenter.sh"], "karpenterNodePools": []}
     assert autoscaling.found_autoscalers(crds_only) == [], "CRDs without a NodePool scale nothing"
 
