@@ -62,6 +62,11 @@ MAX_SOCKET_PATH = 107
 STAGES = Path(__file__).with_name("kwok-stages.yaml")
 
 
+def components(scenario: Scenario) -> tuple[str, ...]:
+    """What `up` starts for `scenario`, in start order."""
+    return tuple(name for name in COMPONENTS if name != autoscaler.BINARY or scenario.autoscaler)
+
+
 def default_state_dir() -> Path:
     return Path(os.environ.get(ENV_STATE_DIR) or DEFAULT_STATE_DIR)
 
