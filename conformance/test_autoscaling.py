@@ -48,12 +48,8 @@ def detect(cluster, facts, evidence) -> dict[str, Any]:
     CRD; NotApplicable with the trail when no autoscaler is found."""
     require(facts, "crds")
     crds = facts["crds"] or {}
-    status = cluster.get_or_none("/api/v1/namespaces/{}/configmaps/{}".format(*autoscaling.CA_STATUS))
     detected: dict[str, Any] = {
-        "clusterAutoscalerStatus": autoscaling.ca_status(status["data"].get("status", "")) if status else "",
-        "clusterAutoscalerLastUpdated": ((status or {}).get("metadata", {}).get("annotations") or {}).get(
-            "cluster-autoscaler.kubernetes.io/last-updated", ""
-        ),
+        "clusterAutoscalerStatus": ca_status(cluster),
         "clusterAutoscalerDeployments": [
             d["metadata"]["name"]
             for d in cluster.list(f"/apis/apps/v1/namespaces/{autoscaling.CA_STATUS[0]}/deployments")
@@ -84,6 +80,20 @@ def detect(cluster, facts, evidence) -> dict[str, Any]:
     if not autoscaling.found_autoscalers(detected):
         raise NotApplicable(autoscaling.trail(detected))
     return detected
+
+
+def ca_status(cluster) -> Any:
+    """The gist of the Cluster Autoscaler's status ConfigMap, "" without one."""
+    status = cluster.get_or_none("/api/v1/namespaces/{}/configmaps/{}".format(*autoscaling.CA_STATUS))
+    if not status:
+        return ""
+    updated = (status["metadata"].get("annotations") or {}).get(
+        "cluster-autoscaler.kubernetes.io/last-updated", ""
+    )
+    return {
+        "lastUpdated": updated,
+        "status": autoscaling.ca_status((status.get("data") or {}).get("status", "")),
+    }
 
 
 def until(check: Callable[[], Any], timeout_s: float, what: str, interval: float = 1.0) -> Any:
@@ -222,6 +232,7 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
     except TimeoutError as exc:
         evidence.add("event", "trigger events", workloads.events(cluster, namespace, trigger))
         evidence.add("fact", "pool nodes at timeout", pool.read())
+        evidence.add("fact", "autoscaler status at timeout", ca_status(cluster))
         raise AssertionError(
             f"the autoscaler added no pool node for the pending accelerator pod: {exc}"
         ) from None
@@ -247,6 +258,7 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
         )
     except TimeoutError as exc:
         evidence.add("fact", "pool nodes at timeout", pool.read())
+        evidence.add("fact", "autoscaler status at timeout", ca_status(cluster))
         raise AssertionError(
             f"the pool did not shrink back after the trigger pod was deleted: {exc}"
         ) from None
