@@ -3,6 +3,7 @@
 #
 # cluster        builds the local reference cluster's binaries into cluster/bin (see cluster/README.md):
 #                kaic-cluster (etcd + kube-apiserver/controller-manager/scheduler, multi-call) and kwok.
+#                The Cluster Autoscaler is not among them: the Go module proxy refuses its module (cluster/README.md).
 #                Cached by file times: a no-op while the binaries are newer than go.mod, go.sum and sources.
 #                Prints the time of each phase (module download, compile+link); a cold build is long.
 # cluster-clean  removes cluster/bin (the Go module and build caches are left alone).

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from kaic import __version__
+from kaic import __version__, autoscaling
 from kaic.accelerators import ALLOCATION_MODES
 from kaic.accelerators import PROFILES as ACCELERATOR_PROFILES
 from kaic.cli_errors import InputError, load_report
@@ -117,6 +117,7 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 callback=split_commas,
                 help="Leave out these requirement ids (repeatable, comma-separated).",
             ),
+            *autoscaling.OPTIONS,
         ]
     ):
         fn = option(fn)
@@ -202,6 +203,7 @@ def _options(**kwargs: Any) -> Any:
             **{k: kwargs.get(k) for k in ("gang_scheduler", "gang_scheduler_namespace", "gang_job_labels",
                                           "gang_scheduler_name")},
             "gang_negative_window_s": kwargs.get("gang_negative_window"),
+            **autoscaling.settings(kwargs),
         },
     )
 
@@ -227,7 +229,9 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 )
 @click.option("--probe-timeout", type=Duration(), help="Cap on each probe's own timeout.")
 @click.option("--timeout", type=Duration(), help="Timeout of the whole run (then: incomplete, exit 3).")
-@click.option("--cleanup-timeout", type=Duration(), default="120s", show_default=True, help="Cleanup wait bound.")
+@click.option(
+    "--cleanup-timeout", type=Duration(), default="120s", show_default=True, help="Cleanup wait bound."
+)
 @click.option(
     "--parallel",
     type=click.IntRange(1, 32),
@@ -273,7 +277,9 @@ def run(**kwargs: Any) -> None:
 
         sign_run(runner.out_dir, key)
     if kwargs["output"] == "json":
-        click.echo(json.dumps({"outputDir": str(runner.out_dir), "run": report.run, "verdict": report.verdict}))
+        click.echo(
+            json.dumps({"outputDir": str(runner.out_dir), "run": report.run, "verdict": report.verdict})
+        )
     else:
         from rich.console import Console
 
@@ -324,9 +330,13 @@ def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:
     console.print(table)
     for req_id, why_excluded in plan.excluded.items():
         console.print(f"excluded {req_id}: {why_excluded}")
+    for name, why_skipped in plan.skipped.items():
+        console.print(f"skipped {name}: {why_skipped}")
     console.print(f"images: {', '.join(data['images']) or 'none'}")
-    console.print("RBAC: " + "; ".join(f"{' '.join(r['verbs'])} {r['apiGroup'] or 'core'}/{r['resource']}"
-                                       for r in data["rbac"]))
+    console.print(
+        "RBAC: "
+        + "; ".join(f"{' '.join(r['verbs'])} {r['apiGroup'] or 'core'}/{r['resource']}" for r in data["rbac"])
+    )
 
 
 @main.command()

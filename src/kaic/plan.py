@@ -67,6 +67,7 @@ class Plan:
     requirements: list[tuple[Requirement, str]]
     probes: list[ProbeSpec]
     excluded: dict[str, str] = field(default_factory=dict)  # requirement id -> why it is not run
+    skipped: dict[str, str] = field(default_factory=dict)  # disruptive probe -> why this mode does not run it
 
     def rbac(self) -> list[Rule]:
         """Discovery's rules, the namespace rule when needed, and every selected probe's own rules."""
@@ -116,6 +117,7 @@ class Plan:
                 for r, level in self.requirements
             ],
             "excluded": self.excluded,
+            "skippedProbes": self.skipped,
             "probes": [
                 {
                     "name": p.name,
@@ -183,6 +185,7 @@ def build_plan(
             requirements.append((req, level))
     available = catalog() if probes is None else probes
     chosen: list[ProbeSpec] = []
+    skipped: dict[str, str] = {}
     for req, _ in requirements:
         for name in req.probes:
             if name not in available:
@@ -192,4 +195,8 @@ def build_plan(
                 raise PlanError(f"profile {profile.id}: probe {name} belongs to {spec.requirement}, not {req.id}")
             if spec.runs_in(mode):
                 chosen.append(spec)
-    return Plan(profile, version, mode, requirements, chosen, excluded)
+            elif mode != "quick":  # quick mode skips every behavioural probe, and says so once
+                skipped[name] = (
+                    "disruptive (changes the cluster, e.g. adds nodes): runs only in --mode certified"
+                )
+    return Plan(profile, version, mode, requirements, chosen, excluded, skipped)

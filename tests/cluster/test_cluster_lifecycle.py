@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kaic.localcluster.launcher import COMPONENTS, Binaries
+from kaic.localcluster.launcher import Binaries, components
 from kaic.localcluster.processes import port_in_use
+from kaic.localcluster.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.cluster
 
@@ -46,7 +47,10 @@ def test_down_leaves_no_process_port_or_file(cluster_binaries: Binaries, tmp_pat
     assert again.returncode != 0 and "already up" in again.stderr
 
     state = json.loads((state_dir / "state.json").read_text())
-    pids = [int((state_dir / "run" / f"{name}.pid").read_text().split()[0]) for name in COMPONENTS]
+    pids = [
+        int((state_dir / "run" / f"{name}.pid").read_text().split()[0])
+        for name in components(SCENARIOS["no-gpu-nodes"])
+    ]
     status = run_cli("status", state_dir=state_dir)
     assert status.returncode == 0, status.stdout + status.stderr
 

@@ -73,7 +73,7 @@ def down(state_dir: Path) -> None:
 @state_dir_option
 def status(state_dir: Path) -> None:
     """Show each component's pid and memory, the scenario and the API server address."""
-    from kaic.localcluster.launcher import COMPONENTS, LocalCluster
+    from kaic.localcluster.launcher import LocalCluster, components
 
     local = LocalCluster(state_dir)
     state = local.state()
@@ -81,8 +81,9 @@ def status(state_dir: Path) -> None:
         click.echo(f"no cluster in {local.state_dir}")
         sys.exit(1)
     click.echo(f"scenario: {state['scenario']}  server: {state['server']}  ready: {state['ready']}")
+    expected = components(SCENARIOS[state["scenario"]])
     total = 0
-    for name in COMPONENTS:
+    for name in expected:
         process = local.process(name)
         pid = process.pid()
         rss = process.rss_bytes()
@@ -90,7 +91,7 @@ def status(state_dir: Path) -> None:
         shown = f"pid {pid}  rss {rss / 2**20:.0f} MiB" if pid else "not running"
         click.echo(f"  {name:<24} {shown}")
     click.echo(f"  {'total':<24} rss {total / 2**20:.0f} MiB")
-    if len(local.running()) != len(COMPONENTS):
+    if set(local.running()) != set(expected):
         sys.exit(1)
 
 

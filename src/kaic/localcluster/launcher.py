@@ -22,7 +22,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
 
-from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR, kubeconfig, pki, topology
+from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR, autoscaler, kubeconfig, pki, topology
 from kaic.localcluster.processes import (
     ClusterError,
     Managed,
@@ -38,12 +38,33 @@ SERVICE_CIDR = "100.96.0.0/16"
 SERVICE_IP = "100.96.0.1"
 STATE_FILE = "state.json"
 ENV_BIN = "KAIC_CLUSTER_BIN"
-# Start order; `down` stops in reverse.
-COMPONENTS = ("etcd", "egress", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-PORTS = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+# Start order; `down` stops in reverse. The Cluster Autoscaler runs only in the autoscaling scenarios.
+COMPONENTS = (
+    "etcd",
+    "egress",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    autoscaler.BINARY,
+)
+PORTS = (
+    "etcd",
+    "etcd-peer",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    autoscaler.BINARY,
+)
 # Unix socket paths are limited to 107 bytes.
 MAX_SOCKET_PATH = 107
 STAGES = Path(__file__).with_name("kwok-stages.yaml")
+
+
+def components(scenario: Scenario) -> tuple[str, ...]:
+    """What `up` starts for `scenario`, in start order."""
+    return tuple(name for name in COMPONENTS if name != autoscaler.BINARY or scenario.autoscaler)
 
 
 def default_state_dir() -> Path:
@@ -54,6 +75,7 @@ def default_state_dir() -> Path:
 class Binaries:
     kaic_cluster: Path
     kwok: Path
+    cluster_autoscaler: Path
 
 
 def bin_dir() -> Path:
@@ -65,7 +87,7 @@ def bin_dir() -> Path:
 
 def find_binaries() -> Binaries:
     directory = bin_dir()
-    found = Binaries(directory / "kaic-cluster", directory / "kwok")
+    found = Binaries(directory / "kaic-cluster", directory / "kwok", directory / autoscaler.BINARY)
     missing = [str(path) for path in (found.kaic_cluster, found.kwok) if not os.access(path, os.X_OK)]
     if missing:
         raise ClusterError(
@@ -128,6 +150,8 @@ class LocalCluster:
             self.pki.create(SERVICE_IP)
             self._start(scenario, binaries, ports, timeout)
             self._publish(scenario, timeout)
+            if scenario.autoscaler:
+                self._start_autoscaler(scenario.autoscaler, binaries, ports, timeout)
         except BaseException:
             self.stop_processes()
             raise
@@ -368,6 +392,45 @@ class LocalCluster:
                 lambda: _exists(lambda: core.read_namespaced_service_account("default", "default")),
                 timeout,
                 "the default ServiceAccount (kube-controller-manager)",
+            )
+
+    def _start_autoscaler(
+        self, pool: autoscaler.AutoscaledPool, binaries: Binaries, ports: dict[str, int], timeout: float
+    ) -> None:
+        """Install the ProvisioningRequest CRD and the kwok provider's ConfigMaps, start CA, and wait until
+        it has brought its node group to the minimum size."""
+        if not os.access(binaries.cluster_autoscaler, os.X_OK):
+            raise ClusterError(
+                f"{binaries.cluster_autoscaler} missing: the autoscaling scenarios need the Cluster Autoscaler "
+                "(a kwok-provider build placed in cluster/bin, see cluster/README.md)"
+            )
+        crd = yaml.safe_load(
+            (binaries.cluster_autoscaler.parent / autoscaler.PROVISIONING_REQUEST_CRD).read_text()
+        )
+        path = self.state_dir / f"{autoscaler.BINARY}.kubeconfig"
+        kubeconfig.write(path, self.state()["server"], self.pki.ca.cert, self.pki.client(pki.CLUSTER_AUTOSCALER),
+                         pki.CLUSTER_AUTOSCALER.user)  # fmt: skip
+        with self.api_client() as api:
+            client.ApiextensionsV1Api(api).create_custom_resource_definition(crd)
+            core = client.CoreV1Api(api)
+            for config_map in autoscaler.config_maps(pool):
+                core.create_namespaced_config_map(autoscaler.NAMESPACE, config_map)
+            process = self.process(autoscaler.BINARY)
+            port = ports[autoscaler.BINARY]
+            process.start([str(binaries.cluster_autoscaler), *autoscaler.flags(pool, path, port)],
+                          env=autoscaler.env(path))  # fmt: skip
+            wait_healthy(process, f"http://127.0.0.1:{port}/health-check", timeout)
+
+            def at_min_size() -> bool:
+                if not process.alive():
+                    raise ClusterError(f"{autoscaler.BINARY} exited:\n{process.log_tail()}")
+                nodes = api.sanitize_for_serialization(core.list_node().items)
+                return len(autoscaler.group_nodes(nodes)) >= pool.min_size
+
+            _wait_for(
+                at_min_size,
+                timeout,
+                f"the Cluster Autoscaler's node group at its minimum of {pool.min_size} Ready node(s)",
             )
 
     def stop_processes(self) -> None:

@@ -55,7 +55,9 @@ APISERVER_KUBELET = ClientIdentity(
     "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)
 )
 FRONT_PROXY_CLIENT = ClientIdentity("front-proxy-client", "front-proxy-client")
-CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK, APISERVER_KUBELET)
+# The Cluster Autoscaler creates and deletes nodes and writes its status in kube-system.
+CLUSTER_AUTOSCALER = ClientIdentity("cluster-autoscaler", "kaic-cluster-autoscaler", ("system:masters",))
+CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK, APISERVER_KUBELET, CLUSTER_AUTOSCALER)
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:

@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +58,9 @@ class Managed:
     def log(self) -> Path:
         return self.log_dir / f"{self.name}.log"
 
-    def start(self, argv: list[str]) -> int:
-        """Start `argv` in its own session (so a terminal's Ctrl-C does not reach it) and record its pid."""
+    def start(self, argv: list[str], env: Mapping[str, str] | None = None) -> int:
+        """Start `argv` in its own session (so a terminal's Ctrl-C does not reach it) and record its pid;
+        `env` adds to the inherited environment."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
@@ -68,6 +70,7 @@ class Managed:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env={**os.environ, **env} if env else None,
             )
         self.pidfile.write_text(f"{process.pid}\n{argv[0]}\n")
         # Until the child has exec'd, /proc shows our own command line and `pid()` would disown it.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kaic.localcluster.autoscaler import AutoscaledPool
 from kaic.localcluster.topology import CPU_ONLY_POOLS, DEFAULT_POOLS, DRIVER, NodePool
 
 # Native gang scheduling in 1.37 is the beta `GenericWorkload` gate (`GangScheduling` folded into it)
@@ -54,6 +55,8 @@ class Scenario:
     scheduler_disabled_plugins: tuple[str, ...] = ()
     # kube-scheduler --emulated-version, when it must not be the binary's own.
     scheduler_emulated_version: str | None = None
+    # An accelerator node group run by the upstream Cluster Autoscaler (kwok provider), if any.
+    autoscaler: AutoscaledPool | None = None
 
     def gates_for_scheduler(self) -> dict[str, bool]:
         return self.gates if self.scheduler_gates is None else self.scheduler_gates
@@ -109,6 +112,20 @@ SCENARIOS = {
             "only CPU nodes: the driver is installed but finds no GPU, no extended resource",
             pools=CPU_ONLY_POOLS,
             publish_slices=False,
+        ),
+        Scenario(
+            "autoscaling",
+            "as conformant, plus the upstream Cluster Autoscaler (kwok provider) running a one-GPU node group "
+            "(min 1, max 2) labelled kaic.io/node-pool=autoscale, with ProvisioningRequests enabled",
+            autoscaler=AutoscaledPool(),
+        ),
+        Scenario(
+            "broken-autoscaling",
+            "as autoscaling, but --max-nodes-total caps the cluster at its starting size: the autoscaler runs "
+            "and reports, the pool says max 2, yet no node is ever added",
+            autoscaler=AutoscaledPool(
+                max_nodes_total=sum(p.nodes for p in DEFAULT_POOLS) + AutoscaledPool().min_size
+            ),
         ),
     )
 }

@@ -1,0 +1,329 @@
+"""Cluster autoscaling, judged by behaviour: a node autoscaler adds an accelerator node for a pending pod and
+removes it again (certified mode: it buys a node), and answers a check-capacity ProvisioningRequest.
+
+Detection comes first in both probes; with no autoscaler the requirement does not apply and the reason
+lists what was looked for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kaic import accelerators, autoscaling, images, workloads
+from kaic.facts import crds_in, require
+from kaic.outcomes import NotApplicable, Unknown
+from kaic.probe import Rule, probe
+
+NODES = "/api/v1/nodes"
+PR_API = "/apis/autoscaling.x-k8s.io/v1"
+RUN_LABEL = "kaic.dev/autoscaling"
+BASELINE_TIMEOUT_S = 300
+PENDING_TIMEOUT_S = 120
+STABLE_S = 30
+DETECT_RBAC = (
+    Rule("", "configmaps", ("get",)),
+    Rule("apps", "deployments", ("list",)),
+    Rule("karpenter.sh", "nodepools", ("list",), namespaced=False),
+    Rule("cluster.x-k8s.io", "machinedeployments", ("list",)),
+)
+SCALE_RBAC = (
+    *DETECT_RBAC,
+    *workloads.RBAC,
+    Rule("", "pods", ("list",), namespaced=False),
+    Rule("policy", "poddisruptionbudgets", ("create", "delete")),
+)
+PR_RBAC = (
+    *DETECT_RBAC,
+    *workloads.RBAC,
+    Rule("", "podtemplates", ("create", "delete")),
+    Rule("autoscaling.x-k8s.io", "provisioningrequests", ("create", "get", "delete")),
+)
+CAPI_MIN = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
+
+
+def detect(cluster, facts, evidence) -> dict[str, Any]:
+    """Cluster Autoscaler status or Deployment in kube-system, Karpenter NodePools, Cluster API scaling annotations, the ProvisioningRequest
+    CRD; NotApplicable with the trail when no autoscaler is found."""
+    require(facts, "crds")
+    crds = facts["crds"] or {}
+    detected: dict[str, Any] = {
+        "clusterAutoscalerStatus": ca_status(cluster),
+        "clusterAutoscalerDeployments": [
+            d["metadata"]["name"]
+            for d in cluster.list(f"/apis/apps/v1/namespaces/{autoscaling.CA_STATUS[0]}/deployments")
+            if autoscaling.is_cluster_autoscaler(d)
+        ],
+        "karpenterCrds": sorted(set(autoscaling.KARPENTER_CRDS) & set(crds)),
+        "karpenterNodePools": [],
+        "clusterApiCrds": sorted(set(autoscaling.CAPI_CRDS) & set(crds)),
+        "clusterApiAutoscaled": [],
+        "provisioningRequestCrd": autoscaling.PROVISIONING_REQUESTS in crds,
+    }
+    if "nodepools.karpenter.sh" in crds:
+        version = crds["nodepools.karpenter.sh"]["versions"][0]
+        detected["karpenterNodePools"] = [
+            p["metadata"]["name"] for p in cluster.list(f"/apis/karpenter.sh/{version}/nodepools")
+        ]
+    if "machinedeployments.cluster.x-k8s.io" in crds:
+        version = crds["machinedeployments.cluster.x-k8s.io"]["versions"][0]
+        detected["clusterApiAutoscaled"] = [
+            f"{m['metadata']['namespace']}/{m['metadata']['name']}"
+            for m in cluster.list(f"/apis/cluster.x-k8s.io/{version}/machinedeployments")
+            if CAPI_MIN in (m["metadata"].get("annotations") or {})
+        ]
+    evidence.add("fact", "autoscalerDetection", detected)
+    evidence.add(
+        "fact", "autoscalerCrds", crds_in(facts, "karpenter.sh", "cluster.x-k8s.io", "autoscaling.x-k8s.io")
+    )
+    if not autoscaling.found_autoscalers(detected):
+        raise NotApplicable(autoscaling.trail(detected))
+    return detected
+
+
+def ca_status(cluster) -> Any:
+    """The gist of the Cluster Autoscaler's status ConfigMap, "" without one."""
+    status = cluster.get_or_none("/api/v1/namespaces/{}/configmaps/{}".format(*autoscaling.CA_STATUS))
+    if not status:
+        return ""
+    updated = (status["metadata"].get("annotations") or {}).get(
+        "cluster-autoscaler.kubernetes.io/last-updated", ""
+    )
+    return {
+        "lastUpdated": updated,
+        "status": autoscaling.ca_status((status.get("data") or {}).get("status", "")),
+    }
+
+
+def until(check: Callable[[], Any], timeout_s: float, what: str, interval: float = 1.0) -> Any:
+    """Re-check, bounded, until `check()` is truthy; TimeoutError naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout_s:.0f}s")
+        time.sleep(interval)
+    return result
+
+
+class Pool:
+    """The named pool and how its pods ask for one accelerator."""
+
+    def __init__(self, cluster, facts, run, evidence) -> None:
+        label = run.options.get("autoscaler_node_pool_label")
+        if not label:
+            raise Unknown(
+                "a node autoscaler is present but no accelerator pool was named: pass "
+                "--autoscaler-node-pool-label key=value (an isolated pool, min N >= 1, max >= N+1, one accelerator "
+                "per node) in certified mode"
+            )
+        self.key, self.value = autoscaling.parse_pool_label(label)
+        self.cluster = cluster
+        self.nodes = self.read()
+        if not self.nodes:
+            raise Unknown(f"no Ready, schedulable node is labelled {label}: the pool needs N >= 1 nodes")
+        selection = accelerators.select(cluster, facts, run.options, "device-plugin")
+        resource = selection.extended_resource
+        counts = {
+            n: (self.cluster.get(f"{NODES}/{n}")["status"].get("allocatable") or {}).get(resource)
+            for n in self.nodes
+        }
+        evidence.add("fact", "pool", {"label": label, "nodes": self.nodes, f"allocatable {resource}": counts})
+        if any(c != "1" for c in counts.values()):
+            raise Unknown(f"pool {label} must offer exactly one {resource} per node (found {counts}); DRA pools are "
+                          "not exercised by kaic yet")  # fmt: skip
+        self.selection = selection
+        self.resource = resource
+
+    def read(self) -> dict[str, str]:
+        return autoscaling.pool_nodes(self.cluster.list(NODES), self.key, self.value)
+
+    def pod(
+        self, name: str, labels: dict[str, str], image: str, deadline_s: int, spread: str = ""
+    ) -> dict[str, Any]:
+        """A long-running pod holding one accelerator on the pool; `spread` keeps such pods one per node."""
+        container = {"name": "main", "image": image, "securityContext": workloads.RESTRICTED,
+                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}}  # fmt: skip
+        body = workloads.pod(name, labels, [container], tolerations=self.selection.profile.tolerations())
+        workloads.give_device(body, container, self.selection)
+        body["spec"]["nodeSelector"] = {self.key: self.value}
+        body["spec"]["activeDeadlineSeconds"] = deadline_s
+        if spread:
+            body["metadata"]["labels"][RUN_LABEL] = spread
+            term = {
+                "labelSelector": {"matchLabels": {RUN_LABEL: spread}},
+                "topologyKey": "kubernetes.io/hostname",
+            }
+            body["spec"]["affinity"] = {
+                "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+            }
+        return body
+
+    def isolation(self, namespace: str) -> list[str]:
+        pods = self.cluster.list("/api/v1/pods")
+        return autoscaling.foreign_workloads(pods, namespace, self.nodes, self.key, self.value, self.resource)
+
+
+@probe(
+    "cluster_autoscaling", "scale-up-down", test="TestKaicClusterAutoscaling/ScaleUpAndDown",
+    disruptive=True, consumes=("node-pool", "devices"), creates=("pods", "policy/poddisruptionbudgets"),
+    images=("pause",), rbac=SCALE_RBAC, timeout_s=75 * 60,
+)  # fmt: skip
+def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evidence):
+    """N pods fill the named pool, pod N+1 is Unschedulable, the autoscaler adds a pool node that runs it, and
+    the pool returns to its N baseline nodes after it is deleted (upstream's contract)."""
+    detect(cluster, facts, evidence)
+    pool = Pool(cluster, facts, run, evidence)
+    if foreign := pool.isolation(namespace):
+        raise Unknown(f"the pool is not isolated, kaic will not scale it: {'; '.join(foreign)}")
+    up_s = float(run.options.get("autoscaler_scale_up_timeout_s") or autoscaling.DEFAULT_SCALE_UP_TIMEOUT_S)
+    down_s = float(
+        run.options.get("autoscaler_scale_down_timeout_s") or autoscaling.DEFAULT_SCALE_DOWN_TIMEOUT_S
+    )
+    deadline_s = int(BASELINE_TIMEOUT_S + PENDING_TIMEOUT_S + up_s + down_s + 300)
+    image = images.for_run(run.options)["pause"]
+    baseline = dict(pool.nodes)
+    n = len(baseline)
+    spread = run.id
+
+    cluster.create(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "baseline", "labels": run.labels},
+        "spec": {"minAvailable": n, "selector": {"matchLabels": {RUN_LABEL: spread}}}})  # fmt: skip
+    names = [f"baseline-{i}" for i in range(n)]
+    for name in names:
+        cluster.create(workloads.pods_path(namespace), pool.pod(name, run.labels, image, deadline_s, spread))
+
+    def baseline_running() -> dict[str, str] | None:
+        pods = [cluster.get(workloads.pods_path(namespace, name)) for name in names]
+        if all((p.get("status") or {}).get("phase") == "Running" for p in pods):
+            return {p["metadata"]["name"]: workloads.scheduled_node(p) for p in pods}
+        return None
+
+    placed = until(baseline_running, BASELINE_TIMEOUT_S, f"{n} baseline pods Running")
+    evidence.add("object", "baseline placement", placed)
+    if sorted(placed.values()) != sorted(baseline):
+        raise Unknown(f"baseline pods did not take one pool node each ({placed}, pool {sorted(baseline)})")
+
+    trigger = "trigger"
+    cluster.create(workloads.pods_path(namespace), pool.pod(trigger, run.labels, image, deadline_s))
+    message = until(
+        lambda: autoscaling.unschedulable(cluster.get(workloads.pods_path(namespace, trigger))),
+        PENDING_TIMEOUT_S, "the trigger pod marked Unschedulable",
+    )  # fmt: skip
+    evidence.add("text", "trigger unschedulable", message)
+    if pool.resource not in message:
+        raise Unknown(f"the trigger pod is Unschedulable for a reason other than {pool.resource}: {message}")
+
+    def trigger_on_new_node() -> tuple[str, str] | None:
+        current = pool.read()
+        if any(current.get(name) != uid for name, uid in baseline.items()):
+            raise AssertionError(f"a baseline node changed or became unusable during scale-up: {current}")
+        pod = cluster.get(workloads.pods_path(namespace, trigger))
+        node = workloads.scheduled_node(pod)
+        if (pod.get("status") or {}).get("phase") == "Running" and node in current and node not in baseline:
+            return node, current[node]
+        return None
+
+    started = time.monotonic()
+    try:
+        added = until(
+            trigger_on_new_node, up_s, f"a new {pool.key}={pool.value} node running the trigger pod"
+        )
+    except TimeoutError as exc:
+        evidence.add("event", "trigger events", workloads.events(cluster, namespace, trigger))
+        evidence.add("fact", "pool nodes at timeout", pool.read())
+        evidence.add("fact", "autoscaler status at timeout", ca_status(cluster))
+        raise AssertionError(
+            f"the autoscaler added no pool node for the pending accelerator pod: {exc}"
+        ) from None
+    evidence.add("text", "scale-up", f"node {added[0]} (uid {added[1]}) runs the trigger pod after "
+                 f"{time.monotonic() - started:.0f}s; pool {n} -> {len(pool.read())}")  # fmt: skip
+    evidence.add("event", "trigger events", workloads.events(cluster, namespace, trigger))
+
+    cluster.delete(workloads.pods_path(namespace, trigger))
+    cluster.wait_gone([workloads.pods_path(namespace, trigger)], 120)
+    started, stable_since = time.monotonic(), None
+
+    def back_to_baseline() -> bool:
+        nonlocal stable_since
+        if not autoscaling.scaled_down(pool.read(), baseline, added):
+            stable_since = None
+            return False
+        stable_since = stable_since or time.monotonic()
+        return time.monotonic() - stable_since >= STABLE_S
+
+    try:
+        until(
+            back_to_baseline, down_s, f"the pool back to its {n} baseline node(s) for {STABLE_S}s", interval=2
+        )
+    except TimeoutError as exc:
+        evidence.add("fact", "pool nodes at timeout", pool.read())
+        evidence.add("fact", "autoscaler status at timeout", ca_status(cluster))
+        raise AssertionError(
+            f"the pool did not shrink back after the trigger pod was deleted: {exc}"
+        ) from None
+    evidence.add("text", "scale-down", f"back to {n} node(s) after {time.monotonic() - started:.0f}s "
+                 f"(including {STABLE_S}s of stability); {added[0]} is gone or unusable")  # fmt: skip
+
+
+def provisioning_request(name: str, labels: dict[str, str], template: str, count: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling.x-k8s.io/v1",
+        "kind": "ProvisioningRequest",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "provisioningClassName": "check-capacity.autoscaling.x-k8s.io",
+            "podSets": [{"podTemplateRef": {"name": template}, "count": count}],
+        },
+    }
+
+
+def pr_verdict(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """(condition, reason) once CA has decided: Provisioned=True, Provisioned=False or Failed=True."""
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond["type"] == "Provisioned" or (cond["type"] == "Failed" and cond["status"] == "True"):
+            return f"{cond['type']}={cond['status']}", cond.get("reason", "")
+    return None
+
+
+@probe(
+    "cluster_autoscaling", "check-capacity", test="TestKaicClusterAutoscaling/CheckCapacityProvisioningRequest",
+    consumes=("node-pool",), creates=("podtemplates", "autoscaling.x-k8s.io/provisioningrequests"),
+    images=("pause",), rbac=PR_RBAC, timeout_s=300,
+)  # fmt: skip
+def test_cluster_autoscaling_check_capacity(cluster, namespace, run, facts, evidence):
+    """A check-capacity ProvisioningRequest for one pool accelerator is found, one for more than the pool holds
+    is not (the autoscaler simulates rather than rubber-stamps); no node is bought."""
+    detected = detect(cluster, facts, evidence)
+    if not detected["provisioningRequestCrd"]:
+        raise Unknown("a node autoscaler is present but the ProvisioningRequest API (autoscaling.x-k8s.io) is not "
+                      "served: the safe check-capacity check cannot run")  # fmt: skip
+    pool = Pool(cluster, facts, run, evidence)
+    if foreign := pool.isolation(namespace):
+        raise Unknown(f"the pool is not isolated, its free capacity is unknown: {'; '.join(foreign)}")
+    image = images.for_run(run.options)["pause"]
+    body = pool.pod("template", run.labels, image, workloads.POD_DEADLINE_S)
+    cluster.create(f"/api/v1/namespaces/{namespace}/podtemplates", {
+        "apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "one-accelerator", "labels": run.labels},
+        "template": {"metadata": {"labels": run.labels}, "spec": body["spec"]}})  # fmt: skip
+    path = f"{PR_API}/namespaces/{namespace}/provisioningrequests"
+    results = {}
+    for name, count in (("fits", 1), ("too-many", len(pool.nodes) + 1)):
+        cluster.create(path, provisioning_request(name, run.labels, "one-accelerator", count))
+        try:
+            results[name] = until(lambda n=name: pr_verdict(cluster.get(f"{path}/{n}")), 120,
+                                  f"a check-capacity verdict on {name}", interval=2)  # fmt: skip
+        except TimeoutError as exc:
+            raise Unknown(f"no controller answered a check-capacity ProvisioningRequest ({exc}): the autoscaler "
+                          "may run without --enable-provisioning-requests") from None  # fmt: skip
+        finally:
+            evidence.add(
+                "object",
+                f"ProvisioningRequest {name} ({count} pods)",
+                cluster.get(f"{path}/{name}").get("status"),
+            )
+            cluster.delete(f"{path}/{name}")
+    assert results["fits"] == ("Provisioned=True", "CapacityIsFound"), f"one accelerator: {results['fits']}"
+    assert results["too-many"][0] in ("Provisioned=False", "Failed=True"), (
+        f"{len(pool.nodes) + 1} accelerators on {len(pool.nodes)} one-accelerator nodes: {results['too-many']}"
+    )

@@ -1,0 +1,109 @@
+"""The cluster autoscaling probes against the real local cluster, with the upstream Cluster Autoscaler where a
+scenario runs it.
+
+Every scenario of the golden matrix has a cluster_autoscaling row. Without an autoscaler the requirement is
+not-applicable with the detection trail. On `autoscaling` the certified run passes: the real scheduler marks the
+extra accelerator pod Unschedulable, CA (kwok provider) creates a node that kwok makes Ready, the pod runs
+there, and CA removes the node once it is idle; on `broken-autoscaling` (CA capped by --max-nodes-total) the
+same run fails. Certified mode runs whole profiles, so these runs use a copy of ai-v1.0 reduced to this
+requirement.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from golden_matrix import MATRIX, ROOT, assert_nothing_left, assert_rows, probe_outcomes, run_kaic
+
+from kaic.localcluster import autoscaler
+from kaic.localcluster.launcher import bin_dir
+from kaic.localcluster.scenarios import SCENARIOS
+
+REQUIREMENT = "cluster_autoscaling"
+AUTOSCALED = ("autoscaling", "broken-autoscaling")
+POOL = "--autoscaler-node-pool-label=kaic.io/node-pool=autoscale"
+# The local CA adds a node within seconds and removes an idle one after ~20 s; these bound a broken run.
+TIMEOUTS = ("--autoscaler-scale-up-timeout=90s", "--autoscaler-scale-down-timeout=150s")
+NONE_FOUND = "no node autoscaler found"
+
+
+@pytest.fixture
+def autoscaled_cluster_for(cluster_for):
+    """`cluster_for`, for scenarios that run the Cluster Autoscaler: skipped where it was not built (its module
+    is not on the Go module proxy, see cluster/README.md), in CI too."""
+    if not os.access(bin_dir() / autoscaler.BINARY, os.X_OK):
+        pytest.skip(f"needs {bin_dir() / autoscaler.BINARY} (a kwok-provider build, see cluster/README.md)")
+    return cluster_for
+
+
+def only_this_requirement(tmp_path: Path) -> Path:
+    profile = yaml.safe_load((ROOT / "profiles/ai-v1.0.yaml").read_text())
+    profile["requirements"] = [r for r in profile["requirements"] if r["id"] == REQUIREMENT]
+    path = tmp_path / "cluster-autoscaling.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    return path
+
+
+def probes(report: dict) -> dict[str, tuple[str, str]]:
+    return {name: got for name, got in probe_outcomes(report).items() if name.startswith(f"{REQUIREMENT}.")}
+
+
+def outcome(report: dict) -> str:
+    return next(r["outcome"] for r in report["requirements"] if r["id"] == REQUIREMENT)
+
+
+def test_every_scenario_has_a_row():
+    assert_rows((REQUIREMENT,), set(AUTOSCALED), SCENARIOS)
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s not in AUTOSCALED])
+def test_no_autoscaler_is_not_applicable(scenario, cluster_for, tmp_path):
+    cluster = cluster_for(scenario)
+    report = run_kaic(cluster.kubeconfig, tmp_path / "run", (REQUIREMENT,), POOL)
+    assert outcome(report) == MATRIX[scenario][REQUIREMENT] == "not-applicable"
+    got = probes(report)
+    assert got["cluster_autoscaling.check-capacity"][0] == "not-applicable"
+    assert NONE_FOUND in got["cluster_autoscaling.check-capacity"][1], got
+
+
+@pytest.mark.cluster
+def test_non_disruptive_runs_only_the_safe_check(autoscaled_cluster_for, tmp_path):
+    """check-capacity: one accelerator is found, more than the pool holds is not; nothing is scaled."""
+    cluster = autoscaled_cluster_for("autoscaling")
+    report = run_kaic(cluster.kubeconfig, tmp_path / "run", (REQUIREMENT,), POOL)
+    got = probes(report)
+    assert got["cluster_autoscaling.check-capacity"] == ("passed", ""), got
+    assert "cluster_autoscaling.scale-up-down" not in got
+    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
+
+
+@pytest.mark.cluster
+def test_without_a_pool_label_the_scale_check_is_unknown(autoscaled_cluster_for, tmp_path):
+    cluster = autoscaled_cluster_for("autoscaling")
+    report = run_kaic(cluster.kubeconfig, tmp_path / "run", (), "--profile", str(only_this_requirement(tmp_path)),
+                      "--mode", "certified")  # fmt: skip
+    got = probes(report)
+    assert got["cluster_autoscaling.scale-up-down"][0] == "unknown", got
+    assert "--autoscaler-node-pool-label" in got["cluster_autoscaling.scale-up-down"][1]
+    assert outcome(report) == "unknown"
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("scenario", AUTOSCALED)
+def test_certified_scale_up_and_down(scenario, autoscaled_cluster_for, tmp_path):
+    cluster = autoscaled_cluster_for(scenario)
+    report = run_kaic(cluster.kubeconfig, tmp_path / "run", (), "--profile", str(only_this_requirement(tmp_path)),
+                      "--mode", "certified", POOL, *TIMEOUTS)  # fmt: skip
+    got = probes(report)
+    assert outcome(report) == MATRIX[scenario][REQUIREMENT], got
+    assert got["cluster_autoscaling.check-capacity"] == ("passed", ""), got
+    if scenario == "autoscaling":
+        assert got["cluster_autoscaling.scale-up-down"] == ("passed", ""), got
+    else:
+        assert got["cluster_autoscaling.scale-up-down"][0] == "failed", got
+        assert "added no pool node" in got["cluster_autoscaling.scale-up-down"][1], got
+    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
