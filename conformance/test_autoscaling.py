@@ -122,7 +122,7 @@ class Pool:
         self.nodes = self.read()
         if not self.nodes:
             raise Unknown(f"no Ready, schedulable node is labelled {label}: the pool needs N >= 1 nodes")
-        selection = accelerators.select(cluster, facts, run.options, "device-plugin")
+        selection = accelerators.select(facts, run.options, "device-plugin")
         resource = selection.extended_resource
         counts = {
             n: (self.cluster.get(f"{NODES}/{n}")["status"].get("allocatable") or {}).get(resource)
