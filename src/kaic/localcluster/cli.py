@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -37,14 +38,20 @@ def cluster() -> None:
     help="Cluster shape: the conformant reference or a deliberately broken variant.",
 )
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait per component.")
-def up(state_dir: Path, scenario: str, timeout: float) -> None:
+@click.option(
+    "--real-node",
+    is_flag=True,
+    help="Also start one real worker node (kubelet, containerd, runc; needs root) that runs containers.",
+)
+def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
     """Start etcd, the control plane, kwok and the simulated GPU driver on 127.0.0.1."""
     from kaic.localcluster.launcher import ClusterError, LocalCluster, find_binaries
 
     local = LocalCluster(state_dir)
     started = time.monotonic()
+    shape = dataclasses.replace(SCENARIOS[scenario], real_node=real_node)
     try:
-        local.up(SCENARIOS[scenario], find_binaries(), timeout=timeout)
+        local.up(shape, find_binaries(), timeout=timeout)
     except ClusterError as error:
         raise click.ClickException(str(error)) from error
     click.echo(
@@ -73,6 +80,7 @@ def down(state_dir: Path) -> None:
 @state_dir_option
 def status(state_dir: Path) -> None:
     """Show each component's pid and memory, the scenario and the API server address."""
+    from kaic.localcluster import node
     from kaic.localcluster.launcher import COMPONENTS, LocalCluster
 
     local = LocalCluster(state_dir)
@@ -81,8 +89,9 @@ def status(state_dir: Path) -> None:
         click.echo(f"no cluster in {local.state_dir}")
         sys.exit(1)
     click.echo(f"scenario: {state['scenario']}  server: {state['server']}  ready: {state['ready']}")
+    names = COMPONENTS + (node.COMPONENTS if state.get("real_node") else ())
     total = 0
-    for name in COMPONENTS:
+    for name in names:
         process = local.process(name)
         pid = process.pid()
         rss = process.rss_bytes()
@@ -90,7 +99,7 @@ def status(state_dir: Path) -> None:
         shown = f"pid {pid}  rss {rss / 2**20:.0f} MiB" if pid else "not running"
         click.echo(f"  {name:<24} {shown}")
     click.echo(f"  {'total':<24} rss {total / 2**20:.0f} MiB")
-    if len(local.running()) != len(COMPONENTS):
+    if any(not local.process(name).alive() for name in names):
         sys.exit(1)
 
 

@@ -23,6 +23,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
 
 from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR, kubeconfig, pki, topology
+from kaic.localcluster.node import POD_SUBNET, RealNode
 from kaic.localcluster.processes import (
     ClusterError,
     Managed,
@@ -87,6 +88,9 @@ class LocalCluster:
     def process(self, name: str) -> Managed:
         return Managed(name, self.state_dir / "run", self.state_dir / "logs")
 
+    def real_node(self) -> RealNode:
+        return RealNode(self.state_dir, self.pki, self.process)
+
     def running(self) -> list[str]:
         return [name for name in COMPONENTS if self.process(name).alive()]
 
@@ -108,6 +112,7 @@ class LocalCluster:
         if self.state_dir.exists() and any(self.state_dir.iterdir()):
             if not (self.state_dir / STATE_FILE).exists():
                 raise ClusterError(f"{self.state_dir} is not empty and holds no kaic cluster; choose another")
+            self.real_node().teardown()
             shutil.rmtree(self.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
 
@@ -128,6 +133,8 @@ class LocalCluster:
             self.pki.create(SERVICE_IP)
             self._start(scenario, binaries, ports, timeout)
             self._publish(scenario, timeout)
+            if scenario.real_node:
+                state["real_node"] = self._start_real_node(state["server"], binaries, timeout)
         except BaseException:
             self.stop_processes()
             raise
@@ -147,7 +154,10 @@ class LocalCluster:
         if len(str(self.egress_socket)) > MAX_SOCKET_PATH:
             raise ClusterError(f"state directory path too long for a unix socket: {self.egress_socket}")
         egress = self.process("egress")
-        egress.start([sys.executable, "-m", "kaic.localcluster.egress", str(self.egress_socket)])
+        egress_networks = [POD_SUBNET] if scenario.real_node else []
+        egress.start(
+            [sys.executable, "-m", "kaic.localcluster.egress", str(self.egress_socket), *egress_networks]
+        )
         wait_unix_socket(egress, self.egress_socket, timeout)
         egress_config = self.state_dir / "egress-selector.yaml"
         egress_config.write_text(yaml.safe_dump(self._egress_selector()))
@@ -245,6 +255,9 @@ class LocalCluster:
         ]
         if scenario.gates:
             flags.append(f"--feature-gates={flag_value(scenario.gates)}")
+        if scenario.real_node:
+            # Webhooks and aggregated APIs served by real pods: dial an endpoint, not the (unrouted) ClusterIP.
+            flags.append("--enable-aggregator-routing=true")
         if scenario.runtime_config:
             flags.append(f"--runtime-config={flag_value(scenario.runtime_config)}")
         return flags
@@ -370,7 +383,15 @@ class LocalCluster:
                 "the default ServiceAccount (kube-controller-manager)",
             )
 
+    def _start_real_node(self, server: str, binaries: Binaries, timeout: float) -> dict[str, Any]:
+        real_node = self.real_node()
+        info = real_node.up(server, binaries.kaic_cluster.parent, timeout)
+        with self.api_client() as api:
+            real_node.wait_ready(api, timeout)
+        return info
+
     def stop_processes(self) -> None:
+        self.real_node().teardown()
         for name in reversed(COMPONENTS):
             self.process(name).stop()
 

@@ -131,6 +131,17 @@ class Authority:
         )
         _write(pair, self.cert, self.key)
 
+    @classmethod
+    def load(cls, pair: Pair) -> Authority:
+        """The CA that `create` wrote, read back to sign certificates later."""
+        authority = cls.__new__(cls)
+        authority.pair = pair
+        authority.cert = x509.load_pem_x509_certificate(pair.cert.read_bytes())
+        key = serialization.load_pem_private_key(pair.key.read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        authority.key = key
+        return authority
+
     def issue(
         self,
         pair: Pair,
@@ -197,6 +208,17 @@ class ClusterPKI:
             ExtendedKeyUsageOID.CLIENT_AUTH,
         )
         self._write_service_account_keys()
+
+    def issue_kubelet(self, node: str, address: str) -> tuple[Pair, Pair]:
+        """A real kubelet's client certificate (what the Node authorizer expects) and its serving certificate."""
+        ca = Authority.load(self.ca)
+        user = f"system:node:{node}"
+        client, serving = self._pair(f"kubelet-{node}"), self._pair(f"kubelet-{node}-serving")
+        ca.issue(client, _name(user, ("system:nodes",)), ExtendedKeyUsageOID.CLIENT_AUTH)
+        ca.issue(
+            serving, _name(user), ExtendedKeyUsageOID.SERVER_AUTH, dns_names=(node,), ip_addresses=(address,)
+        )
+        return client, serving
 
     def _write_service_account_keys(self) -> None:
         key = _new_key()

@@ -57,7 +57,7 @@ class Managed:
     def log(self) -> Path:
         return self.log_dir / f"{self.name}.log"
 
-    def start(self, argv: list[str]) -> int:
+    def start(self, argv: list[str], env: dict[str, str] | None = None) -> int:
         """Start `argv` in its own session (so a terminal's Ctrl-C does not reach it) and record its pid."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +68,7 @@ class Managed:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=env,
             )
         self.pidfile.write_text(f"{process.pid}\n{argv[0]}\n")
         # Until the child has exec'd, /proc shows our own command line and `pid()` would disown it.

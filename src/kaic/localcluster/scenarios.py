@@ -54,6 +54,8 @@ class Scenario:
     scheduler_disabled_plugins: tuple[str, ...] = ()
     # kube-scheduler --emulated-version, when it must not be the binary's own.
     scheduler_emulated_version: str | None = None
+    # One real worker node (kubelet + containerd, `node.py`) beside the kwok nodes; needs root.
+    real_node: bool = False
 
     def gates_for_scheduler(self) -> dict[str, bool]:
         return self.gates if self.scheduler_gates is None else self.scheduler_gates
