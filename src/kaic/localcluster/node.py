@@ -11,7 +11,7 @@ address. The apiserver reaches the kubelet and pods through the egress proxy, wh
 through besides loopback.
 
 Everything a node leaves on the host is accounted for, so `teardown` can remove it exactly: mounts
-under the state directory, the cgroup subtree `/kaic-worker` of every cgroup v1 hierarchy, the bridge,
+under the state directory and the kubelet's root directory, the cgroup subtree `/kaic-worker` of every cgroup v1 hierarchy, the bridge,
 containerd's shim sockets, and the kernel settings the kubelet changes (restored to what they were).
 """
 
@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -47,6 +48,9 @@ COMPONENTS = ("containerd", "kubelet")
 CGROUP_ROOT = "/sys/fs/cgroup"
 CGROUP_PARENT = NODE_NAME
 SHIM_SOCKETS = Path("/run/containerd/s")
+# The kubelet's --root-dir holds unix sockets (pod resources, device and DRA plugins) whose paths must stay
+# under 108 bytes, so it cannot live in a state directory of any length. One real node per host anyway.
+KUBELET_ROOT = Path("/var/lib/kaic-worker")
 # What the kubelet sets at start (pkg/kubelet/cm: setupKernelTunables); restored at teardown.
 KERNEL_TUNABLES = (
     "vm/overcommit_memory",
@@ -57,6 +61,7 @@ KERNEL_TUNABLES = (
     "kernel/keys/root_maxbytes",
 )
 _MNT_DETACH = 2
+MAX_SOCKET_PATH = 104
 
 
 def placement() -> dict[str, Any]:
@@ -113,6 +118,8 @@ def host_problem() -> str | None:
         return f"the real node expects cgroup v1 hierarchies under {CGROUP_ROOT}"
     if Path("/sys/class/net", BRIDGE).exists():
         return f"bridge {BRIDGE} exists: another real node runs on this host (one at a time)"
+    if KUBELET_ROOT.exists():
+        return f"{KUBELET_ROOT} exists: another real node runs on this host, or one was not torn down"
     return None
 
 
@@ -124,7 +131,8 @@ class RealNode:
         self.dir = state_dir / "node"
         self.pki = pki
         self.process = process
-        self.containerd_socket = self.dir / "containerd" / "containerd.sock"
+        # containerd also listens on this path plus ".ttrpc", and refuses socket paths over 104 bytes.
+        self.containerd_socket = self.dir / "ctd.sock"
         self.containerd_state = self.dir / "containerd" / "state"
 
     @property
@@ -136,6 +144,10 @@ class RealNode:
         if problem := host_problem():
             raise ClusterError(problem)
         binaries = find_node_binaries(directory)
+        if len(f"{self.containerd_socket}.ttrpc") > MAX_SOCKET_PATH:
+            raise ClusterError(
+                f"state directory path too long for containerd's sockets: {self.containerd_socket}"
+            )
         self.dir.mkdir(parents=True)
         # Recorded first, so teardown can undo a start that fails half way.
         self.record.write_text(
@@ -183,7 +195,7 @@ class RealNode:
                 "kubelet",
                 f"--config={config}",
                 f"--kubeconfig={kubelet_kubeconfig}",
-                f"--root-dir={self.dir / 'kubelet'}",
+                f"--root-dir={KUBELET_ROOT}",
                 f"--hostname-override={NODE_NAME}",
                 f"--node-ip={NODE_IP}",
                 f"--node-labels={POOL_LABEL}={POOL}",
@@ -340,6 +352,9 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.nri.v1.nri"]
         _kill_shims(str(self.containerd_socket))
         _remove_shim_sockets(record.get("shim_sockets_before"))
         unmount_below(self.state_dir)
+        # The kubelet bind-mounts its root directory onto itself to make it shared.
+        unmount_below(KUBELET_ROOT, itself=True)
+        shutil.rmtree(KUBELET_ROOT, ignore_errors=True)
         _remove_cgroups()
         if Path("/sys/class/net", BRIDGE).exists():
             _run("ip", "link", "delete", BRIDGE)
@@ -372,7 +387,8 @@ def _cgroup_dirs() -> list[Path]:
 def _cgroup_pids() -> set[int]:
     pids = set()
     for directory in _cgroup_dirs():
-        with contextlib.suppress(FileNotFoundError):
+        # A cgroup that runc removes while we look reads as missing or as ENODEV.
+        with contextlib.suppress(OSError):
             pids |= {int(line) for line in (directory / "cgroup.procs").read_text().split()}
     return pids
 
@@ -440,25 +456,25 @@ def _shim_pids(containerd_socket: str) -> list[int]:
     return pids
 
 
-def mounts_below(directory: Path) -> list[str]:
-    """Mount points under `directory` (as /proc/self/mountinfo spells them), deepest first."""
-    prefix = f"{directory.resolve()}/"
+def mounts_below(directory: Path, itself: bool = False) -> list[str]:
+    """Mount points under `directory`, and `directory` itself if asked (as mountinfo spells them), deepest first."""
+    top = str(directory.resolve())
     points = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         point = line.split()[4].encode().decode("unicode_escape")
-        if point.startswith(prefix):
+        if point.startswith(f"{top}/") or (itself and point == top):
             points.append(point)
     return sorted(points, key=len, reverse=True)
 
 
-def unmount_below(directory: Path, rounds: int = 5) -> None:
+def unmount_below(directory: Path, itself: bool = False, rounds: int = 5) -> None:
     """Detach every mount under `directory` (rootfs overlays, netns, volumes, the kubelet's bind mount)."""
     libc = ctypes.CDLL(None, use_errno=True)
     for _ in range(rounds):
-        points = mounts_below(directory)
+        points = mounts_below(directory, itself)
         if not points:
             return
         for point in points:
             libc.umount2(point.encode(), _MNT_DETACH)
-    if left := mounts_below(directory):
+    if left := mounts_below(directory, itself):
         raise ClusterError(f"mounts left under {directory}: {left}")
