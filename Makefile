@@ -7,7 +7,8 @@
 #                Prints the time of each phase (module download, compile+link); a cold build is long.
 #                Also the real worker node (cluster/node, see cluster/README.md): containerd, its runc shim,
 #                ctr, runc (cgo, for nsenter), the CNI plugins bridge, host-local and loopback into cluster/bin/cni,
-#                kaic-pause (the sandbox image's binary) and busybox from Debian's busybox-static package.
+#                kaic-pause (the sandbox image's binary), busybox from Debian's busybox-static package, and
+#                the dra-example-driver kubelet plugin (cluster/dra).
 # cluster-clean  removes cluster/bin (the Go module and build caches are left alone).
 
 GO ?= go
@@ -49,7 +50,7 @@ CNI_PLUGINS := github.com/containernetworking/plugins/plugins/main/bridge \
 BUSYBOX_DEB := busybox-static=1:1.35.0-4+deb12u1+b1
 NODE_TARGETS := $(CLUSTER_BIN)/containerd $(CLUSTER_BIN)/runc $(CLUSTER_BIN)/cni/bridge \
 	$(CLUSTER_BIN)/kaic-pause $(CLUSTER_BIN)/busybox
-cluster: $(NODE_TARGETS)
+cluster: $(NODE_TARGETS) $(CLUSTER_BIN)/dra-example-kubeletplugin
 
 # containerd, its runc shim and ctr (image import) are pure Go; btrfs and other cgo-only plugins drop out.
 $(CLUSTER_BIN)/containerd: $(NODE_MOD)
@@ -82,6 +83,13 @@ $(CLUSTER_BIN)/busybox:
 	@mkdir -p $(CLUSTER_BIN)
 	@tmp=$$(mktemp -d) && (cd $$tmp && apt-get download -q -o APT::Sandbox::User=root '$(BUSYBOX_DEB)' >/dev/null && dpkg-deb -x busybox-static_*.deb root) \
 	  && install -m 0755 $$tmp/root/bin/busybox $@ && rm -rf $$tmp && echo "cluster: busybox from $(BUSYBOX_DEB)"
+
+# The upstream dra-example-driver's kubelet plugin, run as a process on the real node (cluster/dra/go.mod:
+# it requires k8s.io/* v0.36, which the 0.37 pins of cluster/go.mod rule out, so it is its own module).
+$(CLUSTER_BIN)/dra-example-kubeletplugin: cluster/dra/go.mod cluster/dra/go.sum
+	@$(call timed,dra-example-driver module download,cluster/dra,$(GO) list -deps tool >/dev/null)
+	@$(call timed,dra-example-kubeletplugin compile+link,cluster/dra,CGO_ENABLED=0 $(GO) build -trimpath \
+	  -o ../bin/dra-example-kubeletplugin sigs.k8s.io/dra-example-driver/cmd/dra-example-kubeletplugin)
 
 cluster-clean:
 	rm -rf $(CLUSTER_BIN)

@@ -73,6 +73,7 @@ def leftovers(state_dir: Path) -> dict[str, Any]:
         "links": [line for line in links.splitlines() if node.BRIDGE in line or "veth" in line],
         "cgroups": sorted(str(path) for path in Path(node.CGROUP_ROOT).glob(f"*/{node.CGROUP_PARENT}")),
         "shim sockets": sorted(os.listdir(node.SHIM_SOCKETS)) if node.SHIM_SOCKETS.is_dir() else [],
+        "kernel settings": {name: Path("/proc/sys", name).read_text() for name in node.KERNEL_TUNABLES},
     }
 
 
@@ -202,6 +203,17 @@ def service_get(core: client.CoreV1Api, namespace: str, service: str, path: str)
         raise
 
 
+def test_pods_reach_only_their_subnet(core: client.CoreV1Api, ns: str) -> None:
+    """No default route, and no nameserver but the pod's own loopback (the host's resolver is private)."""
+    script = "ip -4 route; echo ---; cat /etc/resolv.conf"
+    core.create_namespaced_pod(ns, busybox_pod("routes", script, restartPolicy="Never"))
+    assert wait_pod(core, ns, "routes", finished).status.phase == "Succeeded"
+    routes, _, resolv = core.read_namespaced_pod_log("routes", ns).partition("---\n")
+    assert [line.split()[0] for line in routes.splitlines()] == [node.POD_SUBNET], routes
+    nameservers = [line.split()[1] for line in resolv.splitlines() if line.startswith("nameserver")]
+    assert all(ipaddress.ip_address(server).is_loopback for server in nameservers), resolv
+
+
 def test_pod_logs_through_the_api(core: client.CoreV1Api, ns: str) -> None:
     core.create_namespaced_pod(
         ns, busybox_pod("logs", "echo first line; echo second line", restartPolicy="Never")
@@ -218,3 +230,26 @@ def test_termination_message_and_exit_code(core: client.CoreV1Api, ns: str) -> N
     assert done.status.phase == "Failed"
     terminated = done.status.container_statuses[0].state.terminated
     assert (terminated.exit_code, terminated.message.strip()) == (3, "probe-said-goodbye")
+
+
+def test_dra_driver_injects_its_gpu_through_cdi(core: client.CoreV1Api, ns: str) -> None:
+    resource = client.ResourceV1Api(core.api_client)
+    request = {"name": "gpu", "exactly": {"deviceClassName": node.DRA_DRIVER}}
+    resource.create_namespaced_resource_claim(
+        ns, {"metadata": {"name": "gpu"}, "spec": {"devices": {"requests": [request]}}}
+    )
+    # Ready once the environment is in the log; the claim stays allocated while the pod runs.
+    script = "env | sort; touch /tmp/printed; exec sleep 3600"
+    pod = busybox_pod("gpu-user", script, resourceClaims=[{"name": "gpu", "resourceClaimName": "gpu"}])
+    container = pod["spec"]["containers"][0]
+    container["resources"] = {"claims": [{"name": "gpu"}]}
+    container["readinessProbe"] = {"exec": {"command": ["cat", "/tmp/printed"]}, "periodSeconds": 1}
+    core.create_namespaced_pod(ns, pod)
+    wait_pod(core, ns, "gpu-user", ready)
+
+    (result,) = resource.read_namespaced_resource_claim("gpu", ns).status.allocation.devices.results
+    assert (result.driver, result.pool) == (node.DRA_DRIVER, node.NODE_NAME)
+    environment = core.read_namespaced_pod_log("gpu-user", ns).splitlines()
+    assert f"DRA_RESOURCE_DRIVER_NAME={node.DRA_DRIVER}" in environment
+    assert f"KUBERNETES_NODE_NAME={node.NODE_NAME}" in environment
+    assert any(line.startswith("GPU_DEVICE_") and line.endswith(f"={result.device}") for line in environment)

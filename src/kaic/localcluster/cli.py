@@ -89,7 +89,7 @@ def status(state_dir: Path) -> None:
         click.echo(f"no cluster in {local.state_dir}")
         sys.exit(1)
     click.echo(f"scenario: {state['scenario']}  server: {state['server']}  ready: {state['ready']}")
-    names = COMPONENTS + (node.COMPONENTS if state.get("real_node") else ())
+    names = COMPONENTS + (node.components(state["real_node"]) if state.get("real_node") else ())
     total = 0
     for name in names:
         process = local.process(name)

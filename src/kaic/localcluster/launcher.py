@@ -134,7 +134,7 @@ class LocalCluster:
             self._start(scenario, binaries, ports, timeout)
             self._publish(scenario, timeout)
             if scenario.real_node:
-                state["real_node"] = self._start_real_node(state["server"], binaries, timeout)
+                state["real_node"] = self._start_real_node(scenario, state["server"], binaries, timeout)
         except BaseException:
             self.stop_processes()
             raise
@@ -383,11 +383,15 @@ class LocalCluster:
                 "the default ServiceAccount (kube-controller-manager)",
             )
 
-    def _start_real_node(self, server: str, binaries: Binaries, timeout: float) -> dict[str, Any]:
+    def _start_real_node(
+        self, scenario: Scenario, server: str, binaries: Binaries, timeout: float
+    ) -> dict[str, Any]:
+        """The real node; its DRA driver runs where the simulated one publishes devices too."""
         real_node = self.real_node()
-        info = real_node.up(server, binaries.kaic_cluster.parent, timeout)
+        dra_driver = scenario.driver_installed and scenario.publish_slices
+        info = real_node.up(server, binaries.kaic_cluster.parent, timeout, dra_driver)
         with self.api_client() as api:
-            real_node.wait_ready(api, timeout)
+            real_node.wait_ready(api, timeout, dra_driver)
         return info
 
     def stop_processes(self) -> None:

@@ -33,6 +33,7 @@ import yaml
 from kubernetes import client
 
 from kaic.localcluster import images, kubeconfig
+from kaic.localcluster.pki import DRA_DRIVER as DRIVER_IDENTITY
 from kaic.localcluster.pki import ClusterPKI
 from kaic.localcluster.processes import ClusterError, free_ports, wait_healthy, wait_unix_socket
 
@@ -44,7 +45,10 @@ BRIDGE = "kaic0"
 TAINT = {"key": "kaic.io/real-node", "value": "true", "effect": "NoSchedule"}
 POOL_LABEL = "kaic.io/node-pool"
 POOL = "real"
-COMPONENTS = ("containerd", "kubelet")
+COMPONENTS = ("containerd", "kubelet", "dra-driver")
+# The upstream dra-example-driver's kubelet plugin: GPUs of this driver name, published as this node's
+# ResourceSlice and handed to containers through CDI (environment variables GPU_DEVICE_<n>).
+DRA_DRIVER = "gpu.example.com"
 CGROUP_ROOT = "/sys/fs/cgroup"
 CGROUP_PARENT = NODE_NAME
 SHIM_SOCKETS = Path("/run/containerd/s")
@@ -62,6 +66,11 @@ KERNEL_TUNABLES = (
 )
 _MNT_DETACH = 2
 MAX_SOCKET_PATH = 104
+
+
+def components(info: dict[str, Any]) -> tuple[str, ...]:
+    """The processes a real node started, from what `RealNode.up` returned (kept in the cluster's state)."""
+    return COMPONENTS if info.get("dra_driver") else COMPONENTS[:-1]
 
 
 def placement() -> dict[str, Any]:
@@ -95,7 +104,15 @@ class NodeBinaries:
         return self.directory / "cni"
 
     def required(self) -> list[Path]:
-        names = ("containerd", "containerd-shim-runc-v2", "ctr", "runc", "kaic-pause", "busybox")
+        names = (
+            "containerd",
+            "containerd-shim-runc-v2",
+            "ctr",
+            "runc",
+            "kaic-pause",
+            "busybox",
+            "dra-example-kubeletplugin",
+        )
         plugins = [self.cni / name for name in ("bridge", "host-local", "loopback")]
         return [self.directory / name for name in names] + plugins
 
@@ -139,8 +156,8 @@ class RealNode:
     def record(self) -> Path:
         return self.dir / "host.json"
 
-    def up(self, server: str, directory: Path, timeout: float) -> dict[str, Any]:
-        """Set up the host side, start containerd with the local images, then the kubelet; wait for Ready."""
+    def up(self, server: str, directory: Path, timeout: float, dra_driver: bool) -> dict[str, Any]:
+        """Set up the host side, start containerd with the local images, the kubelet and the DRA driver."""
         if problem := host_problem():
             raise ClusterError(problem)
         binaries = find_node_binaries(directory)
@@ -202,22 +219,61 @@ class RealNode:
             ]
         )
         wait_healthy(kubelet, f"http://127.0.0.1:{healthz_port}/healthz", timeout)
-        return {"node": NODE_NAME, "pod_subnet": POD_SUBNET, "kubelet_port": kubelet_port}
+        if dra_driver:
+            self._start_dra_driver(server, directory)
+        return {
+            "node": NODE_NAME,
+            "pod_subnet": POD_SUBNET,
+            "kubelet_port": kubelet_port,
+            "dra_driver": dra_driver,
+        }
 
-    def wait_ready(self, api: client.ApiClient, timeout: float) -> None:
-        core = client.CoreV1Api(api)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.process("kubelet").alive():
-                raise ClusterError(f"kubelet exited:\n{self.process('kubelet').log_tail()}")
+    def _start_dra_driver(self, server: str, directory: Path) -> None:
+        """The kubelet plugin registers through the kubelet's plugin registry and writes CDI specs for containerd."""
+        identity = self.pki.client(DRIVER_IDENTITY)
+        config = self.dir / "dra-driver.kubeconfig"
+        kubeconfig.write(config, server, self.pki.ca.cert, identity, DRIVER_IDENTITY.user)
+        self.process("dra-driver").start(
+            [
+                str(directory / "dra-example-kubeletplugin"),
+                f"--node-name={NODE_NAME}",
+                f"--kubeconfig={config}",
+                f"--cdi-root={self.dir / 'cdi'}",
+                f"--kubelet-registrar-directory-path={KUBELET_ROOT / 'plugins_registry'}",
+                f"--kubelet-plugins-directory-path={KUBELET_ROOT / 'plugins'}",
+                "--device-profile=gpu",
+                f"--driver-name={DRA_DRIVER}",
+            ],
+            # The driver names the node in the CDI environment it injects from $NODE_NAME.
+            env=os.environ | {"NODE_NAME": NODE_NAME},
+        )
+
+    def wait_ready(self, api: client.ApiClient, timeout: float, dra_driver: bool) -> None:
+        """Wait for the node to be Ready and, with the driver, for its ResourceSlice."""
+        core, resource = client.CoreV1Api(api), client.ResourceV1Api(api)
+        watched = ["kubelet", "dra-driver"] if dra_driver else ["kubelet"]
+
+        def ready() -> bool:
             with contextlib.suppress(client.ApiException):
                 conditions = core.read_node(NODE_NAME).status.conditions or []
-                if any(c.type == "Ready" and c.status == "True" for c in conditions):
-                    return
+                return any(c.type == "Ready" and c.status == "True" for c in conditions)
+            return False
+
+        def published() -> bool:
+            slices = resource.list_resource_slice(field_selector=f"spec.nodeName={NODE_NAME}").items
+            return any(s.spec.driver == DRA_DRIVER for s in slices)
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name in watched:
+                if not self.process(name).alive():
+                    raise ClusterError(f"{name} exited:\n{self.process(name).log_tail()}")
+            if ready() and (not dra_driver or published()):
+                return
             time.sleep(0.25)
         raise ClusterError(
-            f"node {NODE_NAME} not Ready after {timeout:.0f}s; logs in {self.process('kubelet').log}\n"
-            f"{self.process('kubelet').log_tail()}"
+            f"node {NODE_NAME} not Ready{' with its ResourceSlice' if dra_driver else ''} after {timeout:.0f}s; "
+            f"logs in {self.process('kubelet').log.parent}\n{self.process(watched[-1]).log_tail()}"
         )
 
     def _make_cgroup_parent(self) -> None:
@@ -346,6 +402,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.nri.v1.nri"]
         if not self.record.exists():
             return
         record = json.loads(self.record.read_text())
+        self.process("dra-driver").stop()
         self.process("kubelet").stop()
         _kill_cgroup_processes()
         self.process("containerd").stop()

@@ -55,7 +55,9 @@ APISERVER_KUBELET = ClientIdentity(
     "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)
 )
 FRONT_PROXY_CLIENT = ClientIdentity("front-proxy-client", "front-proxy-client")
-CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK, APISERVER_KUBELET)
+# The real node's dra-example-driver: cluster-wide like the simulated driver (its chart grants a ClusterRole).
+DRA_DRIVER = ClientIdentity("dra-driver", "kaic-dra-driver", ("system:masters",))
+CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK, APISERVER_KUBELET, DRA_DRIVER)
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
