@@ -133,6 +133,7 @@ demo: venv cluster
 lint: venv
 	$(VENV)/bin/ruff check src conformance tests
 	cd cluster && test -z "$$(gofmt -l cmd)" && $(GO) vet ./...
+	cd cluster/node && test -z "$$(gofmt -l cmd)" && $(GO) vet ./...
 
 rbac-examples: venv
 	mkdir -p examples/rbac

@@ -45,6 +45,7 @@ def cluster() -> None:
 )
 def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
     """Start etcd, the control plane, kwok and the simulated GPU driver on 127.0.0.1."""
+    from kaic.localcluster import node
     from kaic.localcluster.launcher import ClusterError, LocalCluster, find_binaries
 
     local = LocalCluster(state_dir)
@@ -54,8 +55,9 @@ def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
         local.up(shape, find_binaries(), timeout=timeout)
     except ClusterError as error:
         raise click.ClickException(str(error)) from error
+    shown = f"{scenario}, real node {node.NODE_NAME}" if real_node else scenario
     click.echo(
-        f"cluster up ({scenario}) in {time.monotonic() - started:.1f}s; logs in {local.state_dir / 'logs'}"
+        f"cluster up ({shown}) in {time.monotonic() - started:.1f}s; logs in {local.state_dir / 'logs'}"
     )
     click.echo(f"export KUBECONFIG={local.kubeconfig}")
 
