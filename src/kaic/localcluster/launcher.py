@@ -256,7 +256,7 @@ class LocalCluster:
         if scenario.gates:
             flags.append(f"--feature-gates={flag_value(scenario.gates)}")
         if scenario.real_node:
-            # Webhooks and aggregated APIs served by real pods: dial an endpoint, not the (unrouted) ClusterIP.
+            # Webhooks and aggregated APIs served by real pods: dial an endpoint, not the unrouted ClusterIP.
             flags.append("--enable-aggregator-routing=true")
         if scenario.runtime_config:
             flags.append(f"--runtime-config={flag_value(scenario.runtime_config)}")

@@ -11,8 +11,9 @@ address. The apiserver reaches the kubelet and pods through the egress proxy, wh
 through besides loopback.
 
 Everything a node leaves on the host is accounted for, so `teardown` can remove it exactly: mounts
-under the state directory and the kubelet's root directory, the cgroup subtree `/kaic-worker` of every cgroup v1 hierarchy, the bridge,
-containerd's shim sockets, and the kernel settings the kubelet changes (restored to what they were).
+under the state directory and the kubelet's root directory, the cgroup subtree `/kaic-worker` of every
+cgroup hierarchy, the bridge, containerd's shim sockets, and the kernel settings the kubelet changes
+(restored to what they were).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,8 @@ from kubernetes import client
 
 from kaic.localcluster import images, kubeconfig
 from kaic.localcluster.pki import DRA_DRIVER as DRIVER_IDENTITY
-from kaic.localcluster.pki import ClusterPKI
-from kaic.localcluster.processes import ClusterError, free_ports, wait_healthy, wait_unix_socket
+from kaic.localcluster.pki import ClusterPKI, Pair
+from kaic.localcluster.processes import ClusterError, Managed, free_ports, wait_healthy, wait_unix_socket
 
 NODE_NAME = "kaic-worker"
 POD_SUBNET = "100.64.128.0/24"
@@ -131,6 +133,8 @@ def host_problem() -> str | None:
     """Why this host cannot run the real node, or None."""
     if os.geteuid() != 0:
         return "the real node needs root (it mounts, makes cgroups and a bridge)"
+    if shutil.which("ip") is None:
+        return "the real node needs iproute2's `ip` for its bridge"
     if not Path(CGROUP_ROOT, "memory", "cgroup.procs").exists():
         return f"the real node expects cgroup v1 hierarchies under {CGROUP_ROOT}"
     if Path("/sys/class/net", BRIDGE).exists():
@@ -143,7 +147,7 @@ def host_problem() -> str | None:
 class RealNode:
     """The real node of the cluster whose state lives in `state_dir`; its files are in `state_dir/node`."""
 
-    def __init__(self, state_dir: Path, pki: ClusterPKI, process: Any) -> None:
+    def __init__(self, state_dir: Path, pki: ClusterPKI, process: Callable[[str], Managed]) -> None:
         self.state_dir = state_dir
         self.dir = state_dir / "node"
         self.pki = pki
@@ -229,7 +233,7 @@ class RealNode:
         }
 
     def _start_dra_driver(self, server: str, directory: Path) -> None:
-        """The kubelet plugin registers through the kubelet's plugin registry and writes CDI specs for containerd."""
+        """The kubelet plugin registers through the kubelet's plugin registry; containerd reads its CDI."""
         identity = self.pki.client(DRIVER_IDENTITY)
         config = self.dir / "dra-driver.kubeconfig"
         kubeconfig.write(config, server, self.pki.ca.cert, identity, DRIVER_IDENTITY.user)
@@ -272,7 +276,7 @@ class RealNode:
                 return
             time.sleep(0.25)
         raise ClusterError(
-            f"node {NODE_NAME} not Ready{' with its ResourceSlice' if dra_driver else ''} after {timeout:.0f}s; "
+            f"node {NODE_NAME} not Ready{' with its slice' if dra_driver else ''} after {timeout:.0f}s; "
             f"logs in {self.process('kubelet').log.parent}\n{self.process(watched[-1]).log_tail()}"
         )
 
@@ -354,7 +358,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.nri.v1.nri"]
             ],
         }
 
-    def _kubelet_config(self, port: int, healthz_port: int, serving: Any) -> dict[str, Any]:
+    def _kubelet_config(self, port: int, healthz_port: int, serving: Pair) -> dict[str, Any]:
         return {
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
             "kind": "KubeletConfiguration",
@@ -395,7 +399,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.nri.v1.nri"]
         }
 
     def teardown(self) -> None:
-        """Stop the kubelet, kill every container and shim, unmount, remove cgroups and bridge, restore sysctls.
+        """Stop the kubelet, kill containers and shims, unmount, remove cgroups and bridge, restore sysctls.
 
         Safe to repeat and a no-op when this cluster never had a real node.
         """
@@ -514,7 +518,7 @@ def _shim_pids(containerd_socket: str) -> list[int]:
 
 
 def mounts_below(directory: Path, itself: bool = False) -> list[str]:
-    """Mount points under `directory`, and `directory` itself if asked (as mountinfo spells them), deepest first."""
+    """Mount points under `directory` (and `directory` itself if asked), deepest first."""
     top = str(directory.resolve())
     points = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():

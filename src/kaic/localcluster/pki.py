@@ -212,7 +212,7 @@ class ClusterPKI:
         self._write_service_account_keys()
 
     def issue_kubelet(self, node: str, address: str) -> tuple[Pair, Pair]:
-        """A real kubelet's client certificate (what the Node authorizer expects) and its serving certificate."""
+        """A real kubelet's client certificate (as the Node authorizer expects) and serving certificate."""
         ca = Authority.load(self.ca)
         user = f"system:node:{node}"
         client, serving = self._pair(f"kubelet-{node}"), self._pair(f"kubelet-{node}-serving")
