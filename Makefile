@@ -6,6 +6,10 @@
 #                The Cluster Autoscaler is not among them: the Go module proxy refuses its module (cluster/README.md).
 #                Cached by file times: a no-op while the binaries are newer than go.mod, go.sum and sources.
 #                Prints the time of each phase (module download, compile+link); a cold build is long.
+#                Also the real worker node (cluster/node, see cluster/README.md): containerd, its runc shim,
+#                ctr, runc (cgo, for nsenter), the CNI plugins bridge, host-local and loopback into cluster/bin/cni,
+#                kaic-pause (the sandbox image's binary), busybox from Debian's busybox-static package, and
+#                the dra-example-driver kubelet plugin (cluster/dra).
 # cluster-clean  removes cluster/bin (the Go module and build caches are left alone).
 
 GO ?= go
@@ -33,6 +37,60 @@ $(CLUSTER_BIN)/kaic-cluster: cluster/go.mod cluster/go.sum $(CLUSTER_SOURCES)
 $(CLUSTER_BIN)/kwok: cluster/kwok/go.mod cluster/kwok/go.sum
 	@$(call timed,kwok module download,cluster/kwok,$(GO) list -deps sigs.k8s.io/kwok/cmd/kwok >/dev/null)
 	@$(call timed,kwok compile+link,cluster/kwok,CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/kwok sigs.k8s.io/kwok/cmd/kwok)
+
+# ---- The real worker node: container runtime, CNI plugins and image contents (cluster/node/go.mod) ----------
+NODE_MOD := cluster/node/go.mod cluster/node/go.sum
+NODE_SOURCES := $(shell find cluster/node/cmd -name '*.go' 2>/dev/null)
+CONTAINERD_VERSION := $(shell awk '$$1 == "github.com/containerd/containerd/v2" {print $$2}' cluster/node/go.mod)
+RUNC_VERSION := $(shell awk '$$1 == "github.com/opencontainers/runc" {print $$2}' cluster/node/go.mod)
+CONTAINERD_LDFLAGS := -X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION)
+CNI_PLUGINS := github.com/containernetworking/plugins/plugins/main/bridge \
+	github.com/containernetworking/plugins/plugins/ipam/host-local \
+	github.com/containernetworking/plugins/plugins/main/loopback
+# Debian's static busybox: the one binary of the kaic.local/busybox image. Upgrade with the archive.
+BUSYBOX_DEB := busybox-static=1:1.35.0-4+deb12u1+b1
+NODE_TARGETS := $(CLUSTER_BIN)/containerd $(CLUSTER_BIN)/runc $(CLUSTER_BIN)/cni/bridge \
+	$(CLUSTER_BIN)/kaic-pause $(CLUSTER_BIN)/busybox
+cluster: $(NODE_TARGETS) $(CLUSTER_BIN)/dra-example-kubeletplugin
+
+# containerd, its runc shim and ctr (image import) are pure Go; btrfs and other cgo-only plugins drop out.
+$(CLUSTER_BIN)/containerd: $(NODE_MOD)
+	@$(call timed,node module download,cluster/node,$(GO) list -deps tool >/dev/null)
+	@$(call timed,containerd compile+link,cluster/node,CGO_ENABLED=0 $(GO) build -trimpath \
+	  -ldflags '$(CONTAINERD_LDFLAGS)' -o ../bin/ github.com/containerd/containerd/v2/cmd/containerd \
+	  github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/ctr)
+
+# runc needs cgo: its nsenter package is C that runs before the Go runtime starts. containerd gives every
+# pod sandbox the RuntimeDefault seccomp profile, so runc needs the `seccomp` tag and libseccomp: headers
+# and the static library come from Debian's libseccomp-dev, unpacked for the build only, nothing installed.
+LIBSECCOMP_DEB := libseccomp-dev=2.5.4-1+deb12u1
+$(CLUSTER_BIN)/runc: $(NODE_MOD)
+	@tmp=$$(mktemp -d) && (cd $$tmp && apt-get download -q -o APT::Sandbox::User=root '$(LIBSECCOMP_DEB)' >/dev/null \
+	  && dpkg-deb -x libseccomp-dev_*.deb root) && pc=$$tmp/root/usr/lib/x86_64-linux-gnu/pkgconfig \
+	  && sed -i "s|^prefix=.*|prefix=$$tmp/root/usr|" $$pc/libseccomp.pc && rm $$tmp/root/usr/lib/x86_64-linux-gnu/libseccomp.so \
+	  && $(call timed,runc compile+link,cluster/node,PKG_CONFIG_PATH=$$pc CGO_ENABLED=1 $(GO) build -trimpath -tags seccomp \
+	  -ldflags '-X main.version=$(RUNC_VERSION:v%=%)' -o ../bin/runc github.com/opencontainers/runc); \
+	  rc=$$?; rm -rf $$tmp; exit $$rc
+
+$(CLUSTER_BIN)/cni/bridge: $(NODE_MOD)
+	@mkdir -p $(CLUSTER_BIN)/cni
+	@$(call timed,CNI plugins compile+link,cluster/node,CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/cni/ $(CNI_PLUGINS))
+
+$(CLUSTER_BIN)/kaic-pause: $(NODE_MOD) $(NODE_SOURCES)
+	@$(call timed,kaic-pause compile+link,cluster/node,CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/kaic-pause ./cmd/kaic-pause)
+
+# apt-get download fetches from the mirror apt already uses; dpkg-deb unpacks without installing.
+$(CLUSTER_BIN)/busybox:
+	@mkdir -p $(CLUSTER_BIN)
+	@tmp=$$(mktemp -d) && (cd $$tmp && apt-get download -q -o APT::Sandbox::User=root '$(BUSYBOX_DEB)' >/dev/null && dpkg-deb -x busybox-static_*.deb root) \
+	  && install -m 0755 $$tmp/root/bin/busybox $@ && rm -rf $$tmp && echo "cluster: busybox from $(BUSYBOX_DEB)"
+
+# The upstream dra-example-driver's kubelet plugin, run as a process on the real node (cluster/dra/go.mod:
+# it requires k8s.io/* v0.36, which the 0.37 pins of cluster/go.mod rule out, so it is its own module).
+$(CLUSTER_BIN)/dra-example-kubeletplugin: cluster/dra/go.mod cluster/dra/go.sum
+	@$(call timed,dra-example-driver module download,cluster/dra,$(GO) list -deps tool >/dev/null)
+	@$(call timed,dra-example-kubeletplugin compile+link,cluster/dra,CGO_ENABLED=0 $(GO) build -trimpath \
+	  -o ../bin/dra-example-kubeletplugin sigs.k8s.io/dra-example-driver/cmd/dra-example-kubeletplugin)
 
 cluster-clean:
 	rm -rf $(CLUSTER_BIN)
@@ -76,6 +134,7 @@ demo: venv cluster
 lint: venv
 	$(VENV)/bin/ruff check src conformance tests
 	cd cluster && test -z "$$(gofmt -l cmd)" && $(GO) vet ./...
+	cd cluster/node && test -z "$$(gofmt -l cmd)" && $(GO) vet ./...
 
 rbac-examples: venv
 	mkdir -p examples/rbac

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,20 @@ from kaic.localcluster import egress
 )
 def test_only_loopback_is_allowed(host: str, allowed: bool) -> None:
     assert egress.is_loopback(host) is allowed
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("127.0.0.1", True),
+        ("100.64.128.7", True),
+        ("100.64.0.7", False),
+        ("10.0.0.1", False),
+        ("example.com", False),
+    ],
+)
+def test_named_networks_are_allowed_besides_loopback(host: str, allowed: bool) -> None:
+    assert egress.is_allowed(host, (ipaddress.ip_network("100.64.128.0/24"),)) is allowed
 
 
 async def _connect_through(socket_path: Path, target: str) -> bytes:

@@ -79,3 +79,15 @@ def test_service_account_key_pair(cluster_pki: pki.ClusterPKI) -> None:
     private = serialization.load_pem_private_key(cluster_pki.service_account.key.read_bytes(), password=None)
     public = serialization.load_pem_public_key(cluster_pki.service_account.cert.read_bytes())
     assert private.public_key() == public
+
+
+def test_kubelet_certificates_name_the_node_for_the_node_authorizer(cluster_pki: pki.ClusterPKI) -> None:
+    client_pair, serving = cluster_pki.issue_kubelet("kaic-worker", "100.64.128.1")
+    client_cert, serving_cert = load(client_pair.cert), load(serving.cert)
+    for cert in (client_cert, serving_cert):
+        cert.verify_directly_issued_by(load(cluster_pki.ca.cert))
+    assert client_cert.subject.rfc4514_string() == "CN=system:node:kaic-worker,O=system:nodes"
+    names = serving_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("100.64.128.1")]
+    usages = serving_cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usages) == [ExtendedKeyUsageOID.SERVER_AUTH]

@@ -1,10 +1,11 @@
-// Command kaic-cluster is one multi-call binary holding the control plane of
-// kaic's local reference cluster: it links upstream etcd and Kubernetes
+// Command kaic-cluster is one multi-call binary holding the control plane and
+// the kubelet of kaic's local reference cluster: it links upstream etcd and Kubernetes
 // commands unchanged so tests run against the real components, and one binary
 // shares the large common dependency set (one link, one cache entry).
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sort"
@@ -18,6 +19,7 @@ import (
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 // cobraCommands maps a sub-command name to the upstream command constructor.
@@ -25,6 +27,7 @@ var cobraCommands = map[string]func() *cobra.Command{
 	"kube-apiserver":          apiserver.NewAPIServerCommand,
 	"kube-controller-manager": controllermanager.NewControllerManagerCommand,
 	"kube-scheduler":          func() *cobra.Command { return scheduler.NewSchedulerCommand() },
+	"kubelet":                 func() *cobra.Command { return kubelet.NewKubeletCommand(context.Background()) },
 }
 
 func usage() {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -37,18 +38,26 @@ def cluster() -> None:
     help="Cluster shape: the conformant reference or a deliberately broken variant.",
 )
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait per component.")
-def up(state_dir: Path, scenario: str, timeout: float) -> None:
+@click.option(
+    "--real-node",
+    is_flag=True,
+    help="Also start one real worker node (kubelet, containerd, runc; needs root) that runs containers.",
+)
+def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
     """Start etcd, the control plane, kwok and the simulated GPU driver on 127.0.0.1."""
+    from kaic.localcluster import node
     from kaic.localcluster.launcher import ClusterError, LocalCluster, find_binaries
 
     local = LocalCluster(state_dir)
     started = time.monotonic()
+    shape = dataclasses.replace(SCENARIOS[scenario], real_node=real_node)
     try:
-        local.up(SCENARIOS[scenario], find_binaries(), timeout=timeout)
+        local.up(shape, find_binaries(), timeout=timeout)
     except ClusterError as error:
         raise click.ClickException(str(error)) from error
+    shown = f"{scenario}, real node {node.NODE_NAME}" if real_node else scenario
     click.echo(
-        f"cluster up ({scenario}) in {time.monotonic() - started:.1f}s; logs in {local.state_dir / 'logs'}"
+        f"cluster up ({shown}) in {time.monotonic() - started:.1f}s; logs in {local.state_dir / 'logs'}"
     )
     click.echo(f"export KUBECONFIG={local.kubeconfig}")
 
@@ -73,6 +82,7 @@ def down(state_dir: Path) -> None:
 @state_dir_option
 def status(state_dir: Path) -> None:
     """Show each component's pid and memory, the scenario and the API server address."""
+    from kaic.localcluster import node
     from kaic.localcluster.launcher import LocalCluster, components
 
     local = LocalCluster(state_dir)
@@ -82,6 +92,7 @@ def status(state_dir: Path) -> None:
         sys.exit(1)
     click.echo(f"scenario: {state['scenario']}  server: {state['server']}  ready: {state['ready']}")
     expected = components(SCENARIOS[state["scenario"]])
+    expected += node.components(state["real_node"]) if state.get("real_node") else ()
     total = 0
     for name in expected:
         process = local.process(name)
@@ -91,7 +102,7 @@ def status(state_dir: Path) -> None:
         shown = f"pid {pid}  rss {rss / 2**20:.0f} MiB" if pid else "not running"
         click.echo(f"  {name:<24} {shown}")
     click.echo(f"  {'total':<24} rss {total / 2**20:.0f} MiB")
-    if set(local.running()) != set(expected):
+    if any(not local.process(name).alive() for name in expected):
         sys.exit(1)
 
 

@@ -23,6 +23,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
 
 from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR, autoscaler, kubeconfig, pki, topology
+from kaic.localcluster.node import POD_SUBNET, RealNode
 from kaic.localcluster.processes import (
     ClusterError,
     Managed,
@@ -109,6 +110,9 @@ class LocalCluster:
     def process(self, name: str) -> Managed:
         return Managed(name, self.state_dir / "run", self.state_dir / "logs")
 
+    def real_node(self) -> RealNode:
+        return RealNode(self.state_dir, self.pki, self.process)
+
     def running(self) -> list[str]:
         return [name for name in COMPONENTS if self.process(name).alive()]
 
@@ -130,6 +134,7 @@ class LocalCluster:
         if self.state_dir.exists() and any(self.state_dir.iterdir()):
             if not (self.state_dir / STATE_FILE).exists():
                 raise ClusterError(f"{self.state_dir} is not empty and holds no kaic cluster; choose another")
+            self.real_node().teardown()
             shutil.rmtree(self.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
 
@@ -152,6 +157,8 @@ class LocalCluster:
             self._publish(scenario, timeout)
             if scenario.autoscaler:
                 self._start_autoscaler(scenario.autoscaler, binaries, ports, timeout)
+            if scenario.real_node:
+                state["real_node"] = self._start_real_node(scenario, state["server"], binaries, timeout)
         except BaseException:
             self.stop_processes()
             raise
@@ -171,7 +178,10 @@ class LocalCluster:
         if len(str(self.egress_socket)) > MAX_SOCKET_PATH:
             raise ClusterError(f"state directory path too long for a unix socket: {self.egress_socket}")
         egress = self.process("egress")
-        egress.start([sys.executable, "-m", "kaic.localcluster.egress", str(self.egress_socket)])
+        egress_networks = [POD_SUBNET] if scenario.real_node else []
+        egress.start(
+            [sys.executable, "-m", "kaic.localcluster.egress", str(self.egress_socket), *egress_networks]
+        )
         wait_unix_socket(egress, self.egress_socket, timeout)
         egress_config = self.state_dir / "egress-selector.yaml"
         egress_config.write_text(yaml.safe_dump(self._egress_selector()))
@@ -269,6 +279,9 @@ class LocalCluster:
         ]
         if scenario.gates:
             flags.append(f"--feature-gates={flag_value(scenario.gates)}")
+        if scenario.real_node:
+            # Webhooks and aggregated APIs served by real pods: dial an endpoint, not the unrouted ClusterIP.
+            flags.append("--enable-aggregator-routing=true")
         if scenario.runtime_config:
             flags.append(f"--runtime-config={flag_value(scenario.runtime_config)}")
         return flags
@@ -432,8 +445,19 @@ class LocalCluster:
                 timeout,
                 f"the Cluster Autoscaler's node group at its minimum of {pool.min_size} Ready node(s)",
             )
+    def _start_real_node(
+        self, scenario: Scenario, server: str, binaries: Binaries, timeout: float
+    ) -> dict[str, Any]:
+        """The real node; its DRA driver runs where the simulated one publishes devices too."""
+        real_node = self.real_node()
+        dra_driver = scenario.driver_installed and scenario.publish_slices
+        info = real_node.up(server, binaries.kaic_cluster.parent, timeout, dra_driver)
+        with self.api_client() as api:
+            real_node.wait_ready(api, timeout, dra_driver)
+        return info
 
     def stop_processes(self) -> None:
+        self.real_node().teardown()
         for name in reversed(COMPONENTS):
             self.process(name).stop()
 

@@ -57,7 +57,9 @@ APISERVER_KUBELET = ClientIdentity(
 FRONT_PROXY_CLIENT = ClientIdentity("front-proxy-client", "front-proxy-client")
 # The Cluster Autoscaler creates and deletes nodes and writes its status in kube-system.
 CLUSTER_AUTOSCALER = ClientIdentity("cluster-autoscaler", "kaic-cluster-autoscaler", ("system:masters",))
-CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK, APISERVER_KUBELET, CLUSTER_AUTOSCALER)
+# The real node's dra-example-driver: cluster-wide like the simulated driver (its chart grants a ClusterRole).
+DRA_DRIVER = ClientIdentity("dra-driver", "kaic-dra-driver", ("system:masters",))
+CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK, APISERVER_KUBELET, CLUSTER_AUTOSCALER, DRA_DRIVER)
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
@@ -133,6 +135,17 @@ class Authority:
         )
         _write(pair, self.cert, self.key)
 
+    @classmethod
+    def load(cls, pair: Pair) -> Authority:
+        """The CA that `create` wrote, read back to sign certificates later."""
+        authority = cls.__new__(cls)
+        authority.pair = pair
+        authority.cert = x509.load_pem_x509_certificate(pair.cert.read_bytes())
+        key = serialization.load_pem_private_key(pair.key.read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        authority.key = key
+        return authority
+
     def issue(
         self,
         pair: Pair,
@@ -199,6 +212,17 @@ class ClusterPKI:
             ExtendedKeyUsageOID.CLIENT_AUTH,
         )
         self._write_service_account_keys()
+
+    def issue_kubelet(self, node: str, address: str) -> tuple[Pair, Pair]:
+        """A real kubelet's client certificate (as the Node authorizer expects) and serving certificate."""
+        ca = Authority.load(self.ca)
+        user = f"system:node:{node}"
+        client, serving = self._pair(f"kubelet-{node}"), self._pair(f"kubelet-{node}-serving")
+        ca.issue(client, _name(user, ("system:nodes",)), ExtendedKeyUsageOID.CLIENT_AUTH)
+        ca.issue(
+            serving, _name(user), ExtendedKeyUsageOID.SERVER_AUTH, dns_names=(node,), ip_addresses=(address,)
+        )
+        return client, serving
 
     def _write_service_account_keys(self) -> None:
         key = _new_key()

@@ -57,6 +57,8 @@ class Scenario:
     scheduler_emulated_version: str | None = None
     # An accelerator node group run by the upstream Cluster Autoscaler (kwok provider), if any.
     autoscaler: AutoscaledPool | None = None
+    # One real worker node (kubelet + containerd, `node.py`) beside the kwok nodes; needs root.
+    real_node: bool = False
 
     def gates_for_scheduler(self) -> dict[str, bool]:
         return self.gates if self.scheduler_gates is None else self.scheduler_gates

@@ -18,7 +18,8 @@ EXTENDED_RESOURCE = "example.com/gpu"
 GPU_MODEL = "SIM-GPU-80GB"
 GPU_MEMORY = "80Gi"
 DRIVER_VERSION = "1.0.0"
-POD_CIDR = "100.64.0.0/16"
+# kwok's simulated pod addresses; the upper half of 100.64.0.0/16 belongs to the real node (node.py).
+POD_CIDR = "100.64.0.0/17"
 # Pool membership, for tests and probes that must aim at one pool.
 POOL_LABEL = "kaic.io/node-pool"
 # kwok manages only nodes with this annotation; probes read it as "runs no containers".
