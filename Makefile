@@ -38,6 +38,11 @@ $(CLUSTER_BIN)/kwok: cluster/kwok/go.mod cluster/kwok/go.sum
 	@$(call timed,kwok module download,cluster/kwok,$(GO) list -deps sigs.k8s.io/kwok/cmd/kwok >/dev/null)
 	@$(call timed,kwok compile+link,cluster/kwok,CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/kwok sigs.k8s.io/kwok/cmd/kwok)
 
+# The custom metrics adapter (sigs.k8s.io/custom-metrics-apiserver) of the pod-autoscaling scenarios.
+$(CLUSTER_BIN)/kaic-metrics-adapter: cluster/metrics-adapter/go.mod cluster/metrics-adapter/go.sum cluster/metrics-adapter/main.go
+	@$(call timed,metrics-adapter compile+link,cluster/metrics-adapter,CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/kaic-metrics-adapter .)
+cluster: $(CLUSTER_BIN)/kaic-metrics-adapter
+
 # ---- The real worker node: container runtime, CNI plugins and image contents (cluster/node/go.mod) ----------
 NODE_MOD := cluster/node/go.mod cluster/node/go.sum
 NODE_SOURCES := $(shell find cluster/node/cmd -name '*.go' 2>/dev/null)

@@ -98,7 +98,7 @@ def metrics_api_version(facts) -> str:
     services = {s["name"]: s for s in facts["apiServices"] if s["name"].endswith(f".{METRIC_API}")}
     for version in ("v1beta2", "v1beta1"):
         service = services.get(f"{version}.{METRIC_API}")
-        if service and service.get("available") == "True":
+        if service and service.get("available") is True:
             return version
     raise Unknown(
         f"no custom metrics API is registered and Available ({', '.join(sorted(services)) or 'none registered'}): "

@@ -22,7 +22,15 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
 
-from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR, autoscaler, kubeconfig, pki, topology
+from kaic.localcluster import (
+    DEFAULT_STATE_DIR,
+    ENV_STATE_DIR,
+    autoscaler,
+    kubeconfig,
+    metrics_adapter,
+    pki,
+    topology,
+)
 from kaic.localcluster.node import POD_SUBNET, RealNode
 from kaic.localcluster.processes import (
     ClusterError,
@@ -39,7 +47,7 @@ SERVICE_CIDR = "100.96.0.0/16"
 SERVICE_IP = "100.96.0.1"
 STATE_FILE = "state.json"
 ENV_BIN = "KAIC_CLUSTER_BIN"
-# Start order; `down` stops in reverse. The Cluster Autoscaler runs only in the autoscaling scenarios.
+# Start order; `down` stops in reverse. The Cluster Autoscaler and the metrics adapter run only in their scenarios.
 COMPONENTS = (
     "etcd",
     "egress",
@@ -48,6 +56,7 @@ COMPONENTS = (
     "kube-scheduler",
     "kwok",
     autoscaler.BINARY,
+    metrics_adapter.NAME,
 )
 PORTS = (
     "etcd",
@@ -65,7 +74,8 @@ STAGES = Path(__file__).with_name("kwok-stages.yaml")
 
 def components(scenario: Scenario) -> tuple[str, ...]:
     """What `up` starts for `scenario`, in start order."""
-    return tuple(name for name in COMPONENTS if name != autoscaler.BINARY or scenario.autoscaler)
+    optional = {autoscaler.BINARY: scenario.autoscaler, metrics_adapter.NAME: scenario.metrics_adapter}
+    return tuple(name for name in COMPONENTS if optional.get(name, True))
 
 
 def default_state_dir() -> Path:
@@ -159,6 +169,8 @@ class LocalCluster:
                 self._start_autoscaler(scenario.autoscaler, binaries, ports, timeout)
             if scenario.real_node:
                 state["real_node"] = self._start_real_node(scenario, state["server"], binaries, timeout)
+            if scenario.metrics_adapter:
+                state["metrics_adapter"] = self._start_metrics_adapter(scenario, state["server"], binaries, timeout)
         except BaseException:
             self.stop_processes()
             raise
@@ -445,6 +457,17 @@ class LocalCluster:
                 timeout,
                 f"the Cluster Autoscaler's node group at its minimum of {pool.min_size} Ready node(s)",
             )
+    def _start_metrics_adapter(
+        self, scenario: Scenario, server: str, binaries: Binaries, timeout: float
+    ) -> dict[str, Any]:
+        with self.api_client() as api:
+            metrics_adapter.grant(api)
+            info = metrics_adapter.start(self.pki, self.process, self.state_dir, server, binaries.kaic_cluster.parent,
+                                         stale=scenario.metrics_adapter == "stale")  # fmt: skip
+            metrics_adapter.register(api, self.pki.ca.cert.read_bytes(), info["port"])
+            metrics_adapter.wait_available(api, timeout, self.process)
+        return info
+
     def _start_real_node(
         self, scenario: Scenario, server: str, binaries: Binaries, timeout: float
     ) -> dict[str, Any]:

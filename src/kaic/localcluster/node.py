@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from kaic.localcluster import images, kubeconfig
+from kaic.localcluster import images, kubeconfig, topology
 from kaic.localcluster.pki import DRA_DRIVER as DRIVER_IDENTITY
 from kaic.localcluster.pki import ClusterPKI, Pair
 from kaic.localcluster.processes import ClusterError, Managed, free_ports, wait_healthy, wait_unix_socket
@@ -43,8 +43,10 @@ NODE_NAME = "kaic-worker"
 POD_SUBNET = "100.64.128.0/24"
 NODE_IP = "100.64.128.1"
 BRIDGE = "kaic0"
-# Pods that may run here tolerate this taint and select the node by name or by the pool label.
-TAINT = {"key": "kaic.io/real-node", "value": "true", "effect": "NoSchedule"}
+# Pods that may run here tolerate this taint and select the node by name or by the pool label. It is the taint
+# GPU node pools commonly carry (key = the accelerator resource), so accelerator probes, whose profiles tolerate
+# it, can use the node's DRA GPUs, while the kwok-only tests' pods stay off it.
+TAINT = {"key": topology.EXTENDED_RESOURCE, "value": "present", "effect": "NoSchedule"}
 POOL_LABEL = "kaic.io/node-pool"
 POOL = "real"
 COMPONENTS = ("containerd", "kubelet", "dra-driver")

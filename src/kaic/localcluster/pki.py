@@ -213,6 +213,19 @@ class ClusterPKI:
         )
         self._write_service_account_keys()
 
+    def issue_client(self, identity: ClientIdentity) -> Pair:
+        """A client certificate for a component started after `create` (with `CLIENTS`' layout)."""
+        Authority.load(self.ca).issue(
+            self.client(identity), _name(identity.user, identity.groups), ExtendedKeyUsageOID.CLIENT_AUTH
+        )
+        return self.client(identity)
+
+    def issue_serving(self, stem: str, dns_names: tuple[str, ...], ip_addresses: tuple[str, ...]) -> Pair:
+        """A serving certificate, signed by the cluster CA, for an extension the apiserver dials."""
+        pair = self._pair(f"{stem}-serving")
+        Authority.load(self.ca).issue(pair, _name(stem), ExtendedKeyUsageOID.SERVER_AUTH, dns_names, ip_addresses)
+        return pair
+
     def issue_kubelet(self, node: str, address: str) -> tuple[Pair, Pair]:
         """A real kubelet's client certificate (as the Node authorizer expects) and serving certificate."""
         ca = Authority.load(self.ca)

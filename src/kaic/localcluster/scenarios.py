@@ -59,6 +59,8 @@ class Scenario:
     autoscaler: AutoscaledPool | None = None
     # One real worker node (kubelet + containerd, `node.py`) beside the kwok nodes; needs root.
     real_node: bool = False
+    # The custom metrics adapter (`metrics_adapter.py`) on the real node's network: "serving" or "stale".
+    metrics_adapter: str | None = None
 
     def gates_for_scheduler(self) -> dict[str, bool]:
         return self.gates if self.scheduler_gates is None else self.scheduler_gates
@@ -128,6 +130,20 @@ SCENARIOS = {
             autoscaler=AutoscaledPool(
                 max_nodes_total=sum(p.nodes for p in DEFAULT_POOLS) + AutoscaledPool().min_size
             ),
+        ),
+        Scenario(
+            "pod-autoscaling",
+            "as conformant, plus the real node (its GPUs from the upstream dra-example-driver) and a custom "
+            "metrics API server scraping the pods there, so the real HPA controller scales on what pods serve",
+            real_node=True,
+            metrics_adapter="serving",
+        ),
+        Scenario(
+            "broken-pod-autoscaling",
+            "as pod-autoscaling, but the metrics adapter serves each pod's first reading forever (a pipeline "
+            "whose scrapes stopped): the metrics API is Available, the HPA never moves",
+            real_node=True,
+            metrics_adapter="stale",
         ),
     )
 }

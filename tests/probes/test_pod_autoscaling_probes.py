@@ -1,0 +1,46 @@
+"""The pod-autoscaling probe against the real local cluster: the real HPA controller, a real custom metrics API
+server (kaic-metrics-adapter) scraping pods that really run on the real node, and a stale adapter it must fail on.
+
+Requirement outcomes must match tests/golden/matrix.yaml; probe outcomes say why.
+"""
+
+from __future__ import annotations
+
+import pytest
+from golden_matrix import (
+    MATRIX,
+    assert_matches_matrix,
+    assert_nothing_left,
+    assert_probes,
+    assert_rows,
+    run_kaic,
+)
+
+REQUIREMENTS = ("pod_autoscaling",)
+# Only these scenarios run a custom metrics pipeline (and the real node its pods need); every other one keeps
+# conformant's row: no custom metrics API, so nothing to scale on.
+OWN_SCENARIOS = {"pod-autoscaling", "broken-pod-autoscaling"}
+PROBE = "pod_autoscaling.scale-on-custom-metric"
+# Every scenario but the Cluster Autoscaler's (owned by test_autoscaling_probes.py).
+CLAIMED = [s for s in MATRIX if s not in ("autoscaling", "broken-autoscaling")]
+LOCAL_BUSYBOX = ("--image", "busybox=kaic.local/busybox:1")
+PROBES = {
+    "conformant": {PROBE: ("unknown", "no custom metrics API is registered and Available")},
+    "pod-autoscaling": {PROBE: ("passed", "")},
+    "broken-pod-autoscaling": {PROBE: ("failed", "not {")},
+}
+
+
+def test_matrix_rows_are_complete_and_only_pipeline_scenarios_move_them():
+    assert_rows(REQUIREMENTS, OWN_SCENARIOS, CLAIMED)
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("scenario", list(PROBES))
+def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
+    cluster = cluster_for(scenario)
+    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *LOCAL_BUSYBOX)
+    assert_matches_matrix(report, scenario, REQUIREMENTS)
+    assert_probes(report, PROBES[scenario])
+    assert report["facts"]["errors"] == {}
+    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
