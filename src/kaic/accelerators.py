@@ -173,6 +173,12 @@ def _usable(node: Mapping[str, Any] | None) -> bool:
     return bool(node) and node["ready"] and not node["unschedulable"]
 
 
+def _observable_first(per_node: dict[str, int], nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    """Only the nodes that run containers, when some do: a probe pod placed there can report what it sees."""
+    running = {name: count for name, count in per_node.items() if (nodes.get(name) or {}).get("runsContainers")}
+    return running or per_node
+
+
 def _dra_option(
     profile: AcceleratorProfile, facts: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]]
 ) -> tuple[dict[str, Any] | None, str]:
@@ -196,7 +202,7 @@ def _dra_option(
                 per_node[pool["nodes"][0]] = per_node.get(pool["nodes"][0], 0) + pool["devices"]
     if not per_node:
         return None, f"no complete pool of {', '.join(drivers)} on a Ready node"
-    return {"deviceClass": device_class, "drivers": drivers, "devicesPerNode": per_node}, ""
+    return {"deviceClass": device_class, "drivers": drivers, "devicesPerNode": _observable_first(per_node, nodes)}, ""
 
 
 def _plugin_option(
@@ -213,6 +219,7 @@ def _plugin_option(
         }
         if per_node:
             mapped = [dc["name"] for dc in facts.get("deviceClasses") or [] if dc["extendedResourceName"] == resource]
+            per_node = _observable_first(per_node, nodes)
             return {"extendedResource": resource, "devicesPerNode": per_node, "mappedByDeviceClass": mapped}, ""
     return None, f"no Ready node has allocatable {', '.join(profile.extended_resources) or 'extended resource'}"
 

@@ -14,7 +14,7 @@ REQUIREMENTS = (
     "dra_support", "secure_accelerator_access", "driver_runtime_management", "gpu_sharing", "virtualized_accelerator",
 )  # fmt: skip
 # Scenarios that break something these requirements depend on; every other scenario keeps conformant's rows.
-OWN_SCENARIOS = {"no-dra", "no-devices", "no-gpu-nodes", "broken-dra"}
+OWN_SCENARIOS = {"no-dra", "no-devices", "no-gpu-nodes", "broken-dra", "real-node"}
 # The API-decided probes: real passes by the API server and scheduler on conformant's kwok nodes.
 API_DECIDED = {
     "dra_support.crud": ("passed", ""),
@@ -24,7 +24,8 @@ API_DECIDED = {
     "gpu_sharing.shared-claim": ("passed", ""),
 }
 KWOK = "runs no containers"
-EXTRA_ARGS: dict[str, tuple[str, ...]] = {}
+# The real node runs containers from locally built images only; busybox runs the identity script there.
+EXTRA_ARGS: dict[str, tuple[str, ...]] = {"real-node": ("--image", "ubuntu=kaic.local/busybox:1")}
 PROBES = {
     "conformant": {
         **API_DECIDED,
@@ -68,6 +69,15 @@ PROBES = {
     },
     "no-gang": API_DECIDED,
     "broken-gang": API_DECIDED,
+    # Containers really run: the devices each one sees (CDI-injected GPU_DEVICE_* from the upstream driver) are
+    # compared with what the API allocated.
+    "real-node": {
+        **API_DECIDED,
+        "secure_accelerator_access.positive-access": ("passed", ""),
+        "secure_accelerator_access.negative-isolation": ("passed", ""),
+        "secure_accelerator_access.multi-container-isolation": ("passed", ""),
+        "driver_runtime_management.versions-in-pod": ("unknown", "no in-container driver tool"),
+    },
 }
 
 

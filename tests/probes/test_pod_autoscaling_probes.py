@@ -19,14 +19,14 @@ from golden_matrix import (
 REQUIREMENTS = ("pod_autoscaling",)
 # Only these scenarios run a custom metrics pipeline (and the real node its pods need); every other one keeps
 # conformant's row: no custom metrics API, so nothing to scale on.
-OWN_SCENARIOS = {"pod-autoscaling", "broken-pod-autoscaling"}
+OWN_SCENARIOS = {"real-node", "broken-pod-autoscaling"}
 PROBE = "pod_autoscaling.scale-on-custom-metric"
 # Every scenario but the Cluster Autoscaler's (owned by test_autoscaling_probes.py).
 CLAIMED = [s for s in MATRIX if s not in ("autoscaling", "broken-autoscaling")]
 LOCAL_BUSYBOX = ("--image", "busybox=kaic.local/busybox:1")
 PROBES = {
     "conformant": {PROBE: ("unknown", "no custom metrics API is registered and Available")},
-    "pod-autoscaling": {PROBE: ("passed", "")},
+    "real-node": {PROBE: ("passed", "")},
     "broken-pod-autoscaling": {PROBE: ("failed", "not {")},
 }
 

@@ -123,3 +123,11 @@ def test_profiles_are_complete_and_honest_about_testing():
     assert PROFILES["nvidia"].tolerations() == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert PROFILES["nvidia"].identity_of({"name": "gpu-0", "attributes": {"uuid": {"string": "GPU-1"}}}) == "GPU-1"
     assert PROFILES["simulated"].identity_of({"name": "gpu-0", "attributes": {"uuid": {"string": "GPU-1"}}}) == "gpu-0"
+
+
+def test_nodes_that_run_containers_are_preferred_when_there_are_any():
+    real = dict(node("kaic-worker"), runsContainers=True)
+    mixed = {**LOCAL, "resourceSlices": dra_driver("gpu.example.com", {"kaic-dra-0": 8, "kaic-worker": 8}),
+             "nodes": {**LOCAL["nodes"], "withDraDevicesOnly": [node("kaic-dra-0"), real]}}  # fmt: skip
+    assert detect(mixed).nodes == ("kaic-worker",)
+    assert detect(LOCAL).nodes == ("kaic-dra-0", "kaic-dra-1")  # none runs containers: all of them

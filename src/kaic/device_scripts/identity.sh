@@ -8,12 +8,13 @@
 # Prints one JSON object between KAIC-RESULT-BEGIN and KAIC-RESULT-END and writes it to KAIC_RESULT_FILE.
 root="${KAIC_ROOT:-}"
 
-json_list() {  # one JSON array of the newline-separated words on stdin, quotes and backslashes dropped
+json_list() {  # one JSON array of the newline-separated words on stdin; quotes, backslashes, control and
+  # non-ASCII bytes dropped (octal ranges: busybox's tr may lack character classes)
   sep=""
   printf '['
   while IFS= read -r item; do
     [ -n "$item" ] || continue
-    printf '%s"%s"' "$sep" "$(printf '%s' "$item" | tr -d '"\\' | tr -c '[:print:]' ' ')"
+    printf '%s"%s"' "$sep" "$(printf '%s' "$item" | LC_ALL=C tr -d '\000-\037\177-\377"\\')"
     sep=","
   done
   printf ']'

@@ -41,7 +41,8 @@ def cluster() -> None:
 @click.option(
     "--real-node",
     is_flag=True,
-    help="Also start one real worker node (kubelet, containerd, runc; needs root) that runs containers.",
+    help="Also start one real worker node (kubelet, containerd, runc; needs root) that runs containers "
+    "(scenarios that need it, such as real-node, start it anyway).",
 )
 def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
     """Start etcd, the control plane, kwok and the simulated GPU driver on 127.0.0.1."""
@@ -50,12 +51,13 @@ def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
 
     local = LocalCluster(state_dir)
     started = time.monotonic()
-    shape = dataclasses.replace(SCENARIOS[scenario], real_node=real_node)
+    shape = SCENARIOS[scenario]
+    shape = dataclasses.replace(shape, real_node=shape.real_node or real_node)
     try:
         local.up(shape, find_binaries(), timeout=timeout)
     except ClusterError as error:
         raise click.ClickException(str(error)) from error
-    shown = f"{scenario}, real node {node.NODE_NAME}" if real_node else scenario
+    shown = f"{scenario}, real node {node.NODE_NAME}" if shape.real_node else scenario
     click.echo(
         f"cluster up ({shown}) in {time.monotonic() - started:.1f}s; logs in {local.state_dir / 'logs'}"
     )

@@ -132,15 +132,16 @@ SCENARIOS = {
             ),
         ),
         Scenario(
-            "pod-autoscaling",
-            "as conformant, plus the real node (its GPUs from the upstream dra-example-driver) and a custom "
-            "metrics API server scraping the pods there, so the real HPA controller scales on what pods serve",
+            "real-node",
+            "as conformant, plus the real node (containers really run; its GPUs from the upstream "
+            "dra-example-driver, injected through CDI) and a custom metrics API server scraping the pods there, "
+            "so the real HPA controller scales on what pods serve",
             real_node=True,
             metrics_adapter="serving",
         ),
         Scenario(
             "broken-pod-autoscaling",
-            "as pod-autoscaling, but the metrics adapter serves each pod's first reading forever (a pipeline "
+            "as real-node, but the metrics adapter serves each pod's first reading forever (a pipeline "
             "whose scrapes stopped): the metrics API is Available, the HPA never moves",
             real_node=True,
             metrics_adapter="stale",
