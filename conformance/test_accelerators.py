@@ -84,7 +84,7 @@ def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
     if not accelerators.inventory(facts)["draDrivers"]:
         evidence.add("fact", "draDrivers", "no DRA driver publishes devices")
         raise NotApplicable("no DRA driver publishes devices, so there is nothing to allocate (a reported fact)")
-    selection = accelerators.select(cluster, facts, run.options, "dra")
+    selection = accelerators.select(facts, run.options, "dra")
     evidence.add("fact", "acceleratorSelection", selection.found)
     return selection
 
@@ -204,7 +204,7 @@ def hardware_selection(cluster, facts, run, evidence) -> accelerators.Selection:
     """For hardware-conditional requirements: no accelerator at all means the requirement does not apply."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
     try:
-        selection = accelerators.select(cluster, facts, run.options)
+        selection = accelerators.select(facts, run.options)
     except accelerators.NoAccelerators as absent:
         raise NotApplicable(str(absent)) from None
     evidence.add("fact", "acceleratorSelection", selection.found)
@@ -227,7 +227,7 @@ def test_driver_versions_in_pod(cluster, namespace, run, facts, evidence):
     """A scheduler-placed pod holding one device finds the injected driver tool, exactly one device, and the
     driver version its node advertises (DRA attributes, then node labels)."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
-    selection = accelerators.select(cluster, facts, run.options)
+    selection = accelerators.select(facts, run.options)
     evidence.add("fact", "acceleratorSelection", selection.found)
     profile = selection.profile
     placed = one_device_pod(cluster, namespace, run, evidence, selection, "versions")

@@ -1,7 +1,22 @@
-"""Scheduling and orchestration: gang scheduling, cluster autoscaling, pod autoscaling."""
+"""Scheduling and orchestration: gang scheduling and cluster autoscaling (pod autoscaling has its own module).
 
+Gang probes judge by binding (a pod's spec.nodeName, followed with a watch), never by Job status counters: the
+scheduler's decision is what gang scheduling is about, and kwok nodes (which run no containers) leave it real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from kaic import gang, images, workloads
 from kaic.facts import crds_in, require
-from kaic.probe import probe
+from kaic.kube import Cluster
+from kaic.outcomes import ProbeError
+from kaic.probe import Rule, probe
+from kaic.workloads import PodWatch
 
 GANG_GROUPS = ("kueue.x-k8s.io", "scheduling.volcano.sh", "scheduling.x-k8s.io", "scheduling.run.ai")
 
@@ -25,12 +40,247 @@ def test_cluster_autoscaling_discovery(facts, evidence):
     )
 
 
-@probe("pod_autoscaling", "discovery", test="TestKaicDiscovery/PodAutoscaling", kind="discovery")
-def test_pod_autoscaling_discovery(facts, evidence):
-    """Metrics APIs an HPA can scale on (resource, custom, external) and whether each is Available."""
-    require(facts, "apiServices")
-    evidence.add(
-        "fact",
-        "metricsApiServices",
-        [s for s in facts["apiServices"] if "metrics.k8s.io" in s["name"]],
+# ---- gang scheduling: behavioural probes ---------------------------------------------------------------------
+
+GANG_SIZE = 3  # members of every gang; N+1 for the gang that cannot fit, where only N = 2 do
+BIND_DEADLINE_S = 120  # for a gang that fits to have every member bound
+GRACE_S = 5  # after a first bind in the window: long enough to tell a partial gang from a wrong fence
+KUEUE_MEMBER_CPU_M = 100  # with kaic's own Kueue queue the quota is the fence, so members stay small
+# The probes declare `consumes=("node-pool",)`: a node fence needs its node's capacity to itself among probes,
+# while kaic's own Kueue queue has a quota nothing else draws on.
+GANG_CREATES = (
+    "pods", "batch/jobs", "scheduling.k8s.io/podgroups", "scheduling.volcano.sh/podgroups",
+    "scheduling.x-k8s.io/podgroups", "kueue.x-k8s.io/resourceflavors", "kueue.x-k8s.io/clusterqueues",
+    "kueue.x-k8s.io/localqueues",
+)  # fmt: skip
+_WRITE = ("create", "get", "list", "delete")
+GANG_RBAC = (
+    Rule("", "pods", ("create", "get", "list", "watch", "delete")),
+    Rule("", "events", ("list",)),
+    Rule("", "nodes", ("get", "list"), namespaced=False),
+    Rule("batch", "jobs", _WRITE),
+    Rule("scheduling.k8s.io", "podgroups", _WRITE),
+    Rule("scheduling.volcano.sh", "podgroups", _WRITE),
+    Rule("scheduling.x-k8s.io", "podgroups", _WRITE),
+    Rule("kueue.x-k8s.io", "localqueues", _WRITE),
+    Rule("kueue.x-k8s.io", "clusterqueues", _WRITE, namespaced=False),
+    Rule("kueue.x-k8s.io", "resourceflavors", _WRITE, namespaced=False),
+)
+
+
+def native_resources(cluster: Cluster, facts) -> dict[str, tuple[str, ...]]:
+    """The resources of every served scheduling.k8s.io version (PodGroups moved between versions by release)."""
+    served = (facts["apiGroups"].get(gang.NATIVE_GROUP) or {}).get("versions") or []
+    found = {}
+    for version in served:
+        listing = cluster.get_or_none(f"/apis/{gang.NATIVE_GROUP}/{version}") or {}
+        found[version] = tuple(r["name"] for r in listing.get("resources") or [])
+    return found
+
+
+def gang_choice(cluster: Cluster, facts, run, evidence) -> tuple[gang.Choice, gang.Settings]:
+    require(facts, "apiGroups", "crds")
+    settings = gang.Settings.from_options(run.options)
+    choice = gang.choose(settings, gang.Discovery(facts.get("crds") or {}, native_resources(cluster, facts)))
+    evidence.add("fact", "gangScheduler", {
+        "adapter": choice.adapter.name, "apiVersion": choice.version, "why": choice.why,
+        "installed": list(choice.installed), "namespace": settings.namespace or "(kaic's own)",
+    })  # fmt: skip
+    return choice, settings
+
+
+@dataclass
+class Fence:
+    """Where a gang runs and how big each member is: GANG_SIZE members fit, and with one member-sized blocker
+    in place only GANG_SIZE - 1 do. Either a node's free CPU (members pinned to it) or a Kueue queue's quota."""
+
+    namespace: str
+    cpu_m: int
+    node: str = ""
+    queue: str = ""
+    created: list[str] = field(default_factory=list)  # paths to delete afterwards, in creation order
+
+    def member_spec(self, image: str) -> dict:
+        container = {"name": "main", "image": image, "securityContext": workloads.RESTRICTED,
+                     "resources": {"requests": {"cpu": f"{self.cpu_m}m", "memory": "16Mi"},
+                                   "limits": {"memory": "64Mi"}}}  # fmt: skip
+        return workloads.pod("member", {}, [container], nodes=(self.node,) if self.node else ())["spec"]
+
+
+def create(cluster: Cluster, fence: Fence, objs: list[gang.Obj]) -> None:
+    for obj in objs:
+        cluster.create(obj.collection(fence.namespace), obj.body)
+        fence.created.append(obj.path(fence.namespace))
+
+
+@contextlib.contextmanager
+def fenced(cluster: Cluster, choice: gang.Choice, settings: gang.Settings, namespace: str, run, evidence,
+           stem: str) -> Iterator[Fence]:  # fmt: skip
+    """Set up the fence; afterwards delete everything the probe made (also in a pre-made namespace, which
+    kaic's namespace cleanup does not reach), newest first."""
+    fence = Fence(settings.namespace or namespace, 0)
+    try:
+        if choice.adapter.fence == "node":
+            try:
+                fence.node, free = gang.fence_node(list(cluster.list("/api/v1/nodes")), busy_pods(cluster))
+            except LookupError as exc:
+                raise ProbeError(f"no node to size a gang on: {exc}") from None
+        else:
+            queue = settings.job_labels.get(gang.Kueue.QUEUE_LABEL, "")
+            free = kueue_queue(cluster, fence, queue, run, stem)
+        fence.cpu_m = gang.member_cpu_m(free, GANG_SIZE)
+        evidence.add("fact", "fence", {"node": fence.node, "queue": fence.queue, "freeCpu": f"{free}m",
+                                       "memberCpu": f"{fence.cpu_m}m", "gangSize": GANG_SIZE})  # fmt: skip
+        if fence.cpu_m < 1:
+            raise ProbeError(f"only {free}m CPU free on the fence: too little to size a gang of {GANG_SIZE}")
+        yield fence
+    finally:
+        for path in reversed(fence.created):
+            cluster.delete(path, propagationPolicy="Background")
+
+
+def busy_pods(cluster: Cluster, node: str = "") -> dict[str, list[dict]]:
+    """Unfinished bound pods by node (of one node, or of all)."""
+    selector = "status.phase!=Succeeded,status.phase!=Failed" + (f",spec.nodeName={node}" if node else "")
+    found = defaultdict(list)
+    for pod in cluster.list("/api/v1/pods", fieldSelector=selector):
+        if name := pod["spec"].get("nodeName"):
+            found[name].append(pod)
+    return found
+
+
+def kueue_queue(cluster: Cluster, fence: Fence, queue: str, run, stem: str) -> int:
+    """The queue the gang goes to and the CPU quota it has free: a pre-made queue's (from --gang-job-labels),
+    else kaic's own queue, sized for GANG_SIZE small members and a half to spare."""
+    api = f"/apis/kueue.x-k8s.io/{gang.Kueue.version}"
+    if queue:
+        local = cluster.get(f"{api}/namespaces/{fence.namespace}/localqueues/{queue}")
+        fence.queue = queue
+        return gang.quota_free_cpu_m(cluster.get(f"{api}/clusterqueues/{local['spec']['clusterQueue']}"))
+    fence.queue = f"kaic-{run.id}-{stem}"
+    quota = int(KUEUE_MEMBER_CPU_M * (GANG_SIZE + 0.5))
+    create(cluster, fence, gang.Kueue().queue_objects(fence.queue, fence.namespace, run.labels, quota))
+    return quota
+
+
+def submit(cluster, fence: Fence, choice, settings, run, name: str, size: int) -> PodWatch:
+    """Start watching the gang's pods, then create its group object and Job (so no bind can be missed)."""
+    watch = PodWatch(cluster, fence.namespace, f"{gang.GANG_LABEL}={name}")
+    image = images.for_run(run.options)["pause"]
+    create(
+        cluster,
+        fence,
+        gang.gang(choice, name, size, run.labels, fence.member_spec(image), settings, fence.queue),
     )
+    return watch
+
+
+def block(cluster, fence: Fence, choice, settings, run, evidence) -> str:
+    """Take one member's worth of the fenced capacity and wait until that is bound; returns what to delete."""
+    name = f"kaic-{run.id}-blocker"
+    if fence.queue:
+        watch = submit(cluster, fence, choice, settings, run, name, 1)
+        path = fence.created[-1]
+    else:
+        watch = PodWatch(cluster, fence.namespace, f"{gang.GANG_LABEL}={name}")
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {**run.labels, gang.GANG_LABEL: name}},
+                "spec": fence.member_spec(images.for_run(run.options)["pause"])}  # fmt: skip
+        cluster.create(workloads.pods_path(fence.namespace), body)
+        path = workloads.pods_path(fence.namespace, name)
+        fence.created.append(path)
+    if not watch.until(lambda w: bool(w.ever_bound), BIND_DEADLINE_S):
+        raise ProbeError(
+            f"the blocker {name} holding one member's capacity was not bound in {BIND_DEADLINE_S}s"
+        )
+    evidence.add(
+        "text", "blocker", f"{name} holds {fence.cpu_m}m CPU on {fence.node or 'queue ' + fence.queue}"
+    )
+    return path
+
+
+def all_bound(size: int):
+    return lambda w: len(w.ever_bound) >= size
+
+
+def record(watch: PodWatch, evidence, what: str) -> None:
+    evidence.add("object", what, {"bound": sorted(watch.ever_bound), "podScheduled": gang.scheduled_times(watch.pods),
+                                  "nodes": {n: workloads.scheduled_node(p) for n, p in watch.pods.items()}})  # fmt: skip
+
+
+def check_membership(watch: PodWatch, choice: gang.Choice, group: str) -> None:
+    """Every pod must be in kaic's group: a solution that regrouped them (a shadow group) was never tested."""
+    elsewhere = {n: g for n, p in watch.pods.items() if (g := choice.adapter.group_of(p)) != group}
+    if elsewhere:
+        raise ProbeError(f"{choice.adapter.name} put members in other groups than {group}: {elsewhere}")
+
+
+@probe(
+    "gang_scheduling", "fitting-gang", test="TestKaicGangScheduling/FittingGangBindsTogether",
+    consumes=("node-pool",), creates=GANG_CREATES, images=("pause",), rbac=GANG_RBAC, timeout_s=300,
+)  # fmt: skip
+def test_gang_that_fits(cluster, namespace, run, facts, evidence):
+    """A gang of 3 that fits is bound whole (every member gets a node within the deadline) and its pods run."""
+    choice, settings = gang_choice(cluster, facts, run, evidence)
+    with fenced(cluster, choice, settings, namespace, run, evidence, "fits") as fence:
+        name = f"kaic-{run.id}-fits"
+        watch = submit(cluster, fence, choice, settings, run, name, GANG_SIZE)
+        done = watch.until(all_bound(GANG_SIZE), BIND_DEADLINE_S)
+        record(watch, evidence, "gang")
+        if not done:
+            for pod in list(watch.pods)[:1]:
+                evidence.add("event", pod, workloads.events(cluster, fence.namespace, pod))
+            raise AssertionError(
+                f"only {len(watch.ever_bound)} of {GANG_SIZE} members of a gang that fits were bound within "
+                f"{BIND_DEADLINE_S}s ({choice.adapter.name})"
+            )
+        check_membership(watch, choice, name)
+        running = watch.until(lambda w: all(p["status"].get("phase") in ("Running", "Succeeded")
+                                            for p in w.pods.values()), BIND_DEADLINE_S)  # fmt: skip
+        phases = {n: p["status"].get("phase") for n, p in watch.pods.items()}
+        evidence.add("object", "phases", phases)
+        if not running:
+            raise TimeoutError(f"bound members did not start within {BIND_DEADLINE_S}s: {phases}")
+
+
+@probe(
+    "gang_scheduling", "unfit-gang", test="TestKaicGangScheduling/GangWaitsUntilWholeGroupFits",
+    consumes=("node-pool",), creates=GANG_CREATES, images=("pause",), rbac=GANG_RBAC, timeout_s=420,
+)  # fmt: skip
+def test_gang_that_cannot_fit(cluster, namespace, run, facts, evidence):
+    """A gang of 3 where only 2 fit gets no pod bound for the whole window; freeing the capacity then binds
+    all 3 (a solution that lets part of a gang bind fails)."""
+    choice, settings = gang_choice(cluster, facts, run, evidence)
+    with fenced(cluster, choice, settings, namespace, run, evidence, "waits") as fence:
+        blocker = block(cluster, fence, choice, settings, run, evidence)
+        name = f"kaic-{run.id}-waits"
+        watch = submit(cluster, fence, choice, settings, run, name, GANG_SIZE)
+        if watch.until(lambda w: bool(w.ever_bound), settings.window_s):
+            # Did the whole gang bind in one go (the fence was wrong), or only part of it?
+            watch.until(lambda w: w.peak >= GANG_SIZE, GRACE_S)
+            record(watch, evidence, "gang")
+            if watch.peak >= GANG_SIZE:
+                raise ProbeError(f"all {GANG_SIZE} members held a node at once although only {GANG_SIZE - 1} "
+                                 "could fit: the fence did not hold (capacity changed during the probe?)")  # fmt: skip
+            raise AssertionError(
+                f"{choice.adapter.name} let part of a gang bind: {len(watch.ever_bound)} of {GANG_SIZE} members "
+                f"were bound, at most {watch.peak} at once, while only {GANG_SIZE - 1} fit"
+            )
+        waiting = sorted(watch.pods)
+        evidence.add(
+            "text", "window", f"no member bound in {settings.window_s:.0f}s; pods waiting: {waiting}"
+        )
+        if choice.adapter.pods_exist_while_waiting and len(waiting) < GANG_SIZE:
+            raise ProbeError(
+                f"the Job created {len(waiting)} of {GANG_SIZE} pods: the scheduler never saw the gang"
+            )
+        for pod in waiting[:1]:
+            evidence.add("event", pod, workloads.events(cluster, fence.namespace, pod))
+        cluster.delete(blocker, propagationPolicy="Background")
+        done = watch.until(all_bound(GANG_SIZE), BIND_DEADLINE_S)
+        record(watch, evidence, "gang")
+        if not done:
+            raise AssertionError(
+                f"after the capacity was freed only {len(watch.ever_bound)} of {GANG_SIZE} members were bound "
+                f"within {BIND_DEADLINE_S}s"
+            )
+        check_membership(watch, choice, name)

@@ -49,7 +49,7 @@ ACCESS = {"consumes": ("devices",), "creates": workloads.CREATES, "images": ("ub
 def accelerator(cluster, facts, run, evidence) -> accelerators.Selection:
     """The detected profile and path; no accelerator anywhere means isolation cannot be exercised (unknown)."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
-    selection = accelerators.select(cluster, facts, run.options)
+    selection = accelerators.select(facts, run.options)
     evidence.add("fact", "acceleratorSelection", selection.found)
     return selection
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kaic.kube import Cluster
 from kaic.outcomes import ProbeError, Unknown
 
 SCRIPT = (Path(__file__).parent / "device_scripts" / "identity.sh").read_text(encoding="utf-8")
@@ -150,19 +149,9 @@ class Selection:
     found: dict[str, Any] = field(default_factory=dict)  # inventory and decision trail, for evidence
 
 
-def read_nodes(cluster: Cluster) -> dict[str, dict[str, Any]]:
-    """Every node in the shape discovery records (DRA-only nodes carry no extended resource, so facts skip them)."""
-    from kaic.facts import node_summary
-
-    return {info["name"]: info for info in map(node_summary, cluster.list("/api/v1/nodes"))}
-
-
-def select(cluster: Cluster, facts: Mapping[str, Any], options: Mapping[str, Any], mode: str | None = None) -> Selection:
-    """`detect` with the run's --accelerator-profile and --allocation-mode (or `mode`) and live node readiness."""
-    return detect(
-        facts, options.get("accelerator_profile", "auto"), mode or options.get("allocation_mode", "auto"),
-        read_nodes(cluster),
-    )  # fmt: skip
+def select(facts: Mapping[str, Any], options: Mapping[str, Any], mode: str | None = None) -> Selection:
+    """`detect` with the run's --accelerator-profile and --allocation-mode (or `mode`)."""
+    return detect(facts, options.get("accelerator_profile", "auto"), mode or options.get("allocation_mode", "auto"))
 
 
 def inventory(facts: Mapping[str, Any]) -> dict[str, Any]:
@@ -228,24 +217,17 @@ def _plugin_option(
     return None, f"no Ready node has allocatable {', '.join(profile.extended_resources) or 'extended resource'}"
 
 
-def detect(
-    facts: Mapping[str, Any],
-    requested: str = "auto",
-    allocation_mode: str = "auto",
-    nodes: Mapping[str, Mapping[str, Any]] | None = None,
-) -> Selection:
+def detect(facts: Mapping[str, Any], requested: str = "auto", allocation_mode: str = "auto") -> Selection:
     """Pick the profile and allocation path; auto prefers a complete DRA pool on Ready nodes.
 
-    `nodes` (from `read_nodes`) adds readiness for DRA-only nodes; without it only facts' nodes are known.
     Unrecognised hardware is Unknown with the inventory; an empty cluster is NoAccelerators.
     """
     if requested != "auto" and requested not in PROFILES:
         raise ProbeError(f"unknown accelerator profile {requested!r}; known: auto, {', '.join(PROFILES)}")
     if allocation_mode not in ALLOCATION_MODES:
         raise ProbeError(f"unknown allocation mode {allocation_mode!r}; known: {', '.join(ALLOCATION_MODES)}")
-    known = dict(nodes or {})
-    for n in (facts.get("nodes") or {}).get("withExtendedResources", []):
-        known.setdefault(n["name"], n)
+    node_facts = facts.get("nodes") or {}
+    known = {n["name"]: n for key in ("withExtendedResources", "withDraDevicesOnly") for n in node_facts.get(key, [])}
     found: dict[str, Any] = {"inventory": inventory(facts), "requested": requested, "allocationMode": allocation_mode}
     trail: dict[str, dict[str, str]] = {}
     choices: list[Selection] = []

@@ -21,6 +21,8 @@ CLUSTER_SCOPED = {
         "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
     "rbac.authorization.k8s.io/clusterroles": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
     "rbac.authorization.k8s.io/clusterrolebindings": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+    "kueue.x-k8s.io/clusterqueues": "/apis/kueue.x-k8s.io/v1beta2/clusterqueues",
+    "kueue.x-k8s.io/resourceflavors": "/apis/kueue.x-k8s.io/v1beta2/resourceflavors",
 }
 
 

@@ -12,9 +12,12 @@ from typing import Any
 import click
 
 from kaic import __version__
+from kaic.accelerators import ALLOCATION_MODES
+from kaic.accelerators import PROFILES as ACCELERATOR_PROFILES
 from kaic.cli_errors import InputError, load_report
 from kaic.cli_params import Duration, key_value_pairs, split_commas
 from kaic.diff_cli import diff
+from kaic.gang import SCHEDULERS
 from kaic.images_cli import images
 from kaic.outcomes import ExitCode
 from kaic.probe import MODES
@@ -76,13 +79,14 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--accelerator-profile",
+                type=click.Choice(["auto", *ACCELERATOR_PROFILES]),
                 default="auto",
                 show_default=True,
                 help="Accelerator family (simulated, nvidia, amd, intel, google-tpu) or auto-detect.",
             ),
             click.option(
                 "--allocation-mode",
-                type=click.Choice(["auto", "dra", "device-plugin"]),
+                type=click.Choice(ALLOCATION_MODES),
                 default="auto",
                 show_default=True,
                 help="How probes ask for devices; auto prefers a complete DRA pool on Ready nodes.",
@@ -115,6 +119,26 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
         ]
     ):
+        fn = option(fn)
+    return fn
+
+
+def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Which gang-scheduling solution the gang probes judge and how to reach it (upstream's -gang-* flags)."""
+    for option in reversed(
+        [
+            click.option("--gang-scheduler", type=click.Choice(SCHEDULERS), default="auto", show_default=True,
+                         envvar="KAIC_GANG_SCHEDULER", help="Gang-scheduling solution to judge, or auto-detect."),
+            click.option("--gang-scheduler-namespace", envvar="KAIC_GANG_SCHEDULER_NAMESPACE",
+                         help="Pre-made namespace wired to the solution (e.g. holding a Kueue LocalQueue)."),
+            click.option("--gang-job-labels", multiple=True, envvar="KAIC_GANG_JOB_LABELS",
+                         callback=lambda ctx, param, v: key_value_pairs(ctx, param, split_commas(ctx, param, v)),
+                         help="Labels for the gang Jobs, KEY=VALUE (e.g. kueue.x-k8s.io/queue-name=team-q)."),
+            click.option("--gang-scheduler-name", help="spec.schedulerName of gang pods [default: the solution's]."),
+            click.option("--gang-negative-window", type=Duration(), default="30s", show_default=True,
+                         help="How long a gang that cannot fit must stay wholly unbound."),
+        ]
+    ):  # fmt: skip
         fn = option(fn)
     return fn
 
@@ -175,6 +199,9 @@ def _options(**kwargs: Any) -> Any:
             "allocation_mode": kwargs.get("allocation_mode") or "auto",
             "images": kwargs.get("images") or {},
             "image_mirror": kwargs.get("image_mirror"),
+            **{k: kwargs.get(k) for k in ("gang_scheduler", "gang_scheduler_namespace", "gang_job_labels",
+                                          "gang_scheduler_name")},
+            "gang_negative_window_s": kwargs.get("gang_negative_window"),
         },
     )
 
@@ -189,6 +216,7 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 
 @main.command()
 @selection_options
+@gang_options
 @cluster_options
 @click.option(
     "--output-dir",
@@ -303,6 +331,7 @@ def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:
 
 @main.command()
 @selection_options
+@gang_options
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--rbac", is_flag=True, help="Print the ClusterRole the plan needs, as YAML.")
 def plan(**kwargs: Any) -> None:

@@ -66,16 +66,20 @@ def node_summary(node: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _nodes(cluster: Cluster) -> dict[str, Any]:
+def _nodes(cluster: Cluster, device_nodes: set[str]) -> dict[str, Any]:
+    """Counts, plus the summaries of accelerator nodes: those with extended resources and those named only by a
+    ResourceSlice (DRA drivers advertise no extended resource), so probes never list every node again."""
     total = ready = 0
-    accelerated = []
+    accelerated, dra_only = [], []
     for node in cluster.list("/api/v1/nodes"):
         total += 1
         info = node_summary(node)
         ready += info["ready"]
         if info["extendedResources"]:
             accelerated.append(info)
-    return {"total": total, "ready": ready, "withExtendedResources": accelerated}
+        elif info["name"] in device_nodes:
+            dra_only.append(info)
+    return {"total": total, "ready": ready, "withExtendedResources": accelerated, "withDraDevicesOnly": dra_only}
 
 
 def _resource_api(groups: dict[str, Any]) -> str | None:
@@ -192,12 +196,18 @@ def discover(cluster: Cluster) -> dict[str, Any]:
     section("clusterUID", lambda: cluster.get("/api/v1/namespaces/kube-system")["metadata"]["uid"])
     section("apiGroups", lambda: _groups(cluster))
     groups = facts["apiGroups"] or {}
-    section("nodes", lambda: _nodes(cluster))
     dra = _resource_api(groups)
     facts["dra"] = {"servedVersions": (groups.get("resource.k8s.io") or {}).get("versions", []), "version": dra}
     if dra:
         section("deviceClasses", lambda: _device_classes(cluster, dra))
         section("resourceSlices", lambda: _resource_slices(cluster, dra))
+    device_nodes = {
+        name
+        for driver in (facts.get("resourceSlices") or {}).values()
+        for pool in driver["pools"].values()
+        for name in pool["nodes"]
+    }
+    section("nodes", lambda: _nodes(cluster, device_nodes))
     section("crds", lambda: _crds(cluster))
     section("apiServices", lambda: _api_services(cluster))
     section("gatewayClasses", lambda: _gateway_classes(cluster, groups))

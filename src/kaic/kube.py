@@ -68,11 +68,16 @@ class Cluster:
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
         """Send one request and return the decoded JSON body; raise ApiException on HTTP errors."""
+        data = self.request_bytes(method, path, body, query)
+        return json.loads(data) if data else None
+
+    def request_bytes(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> bytes:
+        """The raw response body: what a pod or service answers through the API server's proxy is not JSON."""
         serialized = self.api.param_serialize(
             method,
             path,
             query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            header_params={"Accept": "application/json, */*", "Content-Type": "application/json"},
             body=body,
             auth_settings=["BearerToken"],
         )
@@ -80,8 +85,7 @@ class Cluster:
         resp.read()
         if not 200 <= resp.status <= 299:
             raise ApiException.from_response(http_resp=resp, body=resp.data.decode(errors="replace"), data=None)
-        data = resp.data
-        return json.loads(data) if data else None
+        return resp.data or b""
 
     def get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query)
@@ -115,6 +119,52 @@ class Cluster:
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return
+
+    def watch(
+        self, path: str, timeout_s: float, resource_version: str = "", **query: Any
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """A collection's current items as ADDED, then its changes as (type, object) until `timeout_s` is spent.
+
+        One list then a watch from its resourceVersion, so no change slips between state and events (a caller that
+        already listed passes `resource_version` and gets only the changes); a watch the server ends early is
+        resumed, an expired resourceVersion (410) starts over with a fresh list. The caller stops whenever it has
+        seen enough; the deadline bounds the loop when it never does.
+        """
+        deadline = time.monotonic() + timeout_s
+        version = resource_version or (yield from self._relist(path, query))
+        while (left := deadline - time.monotonic()) > 0:
+            params = {**query, "watch": "true", "allowWatchBookmarks": "true", "resourceVersion": version,
+                      "timeoutSeconds": max(1, int(left))}  # fmt: skip
+            resp = self.api.call_api(
+                *self.api.param_serialize(
+                    "GET", path, query_params=[(k, v) for k, v in params.items() if v is not None],
+                    header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+                ),
+                _request_timeout=(self.request_timeout, left + self.request_timeout),
+            )  # fmt: skip
+            if resp.status != 200:
+                resp.read()
+                raise ApiException.from_response(http_resp=resp, body=resp.data.decode(errors="replace"), data=None)
+            try:
+                for line in _lines(resp.response.stream(65536)):
+                    event = json.loads(line)
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
+                        if obj.get("code") != 410:
+                            raise AccessError(f"watch {path}: {obj.get('message', obj)}")
+                        version = yield from self._relist(path, query)
+                        break
+                    version = (obj.get("metadata") or {}).get("resourceVersion", version)
+                    if kind != "BOOKMARK":
+                        yield kind, obj
+            finally:
+                resp.response.release_conn()
+
+    def _relist(self, path: str, query: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        page = self.get(path, **query)
+        for item in page.get("items") or []:
+            yield "ADDED", item
+        return (page.get("metadata") or {}).get("resourceVersion", "")
 
     def wait_gone(self, paths: list[str], timeout_s: float) -> None:
         """Wait, bounded, until every object is gone; a stuck one is an error naming it, never a hang."""
@@ -154,6 +204,16 @@ def connect(kubeconfig: str | None = None, context: str | None = None, request_t
 def _current_context(path: str) -> str:
     _, active = k8s_config.list_kube_config_contexts(config_file=path)
     return (active or {}).get("name", "")
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Newline-delimited records of a chunked stream (a watch sends one JSON event per line)."""
+    rest = b""
+    for chunk in chunks:
+        *whole, rest = (rest + chunk).split(b"\n")
+        yield from (line for line in whole if line.strip())
+    if rest.strip():
+        yield rest
 
 
 def describe_error(exc: BaseException) -> str:

@@ -205,6 +205,10 @@ def wait_for(
         time.sleep(0.5)
 
 
+def is_ready(obj: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in (obj.get("status") or {}).get("conditions") or [])
+
+
 def scheduled_node(obj: dict[str, Any]) -> str:
     return str((obj.get("spec") or {}).get("nodeName") or "")
 
@@ -293,6 +297,14 @@ def place(cluster: Cluster, namespace: str, body: dict[str, Any], evidence: Reco
         cluster, path, lambda p: p if scheduled_node(p) and claim_names(p) is not None else None, timeout_s,
         f"pod {name} bound by the scheduler", evidence,
     )  # fmt: skip
+    return placement_of(cluster, namespace, pod_obj, evidence, timeout_s)
+
+
+def placement_of(
+    cluster: Cluster, namespace: str, pod_obj: dict[str, Any], evidence: Recorder, timeout_s: float = 90
+) -> Placement:
+    """A bound pod's placement, once every claim it uses is allocated and reserved for it."""
+    name = pod_obj["metadata"]["name"]
     claims = {}
     for ref, claim_name in (claim_names(pod_obj) or {}).items():
         claims[ref] = wait_for(
@@ -315,3 +327,48 @@ def observe(cluster: Cluster, namespace: str, placement: Placement, api_result: 
         cluster, pods_path(namespace, name), lambda p: p if terminated(p) else None, timeout_s,
         f"pod {name} finished", evidence,
     )  # fmt: skip
+
+
+class PodWatch:
+    """The pods matching a label selector: listed once, then followed by watches from that list's version, so
+    no change after the list is missed (start it before creating what it should see). Remembers every pod that
+    was ever bound, even one deleted or finished since, and the most pods that held a node at one time."""
+
+    def __init__(self, cluster: Cluster, namespace: str, selector: str) -> None:
+        self.cluster, self.namespace, self.selector = cluster, namespace, selector
+        page = cluster.get(pods_path(namespace), labelSelector=selector)
+        self.version = page["metadata"]["resourceVersion"]
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.ever_bound: set[str] = set()
+        self.peak = 0  # most pods bound and not yet finished at once
+        for pod_obj in page.get("items") or []:
+            self._saw("ADDED", pod_obj)
+
+    def _saw(self, kind: str, pod_obj: dict[str, Any]) -> None:
+        name = pod_obj["metadata"]["name"]
+        if kind == "DELETED":
+            self.pods.pop(name, None)
+        else:
+            self.pods[name] = pod_obj
+        if scheduled_node(pod_obj):
+            self.ever_bound.add(name)
+        self.peak = max(self.peak, sum(1 for p in self.pods.values() if scheduled_node(p) and not terminated(p)))
+
+    def until(self, done: Callable[[PodWatch], bool], timeout_s: float) -> bool:
+        """Follow changes until `done(self)` holds (True) or `timeout_s` passes (False)."""
+        deadline = time.monotonic() + timeout_s
+        while not done(self):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            path = pods_path(self.namespace)
+            events = self.cluster.watch(path, left, self.version, labelSelector=self.selector)
+            try:
+                for kind, obj in events:
+                    self.version = obj["metadata"]["resourceVersion"]
+                    self._saw(kind, obj)
+                    if done(self) or time.monotonic() > deadline:
+                        break
+            finally:
+                events.close()
+        return True

@@ -7,20 +7,9 @@ which checks are unknown because kwok nodes run no containers). Nothing labelled
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-import yaml
+from golden_matrix import assert_matches_matrix, assert_nothing_left, assert_probes, assert_rows, run_kaic
 
-from kaic import kube
-from kaic.cleanup import CLUSTER_SCOPED, selector
-
-ROOT = Path(__file__).resolve().parents[2]
-MATRIX = yaml.safe_load((ROOT / "tests/golden/matrix.yaml").read_text())
 REQUIREMENTS = (
     "dra_support", "secure_accelerator_access", "driver_runtime_management", "gpu_sharing", "virtualized_accelerator",
 )  # fmt: skip
@@ -82,55 +71,16 @@ PROBES = {
 }
 
 
-def run_kaic(kubeconfig: Path, out: Path, *extra: str) -> dict:
-    """`kaic run` on these requirements, judged as checklist 1.35 (the last one with dra_support)."""
-    args = ["run", "--focus", ",".join(REQUIREMENTS), "--kubernetes-version", "1.35", "-o", "json",
-            "--output-dir", str(out), *extra]  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, "-m", "kaic", *args], capture_output=True, text=True, timeout=600, check=False,
-        env={**os.environ, "CI": "true", "KUBECONFIG": str(kubeconfig)},
-    )  # fmt: skip
-    assert proc.returncode in (0, 1, 3, 4), proc.stderr[-3000:]  # 3: a MUST errored, still a full run
-    report = json.loads((out / "report.json").read_text())
-    assert report["run"]["complete"] is True, proc.stderr[-3000:]
-    return report
-
-
-def probe_outcomes(report: dict) -> dict[str, tuple[str, str]]:
-    return {p["name"]: (p["outcome"], p.get("reason") or "") for r in report["requirements"] for p in r["probes"]}
-
-
-def assert_probes(report: dict, expected: dict[str, tuple[str, str]]) -> None:
-    got = probe_outcomes(report)
-    for name, (outcome, why) in expected.items():
-        assert got[name][0] == outcome and why in got[name][1], f"{name}: {got[name]}"
-
-
-def assert_nothing_left(kubeconfig: Path, run_id: str) -> None:
-    admin = kube.connect(str(kubeconfig))
-    label = selector(run_id)
-    left = [ns["metadata"]["name"] for ns in admin.list("/api/v1/namespaces", labelSelector=label)]
-    for path in (CLUSTER_SCOPED["resource.k8s.io/deviceclasses"], CLUSTER_SCOPED["resource.k8s.io/resourceslices"]):
-        left += [o["metadata"]["name"] for o in admin.list(path, labelSelector=label)] if admin.get_or_none(path) else []
-    assert left == [], left
-
-
 def test_matrix_rows_are_complete_and_broken_scenarios_change_only_their_own_rows():
-    assert set(MATRIX) == set(PROBES)
-    for scenario, rows in MATRIX.items():
-        assert set(REQUIREMENTS) <= set(rows), scenario
-        assert {rows[r] for r in REQUIREMENTS} <= {"passed", "failed", "not-applicable", "unknown", "error"}
-        if scenario not in OWN_SCENARIOS:
-            assert {r: rows[r] for r in REQUIREMENTS} == {r: MATRIX["conformant"][r] for r in REQUIREMENTS}, scenario
+    assert_rows(REQUIREMENTS, OWN_SCENARIOS, PROBES)
 
 
 @pytest.mark.cluster
 @pytest.mark.parametrize("scenario", list(PROBES))
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
     cluster = cluster_for(scenario)
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", *EXTRA_ARGS.get(scenario, ()))
-    outcomes = {r["id"]: r["outcome"] for r in report["requirements"]}
-    assert outcomes == {r: MATRIX[scenario][r] for r in REQUIREMENTS}
+    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *EXTRA_ARGS.get(scenario, ()))
+    assert_matches_matrix(report, scenario, REQUIREMENTS)
     assert_probes(report, PROBES[scenario])
     assert report["facts"]["errors"] == {}
     assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
@@ -141,7 +91,7 @@ def test_device_plugin_path_on_the_conformant_cluster(cluster_for, tmp_path):
     """--allocation-mode device-plugin: pods land on the device-plugin pool; allocations there carry no identity
     the API can show, so disjointness waits for a node that runs containers; DRA's own probes still pass."""
     cluster = cluster_for("conformant")
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", "--allocation-mode", "device-plugin")
+    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, "--allocation-mode", "device-plugin")
     assert_probes(report, {
         "secure_accelerator_access.positive-access": ("unknown", "node kaic-device-plugin-"),
         "secure_accelerator_access.disjoint-devices": ("unknown", "device-plugin allocations carry no identity"),

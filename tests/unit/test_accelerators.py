@@ -13,13 +13,14 @@ def node(name: str, resources: dict[str, str] | None = None, ready: bool = True,
             "extendedResources": resources or {}, "runsContainers": False, "containerRuntime": "kwok://simulated"}  # fmt: skip
 
 
-def facts(*, slices=None, classes=None, plugin_nodes=(), version="v1") -> dict:
+def facts(*, slices=None, classes=None, plugin_nodes=(), dra_nodes=(), version="v1") -> dict:
     return {
         "errors": {},
         "dra": {"servedVersions": [version] if version else [], "version": version},
         "resourceSlices": slices or {},
         "deviceClasses": classes or [],
-        "nodes": {"total": 4, "ready": 4, "withExtendedResources": list(plugin_nodes)},
+        "nodes": {"total": 4, "ready": 4, "withExtendedResources": list(plugin_nodes),
+                  "withDraDevicesOnly": list(dra_nodes)},
         "runtimeClasses": [],
     }
 
@@ -34,16 +35,16 @@ def device_class(name: str, driver: str, extended: str = "") -> dict:
 
 
 # The local reference cluster's conformant shape: a DRA pool and a device-plugin pool.
-DRA_NODES = {"kaic-dra-0": node("kaic-dra-0"), "kaic-dra-1": node("kaic-dra-1")}
 LOCAL = facts(
     slices=dra_driver("gpu.example.com", {"kaic-dra-0": 8, "kaic-dra-1": 8}),
     classes=[device_class("gpu.example.com", "gpu.example.com")],
     plugin_nodes=[node("kaic-device-plugin-0", {"example.com/gpu": "8"})],
+    dra_nodes=[node("kaic-dra-0"), node("kaic-dra-1")],
 )
 
 
 def test_auto_prefers_a_complete_dra_pool_on_ready_nodes():
-    chosen = detect(LOCAL, nodes=DRA_NODES)
+    chosen = detect(LOCAL)
     assert (chosen.profile.name, chosen.path, chosen.device_class) == ("simulated", "dra", "gpu.example.com")
     assert chosen.nodes == ("kaic-dra-0", "kaic-dra-1")
     assert chosen.found["chosen"] == {"profile": "simulated", "path": "dra"}
@@ -51,42 +52,44 @@ def test_auto_prefers_a_complete_dra_pool_on_ready_nodes():
 
 
 def test_device_plugin_mode_and_fallback():
-    chosen = detect(LOCAL, "simulated", "device-plugin", DRA_NODES)
+    chosen = detect(LOCAL, "simulated", "device-plugin")
     assert (chosen.path, chosen.extended_resource, chosen.nodes) == ("device-plugin", "example.com/gpu", ("kaic-device-plugin-0",))
-    not_ready = {name: node(name, ready=False) for name in DRA_NODES}
-    assert detect(LOCAL, nodes=not_ready).path == "device-plugin"  # no DRA pool on a Ready node
+    not_ready = {**LOCAL, "nodes": {**LOCAL["nodes"], "withDraDevicesOnly": [node("kaic-dra-0", ready=False)]}}
+    assert detect(not_ready).path == "device-plugin"  # no DRA pool on a Ready node
     incomplete = {**LOCAL, "resourceSlices": dra_driver("gpu.example.com", {"kaic-dra-0": 8}, complete=False)}
-    assert detect(incomplete, nodes=DRA_NODES).path == "device-plugin"
+    assert detect(incomplete).path == "device-plugin"
 
 
 def test_dra_mode_without_dra_is_unknown_with_the_trail():
     only_plugin = {**LOCAL, "resourceSlices": {}}
     with pytest.raises(Unknown, match="gpu.example.com publishes devices") as raised:
-        detect(only_plugin, "auto", "dra", DRA_NODES)
+        detect(only_plugin, "auto", "dra")
     assert not isinstance(raised.value, NoAccelerators)
 
 
 def test_device_plugin_mode_refuses_a_resource_mapped_to_dra():
     mapped = {**LOCAL, "deviceClasses": [device_class("gpu.example.com", "gpu.example.com", "example.com/gpu")]}
     with pytest.raises(Unknown, match="maps example.com/gpu to DRA"):
-        detect(mapped, "simulated", "device-plugin", DRA_NODES)
+        detect(mapped, "simulated", "device-plugin")
 
 
 def test_nvidia_by_device_plugin_and_by_dra():
     plugin = facts(plugin_nodes=[node("gpu-a", {"nvidia.com/gpu": "4"})])
     assert detect(plugin).profile.name == "nvidia"
-    dra = facts(slices=dra_driver("gpu.nvidia.com", {"gpu-a": 4}), classes=[device_class("gpu.nvidia.com", "gpu.nvidia.com")])
-    chosen = detect(dra, nodes={"gpu-a": node("gpu-a")})
+    dra = facts(slices=dra_driver("gpu.nvidia.com", {"gpu-a": 4}), classes=[device_class("gpu.nvidia.com", "gpu.nvidia.com")],
+                dra_nodes=[node("gpu-a")])
+    chosen = detect(dra)
     assert (chosen.profile.name, chosen.path, chosen.device_class) == ("nvidia", "dra", "gpu.nvidia.com")
 
 
 def test_dra_needs_a_device_class_and_v1():
     slices = dra_driver("gpu.nvidia.com", {"gpu-a": 4})
     with pytest.raises(Unknown, match="no DeviceClass selects gpu.nvidia.com"):
-        detect(facts(slices=slices), nodes={"gpu-a": node("gpu-a")})
-    beta = facts(slices=slices, classes=[device_class("gpu.nvidia.com", "gpu.nvidia.com")], version="v1beta1")
+        detect(facts(slices=slices, dra_nodes=[node("gpu-a")]))
+    beta = facts(slices=slices, classes=[device_class("gpu.nvidia.com", "gpu.nvidia.com")], version="v1beta1",
+                 dra_nodes=[node("gpu-a")])
     with pytest.raises(Unknown, match="resource.k8s.io/v1 is not served"):
-        detect(beta, nodes={"gpu-a": node("gpu-a")})
+        detect(beta)
 
 
 def test_unknown_hardware_reports_the_inventory():
@@ -103,7 +106,7 @@ def test_nothing_at_all_is_no_accelerators():
 
 def test_a_requested_profile_that_is_absent_is_unknown_and_bad_names_are_errors():
     with pytest.raises(Unknown, match="nvidia: dra no ResourceSlice"):
-        detect(LOCAL, "nvidia", nodes=DRA_NODES)
+        detect(LOCAL, "nvidia")
     with pytest.raises(ProbeError, match="unknown accelerator profile 'tpu'"):
         detect(LOCAL, "tpu")
     with pytest.raises(ProbeError, match="unknown allocation mode"):

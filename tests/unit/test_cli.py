@@ -13,7 +13,7 @@ from kaic.cli import Duration, main
 @pytest.fixture
 def runner(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))  # no user config leaks in
-    for var in ("KAIC_MODE", "KAIC_PROFILE", "KAIC_CONFIG", "KAIC_CONTEXT", "KAIC_OUTPUT_DIR"):
+    for var in ("KAIC_MODE", "KAIC_PROFILE", "KAIC_CONFIG", "KAIC_CONTEXT", "KAIC_OUTPUT_DIR", "KAIC_GANG_SCHEDULER"):
         monkeypatch.delenv(var, raising=False)
     return CliRunner()
 
@@ -148,3 +148,20 @@ def test_run_against_an_unreachable_api_is_incomplete_with_a_valid_report(tmp_pa
     assert {p.name for p in out.iterdir()} >= {"report.json", "junit.xml", "results.json", "e2e.log", "summary.md"}
     everything = proc.stdout + proc.stderr + "".join(p.read_text() for p in out.iterdir())
     assert "secret-token-value" not in everything
+
+
+def test_gang_flags_reach_the_probe_settings_with_flag_env_file_precedence(runner, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr("kaic.cli._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
+    config = write_config(tmp_path, "gang-scheduler: volcano\ngang-negative-window: 45s\n")
+    env = {"KAIC_GANG_SCHEDULER_NAMESPACE": "team-a", "KAIC_GANG_JOB_LABELS": "kueue.x-k8s.io/queue-name=q"}
+    for args in ([], ["--gang-scheduler", "kueue", "--gang-job-labels", "a=b,c=d", "--gang-job-labels", "e=f"]):
+        result = runner.invoke(main, ["--config", config, "plan", *args], env=env)
+        assert result.exit_code == 0, result.output
+    from_file, from_flags = seen
+    assert from_file["gang_scheduler"] == "volcano" and from_file["gang_negative_window_s"] == 45.0
+    assert from_file["gang_scheduler_namespace"] == "team-a"
+    assert from_file["gang_job_labels"] == {"kueue.x-k8s.io/queue-name": "q"}
+    assert from_flags["gang_scheduler"] == "kueue" and from_flags["gang_job_labels"] == {"a": "b", "c": "d", "e": "f"}
+    bad = runner.invoke(main, ["plan", "--gang-scheduler", "kai"])
+    assert bad.exit_code == 2 and "kai" in bad.output

@@ -52,3 +52,10 @@ def test_api_errors_are_described_without_headers_or_tokens():
     text = kube.describe_error(exc)
     assert text == 'HTTP 403 Forbidden: nodes is forbidden: User "alice" cannot list'
     assert "secret-token" not in text
+
+
+def test_watch_lines_survive_chunks_split_anywhere():
+    from kaic.kube import _lines
+
+    stream = [b'{"type":"ADDED"}\n{"ty', b'pe":"MODIFIED"}', b"\n\n", b'{"type":"DELETED"}']
+    assert list(_lines(iter(stream))) == [b'{"type":"ADDED"}', b'{"type":"MODIFIED"}', b'{"type":"DELETED"}']

@@ -97,14 +97,14 @@ def test_rbac_adds_namespace_rule_only_for_creating_probes(profile, probes):
         "gang_scheduling.creator",
         "gang_scheduling",
         "TestKaicZ",
-        creates=("batch/jobs",),
-        rbac=(Rule("batch", "jobs", ("create",)), Rule("batch", "jobs", ("delete", "create"))),
+        creates=("batch/cronjobs",),
+        rbac=(Rule("batch", "cronjobs", ("create",)), Rule("batch", "cronjobs", ("delete", "create"))),
     )
     plan = build_plan(_with(profile, creator), "1.37", "non-disruptive", probes={**probes, creator.name: creator})
     rules = {(r.group, r.resource): r.verbs for r in plan.rbac()}
-    assert rules[("batch", "jobs")] == ("create", "delete")
+    assert rules[("batch", "cronjobs")] == ("create", "delete")
     assert rules[("", "namespaces")] == ("create", "delete", "get", "list")
-    assert plan.cleanup_kinds() >= {"batch/jobs", "namespaces"}
+    assert plan.cleanup_kinds() >= {"batch/cronjobs", "namespaces"}
 
 
 def test_profile_naming_a_missing_probe(profile, probes):

@@ -1,0 +1,81 @@
+"""The golden outcome matrix and the `kaic run` helpers every probe-area test shares.
+
+tests/golden/matrix.yaml maps scenario -> requirement -> expected requirement outcome. Each probe-area test
+file owns the rows of its requirements and the scenarios that may move them (`OWN_SCENARIOS`); every other
+scenario must keep conformant's rows, so a broken scenario can only change what it breaks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+
+from kaic import kube
+from kaic.cleanup import CLUSTER_SCOPED, selector
+
+ROOT = Path(__file__).resolve().parents[2]
+MATRIX = yaml.safe_load((ROOT / "tests/golden/matrix.yaml").read_text())
+OUTCOMES = {"passed", "failed", "not-applicable", "unknown", "error"}
+
+
+def run_kaic(
+    kubeconfig: Path, out: Path, requirements: Iterable[str], *extra: str, version: str = "1.35"
+) -> dict:
+    """`kaic run --focus <requirements>` in a subprocess, judged as checklist `version`; returns report.json."""
+    args = ["run", "--focus", ",".join(requirements), "--kubernetes-version", version, "-o", "json",
+            "--output-dir", str(out), *extra]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "kaic", *args], capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "CI": "true", "KUBECONFIG": str(kubeconfig)},
+    )  # fmt: skip
+    assert proc.returncode in (0, 1, 3, 4), proc.stderr[-3000:]  # 3: a MUST errored, still a full run
+    report = json.loads((out / "report.json").read_text())
+    assert report["run"]["complete"] is True, proc.stderr[-3000:]
+    return report
+
+
+def probe_outcomes(report: dict) -> dict[str, tuple[str, str]]:
+    return {
+        p["name"]: (p["outcome"], p.get("reason") or "") for r in report["requirements"] for p in r["probes"]
+    }
+
+
+def assert_probes(report: dict, expected: dict[str, tuple[str, str]]) -> None:
+    got = probe_outcomes(report)
+    for name, (outcome, why) in expected.items():
+        assert got[name][0] == outcome and why in got[name][1], f"{name}: {got[name]}"
+
+
+def assert_matches_matrix(report: dict, scenario: str, requirements: Iterable[str]) -> None:
+    outcomes = {r["id"]: r["outcome"] for r in report["requirements"]}
+    assert outcomes == {r: MATRIX[scenario][r] for r in requirements}
+
+
+def assert_nothing_left(kubeconfig: Path, run_id: str) -> None:
+    """No namespace and no cluster-scoped object labelled by the run remains (kinds whose API is served)."""
+    admin = kube.connect(str(kubeconfig))
+    label = selector(run_id)
+    left = [ns["metadata"]["name"] for ns in admin.list("/api/v1/namespaces", labelSelector=label)]
+    for path in CLUSTER_SCOPED.values():
+        if admin.get_or_none(path.rsplit("/", 1)[0]) is not None:
+            left += [o["metadata"]["name"] for o in admin.list(path, labelSelector=label)]
+    assert left == [], left
+
+
+def assert_rows(requirements: Iterable[str], own_scenarios: set[str], scenarios: Iterable[str]) -> None:
+    """Every scenario has a valid row for each requirement; scenarios not in `own_scenarios` keep conformant's."""
+    requirements = tuple(requirements)
+    assert set(MATRIX) == set(scenarios)
+    for scenario, rows in MATRIX.items():
+        assert set(requirements) <= set(rows), scenario
+        assert {rows[r] for r in requirements} <= OUTCOMES, scenario
+        if scenario not in own_scenarios:
+            assert {r: rows[r] for r in requirements} == {r: MATRIX["conformant"][r] for r in requirements}, (
+                scenario
+            )

@@ -1,0 +1,66 @@
+"""The gang-scheduling probes against the real local cluster, scenario by scenario.
+
+What binds is decided by the real kube-scheduler (native PodGroups, `scheduling.k8s.io/v1beta1`); kwok only
+plays the nodes. Requirement outcomes must match tests/golden/matrix.yaml, probe outcomes say why.
+"""
+
+from __future__ import annotations
+
+import pytest
+from golden_matrix import assert_matches_matrix, assert_nothing_left, assert_probes, assert_rows, run_kaic
+
+REQUIREMENTS = ("gang_scheduling",)
+# `no-gang` serves no PodGroup API; `no-dra`'s scheduler emulates 1.34, so it has none either; `broken-gang`
+# serves the API but its scheduler ignores pod groups. Every other scenario keeps conformant's row.
+OWN_SCENARIOS = {"no-gang", "no-dra", "broken-gang"}
+# A shorter window than the 30 s default keeps the suite quick; the observation is the same.
+WINDOW = ("--gang-negative-window", "10s")
+PASSED = {"gang_scheduling.fitting-gang": ("passed", ""), "gang_scheduling.unfit-gang": ("passed", "")}
+ABSENT = "no gang-scheduling solution found"
+PROBES = {
+    "conformant": PASSED,
+    "no-dra": {
+        "gang_scheduling.fitting-gang": ("unknown", ABSENT),
+        "gang_scheduling.unfit-gang": ("unknown", ABSENT),
+    },
+    "no-devices": PASSED,
+    "no-gang": {
+        "gang_scheduling.fitting-gang": ("unknown", ABSENT),
+        "gang_scheduling.unfit-gang": ("unknown", ABSENT),
+    },
+    "broken-gang": {
+        # All three fit, so an ignored pod group still binds them; only the gang that cannot fit tells.
+        "gang_scheduling.fitting-gang": ("passed", ""),
+        "gang_scheduling.unfit-gang": ("failed", "native let part of a gang bind"),
+    },
+    "broken-dra": PASSED,
+    "no-gpu-nodes": PASSED,
+}
+
+
+def test_matrix_rows_are_complete_and_broken_scenarios_change_only_their_own_rows():
+    assert_rows(REQUIREMENTS, OWN_SCENARIOS, PROBES)
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("scenario", list(PROBES))
+def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
+    cluster = cluster_for(scenario)
+    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *WINDOW)
+    assert_matches_matrix(report, scenario, REQUIREMENTS)
+    assert_probes(report, PROBES[scenario])
+    assert report["facts"]["errors"] == {}
+    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
+
+
+@pytest.mark.cluster
+def test_asking_for_an_absent_solution_is_unknown(cluster_for, tmp_path):
+    """--gang-scheduler kueue on a cluster without Kueue: unknown with the install hint, nothing created."""
+    cluster = cluster_for("conformant")
+    report = run_kaic(
+        cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, "--gang-scheduler", "kueue", *WINDOW
+    )
+    hint = "kueue gang scheduling was asked for but its API is not served"
+    assert_probes(report, {"gang_scheduling.fitting-gang": ("unknown", hint),
+                           "gang_scheduling.unfit-gang": ("unknown", "--gang-scheduler-namespace")})  # fmt: skip
+    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
