@@ -41,7 +41,8 @@ def cluster() -> None:
 @click.option(
     "--real-node",
     is_flag=True,
-    help="Also start one real worker node (kubelet, containerd, runc; needs root) that runs containers.",
+    help="Also start one real worker node (kubelet, containerd, runc; needs root) that runs containers "
+    "(the operator scenarios always have one).",
 )
 def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
     """Start etcd, the control plane, kwok and the simulated GPU driver on 127.0.0.1."""
@@ -49,7 +50,7 @@ def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
 
     local = LocalCluster(state_dir)
     started = time.monotonic()
-    shape = dataclasses.replace(SCENARIOS[scenario], real_node=real_node)
+    shape = dataclasses.replace(SCENARIOS[scenario], real_node=real_node or SCENARIOS[scenario].real_node)
     try:
         local.up(shape, find_binaries(), timeout=timeout)
     except ClusterError as error:

@@ -22,7 +22,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
 
-from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR, kubeconfig, pki, topology
+from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR, kubeconfig, operator, pki, topology
 from kaic.localcluster.node import POD_SUBNET, RealNode
 from kaic.localcluster.processes import (
     ClusterError,
@@ -135,6 +135,8 @@ class LocalCluster:
             self._publish(scenario, timeout)
             if scenario.real_node:
                 state["real_node"] = self._start_real_node(scenario, state["server"], binaries, timeout)
+            if scenario.operator:
+                self._install_operator(scenario, ports["kube-apiserver"], binaries, timeout)
         except BaseException:
             self.stop_processes()
             raise
@@ -393,6 +395,13 @@ class LocalCluster:
         with self.api_client() as api:
             real_node.wait_ready(api, timeout, dra_driver)
         return info
+
+    def _install_operator(self, scenario: Scenario, port: int, binaries: Binaries, timeout: float) -> None:
+        """Kubeflow Trainer and JobSet as pods of the real node; their pods start, so allow more than `timeout`."""
+        directory = binaries.kaic_cluster.parent
+        operator.import_images(self.real_node(), directory)
+        install = operator.TrainerInstall(directory, self.pki, self.kubeconfig, port)
+        install.up(max(timeout, operator.START_TIMEOUT), scenario.operator_broken)
 
     def stop_processes(self) -> None:
         self.real_node().teardown()

@@ -222,6 +222,14 @@ class ClusterPKI:
         )
         return client, serving
 
+    def issue_serving(self, stem: str, dns_names: tuple[str, ...], ip_addresses: tuple[str, ...] = ()) -> Pair:
+        """A serving certificate from the cluster CA, e.g. for a webhook the apiserver calls by Service name."""
+        pair = self._pair(stem)
+        Authority.load(self.ca).issue(
+            pair, _name(dns_names[0]), ExtendedKeyUsageOID.SERVER_AUTH, dns_names=dns_names, ip_addresses=ip_addresses
+        )
+        return pair
+
     def _write_service_account_keys(self) -> None:
         key = _new_key()
         _write_key(self.service_account.key, key)

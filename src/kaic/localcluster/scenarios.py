@@ -56,6 +56,10 @@ class Scenario:
     scheduler_emulated_version: str | None = None
     # One real worker node (kubelet + containerd, `node.py`) beside the kwok nodes; needs root.
     real_node: bool = False
+    # Kubeflow Trainer (with JobSet) as pods on the real node (`operator.py`); `operator_broken`: its webhook
+    # Service points at a port nothing serves.
+    operator: bool = False
+    operator_broken: bool = False
 
     def gates_for_scheduler(self) -> dict[str, bool]:
         return self.gates if self.scheduler_gates is None else self.scheduler_gates
@@ -111,6 +115,20 @@ SCENARIOS = {
             "only CPU nodes: the driver is installed but finds no GPU, no extended resource",
             pools=CPU_ONLY_POOLS,
             publish_slices=False,
+        ),
+        Scenario(
+            "operator",
+            "as conformant, plus a real node running Kubeflow Trainer v2.3.0 and JobSet v0.12.0, built from their "
+            "modules, with the ClusterTrainingRuntime kaic-busybox",
+            real_node=True,
+            operator=True,
+        ),
+        Scenario(
+            "broken-operator",
+            "as operator, but the Trainer webhook's Service sends the API server to a port nothing listens on",
+            real_node=True,
+            operator=True,
+            operator_broken=True,
         ),
     )
 }
