@@ -165,7 +165,7 @@ def test_webhook_rejects_invalid(cluster, namespace, run, facts, evidence):
         message = describe_error(refused)
         evidence.add("text", "refusal", message)
         verdict = operators.denial(message, profile.validator)
-        assert verdict != "unreachable", f"the webhook {profile.validator} could not be called: {message}"
+        assert verdict != "unreachable", f"a webhook on the {profile.resource.kind}'s path could not be called: {message}"
         if verdict == "other":
             raise ProbeError(f"the invalid {profile.resource.kind} was refused before the webhook judged it: {message}")
         return

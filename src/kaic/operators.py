@@ -220,11 +220,12 @@ def find_webhook(configurations: Iterable[Mapping[str, Any]], name: str) -> tupl
 
 
 def denial(message: str, validator: str) -> str:
-    """How the API server turned an object away: "webhook" (the named webhook denied it), "unreachable" (the
-    webhook could not be called; its failurePolicy refused) or "other" (schema, quota, another admission)."""
+    """How the API server turned an object away: "webhook" (the named webhook denied it), "unreachable" (a
+    webhook on the object's path, such as the operator's defaulter, could not be called and its failurePolicy
+    refused) or "other" (schema, quota, another admission plugin)."""
     if f'admission webhook "{validator}" denied the request' in message:
         return "webhook"
-    if f'failed calling webhook "{validator}"' in message:
+    if 'failed calling webhook "' in message:
         return "unreachable"
     return "other"
 

@@ -140,7 +140,7 @@ class TrainerInstall:
               for ns in (TRAINER_NAMESPACE, JOBSET_NAMESPACE)),
             # JobSet's CRD has one version: its conversion-webhook patch would only add a dependency on the webhook.
             *load(jobset / "crd/bases/jobset.x-k8s.io_jobsets.yaml"),
-            *(doc for crd in sorted((trainer / "crds").glob("*.yaml")) for doc in load(crd)),
+            *(doc for crd in sorted((trainer / "crds").glob("trainer.kubeflow.org_*.yaml")) for doc in load(crd)),
             *(placed(doc, JOBSET_NAMESPACE, JOBSET_PREFIX) for name in ("service_account", "role", "role_binding")
               for doc in load(jobset / f"rbac/{name}.yaml")),
             *(placed(doc, TRAINER_NAMESPACE) for name in ("service_account", "role", "role_binding")
