@@ -8,6 +8,7 @@ tests/golden/matrix.yaml, probe outcomes say why.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
@@ -43,21 +44,27 @@ def test_matrix_rows_are_complete_and_only_the_operator_scenarios_change_them():
     assert_rows(REQUIREMENTS, OWN_SCENARIOS, EXPECTED)
 
 
-def require_operator() -> None:
-    """The operator scenarios need the real node and the operator's build; skip without them (CI: fail)."""
+@functools.cache
+def operator_problem() -> str | None:
+    """Why the operator scenarios cannot run here, asked once: after that the real node is this session's own."""
     directory = bin_dir()
     try:
         node.find_node_binaries(directory)
-        missing = [p for p in (directory / "trainer-controller-manager", directory / "jobset",
-                               operator.manifests_dir(directory)) if not p.exists()]  # fmt: skip
-        if missing:
-            raise ClusterError(f"missing {', '.join(map(str, missing))}: run `make cluster`")
-        if problem := node.host_problem():
-            raise ClusterError(problem)
     except ClusterError as error:
+        return str(error)
+    missing = [p for p in (directory / "trainer-controller-manager", directory / "jobset",
+                           operator.manifests_dir(directory)) if not p.exists()]  # fmt: skip
+    if missing:
+        return f"missing {', '.join(map(str, missing))}: run `make cluster`"
+    return node.host_problem()
+
+
+def require_operator() -> None:
+    """The operator scenarios need the real node and the operator's build; skip without them (CI: fail)."""
+    if problem := operator_problem():
         if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the operator scenarios: {error}")
-        pytest.skip(str(error))
+            pytest.fail(f"CI needs the operator scenarios: {problem}")
+        pytest.skip(problem)
 
 
 @pytest.mark.cluster
