@@ -73,13 +73,21 @@ def webhook_of(cluster, profile: operators.OperatorProfile) -> tuple[str, dict[s
 def operator_pods(cluster, profile: operators.OperatorProfile, evidence) -> tuple[str, str, list[dict]]:
     """(namespace, selector, pods) of the operator: the pods behind its webhook's Service."""
     found = webhook_of(cluster, profile)
-    assert found is not None, f"no validating webhook {profile.validator} is configured, so no operator pods serve it"
+    assert found is not None, (
+        f"no validating webhook {profile.validator} is configured, so no operator pods serve it"
+    )
     configuration, webhook = found
     service = (webhook.get("clientConfig") or {}).get("service")
-    assert service, f"webhook {profile.validator} ({configuration}) calls a URL, not a Service of the operator"
+    assert service, (
+        f"webhook {profile.validator} ({configuration}) calls a URL, not a Service of the operator"
+    )
     svc = cluster.get_or_none(f"/api/v1/namespaces/{service['namespace']}/services/{service['name']}")
-    assert svc is not None, f"webhook {profile.validator} names Service {service['namespace']}/{service['name']}, which does not exist"
-    selector = ",".join(f"{k}={v}" for k, v in sorted(((svc.get("spec") or {}).get("selector") or {}).items()))
+    assert svc is not None, (
+        f"webhook {profile.validator} names Service {service['namespace']}/{service['name']}, which does not exist"
+    )
+    selector = ",".join(
+        f"{k}={v}" for k, v in sorted(((svc.get("spec") or {}).get("selector") or {}).items())
+    )
     if not selector:
         raise Unknown(f"Service {service['namespace']}/{service['name']} selects no pods (its endpoints are managed "
                       "by hand), so kaic cannot tell which pods are the operator's")  # fmt: skip
@@ -101,11 +109,15 @@ def test_operator_pods_ready(cluster, run, facts, evidence):
             evidence.add("object", "operator pods", {p["metadata"]["name"]: p.get("status") for p in pods})
             raise AssertionError(
                 f"{len(pods)} operator pod(s) in {namespace} ({selector}), not all Ready after "
-                f"{settings.ready_timeout_s:.0f}s" if pods else f"no pod in {namespace} matches {selector}"
+                f"{settings.ready_timeout_s:.0f}s"
+                if pods
+                else f"no pod in {namespace} matches {selector}"
             )
         time.sleep(2)
         pods = list(cluster.list(workloads.pods_path(namespace), labelSelector=selector))
-    evidence.add("text", "ready", ", ".join(f"{p['metadata']['name']} on {p['spec'].get('nodeName')}" for p in pods))
+    evidence.add(
+        "text", "ready", ", ".join(f"{p['metadata']['name']} on {p['spec'].get('nodeName')}" for p in pods)
+    )
 
 
 @probe("robust_controller", "crds-established", test="TestKaicRobustController/CrdsEstablished",
@@ -116,7 +128,9 @@ def test_crds_established(cluster, run, facts, evidence):
     state = {}
     for name in profile.crds:
         crd = cluster.get_or_none(f"{CRDS}/{name}")
-        state[name] = "missing" if crd is None else operators.conditions(crd).get("Established", "no condition")
+        state[name] = (
+            "missing" if crd is None else operators.conditions(crd).get("Established", "no condition")
+        )
     evidence.add("fact", "Established", state)
     broken = {name: value for name, value in state.items() if value != "True"}
     assert not broken, f"{profile.title} CRDs not Established: {broken}"
@@ -129,7 +143,9 @@ def test_webhook_serving(cluster, run, facts, evidence):
     ready endpoints."""
     profile, _ = chosen(facts, run, evidence)
     found = webhook_of(cluster, profile)
-    assert found is not None, f"{profile.title} is installed but no validating webhook {profile.validator} is configured"
+    assert found is not None, (
+        f"{profile.title} is installed but no validating webhook {profile.validator} is configured"
+    )
     configuration, webhook = found
     client = webhook.get("clientConfig") or {}
     evidence.add("object", f"webhook {profile.validator} in {configuration}",
@@ -148,7 +164,9 @@ def test_webhook_serving(cluster, run, facts, evidence):
                               labelSelector=f"kubernetes.io/service-name={service['name']}")  # fmt: skip
         ready = operators.ready_endpoints(slices)
         evidence.add("fact", "readyEndpoints", ready)
-        assert ready, f"Service {service['namespace']}/{service['name']} of webhook {profile.validator} has no ready endpoint"
+        assert ready, (
+            f"Service {service['namespace']}/{service['name']} of webhook {profile.validator} has no ready endpoint"
+        )
 
 
 @probe("robust_controller", "webhook-rejects-invalid", test="TestKaicRobustController/WebhookRejectsInvalid",
@@ -165,12 +183,18 @@ def test_webhook_rejects_invalid(cluster, namespace, run, facts, evidence):
         message = describe_error(refused)
         evidence.add("text", "refusal", message)
         verdict = operators.denial(message, profile.validator)
-        assert verdict != "unreachable", f"a webhook on the {profile.resource.kind}'s path could not be called: {message}"
+        assert verdict != "unreachable", (
+            f"a webhook on the {profile.resource.kind}'s path could not be called: {message}"
+        )
         if verdict == "other":
-            raise ProbeError(f"the invalid {profile.resource.kind} was refused before the webhook judged it: {message}")
+            raise ProbeError(
+                f"the invalid {profile.resource.kind} was refused before the webhook judged it: {message}"
+            )
         return
     cluster.delete(f"{path}/kaic-invalid")
-    raise AssertionError(f"an invalid {profile.resource.kind} was admitted: webhook {profile.validator} did not deny it")
+    raise AssertionError(
+        f"an invalid {profile.resource.kind} was admitted: webhook {profile.validator} did not deny it"
+    )
 
 
 @probe("robust_controller", "controller-reconciles", test="TestKaicRobustController/ControllerReconcilesValid",
@@ -189,7 +213,9 @@ def test_controller_reconciles(cluster, namespace, run, facts, evidence):
     try:
         cluster.create(path, body)
     except ApiException as refused:
-        raise AssertionError(f"a valid {profile.resource.kind} was refused: {describe_error(refused)}") from None
+        raise AssertionError(
+            f"a valid {profile.resource.kind} was refused: {describe_error(refused)}"
+        ) from None
     progress = operators.Progress()
     for _, obj in cluster.watch(path, settings.reconcile_timeout_s, fieldSelector="metadata.name=kaic-valid"):
         progress = profile.progress(obj)
@@ -204,7 +230,9 @@ def test_controller_reconciles(cluster, namespace, run, facts, evidence):
         f"{profile.resource.kind} not reconciled to success within {settings.reconcile_timeout_s:.0f}s "
         f"({progress.state})"
     )
-    simulated = sorted({node for node, _ in pods.values() if node and not workloads.runs_containers(cluster, node)})
+    simulated = sorted(
+        {node for node, _ in pods.values() if node and not workloads.runs_containers(cluster, node)}
+    )
     if simulated:
         raise Unknown(f"the {profile.resource.kind} succeeded, but its pods ran on nodes that run no containers "
                       f"({', '.join(simulated)}), so their success was simulated")  # fmt: skip

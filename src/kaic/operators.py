@@ -64,7 +64,9 @@ class OperatorProfile:
     crds: tuple[str, ...]  # every CRD the operator installs that the probes rely on; any present = installed
     validator: str  # the validating webhook entry that judges `resource` (as named in its configuration)
     resource: Resource  # the kind the probes create
-    valid: Callable[[str, Mapping[str, str], str, Mapping[str, str]], dict[str, Any]]  # name, labels, runtime, images
+    valid: Callable[
+        [str, Mapping[str, str], str, Mapping[str, str]], dict[str, Any]
+    ]  # name, labels, runtime, images
     invalid: Callable[[str, Mapping[str, str], Mapping[str, str]], dict[str, Any]]  # name, labels, images
     progress: Callable[[dict[str, Any]], Progress]
     install_hint: str
@@ -160,8 +162,12 @@ def _raycluster_progress(obj: Mapping[str, Any]) -> Progress:
     seen = conditions(obj)
     state = f"state={status.get('state', '')} " + ", ".join(f"{k}={v}" for k, v in sorted(seen.items()))
     if status.get("state") == "failed" or seen.get("ReplicaFailure") == "True":
-        return Progress(failed=status.get("reason") or condition_message(obj, "ReplicaFailure") or "failed", state=state)
-    return Progress(succeeded=seen.get("RayClusterProvisioned") == "True" or status.get("state") == "ready", state=state)
+        return Progress(
+            failed=status.get("reason") or condition_message(obj, "ReplicaFailure") or "failed", state=state
+        )
+    return Progress(
+        succeeded=seen.get("RayClusterProvisioned") == "True" or status.get("state") == "ready", state=state
+    )
 
 
 KUBERAY = OperatorProfile(

@@ -88,11 +88,17 @@ def test_the_valid_trainjob_really_ran_on_the_real_node(cluster_for, tmp_path):
     cluster = cluster_for("operator")
     report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *RUNTIME)
     probes = {p["name"]: p for r in report["requirements"] for p in r["probes"]}
-    evidence = {e["name"]: e["content"] for e in probes["robust_controller.controller-reconciles"]["evidence"]}
+    evidence = {
+        e["name"]: e["content"] for e in probes["robust_controller.controller-reconciles"]["evidence"]
+    }
     assert f"- {node.NODE_NAME}\n- Succeeded" in evidence["pods (node, phase)"]
     assert "jobset completed successfully" in evidence["TrainJob status"]
-    refusal = {e["name"]: e["content"] for e in probes["robust_controller.webhook-rejects-invalid"]["evidence"]}
-    assert 'admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request' in refusal["refusal"]
+    refusal = {
+        e["name"]: e["content"] for e in probes["robust_controller.webhook-rejects-invalid"]["evidence"]
+    }
+    assert (
+        'admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request' in refusal["refusal"]
+    )
 
 
 @pytest.mark.cluster

@@ -16,7 +16,10 @@ IMAGES = {"ray": "registry.example/ray:1"}
 @pytest.mark.parametrize(
     ("crds", "expected"),
     [
-        (["trainjobs.trainer.kubeflow.org", "rayclusters.ray.io"], "kubeflow-trainer"),  # the first profile wins
+        (
+            ["trainjobs.trainer.kubeflow.org", "rayclusters.ray.io"],
+            "kubeflow-trainer",
+        ),  # the first profile wins
         (["rayclusters.ray.io", "rayjobs.ray.io"], "kuberay"),
     ],
 )
@@ -106,7 +109,9 @@ def test_the_invalid_objects_break_only_a_webhook_rule():
     invalid = TRAINER.invalid("bad", LABELS, IMAGES)
     assert invalid["spec"]["runtimeRef"] == {"name": "kaic-no-such-runtime", "apiGroup": "trainer.kubeflow.org",
                                              "kind": "ClusterTrainingRuntime"}  # fmt: skip
-    assert TRAINER.valid("good", LABELS, "kaic-busybox", IMAGES)["spec"]["runtimeRef"]["name"] == "kaic-busybox"
+    assert (
+        TRAINER.valid("good", LABELS, "kaic-busybox", IMAGES)["spec"]["runtimeRef"]["name"] == "kaic-busybox"
+    )
     groups = [g["groupName"] for g in KUBERAY.invalid("bad", LABELS, IMAGES)["spec"]["workerGroupSpecs"]]
     assert groups == ["workers", "workers"]  # unique names are the webhook's rule, not the CRD's
     valid = KUBERAY.valid("good", LABELS, "", IMAGES)
@@ -128,8 +133,10 @@ def test_flags_reach_the_probes_settings():
 
 
 def test_json_patch_does_what_the_kustomizations_ask():
-    doc = {"metadata": {"name": "validating-webhook-configuration"},
-           "webhooks": [{"name": "a", "clientConfig": {"service": {"name": "webhook-service"}}}, {"name": "b"}]}
+    doc = {
+        "metadata": {"name": "validating-webhook-configuration"},
+        "webhooks": [{"name": "a", "clientConfig": {"service": {"name": "webhook-service"}}}, {"name": "b"}],
+    }
     ops = [{"op": "replace", "path": "/webhooks/0/clientConfig/service/name", "value": "trainer"},
            {"op": "replace", "path": "/metadata/name", "value": "validator.trainer.kubeflow.org"},
            {"op": "add", "path": "/webhooks/1/objectSelector", "value": {"matchLabels": {"x": "y"}}},
@@ -144,14 +151,25 @@ def test_json_patch_does_what_the_kustomizations_ask():
 
 
 def test_placed_applies_namespace_and_prefix_like_kustomize():
-    webhook = {"kind": "MutatingWebhookConfiguration", "metadata": {"name": "mutating-webhook-configuration"},
-               "webhooks": [{"clientConfig": {"service": {"name": "webhook-service", "namespace": "system"}}}]}
-    binding = {"kind": "ClusterRoleBinding", "metadata": {"name": "manager-rolebinding"},
-               "roleRef": {"name": "manager-role"},
-               "subjects": [{"kind": "ServiceAccount", "name": "controller-manager", "namespace": "system"}]}
+    webhook = {
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "mutating-webhook-configuration"},
+        "webhooks": [{"clientConfig": {"service": {"name": "webhook-service", "namespace": "system"}}}],
+    }
+    binding = {
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "manager-rolebinding"},
+        "roleRef": {"name": "manager-role"},
+        "subjects": [{"kind": "ServiceAccount", "name": "controller-manager", "namespace": "system"}],
+    }
     account = {"kind": "ServiceAccount", "metadata": {"name": "controller-manager", "namespace": "system"}}  # fmt: skip
-    webhook, binding, account = (install.placed(d, "jobset-system", "jobset-") for d in (webhook, binding, account))
-    assert "namespace" not in webhook["metadata"] and webhook["metadata"]["name"] == "jobset-mutating-webhook-configuration"
+    webhook, binding, account = (
+        install.placed(d, "jobset-system", "jobset-") for d in (webhook, binding, account)
+    )
+    assert (
+        "namespace" not in webhook["metadata"]
+        and webhook["metadata"]["name"] == "jobset-mutating-webhook-configuration"
+    )
     assert webhook["webhooks"][0]["clientConfig"]["service"] == {"name": "jobset-webhook-service",
                                                                  "namespace": "jobset-system"}  # fmt: skip
     assert binding["roleRef"]["name"] == "jobset-manager-role"

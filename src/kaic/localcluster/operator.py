@@ -39,10 +39,15 @@ JOBSET_IMAGE = "kaic.local/jobset:1"
 # the local busybox image, placed on the real node; it only says it trained.
 RUNTIME = "kaic-busybox"
 # Host-network ports on the node address: distinct, since both pods share the node's network.
-PORTS = {"trainer": {"webhook": 9443, "health": 8081, "metrics": 8443}, "jobset": {"webhook": 9444, "health": 8082}}
+PORTS = {
+    "trainer": {"webhook": 9443, "health": 8081, "metrics": 8443},
+    "jobset": {"webhook": 9444, "health": 8082},
+}
 DEAD_PORT = 9449
 START_TIMEOUT = 180.0
-CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"  # controller-runtime's default, where both read tls.crt/key
+CERT_DIR = (
+    "/tmp/k8s-webhook-server/serving-certs"  # controller-runtime's default, where both read tls.crt/key
+)
 RUN_AS = 65532
 COLLECTIONS = {
     "Namespace": "/api/v1/namespaces",
@@ -69,14 +74,18 @@ def manifests_dir(bin_dir: Path) -> Path:
 def operator_images(bin_dir: Path) -> list[images.Image]:
     """Each controller manager alone in an image, at /manager as upstream's images have it."""
     return [
-        images.Image(ref, files={"manager": bin_dir / binary}, entrypoint=["/manager"], directories={"tmp": 0o1777})
+        images.Image(
+            ref, files={"manager": bin_dir / binary}, entrypoint=["/manager"], directories={"tmp": 0o1777}
+        )
         for ref, binary in ((TRAINER_IMAGE, "trainer-controller-manager"), (JOBSET_IMAGE, "jobset"))
     ]
 
 
 def import_images(real_node: node.RealNode, bin_dir: Path) -> None:
     binaries = node.find_node_binaries(bin_dir)
-    images.import_images(binaries.ctr, real_node.containerd_socket, operator_images(bin_dir), real_node.dir / "images")
+    images.import_images(
+        binaries.ctr, real_node.containerd_socket, operator_images(bin_dir), real_node.dir / "images"
+    )
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -135,7 +144,7 @@ class TrainerInstall:
 
     def objects(self) -> list[dict[str, Any]]:
         trainer, jobset = self.manifests / "trainer", self.manifests / "jobset"
-        found = [
+        return [
             *({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
               for ns in (TRAINER_NAMESPACE, JOBSET_NAMESPACE)),
             # JobSet's CRD has one version: its conversion-webhook patch would only add a dependency on the webhook.
@@ -156,7 +165,6 @@ class TrainerInstall:
                             {"patch_mutating.yaml": "MutatingWebhookConfiguration",
                              "patch_validating.yaml": "ValidatingWebhookConfiguration"}),
         ]  # fmt: skip
-        return found
 
     def _certificate(self, namespace: str, secret: str, service: str) -> dict[str, Any]:
         """The webhook's serving certificate, for the name the API server dials (service.namespace.svc)."""
@@ -175,7 +183,9 @@ class TrainerInstall:
         return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace},
                 "data": {key: yaml.safe_dump(config)}}  # fmt: skip
 
-    def _on_the_node(self, deployment: dict[str, Any], image: str, ports: dict[str, int], config: str) -> None:
+    def _on_the_node(
+        self, deployment: dict[str, Any], image: str, ports: dict[str, int], config: str
+    ) -> None:
         """Host network on the real node, the local image, the API server on loopback, the config file mounted."""
         spec = deployment["spec"]["template"]["spec"]
         spec.update(node.placement(), hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
@@ -203,13 +213,18 @@ class TrainerInstall:
     def _servers(self, config: dict[str, Any], ports: dict[str, int]) -> dict[str, Any]:
         """Webhook and health servers on the node address, no metrics server, no leader election."""
         config["webhook"] = {**config.get("webhook", {}), "host": node.NODE_IP, "port": ports["webhook"]}
-        config["health"] = {**config.get("health", {}), "healthProbeBindAddress": f"{node.NODE_IP}:{ports['health']}"}
+        config["health"] = {
+            **config.get("health", {}),
+            "healthProbeBindAddress": f"{node.NODE_IP}:{ports['health']}",
+        }
         config["metrics"] = {"bindAddress": "0"}
         config["leaderElection"] = {"leaderElect": False}
         return config
 
     def _trainer_manager(self, trainer: Path) -> list[dict[str, Any]]:
-        deployment, service = (placed(doc, TRAINER_NAMESPACE) for doc in load(trainer / "manager/manager.yaml"))
+        deployment, service = (
+            placed(doc, TRAINER_NAMESPACE) for doc in load(trainer / "manager/manager.yaml")
+        )
         (config,) = load(trainer / "manager/controller_manager_config.yaml")
         config = self._servers(config, PORTS["trainer"])
         config["certManagement"] = {"enable": False}
@@ -227,14 +242,22 @@ class TrainerInstall:
         self._on_the_node(deployment, JOBSET_IMAGE, PORTS["jobset"], f"{JOBSET_PREFIX}manager-config")
         spec = deployment["spec"]["template"]["spec"]
         # What JobSet's default overlay adds (config/default/manager_webhook_patch.yaml): the certificate volume.
-        spec["volumes"].append({"name": "cert", "secret": {"secretName": f"{JOBSET_PREFIX}webhook-server-cert"}})
-        spec["containers"][0]["volumeMounts"].append({"name": "cert", "mountPath": CERT_DIR, "readOnly": True})
-        (service,) = [placed(doc, JOBSET_NAMESPACE, JOBSET_PREFIX) for doc in load(jobset / "webhook/service.yaml")]
+        spec["volumes"].append(
+            {"name": "cert", "secret": {"secretName": f"{JOBSET_PREFIX}webhook-server-cert"}}
+        )
+        spec["containers"][0]["volumeMounts"].append(
+            {"name": "cert", "mountPath": CERT_DIR, "readOnly": True}
+        )
+        (service,) = [
+            placed(doc, JOBSET_NAMESPACE, JOBSET_PREFIX) for doc in load(jobset / "webhook/service.yaml")
+        ]
         service["spec"]["ports"][0]["targetPort"] = PORTS["jobset"]["webhook"]
         return [self._config_map(f"{JOBSET_PREFIX}manager-config", JOBSET_NAMESPACE, "controller_manager_config.yaml",
                                  config), deployment, service]  # fmt: skip
 
-    def _webhooks(self, directory: Path, namespace: str, prefix: str, patches: dict[str, str]) -> list[dict[str, Any]]:
+    def _webhooks(
+        self, directory: Path, namespace: str, prefix: str, patches: dict[str, str]
+    ) -> list[dict[str, Any]]:
         """The module's webhook configurations with its kustomization's patches, trusting the cluster CA."""
         found = []
         for doc in load(directory / "manifests.yaml"):
@@ -272,7 +295,9 @@ class TrainerInstall:
         try:
             self.cluster.create(path, obj)
         except ApiException as error:
-            raise ClusterError(f"creating {obj['kind']} {obj['metadata']['name']}: {kube.describe_error(error)}") from None
+            raise ClusterError(
+                f"creating {obj['kind']} {obj['metadata']['name']}: {kube.describe_error(error)}"
+            ) from None
 
     def up(self, timeout: float, broken: bool) -> None:
         """Install, wait for both webhooks to serve, offer the runtime; break the Trainer webhook if asked."""
@@ -283,10 +308,15 @@ class TrainerInstall:
                            lambda crd: any(c["type"] == "Established" and c["status"] == "True"
                                            for c in (crd.get("status") or {}).get("conditions") or []),
                            timeout, "CRD Established")  # fmt: skip
-        for namespace, name in ((JOBSET_NAMESPACE, f"{JOBSET_PREFIX}webhook-service"), (TRAINER_NAMESPACE, TRAINER_SERVICE)):
+        for namespace, name in (
+            (JOBSET_NAMESPACE, f"{JOBSET_PREFIX}webhook-service"),
+            (TRAINER_NAMESPACE, TRAINER_SERVICE),
+        ):
             self._wait_endpoints(namespace, name, timeout)
         # Created through the real webhook: it answers once its runtimes' informers are synced.
-        self._retry(lambda: self.cluster.create(COLLECTIONS["ClusterTrainingRuntime"], self.runtime()), timeout)
+        self._retry(
+            lambda: self.cluster.create(COLLECTIONS["ClusterTrainingRuntime"], self.runtime()), timeout
+        )
         if broken:
             path = f"/api/v1/namespaces/{TRAINER_NAMESPACE}/services/{TRAINER_SERVICE}"
             service = self.cluster.get(path)
@@ -309,7 +339,9 @@ class TrainerInstall:
             if time.monotonic() > deadline:
                 pods = {p["metadata"]["name"]: p.get("status", {}).get("conditions")
                         for p in self.cluster.list(f"/api/v1/namespaces/{namespace}/pods")}  # fmt: skip
-                raise ClusterError(f"no ready endpoint for {namespace}/{service} after {timeout:.0f}s; pods: {pods}")
+                raise ClusterError(
+                    f"no ready endpoint for {namespace}/{service} after {timeout:.0f}s; pods: {pods}"
+                )
             time.sleep(0.5)
 
     def _retry(self, call: Any, timeout: float) -> None:
