@@ -97,6 +97,28 @@ $(CLUSTER_BIN)/dra-example-kubeletplugin: cluster/dra/go.mod cluster/dra/go.sum
 	@$(call timed,dra-example-kubeletplugin compile+link,cluster/dra,CGO_ENABLED=0 $(GO) build -trimpath \
 	  -o ../bin/dra-example-kubeletplugin sigs.k8s.io/dra-example-driver/cmd/dra-example-kubeletplugin)
 
+# Kubeflow Trainer's controller manager and JobSet's (cluster/trainer/go.mod: both need k8s.io/* v0.36), run as pods
+# on the real node by the `operator` scenarios, and the manifests they are installed from, copied out of the
+# modules (CRDs, RBAC, manager, webhook configurations and their kustomize patches; src/kaic/localcluster/operator.py).
+TRAINER_MOD := cluster/trainer/go.mod cluster/trainer/go.sum
+OPERATOR_MANIFESTS := $(CLUSTER_BIN)/operator-manifests
+cluster: $(CLUSTER_BIN)/trainer-controller-manager $(OPERATOR_MANIFESTS)/.copied
+
+$(CLUSTER_BIN)/trainer-controller-manager: $(TRAINER_MOD)
+	@$(call timed,trainer module download,cluster/trainer,$(GO) list -deps tool >/dev/null)
+	@$(call timed,trainer-controller-manager and jobset compile+link,cluster/trainer,CGO_ENABLED=0 $(GO) build -trimpath \
+	  -o ../bin/ github.com/kubeflow/trainer/v2/cmd/trainer-controller-manager sigs.k8s.io/jobset)
+
+$(OPERATOR_MANIFESTS)/.copied: $(TRAINER_MOD)
+	@rm -rf $(OPERATOR_MANIFESTS) && mkdir -p $(OPERATOR_MANIFESTS)/trainer $(OPERATOR_MANIFESTS)/jobset
+	@trainer=$$(cd cluster/trainer && $(GO) list -m -f '{{.Dir}}' github.com/kubeflow/trainer/v2) \
+	  && jobset=$$(cd cluster/trainer && $(GO) list -m -f '{{.Dir}}' sigs.k8s.io/jobset) \
+	  && cp -r $$trainer/manifests/base/crds $$trainer/manifests/base/rbac $$trainer/manifests/base/manager \
+	     $$trainer/manifests/base/webhook $(OPERATOR_MANIFESTS)/trainer/ \
+	  && cp -r $$jobset/config/components/crd $$jobset/config/components/rbac $$jobset/config/components/manager \
+	     $$jobset/config/components/webhook $(OPERATOR_MANIFESTS)/jobset/ \
+	  && chmod -R u+w $(OPERATOR_MANIFESTS) && touch $@ && echo "cluster: operator manifests from $$trainer and $$jobset"
+
 cluster-clean:
 	rm -rf $(CLUSTER_BIN)
 

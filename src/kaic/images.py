@@ -23,6 +23,8 @@ DEFAULTS: dict[str, Image] = {
     "pause": Image("registry.k8s.io/pause:3.10", "placeholder pods that only need to be scheduled"),
     "agnhost": Image("registry.k8s.io/e2e-test-images/agnhost:2.53", "HTTP backends and network checks"),
     "python": Image("docker.io/library/python:3.13-alpine", "metric-exposing sample services"),
+    # The tag is from KubeRay's samples (unverified against a running KubeRay): its head must start Ray.
+    "ray": Image("docker.io/rayproject/ray:2.46.0", "KubeRay head of the operator probe's RayCluster"),
 }
 
 

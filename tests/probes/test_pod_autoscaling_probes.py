@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 from golden_matrix import (
-    MATRIX,
     assert_matches_matrix,
     assert_nothing_left,
     assert_probes,
@@ -16,13 +15,15 @@ from golden_matrix import (
     run_kaic,
 )
 
+from kaic.localcluster.scenarios import SCENARIOS
+
 REQUIREMENTS = ("pod_autoscaling",)
 # Only these scenarios run a custom metrics pipeline (and the real node its pods need); every other one keeps
 # conformant's row: no custom metrics API, so nothing to scale on.
 OWN_SCENARIOS = {"real-node", "broken-pod-autoscaling"}
 PROBE = "pod_autoscaling.scale-on-custom-metric"
-# Every scenario but the Cluster Autoscaler's (owned by test_autoscaling_probes.py).
-CLAIMED = [s for s in MATRIX if s not in ("autoscaling", "broken-autoscaling")]
+# The plain kwok scenarios and the two with a metrics pipeline (other areas' special scenarios list none).
+CLAIMED = [*(s for s, shape in SCENARIOS.items() if not (shape.real_node or shape.autoscaler)), *OWN_SCENARIOS]
 LOCAL_BUSYBOX = ("--image", "busybox=kaic.local/busybox:1")
 PROBES = {
     "conformant": {PROBE: ("unknown", "no custom metrics API is registered and Available")},

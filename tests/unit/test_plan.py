@@ -143,7 +143,10 @@ def test_lanes_keep_consumers_of_one_thing_apart(profile, probes):
     assert len(shared) == 1  # a and b share devices, b and c share quota
     assert lanes["gang_scheduling.d"] not in shared
     assert lanes["gang_scheduling.e"] != lanes["gang_scheduling.f"]
-    assert plan.workers(cap=8) == 4  # {a,b,c}, {d}, {e}, {f}; discovery probes do not count
+    # a, b, c join the profile's device lane and d its node-pool lane; e and f add a lane each (discovery
+    # probes do not count)
+    base = build_plan(profile, "1.37", "non-disruptive", probes=probes).workers(cap=100)
+    assert plan.workers(cap=100) == base + 2
     assert plan.workers(cap=2) == 2
     quick = build_plan(profile, "1.37", "quick", probes=probes)
     assert quick.workers(cap=8) == 1

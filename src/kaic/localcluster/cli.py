@@ -42,7 +42,7 @@ def cluster() -> None:
     "--real-node",
     is_flag=True,
     help="Also start one real worker node (kubelet, containerd, runc; needs root) that runs containers "
-    "(scenarios that need it, such as real-node, start it anyway).",
+    "(scenarios that need it, real-node and the operator scenarios, start it anyway).",
 )
 def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
     """Start etcd, the control plane, kwok and the simulated GPU driver on 127.0.0.1."""

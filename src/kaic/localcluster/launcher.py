@@ -28,6 +28,7 @@ from kaic.localcluster import (
     autoscaler,
     kubeconfig,
     metrics_adapter,
+    operator,
     pki,
     topology,
 )
@@ -171,6 +172,8 @@ class LocalCluster:
                 state["real_node"] = self._start_real_node(scenario, state["server"], binaries, timeout)
             if scenario.metrics_adapter:
                 state["metrics_adapter"] = self._start_metrics_adapter(scenario, state["server"], binaries, timeout)
+            if scenario.operator:
+                self._install_operator(scenario, ports["kube-apiserver"], binaries, timeout)
         except BaseException:
             self.stop_processes()
             raise
@@ -478,6 +481,13 @@ class LocalCluster:
         with self.api_client() as api:
             real_node.wait_ready(api, timeout, dra_driver)
         return info
+
+    def _install_operator(self, scenario: Scenario, port: int, binaries: Binaries, timeout: float) -> None:
+        """Kubeflow Trainer and JobSet as pods of the real node; their pods start, so allow more than `timeout`."""
+        directory = binaries.kaic_cluster.parent
+        operator.import_images(self.real_node(), directory)
+        install = operator.TrainerInstall(directory, self.pki, self.kubeconfig, port)
+        install.up(max(timeout, operator.START_TIMEOUT), scenario.operator_broken)
 
     def stop_processes(self) -> None:
         self.real_node().teardown()

@@ -220,12 +220,6 @@ class ClusterPKI:
         )
         return self.client(identity)
 
-    def issue_serving(self, stem: str, dns_names: tuple[str, ...], ip_addresses: tuple[str, ...]) -> Pair:
-        """A serving certificate, signed by the cluster CA, for an extension the apiserver dials."""
-        pair = self._pair(f"{stem}-serving")
-        Authority.load(self.ca).issue(pair, _name(stem), ExtendedKeyUsageOID.SERVER_AUTH, dns_names, ip_addresses)
-        return pair
-
     def issue_kubelet(self, node: str, address: str) -> tuple[Pair, Pair]:
         """A real kubelet's client certificate (as the Node authorizer expects) and serving certificate."""
         ca = Authority.load(self.ca)
@@ -236,6 +230,14 @@ class ClusterPKI:
             serving, _name(user), ExtendedKeyUsageOID.SERVER_AUTH, dns_names=(node,), ip_addresses=(address,)
         )
         return client, serving
+
+    def issue_serving(self, stem: str, dns_names: tuple[str, ...], ip_addresses: tuple[str, ...] = ()) -> Pair:
+        """A serving certificate from the cluster CA, e.g. for a webhook the apiserver calls by Service name."""
+        pair = self._pair(stem)
+        Authority.load(self.ca).issue(
+            pair, _name(dns_names[0]), ExtendedKeyUsageOID.SERVER_AUTH, dns_names=dns_names, ip_addresses=ip_addresses
+        )
+        return pair
 
     def _write_service_account_keys(self) -> None:
         key = _new_key()

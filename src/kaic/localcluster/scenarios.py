@@ -61,6 +61,10 @@ class Scenario:
     real_node: bool = False
     # The custom metrics adapter (`metrics_adapter.py`) on the real node's network: "serving" or "stale".
     metrics_adapter: str | None = None
+    # Kubeflow Trainer (with JobSet) as pods on the real node (`operator.py`); `operator_broken`: its webhook
+    # Service points at a port nothing serves.
+    operator: bool = False
+    operator_broken: bool = False
 
     def gates_for_scheduler(self) -> dict[str, bool]:
         return self.gates if self.scheduler_gates is None else self.scheduler_gates
@@ -145,6 +149,20 @@ SCENARIOS = {
             "whose scrapes stopped): the metrics API is Available, the HPA never moves",
             real_node=True,
             metrics_adapter="stale",
+        ),
+        Scenario(
+            "operator",
+            "as conformant, plus a real node running Kubeflow Trainer v2.3.0 and JobSet v0.12.0, built from their "
+            "modules, with the ClusterTrainingRuntime kaic-busybox",
+            real_node=True,
+            operator=True,
+        ),
+        Scenario(
+            "broken-operator",
+            "as operator, but the Trainer webhook's Service sends the API server to a port nothing listens on",
+            real_node=True,
+            operator=True,
+            operator_broken=True,
         ),
     )
 }

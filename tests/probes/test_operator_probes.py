@@ -1,0 +1,114 @@
+"""The robust_controller probes against the real local cluster, scenario by scenario.
+
+In `operator` and `broken-operator` the real trainer-controller-manager and JobSet run as pods of the real node
+(src/kaic/localcluster/operator.py): the API server calls their webhooks, and a valid TrainJob's pod runs to
+completion on that node. Every other scenario has no operator (unknown). Requirement outcomes must match
+tests/golden/matrix.yaml, probe outcomes say why.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+from golden_matrix import assert_matches_matrix, assert_nothing_left, assert_probes, assert_rows, run_kaic
+
+from kaic.localcluster import node, operator
+from kaic.localcluster.launcher import bin_dir
+from kaic.localcluster.processes import ClusterError
+
+REQUIREMENTS = ("robust_controller",)
+# Only these scenarios install an operator; the later tests reuse `operator`'s cluster, so it comes last.
+OWN_SCENARIOS = {"broken-operator", "operator"}
+RUNTIME = ("--operator-runtime", operator.RUNTIME)
+PROBES = ("operator-pods-ready", "crds-established", "webhook-serving", "webhook-rejects-invalid",
+          "controller-reconciles")  # fmt: skip
+ABSENT = "no supported AI operator is installed"
+NOTHING = {f"robust_controller.{p}": ("unknown", ABSENT) for p in PROBES}
+DEAD = 'failed calling webhook "defaulter.trainjob.trainer.kubeflow.org"'
+EXPECTED = {
+    **dict.fromkeys(("conformant", "no-dra", "no-devices", "no-gang", "broken-gang", "broken-dra", "no-gpu-nodes"),
+                    NOTHING),
+    "broken-operator": {
+        # Pods Ready, CRDs Established, webhook configured with endpoints: only calling it shows it is dead.
+        **{f"robust_controller.{p}": ("passed", "") for p in PROBES[:3]},
+        "robust_controller.webhook-rejects-invalid": ("failed", DEAD),
+        "robust_controller.controller-reconciles": ("failed", "a valid TrainJob was refused: HTTP 500"),
+    },
+    "operator": {f"robust_controller.{p}": ("passed", "") for p in PROBES},
+}  # fmt: skip
+
+
+def test_matrix_rows_are_complete_and_only_the_operator_scenarios_change_them():
+    assert_rows(REQUIREMENTS, OWN_SCENARIOS, EXPECTED)
+
+
+@functools.cache
+def operator_problem() -> str | None:
+    """Why the operator scenarios cannot run here, asked once: after that the real node is this session's own."""
+    directory = bin_dir()
+    try:
+        node.find_node_binaries(directory)
+    except ClusterError as error:
+        return str(error)
+    missing = [p for p in (directory / "trainer-controller-manager", directory / "jobset",
+                           operator.manifests_dir(directory)) if not p.exists()]  # fmt: skip
+    if missing:
+        return f"missing {', '.join(map(str, missing))}: run `make cluster`"
+    return node.host_problem()
+
+
+def require_operator() -> None:
+    """The operator scenarios need the real node and the operator's build; skip without them (CI: fail)."""
+    if problem := operator_problem():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs the operator scenarios: {problem}")
+        pytest.skip(problem)
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("scenario", list(EXPECTED))
+def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
+    if scenario in OWN_SCENARIOS:
+        require_operator()
+    cluster = cluster_for(scenario)
+    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *RUNTIME)
+    assert_matches_matrix(report, scenario, REQUIREMENTS)
+    assert_probes(report, EXPECTED[scenario])
+    assert report["facts"]["errors"] == {}
+    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
+
+
+@pytest.mark.cluster
+def test_the_valid_trainjob_really_ran_on_the_real_node(cluster_for, tmp_path):
+    """Success is the real controller's: the TrainJob's pod ran to completion on kaic-worker, and the denial
+    named Trainer's webhook."""
+    require_operator()
+    cluster = cluster_for("operator")
+    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *RUNTIME)
+    probes = {p["name"]: p for r in report["requirements"] for p in r["probes"]}
+    evidence = {
+        e["name"]: e["content"] for e in probes["robust_controller.controller-reconciles"]["evidence"]
+    }
+    assert f"- {node.NODE_NAME}\n- Succeeded" in evidence["pods (node, phase)"]
+    assert "jobset completed successfully" in evidence["TrainJob status"]
+    refusal = {
+        e["name"]: e["content"] for e in probes["robust_controller.webhook-rejects-invalid"]["evidence"]
+    }
+    assert (
+        'admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request' in refusal["refusal"]
+    )
+
+
+@pytest.mark.cluster
+def test_what_the_cluster_lacks_is_unknown(cluster_for, tmp_path):
+    """On the operator cluster: another operator asked for, or the default runtime absent, is unknown, not failed."""
+    require_operator()
+    cluster = cluster_for("operator")
+    other = run_kaic(cluster.kubeconfig, tmp_path / "kuberay", REQUIREMENTS, "--operator", "kuberay")
+    assert_probes(other, {f"robust_controller.{p}": ("unknown", "KubeRay was asked for") for p in PROBES})
+    default = run_kaic(cluster.kubeconfig, tmp_path / "default", REQUIREMENTS)
+    assert_probes(default, {"robust_controller.controller-reconciles":
+                            ("unknown", "ClusterTrainingRuntime torch-distributed does not exist")})  # fmt: skip
+    assert_nothing_left(cluster.kubeconfig, default["run"]["id"])
