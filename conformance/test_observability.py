@@ -96,9 +96,15 @@ def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
     require(facts, "crds")
     query = QueryApi.find(cluster, run.options, evidence)
     assert_query_works(query)
-    nodes = [n for n in (node_summary(o) for o in cluster.list("/api/v1/nodes")) if n["ready"] and n["runsContainers"]]
+    nodes = [
+        n
+        for n in (node_summary(o) for o in cluster.list("/api/v1/nodes"))
+        if n["ready"] and n["runsContainers"]
+    ]
     if not nodes:
-        raise Unknown("no Ready node runs containers (every node is simulated), so no workload can serve metrics")
+        raise Unknown(
+            "no Ready node runs containers (every node is simulated), so no workload can serve metrics"
+        )
     image = images.for_run(run.options)["busybox"]
     cluster.create(workloads.pods_path(namespace), server_pod(run, nodes, image))
     if "podmonitors.monitoring.coreos.com" in facts["crds"]:
@@ -126,7 +132,9 @@ def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
         f"the monitoring system never collected {PREFIX}_requests_total of the run's workload within "
         f"{COLLECTION_TIMEOUT_S}s (its own /metrics says {metrics.total(exposed, f'{PREFIX}_requests_total', {})})"
     )
-    assert collected == REQUESTS, f"the monitoring system reports {collected:g} requests, {REQUESTS} were sent"
+    assert collected == REQUESTS, (
+        f"the monitoring system reports {collected:g} requests, {REQUESTS} were sent"
+    )
 
 
 class QueryApi:
@@ -149,13 +157,19 @@ class QueryApi:
             )
         namespace, name, port = found
         evidence.add("fact", "queryApi", f"service {namespace}/{name}:{port}")
-        return cls(cluster, f"/api/v1/namespaces/{namespace}/services/{name}:{port}/proxy", through_api_server=True)
+        return cls(
+            cluster, f"/api/v1/namespaces/{namespace}/services/{name}:{port}/proxy", through_api_server=True
+        )
 
     def value(self, promql: str) -> float | None:
         path = f"{self.base}/api/v1/query"
         if self.through_api_server:
-            return metrics.query_scalar(json.loads(self.cluster.request_bytes("GET", path, query={"query": promql})))
-        with urllib.request.urlopen(f"{path}?{urllib.parse.urlencode({'query': promql})}", timeout=30) as answer:
+            return metrics.query_scalar(
+                json.loads(self.cluster.request_bytes("GET", path, query={"query": promql}))
+            )
+        with urllib.request.urlopen(
+            f"{path}?{urllib.parse.urlencode({'query': promql})}", timeout=30
+        ) as answer:
             return metrics.query_scalar(json.loads(answer.read()))
 
     def wait_for(self, promql: str, want: float, timeout_s: float) -> float | None:
@@ -204,7 +218,9 @@ def monitor_labels(cluster) -> dict[str, str]:
     """Labels the installed Prometheus objects select PodMonitors by (an unselected monitor is never read)."""
     labels: dict[str, str] = {}
     for prometheus in cluster.list("/apis/monitoring.coreos.com/v1/prometheuses"):
-        labels.update(((prometheus.get("spec") or {}).get("podMonitorSelector") or {}).get("matchLabels") or {})
+        labels.update(
+            ((prometheus.get("spec") or {}).get("podMonitorSelector") or {}).get("matchLabels") or {}
+        )
     return labels
 
 

@@ -16,7 +16,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 # Labels exporters put the device on (upstream's TestAcceleratorPerformanceMetrics list).
-DEVICE_LABELS = ("gpu", "UUID", "uuid", "device_id", "dev_id", "card_id", "GPU_I_ID", "minor_number", "pci_bus_id")
+DEVICE_LABELS = (
+    "gpu",
+    "UUID",
+    "uuid",
+    "device_id",
+    "dev_id",
+    "card_id",
+    "GPU_I_ID",
+    "minor_number",
+    "pci_bus_id",
+)
 # Upstream's generic rule when the vendor's names are not known: utilisation and memory by name.
 GENERIC_UTILISATION = re.compile(r"util", re.IGNORECASE)
 GENERIC_MEMORY = re.compile(r"mem|fb|vram|hbm", re.IGNORECASE)
@@ -50,7 +60,9 @@ def samples(text: str) -> list[Sample]:
 
 def total(found: Iterable[Sample], name: str, labels: Mapping[str, str]) -> float | None:
     """Sum of the samples named `name` carrying all of `labels` (None: no such sample)."""
-    values = [s.value for s in found if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+    values = [
+        s.value for s in found if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
     return sum(values) if values else None
 
 
@@ -69,7 +81,9 @@ class DeviceSeries:
         """Why the exposition does not answer the requirement (empty: it does)."""
         found = []
         if self.unlabelled:
-            found.append(f"series without a device label ({', '.join(DEVICE_LABELS)}): {sorted(set(self.unlabelled))}")
+            found.append(
+                f"series without a device label ({', '.join(DEVICE_LABELS)}): {sorted(set(self.unlabelled))}"
+            )
         if not self.utilisation:
             found.append("no utilisation series")
         if not self.memory:
@@ -78,7 +92,9 @@ class DeviceSeries:
             missing = "memory" if device in self.utilisation else "utilisation"
             found.append(f"device {device} has no {missing} series")
         if len(self.complete()) < expected_devices:
-            found.append(f"{len(self.complete())} device(s) have utilisation and memory series, {expected_devices} expected")
+            found.append(
+                f"{len(self.complete())} device(s) have utilisation and memory series, {expected_devices} expected"
+            )
         return found
 
 
