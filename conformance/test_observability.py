@@ -123,11 +123,13 @@ def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
     exposed = metrics.samples(cluster.request_bytes("GET", f"{pod_proxy(namespace)}/metrics").decode())
     evidence.add("metric", "workload exposition", {s.name: s.value for s in exposed})
 
-    counter = f'sum({PREFIX}_requests_total{{conformance_run="{run.id}"}})'
+    # max, not sum: a target scraped by two jobs (a PodMonitor and an annotation job) must not count twice
+    series = f'{PREFIX}_requests_total{{conformance_run="{run.id}"}}'
+    counter = f"max({series})"
     collected = query.wait_for(counter, REQUESTS, COLLECTION_TIMEOUT_S)
     evidence.add("metric", counter, collected)
     for name in (f"{PREFIX}_request_duration_seconds_count", f"{PREFIX}_queue_depth"):
-        evidence.add("metric", name, query.value(f'sum({name}{{conformance_run="{run.id}"}})'))
+        evidence.add("metric", name, query.value(f'max({name}{{conformance_run="{run.id}"}})'))
     assert collected is not None, (
         f"the monitoring system never collected {PREFIX}_requests_total of the run's workload within "
         f"{COLLECTION_TIMEOUT_S}s (its own /metrics says {metrics.total(exposed, f'{PREFIX}_requests_total', {})})"
@@ -135,6 +137,10 @@ def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
     assert collected == REQUESTS, (
         f"the monitoring system reports {collected:g} requests, {REQUESTS} were sent"
     )
+    # The target that produced the count, as its scrape job sees it now (the same instance and job labels).
+    up = query.value(f"min(up and on(instance, job) {series})")
+    evidence.add("metric", "up of the workload's target", up)
+    assert up == 1, f"the workload's scrape target is not up (up = {up})"
 
 
 class QueryApi:
