@@ -94,10 +94,16 @@ def grant(api: client.ApiClient) -> None:
 
 
 def register(api: client.ApiClient, port: int) -> None:
-    """A Service named as charts name Prometheus, with the node address as its one endpoint."""
+    """A Service named as charts name Prometheus, with the node address as its one endpoint (Endpoints for the
+    API server's proxy, an EndpointSlice for everything newer)."""
     client.CoreV1Api(api).create_namespaced_service(NAMESPACE, {
         "metadata": {"name": SERVICE, "labels": {"app.kubernetes.io/name": "prometheus"}},
         "spec": {"ports": [{"name": "web", "port": 9090, "targetPort": port}]},
+    })  # fmt: skip
+    # The API server's services/proxy resolves a Service through its Endpoints, not its EndpointSlices.
+    client.CoreV1Api(api).create_namespaced_endpoints(NAMESPACE, {
+        "metadata": {"name": SERVICE},
+        "subsets": [{"addresses": [{"ip": NODE_IP}], "ports": [{"name": "web", "port": port, "protocol": "TCP"}]}],
     })  # fmt: skip
     client.DiscoveryV1Api(api).create_namespaced_endpoint_slice(NAMESPACE, {
         "metadata": {"name": SERVICE, "labels": {"kubernetes.io/service-name": SERVICE}},
