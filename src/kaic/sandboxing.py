@@ -17,8 +17,9 @@ BEGIN, END = "KAIC-SANDBOX-BEGIN", "KAIC-SANDBOX-END"
 # As upstream's TestWorkloadSandboxing: a RuntimeClass whose name or handler contains one of these.
 MARKERS = ("gvisor", "runsc", "kata", "sandboxed", "quark", "krun")
 AGENT_SANDBOX_GROUP = "agents.x-k8s.io"
-# Interfaces of a node's host network namespace that a pod network never shows.
-HOST_INTERFACES = ("cni0", "docker0", "cbr0", "flannel.1", "vxlan.calico", "cilium_host")
+# Bridges and tunnels of a node's host network namespace that a pod network never shows (kaic0: the local
+# reference cluster's real node).
+HOST_INTERFACES = ("cni0", "docker0", "cbr0", "flannel.1", "vxlan.calico", "cilium_host", "kaic0")
 CHECKS = ("kernel", "processes", "memory", "filesystem", "network")
 
 
