@@ -9,8 +9,10 @@ report() {
   echo "host_processes=$(printf '%s\n' "$names" | grep -E '^(kthreadd|kubelet|containerd.*|systemd|runc|dockerd)$' \
     | sort -u | tr '\n' ',')"
   echo "dev_mem=$([ -e /dev/mem ] && echo present || echo absent)"
-  # A mount's root (field 4) other than / is a path on the host; overlay options name the host's layers.
-  echo "host_paths=$( (awk '$4 != "/" {print $4}' /proc/self/mountinfo
+  # The root (field 4) of a mount of a disk or overlay filesystem, other than /, is a path on the host (as the
+  # kubelet's /etc/hosts); overlay options name the host's layers.
+  echo "host_paths=$( (awk '{for (i = 7; i <= NF; i++) if ($i == "-") fs = $(i + 1)}
+      $4 != "/" && fs ~ /^(ext[234]|xfs|btrfs|zfs|overlay|virtiofs|9p)$/ {print $4}' /proc/self/mountinfo
     grep -o -E '(lowerdir|upperdir)=[^,: ]*' /proc/self/mountinfo) | sort -u | head -n 5 | tr '\n' ',')"
   echo "interfaces=$(sed -n 's/^ *\([^ :]*\):.*/\1/p' /proc/net/dev | sort -u | tr '\n' ',')"
 }
