@@ -119,16 +119,6 @@ $(OPERATOR_MANIFESTS)/.copied: $(TRAINER_MOD)
 	     $$jobset/config/components/webhook $(OPERATOR_MANIFESTS)/jobset/ \
 	  && chmod -R u+w $(OPERATOR_MANIFESTS) && touch $@ && echo "cluster: operator manifests from $$trainer and $$jobset"
 
-# gVisor (cluster/gvisor/go.mod pins the pseudo-version the proxy serves for its `go` branch): runsc and its
-# containerd shim, the `gvisor` runtime handler of the `sandbox` scenario's real node. Pure Go.
-GVISOR_MOD := cluster/gvisor/go.mod cluster/gvisor/go.sum
-cluster: $(CLUSTER_BIN)/runsc
-
-$(CLUSTER_BIN)/runsc: $(GVISOR_MOD)
-	@$(call timed,runsc and containerd-shim-runsc-v1 compile+link,cluster/gvisor,CGO_ENABLED=0 $(GO) build -trimpath \
-	  -o ../bin/runsc gvisor.dev/gvisor/runsc \
-	  && CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/containerd-shim-runsc-v1 gvisor.dev/gvisor/shim)
-
 cluster-clean:
 	rm -rf $(CLUSTER_BIN)
 

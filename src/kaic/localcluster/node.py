@@ -104,11 +104,6 @@ class NodeBinaries:
         return self.directory / "runc"
 
     @property
-    def runsc(self) -> Path:
-        """gVisor, built by `make cluster` but needed only by scenarios with the runsc handler."""
-        return self.directory / "runsc"
-
-    @property
     def cni(self) -> Path:
         return self.directory / "cni"
 
@@ -167,11 +162,8 @@ class RealNode:
     def record(self) -> Path:
         return self.dir / "host.json"
 
-    def up(
-        self, server: str, directory: Path, timeout: float, dra_driver: bool, gvisor: bool = False
-    ) -> dict[str, Any]:
-        """Set up the host side, start containerd with the local images, the kubelet and the DRA driver;
-        `gvisor`: containerd also offers the runtime handler `runsc` (gVisor, cluster/bin/runsc)."""
+    def up(self, server: str, directory: Path, timeout: float, dra_driver: bool) -> dict[str, Any]:
+        """Set up the host side, start containerd with the local images, the kubelet and the DRA driver."""
         if problem := host_problem():
             raise ClusterError(problem)
         binaries = find_node_binaries(directory)
@@ -200,7 +192,7 @@ class RealNode:
 
         containerd = self.process("containerd")
         containerd.start(
-            [str(binaries.containerd), "--config", str(self._write_containerd_config(binaries, gvisor))],
+            [str(binaries.containerd), "--config", str(self._write_containerd_config(binaries))],
             env=os.environ | {"PATH": f"{directory}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
         )
         wait_unix_socket(containerd, self.containerd_socket, timeout)
@@ -298,9 +290,8 @@ class RealNode:
         for name in ("cpuset.cpus", "cpuset.mems"):
             (cpuset / CGROUP_PARENT / name).write_text((cpuset / name).read_text())
 
-    def _write_containerd_config(self, binaries: NodeBinaries, gvisor: bool = False) -> Path:
-        """containerd with CRI, everything under the state directory; nothing may be pulled. With `gvisor`,
-        the runtime handler `runsc` too: containerd finds containerd-shim-runsc-v1 on its PATH (cluster/bin)."""
+    def _write_containerd_config(self, binaries: NodeBinaries) -> Path:
+        """containerd with CRI, everything under the state directory; nothing may be pulled."""
         base = self.dir / "containerd"
         cni_conf = self.dir / "cni" / "net.d"
         cni_conf.mkdir(parents=True)
@@ -340,24 +331,13 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.nri.v1.nri"]
       BinaryName = {json.dumps(str(binaries.runc))}
       Root = {json.dumps(str(base / "runc"))}
       SystemdCgroup = false
-{self._runsc_runtime(binaries, base) if gvisor else ""}
+
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
 """
         path = base / "config.toml"
         path.write_text(config)
         return path
-
-    def _runsc_runtime(self, binaries: NodeBinaries, base: Path) -> str:
-        """runsc behind containerd's runc shim (runsc speaks runc's command line and reads the CRI annotations
-        that group a pod's containers into one sandbox). gVisor's own shim cannot start here: it lowers its OOM
-        score to -999, which needs CAP_SYS_RESOURCE, and this host withholds it (cluster/README.md)."""
-        return f"""  [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runsc]
-    runtime_type = "io.containerd.runc.v2"
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runsc.options]
-      BinaryName = {json.dumps(str(binaries.runsc))}
-      Root = {json.dumps(str(base / "runsc"))}
-"""
 
     def _cni_config(self) -> dict[str, Any]:
         """Bridge without gateway, masquerade or default route: pods reach the subnet and nothing else."""
