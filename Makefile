@@ -76,15 +76,21 @@ $(CLUSTER_BIN)/containerd: $(NODE_MOD)
 
 # runc needs cgo: its nsenter package is C that runs before the Go runtime starts. containerd gives every
 # pod sandbox the RuntimeDefault seccomp profile, so runc needs the `seccomp` tag and libseccomp: headers
-# and the static library come from Debian's libseccomp-dev, unpacked for the build only, nothing installed.
+# and the static library come from Debian's libseccomp-dev, unpacked (nothing installed) into a fixed folder
+# outside the checkout. Fixed, because Go's build cache keeps the -L path pkg-config gave the first build: a
+# temporary or per-checkout folder would be gone (or another clone's) when a later build reuses that entry.
 LIBSECCOMP_DEB := libseccomp-dev=2.5.4-1+deb12u1
-$(CLUSTER_BIN)/runc: $(NODE_MOD)
-	@tmp=$$(mktemp -d) && (cd $$tmp && apt-get download -q -o APT::Sandbox::User=root '$(LIBSECCOMP_DEB)' >/dev/null \
-	  && dpkg-deb -x libseccomp-dev_*.deb root) && pc=$$tmp/root/usr/lib/x86_64-linux-gnu/pkgconfig \
-	  && sed -i "s|^prefix=.*|prefix=$$tmp/root/usr|" $$pc/libseccomp.pc && rm $$tmp/root/usr/lib/x86_64-linux-gnu/libseccomp.so \
-	  && $(call timed,runc compile+link,cluster/node,PKG_CONFIG_PATH=$$pc CGO_ENABLED=1 $(GO) build -trimpath -tags seccomp \
-	  -ldflags '-X main.version=$(RUNC_VERSION:v%=%)' -o ../bin/runc github.com/opencontainers/runc); \
-	  rc=$$?; rm -rf $$tmp; exit $$rc
+LIBSECCOMP_DIR := $(HOME)/.cache/kaic/libseccomp-dev-2.5.4-1+deb12u1
+LIBSECCOMP_PC := $(LIBSECCOMP_DIR)/usr/lib/x86_64-linux-gnu/pkgconfig
+$(LIBSECCOMP_PC)/libseccomp.pc:
+	@rm -rf $(LIBSECCOMP_DIR) && mkdir -p $(LIBSECCOMP_DIR) && cd $(LIBSECCOMP_DIR) \
+	  && apt-get download -q -o APT::Sandbox::User=root '$(LIBSECCOMP_DEB)' >/dev/null \
+	  && dpkg-deb -x libseccomp-dev_*.deb . && rm libseccomp-dev_*.deb usr/lib/x86_64-linux-gnu/libseccomp.so \
+	  && sed -i "s|^prefix=.*|prefix=$(LIBSECCOMP_DIR)/usr|" $@
+
+$(CLUSTER_BIN)/runc: $(NODE_MOD) $(LIBSECCOMP_PC)/libseccomp.pc
+	@$(call timed,runc compile+link,cluster/node,PKG_CONFIG_PATH=$(LIBSECCOMP_PC) CGO_LDFLAGS=-L$(LIBSECCOMP_DIR)/usr/lib/x86_64-linux-gnu CGO_ENABLED=1 $(GO) build -trimpath \
+	  -tags seccomp -ldflags '-X main.version=$(RUNC_VERSION:v%=%)' -o ../bin/runc github.com/opencontainers/runc)
 
 $(CLUSTER_BIN)/cni/bridge: $(NODE_MOD)
 	@mkdir -p $(CLUSTER_BIN)/cni

@@ -32,13 +32,15 @@ SCALE_RBAC = (
     *DETECT_RBAC,
     *workloads.RBAC,
     Rule("", "pods", ("list",), namespaced=False),
+    Rule("", "pods", ("watch",)),
+    Rule("", "nodes", ("watch",), namespaced=False),
     Rule("policy", "poddisruptionbudgets", ("create", "delete")),
 )
 PR_RBAC = (
     *DETECT_RBAC,
     *workloads.RBAC,
     Rule("", "podtemplates", ("create", "delete")),
-    Rule("autoscaling.x-k8s.io", "provisioningrequests", ("create", "get", "delete")),
+    Rule("autoscaling.x-k8s.io", "provisioningrequests", ("create", "get", "list", "watch", "delete")),
 )
 CAPI_MIN = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
 
@@ -96,13 +98,20 @@ def ca_status(cluster) -> Any:
     }
 
 
-def until(check: Callable[[], Any], timeout_s: float, what: str, interval: float = 1.0) -> Any:
-    """Re-check, bounded, until `check()` is truthy; TimeoutError naming `what` after `timeout_s`."""
+def until(cluster, path: str, check: Callable[[], Any], timeout_s: float, what: str, tick_s: float = 5.0) -> Any:
+    """Re-check `check()` whenever the collection at `path` changes (a watch, not a sleep loop), and at least every
+    `tick_s` for conditions that need time to pass; TimeoutError naming `what` after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
+    version = cluster.get(path, limit=1)["metadata"]["resourceVersion"]
     while not (result := check()):
-        if time.monotonic() > deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             raise TimeoutError(f"{what}: not within {timeout_s:.0f}s")
-        time.sleep(interval)
+        events = cluster.watch(path, min(left, tick_s), version)
+        for _, obj in events:
+            version = obj["metadata"].get("resourceVersion", version)
+            break
+        events.close()
     return result
 
 
@@ -199,7 +208,8 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
             return {p["metadata"]["name"]: workloads.scheduled_node(p) for p in pods}
         return None
 
-    placed = until(baseline_running, BASELINE_TIMEOUT_S, f"{n} baseline pods Running")
+    pods = workloads.pods_path(namespace)
+    placed = until(cluster, pods, baseline_running, BASELINE_TIMEOUT_S, f"{n} baseline pods Running")
     evidence.add("object", "baseline placement", placed)
     if sorted(placed.values()) != sorted(baseline):
         raise Unknown(f"baseline pods did not take one pool node each ({placed}, pool {sorted(baseline)})")
@@ -207,7 +217,7 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
     trigger = "trigger"
     cluster.create(workloads.pods_path(namespace), pool.pod(trigger, run.labels, image, deadline_s))
     message = until(
-        lambda: autoscaling.unschedulable(cluster.get(workloads.pods_path(namespace, trigger))),
+        cluster, pods, lambda: autoscaling.unschedulable(cluster.get(workloads.pods_path(namespace, trigger))),
         PENDING_TIMEOUT_S, "the trigger pod marked Unschedulable",
     )  # fmt: skip
     evidence.add("text", "trigger unschedulable", message)
@@ -227,7 +237,7 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
     started = time.monotonic()
     try:
         added = until(
-            trigger_on_new_node, up_s, f"a new {pool.key}={pool.value} node running the trigger pod"
+            cluster, pods, trigger_on_new_node, up_s, f"a new {pool.key}={pool.value} node running the trigger pod"
         )
     except TimeoutError as exc:
         evidence.add("event", "trigger events", workloads.events(cluster, namespace, trigger))
@@ -253,9 +263,7 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
         return time.monotonic() - stable_since >= STABLE_S
 
     try:
-        until(
-            back_to_baseline, down_s, f"the pool back to its {n} baseline node(s) for {STABLE_S}s", interval=2
-        )
+        until(cluster, NODES, back_to_baseline, down_s, f"the pool back to its {n} baseline node(s) for {STABLE_S}s")
     except TimeoutError as exc:
         evidence.add("fact", "pool nodes at timeout", pool.read())
         evidence.add("fact", "autoscaler status at timeout", ca_status(cluster))
@@ -311,8 +319,8 @@ def test_cluster_autoscaling_check_capacity(cluster, namespace, run, facts, evid
     for name, count in (("fits", 1), ("too-many", len(pool.nodes) + 1)):
         cluster.create(path, provisioning_request(name, run.labels, "one-accelerator", count))
         try:
-            results[name] = until(lambda n=name: pr_verdict(cluster.get(f"{path}/{n}")), 120,
-                                  f"a check-capacity verdict on {name}", interval=2)  # fmt: skip
+            results[name] = until(cluster, path, lambda n=name: pr_verdict(cluster.get(f"{path}/{n}")), 120,
+                                  f"a check-capacity verdict on {name}")  # fmt: skip
         except TimeoutError as exc:
             raise Unknown(f"no controller answered a check-capacity ProvisioningRequest ({exc}): the autoscaler "
                           "may run without --enable-provisioning-requests") from None  # fmt: skip

@@ -108,7 +108,7 @@ def metrics_api_version(facts) -> str:
 
 def container_nodes(facts, selection: accelerators.Selection) -> list[str]:
     """The selection's nodes that run containers: the pods must really serve their metric."""
-    summaries = {n["name"]: n for key in ("withExtendedResources", "withDraDevicesOnly") for n in facts["nodes"].get(key, [])}
+    summaries = accelerators.accelerator_nodes(facts)
     nodes = [n for n in selection.nodes if summaries.get(n, {}).get("runsContainers")]
     if not nodes:
         raise Unknown(f"the accelerator nodes ({', '.join(selection.nodes)}) run no containers, so no pod can serve a metric")

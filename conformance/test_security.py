@@ -1,13 +1,11 @@
-"""Security: isolated accelerator access and workload sandboxing."""
+"""Security: isolated accelerator access (workload sandboxing: test_sandboxing.py)."""
 
 import dataclasses
 
 from kaic import accelerators, images, workloads
-from kaic.facts import crds_in, require
+from kaic.facts import require
 from kaic.outcomes import NotApplicable, Unknown
 from kaic.probe import probe
-
-SANDBOX_MARKERS = ("gvisor", "runsc", "kata", "sandboxed", "quark", "krun")
 
 
 @probe("secure_accelerator_access", "discovery", test="TestKaicDiscovery/SecureAcceleratorAccess", kind="discovery")
@@ -25,19 +23,6 @@ def test_secure_accelerator_access_discovery(facts, evidence):
             "resourceSlice": slice_nodes,
         },
     )
-
-
-@probe("workload_sandboxing", "discovery", test="TestKaicDiscovery/WorkloadSandboxing", kind="discovery")
-def test_workload_sandboxing_discovery(facts, evidence):
-    """Sandboxing runtimes (RuntimeClass name or handler) and the agent-sandbox API."""
-    require(facts, "runtimeClasses", "crds")
-    sandboxes = [
-        rc
-        for rc in facts["runtimeClasses"]
-        if any(m in (rc["name"] + rc["handler"]).lower() for m in SANDBOX_MARKERS)
-    ]
-    evidence.add("fact", "sandboxRuntimeClasses", sandboxes)
-    evidence.add("fact", "agentSandboxCrds", crds_in(facts, "agents.x-k8s.io"))
 
 
 # ---- behavioural probes: secure accelerator access ---------------------------------------------------------

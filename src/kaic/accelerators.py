@@ -169,6 +169,12 @@ def inventory(facts: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def accelerator_nodes(facts: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Discovery's summaries of every accelerator node, by name: extended-resource nodes and DRA-only ones."""
+    node_facts = facts.get("nodes") or {}
+    return {n["name"]: n for key in ("withExtendedResources", "withDraDevicesOnly") for n in node_facts.get(key, [])}
+
+
 def _usable(node: Mapping[str, Any] | None) -> bool:
     return bool(node) and node["ready"] and not node["unschedulable"]
 
@@ -233,8 +239,7 @@ def detect(facts: Mapping[str, Any], requested: str = "auto", allocation_mode: s
         raise ProbeError(f"unknown accelerator profile {requested!r}; known: auto, {', '.join(PROFILES)}")
     if allocation_mode not in ALLOCATION_MODES:
         raise ProbeError(f"unknown allocation mode {allocation_mode!r}; known: {', '.join(ALLOCATION_MODES)}")
-    node_facts = facts.get("nodes") or {}
-    known = {n["name"]: n for key in ("withExtendedResources", "withDraDevicesOnly") for n in node_facts.get(key, [])}
+    known = accelerator_nodes(facts)
     found: dict[str, Any] = {"inventory": inventory(facts), "requested": requested, "allocationMode": allocation_mode}
     trail: dict[str, dict[str, str]] = {}
     choices: list[Selection] = []

@@ -154,7 +154,8 @@ def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Which AI operator the robust_controller probes judge (upstream's -operator* flags)."""
+    """Which AI operator the robust_controller probes judge (upstream's -operator* flags), and which sandbox
+    runtime workload_sandboxing judges (upstream's -sandbox-runtime-class)."""
     for option in reversed(
         [
             click.option("--operator", type=click.Choice(OPERATORS), default="auto", show_default=True,
@@ -165,6 +166,9 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                          help="How long the operator's pods may take to be Ready."),
             click.option("--operator-reconcile-timeout", type=Duration(), default="3m", show_default=True,
                          help="How long the controller may take to reconcile a valid object to success."),
+            click.option("--sandbox-runtime-class", envvar="KAIC_SANDBOX_RUNTIME_CLASS",
+                         help="RuntimeClass whose pods workload_sandboxing judges [default: the first whose name or "
+                         "handler names a sandbox, e.g. gvisor]."),
         ]
     ):  # fmt: skip
         fn = option(fn)
@@ -237,6 +241,7 @@ def _options(**kwargs: Any) -> Any:
             "operator_runtime": kwargs.get("operator_runtime"),
             "operator_ready_timeout_s": kwargs.get("operator_ready_timeout"),
             "operator_reconcile_timeout_s": kwargs.get("operator_reconcile_timeout"),
+            "sandbox_runtime_class": kwargs.get("sandbox_runtime_class"),
         },
     )
 

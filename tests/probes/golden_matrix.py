@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -38,6 +39,20 @@ def run_kaic(
     assert proc.returncode in (0, 1, 3, 4), proc.stderr[-3000:]  # 3: a MUST errored, still a full run
     report = json.loads((out / "report.json").read_text())
     assert report["run"]["complete"] is True, proc.stderr[-3000:]
+    return report
+
+
+def check_scenario(
+    cluster: Any, out: Path, scenario: str, requirements: Iterable[str], expected: dict, *extra: str
+) -> dict:
+    """One scenario's golden check: `kaic run` on it; requirement outcomes as the matrix says, probe outcomes as
+    `expected` says, no fact section failed, and nothing labelled by the run left behind."""
+    requirements = tuple(requirements)
+    report = run_kaic(cluster.kubeconfig, out, requirements, *extra)
+    assert_matches_matrix(report, scenario, requirements)
+    assert_probes(report, expected)
+    assert report["facts"]["errors"] == {}
+    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
     return report
 
 

@@ -12,7 +12,13 @@ import functools
 import os
 
 import pytest
-from golden_matrix import assert_matches_matrix, assert_nothing_left, assert_probes, assert_rows, run_kaic
+from golden_matrix import (
+    assert_nothing_left,
+    assert_probes,
+    assert_rows,
+    check_scenario,
+    run_kaic,
+)
 
 from kaic.localcluster import node, operator
 from kaic.localcluster.launcher import bin_dir
@@ -72,12 +78,7 @@ def require_operator() -> None:
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
     if scenario in OWN_SCENARIOS:
         require_operator()
-    cluster = cluster_for(scenario)
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *RUNTIME)
-    assert_matches_matrix(report, scenario, REQUIREMENTS)
-    assert_probes(report, EXPECTED[scenario])
-    assert report["facts"]["errors"] == {}
-    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
+    check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, EXPECTED[scenario], *RUNTIME)
 
 
 @pytest.mark.cluster

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import pytest
 from golden_matrix import (
-    assert_matches_matrix,
-    assert_nothing_left,
-    assert_probes,
     assert_rows,
-    run_kaic,
+    check_scenario,
 )
 
 from kaic.localcluster.scenarios import SCENARIOS
@@ -39,9 +36,4 @@ def test_matrix_rows_are_complete_and_only_pipeline_scenarios_move_them():
 @pytest.mark.cluster
 @pytest.mark.parametrize("scenario", list(PROBES))
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
-    cluster = cluster_for(scenario)
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *LOCAL_BUSYBOX)
-    assert_matches_matrix(report, scenario, REQUIREMENTS)
-    assert_probes(report, PROBES[scenario])
-    assert report["facts"]["errors"] == {}
-    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
+    check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, PROBES[scenario], *LOCAL_BUSYBOX)

@@ -7,7 +7,13 @@ plays the nodes. Requirement outcomes must match tests/golden/matrix.yaml, probe
 from __future__ import annotations
 
 import pytest
-from golden_matrix import assert_matches_matrix, assert_nothing_left, assert_probes, assert_rows, run_kaic
+from golden_matrix import (
+    assert_nothing_left,
+    assert_probes,
+    assert_rows,
+    check_scenario,
+    run_kaic,
+)
 
 REQUIREMENTS = ("gang_scheduling",)
 # `no-gang` serves no PodGroup API; `no-dra`'s scheduler emulates 1.34, so it has none either; `broken-gang`
@@ -45,12 +51,7 @@ def test_matrix_rows_are_complete_and_broken_scenarios_change_only_their_own_row
 @pytest.mark.cluster
 @pytest.mark.parametrize("scenario", list(PROBES))
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
-    cluster = cluster_for(scenario)
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *WINDOW)
-    assert_matches_matrix(report, scenario, REQUIREMENTS)
-    assert_probes(report, PROBES[scenario])
-    assert report["facts"]["errors"] == {}
-    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
+    check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, PROBES[scenario], *WINDOW)
 
 
 @pytest.mark.cluster

@@ -183,6 +183,8 @@ class LocalCluster:
                 state["prometheus"] = self._start_prometheus(scenario, state["server"], binaries, timeout)
             if scenario.operator:
                 self._install_operator(scenario, ports["kube-apiserver"], binaries, timeout)
+            if scenario.runtime_classes:
+                self._create_runtime_classes(scenario.runtime_classes)
         except BaseException:
             self.stop_processes()
             raise
@@ -508,6 +510,14 @@ class LocalCluster:
         operator.import_images(self.real_node(), directory)
         install = operator.TrainerInstall(directory, self.pki, self.kubeconfig, port)
         install.up(max(timeout, operator.START_TIMEOUT), scenario.operator_broken)
+
+    def _create_runtime_classes(self, runtime_classes: tuple[tuple[str, str], ...]) -> None:
+        with self.api_client() as api:
+            node_api = client.NodeV1Api(api)
+            for name, handler in runtime_classes:
+                node_api.create_runtime_class(
+                    client.V1RuntimeClass(metadata=client.V1ObjectMeta(name=name), handler=handler)
+                )
 
     def stop_processes(self) -> None:
         self.real_node().teardown()

@@ -68,6 +68,9 @@ class Scenario:
     # Service points at a port nothing serves.
     operator: bool = False
     operator_broken: bool = False
+    # RuntimeClasses (name, handler) created once the real node is up; the handler must be one of its
+    # containerd's runtimes (only runc: gVisor is not built, see cluster/README.md).
+    runtime_classes: tuple[tuple[str, str], ...] = ()
 
     def gates_for_scheduler(self) -> dict[str, bool]:
         return self.gates if self.scheduler_gates is None else self.scheduler_gates
@@ -180,6 +183,13 @@ SCENARIOS = {
             real_node=True,
             operator=True,
             operator_broken=True,
+        ),
+        Scenario(
+            "broken-sandbox",
+            "as conformant, plus the real node and a RuntimeClass named sandboxed whose handler is plain runc: "
+            "it looks like a sandbox runtime, yet its pods share the node's kernel",
+            real_node=True,
+            runtime_classes=(("sandboxed", "runc"),),
         ),
     )
 }

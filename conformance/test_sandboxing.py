@@ -1,0 +1,95 @@
+"""Workload sandboxing: a pod of the sandbox runtime, compared with a plain control pod on the same node."""
+
+from kaic import images, sandboxing, workloads
+from kaic.facts import crds_in, node_summary, require
+from kaic.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.probe import Rule, probe
+
+RBAC = (
+    Rule("", "pods", ("create", "get", "list", "delete")),
+    Rule("", "events", ("list",)),
+    Rule("", "nodes", ("get", "list"), namespaced=False),
+    Rule("node.k8s.io", "runtimeclasses", ("list",), namespaced=False),
+)
+
+
+@probe("workload_sandboxing", "discovery", test="TestKaicDiscovery/WorkloadSandboxing", kind="discovery")
+def test_workload_sandboxing_discovery(facts, evidence):
+    """Sandboxing runtimes (RuntimeClass name or handler) and the agent-sandbox API."""
+    require(facts, "runtimeClasses", "crds")
+    evidence.add(
+        "fact", "sandboxRuntimeClasses", [rc for rc in facts["runtimeClasses"] if sandboxing.is_sandbox(rc)]
+    )
+    evidence.add("fact", "agentSandboxCrds", crds_in(facts, sandboxing.AGENT_SANDBOX_GROUP))
+
+
+def runtime_class(facts, run, evidence) -> str:
+    """The RuntimeClass to judge; none means the requirement's context is absent (not-applicable, with the trail)."""
+    require(facts, "runtimeClasses", "crds")
+    wanted = run.options.get("sandbox_runtime_class")
+    chosen, trail = sandboxing.choose_runtime_class(facts["runtimeClasses"], wanted)
+    agent_crds = sorted(crds_in(facts, sandboxing.AGENT_SANDBOX_GROUP))
+    evidence.add("fact", "sandboxRuntime", {"chosen": chosen, "how": trail, "agentSandboxCrds": agent_crds})
+    if chosen is not None:
+        return chosen["name"]
+    if wanted:
+        raise ProbeError(trail)
+    if agent_crds:
+        raise Unknown(f"the agent-sandbox API is served ({', '.join(agent_crds)}) but {trail}: name the "
+                      "RuntimeClass its sandboxes run with --sandbox-runtime-class")  # fmt: skip
+    raise NotApplicable(f"{trail}; no {sandboxing.AGENT_SANDBOX_GROUP} CRD is installed")
+
+
+def container_nodes(cluster) -> tuple[tuple[str, ...], list[dict[str, str]]]:
+    """Ready, schedulable nodes that run containers, and tolerations for their NoSchedule taints."""
+    nodes = [node_summary(n) for n in cluster.list("/api/v1/nodes")]
+    usable = [n for n in nodes if n["ready"] and not n["unschedulable"] and n["runsContainers"]]
+    tolerations = [{"key": t["key"], "operator": "Exists", "effect": t["effect"]}
+                   for n in usable for t in n["taints"] if t.get("effect") == "NoSchedule"]  # fmt: skip
+    return tuple(sorted(n["name"] for n in usable)), tolerations
+
+
+def run_view(cluster, namespace, body, evidence, label: str) -> tuple[str, sandboxing.View]:
+    """Run one report pod to the end; its node and what it saw. A pod that reports nothing fails the probe."""
+    placed = workloads.place(cluster, namespace, body, evidence)
+    done = workloads.observe(cluster, namespace, placed, "", evidence)
+    status = (done["status"].get("containerStatuses") or [{}])[0]
+    message = ((status.get("state") or {}).get("terminated") or {}).get("message") or ""
+    view = sandboxing.parse_view(message)
+    assert view is not None, (
+        f"the {label} pod on {placed.node} reported nothing ({done['status'].get('phase')})"
+    )
+    evidence.add("log", label, {"node": placed.node, **sandboxing.as_evidence(view)})
+    return placed.node, view
+
+
+def report_pod(name, run, image, nodes, tolerations, runtime_class=None) -> dict:
+    container = {
+        "name": "report",
+        "image": image,
+        "command": ["sh", "-c", sandboxing.SCRIPT],
+        "securityContext": workloads.RESTRICTED,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+    }
+    return workloads.pod(name, run.labels, [container], nodes=nodes, tolerations=tolerations,
+                         runtime_class=runtime_class)  # fmt: skip
+
+
+@probe("workload_sandboxing", "isolated-from-host", test="TestKaicWorkloadSandboxing/IsolatedFromHost",
+       creates=("pods",), images=("busybox",), rbac=RBAC, timeout_s=600)  # fmt: skip
+def test_isolated_from_host(cluster, namespace, run, facts, evidence):
+    """A pod of the sandbox runtime runs, and, unlike a plain pod on the same node, has its own kernel and sees
+    no host processes, /dev/mem, host paths or host network interfaces."""
+    name = runtime_class(facts, run, evidence)
+    nodes, tolerations = container_nodes(cluster)
+    if not nodes:
+        raise Unknown(f"no Ready node runs containers, so a {name} pod cannot be observed")
+    image = images.for_run(run.options)["busybox"]
+    node, sandboxed = run_view(cluster, namespace, report_pod("sandboxed", run, image, nodes, tolerations, name),
+                               evidence, f"sandboxed ({name})")  # fmt: skip
+    _, control = run_view(cluster, namespace, report_pod("control", run, image, (node,), tolerations),
+                          evidence, "control (no RuntimeClass)")  # fmt: skip
+    found = sandboxing.problems(sandboxed, control)
+    evidence.add("fact", "isolation", {check: items or "isolated" for check, items in found.items()})
+    assert not (wrong := sandboxing.summary(found)), f"RuntimeClass {name}: {wrong}"
