@@ -25,11 +25,14 @@ from kaic.probe import Rule, probe
 MONITORING_GROUPS = ("monitoring.coreos.com", "monitoring.googleapis.com")
 NAME = "kaic-inference"
 PORT = 8080
+METRICS_PATH = "/cgi-bin/metrics"
 REQUESTS = 10
 COLLECTION_TIMEOUT_S = 180
 PREFIX = "kaic_inference"
-# The workload: each request to /cgi-bin/infer is counted and timed, and /metrics is rewritten whole (a rename,
-# so a scrape never reads half a file). The run id replaces RUN; httpd serves one CGI process per request.
+# The workload: each request to /cgi-bin/infer is counted and timed, and the exposition is rewritten whole (a
+# rename, so a scrape never reads half a file). A CGI script serves it too: a scrape needs the exposition's
+# Content-Type (Prometheus 3 refuses a target that sends none, as httpd does for a plain file).
+# The run id replaces RUN; httpd serves one CGI process per request.
 SERVER = r"""set -e
 mkdir -p /www/cgi-bin
 cat > /www/cgi-bin/infer <<'EOF'
@@ -49,7 +52,12 @@ printf 'PREFIX_queue_depth{%s} 0\n' "$l"
 } > /www/metrics.next && mv /www/metrics.next /www/metrics
 printf 'Content-Type: text/plain\r\n\r\n%s\n' "$count"
 EOF
-chmod +x /www/cgi-bin/infer
+cat > /www/cgi-bin/metrics <<'EOF'
+#!/bin/sh
+printf 'Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n\r\n'
+cat /www/metrics
+EOF
+chmod +x /www/cgi-bin/infer /www/cgi-bin/metrics
 echo -1 > /www/count
 /www/cgi-bin/infer >/dev/null
 exec httpd -f -p PORT -h /www
@@ -120,7 +128,7 @@ def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
 
     served = [infer(cluster, namespace) for _ in range(REQUESTS)]
     assert served == list(range(1, REQUESTS + 1)), f"the workload counted {served} for {REQUESTS} requests"
-    exposed = metrics.samples(cluster.request_bytes("GET", f"{pod_proxy(namespace)}/metrics").decode())
+    exposed = metrics.samples(cluster.request_bytes("GET", f"{pod_proxy(namespace)}{METRICS_PATH}").decode())
     evidence.add("metric", "workload exposition", {s.name: s.value for s in exposed})
 
     # max, not sum: a target scraped by two jobs (a PodMonitor and an annotation job) must not count twice
@@ -204,7 +212,7 @@ def server_pod(run, nodes: list[dict], image: str) -> dict:
         "image": image,
         "command": ["sh", "-c", SERVER.replace("RUN", run.id)],
         "ports": [{"containerPort": PORT, "name": "metrics"}],
-        "readinessProbe": {"httpGet": {"path": "/metrics", "port": PORT}, "periodSeconds": 2},
+        "readinessProbe": {"httpGet": {"path": METRICS_PATH, "port": PORT}, "periodSeconds": 2},
         "securityContext": workloads.RESTRICTED,
         "volumeMounts": [{"name": "www", "mountPath": "/www"}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
@@ -215,7 +223,7 @@ def server_pod(run, nodes: list[dict], image: str) -> dict:
                          tolerations=tolerations)  # fmt: skip
     body["spec"]["volumes"] = [{"name": "www", "emptyDir": {"sizeLimit": "1Mi"}}]
     body["metadata"]["annotations"] = {
-        "prometheus.io/scrape": "true", "prometheus.io/port": str(PORT), "prometheus.io/path": "/metrics",
+        "prometheus.io/scrape": "true", "prometheus.io/port": str(PORT), "prometheus.io/path": METRICS_PATH,
     }  # fmt: skip
     return body
 
@@ -237,7 +245,7 @@ def pod_monitor(labels: dict[str, str], selected_by: dict[str, str]) -> dict:
         "metadata": {"name": NAME, "labels": {**selected_by, **labels}},
         "spec": {
             "selector": {"matchLabels": {"app": NAME}},
-            "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "5s"}],
+            "podMetricsEndpoints": [{"port": "metrics", "path": METRICS_PATH, "interval": "5s"}],
         },
     }
 

@@ -156,20 +156,15 @@ def monitoring_problem() -> str | None:
 
 
 @pytest.mark.cluster
-@pytest.mark.parametrize("scenario", [
-    pytest.param(s, marks=pytest.mark.xfail(strict=True, reason="unfinished: Prometheus runs and answers "
-                 "vector(1), but the run's counter is not collected within 180s (not yet diagnosed)"))
-    if s == "observability" else s
-    for s in PROBES
-])  # fmt: skip
+@pytest.mark.parametrize("scenario", PROBES)
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
     if SCENARIOS[scenario].monitoring and (problem := monitoring_problem()):
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI needs the Prometheus scenarios: {problem}")
         pytest.skip(problem)
     cluster = cluster_for(scenario)
-    # Found through services/proxy the API server answers 503 "no endpoints available" for the host-process
-    # Service (cluster/README.md), so the query API is given as --metrics-query-url, the flag users have too.
+    # The API server's services/proxy forwards only to endpoints that are pods (their targetRef), never to a host
+    # process, so the query API of the host-process Prometheus is given as --metrics-query-url, as users can.
     query = []
     if SCENARIOS[scenario].monitoring:
         query = ["--metrics-query-url", f"http://{node.NODE_IP}:{cluster.state()['prometheus']['port']}"]
