@@ -43,6 +43,15 @@ $(CLUSTER_BIN)/kaic-metrics-adapter: cluster/metrics-adapter/go.mod cluster/metr
 	@$(call timed,metrics-adapter compile+link,cluster/metrics-adapter,CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/kaic-metrics-adapter .)
 cluster: $(CLUSTER_BIN)/kaic-metrics-adapter
 
+# Upstream Prometheus for the observability scenarios (cluster/prometheus/go.mod pins its module). Only the
+# kubernetes service discovery is compiled in; the web UI's assets are not (the HTTP API needs none).
+PROMETHEUS_TAGS := remove_all_sd,enable_kubernetes_sd
+$(CLUSTER_BIN)/prometheus: cluster/prometheus/go.mod cluster/prometheus/go.sum
+	@$(call timed,prometheus module download,cluster/prometheus,$(GO) list -deps tool >/dev/null)
+	@$(call timed,prometheus compile+link,cluster/prometheus,CGO_ENABLED=0 $(GO) build -trimpath \
+	  -tags $(PROMETHEUS_TAGS) -o ../bin/prometheus github.com/prometheus/prometheus/cmd/prometheus)
+cluster: $(CLUSTER_BIN)/prometheus
+
 # ---- The real worker node: container runtime, CNI plugins and image contents (cluster/node/go.mod) ----------
 NODE_MOD := cluster/node/go.mod cluster/node/go.sum
 NODE_SOURCES := $(shell find cluster/node/cmd -name '*.go' 2>/dev/null)

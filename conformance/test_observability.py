@@ -1,9 +1,83 @@
-"""Observability: accelerator metrics and AI service metrics."""
+"""Observability: accelerator metrics and AI service metrics.
 
-from kaic.facts import crds_in, require
-from kaic.probe import probe
+AI service metrics: a small inference-shaped workload (busybox httpd with a CGI script) serves a request counter,
+a latency histogram and a queue-depth gauge labelled with the run id. The probe registers it with the platform's
+monitoring (a PodMonitor when the Prometheus Operator is installed; the prometheus.io scrape annotations always),
+sends exactly K requests through the API server's pod proxy, and requires the monitoring system's query API to
+report K: the number the workload really served, collected by the monitoring system, never read by kaic itself.
+
+Accelerator metrics: the exporter of the accelerators found (DCGM, AMD's device-metrics-exporter, Intel Gaudi) or
+--metrics-endpoint must publish utilisation and memory series per device, labelled with the device.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+
+from kaic import accelerators, images, metrics, workloads
+from kaic.facts import crds_in, node_summary, require
+from kaic.outcomes import NotApplicable, Unknown
+from kaic.probe import Rule, probe
 
 MONITORING_GROUPS = ("monitoring.coreos.com", "monitoring.googleapis.com")
+NAME = "kaic-inference"
+PORT = 8080
+METRICS_PATH = "/cgi-bin/metrics"
+REQUESTS = 10
+COLLECTION_TIMEOUT_S = 180
+PREFIX = "kaic_inference"
+# The workload: each request to /cgi-bin/infer is counted and timed, and the exposition is rewritten whole (a
+# rename, so a scrape never reads half a file). A CGI script serves it too: a scrape needs the exposition's
+# Content-Type (Prometheus 3 refuses a target that sends none, as httpd does for a plain file).
+# The run id replaces RUN; httpd serves one CGI process per request.
+SERVER = r"""set -e
+mkdir -p /www/cgi-bin
+cat > /www/cgi-bin/infer <<'EOF'
+#!/bin/sh
+count=$(( $(cat /www/count) + 1 ))
+echo "$count" > /www/count
+l='conformance_run="RUN"'
+{
+printf '# HELP PREFIX_requests_total Inference requests served.\n# TYPE PREFIX_requests_total counter\n'
+printf 'PREFIX_requests_total{%s} %s\n' "$l" "$count"
+printf '# HELP PREFIX_request_duration_seconds Request latency.\n# TYPE PREFIX_request_duration_seconds histogram\n'
+for le in 0.005 0.05 0.5 +Inf; do printf 'PREFIX_request_duration_seconds_bucket{%s,le="%s"} %s\n' "$l" "$le" "$count"; done
+printf 'PREFIX_request_duration_seconds_sum{%s} %s\n' "$l" "0.00$count"
+printf 'PREFIX_request_duration_seconds_count{%s} %s\n' "$l" "$count"
+printf '# HELP PREFIX_queue_depth Requests waiting.\n# TYPE PREFIX_queue_depth gauge\n'
+printf 'PREFIX_queue_depth{%s} 0\n' "$l"
+} > /www/metrics.next && mv /www/metrics.next /www/metrics
+printf 'Content-Type: text/plain\r\n\r\n%s\n' "$count"
+EOF
+cat > /www/cgi-bin/metrics <<'EOF'
+#!/bin/sh
+printf 'Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n\r\n'
+cat /www/metrics
+EOF
+chmod +x /www/cgi-bin/infer /www/cgi-bin/metrics
+echo -1 > /www/count
+/www/cgi-bin/infer >/dev/null
+exec httpd -f -p PORT -h /www
+""".replace("PREFIX", PREFIX).replace("PORT", str(PORT))
+
+SERVICE_RBAC = (
+    *workloads.RBAC,
+    Rule("", "pods", ("watch",)),
+    Rule("", "pods/proxy", ("create", "get")),
+    Rule("", "services", ("list",), namespaced=False),
+    Rule("", "services/proxy", ("get",), namespaced=False),
+    Rule("monitoring.coreos.com", "podmonitors", ("create", "delete")),
+    Rule("monitoring.coreos.com", "prometheuses", ("list",), namespaced=False),
+)
+ACCELERATOR_RBAC = (
+    Rule("", "services", ("list",), namespaced=False),
+    Rule("", "services/proxy", ("get",), namespaced=False),
+    Rule("resource.k8s.io", "resourceslices", ("list",), namespaced=False),
+    Rule("", "nodes", ("get", "list"), namespaced=False),
+)
 
 
 @probe("accelerator_metrics", "discovery", test="TestKaicDiscovery/AcceleratorMetrics", kind="discovery")
@@ -20,3 +94,220 @@ def test_ai_service_metrics_discovery(facts, evidence):
     require(facts, "crds", "apiServices")
     evidence.add("fact", "monitoringCrds", crds_in(facts, *MONITORING_GROUPS))
     evidence.add("fact", "metricsApiServices", [s for s in facts["apiServices"] if "metrics" in s["name"]])
+
+
+@probe("ai_service_metrics", "collects-service-metrics", test="TestKaicAIServiceMetrics/CollectsExactRequestCount",
+       creates=("pods", "monitoring.coreos.com/podmonitors"), images=("busybox",), rbac=SERVICE_RBAC,
+       timeout_s=600)  # fmt: skip
+def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
+    """K requests to a workload's counter must reach the monitoring system's query API as exactly K."""
+    require(facts, "crds")
+    query = QueryApi.find(cluster, run.options, evidence)
+    assert_query_works(query)
+    nodes = [
+        n
+        for n in (node_summary(o) for o in cluster.list("/api/v1/nodes"))
+        if n["ready"] and n["runsContainers"]
+    ]
+    if not nodes:
+        raise Unknown(
+            "no Ready node runs containers (every node is simulated), so no workload can serve metrics"
+        )
+    image = images.for_run(run.options)["busybox"]
+    cluster.create(workloads.pods_path(namespace), server_pod(run, nodes, image))
+    if "podmonitors.monitoring.coreos.com" in facts["crds"]:
+        cluster.create(f"/apis/monitoring.coreos.com/v1/namespaces/{namespace}/podmonitors",
+                       pod_monitor(run.labels, monitor_labels(cluster)))  # fmt: skip
+        evidence.add("fact", "registration", "PodMonitor and prometheus.io annotations")
+    else:
+        evidence.add("fact", "registration", "prometheus.io scrape annotations")
+    pods = workloads.PodWatch(cluster, namespace, f"app={NAME}")
+    if not pods.until(lambda w: any(workloads.is_ready(p) for p in w.pods.values()), 180):
+        evidence.add("object", "pods", {n: p.get("status") for n, p in pods.pods.items()})
+        raise TimeoutError("the metrics workload was not Ready within 180s")
+
+    served = [infer(cluster, namespace) for _ in range(REQUESTS)]
+    assert served == list(range(1, REQUESTS + 1)), f"the workload counted {served} for {REQUESTS} requests"
+    exposed = metrics.samples(cluster.request_bytes("GET", f"{pod_proxy(namespace)}{METRICS_PATH}").decode())
+    evidence.add("metric", "workload exposition", {s.name: s.value for s in exposed})
+
+    # max, not sum: a target scraped by two jobs (a PodMonitor and an annotation job) must not count twice
+    series = f'{PREFIX}_requests_total{{conformance_run="{run.id}"}}'
+    counter = f"max({series})"
+    collected = query.wait_for(counter, REQUESTS, COLLECTION_TIMEOUT_S)
+    evidence.add("metric", counter, collected)
+    for name in (f"{PREFIX}_request_duration_seconds_count", f"{PREFIX}_queue_depth"):
+        evidence.add("metric", name, query.value(f'max({name}{{conformance_run="{run.id}"}})'))
+    assert collected is not None, (
+        f"the monitoring system never collected {PREFIX}_requests_total of the run's workload within "
+        f"{COLLECTION_TIMEOUT_S}s (its own /metrics says {metrics.total(exposed, f'{PREFIX}_requests_total', {})})"
+    )
+    assert collected == REQUESTS, (
+        f"the monitoring system reports {collected:g} requests, {REQUESTS} were sent"
+    )
+    # The target that produced the count, as its scrape job sees it now (the same instance and job labels).
+    up = query.value(f"min(up and on(instance, job) {series})")
+    evidence.add("metric", "up of the workload's target", up)
+    assert up == 1, f"the workload's scrape target is not up (up = {up})"
+
+
+class QueryApi:
+    """A Prometheus-compatible HTTP query API: --metrics-query-url, or a Prometheus Service through the API
+    server's services/proxy (reachable wherever kaic's kubeconfig is)."""
+
+    def __init__(self, cluster, base: str, through_api_server: bool) -> None:
+        self.cluster, self.base, self.through_api_server = cluster, base.rstrip("/"), through_api_server
+
+    @classmethod
+    def find(cls, cluster, options, evidence) -> QueryApi:
+        if url := options.get("metrics_query_url"):
+            evidence.add("fact", "queryApi", url)
+            return cls(cluster, url, through_api_server=False)
+        found = metrics.prometheus_service(cluster.list("/api/v1/services"))
+        if found is None:
+            raise Unknown(
+                "no monitoring system found (no Prometheus Service, no --metrics-query-url): install one "
+                "(e.g. the Prometheus Operator) or give --metrics-query-url, and run again"
+            )
+        namespace, name, port = found
+        evidence.add("fact", "queryApi", f"service {namespace}/{name}:{port}")
+        return cls(
+            cluster, f"/api/v1/namespaces/{namespace}/services/{name}:{port}/proxy", through_api_server=True
+        )
+
+    def value(self, promql: str) -> float | None:
+        path = f"{self.base}/api/v1/query"
+        if self.through_api_server:
+            return metrics.query_scalar(
+                json.loads(self.cluster.request_bytes("GET", path, query={"query": promql}))
+            )
+        with urllib.request.urlopen(
+            f"{path}?{urllib.parse.urlencode({'query': promql})}", timeout=30
+        ) as answer:
+            return metrics.query_scalar(json.loads(answer.read()))
+
+    def wait_for(self, promql: str, want: float, timeout_s: float) -> float | None:
+        """The last reading of `promql` once it equals `want` or the time is up (None: never any reading)."""
+        deadline, seen = time.monotonic() + timeout_s, None
+        while True:
+            seen = self.value(promql)
+            if seen == want or time.monotonic() > deadline:
+                return seen
+            time.sleep(5)  # a query API has no watch; scrapes land on the monitoring system's interval
+
+
+def assert_query_works(query: QueryApi) -> None:
+    """`vector(1)` first: a query API that cannot answer it is not a monitoring system kaic can judge."""
+    try:
+        one = query.value("vector(1)")
+    except Exception as exc:  # noqa: BLE001 - any failure here means no usable query API
+        raise Unknown(f"the query API at {query.base} does not answer vector(1): {exc}") from None
+    if one != 1:
+        raise Unknown(f"the query API at {query.base} answers vector(1) with {one}")
+
+
+def server_pod(run, nodes: list[dict], image: str) -> dict:
+    container = {
+        "name": "server",
+        "image": image,
+        "command": ["sh", "-c", SERVER.replace("RUN", run.id)],
+        "ports": [{"containerPort": PORT, "name": "metrics"}],
+        "readinessProbe": {"httpGet": {"path": METRICS_PATH, "port": PORT}, "periodSeconds": 2},
+        "securityContext": workloads.RESTRICTED,
+        "volumeMounts": [{"name": "www", "mountPath": "/www"}],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
+    }
+    tolerations = [{"key": t["key"], "operator": "Exists", "effect": t["effect"]}
+                   for n in nodes for t in n["taints"] if t.get("effect") == "NoSchedule"]  # fmt: skip
+    body = workloads.pod(NAME, {**run.labels, "app": NAME}, [container], nodes=tuple(n["name"] for n in nodes),
+                         tolerations=tolerations)  # fmt: skip
+    body["spec"]["volumes"] = [{"name": "www", "emptyDir": {"sizeLimit": "1Mi"}}]
+    body["metadata"]["annotations"] = {
+        "prometheus.io/scrape": "true", "prometheus.io/port": str(PORT), "prometheus.io/path": METRICS_PATH,
+    }  # fmt: skip
+    return body
+
+
+def monitor_labels(cluster) -> dict[str, str]:
+    """Labels the installed Prometheus objects select PodMonitors by (an unselected monitor is never read)."""
+    labels: dict[str, str] = {}
+    for prometheus in cluster.list("/apis/monitoring.coreos.com/v1/prometheuses"):
+        labels.update(
+            ((prometheus.get("spec") or {}).get("podMonitorSelector") or {}).get("matchLabels") or {}
+        )
+    return labels
+
+
+def pod_monitor(labels: dict[str, str], selected_by: dict[str, str]) -> dict:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": NAME, "labels": {**selected_by, **labels}},
+        "spec": {
+            "selector": {"matchLabels": {"app": NAME}},
+            "podMetricsEndpoints": [{"port": "metrics", "path": METRICS_PATH, "interval": "5s"}],
+        },
+    }
+
+
+def pod_proxy(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/pods/{NAME}:{PORT}/proxy"
+
+
+def infer(cluster, namespace: str) -> int:
+    """One request, as a client would send it (no exec); the answer is the workload's count so far."""
+    return int(cluster.request_bytes("GET", f"{pod_proxy(namespace)}/cgi-bin/infer").decode().strip())
+
+
+@probe("accelerator_metrics", "per-device-series", test="TestKaicAcceleratorMetrics/PerDeviceUtilisationAndMemory",
+       rbac=ACCELERATOR_RBAC)  # fmt: skip
+def test_per_device_series(cluster, run, facts, evidence):
+    """Every accelerator found has utilisation and memory series labelled with its device."""
+    require(facts, "nodes", "resourceSlices", "deviceClasses")
+    try:
+        selection = accelerators.select(facts, run.options)
+    except accelerators.NoAccelerators as absent:
+        raise NotApplicable(str(absent)) from None
+    devices = device_count(facts, selection)
+    evidence.add("fact", "acceleratorSelection", {**selection.found, "devicesPerRead": devices})
+    exporter = metrics.EXPORTERS.get(selection.profile.name)
+    text, source = exposition(cluster, run.options, exporter, selection)
+    evidence.add("fact", "exporter", source)
+    series = metrics.device_series(metrics.samples(text), exporter)
+    evidence.add("metric", "per-device series", {"utilisation": series.utilisation, "memory": series.memory,
+                                                  "unlabelled": sorted(set(series.unlabelled))})  # fmt: skip
+    problems = series.problems(devices)
+    assert not problems, f"the exporter at {source}: " + "; ".join(problems)
+
+
+def device_count(facts, selection: accelerators.Selection) -> int:
+    """Devices one exporter read must cover: an exporter runs per node and one read (an endpoint, or a Service
+    through the proxy) reaches one instance, so the fewest devices any accelerator node of the selection has."""
+    option = selection.found.get("option") or {}
+    return min((int(n) for n in (option.get("devicesPerNode") or {}).values()), default=0)
+
+
+def exposition(cluster, options, exporter: metrics.Exporter | None, selection) -> tuple[str, str]:
+    """The exporter's text and where it came from: --metrics-endpoint, else a Service that looks like the
+    vendor's exporter, read through the API server's services/proxy."""
+    if endpoint := options.get("metrics_endpoint"):
+        if endpoint.startswith("/"):
+            return cluster.request_bytes("GET", endpoint).decode(), endpoint
+        with urllib.request.urlopen(endpoint, timeout=30) as answer:
+            return answer.read().decode(), endpoint
+    if exporter is None:
+        raise Unknown(
+            f"the {selection.profile.name} accelerators have no known metrics exporter (DCGM, AMD "
+            "device-metrics-exporter and Intel Gaudi are recognised): give --metrics-endpoint"
+        )
+    for svc in cluster.list("/api/v1/services"):
+        meta = svc["metadata"]
+        if metrics.exporter_for(meta["name"], meta.get("labels") or {}) is exporter:
+            ports = [p["port"] for p in svc["spec"].get("ports") or []]
+            port = exporter.port if exporter.port in ports else ports[0]
+            path = f"/api/v1/namespaces/{meta['namespace']}/services/{meta['name']}:{port}/proxy/metrics"
+            return cluster.request_bytes("GET", path).decode(), path
+    raise Unknown(
+        f"{exporter.vendor} accelerators are present but no {exporter.vendor} metrics exporter Service is found "
+        "(install one such as dcgm-exporter, or give --metrics-endpoint)"
+    )

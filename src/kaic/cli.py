@@ -104,6 +104,14 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 help="Registry prefix replacing every default image's registry (air-gapped clusters).",
             ),
             click.option(
+                "--metrics-endpoint",
+                help="Accelerator exporter's /metrics: a URL, or an API server path (/api/v1/namespaces/…/proxy/metrics).",
+            ),
+            click.option(
+                "--metrics-query-url",
+                help="Prometheus-compatible query API base URL [default: a Prometheus Service found in the cluster].",
+            ),
+            click.option(
                 "--probe-dir",
                 "probe_dirs",
                 multiple=True,
@@ -223,6 +231,8 @@ def _options(**kwargs: Any) -> Any:
             "allocation_mode": kwargs.get("allocation_mode") or "auto",
             "images": kwargs.get("images") or {},
             "image_mirror": kwargs.get("image_mirror"),
+            "metrics_endpoint": kwargs.get("metrics_endpoint"),
+            "metrics_query_url": kwargs.get("metrics_query_url"),
             **{k: kwargs.get(k) for k in ("gang_scheduler", "gang_scheduler_namespace", "gang_job_labels",
                                           "gang_scheduler_name")},
             "gang_negative_window_s": kwargs.get("gang_negative_window"),

@@ -30,6 +30,7 @@ from kaic.localcluster import (
     metrics_adapter,
     operator,
     pki,
+    prometheus,
     topology,
 )
 from kaic.localcluster.node import POD_SUBNET, RealNode
@@ -48,7 +49,8 @@ SERVICE_CIDR = "100.96.0.0/16"
 SERVICE_IP = "100.96.0.1"
 STATE_FILE = "state.json"
 ENV_BIN = "KAIC_CLUSTER_BIN"
-# Start order; `down` stops in reverse. The Cluster Autoscaler and the metrics adapter run only in their scenarios.
+# Start order; `down` stops in reverse. The Cluster Autoscaler, the metrics adapter and Prometheus run only in their
+# scenarios.
 COMPONENTS = (
     "etcd",
     "egress",
@@ -58,6 +60,7 @@ COMPONENTS = (
     "kwok",
     autoscaler.BINARY,
     metrics_adapter.NAME,
+    prometheus.NAME,
 )
 PORTS = (
     "etcd",
@@ -75,7 +78,11 @@ STAGES = Path(__file__).with_name("kwok-stages.yaml")
 
 def components(scenario: Scenario) -> tuple[str, ...]:
     """What `up` starts for `scenario`, in start order."""
-    optional = {autoscaler.BINARY: scenario.autoscaler, metrics_adapter.NAME: scenario.metrics_adapter}
+    optional = {
+        autoscaler.BINARY: scenario.autoscaler,
+        metrics_adapter.NAME: scenario.metrics_adapter,
+        prometheus.NAME: scenario.monitoring,
+    }
     return tuple(name for name in COMPONENTS if optional.get(name, True))
 
 
@@ -172,6 +179,8 @@ class LocalCluster:
                 state["real_node"] = self._start_real_node(scenario, state["server"], binaries, timeout)
             if scenario.metrics_adapter:
                 state["metrics_adapter"] = self._start_metrics_adapter(scenario, state["server"], binaries, timeout)
+            if scenario.monitoring:
+                state["prometheus"] = self._start_prometheus(scenario, state["server"], binaries, timeout)
             if scenario.operator:
                 self._install_operator(scenario, ports["kube-apiserver"], binaries, timeout)
             if scenario.runtime_classes:
@@ -471,6 +480,17 @@ class LocalCluster:
                                          stale=scenario.metrics_adapter == "stale")  # fmt: skip
             metrics_adapter.register(api, self.pki.ca.cert.read_bytes(), info["port"])
             metrics_adapter.wait_available(api, timeout, self.process)
+        return info
+
+    def _start_prometheus(
+        self, scenario: Scenario, server: str, binaries: Binaries, timeout: float
+    ) -> dict[str, Any]:
+        with self.api_client() as api:
+            prometheus.grant(api)
+            info = prometheus.start(self.pki, self.process, self.state_dir, server, binaries.kaic_cluster.parent,
+                                    dropping=scenario.monitoring == "dropping")  # fmt: skip
+            prometheus.register(api, info["port"])
+        prometheus.wait_ready(info["port"], timeout, self.process)
         return info
 
     def _start_real_node(

@@ -61,6 +61,9 @@ class Scenario:
     real_node: bool = False
     # The custom metrics adapter (`metrics_adapter.py`) on the real node's network: "serving" or "stale".
     metrics_adapter: str | None = None
+    # Prometheus (`prometheus.py`) scraping annotated pods on the real node: "scraping", or "dropping" with a
+    # relabelling rule that drops the pods kaic labels.
+    monitoring: str | None = None
     # Kubeflow Trainer (with JobSet) as pods on the real node (`operator.py`); `operator_broken`: its webhook
     # Service points at a port nothing serves.
     operator: bool = False
@@ -152,6 +155,20 @@ SCENARIOS = {
             "whose scrapes stopped): the metrics API is Available, the HPA never moves",
             real_node=True,
             metrics_adapter="stale",
+        ),
+        Scenario(
+            "observability",
+            "as conformant, plus the real node and upstream Prometheus (built from its module) discovering pods "
+            "with kubernetes_sd and scraping those with the prometheus.io annotations every 5s",
+            real_node=True,
+            monitoring="scraping",
+        ),
+        Scenario(
+            "broken-observability",
+            "as observability, but a relabelling rule drops every pod labelled kaic.dev/run-id: Prometheus runs "
+            "and answers queries, yet never collects a probe's workload",
+            real_node=True,
+            monitoring="dropping",
         ),
         Scenario(
             "operator",
