@@ -22,12 +22,15 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
 
+from kaic import kube
 from kaic.localcluster import (
     DEFAULT_STATE_DIR,
     ENV_STATE_DIR,
     autoscaler,
+    images,
     kubeconfig,
     metrics_adapter,
+    node,
     operator,
     pki,
     prometheus,
@@ -49,8 +52,7 @@ SERVICE_CIDR = "100.96.0.0/16"
 SERVICE_IP = "100.96.0.1"
 STATE_FILE = "state.json"
 ENV_BIN = "KAIC_CLUSTER_BIN"
-# Start order; `down` stops in reverse. The Cluster Autoscaler, the metrics adapter and Prometheus run only in their
-# scenarios.
+# Start order; `down` stops in reverse. The Cluster Autoscaler and the metrics adapter run only in their scenarios.
 COMPONENTS = (
     "etcd",
     "egress",
@@ -60,7 +62,6 @@ COMPONENTS = (
     "kwok",
     autoscaler.BINARY,
     metrics_adapter.NAME,
-    prometheus.NAME,
 )
 PORTS = (
     "etcd",
@@ -81,7 +82,6 @@ def components(scenario: Scenario) -> tuple[str, ...]:
     optional = {
         autoscaler.BINARY: scenario.autoscaler,
         metrics_adapter.NAME: scenario.metrics_adapter,
-        prometheus.NAME: scenario.monitoring,
     }
     return tuple(name for name in COMPONENTS if optional.get(name, True))
 
@@ -180,7 +180,7 @@ class LocalCluster:
             if scenario.metrics_adapter:
                 state["metrics_adapter"] = self._start_metrics_adapter(scenario, state["server"], binaries, timeout)
             if scenario.monitoring:
-                state["prometheus"] = self._start_prometheus(scenario, state["server"], binaries, timeout)
+                state["prometheus"] = self._install_prometheus(scenario, ports["kube-apiserver"], binaries, timeout)
             if scenario.operator:
                 self._install_operator(scenario, ports["kube-apiserver"], binaries, timeout)
             if scenario.runtime_classes:
@@ -482,16 +482,17 @@ class LocalCluster:
             metrics_adapter.wait_available(api, timeout, self.process)
         return info
 
-    def _start_prometheus(
-        self, scenario: Scenario, server: str, binaries: Binaries, timeout: float
+    def _install_prometheus(
+        self, scenario: Scenario, server_port: int, binaries: Binaries, timeout: float
     ) -> dict[str, Any]:
-        with self.api_client() as api:
-            prometheus.grant(api)
-            info = prometheus.start(self.pki, self.process, self.state_dir, server, binaries.kaic_cluster.parent,
-                                    dropping=scenario.monitoring == "dropping")  # fmt: skip
-            prometheus.register(api, info["port"])
-        prometheus.wait_ready(info["port"], timeout, self.process)
-        return info
+        """Prometheus as a pod of the real node, behind its Service (src/kaic/localcluster/prometheus.py)."""
+        real_node = self.real_node()
+        bin_dir = binaries.kaic_cluster.parent
+        node_binaries = node.find_node_binaries(bin_dir)
+        images.import_images(node_binaries.ctr, real_node.containerd_socket, [prometheus.image(bin_dir)],
+                             real_node.dir / "images")  # fmt: skip
+        cluster = kube.connect(str(self.kubeconfig))
+        return prometheus.install(cluster, scenario.monitoring == "dropping", server_port, timeout)
 
     def _start_real_node(
         self, scenario: Scenario, server: str, binaries: Binaries, timeout: float
@@ -540,10 +541,10 @@ class LocalCluster:
 
 def _ready_nodes(core: client.CoreV1Api) -> set[str]:
     ready = set()
-    for node in core.list_node().items:
-        for condition in node.status.conditions or []:
+    for item in core.list_node().items:
+        for condition in item.status.conditions or []:
             if condition.type == "Ready" and condition.status == "True":
-                ready.add(node.metadata.name)
+                ready.add(item.metadata.name)
     return ready
 
 
