@@ -313,7 +313,7 @@ def test_endpoint_picker(cluster, namespace, run, facts, evidence):
     rbac=(),
     timeout_s=1800,
 )
-def test_gaie_suite(cluster, run, facts, evidence):
+def test_gaie_suite(run, facts, evidence):
     """The Gateway API Inference Extension's own conformance suite, run from the user's checkout, passes."""
     suite = run.options.get("gaie_conformance_dir")
     if not suite:
@@ -322,6 +322,11 @@ def test_gaie_suite(cluster, run, facts, evidence):
             "suite; the endpoint-picker probe judges the requirement alone"
         )
     class_name = gateway_class(facts, run, evidence)
+    if run.context:
+        raise ProbeError(
+            f"the GAIE suite reads the kubeconfig's current context, not --context {run.context}: "
+            "make that context current and run again"
+        )
     report = run.out_dir / "gaie-conformance-report.yaml"
     args = [
         "go",

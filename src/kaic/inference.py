@@ -2,7 +2,8 @@
 
 The client is a Python script in a pod (traffic must come from inside the cluster): it sends OpenAI-style
 completion requests and prints, between markers, each answer's status, the `x-inference-pod` header a model
-server sets (llm-d-inference-sim sets it from POD_NAME) and the `x-request-id` it sent.
+server sets (llm-d-inference-sim sets it from POD_NAME) and the `x-request-id` it sent. Each prompt starts with
+its request id, so no prefix-cache affinity ties the requests to the server that answered the first.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ if not model:
 results = []
 for i in range(int(os.environ.get("COUNT", "1"))):
     rid = os.environ.get("REQUEST_ID", "") or "kaic-%d" % i
-    body = json.dumps({{"model": model, "prompt": "kaic probe", "max_tokens": 2}}).encode()
+    body = json.dumps({{"model": model, "prompt": rid + " kaic probe", "max_tokens": 2}}).encode()
     req = urllib.request.Request(base + "/v1/completions", body,
         {{"Content-Type": "application/json", "x-request-id": rid}})
     item = {{"requestId": rid}}
