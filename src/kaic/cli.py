@@ -175,6 +175,58 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _checked_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value and not value.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{value!r}: use an http:// or https:// URL reachable from inside the cluster")
+    return value
+
+
+def _checked_attachment(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value and value.count("/") != 1:
+        raise click.BadParameter(f"{value!r}: use NAMESPACE/NAME of a NetworkAttachmentDefinition")
+    return value
+
+
+def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What the inference-ingress, high-performance-networking and disaggregated-inference probes judge; their
+    images are the `inference-sim` and `inference-epp` keys of --image."""
+    for option in reversed(
+        [
+            click.option("--inference-gateway-class", help="GatewayClass that routes to the probe's InferencePool "
+                         "[default: the first Accepted one]."),
+            click.option("--gaie-conformance-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                         help="Checkout of gateway-api-inference-extension whose conformance suite to run (needs go)."),
+            click.option("--network-device-class", help="DeviceClass of the DRA network driver's claims [default: "
+                         "the first whose selector names the driver]."),
+            click.option("--network-attribute", default="rdma", show_default=True,
+                         help="Boolean device attribute the network claim selects on (e.g. dra.net/rdma)."),
+            click.option("--network-attachment", callback=_checked_attachment,
+                         help="NAMESPACE/NAME of the NetworkAttachmentDefinition to attach [default: the first]."),
+            click.option("--disaggregated-namespace", help="Namespace of the disaggregated serving stack to judge."),
+            click.option("--disaggregated-role", "disaggregated_roles", multiple=True, callback=key_value_pairs,
+                         help="ROLE=LABEL-SELECTOR of one role (repeatable) [default: prefill=llm-d.ai/role=prefill, "
+                         "decode=llm-d.ai/role=decode]."),
+            click.option("--disaggregated-endpoint", callback=_checked_url,
+                         help="Base URL of the stack's OpenAI-style API, as reached from inside the cluster."),
+            click.option("--disaggregated-model", help="Model to request [default: the first /v1/models lists]."),
+        ]
+    ):  # fmt: skip
+        fn = option(fn)
+    return fn
+
+
+def network_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The probe settings network_options give."""
+    gaie = kwargs.get("gaie_conformance_dir")
+    return {
+        **{key: kwargs.get(key) for key in ("inference_gateway_class", "network_device_class", "network_attachment",
+                                            "disaggregated_namespace", "disaggregated_endpoint", "disaggregated_model")},
+        "gaie_conformance_dir": str(gaie.resolve()) if gaie else None,
+        "network_attribute": kwargs.get("network_attribute") or "rdma",
+        "disaggregated_roles": kwargs.get("disaggregated_roles") or {},
+    }  # fmt: skip
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="kaic")
 @click.option(
@@ -242,6 +294,7 @@ def _options(**kwargs: Any) -> Any:
             "operator_ready_timeout_s": kwargs.get("operator_ready_timeout"),
             "operator_reconcile_timeout_s": kwargs.get("operator_reconcile_timeout"),
             "sandbox_runtime_class": kwargs.get("sandbox_runtime_class"),
+            **network_settings(kwargs),
         },
     )
 
@@ -258,6 +311,7 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 @selection_options
 @gang_options
 @operator_options
+@network_options
 @cluster_options
 @click.option(
     "--output-dir",
@@ -382,6 +436,7 @@ def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:
 @selection_options
 @gang_options
 @operator_options
+@network_options
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--rbac", is_flag=True, help="Print the ClusterRole the plan needs, as YAML.")
 def plan(**kwargs: Any) -> None:

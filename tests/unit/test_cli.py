@@ -165,3 +165,34 @@ def test_gang_flags_reach_the_probe_settings_with_flag_env_file_precedence(runne
     assert from_flags["gang_scheduler"] == "kueue" and from_flags["gang_job_labels"] == {"a": "b", "c": "d", "e": "f"}
     bad = runner.invoke(main, ["plan", "--gang-scheduler", "kai"])
     assert bad.exit_code == 2 and "kai" in bad.output
+
+
+def test_network_flags_reach_the_probe_settings(runner, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr("kaic.cli._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
+    args = ["--disaggregated-namespace", "llm", "--disaggregated-role", "prefill=llm-d.ai/role=prefill",
+            "--disaggregated-role", "decode=app=decode", "--disaggregated-endpoint", "http://gw.llm.svc:80",
+            "--network-attachment", "default/rdma-net", "--gaie-conformance-dir", str(tmp_path)]  # fmt: skip
+    for extra in ([], args):
+        result = runner.invoke(main, ["plan", *extra])
+        assert result.exit_code == 0, result.output
+    defaults, given = seen
+    assert defaults["network_attribute"] == "rdma" and defaults["disaggregated_roles"] == {}
+    assert defaults["gaie_conformance_dir"] is None
+    assert given["disaggregated_roles"] == {"prefill": "llm-d.ai/role=prefill", "decode": "app=decode"}
+    assert given["disaggregated_endpoint"] == "http://gw.llm.svc:80"
+    assert given["network_attachment"] == "default/rdma-net" and given["gaie_conformance_dir"] == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--disaggregated-endpoint", "gw.llm.svc"], "use an http:// or https:// URL"),
+        (["--network-attachment", "rdma-net"], "use NAMESPACE/NAME"),
+        (["--disaggregated-role", "prefill"], "use KEY=VALUE"),
+        (["--gaie-conformance-dir", "/nonexistent/gaie"], "does not exist"),
+    ],
+)
+def test_bad_network_flags_exit_2(runner, args, message):
+    result = runner.invoke(main, ["plan", *args])
+    assert result.exit_code == 2 and message in result.output, result.output

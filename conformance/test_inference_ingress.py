@@ -1,0 +1,355 @@
+"""Advanced inference ingress: a Gateway routes to an InferencePool whose endpoint picker follows live metrics.
+
+Detection first: the InferencePool API (inference.networking.k8s.io/v1) and an Accepted GatewayClass. The
+behavioural probe puts three llm-d-inference-sim pods behind an InferencePool with the Inference Extension's
+endpoint picker, reports one pod's KV cache as nearly full (the sim's --fake-metrics), and requires the picker
+to keep every request off that pod. When the user points kaic at a checkout of the GAIE conformance suite, the
+suite's own report is judged too.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from kaic import images, inference, workloads
+from kaic.facts import crds_in, require
+from kaic.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.probe import Rule, probe
+
+GATEWAY = "gateway.networking.k8s.io"
+SIMS = ("sim-0", "sim-1", "sim-2")
+SKEWED = SIMS[0]
+SIM_PORT, EPP_PORT = 8000, 9002
+WARMUP, JUDGED = 5, 20
+# kaic may grant the endpoint picker's Role only what it holds itself (RBAC escalation check): pods watch.
+RBAC = (
+    Rule("", "pods", ("create", "get", "list", "watch", "delete")),
+    Rule("", "pods/log", ("get",)),
+    Rule("", "events", ("list",)),
+    Rule("", "services", ("create", "get", "delete")),
+    Rule("", "serviceaccounts", ("create", "get", "delete")),
+    Rule("", "nodes", ("get", "list"), namespaced=False),
+    Rule("rbac.authorization.k8s.io", "roles", ("create", "get", "delete")),
+    Rule("rbac.authorization.k8s.io", "rolebindings", ("create", "get", "delete")),
+    Rule(inference.POOL_GROUP, "inferencepools", ("create", "get", "list", "watch", "delete")),
+    Rule(GATEWAY, "gateways", ("create", "get", "delete")),
+    Rule(GATEWAY, "httproutes", ("create", "get", "delete")),
+)
+
+
+@probe(
+    "advanced_inference_ingress",
+    "discovery",
+    test="TestKaicDiscovery/AdvancedInferenceIngress",
+    kind="discovery",
+)
+def test_advanced_inference_ingress_discovery(facts, evidence):
+    """Gateway API Inference Extension CRDs (InferencePool and friends) and whether v1 is served."""
+    require(facts, "crds")
+    evidence.add(
+        "fact", "inferenceCrds", crds_in(facts, inference.POOL_GROUP, "inference.networking.x-k8s.io")
+    )
+    evidence.add("fact", "inferencePoolV1", inference.pool_version(facts["crds"]) or "not served")
+
+
+def gateway_class(facts, run, evidence) -> str:
+    """The GatewayClass to route through; unknown (the profile's text) when the API or a class is missing."""
+    require(facts, "crds", "gatewayClasses")
+    crds = crds_in(facts, inference.POOL_GROUP, "inference.networking.x-k8s.io")
+    classes = facts.get("gatewayClasses") or []
+    evidence.add(
+        "fact",
+        "detection",
+        {"inferenceCrds": {n: c["versions"] for n, c in crds.items()}, "gatewayClasses": classes},
+    )
+    if inference.pool_version(facts["crds"]) is None:
+        raise Unknown(
+            f"the InferencePool API {inference.POOL_CRD} v1 is not served (Inference Extension CRDs found: "
+            f"{', '.join(sorted(crds)) or 'none'}): install an Inference Extension implementation"
+        )
+    wanted = run.options.get("inference_gateway_class")
+    accepted = [c["name"] for c in classes if c["accepted"] and (not wanted or c["name"] == wanted)]
+    if not accepted:
+        named = (
+            f"GatewayClass {wanted} is not Accepted or absent" if wanted else "no GatewayClass is Accepted"
+        )
+        raise Unknown(
+            f"InferencePool v1 is served but {named}, so nothing can route to a pool: install the "
+            "implementation's Gateway controller or name its class with --inference-gateway-class"
+        )
+    return accepted[0]
+
+
+def sim_pod(name, run, image, kv_cache: float, nodes, tolerations) -> dict:
+    container = {
+        "name": "sim",
+        "image": image,
+        "args": [
+            "--model",
+            "kaic-model",
+            "--port",
+            str(SIM_PORT),
+            "--fake-metrics",
+            json.dumps({"kv-cache-usage": kv_cache}),
+        ],
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        ],
+        "ports": [{"containerPort": SIM_PORT}],
+        "securityContext": workloads.RESTRICTED,
+        "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+    }
+    return workloads.pod(
+        name, {**run.labels, "kaic.dev/pool": "sims"}, [container], nodes=nodes, tolerations=tolerations
+    )
+
+
+def picker_objects(namespace, run, image, nodes, tolerations) -> list[tuple[str, dict]]:
+    """The endpoint picker as the Inference Extension deploys it: service account, role, pod and service."""
+    meta = {"name": "epp", "labels": run.labels}
+    rules = [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": [inference.POOL_GROUP],
+            "resources": ["inferencepools"],
+            "verbs": ["get", "list", "watch"],
+        },
+    ]
+    container = {
+        "name": "epp",
+        "image": image,
+        "args": [
+            "--pool-name",
+            "pool",
+            "--pool-namespace",
+            namespace,
+            "--pool-group",
+            inference.POOL_GROUP,
+            "--grpc-port",
+            str(EPP_PORT),
+        ],
+        "ports": [{"containerPort": EPP_PORT}],
+        "securityContext": workloads.RESTRICTED,
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+    }
+    pod = workloads.pod(
+        "epp", {**run.labels, "kaic.dev/epp": "pool"}, [container], nodes=nodes, tolerations=tolerations
+    )
+    pod["spec"].update(serviceAccountName="epp", automountServiceAccountToken=True)
+    rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/" + namespace
+    return [
+        (
+            f"/api/v1/namespaces/{namespace}/serviceaccounts",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        ),
+        (
+            f"{rbac}/roles",
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules},
+        ),
+        (
+            f"{rbac}/rolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": meta,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "epp"},
+                "subjects": [{"kind": "ServiceAccount", "name": "epp", "namespace": namespace}],
+            },
+        ),
+        (workloads.pods_path(namespace), pod),
+        (
+            f"/api/v1/namespaces/{namespace}/services",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": meta,
+                "spec": {
+                    "selector": {"kaic.dev/epp": "pool"},
+                    "ports": [{"port": EPP_PORT, "appProtocol": "http2"}],
+                },
+            },
+        ),
+    ]
+
+
+def routing_objects(namespace, run, class_name) -> list[tuple[str, dict]]:
+    """InferencePool over the sims, and a Gateway whose HTTPRoute sends everything to the pool."""
+    pool = {
+        "apiVersion": f"{inference.POOL_GROUP}/v1",
+        "kind": "InferencePool",
+        "metadata": {"name": "pool", "labels": run.labels},
+        "spec": {
+            "selector": {"matchLabels": {"kaic.dev/pool": "sims"}},
+            "targetPorts": [{"number": SIM_PORT}],
+            "endpointPickerRef": {"name": "epp", "port": {"number": EPP_PORT}, "failureMode": "FailClose"},
+        },
+    }
+    gateway = {
+        "apiVersion": f"{GATEWAY}/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "gateway", "labels": run.labels},
+        "spec": {
+            "gatewayClassName": class_name,
+            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
+        },
+    }
+    route = {
+        "apiVersion": f"{GATEWAY}/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "route", "labels": run.labels},
+        "spec": {
+            "parentRefs": [{"name": "gateway"}],
+            "rules": [
+                {"backendRefs": [{"group": inference.POOL_GROUP, "kind": "InferencePool", "name": "pool"}]}
+            ],
+        },
+    }
+    return [
+        (f"/apis/{inference.POOL_GROUP}/v1/namespaces/{namespace}/inferencepools", pool),
+        (f"/apis/{GATEWAY}/v1/namespaces/{namespace}/gateways", gateway),
+        (f"/apis/{GATEWAY}/v1/namespaces/{namespace}/httproutes", route),
+    ]
+
+
+def condition(obj, kind: str) -> bool:
+    return any(
+        c.get("type") == kind and c.get("status") == "True"
+        for c in (obj.get("status") or {}).get("conditions") or []
+    )
+
+
+def parents_accept(obj) -> bool:
+    """Route or pool status: every parent reports Accepted (and ResolvedRefs) True."""
+    parents = (obj.get("status") or {}).get("parents") or []
+    return bool(parents) and all(condition(p, "Accepted") and condition(p, "ResolvedRefs") for p in parents)
+
+
+@probe(
+    "advanced_inference_ingress",
+    "endpoint-picker",
+    test="TestKaicAdvancedInferenceIngress/EndpointPickerAvoidsLoadedServer",
+    creates=(
+        "pods",
+        "services",
+        "serviceaccounts",
+        "rbac.authorization.k8s.io/roles",
+        "rbac.authorization.k8s.io/rolebindings",
+        f"{inference.POOL_GROUP}/inferencepools",
+        f"{GATEWAY}/gateways",
+        f"{GATEWAY}/httproutes",
+    ),
+    images=("inference-sim", "inference-epp", "python"),
+    rbac=RBAC,
+    timeout_s=600,
+)
+def test_endpoint_picker(cluster, namespace, run, facts, evidence):
+    """Requests through a Gateway to an InferencePool of three model servers are answered, and the endpoint
+    picker never sends one to the server whose KV cache is reported nearly full."""
+    class_name = gateway_class(facts, run, evidence)
+    refs = images.for_run(run.options)
+    nodes, tolerations = workloads.container_nodes(cluster)
+    if not nodes:
+        raise Unknown("no Ready node runs containers, so no model server can answer")
+    for name in SIMS:
+        kv = inference.KV_CACHE_SKEWED if name == SKEWED else inference.KV_CACHE_IDLE
+        cluster.create(
+            workloads.pods_path(namespace), sim_pod(name, run, refs["inference-sim"], kv, nodes, tolerations)
+        )
+    for path, body in picker_objects(
+        namespace, run, refs["inference-epp"], nodes, tolerations
+    ) + routing_objects(namespace, run, class_name):
+        cluster.create(path, body)
+    for name in (*SIMS, "epp"):
+        workloads.wait_for(
+            cluster,
+            workloads.pods_path(namespace, name),
+            workloads.is_ready,
+            300,
+            f"pod {name} Ready",
+            evidence,
+        )
+    base = f"/apis/{GATEWAY}/v1/namespaces/{namespace}"
+    gateway = workloads.wait_for(
+        cluster,
+        f"{base}/gateways/gateway",
+        lambda g: g if condition(g, "Programmed") else None,
+        180,
+        "Gateway Programmed",
+        evidence,
+    )
+    workloads.wait_for(
+        cluster,
+        f"{base}/httproutes/route",
+        parents_accept,
+        120,
+        "HTTPRoute Accepted, refs resolved",
+        evidence,
+    )
+    pool_path = f"/apis/{inference.POOL_GROUP}/v1/namespaces/{namespace}/inferencepools/pool"
+    workloads.wait_for(
+        cluster, pool_path, parents_accept, 120, "InferencePool Accepted by the Gateway", evidence
+    )
+    addresses = (gateway.get("status") or {}).get("addresses") or []
+    assert addresses, "the Programmed Gateway has no address"
+    target = f"http://{addresses[0]['value']}:80"
+    env = {"TARGET": target, "COUNT": str(WARMUP + JUDGED), "MODEL": "kaic-model"}
+    client = inference.client_pod("client", run.labels, refs["python"], env, nodes, tolerations)
+    _, answers = inference.ask(cluster, namespace, client, evidence)
+    judged = answers[WARMUP:]
+    evidence.add(
+        "fact",
+        "answersByPod",
+        {"warmup": inference.spread(answers[:WARMUP]), "judged": inference.spread(judged)},
+    )
+    assert not (wrong := inference.picker_problems(judged, SKEWED, SIMS)), "; ".join(wrong)
+
+
+@probe(
+    "advanced_inference_ingress",
+    "gaie-suite",
+    test="TestKaicAdvancedInferenceIngress/GaieConformanceSuite",
+    rbac=(),
+    timeout_s=1800,
+)
+def test_gaie_suite(run, facts, evidence):
+    """The Gateway API Inference Extension's own conformance suite, run from the user's checkout, passes."""
+    suite = run.options.get("gaie_conformance_dir")
+    if not suite:
+        raise NotApplicable(
+            "no --gaie-conformance-dir names a checkout of the Inference Extension's conformance "
+            "suite; the endpoint-picker probe judges the requirement alone"
+        )
+    class_name = gateway_class(facts, run, evidence)
+    if run.context:
+        raise ProbeError(
+            f"the GAIE suite reads the kubeconfig's current context, not --context {run.context}: "
+            "make that context current and run again"
+        )
+    report = run.out_dir / "gaie-conformance-report.yaml"
+    args = [
+        "go",
+        "test",
+        "./conformance",
+        "-run",
+        "TestConformance",
+        "-timeout",
+        "25m",
+        "-args",
+        f"--gateway-class={class_name}",
+        f"--report-output={report}",
+    ]
+    env = {**os.environ, **({"KUBECONFIG": run.kubeconfig} if run.kubeconfig else {})}
+    try:
+        proc = subprocess.run(
+            args, cwd=Path(suite), capture_output=True, text=True, timeout=1700, env=env, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ProbeError(f"cannot run the GAIE suite in {suite}: {exc}") from None
+    evidence.add("log", "go test", (proc.stdout + proc.stderr)[-6000:])
+    if not report.exists():
+        raise ProbeError(f"the GAIE suite wrote no report (go test exit {proc.returncode})")
+    ok, summary = inference.suite_result(report.read_text(encoding="utf-8"))
+    evidence.add("fact", "gaieReport", summary)
+    assert ok and proc.returncode == 0, f"GAIE conformance suite: {summary} (go test exit {proc.returncode})"
