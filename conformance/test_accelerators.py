@@ -203,10 +203,7 @@ def test_dra_unsatisfiable_claim(cluster, namespace, run, facts, evidence):
 def hardware_selection(cluster, facts, run, evidence) -> accelerators.Selection:
     """For hardware-conditional requirements: no accelerator at all means the requirement does not apply."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
-    try:
-        selection = accelerators.select(facts, run.options)
-    except accelerators.NoAccelerators as absent:
-        raise NotApplicable(str(absent)) from None
+    selection = accelerators.select_present(facts, run.options)
     evidence.add("fact", "acceleratorSelection", selection.found)
     return selection
 

@@ -18,8 +18,8 @@ import urllib.parse
 import urllib.request
 
 from kaic import accelerators, images, metrics, workloads
-from kaic.facts import crds_in, node_summary, require
-from kaic.outcomes import NotApplicable, Unknown
+from kaic.facts import crds_in, require
+from kaic.outcomes import Unknown
 from kaic.probe import Rule, probe
 
 MONITORING_GROUPS = ("monitoring.coreos.com", "monitoring.googleapis.com")
@@ -104,17 +104,13 @@ def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
     require(facts, "crds")
     query = QueryApi.find(cluster, run.options, evidence)
     assert_query_works(query)
-    nodes = [
-        n
-        for n in (node_summary(o) for o in cluster.list("/api/v1/nodes"))
-        if n["ready"] and n["runsContainers"]
-    ]
+    nodes, tolerations = workloads.container_nodes(cluster)
     if not nodes:
         raise Unknown(
             "no Ready node runs containers (every node is simulated), so no workload can serve metrics"
         )
     image = images.for_run(run.options)["busybox"]
-    cluster.create(workloads.pods_path(namespace), server_pod(run, nodes, image))
+    cluster.create(workloads.pods_path(namespace), server_pod(run, nodes, tolerations, image))
     if "podmonitors.monitoring.coreos.com" in facts["crds"]:
         cluster.create(f"/apis/monitoring.coreos.com/v1/namespaces/{namespace}/podmonitors",
                        pod_monitor(run.labels, monitor_labels(cluster)))  # fmt: skip
@@ -206,7 +202,7 @@ def assert_query_works(query: QueryApi) -> None:
         raise Unknown(f"the query API at {query.base} answers vector(1) with {one}")
 
 
-def server_pod(run, nodes: list[dict], image: str) -> dict:
+def server_pod(run, nodes: tuple[str, ...], tolerations: list[dict[str, str]], image: str) -> dict:
     container = {
         "name": "server",
         "image": image,
@@ -217,10 +213,7 @@ def server_pod(run, nodes: list[dict], image: str) -> dict:
         "volumeMounts": [{"name": "www", "mountPath": "/www"}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
     }
-    tolerations = [{"key": t["key"], "operator": "Exists", "effect": t["effect"]}
-                   for n in nodes for t in n["taints"] if t.get("effect") == "NoSchedule"]  # fmt: skip
-    body = workloads.pod(NAME, {**run.labels, "app": NAME}, [container], nodes=tuple(n["name"] for n in nodes),
-                         tolerations=tolerations)  # fmt: skip
+    body = workloads.pod(NAME, {**run.labels, "app": NAME}, [container], nodes=nodes, tolerations=tolerations)
     body["spec"]["volumes"] = [{"name": "www", "emptyDir": {"sizeLimit": "1Mi"}}]
     body["metadata"]["annotations"] = {
         "prometheus.io/scrape": "true", "prometheus.io/port": str(PORT), "prometheus.io/path": METRICS_PATH,
@@ -264,13 +257,14 @@ def infer(cluster, namespace: str) -> int:
 def test_per_device_series(cluster, run, facts, evidence):
     """Every accelerator found has utilisation and memory series labelled with its device."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
-    try:
-        selection = accelerators.select(facts, run.options)
-    except accelerators.NoAccelerators as absent:
-        raise NotApplicable(str(absent)) from None
+    selection = accelerators.select_present(facts, run.options)
     devices = device_count(facts, selection)
     evidence.add("fact", "acceleratorSelection", {**selection.found, "devicesPerRead": devices})
-    exporter = metrics.EXPORTERS.get(selection.profile.name)
+    exporter = metrics.exporter_with(
+        selection.profile.name,
+        run.options.get("metrics_utilization_metric"),
+        run.options.get("metrics_memory_metric"),
+    )
     text, source = exposition(cluster, run.options, exporter, selection)
     evidence.add("fact", "exporter", source)
     series = metrics.device_series(metrics.samples(text), exporter)
@@ -280,6 +274,80 @@ def test_per_device_series(cluster, run, facts, evidence):
     assert not problems, f"the exporter at {source}: " + "; ".join(problems)
 
 
+# The load: NVIDIA's CUDA sample nbody in benchmark mode, repeated; it waits first so kaic reads the device idle
+# after the claim made it the pod's alone. The image's sample path is not verified on hardware.
+IDLE_S, LOAD_S, READ_EVERY_S = 20, 150, 5
+LOADS = {
+    "nvidia": r"""n=$(command -v nbody || ls /cuda-samples/nbody /tmp/nbody 2>/dev/null | head -n1)
+[ -x "$n" ] || { echo "kaic: no nbody sample in this image" >&2; exit 3; }
+sleep IDLE; end=$(( $(date +%s) + LOAD ))
+while [ "$(date +%s)" -lt "$end" ]; do "$n" -benchmark -numbodies=256000 >/dev/null || exit 4; done
+""".replace("IDLE", str(IDLE_S)).replace("LOAD", str(LOAD_S)),
+}
+
+
+@probe("accelerator_metrics", "utilisation-under-load", test="TestKaicAcceleratorMetrics/UtilisationRisesUnderLoad",
+       disruptive=True, consumes=("devices",), creates=workloads.CREATES, images=("cuda-sample",),
+       rbac=(*workloads.RBAC, *ACCELERATOR_RBAC, Rule("", "pods/proxy", ("get",), namespaced=False)),
+       timeout_s=600)  # fmt: skip
+def test_utilisation_under_load(cluster, namespace, run, facts, evidence):
+    """A pod loads the one device it claims: the exporter on its node must report that device's utilisation
+    rising above its idle reading. Certified mode only: it runs real work on a real accelerator."""
+    require(facts, "nodes", "resourceSlices", "deviceClasses")
+    selection = accelerators.select_present(facts, run.options)
+    evidence.add("fact", "acceleratorSelection", selection.found)
+    load = LOADS.get(selection.profile.name)
+    if load is None:
+        raise Unknown(f"kaic knows no load for {selection.profile.name} accelerators: attest manually that "
+                      "utilisation follows a workload")  # fmt: skip
+    exporter = metrics.exporter_with(
+        selection.profile.name,
+        run.options.get("metrics_utilization_metric"),
+        run.options.get("metrics_memory_metric"),
+    )
+    container = {
+        "name": "load", "image": images.for_run(run.options)["cuda-sample"], "command": ["sh", "-c", load],
+        "securityContext": workloads.RESTRICTED,
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}},
+    }  # fmt: skip
+    body = workloads.pod("load", run.labels, [container], nodes=selection.nodes,
+                         tolerations=selection.profile.tolerations())  # fmt: skip
+    workloads.give_device(body, container, selection,
+                          template=workloads.device_template(cluster, namespace, run.labels, selection))  # fmt: skip
+    placed = workloads.place(cluster, namespace, body, evidence)
+    if not workloads.runs_containers(cluster, placed.node):
+        raise Unknown(f"node {placed.node} runs no containers, so no device there can be loaded")
+    # The device-plugin path does not say which device the pod got: then any device of the node may rise.
+    identities = workloads.allocated_identities(cluster, placed, selection.profile) if placed.claims else ()
+    evidence.add("fact", "loaded device", list(identities) or f"one device of {placed.node} (device plugin)")
+    workloads.wait_for(cluster, workloads.pods_path(namespace, "load"),
+                       lambda p: (p.get("status") or {}).get("phase") == "Running", 120,
+                       "the load pod Running", evidence)  # fmt: skip
+
+    def read() -> dict[tuple[str, str], float]:
+        text, _ = exposition(cluster, run.options, exporter, selection, node=placed.node)
+        return metrics.utilisation(metrics.samples(text), exporter, identities)
+
+    idle = read()
+    evidence.add("metric", "idle utilisation", {f"{k[0]}/{k[1]}": v for k, v in idle.items()})
+    assert idle, (
+        f"the exporter on {placed.node} reports no utilisation for {list(identities) or 'any device'}"
+    )
+    deadline = time.monotonic() + IDLE_S + LOAD_S
+    while not (up := metrics.risen(idle, loaded := read())) and time.monotonic() < deadline:
+        pod = cluster.get(workloads.pods_path(namespace, "load"))
+        if workloads.terminated(pod):
+            raise RuntimeError(
+                f"the load pod ended early ({pod['status']}): kaic's load, not the platform, failed"
+            )
+        time.sleep(READ_EVERY_S)  # an exporter has no watch; it refreshes on its own interval
+    evidence.add("metric", "utilisation under load", {f"{k[0]}/{k[1]}": v for k, v in loaded.items()})
+    assert up, (
+        f"utilisation of {list(identities) or 'the devices of ' + placed.node} did not rise by "
+        f"{metrics.MIN_RISE:.0%} of full scale within {IDLE_S + LOAD_S}s of load"
+    )
+
+
 def device_count(facts, selection: accelerators.Selection) -> int:
     """Devices one exporter read must cover: an exporter runs per node and one read (an endpoint, or a Service
     through the proxy) reaches one instance, so the fewest devices any accelerator node of the selection has."""
@@ -287,9 +355,11 @@ def device_count(facts, selection: accelerators.Selection) -> int:
     return min((int(n) for n in (option.get("devicesPerNode") or {}).values()), default=0)
 
 
-def exposition(cluster, options, exporter: metrics.Exporter | None, selection) -> tuple[str, str]:
+def exposition(
+    cluster, options, exporter: metrics.Exporter | None, selection, node: str = ""
+) -> tuple[str, str]:
     """The exporter's text and where it came from: --metrics-endpoint, else a Service that looks like the
-    vendor's exporter, read through the API server's services/proxy."""
+    vendor's exporter, read through the API server's proxy (its pod on `node` when one is named)."""
     if endpoint := options.get("metrics_endpoint"):
         if endpoint.startswith("/"):
             return cluster.request_bytes("GET", endpoint).decode(), endpoint
@@ -302,11 +372,25 @@ def exposition(cluster, options, exporter: metrics.Exporter | None, selection) -
         )
     for svc in cluster.list("/api/v1/services"):
         meta = svc["metadata"]
-        if metrics.exporter_for(meta["name"], meta.get("labels") or {}) is exporter:
-            ports = [p["port"] for p in svc["spec"].get("ports") or []]
-            port = exporter.port if exporter.port in ports else ports[0]
-            path = f"/api/v1/namespaces/{meta['namespace']}/services/{meta['name']}:{port}/proxy/metrics"
+        if metrics.exporter_for(meta["name"], meta.get("labels") or {}) is not exporter:
+            continue
+        ports = svc["spec"].get("ports") or []
+        port = next((p for p in ports if p["port"] == exporter.port), ports[0])
+        if not node:
+            path = (
+                f"/api/v1/namespaces/{meta['namespace']}/services/{meta['name']}:{port['port']}/proxy/metrics"
+            )
             return cluster.request_bytes("GET", path).decode(), path
+        selector = ",".join(f"{k}={v}" for k, v in (svc["spec"].get("selector") or {}).items())
+        pods = cluster.list(f"/api/v1/namespaces/{meta['namespace']}/pods", labelSelector=selector,
+                            fieldSelector=f"spec.nodeName={node}") if selector else []  # fmt: skip
+        for pod in pods:
+            path = (f"/api/v1/namespaces/{meta['namespace']}/pods/{pod['metadata']['name']}:"
+                    f"{port.get('targetPort', port['port'])}/proxy/metrics")  # fmt: skip
+            return cluster.request_bytes("GET", path).decode(), path
+        raise AssertionError(
+            f"no pod of the {exporter.vendor} exporter Service {meta['name']} runs on {node}"
+        )
     raise Unknown(
         f"{exporter.vendor} accelerators are present but no {exporter.vendor} metrics exporter Service is found "
         "(install one such as dcgm-exporter, or give --metrics-endpoint)"

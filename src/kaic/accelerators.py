@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kaic.outcomes import ProbeError, Unknown
+from kaic.outcomes import NotApplicable, ProbeError, Unknown
 
 SCRIPT = (Path(__file__).parent / "device_scripts" / "identity.sh").read_text(encoding="utf-8")
 RESULT_BEGIN, RESULT_END = "KAIC-RESULT-BEGIN", "KAIC-RESULT-END"
@@ -152,6 +152,14 @@ class Selection:
 def select(facts: Mapping[str, Any], options: Mapping[str, Any], mode: str | None = None) -> Selection:
     """`detect` with the run's --accelerator-profile and --allocation-mode (or `mode`)."""
     return detect(facts, options.get("accelerator_profile", "auto"), mode or options.get("allocation_mode", "auto"))
+
+
+def select_present(facts: Mapping[str, Any], options: Mapping[str, Any]) -> Selection:
+    """`select` for hardware-conditional requirements: no accelerator at all means they do not apply."""
+    try:
+        return select(facts, options)
+    except NoAccelerators as absent:
+        raise NotApplicable(str(absent)) from None
 
 
 def inventory(facts: Mapping[str, Any]) -> dict[str, Any]:

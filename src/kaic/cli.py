@@ -108,6 +108,14 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 help="Accelerator exporter's /metrics: a URL, or an API server path (/api/v1/namespaces/…/proxy/metrics).",
             ),
             click.option(
+                "--metrics-utilization-metric",
+                help="Accelerator utilisation series name [default: the exporter's, e.g. DCGM_FI_DEV_GPU_UTIL].",
+            ),
+            click.option(
+                "--metrics-memory-metric",
+                help="Accelerator memory series name [default: the exporter's, e.g. DCGM_FI_DEV_FB_USED].",
+            ),
+            click.option(
                 "--metrics-query-url",
                 help="Prometheus-compatible query API base URL [default: a Prometheus Service found in the cluster].",
             ),
@@ -285,6 +293,8 @@ def _options(**kwargs: Any) -> Any:
             "image_mirror": kwargs.get("image_mirror"),
             "metrics_endpoint": kwargs.get("metrics_endpoint"),
             "metrics_query_url": kwargs.get("metrics_query_url"),
+            "metrics_utilization_metric": kwargs.get("metrics_utilization_metric"),
+            "metrics_memory_metric": kwargs.get("metrics_memory_metric"),
             **{k: kwargs.get(k) for k in ("gang_scheduler", "gang_scheduler_namespace", "gang_job_labels",
                                           "gang_scheduler_name")},
             "gang_negative_window_s": kwargs.get("gang_negative_window"),

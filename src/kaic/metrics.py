@@ -53,6 +53,19 @@ EXPORTERS = {
 }  # fmt: skip
 
 
+def exporter_with(vendor: str, utilisation: str | None = None, memory: str | None = None) -> Exporter | None:
+    """The vendor's exporter conventions, with the series named by --metrics-utilization-metric and
+    --metrics-memory-metric (upstream's flags) in place of its own where given."""
+    known = EXPORTERS.get(vendor)
+    if not (utilisation or memory):
+        return known
+    return Exporter(
+        vendor, known.name_pattern if known else r"$^", known.port if known else 0,
+        (utilisation,) if utilisation else known.utilisation if known else (),
+        (memory,) if memory else known.memory if known else (),
+    )  # fmt: skip
+
+
 def samples(text: str) -> list[Sample]:
     """Every sample of a text exposition; a malformed exposition raises ValueError."""
     return [s for family in text_string_to_metric_families(text) for s in family.samples]
@@ -98,24 +111,60 @@ class DeviceSeries:
         return found
 
 
+def _kind(sample: Sample, exporter: Exporter | None) -> str | None:
+    """The sample's kind (utilisation, memory, or None): the vendor's names, else upstream's generic rule."""
+    for kind, names, rule in (("utilisation", exporter and exporter.utilisation, GENERIC_UTILISATION),
+                              ("memory", exporter and exporter.memory, GENERIC_MEMORY)):  # fmt: skip
+        if (sample.name in names) if exporter else rule.search(sample.name):
+            return kind
+    return None
+
+
+def _device(sample: Sample) -> str | None:
+    return next((sample.labels[k] for k in DEVICE_LABELS if sample.labels.get(k)), None)
+
+
 def device_series(found: Iterable[Sample], exporter: Exporter | None) -> DeviceSeries:
-    """Group utilisation and memory samples by device; the vendor's names, else upstream's generic rule."""
+    """Group utilisation and memory samples by device."""
     result = DeviceSeries()
     for sample in found:
-        if exporter:
-            kinds = [k for k, names in (("utilisation", exporter.utilisation), ("memory", exporter.memory))
-                     if sample.name in names]  # fmt: skip
-        else:
-            kinds = [k for k, rule in (("utilisation", GENERIC_UTILISATION), ("memory", GENERIC_MEMORY))
-                     if rule.search(sample.name)]  # fmt: skip
-        if not kinds:
+        if (kind := _kind(sample, exporter)) is None:
             continue
-        device = next((sample.labels[k] for k in DEVICE_LABELS if sample.labels.get(k)), None)
-        if device is None:
+        if (device := _device(sample)) is None:
             result.unlabelled.append(sample.name)
             continue
-        getattr(result, kinds[0]).setdefault(device, []).append(sample.name)
+        getattr(result, kind).setdefault(device, []).append(sample.name)
     return result
+
+
+# Utilisation series that are a ratio (0-1); every other one is a percentage. A device under load must rise by
+# at least this share of its series' full scale over its idle reading.
+RATIO_SERIES = frozenset({"DCGM_FI_PROF_GR_ENGINE_ACTIVE"})
+MIN_RISE = 0.10
+
+
+def utilisation(
+    found: Iterable[Sample], exporter: Exporter | None, identities: Iterable[str] = ()
+) -> dict[tuple[str, str], float]:
+    """(series, device) -> utilisation, of the devices any of whose device labels is one of `identities`
+    (every device when none are given)."""
+    wanted = set(identities)
+    return {
+        (sample.name, device): sample.value
+        for sample in found
+        if _kind(sample, exporter) == "utilisation" and (device := _device(sample)) is not None
+        and (not wanted or wanted & {sample.labels.get(k) for k in DEVICE_LABELS})
+    }  # fmt: skip
+
+
+def risen(
+    idle: Mapping[tuple[str, str], float], loaded: Mapping[tuple[str, str], float]
+) -> list[tuple[str, str]]:
+    """The (series, device) readings that rose under load by MIN_RISE of their full scale."""
+    return sorted(
+        key for key, value in loaded.items()
+        if value - idle.get(key, 0.0) >= MIN_RISE * (1.0 if key[0] in RATIO_SERIES else 100.0)
+    )  # fmt: skip
 
 
 def exporter_for(name: str, labels: Mapping[str, str]) -> Exporter | None:

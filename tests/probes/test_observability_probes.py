@@ -86,6 +86,33 @@ def test_unknown_vendor_falls_back_to_upstream_name_rules():
     assert metrics.device_series(metrics.samples(text), None).problems(1) == []
 
 
+def test_utilisation_under_load_is_read_for_the_claimed_device_only():
+    nvidia = metrics.EXPORTERS["nvidia"]
+    idle = metrics.utilisation(metrics.samples(DCGM), nvidia, ["GPU-bbb"])
+    assert idle == {("DCGM_FI_DEV_GPU_UTIL", "1"): 0}
+    loaded = metrics.utilisation(metrics.samples(DCGM.replace('UUID="GPU-bbb",Hostname="n1"} 0', 'UUID="GPU-bbb",Hostname="n1"} 97', 1)), nvidia, ["GPU-bbb"])  # fmt: skip
+    assert metrics.risen(idle, loaded) == [("DCGM_FI_DEV_GPU_UTIL", "1")]
+    # A rise below a tenth of full scale is no evidence; another device's readings are never read.
+    assert metrics.risen(idle, {("DCGM_FI_DEV_GPU_UTIL", "1"): 9}) == []
+    assert metrics.utilisation(metrics.samples(DCGM), nvidia, ["GPU-zzz"]) == {}
+    assert len(metrics.utilisation(metrics.samples(DCGM), nvidia)) == 2
+
+
+def test_ratio_series_rise_on_their_own_scale():
+    key = ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "0")
+    assert metrics.risen({key: 0.02}, {key: 0.5}) == [key]
+    assert metrics.risen({key: 0.02}, {key: 0.09}) == []
+
+
+def test_series_names_given_on_the_command_line_replace_the_exporters():
+    assert metrics.exporter_with("nvidia") is metrics.EXPORTERS["nvidia"]
+    custom = metrics.exporter_with("nvidia", utilisation="my_util")
+    assert custom.utilisation == ("my_util",) and custom.memory == metrics.EXPORTERS["nvidia"].memory
+    simulated = metrics.exporter_with("simulated", "u", "m")
+    text = '# TYPE u gauge\nu{device_id="a"} 3\n# TYPE m gauge\nm{device_id="a"} 9\n'
+    assert metrics.device_series(metrics.samples(text), simulated).problems(1) == []
+
+
 def test_malformed_exposition_is_an_error_not_a_reading():
     with pytest.raises(ValueError):
         metrics.samples('DCGM_FI_DEV_GPU_UTIL{gpu="0" 12\n')
