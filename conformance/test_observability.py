@@ -19,7 +19,7 @@ import urllib.request
 
 from kaic import accelerators, images, metrics, workloads
 from kaic.facts import crds_in, require
-from kaic.outcomes import Unknown
+from kaic.outcomes import ProbeError, Unknown
 from kaic.probe import Rule, probe
 
 MONITORING_GROUPS = ("monitoring.coreos.com", "monitoring.googleapis.com")
@@ -67,9 +67,10 @@ SERVICE_RBAC = (
     *workloads.RBAC,
     Rule("", "pods", ("watch",)),
     Rule("", "pods/proxy", ("create", "get")),
-    Rule("", "services", ("list",), namespaced=False),
+    Rule("", "services", ("get", "list"), namespaced=False),
     Rule("", "services/proxy", ("get",), namespaced=False),
     Rule("monitoring.coreos.com", "podmonitors", ("create", "delete")),
+    Rule("monitoring.googleapis.com", "podmonitorings", ("create", "delete")),
     Rule("monitoring.coreos.com", "prometheuses", ("list",), namespaced=False),
 )
 ACCELERATOR_RBAC = (
@@ -97,7 +98,7 @@ def test_ai_service_metrics_discovery(facts, evidence):
 
 
 @probe("ai_service_metrics", "collects-service-metrics", test="TestKaicAIServiceMetrics/CollectsExactRequestCount",
-       creates=("pods", "monitoring.coreos.com/podmonitors"), images=("busybox",), rbac=SERVICE_RBAC,
+       creates=("pods", "monitoring.coreos.com/podmonitors", "monitoring.googleapis.com/podmonitorings"), images=("busybox",), rbac=SERVICE_RBAC,
        timeout_s=600)  # fmt: skip
 def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
     """K requests to a workload's counter must reach the monitoring system's query API as exactly K."""
@@ -111,12 +112,16 @@ def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
         )
     image = images.for_run(run.options)["busybox"]
     cluster.create(workloads.pods_path(namespace), server_pod(run, nodes, tolerations, image))
+    registered = ["prometheus.io scrape annotations"]
     if "podmonitors.monitoring.coreos.com" in facts["crds"]:
         cluster.create(f"/apis/monitoring.coreos.com/v1/namespaces/{namespace}/podmonitors",
                        pod_monitor(run.labels, monitor_labels(cluster)))  # fmt: skip
-        evidence.add("fact", "registration", "PodMonitor and prometheus.io annotations")
-    else:
-        evidence.add("fact", "registration", "prometheus.io scrape annotations")
+        registered.append("PodMonitor (Prometheus Operator)")
+    if "podmonitorings.monitoring.googleapis.com" in facts["crds"]:
+        cluster.create(f"/apis/monitoring.googleapis.com/v1/namespaces/{namespace}/podmonitorings",
+                       pod_monitoring(run.labels))  # fmt: skip
+        registered.append("PodMonitoring (Google managed Prometheus)")
+    evidence.add("fact", "registration", registered)
     pods = workloads.PodWatch(cluster, namespace, f"app={NAME}")
     if not pods.until(lambda w: any(workloads.is_ready(p) for p in w.pods.values()), 180):
         evidence.add("object", "pods", {n: p.get("status") for n, p in pods.pods.items()})
@@ -159,7 +164,18 @@ class QueryApi:
         if url := options.get("metrics_query_url"):
             evidence.add("fact", "queryApi", url)
             return cls(cluster, url, through_api_server=False)
-        found = metrics.prometheus_service(cluster.list("/api/v1/services"))
+        if named := options.get("prometheus_service"):
+            namespace, name, port = metrics.service_ref(named)
+            service = cluster.get_or_none(f"/api/v1/namespaces/{namespace}/services/{name}")
+            if service is None:
+                raise ProbeError(f"--prometheus-service {named}: no such Service")
+            found = (
+                namespace,
+                name,
+                port or metrics.query_port(service) or service["spec"]["ports"][0]["port"],
+            )
+        else:
+            found = metrics.prometheus_service(cluster.list("/api/v1/services"))
         if found is None:
             raise Unknown(
                 "no monitoring system found (no Prometheus Service, no --metrics-query-url): install one "
@@ -239,6 +255,19 @@ def pod_monitor(labels: dict[str, str], selected_by: dict[str, str]) -> dict:
         "spec": {
             "selector": {"matchLabels": {"app": NAME}},
             "podMetricsEndpoints": [{"port": "metrics", "path": METRICS_PATH, "interval": "5s"}],
+        },
+    }
+
+
+def pod_monitoring(labels: dict[str, str]) -> dict:
+    """Google Cloud Managed Service for Prometheus's own kind (not exercised: no managed collector runs here)."""
+    return {
+        "apiVersion": "monitoring.googleapis.com/v1",
+        "kind": "PodMonitoring",
+        "metadata": {"name": NAME, "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": {"app": NAME}},
+            "endpoints": [{"port": "metrics", "path": METRICS_PATH, "interval": "5s"}],
         },
     }
 

@@ -120,6 +120,12 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 help="Prometheus-compatible query API base URL [default: a Prometheus Service found in the cluster].",
             ),
             click.option(
+                "--prometheus-service",
+                callback=_checked_service,
+                help="NAMESPACE/NAME[:PORT] of the Prometheus Service to query through the API server's service "
+                "proxy [default: found by name and port].",
+            ),
+            click.option(
                 "--probe-dir",
                 "probe_dirs",
                 multiple=True,
@@ -186,6 +192,16 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _checked_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value and not value.startswith(("http://", "https://")):
         raise click.BadParameter(f"{value!r}: use an http:// or https:// URL reachable from inside the cluster")
+    return value
+
+
+def _checked_service(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from kaic.metrics import service_ref
+
+    try:
+        service_ref(value) if value else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
     return value
 
 
@@ -293,6 +309,7 @@ def _options(**kwargs: Any) -> Any:
             "image_mirror": kwargs.get("image_mirror"),
             "metrics_endpoint": kwargs.get("metrics_endpoint"),
             "metrics_query_url": kwargs.get("metrics_query_url"),
+            "prometheus_service": kwargs.get("prometheus_service"),
             "metrics_utilization_metric": kwargs.get("metrics_utilization_metric"),
             "metrics_memory_metric": kwargs.get("metrics_memory_metric"),
             **{k: kwargs.get(k) for k in ("gang_scheduler", "gang_scheduler_namespace", "gang_job_labels",

@@ -195,6 +195,23 @@ def query_scalar(answer: Mapping[str, Any]) -> float | None:
     return float(result[0]["value"][1])
 
 
+def service_ref(text: str) -> tuple[str, str, int | None]:
+    """NAMESPACE/NAME[:PORT] (--prometheus-service) as (namespace, name, port or None)."""
+    found = re.fullmatch(r"([a-z0-9-]{1,63})/([a-z0-9-]{1,63})(?::(\d{1,5}))?", text)
+    if not found:
+        raise ValueError(
+            f"{text!r}: use NAMESPACE/NAME or NAMESPACE/NAME:PORT of a Service, e.g. monitoring/prometheus-operated:9090"
+        )
+    namespace, name, port = found.groups()
+    return namespace, name, int(port) if port else None
+
+
+def query_port(service: Mapping[str, Any]) -> int | None:
+    """The port a Prometheus Service serves its HTTP API on: named web/http, or numbered 9090."""
+    return next((p["port"] for p in (service.get("spec") or {}).get("ports") or []
+                 if p.get("name") in ("web", "http", "http-web") or p.get("port") == 9090), None)  # fmt: skip
+
+
 def prometheus_service(services: Iterable[Mapping[str, Any]]) -> tuple[str, str, int] | None:
     """(namespace, name, port) of the Prometheus server a cluster runs, as the operator or a chart names it.
 
@@ -202,15 +219,13 @@ def prometheus_service(services: Iterable[Mapping[str, Any]]) -> tuple[str, str,
     prometheus with a port named web/http or numbered 9090 (never an exporter or an operator's own)."""
     candidates = []
     for svc in services:
-        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+        meta = svc.get("metadata") or {}
         labels = meta.get("labels") or {}
         name = meta.get("name", "")
         named = "prometheus" in name or labels.get("app.kubernetes.io/name") == "prometheus"
         if not named or re.search(r"operator|exporter|adapter|alertmanager|pushgateway|node", name):
             continue
-        port = next((p["port"] for p in spec.get("ports") or []
-                     if p.get("name") in ("web", "http", "http-web") or p.get("port") == 9090), None)  # fmt: skip
-        if port is not None:
+        if (port := query_port(svc)) is not None:
             candidates.append((name != "prometheus-operated", meta.get("namespace", ""), name, port))
     if not candidates:
         return None

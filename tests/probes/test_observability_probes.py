@@ -164,6 +164,14 @@ def test_prometheus_service_prefers_the_operators_governing_service():
     assert metrics.prometheus_service([services[0], services[3]]) is None
 
 
+def test_a_named_prometheus_service_is_namespace_name_and_optional_port():
+    assert metrics.service_ref("monitoring/prometheus-operated") == ("monitoring", "prometheus-operated", None)
+    assert metrics.service_ref("kube-system/kaic-prometheus:9090") == ("kube-system", "kaic-prometheus", 9090)
+    for bad in ("prometheus", "a/b/c", "ns/name:http", "NS/name"):
+        with pytest.raises(ValueError, match="NAMESPACE/NAME"):
+            metrics.service_ref(bad)
+
+
 def test_exporters_are_recognised_by_name_or_app_label():
     assert metrics.exporter_for("nvidia-dcgm-exporter", {}) is metrics.EXPORTERS["nvidia"]
     assert metrics.exporter_for("metrics", {"app": "amd-device-metrics-exporter"}) is metrics.EXPORTERS["amd"]

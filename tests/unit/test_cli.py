@@ -196,3 +196,16 @@ def test_network_flags_reach_the_probe_settings(runner, tmp_path, monkeypatch):
 def test_bad_network_flags_exit_2(runner, args, message):
     result = runner.invoke(main, ["plan", *args])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_metrics_flags_reach_the_probe_settings(runner, monkeypatch):
+    seen = []
+    monkeypatch.setattr("kaic.cli._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
+    args = ["--prometheus-service", "monitoring/prometheus-operated:9090",
+            "--metrics-utilization-metric", "u", "--metrics-memory-metric", "m"]  # fmt: skip
+    assert runner.invoke(main, ["plan", *args]).exit_code == 0
+    (given,) = seen
+    assert given["prometheus_service"] == "monitoring/prometheus-operated:9090"
+    assert (given["metrics_utilization_metric"], given["metrics_memory_metric"]) == ("u", "m")
+    bad = runner.invoke(main, ["plan", "--prometheus-service", "prometheus-operated"])
+    assert bad.exit_code == 2 and "--prometheus-service" in bad.output and "NAMESPACE/NAME" in bad.output
