@@ -1,7 +1,7 @@
 """Workload sandboxing: a pod of the sandbox runtime, compared with a plain control pod on the same node."""
 
 from kaic import images, sandboxing, workloads
-from kaic.facts import crds_in, node_summary, require
+from kaic.facts import crds_in, require
 from kaic.outcomes import NotApplicable, ProbeError, Unknown
 from kaic.probe import Rule, probe
 
@@ -40,15 +40,6 @@ def runtime_class(facts, run, evidence) -> str:
     raise NotApplicable(f"{trail}; no {sandboxing.AGENT_SANDBOX_GROUP} CRD is installed")
 
 
-def container_nodes(cluster) -> tuple[tuple[str, ...], list[dict[str, str]]]:
-    """Ready, schedulable nodes that run containers, and tolerations for their NoSchedule taints."""
-    nodes = [node_summary(n) for n in cluster.list("/api/v1/nodes")]
-    usable = [n for n in nodes if n["ready"] and not n["unschedulable"] and n["runsContainers"]]
-    tolerations = [{"key": t["key"], "operator": "Exists", "effect": t["effect"]}
-                   for n in usable for t in n["taints"] if t.get("effect") == "NoSchedule"]  # fmt: skip
-    return tuple(sorted(n["name"] for n in usable)), tolerations
-
-
 def run_view(cluster, namespace, body, evidence, label: str) -> tuple[str, sandboxing.View]:
     """Run one report pod to the end; its node and what it saw. A pod that reports nothing fails the probe."""
     placed = workloads.place(cluster, namespace, body, evidence)
@@ -82,7 +73,7 @@ def test_isolated_from_host(cluster, namespace, run, facts, evidence):
     """A pod of the sandbox runtime runs, and, unlike a plain pod on the same node, has its own kernel and sees
     no host processes, /dev/mem, host paths or host network interfaces."""
     name = runtime_class(facts, run, evidence)
-    nodes, tolerations = container_nodes(cluster)
+    nodes, tolerations = workloads.container_nodes(cluster)
     if not nodes:
         raise Unknown(f"no Ready node runs containers, so a {name} pod cannot be observed")
     image = images.for_run(run.options)["busybox"]

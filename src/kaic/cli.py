@@ -146,8 +146,8 @@ def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Which AI operator the robust_controller probes judge (upstream's -operator* flags), and which sandbox
-    runtime workload_sandboxing judges (upstream's -sandbox-runtime-class)."""
+    """Which AI operator the robust_controller probes judge (upstream's -operator* flags), which sandbox runtime
+    workload_sandboxing judges (upstream's -sandbox-runtime-class) and which GatewayClass ai_inference uses."""
     for option in reversed(
         [
             click.option("--operator", type=click.Choice(OPERATORS), default="auto", show_default=True,
@@ -161,6 +161,8 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--sandbox-runtime-class", envvar="KAIC_SANDBOX_RUNTIME_CLASS",
                          help="RuntimeClass whose pods workload_sandboxing judges [default: the first whose name or "
                          "handler names a sandbox, e.g. gvisor]."),
+            click.option("--gateway-class", envvar="KAIC_GATEWAY_CLASS",
+                         help="GatewayClass ai_inference routes through [default: the first Accepted one by name]."),
         ]
     ):  # fmt: skip
         fn = option(fn)
@@ -232,6 +234,7 @@ def _options(**kwargs: Any) -> Any:
             "operator_ready_timeout_s": kwargs.get("operator_ready_timeout"),
             "operator_reconcile_timeout_s": kwargs.get("operator_reconcile_timeout"),
             "sandbox_runtime_class": kwargs.get("sandbox_runtime_class"),
+            "gateway_class": kwargs.get("gateway_class"),
         },
     )
 

@@ -258,6 +258,17 @@ def runs_containers(cluster: Cluster, node: str) -> bool:
     return bool(node_summary(cluster.get(f"/api/v1/nodes/{node}"))["runsContainers"])
 
 
+def container_nodes(cluster: Cluster) -> tuple[tuple[str, ...], list[dict[str, str]]]:
+    """Ready, schedulable nodes that run containers, and tolerations for their NoSchedule taints."""
+    from kaic.facts import node_summary
+
+    nodes = [node_summary(n) for n in cluster.list("/api/v1/nodes")]
+    usable = [n for n in nodes if n["ready"] and not n["unschedulable"] and n["runsContainers"]]
+    tolerations = [{"key": t["key"], "operator": "Exists", "effect": t["effect"]}
+                   for n in usable for t in n["taints"] if t.get("effect") == "NoSchedule"]  # fmt: skip
+    return tuple(sorted(n["name"] for n in usable)), tolerations
+
+
 @dataclass(frozen=True)
 class Placement:
     """A pod the scheduler bound, with each of its DRA claims allocated and reserved for it."""
