@@ -134,11 +134,13 @@ $(OPERATOR_MANIFESTS)/.copied: $(TRAINER_MOD)
 GATEWAY_MOD := cluster/gateway/go.mod cluster/gateway/go.sum
 GATEWAY_API_VERSION := v1.6.3
 GATEWAY_CRDS := $(CLUSTER_BIN)/gateway-api-crds
+TRAEFIK_VERSION := $(shell awk '$$1 == "github.com/traefik/traefik/v3" {print $$2}' cluster/gateway/go.mod)
 cluster: $(CLUSTER_BIN)/traefik $(CLUSTER_BIN)/traefik-gateway-rbac.yml $(GATEWAY_CRDS)/.copied
 
 $(CLUSTER_BIN)/traefik: $(GATEWAY_MOD)
 	@$(call timed,traefik module download,cluster/gateway,$(GO) list -deps tool >/dev/null)
 	@$(call timed,traefik compile+link,cluster/gateway,CGO_ENABLED=0 $(GO) build -trimpath \
+	  -ldflags '-X github.com/traefik/traefik/v3/pkg/version.Version=$(TRAEFIK_VERSION)' \
 	  -o ../bin/traefik github.com/traefik/traefik/v3/cmd/traefik)
 
 $(CLUSTER_BIN)/traefik-gateway-rbac.yml: $(GATEWAY_MOD)

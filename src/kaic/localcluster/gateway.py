@@ -111,9 +111,12 @@ class GatewayInstall:
             "--global.checknewversion=false",  # nothing leaves this host
             "--global.sendanonymoususage=false",
             "--log.level=INFO",
+            "--log.nocolor=true",
         ]
         process: Managed = self.process(NAME)
-        process.start(argv, env={"KUBECONFIG": str(config)})
+        # Traefik's transports honour the proxy variables; its backends are pods on the node's bridge, reached directly.
+        no_proxy = {name: "" for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")}
+        process.start(argv, env={"KUBECONFIG": str(config), **no_proxy})
         wait_healthy(process, f"http://127.0.0.1:{ping}/ping", timeout)
         return {"web": f"{NODE_IP}:{web}", "ping": ping, "mode": mode}
 
