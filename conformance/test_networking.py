@@ -106,7 +106,7 @@ def client_pod(labels, image, nodes, tolerations, address: str) -> dict:
         "name": "client",
         "image": image,
         "command": ["sh", "-c", gateway.CLIENT],
-        "env": [{"name": "GATEWAY_ADDRESS", "value": address},
+        "env": [{"name": "GATEWAY_ADDRESS", "value": f"[{address}]" if ":" in address else address},  # IPv6 in a URL
                 {"name": "GATEWAY_PORT", "value": str(gateway.LISTENER_PORT)}],
         "securityContext": workloads.RESTRICTED,
         "terminationMessagePolicy": "FallbackToLogsOnError",
