@@ -134,6 +134,34 @@ $(OPERATOR_MANIFESTS)/.copied: $(TRAINER_MOD)
 	     $$jobset/config/components/webhook $(OPERATOR_MANIFESTS)/jobset/ \
 	  && chmod -R u+w $(OPERATOR_MANIFESTS) && touch $@ && echo "cluster: operator manifests from $$trainer and $$jobset"
 
+# The Gateway API implementation of the `gateway` scenarios (src/kaic/localcluster/gateway.py): Traefik's own main,
+# pinned in cluster/gateway/go.mod at v3.6.12 (v3.7.x imports github.com/traefik/traefik/dynamic/ext, a nested
+# module the Go module proxy refuses; see cluster/README.md), the ClusterRole Traefik documents for its
+# kubernetesGateway provider, and the standard-install CRDs of sigs.k8s.io/gateway-api GATEWAY_API_VERSION
+# (downloaded and checksum-verified by `go mod download`; not a requirement of the Traefik module, whose
+# gateway-api v1.4.0 types it is built against).
+GATEWAY_MOD := cluster/gateway/go.mod cluster/gateway/go.sum
+GATEWAY_API_VERSION := v1.6.3
+GATEWAY_CRDS := $(CLUSTER_BIN)/gateway-api-crds
+TRAEFIK_VERSION := $(shell awk '$$1 == "github.com/traefik/traefik/v3" {print $$2}' cluster/gateway/go.mod)
+cluster: $(CLUSTER_BIN)/traefik $(CLUSTER_BIN)/traefik-gateway-rbac.yml $(GATEWAY_CRDS)/.copied
+
+$(CLUSTER_BIN)/traefik: $(GATEWAY_MOD)
+	@$(call timed,traefik module download,cluster/gateway,$(GO) list -deps tool >/dev/null)
+	@$(call timed,traefik compile+link,cluster/gateway,CGO_ENABLED=0 $(GO) build -trimpath \
+	  -ldflags '-X github.com/traefik/traefik/v3/pkg/version.Version=$(TRAEFIK_VERSION)' \
+	  -o ../bin/traefik github.com/traefik/traefik/v3/cmd/traefik)
+
+$(CLUSTER_BIN)/traefik-gateway-rbac.yml: $(GATEWAY_MOD)
+	@mkdir -p $(CLUSTER_BIN) && traefik=$$(cd cluster/gateway && $(GO) list -m -f '{{.Dir}}' github.com/traefik/traefik/v3) \
+	  && install -m 0644 $$traefik/docs/content/reference/dynamic-configuration/kubernetes-gateway-rbac.yml $@
+
+$(GATEWAY_CRDS)/.copied: Makefile
+	@rm -rf $(GATEWAY_CRDS) && mkdir -p $(GATEWAY_CRDS) \
+	  && dir=$$(cd / && $(GO) mod download -json sigs.k8s.io/gateway-api@$(GATEWAY_API_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p') \
+	  && test -n "$$dir" && install -m 0644 $$dir/config/crd/kustomization.yaml $$dir/config/crd/standard/*.yaml $(GATEWAY_CRDS)/ \
+	  && touch $@ && echo "cluster: Gateway API standard CRDs from $$dir"
+
 cluster-clean:
 	rm -rf $(CLUSTER_BIN)
 

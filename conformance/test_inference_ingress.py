@@ -12,7 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from kaic import images, inference, workloads
+from kaic import gateway, images, inference, workloads
 from kaic.facts import crds_in, require
 from kaic.outcomes import NotApplicable, ProbeError, Unknown
 from kaic.probe import Rule, probe
@@ -68,17 +68,14 @@ def gateway_class(facts, run, evidence) -> str:
             f"the InferencePool API {inference.POOL_CRD} v1 is not served (Inference Extension CRDs found: "
             f"{', '.join(sorted(crds)) or 'none'}): install an Inference Extension implementation"
         )
-    wanted = run.options.get("inference_gateway_class")
-    accepted = [c["name"] for c in classes if c["accepted"] and (not wanted or c["name"] == wanted)]
-    if not accepted:
-        named = (
-            f"GatewayClass {wanted} is not Accepted or absent" if wanted else "no GatewayClass is Accepted"
-        )
+    chosen, trail = gateway.choose_class(classes, run.options.get("gateway_class"))
+    evidence.add("fact", "gatewayClass", trail)
+    if chosen is None:
         raise Unknown(
-            f"InferencePool v1 is served but {named}, so nothing can route to a pool: install the "
-            "implementation's Gateway controller or name its class with --inference-gateway-class"
+            f"InferencePool v1 is served but {trail}, so nothing can route to a pool: install the "
+            "implementation's Gateway controller or name its class with --gateway-class"
         )
-    return accepted[0]
+    return chosen["name"]
 
 
 def sim_pod(name, run, image, kv_cache: float, nodes, tolerations) -> dict:

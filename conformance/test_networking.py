@@ -1,7 +1,18 @@
-"""Networking: Gateway API for inference, inference ingress, high-performance and disaggregated inference."""
+"""Inference networking through the Gateway API: header routing and weighted splits to model backends."""
 
+from kaic import gateway, images, workloads
 from kaic.facts import crds_in, require
-from kaic.probe import probe
+from kaic.outcomes import ProbeError, Unknown
+from kaic.probe import Rule, probe
+
+GATEWAY_RBAC = (
+    Rule("", "pods", ("create", "get", "list", "watch", "delete")),
+    Rule("", "services", ("create", "get", "delete")),
+    Rule("", "events", ("list",)),
+    Rule("", "nodes", ("list",), namespaced=False),
+    Rule(gateway.GROUP, "gateways", ("create", "get", "list", "watch", "delete")),
+    Rule(gateway.GROUP, "httproutes", ("create", "get", "list", "watch", "delete")),
+)
 
 
 @probe("ai_inference", "discovery", test="TestKaicDiscovery/AiInference", kind="discovery")
@@ -10,3 +21,136 @@ def test_ai_inference_discovery(facts, evidence):
     require(facts, "crds", "gatewayClasses")
     evidence.add("fact", "gatewayApiCrds", crds_in(facts, "gateway.networking.k8s.io"))
     evidence.add("fact", "gatewayClasses", facts.get("gatewayClasses") or [])
+
+
+def gateway_class(facts, run, evidence) -> str:
+    """The GatewayClass to route through: v1 CRDs Established and a class Accepted, else unknown (nothing to judge)."""
+    require(facts, "crds", "gatewayClasses")
+    crds = crds_in(facts, gateway.GROUP)
+    missing = [n for n in gateway.CRDS if not (crds.get(n, {}).get("established") and "v1" in crds[n]["versions"])]
+    wanted = run.options.get("gateway_class")
+    classes = facts.get("gatewayClasses") or []
+    chosen, trail = (None, "") if missing else gateway.choose_class(classes, wanted)
+    evidence.add("fact", "gatewayClass", {"chosen": chosen, "how": trail or None, "crdsMissingOrNotEstablished": missing})
+    if missing:
+        raise Unknown(f"the Gateway API CRDs {', '.join(missing)} are not installed and Established at v1: install "
+                      "a Gateway implementation and run again")  # fmt: skip
+    if chosen is None:
+        if wanted and all(c["name"] != wanted for c in classes):
+            raise ProbeError(trail)
+        raise Unknown(f"{trail}: install a Gateway implementation (or name its class with --gateway-class) and run again")
+    return chosen["name"]
+
+
+@probe("ai_inference", "header-and-weight-routing", test="TestKaicAiInference/RoutesByHeaderAndWeight",
+       creates=("pods", "services", f"{gateway.GROUP}/gateways", f"{gateway.GROUP}/httproutes"),
+       images=("busybox",), rbac=GATEWAY_RBAC, timeout_s=900)  # fmt: skip
+def test_header_and_weight_routing(cluster, namespace, run, facts, evidence):
+    """Through a Gateway of the cluster's class, a model header routes to backend B and other requests split
+    80/20 between A and B, measured by a client pod inside the cluster."""
+    class_name = gateway_class(facts, run, evidence)
+    nodes, tolerations = workloads.container_nodes(cluster)
+    if not nodes:
+        raise Unknown("no Ready node runs containers, so no backend can answer and no client can send requests")
+    image = images.for_run(run.options)["busybox"]
+    core, routes = f"/api/v1/namespaces/{namespace}", f"{gateway.API}/namespaces/{namespace}"
+    services = {name: f"kaic-backend-{name}" for name in gateway.WEIGHTS}
+    for name, service in services.items():
+        cluster.create(f"{core}/services", gateway.service_body(service, run.labels, {"app": service}))
+    cluster.create(f"{routes}/gateways", gateway.gateway_body(run.labels, class_name))
+    cluster.create(f"{routes}/httproutes", gateway.route_body(run.labels, services))
+    # Cloud implementations may take minutes to program a Gateway; the pods start once it is (their deadline runs).
+    address = programmed_address(cluster, routes, evidence, timeout_s=300)
+    route_accepted(cluster, routes, evidence, timeout_s=60)
+
+    backends = workloads.PodWatch(cluster, namespace, "kaic.dev/role=gateway-backend")
+    for name, service in services.items():
+        cluster.create(f"{core}/pods", backend_pod(name, {**run.labels, "app": service}, image, nodes, tolerations))
+    if not backends.until(lambda w: sum(workloads.is_ready(p) for p in w.pods.values()) == 2, 120):
+        evidence.add("object", "backend pods", {n: p.get("status") for n, p in backends.pods.items()})
+        raise TimeoutError("the two backend pods were not Ready within 120s")
+
+    clients = workloads.PodWatch(cluster, namespace, "kaic.dev/role=gateway-client")
+    cluster.create(f"{core}/pods", client_pod(run.labels, image, nodes, tolerations, address))
+    if not clients.until(lambda w: any(workloads.terminated(p) for p in w.pods.values()), 300):
+        raise TimeoutError("the client pod did not finish its requests within 300s")
+    done = next(iter(clients.pods.values()))
+    state = ((done["status"].get("containerStatuses") or [{}])[0].get("state") or {}).get("terminated") or {}
+    counts = gateway.parse_counts(state.get("message") or "")
+    assert counts is not None, f"the client pod reported no tally ({done['status'].get('phase')}): {state.get('message')!r}"
+    evidence.add("log", "requests answered per backend", {k: vars(v) for k, v in counts.items()} or "unreachable")
+    found = gateway.problems(counts)
+    evidence.add("fact", "routing", found or "every marked request reached B; B's share of plain requests in range")
+    assert not found, f"GatewayClass {class_name}, Gateway address {address}: " + "; ".join(found)
+
+
+def backend_pod(name, labels, image, nodes, tolerations) -> dict:
+    container = {
+        "name": "server",
+        "image": image,
+        "command": ["sh", "-c", gateway.backend_server(name)],
+        "ports": [{"containerPort": gateway.BACKEND_PORT, "name": "http"}],
+        "readinessProbe": {"httpGet": {"path": "/", "port": gateway.BACKEND_PORT}, "periodSeconds": 1},
+        "securityContext": workloads.RESTRICTED,
+        "volumeMounts": [{"name": "www", "mountPath": "/www"}],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
+    }
+    body = workloads.pod(f"backend-{name}", {**labels, "kaic.dev/role": "gateway-backend"}, [container],
+                         nodes=nodes, tolerations=tolerations)  # fmt: skip
+    body["spec"]["volumes"] = [{"name": "www", "emptyDir": {"sizeLimit": "1Mi"}}]
+    return body
+
+
+def client_pod(labels, image, nodes, tolerations, address: str) -> dict:
+    container = {
+        "name": "client",
+        "image": image,
+        "command": ["sh", "-c", gateway.CLIENT],
+        "env": [{"name": "GATEWAY_ADDRESS", "value": f"[{address}]" if ":" in address else address},  # IPv6 in a URL
+                {"name": "GATEWAY_PORT", "value": str(gateway.LISTENER_PORT)}],
+        "securityContext": workloads.RESTRICTED,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
+    }  # fmt: skip
+    return workloads.pod("client", {**labels, "kaic.dev/role": "gateway-client"}, [container], nodes=nodes,
+                         tolerations=tolerations)  # fmt: skip
+
+
+def programmed_address(cluster, routes: str, evidence, timeout_s: float) -> str:
+    """Watch the Gateway until it is Programmed with an address. Never Programmed is a failure, and so is an
+    implementation that marks the current generation not Accepted (it has said it will not program it)."""
+    status: dict = {}
+    for _, obj in cluster.watch(f"{routes}/gateways", timeout_s, fieldSelector=f"metadata.name={gateway.GATEWAY}"):
+        status = obj.get("status") or {}
+        if gateway.condition(status, "Programmed") == "True" and status.get("addresses"):
+            break
+        if gateway.rejected(obj):
+            break
+    evidence.add("object", "gateway status", status)
+    assert gateway.condition(status, "Programmed") == "True", (
+        f"Gateway {gateway.GATEWAY} (listener HTTP :{gateway.LISTENER_PORT}) was not Programmed "
+        f"(waited up to {timeout_s:.0f}s): {conditions(status)}; listeners: "
+        + ("; ".join(f"{item.get('name')}: {conditions(item)}" for item in status.get("listeners") or []) or "none")
+    )
+    assert status.get("addresses"), f"Gateway {gateway.GATEWAY} is Programmed but publishes no address"
+    return status["addresses"][0]["value"]
+
+
+def route_accepted(cluster, routes: str, evidence, timeout_s: float = 120) -> None:
+    """Watch the HTTPRoute until its Gateway parent reports Accepted and ResolvedRefs."""
+    parent: dict = {}
+    for _, obj in cluster.watch(f"{routes}/httproutes", timeout_s, fieldSelector=f"metadata.name={gateway.ROUTE}"):
+        parent = gateway.route_parent(obj, gateway.GATEWAY)
+        if all(gateway.condition(parent, kind) == "True" for kind in ("Accepted", "ResolvedRefs")):
+            break
+    evidence.add("object", "httproute parent status", parent)
+    for kind in ("Accepted", "ResolvedRefs"):
+        assert gateway.condition(parent, kind) == "True", (
+            f"HTTPRoute {gateway.ROUTE} is not {kind} by Gateway {gateway.GATEWAY} within {timeout_s:.0f}s: "
+            f"{conditions(parent) or 'no status from the implementation'}"
+        )
+
+
+def conditions(status: dict) -> str:
+    return ", ".join(f"{c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
+                     for c in status.get("conditions") or []) or "no conditions"  # fmt: skip

@@ -168,8 +168,8 @@ def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Which AI operator the robust_controller probes judge (upstream's -operator* flags), and which sandbox
-    runtime workload_sandboxing judges (upstream's -sandbox-runtime-class)."""
+    """Which AI operator the robust_controller probes judge (upstream's -operator* flags), which sandbox runtime
+    workload_sandboxing judges (upstream's -sandbox-runtime-class) and which GatewayClass ai_inference uses."""
     for option in reversed(
         [
             click.option("--operator", type=click.Choice(OPERATORS), default="auto", show_default=True,
@@ -183,6 +183,8 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--sandbox-runtime-class", envvar="KAIC_SANDBOX_RUNTIME_CLASS",
                          help="RuntimeClass whose pods workload_sandboxing judges [default: the first whose name or "
                          "handler names a sandbox, e.g. gvisor]."),
+            click.option("--gateway-class", envvar="KAIC_GATEWAY_CLASS",
+                         help="GatewayClass ai_inference routes through [default: the first Accepted one by name]."),
         ]
     ):  # fmt: skip
         fn = option(fn)
@@ -216,8 +218,6 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     images are the `inference-sim` and `inference-epp` keys of --image."""
     for option in reversed(
         [
-            click.option("--inference-gateway-class", help="GatewayClass that routes to the probe's InferencePool "
-                         "[default: the first Accepted one]."),
             click.option("--gaie-conformance-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
                          help="Checkout of gateway-api-inference-extension whose conformance suite to run (needs go)."),
             click.option("--network-device-class", help="DeviceClass of the DRA network driver's claims [default: "
@@ -243,7 +243,7 @@ def network_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The probe settings network_options give."""
     gaie = kwargs.get("gaie_conformance_dir")
     return {
-        **{key: kwargs.get(key) for key in ("inference_gateway_class", "network_device_class", "network_attachment",
+        **{key: kwargs.get(key) for key in ("network_device_class", "network_attachment",
                                             "disaggregated_namespace", "disaggregated_endpoint", "disaggregated_model")},
         "gaie_conformance_dir": str(gaie.resolve()) if gaie else None,
         "network_attribute": kwargs.get("network_attribute") or "rdma",
@@ -322,6 +322,7 @@ def _options(**kwargs: Any) -> Any:
             "operator_reconcile_timeout_s": kwargs.get("operator_reconcile_timeout"),
             "sandbox_runtime_class": kwargs.get("sandbox_runtime_class"),
             **network_settings(kwargs),
+            "gateway_class": kwargs.get("gateway_class"),
         },
     )
 

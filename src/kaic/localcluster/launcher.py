@@ -27,6 +27,7 @@ from kaic.localcluster import (
     DEFAULT_STATE_DIR,
     ENV_STATE_DIR,
     autoscaler,
+    gateway,
     images,
     kubeconfig,
     metrics_adapter,
@@ -52,7 +53,8 @@ SERVICE_CIDR = "100.96.0.0/16"
 SERVICE_IP = "100.96.0.1"
 STATE_FILE = "state.json"
 ENV_BIN = "KAIC_CLUSTER_BIN"
-# Start order; `down` stops in reverse. The Cluster Autoscaler and the metrics adapter run only in their scenarios.
+# Start order; `down` stops in reverse. The Cluster Autoscaler, the metrics adapter and Traefik run only in their
+# scenarios.
 COMPONENTS = (
     "etcd",
     "egress",
@@ -62,6 +64,7 @@ COMPONENTS = (
     "kwok",
     autoscaler.BINARY,
     metrics_adapter.NAME,
+    gateway.NAME,
 )
 PORTS = (
     "etcd",
@@ -82,6 +85,7 @@ def components(scenario: Scenario) -> tuple[str, ...]:
     optional = {
         autoscaler.BINARY: scenario.autoscaler,
         metrics_adapter.NAME: scenario.metrics_adapter,
+        gateway.NAME: scenario.gateway,
     }
     return tuple(name for name in COMPONENTS if optional.get(name, True))
 
@@ -185,6 +189,10 @@ class LocalCluster:
                 self._install_operator(scenario, ports["kube-apiserver"], binaries, timeout)
             if scenario.runtime_classes:
                 self._create_runtime_classes(scenario.runtime_classes)
+            if scenario.gateway:
+                state["gateway"] = gateway.install(binaries.kaic_cluster.parent, self.pki, self.kubeconfig,
+                                                   self.state_dir, self.process, state["server"], scenario.gateway,
+                                                   timeout)  # fmt: skip
         except BaseException:
             self.stop_processes()
             raise

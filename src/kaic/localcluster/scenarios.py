@@ -71,6 +71,9 @@ class Scenario:
     # RuntimeClasses (name, handler) created once the real node is up; the handler must be one of its
     # containerd's runtimes (only runc: gVisor is not built, see cluster/README.md).
     runtime_classes: tuple[tuple[str, str], ...] = ()
+    # The standard Gateway API CRDs and Traefik's kubernetesGateway provider on the node address (`gateway.py`):
+    # "serving", or "wrong-entrypoint" (Traefik listens where no Gateway listener asks for).
+    gateway: str | None = None
 
     def gates_for_scheduler(self) -> dict[str, bool]:
         return self.gates if self.scheduler_gates is None else self.scheduler_gates
@@ -190,6 +193,20 @@ SCENARIOS = {
             "it looks like a sandbox runtime, yet its pods share the node's kernel",
             real_node=True,
             runtime_classes=(("sandboxed", "runc"),),
+        ),
+        Scenario(
+            "gateway",
+            "as conformant, plus the real node, the standard Gateway API v1.6.3 CRDs and Traefik v3.6.12 as the "
+            "Gateway implementation (GatewayClass traefik), proxying on the node address port 80",
+            real_node=True,
+            gateway="serving",
+        ),
+        Scenario(
+            "broken-gateway",
+            "as gateway, but Traefik's HTTP entrypoint listens on :8000 (its chart's container port) while "
+            "Gateways ask for port 80: the class is Accepted, no port-80 Gateway is ever Programmed",
+            real_node=True,
+            gateway="wrong-entrypoint",
         ),
     )
 }

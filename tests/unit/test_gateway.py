@@ -1,0 +1,115 @@
+"""The pure part of ai_inference: which GatewayClass is used, the client's tally and the routing verdict."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kaic import gateway
+from kaic.gateway import Counts
+from kaic.localcluster.launcher import bin_dir
+from kaic.localcluster.processes import free_ports
+
+CLASSES = [
+    {"name": "traefik", "controllerName": "traefik.io/gateway-controller", "accepted": True},
+    {"name": "istio", "controllerName": "istio.io/gateway-controller", "accepted": True},
+    {"name": "stale", "controllerName": "example.com/gone", "accepted": False},
+]
+
+
+def test_the_first_accepted_class_by_name_is_chosen():
+    chosen, trail = gateway.choose_class(CLASSES, None)
+    assert chosen is CLASSES[1] and "first Accepted" in trail
+
+
+def test_a_named_class_must_exist_and_be_accepted():
+    assert gateway.choose_class(CLASSES, "traefik")[0] is CLASSES[0]
+    chosen, trail = gateway.choose_class(CLASSES, "missing")
+    assert chosen is None and "names no GatewayClass" in trail and "stale (not Accepted)" in trail
+    chosen, trail = gateway.choose_class(CLASSES, "stale")
+    assert chosen is None and "is not Accepted" in trail
+
+
+def test_no_accepted_class_says_what_was_found():
+    chosen, trail = gateway.choose_class(CLASSES[2:], None)
+    assert chosen is None and trail == "no GatewayClass is Accepted (found: stale (not Accepted))"
+    assert gateway.choose_class([], None)[1].endswith("(found: none)")
+
+
+def test_the_tally_parses_after_its_marker_and_only_when_complete():
+    text = f"noise\n{gateway.RESULT}\nplain a=160 b=40 failed=0\nmarked a=0 b=20 failed=0\n"
+    assert gateway.parse_counts(text) == {"plain": Counts(160, 40, 0), "marked": Counts(0, 20, 0)}
+    assert gateway.parse_counts(text.replace(gateway.RESULT, "other")) is None
+    assert gateway.parse_counts(f"{gateway.RESULT}\nplain a=160 b=40 failed=0\n") is None
+
+
+def test_an_address_that_never_answered_is_its_own_finding():
+    counts = gateway.parse_counts(f"{gateway.RESULT}\nunreachable\n")
+    assert counts == {}
+    assert gateway.problems(counts) == ["the Gateway's address answered none of 60 requests a second apart"]
+
+
+@pytest.mark.parametrize(
+    ("plain", "marked", "wanted"),
+    [
+        (Counts(160, 40, 0), Counts(0, 20, 0), []),
+        (Counts(180, 20, 0), Counts(0, 20, 0), []),  # exactly 10 %
+        (Counts(140, 60, 0), Counts(0, 20, 0), []),  # exactly 30 %
+        (Counts(181, 19, 0), Counts(0, 20, 0), ["backend B answered 19 of 200 plain requests (10%), outside"]),
+        (Counts(100, 100, 0), Counts(0, 20, 0), ["(50%), outside 10%–30% for an 80/20 split"]),
+        (Counts(160, 40, 0), Counts(1, 19, 0), ["1 of 20 requests with X-Gateway-Model-Name: b reached backend A"]),
+        (Counts(0, 0, 200), Counts(0, 0, 20), ["200 of 200 plain requests got no answer",
+                                                "20 of 20 marked requests got no answer"]),
+    ],
+)  # fmt: skip
+def test_the_verdict(plain, marked, wanted):
+    found = gateway.problems({"plain": plain, "marked": marked})
+    assert len(found) == len(wanted) and all(w in f for w, f in zip(wanted, found, strict=True)), found
+
+
+def test_the_route_matches_the_header_first_and_splits_the_rest_by_weight():
+    route = gateway.route_body({"kaic.dev/run-id": "r"}, {"a": "svc-a", "b": "svc-b"})
+    header, default = route["spec"]["rules"]
+    assert header["matches"] == [{"headers": [{"type": "Exact", "name": "X-Gateway-Model-Name", "value": "b"}]}]
+    assert header["backendRefs"] == [{"name": "svc-b", "port": gateway.BACKEND_PORT}]
+    assert [(r["name"], r["weight"]) for r in default["backendRefs"]] == [("svc-a", 80), ("svc-b", 20)]
+    assert route["spec"]["parentRefs"] == [{"name": gateway.GATEWAY}]
+
+
+def test_a_route_parent_is_found_by_its_gateway():
+    route = {"status": {"parents": [{"parentRef": {"name": "other"}}, {"parentRef": {"name": gateway.GATEWAY},
+                                                                       "conditions": [{"type": "Accepted", "status": "True"}]}]}}  # fmt: skip
+    assert gateway.condition(gateway.route_parent(route, gateway.GATEWAY), "Accepted") == "True"
+    assert gateway.condition(gateway.route_parent({}, gateway.GATEWAY), "Accepted") == ""
+
+
+def test_the_client_script_counts_what_busybox_wget_gets(tmp_path: Path):
+    """The client and backend scripts as pods run them (busybox sh, wget, httpd), against one backend on
+    loopback: every request reaches B, so the split is wrong and nothing failed."""
+    busybox = bin_dir() / "busybox"
+    if not busybox.exists():
+        pytest.skip(f"{busybox} is missing; build it with `make cluster`")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("sh", "wget", "httpd", "mkdir", "echo", "tee", "sleep", "timeout"):
+        (tools / tool).symlink_to(busybox)
+    (port,) = free_ports(1)
+    www = tmp_path / "www"
+    server_script = gateway.backend_server("b").replace("/www", str(www)).replace(str(gateway.BACKEND_PORT), str(port))
+    env = {"PATH": str(tools), "GATEWAY_ADDRESS": "127.0.0.1", "GATEWAY_PORT": str(port)}
+    server = subprocess.Popen([str(tools / "sh"), "-c", server_script], env=env)
+    try:
+        client = gateway.CLIENT.replace("/dev/termination-log", str(tmp_path / "termination-log"))
+        out = subprocess.run([str(tools / "sh"), "-c", client], env=env, capture_output=True, text=True,
+                             timeout=120, check=True).stdout  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait()
+    assert (tmp_path / "termination-log").read_text() == out
+    counts = gateway.parse_counts(out)
+    assert counts == {"plain": Counts(0, 200, 0), "marked": Counts(0, 20, 0)}
+    assert gateway.problems(counts) == [
+        "backend B answered 200 of 200 plain requests (100%), outside 10%–30% for an 80/20 split"
+    ]
