@@ -17,7 +17,6 @@ from kaic.facts import crds_in, require
 from kaic.outcomes import NotApplicable, ProbeError, Unknown
 from kaic.probe import Rule, probe
 
-GATEWAY = "gateway.networking.k8s.io"
 SIMS = ("sim-0", "sim-1", "sim-2")
 SKEWED = SIMS[0]
 SIM_PORT, EPP_PORT = 8000, 9002
@@ -33,8 +32,8 @@ RBAC = (
     Rule("rbac.authorization.k8s.io", "roles", ("create", "get", "delete")),
     Rule("rbac.authorization.k8s.io", "rolebindings", ("create", "get", "delete")),
     Rule(inference.POOL_GROUP, "inferencepools", ("create", "get", "list", "watch", "delete")),
-    Rule(GATEWAY, "gateways", ("create", "get", "delete")),
-    Rule(GATEWAY, "httproutes", ("create", "get", "delete")),
+    Rule(gateway.GROUP, "gateways", ("create", "get", "list", "watch", "delete")),
+    Rule(gateway.GROUP, "httproutes", ("create", "get", "list", "watch", "delete")),
 )
 
 
@@ -183,21 +182,12 @@ def routing_objects(namespace, run, class_name) -> list[tuple[str, dict]]:
             "endpointPickerRef": {"name": "epp", "port": {"number": EPP_PORT}, "failureMode": "FailClose"},
         },
     }
-    gateway = {
-        "apiVersion": f"{GATEWAY}/v1",
-        "kind": "Gateway",
-        "metadata": {"name": "gateway", "labels": run.labels},
-        "spec": {
-            "gatewayClassName": class_name,
-            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
-        },
-    }
     route = {
-        "apiVersion": f"{GATEWAY}/v1",
+        "apiVersion": f"{gateway.GROUP}/v1",
         "kind": "HTTPRoute",
-        "metadata": {"name": "route", "labels": run.labels},
+        "metadata": {"name": gateway.ROUTE, "labels": run.labels},
         "spec": {
-            "parentRefs": [{"name": "gateway"}],
+            "parentRefs": [{"name": gateway.GATEWAY}],
             "rules": [
                 {"backendRefs": [{"group": inference.POOL_GROUP, "kind": "InferencePool", "name": "pool"}]}
             ],
@@ -205,22 +195,9 @@ def routing_objects(namespace, run, class_name) -> list[tuple[str, dict]]:
     }
     return [
         (f"/apis/{inference.POOL_GROUP}/v1/namespaces/{namespace}/inferencepools", pool),
-        (f"/apis/{GATEWAY}/v1/namespaces/{namespace}/gateways", gateway),
-        (f"/apis/{GATEWAY}/v1/namespaces/{namespace}/httproutes", route),
+        (f"{gateway.API}/namespaces/{namespace}/gateways", gateway.gateway_body(run.labels, class_name)),
+        (f"{gateway.API}/namespaces/{namespace}/httproutes", route),
     ]
-
-
-def condition(obj, kind: str) -> bool:
-    return any(
-        c.get("type") == kind and c.get("status") == "True"
-        for c in (obj.get("status") or {}).get("conditions") or []
-    )
-
-
-def parents_accept(obj) -> bool:
-    """Route or pool status: every parent reports Accepted (and ResolvedRefs) True."""
-    parents = (obj.get("status") or {}).get("parents") or []
-    return bool(parents) and all(condition(p, "Accepted") and condition(p, "ResolvedRefs") for p in parents)
 
 
 @probe(
@@ -234,8 +211,8 @@ def parents_accept(obj) -> bool:
         "rbac.authorization.k8s.io/roles",
         "rbac.authorization.k8s.io/rolebindings",
         f"{inference.POOL_GROUP}/inferencepools",
-        f"{GATEWAY}/gateways",
-        f"{GATEWAY}/httproutes",
+        f"{gateway.GROUP}/gateways",
+        f"{gateway.GROUP}/httproutes",
     ),
     images=("inference-sim", "inference-epp", "python"),
     rbac=RBAC,
@@ -267,30 +244,12 @@ def test_endpoint_picker(cluster, namespace, run, facts, evidence):
             f"pod {name} Ready",
             evidence,
         )
-    base = f"/apis/{GATEWAY}/v1/namespaces/{namespace}"
-    gateway = workloads.wait_for(
-        cluster,
-        f"{base}/gateways/gateway",
-        lambda g: g if condition(g, "Programmed") else None,
-        180,
-        "Gateway Programmed",
-        evidence,
-    )
-    workloads.wait_for(
-        cluster,
-        f"{base}/httproutes/route",
-        parents_accept,
-        120,
-        "HTTPRoute Accepted, refs resolved",
-        evidence,
-    )
-    pool_path = f"/apis/{inference.POOL_GROUP}/v1/namespaces/{namespace}/inferencepools/pool"
-    workloads.wait_for(
-        cluster, pool_path, parents_accept, 120, "InferencePool Accepted by the Gateway", evidence
-    )
-    addresses = (gateway.get("status") or {}).get("addresses") or []
-    assert addresses, "the Programmed Gateway has no address"
-    target = f"http://{addresses[0]['value']}:80"
+    base = f"{gateway.API}/namespaces/{namespace}"
+    address = gateway.programmed_address(cluster, base, evidence, timeout_s=180)
+    gateway.parent_accepted(cluster, f"{base}/httproutes", gateway.ROUTE, evidence, timeout_s=120)
+    pools = f"/apis/{inference.POOL_GROUP}/v1/namespaces/{namespace}/inferencepools"
+    gateway.parent_accepted(cluster, pools, "pool", evidence, timeout_s=120)
+    target = f"http://{address}:{gateway.LISTENER_PORT}"
     env = {"TARGET": target, "COUNT": str(WARMUP + JUDGED), "MODEL": "kaic-model"}
     client = inference.client_pod("client", run.labels, refs["python"], env, nodes, tolerations)
     _, answers = inference.ask(cluster, namespace, client, evidence)

@@ -60,8 +60,8 @@ def test_header_and_weight_routing(cluster, namespace, run, facts, evidence):
     cluster.create(f"{routes}/gateways", gateway.gateway_body(run.labels, class_name))
     cluster.create(f"{routes}/httproutes", gateway.route_body(run.labels, services))
     # Cloud implementations may take minutes to program a Gateway; the pods start once it is (their deadline runs).
-    address = programmed_address(cluster, routes, evidence, timeout_s=300)
-    route_accepted(cluster, routes, evidence, timeout_s=60)
+    address = gateway.programmed_address(cluster, routes, evidence, timeout_s=300)
+    gateway.parent_accepted(cluster, f"{routes}/httproutes", gateway.ROUTE, evidence, timeout_s=60)
 
     backends = workloads.PodWatch(cluster, namespace, "kaic.dev/role=gateway-backend")
     for name, service in services.items():
@@ -114,43 +114,3 @@ def client_pod(labels, image, nodes, tolerations, address: str) -> dict:
     }  # fmt: skip
     return workloads.pod("client", {**labels, "kaic.dev/role": "gateway-client"}, [container], nodes=nodes,
                          tolerations=tolerations)  # fmt: skip
-
-
-def programmed_address(cluster, routes: str, evidence, timeout_s: float) -> str:
-    """Watch the Gateway until it is Programmed with an address. Never Programmed is a failure, and so is an
-    implementation that marks the current generation not Accepted (it has said it will not program it)."""
-    status: dict = {}
-    for _, obj in cluster.watch(f"{routes}/gateways", timeout_s, fieldSelector=f"metadata.name={gateway.GATEWAY}"):
-        status = obj.get("status") or {}
-        if gateway.condition(status, "Programmed") == "True" and status.get("addresses"):
-            break
-        if gateway.rejected(obj):
-            break
-    evidence.add("object", "gateway status", status)
-    assert gateway.condition(status, "Programmed") == "True", (
-        f"Gateway {gateway.GATEWAY} (listener HTTP :{gateway.LISTENER_PORT}) was not Programmed "
-        f"(waited up to {timeout_s:.0f}s): {conditions(status)}; listeners: "
-        + ("; ".join(f"{item.get('name')}: {conditions(item)}" for item in status.get("listeners") or []) or "none")
-    )
-    assert status.get("addresses"), f"Gateway {gateway.GATEWAY} is Programmed but publishes no address"
-    return status["addresses"][0]["value"]
-
-
-def route_accepted(cluster, routes: str, evidence, timeout_s: float = 120) -> None:
-    """Watch the HTTPRoute until its Gateway parent reports Accepted and ResolvedRefs."""
-    parent: dict = {}
-    for _, obj in cluster.watch(f"{routes}/httproutes", timeout_s, fieldSelector=f"metadata.name={gateway.ROUTE}"):
-        parent = gateway.route_parent(obj, gateway.GATEWAY)
-        if all(gateway.condition(parent, kind) == "True" for kind in ("Accepted", "ResolvedRefs")):
-            break
-    evidence.add("object", "httproute parent status", parent)
-    for kind in ("Accepted", "ResolvedRefs"):
-        assert gateway.condition(parent, kind) == "True", (
-            f"HTTPRoute {gateway.ROUTE} is not {kind} by Gateway {gateway.GATEWAY} within {timeout_s:.0f}s: "
-            f"{conditions(parent) or 'no status from the implementation'}"
-        )
-
-
-def conditions(status: dict) -> str:
-    return ", ".join(f"{c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
-                     for c in status.get("conditions") or []) or "no conditions"  # fmt: skip

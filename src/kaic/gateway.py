@@ -12,7 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kaic.collector import Recorder
+    from kaic.kube import Cluster
 
 GROUP = "gateway.networking.k8s.io"
 API = f"/apis/{GROUP}/v1"
@@ -35,7 +39,8 @@ _LINE = re.compile(r"^(plain|marked) a=(\d+) b=(\d+) failed=(\d+)$")
 # count which backend answered each request; the tally goes to the termination message (no exec needed). An
 # address that never answers is reported as such instead of timing out request by request. (`timeout`, since
 # Debian's static busybox 1.35 wget crashes on its own -T.)
-CLIENT = r"""set -u
+CLIENT = (
+    r"""set -u
 url="http://$GATEWAY_ADDRESS:$GATEWAY_PORT/"
 ask() { timeout 5 wget -q -O - "$@" "$url" 2>/dev/null; }
 tries=0
@@ -53,14 +58,20 @@ tally() {
   echo "$kind a=$a b=$b failed=$failed"
 }
 { echo RESULT; tally plain PLAIN; tally marked MARKED --header "HEADER: MARK"; } | tee /dev/termination-log
-""".replace("RESULT", RESULT).replace("WARMUP", str(WARMUP_S)).replace("PLAIN", str(PLAIN)).replace(
-    "MARKED", str(MARKED)
-).replace("HEADER", HEADER).replace("MARK", MARK)
+""".replace("RESULT", RESULT)
+    .replace("WARMUP", str(WARMUP_S))
+    .replace("PLAIN", str(PLAIN))
+    .replace("MARKED", str(MARKED))
+    .replace("HEADER", HEADER)
+    .replace("MARK", MARK)
+)
 
 
 def backend_server(name: str) -> str:
     """busybox httpd answering every GET of / with `backend-<name>`."""
-    return f"mkdir -p /www && echo backend-{name} > /www/index.html && exec httpd -f -p {BACKEND_PORT} -h /www"
+    return (
+        f"mkdir -p /www && echo backend-{name} > /www/index.html && exec httpd -f -p {BACKEND_PORT} -h /www"
+    )
 
 
 @dataclass(frozen=True)
@@ -129,7 +140,10 @@ def choose_class(classes: list[dict[str, Any]], wanted: str | None) -> tuple[dic
 
 
 def _names(classes: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{c['name']} ({'Accepted' if c['accepted'] else 'not Accepted'})" for c in classes) or "none"
+    return (
+        ", ".join(f"{c['name']} ({'Accepted' if c['accepted'] else 'not Accepted'})" for c in classes)
+        or "none"
+    )
 
 
 def condition(obj: Mapping[str, Any], kind: str) -> str:
@@ -165,8 +179,13 @@ def gateway_body(labels: Mapping[str, str], gateway_class: str) -> dict[str, Any
 
 def route_body(labels: Mapping[str, str], services: Mapping[str, str]) -> dict[str, Any]:
     """Header match to B first; the default rule splits by WEIGHTS (both are Core Gateway API features)."""
+
     def ref(backend: str, weight: int | None = None) -> dict[str, Any]:
-        return {"name": services[backend], "port": BACKEND_PORT, **({"weight": weight} if weight is not None else {})}
+        return {
+            "name": services[backend],
+            "port": BACKEND_PORT,
+            **({"weight": weight} if weight is not None else {}),
+        }
 
     return {
         "apiVersion": f"{GROUP}/v1",
@@ -189,3 +208,45 @@ def service_body(name: str, labels: Mapping[str, str], selector: Mapping[str, st
         "metadata": {"name": name, "labels": dict(labels)},
         "spec": {"selector": dict(selector), "ports": [{"name": "http", "port": BACKEND_PORT, "targetPort": BACKEND_PORT}]},
     }  # fmt: skip
+
+
+def programmed_address(cluster: Cluster, base: str, evidence: Recorder, timeout_s: float) -> str:
+    """Watch the probe's Gateway under `base` (its namespace's gateway.networking.k8s.io/v1 path) until it is
+    Programmed with an address. Never Programmed is a failure, and so is an implementation that marks the current
+    generation not Accepted (it has said it will not program it)."""
+    status: dict[str, Any] = {}
+    for _, obj in cluster.watch(f"{base}/gateways", timeout_s, fieldSelector=f"metadata.name={GATEWAY}"):
+        status = obj.get("status") or {}
+        if (condition(status, "Programmed") == "True" and status.get("addresses")) or rejected(obj):
+            break
+    evidence.add("object", "gateway status", status)
+    listeners = "; ".join(f"{item.get('name')}: {conditions(item)}" for item in status.get("listeners") or [])
+    assert condition(status, "Programmed") == "True", (
+        f"Gateway {GATEWAY} (listener HTTP :{LISTENER_PORT}) was not Programmed (waited up to {timeout_s:.0f}s): "
+        f"{conditions(status)}; listeners: {listeners or 'none'}"
+    )
+    assert status.get("addresses"), f"Gateway {GATEWAY} is Programmed but publishes no address"
+    return str(status["addresses"][0]["value"])
+
+
+def parent_accepted(
+    cluster: Cluster, collection: str, name: str, evidence: Recorder, timeout_s: float
+) -> None:
+    """Watch a route (or an InferencePool) until its status for the probe's Gateway reports Accepted and
+    ResolvedRefs."""
+    parent: dict[str, Any] = {}
+    for _, obj in cluster.watch(collection, timeout_s, fieldSelector=f"metadata.name={name}"):
+        parent = route_parent(obj, GATEWAY)
+        if all(condition(parent, kind) == "True" for kind in ("Accepted", "ResolvedRefs")):
+            break
+    evidence.add("object", f"{name} parent status", parent)
+    for kind in ("Accepted", "ResolvedRefs"):
+        assert condition(parent, kind) == "True", (
+            f"{collection.rsplit('/', 1)[-1]} {name} is not {kind} by Gateway {GATEWAY} within {timeout_s:.0f}s: "
+            f"{conditions(parent) if parent else 'no status from the implementation'}"
+        )
+
+
+def conditions(status: Mapping[str, Any]) -> str:
+    return ", ".join(f"{c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
+                     for c in status.get("conditions") or []) or "no conditions"  # fmt: skip
