@@ -6,14 +6,33 @@ where a missing build must not pass silently. Tests that need no cluster never s
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from kaic.localcluster.launcher import Binaries, LocalCluster, find_binaries
 from kaic.localcluster.processes import ClusterError
 from kaic.localcluster.scenarios import SCENARIOS
+
+# A host holds one real node (one bridge, one pod subnet): every test run on this host that starts one, from this
+# checkout or another, takes this lock first and holds it until that node is down.
+REAL_NODE_LOCK = "/tmp/kaic-real-node.lock"
+
+
+@contextlib.contextmanager
+def _hold_real_node_lock() -> Iterator[None]:
+    with open(REAL_NODE_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture(scope="session")
+def real_node_lock() -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """`with real_node_lock():` around starting and stopping a real node."""
+    return _hold_real_node_lock
 
 
 @pytest.fixture(scope="session")

@@ -77,9 +77,14 @@ def leftovers(state_dir: Path) -> dict[str, Any]:
     }
 
 
-def test_down_leaves_nothing_behind(cluster_binaries: Binaries, tmp_path: Path) -> None:
+def test_down_leaves_nothing_behind(cluster_binaries: Binaries, tmp_path: Path, real_node_lock: Any) -> None:
     _require_real_node()
     state_dir = tmp_path / "cluster"
+    with real_node_lock():
+        _up_and_down_leaves_nothing(state_dir)
+
+
+def _up_and_down_leaves_nothing(state_dir: Path) -> None:
     before = leftovers(state_dir)
     started = run_cli("up", "--scenario", "no-gpu-nodes", "--real-node", state_dir=state_dir)
     assert started.returncode == 0, started.stderr
@@ -99,13 +104,16 @@ def test_down_leaves_nothing_behind(cluster_binaries: Binaries, tmp_path: Path) 
 
 @pytest.fixture(scope="module")
 def node_cluster(
-    cluster_binaries: Binaries, tmp_path_factory: pytest.TempPathFactory
+    cluster_binaries: Binaries, tmp_path_factory: pytest.TempPathFactory, real_node_lock: Any
 ) -> Iterator[LocalCluster]:
     _require_real_node()
     cluster = LocalCluster(tmp_path_factory.mktemp("node") / "state")
-    cluster.up(dataclasses.replace(SCENARIOS["conformant"], real_node=True), cluster_binaries)
-    yield cluster
-    cluster.down()
+    with real_node_lock():
+        try:
+            cluster.up(dataclasses.replace(SCENARIOS["conformant"], real_node=True), cluster_binaries)
+            yield cluster
+        finally:
+            cluster.down()
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ Without the binaries the tests skip on a developer machine (build them with `mak
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 
@@ -17,7 +18,9 @@ from kaic.localcluster.scenarios import SCENARIOS
 
 
 @pytest.fixture(scope="session")
-def cluster_for(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], LocalCluster]]:
+def cluster_for(
+    tmp_path_factory: pytest.TempPathFactory, real_node_lock: Callable[[], contextlib.AbstractContextManager[None]]
+) -> Iterator[Callable[[str], LocalCluster]]:
     """`cluster_for(scenario)`: that scenario's cluster, reused by consecutive tests; starting another one stops
     the previous (one cluster's memory at a time). The last one stops at the end of the session."""
     try:
@@ -27,17 +30,23 @@ def cluster_for(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[
             pytest.fail(f"CI needs the local cluster (run `make cluster`): {error}")
         pytest.skip(f"needs the local cluster binaries (`make cluster`): {error}")
     current: dict[str, LocalCluster] = {}
+    held = contextlib.ExitStack()  # the host's real-node lock while a real-node scenario runs
+
+    def stop() -> None:
+        for running in current.values():
+            running.down()
+        current.clear()
+        held.close()
 
     def start(scenario: str) -> LocalCluster:
         if scenario not in current:
-            for running in current.values():
-                running.down()
-            current.clear()
+            stop()
+            if SCENARIOS[scenario].real_node:
+                held.enter_context(real_node_lock())
             cluster = LocalCluster(tmp_path_factory.mktemp(f"cluster-{scenario}") / "state")
-            cluster.up(SCENARIOS[scenario], binaries)
             current[scenario] = cluster
+            cluster.up(SCENARIOS[scenario], binaries)
         return current[scenario]
 
     yield start
-    for running in current.values():
-        running.down()
+    stop()
