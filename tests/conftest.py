@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from kaic.localcluster.launcher import Binaries, LocalCluster, find_binaries
+from kaic.localcluster import node
+from kaic.localcluster.launcher import Binaries, LocalCluster, bin_dir, find_binaries
 from kaic.localcluster.processes import ClusterError
 from kaic.localcluster.scenarios import SCENARIOS
 
@@ -33,6 +35,33 @@ def _hold_real_node_lock() -> Iterator[None]:
 def real_node_lock() -> Callable[[], contextlib.AbstractContextManager[None]]:
     """`with real_node_lock():` around starting and stopping a real node."""
     return _hold_real_node_lock
+
+
+@functools.cache
+def _real_node_problem(also: tuple[str, ...]) -> str | None:
+    """Why this host cannot run the real node (with the builds named in `also`), asked once per session."""
+    try:
+        node.find_node_binaries(bin_dir())
+    except ClusterError as error:
+        return str(error)
+    if missing := [name for name in also if not (bin_dir() / name).exists()]:
+        return f"missing {', '.join(str(bin_dir() / name) for name in missing)}: run `make cluster`"
+    with _hold_real_node_lock():  # a node another test run holds is waited for, not mistaken for a broken host
+        return node.host_problem()
+
+
+@pytest.fixture(scope="session")
+def require_real_node() -> Callable[..., None]:
+    """`require_real_node(*names)`: skip unless this host can run the real node and cluster/bin holds `names`;
+    in CI (`CI=true`) fail instead, since a missing build must not pass silently."""
+
+    def require(*also: str) -> None:
+        if problem := _real_node_problem(also):
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI needs the real node: {problem}")
+            pytest.skip(problem)
+
+    return require
 
 
 @pytest.fixture(scope="session")

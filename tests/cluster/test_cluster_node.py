@@ -22,24 +22,12 @@ import pytest
 from kubernetes import client, watch
 
 from kaic.localcluster import images, node, topology
-from kaic.localcluster.launcher import Binaries, LocalCluster, bin_dir
-from kaic.localcluster.processes import ClusterError
+from kaic.localcluster.launcher import Binaries, LocalCluster
 from kaic.localcluster.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.cluster
 
 POD_TIMEOUT = 60
-
-
-def _require_real_node() -> None:
-    try:
-        node.find_node_binaries(bin_dir())
-        if problem := node.host_problem():
-            raise ClusterError(problem)
-    except ClusterError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the real node: {error}")
-        pytest.skip(str(error))
 
 
 # Only one real node fits on a host (one bridge, one subnet), and the module's cluster lives until the
@@ -77,8 +65,10 @@ def leftovers(state_dir: Path) -> dict[str, Any]:
     }
 
 
-def test_down_leaves_nothing_behind(cluster_binaries: Binaries, tmp_path: Path, real_node_lock: Any) -> None:
-    _require_real_node()
+def test_down_leaves_nothing_behind(
+    cluster_binaries: Binaries, tmp_path: Path, real_node_lock: Any, require_real_node: Any
+) -> None:
+    require_real_node()
     state_dir = tmp_path / "cluster"
     with real_node_lock():
         _up_and_down_leaves_nothing(state_dir)
@@ -104,9 +94,9 @@ def _up_and_down_leaves_nothing(state_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def node_cluster(
-    cluster_binaries: Binaries, tmp_path_factory: pytest.TempPathFactory, real_node_lock: Any
+    cluster_binaries: Binaries, tmp_path_factory: pytest.TempPathFactory, real_node_lock: Any, require_real_node: Any
 ) -> Iterator[LocalCluster]:
-    _require_real_node()
+    require_real_node()
     cluster = LocalCluster(tmp_path_factory.mktemp("node") / "state")
     with real_node_lock():
         try:

@@ -3,20 +3,15 @@ implementation on the real node's address, the standard Gateway API CRDs, backen
 
 `conformant` has no Gateway API: unknown. `gateway` passes: header routing and the 80/20 split measured from a
 pod. `broken-gateway` fails: Traefik's HTTP entrypoint is :8000, so the probe's port-80 Gateway is never
-Programmed. Every real-node run shares this host with other work: wrap it in `flock /tmp/kaic-real-node.lock`.
+Programmed.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-
 import pytest
 from golden_matrix import assert_matches_matrix, assert_nothing_left, assert_probes, assert_rows, run_kaic
 
-from kaic.localcluster import node
-from kaic.localcluster.launcher import bin_dir
-from kaic.localcluster.processes import ClusterError
+from kaic.localcluster import gateway as localgateway
 
 REQUIREMENTS = ("ai_inference",)
 OWN_SCENARIOS = {"conformant", "gateway", "broken-gateway"}
@@ -39,23 +34,11 @@ def test_matrix_rows_are_complete_and_only_the_gateway_scenarios_have_them():
     assert_rows(REQUIREMENTS, OWN_SCENARIOS, EXPECTED)
 
 
-@functools.cache
-def real_node_problem() -> str | None:
-    """Why the real node cannot run here, asked once: after that the real node is this session's own."""
-    try:
-        node.find_node_binaries(bin_dir())
-    except ClusterError as error:
-        return str(error)
-    return node.host_problem()
-
-
 @pytest.mark.cluster
 @pytest.mark.parametrize("scenario", list(EXPECTED))
-def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
-    if scenario != "conformant" and (problem := real_node_problem()):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the real node: {problem}")
-        pytest.skip(problem)
+def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, require_real_node):
+    if scenario != "conformant":
+        require_real_node(localgateway.NAME)
     cluster = cluster_for(scenario)
     report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *LOCAL_BUSYBOX)
     assert_matches_matrix(report, scenario, REQUIREMENTS)
@@ -65,11 +48,8 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
 
 
 @pytest.mark.cluster
-def test_a_gateway_class_that_does_not_exist_is_an_error(cluster_for, tmp_path):
-    if problem := real_node_problem():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the real node: {problem}")
-        pytest.skip(problem)
+def test_a_gateway_class_that_does_not_exist_is_an_error(cluster_for, tmp_path, require_real_node):
+    require_real_node(localgateway.NAME)
     cluster = cluster_for("broken-gateway")
     report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, "--gateway-class", "istio")
     assert_probes(report, {ROUTING: ("error", "--gateway-class istio names no GatewayClass (found: traefik (Accepted))")})

@@ -8,16 +8,11 @@ Requirement outcomes must match tests/golden/matrix.yaml; probe outcomes say why
 
 from __future__ import annotations
 
-import functools
-import os
-
 import pytest
 from golden_matrix import assert_matches_matrix, assert_nothing_left, assert_probes, assert_rows, run_kaic
 
 from kaic import metrics
 from kaic.localcluster import node, prometheus
-from kaic.localcluster.launcher import bin_dir
-from kaic.localcluster.processes import ClusterError
 from kaic.localcluster.scenarios import SCENARIOS
 
 REQUIREMENTS = ("accelerator_metrics", "ai_service_metrics")
@@ -178,25 +173,11 @@ def test_exporters_are_recognised_by_name_or_app_label():
     assert metrics.exporter_for("kube-dns", {"app": "coredns"}) is None
 
 
-@functools.cache
-def monitoring_problem() -> str | None:
-    """Why the Prometheus scenarios cannot run here, asked once: after that the real node is this session's own."""
-    try:
-        node.find_node_binaries(bin_dir())
-    except ClusterError as error:
-        return str(error)
-    if not (bin_dir() / prometheus.NAME).exists():
-        return f"missing {bin_dir() / prometheus.NAME}: run `make cluster`"
-    return node.host_problem()
-
-
 @pytest.mark.cluster
 @pytest.mark.parametrize("scenario", PROBES)
-def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
-    if SCENARIOS[scenario].monitoring and (problem := monitoring_problem()):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the Prometheus scenarios: {problem}")
-        pytest.skip(problem)
+def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, require_real_node):
+    if SCENARIOS[scenario].monitoring:
+        require_real_node(prometheus.NAME)
     cluster = cluster_for(scenario)
     # `observability`: kaic finds the Prometheus Service and queries it through the API server's service proxy;
     # `broken-observability`: the same query API named by --metrics-query-url, as users can.

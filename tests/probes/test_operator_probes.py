@@ -8,8 +8,7 @@ tests/golden/matrix.yaml, probe outcomes say why.
 
 from __future__ import annotations
 
-import functools
-import os
+from pathlib import Path
 
 import pytest
 from golden_matrix import (
@@ -21,10 +20,9 @@ from golden_matrix import (
 )
 
 from kaic.localcluster import node, operator
-from kaic.localcluster.launcher import bin_dir
-from kaic.localcluster.processes import ClusterError
 
 REQUIREMENTS = ("robust_controller",)
+OPERATOR_BUILDS = ("trainer-controller-manager", "jobset", operator.manifests_dir(Path()).name)
 # Only these scenarios install an operator; the later tests reuse `operator`'s cluster, so it comes last.
 OWN_SCENARIOS = {"broken-operator", "operator"}
 RUNTIME = ("--operator-runtime", operator.RUNTIME)
@@ -50,42 +48,19 @@ def test_matrix_rows_are_complete_and_only_the_operator_scenarios_change_them():
     assert_rows(REQUIREMENTS, OWN_SCENARIOS, EXPECTED)
 
 
-@functools.cache
-def operator_problem() -> str | None:
-    """Why the operator scenarios cannot run here, asked once: after that the real node is this session's own."""
-    directory = bin_dir()
-    try:
-        node.find_node_binaries(directory)
-    except ClusterError as error:
-        return str(error)
-    missing = [p for p in (directory / "trainer-controller-manager", directory / "jobset",
-                           operator.manifests_dir(directory)) if not p.exists()]  # fmt: skip
-    if missing:
-        return f"missing {', '.join(map(str, missing))}: run `make cluster`"
-    return node.host_problem()
-
-
-def require_operator() -> None:
-    """The operator scenarios need the real node and the operator's build; skip without them (CI: fail)."""
-    if problem := operator_problem():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the operator scenarios: {problem}")
-        pytest.skip(problem)
-
-
 @pytest.mark.cluster
 @pytest.mark.parametrize("scenario", list(EXPECTED))
-def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
+def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, require_real_node):
     if scenario in OWN_SCENARIOS:
-        require_operator()
+        require_real_node(*OPERATOR_BUILDS)
     check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, EXPECTED[scenario], *RUNTIME)
 
 
 @pytest.mark.cluster
-def test_the_valid_trainjob_really_ran_on_the_real_node(cluster_for, tmp_path):
+def test_the_valid_trainjob_really_ran_on_the_real_node(cluster_for, tmp_path, require_real_node):
     """Success is the real controller's: the TrainJob's pod ran to completion on kaic-worker, and the denial
     named Trainer's webhook."""
-    require_operator()
+    require_real_node(*OPERATOR_BUILDS)
     cluster = cluster_for("operator")
     report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *RUNTIME)
     probes = {p["name"]: p for r in report["requirements"] for p in r["probes"]}
@@ -103,9 +78,9 @@ def test_the_valid_trainjob_really_ran_on_the_real_node(cluster_for, tmp_path):
 
 
 @pytest.mark.cluster
-def test_what_the_cluster_lacks_is_unknown(cluster_for, tmp_path):
+def test_what_the_cluster_lacks_is_unknown(cluster_for, tmp_path, require_real_node):
     """On the operator cluster: another operator asked for, or the default runtime absent, is unknown, not failed."""
-    require_operator()
+    require_real_node(*OPERATOR_BUILDS)
     cluster = cluster_for("operator")
     other = run_kaic(cluster.kubeconfig, tmp_path / "kuberay", REQUIREMENTS, "--operator", "kuberay")
     assert_probes(other, {f"robust_controller.{p}": ("unknown", "KubeRay was asked for") for p in PROBES})

@@ -9,15 +9,8 @@ cluster/README.md), so the passing path is covered by tests/unit/test_sandboxing
 
 from __future__ import annotations
 
-import functools
-import os
-
 import pytest
 from golden_matrix import assert_matches_matrix, assert_nothing_left, assert_probes, assert_rows, run_kaic
-
-from kaic.localcluster import node
-from kaic.localcluster.launcher import bin_dir
-from kaic.localcluster.processes import ClusterError
 
 REQUIREMENTS = ("workload_sandboxing",)
 OWN_SCENARIOS = {"conformant", "broken-sandbox"}
@@ -42,23 +35,11 @@ def test_matrix_rows_are_complete_and_only_the_sandbox_scenarios_have_them():
     assert_rows(REQUIREMENTS, OWN_SCENARIOS, EXPECTED)
 
 
-@functools.cache
-def real_node_problem() -> str | None:
-    """Why the real node cannot run here, asked once: after that the real node is this session's own."""
-    try:
-        node.find_node_binaries(bin_dir())
-    except ClusterError as error:
-        return str(error)
-    return node.host_problem()
-
-
 @pytest.mark.cluster
 @pytest.mark.parametrize("scenario", list(EXPECTED))
-def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
-    if scenario == "broken-sandbox" and (problem := real_node_problem()):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the real node: {problem}")
-        pytest.skip(problem)
+def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, require_real_node):
+    if scenario == "broken-sandbox":
+        require_real_node()
     cluster = cluster_for(scenario)
     report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *LOCAL_BUSYBOX, version=VERSION)
     assert_matches_matrix(report, scenario, REQUIREMENTS)
