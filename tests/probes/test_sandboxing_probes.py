@@ -3,8 +3,8 @@ that has the requirement).
 
 `conformant` has no RuntimeClass and no agent-sandbox API: not-applicable, with the trail. `broken-sandbox` has
 a RuntimeClass named `sandboxed` whose handler is plain runc on the real node: its pod and the control pod beside
-it run on the same kernel, so the probe fails. No scenario runs a real sandbox (gVisor is not built; see
-cluster/README.md), so the passing path is covered by tests/unit/test_sandboxing.py only.
+it run on the same kernel, so the probe fails. `sandbox` has a RuntimeClass `gvisor` whose handler runs gVisor's
+runsc on the real node (cluster/README.md): its pod runs on gVisor's own kernel, so the probe passes.
 """
 
 from __future__ import annotations
@@ -20,13 +20,17 @@ from kaic.localcluster.launcher import bin_dir
 from kaic.localcluster.processes import ClusterError
 
 REQUIREMENTS = ("workload_sandboxing",)
-OWN_SCENARIOS = {"conformant", "broken-sandbox"}
+OWN_SCENARIOS = {"conformant", "sandbox", "broken-sandbox"}
 VERSION = "1.37"
 LOCAL_BUSYBOX = ("--image", "busybox=kaic.local/busybox:1")
 EXPECTED = {
     "conformant": {
         "workload_sandboxing.discovery": ("passed", ""),
         "workload_sandboxing.isolated-from-host": ("not-applicable", "no RuntimeClass whose name or handler"),
+    },
+    "sandbox": {
+        "workload_sandboxing.discovery": ("passed", ""),
+        "workload_sandboxing.isolated-from-host": ("passed", ""),
     },
     "broken-sandbox": {
         "workload_sandboxing.discovery": ("passed", ""),
@@ -43,19 +47,24 @@ def test_matrix_rows_are_complete_and_only_the_sandbox_scenarios_have_them():
 
 
 @functools.cache
-def real_node_problem() -> str | None:
-    """Why the real node cannot run here, asked once: after that the real node is this session's own."""
+def host_problem() -> str | None:
+    """Why this host cannot run the real node, asked once: after that the real node is this session's own."""
+    return node.host_problem()
+
+
+def real_node_problem(gvisor: bool) -> str | None:
+    """Why the real node (with gVisor's binaries when `gvisor`) cannot run here."""
     try:
-        node.find_node_binaries(bin_dir())
+        node.find_node_binaries(bin_dir(), gvisor)
     except ClusterError as error:
         return str(error)
-    return node.host_problem()
+    return host_problem()
 
 
 @pytest.mark.cluster
 @pytest.mark.parametrize("scenario", list(EXPECTED))
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
-    if scenario == "broken-sandbox" and (problem := real_node_problem()):
+    if scenario != "conformant" and (problem := real_node_problem(scenario == "sandbox")):
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI needs the real node: {problem}")
         pytest.skip(problem)
