@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,9 +105,16 @@ func create(global, rest []string) {
 			fail(err)
 		}
 	}
+	// Opened read-write, the FIFO has a reader from now on (the watcher's copy, fd 3), so an order never waits
+	// for the watcher to start, and one finds none once it is gone.
+	orders, err := os.OpenFile(filepath.Join(bundle, toWatcher), os.O_RDWR, 0)
+	if err != nil {
+		fail(err)
+	}
 	self, _ := os.Executable()
 	watcher := exec.Command(self, append(append([]string{watchCommand}, global...), id, bundle)...)
 	watcher.Stdin, watcher.Stdout, watcher.Stderr = os.Stdin, os.Stdout, os.Stderr
+	watcher.ExtraFiles = []*os.File{orders}
 	if err := watcher.Start(); err != nil {
 		fail(err)
 	}
@@ -120,8 +128,8 @@ func create(global, rest []string) {
 // is the container's.
 func watch(args []string) int {
 	global, id, bundle := args[:len(args)-2], args[len(args)-2], args[len(args)-1]
-	order, err := os.ReadFile(filepath.Join(bundle, toWatcher))
-	if err != nil || strings.TrimSpace(string(order)) != "start" {
+	order, err := bufio.NewReader(os.NewFile(3, toWatcher)).ReadString('\n')
+	if err != nil || order != "start\n" {
 		return 1
 	}
 	cmd := exec.Command(runsc, append(slices.Clone(global), "start", id)...)
@@ -146,8 +154,8 @@ func start(global, rest []string) {
 	if !ok {
 		return
 	}
-	if err := os.WriteFile(filepath.Join(bundle, toWatcher), []byte("start\n"), 0); err != nil {
-		fail(err)
+	if err := order(bundle, "start"); err != nil {
+		fail(fmt.Errorf("no watcher for %s: %w", bundle, err))
 	}
 	status, err := os.ReadFile(filepath.Join(bundle, fromWatcher))
 	if err != nil {
@@ -166,11 +174,17 @@ func stopWatcher(global, rest []string) {
 	if !ok {
 		return
 	}
-	// Non-blocking: ENXIO when no watcher waits any more.
-	if f, err := os.OpenFile(filepath.Join(bundle, toWatcher), os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-		_, _ = f.WriteString("stop\n")
-		_ = f.Close()
+	_ = order(bundle, "stop")
+}
+
+// order writes to the watcher; ENXIO when there is none any more.
+func order(bundle, word string) error {
+	f, err := os.OpenFile(filepath.Join(bundle, toWatcher), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
 	}
+	_, err = f.WriteString(word + "\n")
+	return errors.Join(err, f.Close())
 }
 
 // kill answers as runc does for a container that is no longer running: --all succeeds, a signal to it fails
