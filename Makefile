@@ -9,7 +9,7 @@
 #                Also the real worker node (cluster/node, see cluster/README.md): containerd, its runc shim,
 #                ctr, runc (cgo, for nsenter), the CNI plugins bridge, host-local and loopback into cluster/bin/cni,
 #                kaic-pause (the sandbox image's binary), busybox from Debian's busybox-static package, and
-#                the dra-example-driver kubelet plugin (cluster/dra).
+#                the dra-example-driver kubelet plugin (cluster/dra); gVisor's runsc and kaic-runsc (cluster/gvisor).
 # cluster-clean  removes cluster/bin (the Go module and build caches are left alone).
 
 GO ?= go
@@ -162,6 +162,18 @@ $(GATEWAY_CRDS)/.copied: Makefile
 	  && test -n "$$dir" && install -m 0644 $$dir/config/crd/kustomization.yaml $$dir/config/crd/standard/*.yaml $(GATEWAY_CRDS)/ \
 	  && touch $@ && echo "cluster: Gateway API standard CRDs from $$dir"
 
+# gVisor for the `sandbox` scenario (cluster/gvisor/go.mod pins the pseudo-version the proxy serves for gVisor's
+# `go` branch): runsc, and kaic-runsc, which puts it behind containerd's runc shim (cluster/README.md). Pure Go.
+GVISOR_MOD := cluster/gvisor/go.mod cluster/gvisor/go.sum
+cluster: $(CLUSTER_BIN)/runsc $(CLUSTER_BIN)/kaic-runsc
+
+$(CLUSTER_BIN)/runsc: $(GVISOR_MOD)
+	@$(call timed,gvisor module download,cluster/gvisor,$(GO) list -deps tool >/dev/null)
+	@$(call timed,runsc compile+link,cluster/gvisor,CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/runsc gvisor.dev/gvisor/runsc)
+
+$(CLUSTER_BIN)/kaic-runsc: $(GVISOR_MOD) $(shell find cluster/gvisor/cmd -name '*.go' 2>/dev/null)
+	@$(call timed,kaic-runsc compile+link,cluster/gvisor,CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/kaic-runsc ./cmd/kaic-runsc)
+
 cluster-clean:
 	rm -rf $(CLUSTER_BIN)
 
@@ -205,6 +217,7 @@ lint: venv
 	$(VENV)/bin/ruff check src conformance tests
 	cd cluster && test -z "$$(gofmt -l cmd)" && $(GO) vet ./...
 	cd cluster/node && test -z "$$(gofmt -l cmd)" && $(GO) vet ./...
+	cd cluster/gvisor && test -z "$$(gofmt -l cmd)" && $(GO) vet ./...
 
 rbac-examples: venv
 	mkdir -p examples/rbac

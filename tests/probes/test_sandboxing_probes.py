@@ -3,8 +3,8 @@ that has the requirement).
 
 `conformant` has no RuntimeClass and no agent-sandbox API: not-applicable, with the trail. `broken-sandbox` has
 a RuntimeClass named `sandboxed` whose handler is plain runc on the real node: its pod and the control pod beside
-it run on the same kernel, so the probe fails. No scenario runs a real sandbox (gVisor is not built; see
-cluster/README.md), so the passing path is covered by tests/unit/test_sandboxing.py only.
+it run on the same kernel, so the probe fails. `sandbox` has a RuntimeClass `gvisor` whose handler runs gVisor's
+runsc on the real node (cluster/README.md): its pod runs on gVisor's own kernel, so the probe passes.
 """
 
 from __future__ import annotations
@@ -13,13 +13,18 @@ import pytest
 from golden_matrix import assert_matches_matrix, assert_nothing_left, assert_probes, assert_rows, run_kaic
 
 REQUIREMENTS = ("workload_sandboxing",)
-OWN_SCENARIOS = {"conformant", "broken-sandbox"}
+OWN_SCENARIOS = {"conformant", "sandbox", "broken-sandbox"}
 VERSION = "1.37"
 LOCAL_BUSYBOX = ("--image", "busybox=kaic.local/busybox:1")
+GVISOR_BUILDS = ("runsc", "kaic-runsc")
 EXPECTED = {
     "conformant": {
         "workload_sandboxing.discovery": ("passed", ""),
         "workload_sandboxing.isolated-from-host": ("not-applicable", "no RuntimeClass whose name or handler"),
+    },
+    "sandbox": {
+        "workload_sandboxing.discovery": ("passed", ""),
+        "workload_sandboxing.isolated-from-host": ("passed", ""),
     },
     "broken-sandbox": {
         "workload_sandboxing.discovery": ("passed", ""),
@@ -38,8 +43,8 @@ def test_matrix_rows_are_complete_and_only_the_sandbox_scenarios_have_them():
 @pytest.mark.cluster
 @pytest.mark.parametrize("scenario", list(EXPECTED))
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, require_real_node):
-    if scenario == "broken-sandbox":
-        require_real_node()
+    if scenario != "conformant":
+        require_real_node(*(GVISOR_BUILDS if scenario == "sandbox" else ()))
     cluster = cluster_for(scenario)
     report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *LOCAL_BUSYBOX, version=VERSION)
     assert_matches_matrix(report, scenario, REQUIREMENTS)

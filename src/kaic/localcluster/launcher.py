@@ -508,7 +508,7 @@ class LocalCluster:
         """The real node; its DRA driver runs where the simulated one publishes devices too."""
         real_node = self.real_node()
         dra_driver = scenario.driver_installed and scenario.publish_slices
-        info = real_node.up(server, binaries.kaic_cluster.parent, timeout, dra_driver)
+        info = real_node.up(server, binaries.kaic_cluster.parent, timeout, dra_driver, scenario.gvisor)
         with self.api_client() as api:
             real_node.wait_ready(api, timeout, dra_driver)
         return info

@@ -104,6 +104,11 @@ class NodeBinaries:
         return self.directory / "runc"
 
     @property
+    def kaic_runsc(self) -> Path:
+        """gVisor's runsc behind the runc shim (cluster/gvisor); runsc itself lies beside it."""
+        return self.directory / "kaic-runsc"
+
+    @property
     def cni(self) -> Path:
         return self.directory / "cni"
 
@@ -120,10 +125,15 @@ class NodeBinaries:
         plugins = [self.cni / name for name in ("bridge", "host-local", "loopback")]
         return [self.directory / name for name in names] + plugins
 
+    def gvisor(self) -> list[Path]:
+        """Needed only by a node with the runtime handler runsc."""
+        return [self.directory / "runsc", self.kaic_runsc]
 
-def find_node_binaries(directory: Path) -> NodeBinaries:
+
+def find_node_binaries(directory: Path, gvisor: bool = False) -> NodeBinaries:
     found = NodeBinaries(directory)
-    missing = [str(path) for path in found.required() if not os.access(path, os.X_OK)]
+    wanted = found.required() + (found.gvisor() if gvisor else [])
+    missing = [str(path) for path in wanted if not os.access(path, os.X_OK)]
     if missing:
         raise ClusterError(
             f"real-node binaries missing: {', '.join(missing)}; build them with `make cluster`"
@@ -157,16 +167,20 @@ class RealNode:
         # containerd also listens on this path plus ".ttrpc", and refuses socket paths over 104 bytes.
         self.containerd_socket = self.dir / "ctd.sock"
         self.containerd_state = self.dir / "containerd" / "state"
+        self.runsc_root = self.dir / "containerd" / "runsc"
 
     @property
     def record(self) -> Path:
         return self.dir / "host.json"
 
-    def up(self, server: str, directory: Path, timeout: float, dra_driver: bool) -> dict[str, Any]:
-        """Set up the host side, start containerd with the local images, the kubelet and the DRA driver."""
+    def up(
+        self, server: str, directory: Path, timeout: float, dra_driver: bool, gvisor: bool = False
+    ) -> dict[str, Any]:
+        """Set up the host side, start containerd with the local images, the kubelet and the DRA driver;
+        with `gvisor`, containerd also offers the runtime handler runsc."""
         if problem := host_problem():
             raise ClusterError(problem)
-        binaries = find_node_binaries(directory)
+        binaries = find_node_binaries(directory, gvisor)
         if len(f"{self.containerd_socket}.ttrpc") > MAX_SOCKET_PATH:
             raise ClusterError(
                 f"state directory path too long for containerd's sockets: {self.containerd_socket}"
@@ -192,7 +206,7 @@ class RealNode:
 
         containerd = self.process("containerd")
         containerd.start(
-            [str(binaries.containerd), "--config", str(self._write_containerd_config(binaries))],
+            [str(binaries.containerd), "--config", str(self._write_containerd_config(binaries, gvisor))],
             env=os.environ | {"PATH": f"{directory}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
         )
         wait_unix_socket(containerd, self.containerd_socket, timeout)
@@ -290,7 +304,7 @@ class RealNode:
         for name in ("cpuset.cpus", "cpuset.mems"):
             (cpuset / CGROUP_PARENT / name).write_text((cpuset / name).read_text())
 
-    def _write_containerd_config(self, binaries: NodeBinaries) -> Path:
+    def _write_containerd_config(self, binaries: NodeBinaries, gvisor: bool) -> Path:
         """containerd with CRI, everything under the state directory; nothing may be pulled."""
         base = self.dir / "containerd"
         cni_conf = self.dir / "cni" / "net.d"
@@ -331,13 +345,26 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.nri.v1.nri"]
       BinaryName = {json.dumps(str(binaries.runc))}
       Root = {json.dumps(str(base / "runc"))}
       SystemdCgroup = false
-
+{self._runsc_runtime(binaries) if gvisor else ""}
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
 """
         path = base / "config.toml"
         path.write_text(config)
         return path
+
+    def _runsc_runtime(self, binaries: NodeBinaries) -> str:
+        """gVisor behind containerd's runc shim, through kaic-runsc: gVisor's own shim cannot start here (it
+        lowers its OOM score to -999, which needs CAP_SYS_RESOURCE; cluster/README.md). runsc reads the CRI
+        annotations that put a pod's containers into one sandbox, with its default systrap platform and its
+        own network stack on the pod's interface."""
+        return f"""  [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runsc]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runsc.options]
+      BinaryName = {json.dumps(str(binaries.kaic_runsc))}
+      Root = {json.dumps(str(self.runsc_root))}
+      SystemdCgroup = false
+"""
 
     def _cni_config(self) -> dict[str, Any]:
         """Bridge without gateway, masquerade or default route: pods reach the subnet and nothing else."""
@@ -412,7 +439,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.nri.v1.nri"]
         self.process("kubelet").stop()
         _kill_cgroup_processes()
         self.process("containerd").stop()
-        _kill_shims(str(self.containerd_socket))
+        _kill_shims(str(self.containerd_socket), str(self.runsc_root))
         _remove_shim_sockets(record.get("shim_sockets_before"))
         unmount_below(self.state_dir)
         # The kubelet bind-mounts its root directory onto itself to make it shared.
@@ -488,10 +515,12 @@ def _remove_shim_sockets(before: list[str] | None) -> None:
                 directory.rmdir()
 
 
-def _kill_shims(containerd_socket: str, timeout: float = 10.0) -> None:
-    """Shims outlive containerd by design; ours are those started with our containerd's address."""
+def _kill_shims(containerd_socket: str, runsc_root: str, timeout: float = 10.0) -> None:
+    """Shims outlive containerd by design; ours are those started with our containerd's address. kaic-runsc's
+    watchers are children of a shim that outlive it when their container never started; ours name our runsc
+    root."""
     deadline = time.monotonic() + timeout
-    while shims := _shim_pids(containerd_socket):
+    while shims := _shim_pids(containerd_socket, runsc_root):
         if time.monotonic() > deadline:
             raise ClusterError(f"containerd shims survive SIGKILL: {shims}")
         for pid in shims:
@@ -500,7 +529,7 @@ def _kill_shims(containerd_socket: str, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def _shim_pids(containerd_socket: str) -> list[int]:
+def _shim_pids(containerd_socket: str, runsc_root: str) -> list[int]:
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -510,11 +539,9 @@ def _shim_pids(containerd_socket: str) -> list[int]:
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if (
-            state != "Z"
-            and argv[0].endswith(b"containerd-shim-runc-v2")
-            and containerd_socket.encode() in argv
-        ):
+        shim = argv[0].endswith(b"containerd-shim-runc-v2") and containerd_socket.encode() in argv
+        watcher = argv[0].endswith(b"kaic-runsc") and any(a.startswith(runsc_root.encode()) for a in argv)
+        if state != "Z" and (shim or watcher):
             pids.append(int(proc.name))
     return pids
 

@@ -68,8 +68,10 @@ class Scenario:
     # Service points at a port nothing serves.
     operator: bool = False
     operator_broken: bool = False
+    # The real node's containerd also offers the runtime handler runsc (gVisor, cluster/README.md).
+    gvisor: bool = False
     # RuntimeClasses (name, handler) created once the real node is up; the handler must be one of its
-    # containerd's runtimes (only runc: gVisor is not built, see cluster/README.md).
+    # containerd's runtimes (runc, or runsc with `gvisor`).
     runtime_classes: tuple[tuple[str, str], ...] = ()
     # The standard Gateway API CRDs and Traefik's kubernetesGateway provider on the node address (`gateway.py`):
     # "serving", or "wrong-entrypoint" (Traefik listens where no Gateway listener asks for).
@@ -186,6 +188,14 @@ SCENARIOS = {
             real_node=True,
             operator=True,
             operator_broken=True,
+        ),
+        Scenario(
+            "sandbox",
+            "as conformant, plus the real node with gVisor's runsc as the runtime handler runsc and a RuntimeClass "
+            "gvisor: its pods run on gVisor's own kernel",
+            real_node=True,
+            gvisor=True,
+            runtime_classes=(("gvisor", "runsc"),),
         ),
         Scenario(
             "broken-sandbox",
