@@ -152,7 +152,7 @@ def skeleton(plan: Plan, run_id: str, opts: RunOptions, detected: str | None, wh
 
 @contextlib.contextmanager
 def _interrupts(run_timeout_s: float | None) -> Iterator[dict[str, bool]]:
-    """SIGTERM and the run timeout arrive as KeyboardInterrupt, which pytest turns into an orderly stop."""
+    """SIGINT, SIGTERM and the run timeout arrive as KeyboardInterrupt, which pytest turns into an orderly stop."""
     state = {"timed_out": False}
 
     def on_term(signum: int, frame: Any) -> None:
@@ -163,6 +163,9 @@ def _interrupts(run_timeout_s: float | None) -> Iterator[dict[str, bool]]:
         os.kill(os.getpid(), signal.SIGINT)  # a real signal: it also interrupts a probe blocked in a call
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    # A SIGINT ignored from birth (a command started with `&` by a script, nohup) would swallow both an
+    # interrupt and the run timeout, which interrupts with SIGINT too: during the run it always interrupts.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(run_timeout_s, on_timeout) if run_timeout_s else None
     if timer:
         timer.daemon = True
@@ -173,6 +176,7 @@ def _interrupts(run_timeout_s: float | None) -> Iterator[dict[str, bool]]:
         if timer:
             timer.cancel()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 class Run:

@@ -197,12 +197,20 @@ def _held_profile(tmp_path: Path) -> tuple[Path, Path]:
     return profile, probes
 
 
-def _start_held_run(local_cluster, tmp_path: Path, out: Path) -> subprocess.Popen[str]:
+# Run the rest of the command line with SIGINT ignored, as `&` in a script or nohup starts a command.
+IGNORE_THEN_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+IGNORING_SIGINT = ("-c", IGNORE_THEN_EXEC)
+
+
+def _start_held_run(local_cluster, tmp_path: Path, out: Path, ignoring_sigint: bool = False) -> subprocess.Popen[str]:
     profile, probes = _held_profile(tmp_path)
     env = {**os.environ, "CI": "true", "KUBECONFIG": str(local_cluster.kubeconfig)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kaic", "run", "--profile", str(profile), "--probe-dir", str(probes),
-         "--output-dir", str(out)],
+        [sys.executable, *(IGNORING_SIGINT if ignoring_sigint else ()), "-m", "kaic", "run", "--profile", str(profile),
+         "--probe-dir", str(probes), "--output-dir", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     deadline = time.monotonic() + 120
@@ -213,9 +221,11 @@ def _start_held_run(local_cluster, tmp_path: Path, out: Path) -> subprocess.Pope
     return proc
 
 
-def test_sigint_mid_probe_cleans_up_and_keeps_an_incomplete_report(local_cluster, admin, tmp_path):
+@pytest.mark.parametrize("ignoring_sigint", [False, True], ids=["default", "ignored-by-parent"])
+def test_sigint_mid_probe_cleans_up_and_keeps_an_incomplete_report(local_cluster, admin, tmp_path, ignoring_sigint):
+    """Also when started with SIGINT ignored (by `&` in a script, or nohup): the run still stops on it."""
     out = tmp_path / "interrupted"
-    proc = _start_held_run(local_cluster, tmp_path, out)
+    proc = _start_held_run(local_cluster, tmp_path, out, ignoring_sigint)
     held = (out / "probe-holding").read_text()
     assert admin.get_or_none(f"/api/v1/namespaces/{held}") is not None
     proc.send_signal(signal.SIGINT)
