@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes.client.exceptions import ApiException
 
 from kaic import kube
+from kaic.gateway import condition
 from kaic.localcluster import kubeconfig
+from kaic.localcluster.manifests import COLLECTIONS, create, load
 from kaic.localcluster.node import NODE_IP
 from kaic.localcluster.pki import ClientIdentity, ClusterPKI
 from kaic.localcluster.processes import ClusterError, Managed, free_ports, wait_healthy
@@ -35,24 +36,6 @@ WRONG_PORT = 8000
 MODES = ("serving", "wrong-entrypoint")
 CRDS_DIR = "gateway-api-crds"
 RBAC_FILE = "traefik-gateway-rbac.yml"  # Traefik's docs/content/reference/dynamic-configuration/kubernetes-gateway-rbac.yml
-COLLECTIONS = {
-    "CustomResourceDefinition": "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-    "ValidatingAdmissionPolicy": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies",
-    "ValidatingAdmissionPolicyBinding": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
-    "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-    "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-    "GatewayClass": "/apis/gateway.networking.k8s.io/v1/gatewayclasses",
-}
-
-
-def load(path: Path) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
-def condition(obj: dict[str, Any], kind: str) -> str:
-    return next((c["status"] for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), "")
-
-
 class GatewayInstall:
     """CRDs, Traefik's RBAC for kaic's client identity, the GatewayClass and the Traefik process."""
 
@@ -63,12 +46,6 @@ class GatewayInstall:
             if not needed.exists():
                 raise ClusterError(f"{needed} is missing; build it with `make cluster`")
 
-    def create(self, obj: dict[str, Any]) -> None:
-        try:
-            self.cluster.create(COLLECTIONS[obj["kind"]], obj)
-        except ApiException as error:
-            raise ClusterError(f"creating {obj['kind']} {obj['metadata']['name']}: {kube.describe_error(error)}") from None
-
     def install_crds(self, timeout: float) -> None:
         """The standard install, in its kustomization's order; every CRD Established before Traefik starts."""
         directory = self.bin_dir / CRDS_DIR
@@ -76,7 +53,7 @@ class GatewayInstall:
         crds = []
         for resource in order:
             for doc in load(directory / Path(resource).name):
-                self.create(doc)
+                create(self.cluster, doc)
                 if doc["kind"] == "CustomResourceDefinition":
                     crds.append(doc["metadata"]["name"])
         for name in crds:
@@ -86,8 +63,8 @@ class GatewayInstall:
         """Traefik's documented ClusterRole, bound to kaic's user for Traefik instead of a ServiceAccount."""
         role = next(doc for doc in load(self.bin_dir / RBAC_FILE) if doc["kind"] == "ClusterRole")
         name = f"kaic-{role['metadata']['name']}"
-        self.create({**role, "metadata": {"name": name}})
-        self.create({
+        create(self.cluster, {**role, "metadata": {"name": name}})
+        create(self.cluster, {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
             "subjects": [{"kind": "User", "name": IDENTITY.user, "apiGroup": "rbac.authorization.k8s.io"}],
@@ -122,7 +99,7 @@ class GatewayInstall:
 
     def offer_class(self, timeout: float) -> None:
         """The GatewayClass an install of Traefik creates; Traefik itself must accept it."""
-        self.create({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+        create(self.cluster, {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
                      "metadata": {"name": CLASS}, "spec": {"controllerName": CONTROLLER}})  # fmt: skip
         self.wait(COLLECTIONS["GatewayClass"], CLASS, "Accepted", timeout)
 
@@ -131,7 +108,7 @@ class GatewayInstall:
         last: dict[str, Any] = {}
         for _, obj in self.cluster.watch(collection, timeout, fieldSelector=f"metadata.name={name}"):
             last = obj
-            if condition(obj, kind) == "True":
+            if condition(obj.get("status") or {}, kind) == "True":
                 return
         raise ClusterError(f"{name} not {kind} within {timeout:.0f}s ({(last.get('status') or {}).get('conditions')}):\n"
                            f"{self.process(NAME).log_tail()}")  # fmt: skip

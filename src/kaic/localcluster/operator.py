@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kaic import kube
 from kaic.localcluster import images, node
+from kaic.localcluster.manifests import COLLECTIONS, create, load
 from kaic.localcluster.pki import ClusterPKI
 from kaic.localcluster.processes import ClusterError
 
@@ -49,20 +50,6 @@ CERT_DIR = (
     "/tmp/k8s-webhook-server/serving-certs"  # controller-runtime's default, where both read tls.crt/key
 )
 RUN_AS = 65532
-COLLECTIONS = {
-    "Namespace": "/api/v1/namespaces",
-    "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
-    "Secret": "/api/v1/namespaces/{ns}/secrets",
-    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
-    "Service": "/api/v1/namespaces/{ns}/services",
-    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
-    "CustomResourceDefinition": "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-    "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-    "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-    "MutatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-    "ValidatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
-    "ClusterTrainingRuntime": "/apis/trainer.kubeflow.org/v1alpha1/clustertrainingruntimes",
-}
 CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
                   "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "ClusterTrainingRuntime"}  # fmt: skip
 
@@ -86,10 +73,6 @@ def import_images(real_node: node.RealNode, bin_dir: Path) -> None:
     images.import_images(
         binaries.ctr, real_node.containerd_socket, operator_images(bin_dir), real_node.dir / "images"
     )
-
-
-def load(path: Path) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
 def json_patch(doc: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
@@ -290,19 +273,10 @@ class TrainerInstall:
             "spec": {"mlPolicy": {"numNodes": 1}, "template": {"spec": {"replicatedJobs": [job]}}},
         }
 
-    def create(self, obj: dict[str, Any]) -> None:
-        path = COLLECTIONS[obj["kind"]].format(ns=obj["metadata"].get("namespace", ""))
-        try:
-            self.cluster.create(path, obj)
-        except ApiException as error:
-            raise ClusterError(
-                f"creating {obj['kind']} {obj['metadata']['name']}: {kube.describe_error(error)}"
-            ) from None
-
     def up(self, timeout: float, broken: bool) -> None:
         """Install, wait for both webhooks to serve, offer the runtime; break the Trainer webhook if asked."""
         for obj in self.objects():
-            self.create(obj)
+            create(self.cluster, obj)
             if obj["kind"] == "CustomResourceDefinition":
                 self._wait(f"{COLLECTIONS['CustomResourceDefinition']}/{obj['metadata']['name']}",
                            lambda crd: any(c["type"] == "Established" and c["status"] == "True"

@@ -1,0 +1,49 @@
+"""Upstream manifests into the local cluster: a file's YAML documents, each created at its kind's collection.
+
+The operator and Gateway API installs create upstream's own files (CRDs, RBAC, webhooks, policies) as they are,
+through kaic's API access; a refusal names the object it was about.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from kaic import kube
+from kaic.localcluster.processes import ClusterError
+
+# The kinds the local installs create; {ns} is the object's namespace.
+COLLECTIONS = {
+    "Namespace": "/api/v1/namespaces",
+    "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
+    "Secret": "/api/v1/namespaces/{ns}/secrets",
+    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "Service": "/api/v1/namespaces/{ns}/services",
+    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
+    "CustomResourceDefinition": "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+    "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+    "MutatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+    "ValidatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+    "ValidatingAdmissionPolicy": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies",
+    "ValidatingAdmissionPolicyBinding": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
+    "ClusterTrainingRuntime": "/apis/trainer.kubeflow.org/v1alpha1/clustertrainingruntimes",
+    "GatewayClass": "/apis/gateway.networking.k8s.io/v1/gatewayclasses",
+}
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def create(cluster: kube.Cluster, obj: dict[str, Any]) -> None:
+    path = COLLECTIONS[obj["kind"]].format(ns=obj["metadata"].get("namespace", ""))
+    try:
+        cluster.create(path, obj)
+    except ApiException as error:
+        raise ClusterError(
+            f"creating {obj['kind']} {obj['metadata']['name']}: {kube.describe_error(error)}"
+        ) from None
