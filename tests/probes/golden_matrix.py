@@ -43,12 +43,14 @@ def run_kaic(
 
 
 def check_scenario(
-    cluster: Any, out: Path, scenario: str, requirements: Iterable[str], expected: dict, *extra: str
+    cluster: Any, out: Path, scenario: str, requirements: Iterable[str], expected: dict, *extra: str,
+    version: str = "1.35",
 ) -> dict:
-    """One scenario's golden check: `kaic run` on it; requirement outcomes as the matrix says, probe outcomes as
-    `expected` says, no fact section failed, and nothing labelled by the run left behind."""
+    """One scenario's golden check: `kaic run` on it (judged as checklist `version`); requirement outcomes as
+    the matrix says, probe outcomes as `expected` says, no fact section failed, and nothing labelled by the run
+    left behind."""
     requirements = tuple(requirements)
-    report = run_kaic(cluster.kubeconfig, out, requirements, *extra)
+    report = run_kaic(cluster.kubeconfig, out, requirements, *extra, version=version)
     assert_matches_matrix(report, scenario, requirements)
     assert_probes(report, expected)
     assert report["facts"]["errors"] == {}

@@ -9,7 +9,12 @@ Programmed.
 from __future__ import annotations
 
 import pytest
-from golden_matrix import assert_matches_matrix, assert_nothing_left, assert_probes, assert_rows, run_kaic
+from golden_matrix import (
+    assert_probes,
+    assert_rows,
+    check_scenario,
+    run_kaic,
+)
 
 from kaic.localcluster import gateway as localgateway
 
@@ -39,12 +44,7 @@ def test_matrix_rows_are_complete_and_only_the_gateway_scenarios_have_them():
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, require_real_node):
     if scenario != "conformant":
         require_real_node(localgateway.NAME)
-    cluster = cluster_for(scenario)
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *LOCAL_BUSYBOX)
-    assert_matches_matrix(report, scenario, REQUIREMENTS)
-    assert_probes(report, EXPECTED[scenario])
-    assert report["facts"]["errors"] == {}
-    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
+    check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, EXPECTED[scenario], *LOCAL_BUSYBOX)
 
 
 @pytest.mark.cluster

@@ -9,7 +9,10 @@ Requirement outcomes must match tests/golden/matrix.yaml; probe outcomes say why
 from __future__ import annotations
 
 import pytest
-from golden_matrix import assert_matches_matrix, assert_nothing_left, assert_probes, assert_rows, run_kaic
+from golden_matrix import (
+    assert_rows,
+    check_scenario,
+)
 
 from kaic import metrics
 from kaic.localcluster import node, prometheus
@@ -184,8 +187,4 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, requi
     query = []
     if scenario == "broken-observability":
         query = ["--metrics-query-url", f"http://{node.NODE_IP}:{cluster.state()['prometheus']['port']}"]
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *LOCAL_BUSYBOX, *query)
-    assert_matches_matrix(report, scenario, REQUIREMENTS)
-    assert_probes(report, PROBES[scenario])
-    assert report["facts"]["errors"] == {}
-    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
+    check_scenario(cluster, tmp_path / "run", scenario, REQUIREMENTS, PROBES[scenario], *LOCAL_BUSYBOX, *query)

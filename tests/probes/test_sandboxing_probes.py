@@ -10,7 +10,12 @@ runsc on the real node (cluster/README.md): its pod runs on gVisor's own kernel,
 from __future__ import annotations
 
 import pytest
-from golden_matrix import assert_matches_matrix, assert_nothing_left, assert_probes, assert_rows, run_kaic
+from golden_matrix import (
+    assert_probes,
+    assert_rows,
+    check_scenario,
+    run_kaic,
+)
 
 REQUIREMENTS = ("workload_sandboxing",)
 OWN_SCENARIOS = {"conformant", "sandbox", "broken-sandbox"}
@@ -45,12 +50,8 @@ def test_matrix_rows_are_complete_and_only_the_sandbox_scenarios_have_them():
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, require_real_node):
     if scenario != "conformant":
         require_real_node(*(GVISOR_BUILDS if scenario == "sandbox" else ()))
-    cluster = cluster_for(scenario)
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *LOCAL_BUSYBOX, version=VERSION)
-    assert_matches_matrix(report, scenario, REQUIREMENTS)
-    assert_probes(report, EXPECTED[scenario])
-    assert report["facts"]["errors"] == {}
-    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
+    check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, EXPECTED[scenario],
+                   *LOCAL_BUSYBOX, version=VERSION)  # fmt: skip
 
 
 @pytest.mark.cluster
