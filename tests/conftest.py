@@ -24,11 +24,19 @@ from kaic.localcluster.scenarios import SCENARIOS
 REAL_NODE_LOCK = "/tmp/kaic-real-node.lock"
 
 
+_held_here = False  # this test process holds the lock: its own real node may be up
+
+
 @contextlib.contextmanager
 def _hold_real_node_lock() -> Iterator[None]:
+    global _held_here
     with open(REAL_NODE_LOCK, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+        _held_here = True
+        try:
+            yield
+        finally:
+            _held_here = False
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +54,8 @@ def _real_node_problem(also: tuple[str, ...]) -> str | None:
         return str(error)
     if missing := [name for name in also if not (bin_dir() / name).exists()]:
         return f"missing {', '.join(str(bin_dir() / name) for name in missing)}: run `make cluster`"
+    if _held_here:  # this session's own real node is up (asking under the lock again would wait on itself)
+        return None
     with _hold_real_node_lock():  # a node another test run holds is waited for, not mistaken for a broken host
         return node.host_problem()
 
