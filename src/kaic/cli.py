@@ -14,7 +14,7 @@ import click
 from kaic import __version__, autoscaling
 from kaic.accelerators import ALLOCATION_MODES
 from kaic.accelerators import PROFILES as ACCELERATOR_PROFILES
-from kaic.cli_errors import InputError, load_report
+from kaic.cli_errors import CONFIG_ERROR, CONFIG_KEY, InputError, KaicGroup, load_report, remember_output_dir
 from kaic.cli_params import Duration, key_value_pairs, split_commas
 from kaic.diff_cli import diff
 from kaic.gang import SCHEDULERS
@@ -251,7 +251,7 @@ def network_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(cls=KaicGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="kaic")
 @click.option(
     "--config",
@@ -266,8 +266,9 @@ def main(ctx: click.Context, config: Path | None) -> None:
 
     try:
         ctx.default_map = config_mod.load(config, main)
+        ctx.meta[CONFIG_KEY] = config or config_mod.default_path()
     except config_mod.ConfigError as exc:
-        raise InputError(str(exc)) from None
+        ctx.meta[CONFIG_ERROR] = InputError(str(exc))  # raised by the command itself: its --help still works
 
 
 main.add_command(profiles)
@@ -329,10 +330,11 @@ def _options(**kwargs: Any) -> Any:
 
 def _usage_errors() -> tuple[type[Exception], ...]:
     from kaic.engine import RunError
+    from kaic.kube import KubeconfigError
     from kaic.plan import PlanError
     from kaic.profile import ProfileError
 
-    return (RunError, PlanError, ProfileError)
+    return (RunError, PlanError, ProfileError, KubeconfigError)
 
 
 @main.command()
@@ -346,7 +348,7 @@ def _usage_errors() -> tuple[type[Exception], ...]:
     "-d",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="KAIC_OUTPUT_DIR",
-    help="New or empty folder for the results [default: ./kaic-results-<UTC time>].",
+    help="New or empty folder for the results [default: ./kaic-results-<UTC time>-<run id>].",
 )
 @click.option("--probe-timeout", type=Duration(), help="Cap on each probe's own timeout.")
 @click.option("--timeout", type=Duration(), help="Timeout of the whole run (then: incomplete, exit 3).")
@@ -367,7 +369,7 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan and touch nothing (same as `kaic plan`).")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--no-color", is_flag=True, envvar="NO_COLOR", help="Plain output [env: NO_COLOR].")
+@click.option("--no-color", is_flag=True, help="Plain output [also when NO_COLOR is set to anything].")
 def run(**kwargs: Any) -> None:
     """Probe the cluster against a profile and write report.json, JUnit and go-test artifacts.
 
@@ -387,6 +389,7 @@ def run(**kwargs: Any) -> None:
         runner = Run(_options(**kwargs), make_reporter(stream, kwargs["no_color"]))
     except _usage_errors() as exc:
         raise InputError(str(exc)) from None
+    remember_output_dir(runner.out_dir)
     try:
         code = runner.execute()
     except _usage_errors() as exc:
@@ -504,10 +507,12 @@ def cleanup(**kwargs: Any) -> None:
     from kaic import kube
 
     try:
-        cluster = kube.connect(kwargs["kubeconfig"], kwargs["context"], kwargs["request_timeout"] or 30.0)
-        deleted = cleanup_mod.sweep(cluster, kwargs["run_id"], kwargs["cleanup_timeout"] or 120.0)
-    except kube.AccessError as exc:
+        cluster = kube.connect(kwargs["kubeconfig"], kwargs["context"], kwargs["request_timeout"])
+    except kube.KubeconfigError as exc:
         raise InputError(str(exc)) from None
+    click.echo(f"kaic: {cluster.connecting()}", err=True)
+    try:
+        deleted = cleanup_mod.sweep(cluster, kwargs["run_id"], kwargs["cleanup_timeout"])
     except Exception as exc:  # noqa: BLE001 - report any API failure plainly, exit "incomplete"
         click.echo(f"kaic: cleanup incomplete: {kube.describe_error(exc)}", err=True)
         sys.exit(ExitCode.INCOMPLETE)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+import threading
 from typing import Any
 
 import click
@@ -12,17 +14,20 @@ _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
 
 
 class Duration(click.ParamType):
-    """Seconds, or a Go-style duration such as 90s, 5m, 1h."""
+    """Seconds, or a Go-style duration such as 90s, 5m, 1h; more than zero (every one is a wait), never a boolean."""
 
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, (int, float)):
-            return float(value)
-        match = _DURATION.match(str(value).strip())
-        if not match:
-            self.fail(f"{value!r} is not a duration such as 300, 90s, 5m or 1h", param, ctx)
-        return float(match[1]) * _UNIT[match[2]]
+        seconds = math.nan
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        elif not isinstance(value, bool) and (match := _DURATION.match(str(value).strip())):
+            seconds = float(match[1]) * _UNIT[match[2]]
+        if not 0 < seconds <= threading.TIMEOUT_MAX:  # also NaN; zero would wait for nothing
+            self.fail(f"{value} is not a duration; use seconds above 0 (300) or a Go duration such as 90s, 5m, 1h",
+                      param, ctx)  # fmt: skip
+        return seconds
 
 
 def key_value_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:

@@ -21,7 +21,7 @@ import yaml
 
 
 class ConfigError(Exception):
-    pass
+    """The config file cannot be used; the message names the file and the key (`run.timeout`)."""
 
 
 def default_path() -> Path:
@@ -29,8 +29,17 @@ def default_path() -> Path:
     return Path(base) / "kaic" / "config.yaml"
 
 
+def _params(command: click.Command) -> dict[str, click.Option]:
+    """The options a config file may set: not --help or --version, which act rather than set."""
+    return {
+        p.name: p
+        for p in command.params
+        if isinstance(p, click.Option) and p.name and p.expose_value and not p.is_eager
+    }
+
+
 def _options(command: click.Command) -> set[str]:
-    return {p.name for p in command.params if isinstance(p, click.Option) and p.name}
+    return set(_params(command))
 
 
 def _defaults(command: click.Command, flat: dict[str, Any], sections: dict[str, Any]) -> dict[str, Any]:
@@ -41,19 +50,69 @@ def _defaults(command: click.Command, flat: dict[str, Any], sections: dict[str, 
     return {**mine, **{k: v for k, v in sections.items() if not isinstance(v, dict)}}
 
 
-def _check(node: dict[str, Any], command: click.Command, path: Path, where: str) -> None:
-    known = _options(command)
+def _check(node: dict[str, Any], command: click.Command, path: Path, where: str) -> dict[str, Any]:
+    """The node with every value checked by its option's own click type and callback, as the flag would be,
+    and spelled as on the command line (click converts default_map values again when a command runs)."""
     subs = command.commands if isinstance(command, click.Group) else {}
-    everything = _all_options(command)
+    checked: dict[str, Any] = {}
     for key, value in node.items():
         field = f"{where}{key}"
         if isinstance(value, dict):
             if key not in subs:
                 raise ConfigError(f"{path}: {field}: no such command; valid: {', '.join(sorted(subs)) or 'none'}")
-            _check(value, subs[key], path, f"{field}.")
-        elif key not in (everything if not where else known):
-            valid = everything if not where else known
-            raise ConfigError(f"{path}: {field}: unknown option; valid: {', '.join(sorted(valid))}")
+            checked[key] = _check(value, subs[key], path, f"{field}.")
+            continue
+        # A top-level key sets that option of every command that has it; a section sets its command's own.
+        owners = _owners(command, key, "kaic") if not where else [("", command)] if key in _options(command) else []
+        if not owners:
+            valid = set().union(*(_all_options(s) for s in subs.values())) if not where else _options(command)
+            raise ConfigError(f"{path}: {field}: unknown option; valid: {', '.join(sorted(valid)) or 'none'}")
+        texts = [_value(f"{path}: {field}", name, owner, _params(owner)[key], value) for name, owner in owners]
+        checked[key] = texts[0]
+    return checked
+
+
+def _owners(command: click.Command, key: str, name: str) -> list[tuple[str, click.Command]]:
+    """The subcommands (at any depth), by command path, that have option `key`."""
+    found: list[tuple[str, click.Command]] = []
+    for sub_name, sub in (command.commands if isinstance(command, click.Group) else {}).items():
+        path = f"{name} {sub_name}"
+        found += ([(path, sub)] if key in _options(sub) else []) + _owners(sub, key, path)
+    return found
+
+
+def _value(where: str, name: str, command: click.Command, param: click.Option, value: Any) -> Any:
+    """The value as its flag would take it; anything the flag would refuse is a ConfigError naming the key."""
+    flag = max(param.opts, key=len) + (f" of `{name}`" if name else "")
+    if value is None:
+        raise ConfigError(f"{where}: has no value; give one (as for {flag}) or remove the key")
+    if param.is_flag:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {value!r} is not true or false ({flag} is a switch)")
+        return value
+    if isinstance(value, list) and not param.multiple:
+        raise ConfigError(f"{where}: expected one value, not a list (as for {flag})")
+    items = value if isinstance(value, list) else [value]
+    texts = [_text(where, flag, param, item) for item in items]
+    raw = texts if param.multiple else texts[0]
+    try:
+        param.process_value(click.Context(command, info_name=command.name), raw)
+    except click.BadParameter as exc:
+        message = exc.message.rstrip(".")
+        raise ConfigError(f"{where}: {message}" + ("" if ";" in message else f"; give a value as for {flag}")) from None
+    return raw
+
+
+def _text(where: str, flag: str, param: click.Option, item: Any) -> str:
+    """One scalar as a command-line word; YAML's booleans and unquoted decimals would be read wrongly."""
+    if isinstance(item, bool):
+        raise ConfigError(f"{where}: {str(item).lower()} is not a {param.type.name}; give a value as for {flag}")
+    if isinstance(item, float) and param.type is click.STRING:
+        raise ConfigError(f"{where}: {item!r} is a number; quote it (YAML reads 1.30 as 1.3)")
+    if not isinstance(item, (str, int, float)):
+        kind = {type(None): "null", dict: "a mapping", list: "a list"}.get(type(item), f"a YAML {type(item).__name__}")
+        raise ConfigError(f"{where}: {kind} is not a {param.type.name}; give a value as for {flag} (quote it)")
+    return str(item)
 
 
 def _all_options(command: click.Command) -> set[str]:
@@ -70,22 +129,33 @@ def load(path: Path | None, root: click.Group) -> dict[str, Any]:
     path = path or default_path()
     if not path.exists():
         if explicit:
-            raise ConfigError(f"{path}: no such config file")
+            raise ConfigError(f"{path}: no such config file; pass an existing YAML file to --config")
         return {}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; a config file is YAML") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {_one_line(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply; a config file is a mapping of option names") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of option names to values")
-    data = _normalise(data)
-    _check(data, root, path, "")
+    data = _check(_normalise(data), root, path, "")
     flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
     sections = {k: v for k, v in data.items() if isinstance(v, dict)}
     return _defaults(root, flat, sections)
 
 
-def _normalise(node: dict[str, Any]) -> dict[str, Any]:
+def _one_line(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{getattr(exc, 'problem', None) or exc}{where}".replace("\n", " ")
+
+
+def _normalise(node: dict[Any, Any]) -> dict[str, Any]:
     """Accept the flag spelling (output-dir) as well as the parameter name (output_dir)."""
     return {
         str(k).replace("-", "_") if not isinstance(v, dict) else str(k): _normalise(v) if isinstance(v, dict) else v

@@ -69,16 +69,44 @@ def new_run_id() -> str:
     return secrets.token_hex(4)
 
 
-def default_output_dir() -> Path:
-    return Path(f"kaic-results-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
+def default_output_dir(run_id: str) -> Path:
+    """Named by time and run id: runs started in the same second never meet."""
+    return Path(f"kaic-results-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{run_id}")
 
 
-def prepare_output_dir(path: Path) -> Path:
-    """A new or empty folder: kaic never overwrites an earlier run's results."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise RunError(f"--output-dir {path}: exists and is not empty; choose a new folder")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def prepare_output_dir(path: Path) -> bool:
+    """Claim a new or empty folder for one run; True when kaic created it (and so may remove it).
+
+    kaic never overwrites an earlier run's results, and two runs never share a folder: the folder is made
+    with a plain mkdir, and the run's report.json is created exclusively (O_EXCL) at once, so of two runs
+    given the same empty folder only one gets it. Any problem is a RunError naming --output-dir and the path.
+    """
+    made = False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+            made = True
+        except FileExistsError:
+            if not path.is_dir() or any(path.iterdir()):
+                raise RunError(f"--output-dir {path}: exists and is not empty; choose a new folder") from None
+        os.close(os.open(path / results.REPORT_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        raise RunError(f"--output-dir {path}: taken by another run; choose a new folder") from None
+    except OSError as exc:
+        raise RunError(
+            f"--output-dir {path}: cannot create the results folder there ({exc.strerror or exc}); "
+            "choose a writable folder"
+        ) from None
+    return made
+
+
+def release_output_dir(path: Path, made: bool) -> None:
+    """Undo prepare_output_dir: a run refused after claiming its folder leaves nothing behind."""
+    with contextlib.suppress(OSError):
+        (path / results.REPORT_FILE).unlink()
+        if made:
+            path.rmdir()
 
 
 def _versions() -> dict[str, str]:
@@ -181,25 +209,29 @@ def _interrupts(run_timeout_s: float | None) -> Iterator[dict[str, bool]]:
 
 class Run:
     def __init__(self, opts: RunOptions, reporter: Reporter) -> None:
+        """Check every input (profile, selection, probe modules, kubeconfig, output folder) before the run
+        claims its folder: a bad one raises ProfileError, PlanError, KubeconfigError or RunError (exit 2)."""
         self.opts = opts
         self.reporter = reporter
         self.id = new_run_id()
         self.profile = load_profile(opts.profile)
         plan_for(self.profile, opts, opts.kubernetes_version)  # bad flags fail before anything is written
-        self.out_dir = prepare_output_dir(opts.output_dir or default_output_dir())
+        self.cluster = kube.connect(opts.kubeconfig, opts.context, opts.request_timeout)  # reads files only
+        self.out_dir = opts.output_dir or default_output_dir(self.id)
+        self.made_out_dir = prepare_output_dir(self.out_dir)
         self.report: Report | None = None
         self.cleanup_kinds: frozenset[str] = frozenset()  # set once planned
+        self.probes_started = False  # until then the run has created nothing in the cluster
 
     def execute(self) -> ExitCode:
         """Run and always leave a valid report; the exit code follows the outcome table."""
-        cluster: kube.Cluster | None = None
         complete, why_incomplete = False, ""
         usage_error = False
+        self.reporter.note(self.cluster.connecting())
         try:
             with _interrupts(self.opts.run_timeout_s) as state:
                 try:
-                    cluster = kube.connect(self.opts.kubeconfig, self.opts.context, self.opts.request_timeout)
-                    complete, why_incomplete = self._run(cluster)
+                    complete, why_incomplete = self._run(self.cluster)
                 except KeyboardInterrupt:
                     complete, why_incomplete = False, "interrupted"
                 if state["timed_out"]:  # the timer interrupts like Ctrl-C; say which it was
@@ -208,12 +240,14 @@ class Run:
             why_incomplete = f"preflight: {exc}"
         except (ProfileError, PlanError):
             usage_error = True  # e.g. --focus names a requirement the detected version's checklist lacks
-            with contextlib.suppress(OSError):
-                self.out_dir.rmdir()
+            release_output_dir(self.out_dir, self.made_out_dir)
+            raise
+        except Exception as exc:
+            why_incomplete = f"internal error: {type(exc).__name__}: {exc}"  # the CLI saves the traceback
             raise
         finally:
             if not usage_error:
-                self._finish(cluster, complete, why_incomplete)
+                self._finish(self.cluster, complete, why_incomplete)
         assert self.report is not None
         return ExitCode(self.report.verdict["exitCode"])
 
@@ -222,7 +256,8 @@ class Run:
         detected = None
         version_error = ""
         try:
-            v = cluster.get("/version")
+            with self.reporter.waiting(f"waiting for the API server at {cluster.server()}"):
+                v = cluster.get("/version")
             detected = f"{v.get('major', '')}.{v.get('minor', '')}"
         except Exception as exc:  # noqa: BLE001 - an unreachable API is a preflight failure, reported below
             version_error = kube.describe_error(exc)
@@ -234,11 +269,13 @@ class Run:
         if version_error:
             return False, f"preflight: API server {cluster.server()} unreachable: {version_error}"
         self.reporter.note(f"run {self.id}: {plan.profile.id}, checklist {plan.version} ({why}), mode {plan.mode}")
-        preflight = run_preflight(cluster, plan.rbac())
+        with self.reporter.waiting(f"preflight: checking {len(plan.rbac())} permissions"):
+            preflight = run_preflight(cluster, plan.rbac())
         self.report.run["preflight"] = {"ok": preflight.ok, "missing": preflight.missing, "error": preflight.error}
         if not preflight.ok:
             return False, f"preflight: {preflight.problem()}"
-        facts = facts_mod.discover(cluster)
+        with self.reporter.waiting("discovering the cluster's facts"):
+            facts = facts_mod.discover(cluster)
         self.report.facts = facts
         self.report.cluster.update(
             {"serverVersion": (facts.get("version") or {}).get("gitVersion"), "uid": facts.get("clusterUID")}
@@ -272,6 +309,7 @@ class Run:
         concurrency = ["-p", "xdist.plugin", "-n", str(workers), "--dist", "loadgroup"] if workers > 1 else []
         args = pytest_args(probe_dirs(self.opts.probe_dirs), "--kaic-run", str(settings), *concurrency)
         self.reporter.start(len(plan.probes))
+        self.probes_started = True
         with (self.out_dir / PYTEST_LOG).open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
             code = pytest.main(args, plugins=[collector])
         interrupted = code == pytest.ExitCode.INTERRUPTED
@@ -306,7 +344,7 @@ class Run:
             plan, why = plan_for(self.profile, self.opts, None)
             self.report = skeleton(plan, self.id, self.opts, None, why)
         report = self.report
-        if cluster is not None:
+        if cluster is not None and self.probes_started:  # before the probes kaic has created nothing
             try:
                 deleted = cleanup.sweep(cluster, self.id, self.opts.cleanup_timeout_s, self.cleanup_kinds)
                 report.run["cleanup"] = {"deleted": deleted, "error": ""}
@@ -334,7 +372,9 @@ def finalize(report: Report, complete: bool, why_incomplete: str) -> None:
         if r.level == "MUST" and r.outcome is Outcome.NOT_APPLICABLE
     ]
     if (report.run.get("cleanup") or {}).get("error"):
-        warnings.append(f"cleanup incomplete: {report.run['cleanup']['error']}; run `kaic cleanup --run-id`")
+        warnings.append(
+            f"cleanup incomplete: {report.run['cleanup']['error']}; run `kaic cleanup --run-id {report.run['id']}`"
+        )
     if quick:
         discovered = complete and all(p.outcome is not Outcome.ERROR for p in report.probes())
         report.verdict = {

@@ -8,6 +8,7 @@ never from the command line, where other users could read them.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import os
@@ -76,13 +77,19 @@ def generate(path_prefix: Path | str, passphrase: bytes) -> KeyPair:
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase),
     )
-    # The temporary file is created 0600 and stays so: the key is never readable by others, even briefly.
-    atomic_write_text(private_path, pem.decode("ascii"), mode=0o600)
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    atomic_write_text(public_path, public_pem.decode("ascii"))
-    public_path.chmod(0o644)
+    try:
+        # The temporary file is created 0600 and stays so: the key is never readable by others, even briefly.
+        atomic_write_text(private_path, pem.decode("ascii"), mode=0o600)
+        atomic_write_text(public_path, public_pem.decode("ascii"))
+        public_path.chmod(0o644)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            private_path.unlink(missing_ok=True)  # never half a pair
+        raise KeyProblem(f"{path_prefix}: cannot write the key pair there ({exc.strerror or exc}); "
+                         "choose a writable folder") from None
     return KeyPair(private_path, public_path, fingerprint(key.public_key()))
 
 

@@ -7,8 +7,12 @@ deserialising thousands of nodes into them is slow. Credentials never leave this
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import socket
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -24,7 +29,12 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
 class AccessError(Exception):
-    """The cluster cannot be reached or the kubeconfig is unusable (no credentials in the message)."""
+    """The cluster cannot be reached or refuses kaic (no credentials in the message)."""
+
+
+class KubeconfigError(Exception):
+    """The kubeconfig is missing, malformed or lacks the context asked for: bad input (exit 2), checked before a
+    run writes anything; the message names the file or flag and what would be valid."""
 
 
 class _Retry(urllib3.Retry):
@@ -65,6 +75,11 @@ class Cluster:
     api: k8s.ApiClient
     context: str
     request_timeout: float
+    source: str = ""  # the kubeconfig file(s), or "in-cluster service account"
+
+    def connecting(self) -> str:
+        """What kaic is about to talk to, said before the first request (which may take a while to fail)."""
+        return f"connecting to {self.server()} (context {self.context}, {self.source})"
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
         """Send one request and return the decoded JSON body; raise ApiException on HTTP errors."""
@@ -179,31 +194,82 @@ class Cluster:
 
 
 def connect(kubeconfig: str | None = None, context: str | None = None, request_timeout: float = 30.0) -> Cluster:
-    """A client from the kubeconfig (flag, $KUBECONFIG, ~/.kube/config) or, in a pod, the service account."""
+    """A client from the kubeconfig (flag, $KUBECONFIG, ~/.kube/config) or, in a pod, the service account.
+
+    Only files are read here, nothing is sent: every problem is a KubeconfigError before a run starts.
+    """
     path = kubeconfig or default_kubeconfig()
     configuration = k8s.Configuration()
-    try:
-        if path:
+    if path:
+        chosen = _checked_context(path, context)
+        try:
             k8s_config.load_kube_config(
-                config_file=path, context=context, client_configuration=configuration, persist_config=False
+                config_file=path, context=chosen, client_configuration=configuration, persist_config=False
             )
-            chosen = context or _current_context(path)
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        except (k8s_config.ConfigException, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise KubeconfigError(f"{path}: context {chosen}: {exc}; fix the kubeconfig or pick another --context")
+        source = path
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        try:
             k8s_config.load_incluster_config(client_configuration=configuration)
-            chosen = "in-cluster"
-        else:
-            raise AccessError(
-                "no kubeconfig: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config or run in a pod"
-            )
-    except (k8s_config.ConfigException, OSError, ValueError) as exc:
-        raise AccessError(f"kubeconfig {path or '(in-cluster)'}: {exc}") from None
+        except (k8s_config.ConfigException, OSError, ValueError) as exc:
+            raise KubeconfigError(f"in-cluster service account: {exc}; pass --kubeconfig instead") from None
+        chosen, source = "in-cluster", "in-cluster service account"
+    else:
+        raise KubeconfigError(
+            "--kubeconfig: none given and none found (KUBECONFIG unset, no ~/.kube/config, not in a pod); "
+            "pass --kubeconfig FILE or set KUBECONFIG"
+        )
     configuration.retries = _retry()
-    return Cluster(api=k8s.ApiClient(configuration), context=chosen, request_timeout=request_timeout)
+    return Cluster(k8s.ApiClient(configuration), chosen, request_timeout, source)
 
 
-def _current_context(path: str) -> str:
-    _, active = k8s_config.list_kube_config_contexts(config_file=path)
-    return (active or {}).get("name", "")
+def _checked_context(path: str, context: str | None) -> str:
+    """The context to use, after reading every file of a KUBECONFIG-style list as kubectl merges them."""
+    files = [os.path.expanduser(p) for p in path.split(os.pathsep) if p]
+    found = [f for f in files if os.path.exists(f)]
+    if not found:
+        raise KubeconfigError(f"{path}: no such kubeconfig file; pass an existing file to --kubeconfig")
+    names: list[str] = []
+    current = None
+    for file in found:
+        data = _read_kubeconfig(file)
+        for section in ("clusters", "contexts", "users"):
+            items = data.get(section) or []
+            if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("name"), str)
+                                                      for i in items):  # fmt: skip
+                raise KubeconfigError(f"{file}: {section}: expected a list of entries each with a name")
+        names += [c["name"] for c in data.get("contexts") or [] if c["name"] not in names]
+        if current is None and data.get("current-context"):
+            current = str(data["current-context"])
+    valid = f"contexts: {', '.join(names)}" if names else "it has no contexts"
+    if context is not None:
+        if context not in names:
+            raise KubeconfigError(f"--context {context}: no such context in {path}; {valid}")
+        return context
+    if not current:
+        raise KubeconfigError(f"{path}: no current-context; pass --context ({valid})")
+    if current not in names:
+        raise KubeconfigError(f"{path}: current-context {current} does not exist; pass --context ({valid})")
+    return current
+
+
+def _read_kubeconfig(file: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(file).read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise KubeconfigError(f"{file}: cannot read the kubeconfig: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise KubeconfigError(f"{file}: not a kubeconfig (not UTF-8 text); pass a YAML kubeconfig") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise KubeconfigError(f"{file}: kubeconfig is not valid YAML: {problem}{where}") from None
+    if not isinstance(data, dict):
+        what = "empty" if data is None else "not a mapping"
+        raise KubeconfigError(f"{file}: kubeconfig is {what}; expected apiVersion, clusters, contexts, users")
+    return data
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -217,14 +283,55 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def describe_error(exc: BaseException) -> str:
-    """A one-line, credential-free description of a failed call."""
+    """A one-line, credential-free description of a failed call, in kubectl's words (no client class names)."""
     if isinstance(exc, ApiException):
         message = ""
         try:
             message = json.loads(exc.body or "{}").get("message", "")
         except (ValueError, AttributeError):
             message = (exc.body or "")[:200] if isinstance(exc.body, str) else ""
-        return f"HTTP {exc.status} {exc.reason}: {message}".strip()
-    if isinstance(exc, urllib3.exceptions.HTTPError):
-        return f"cannot reach the API server: {type(exc).__name__}"
+        text = f"HTTP {exc.status} {exc.reason}: {message}".strip().rstrip(":")
+        return f"{text} ({_CAUSES[exc.status]})" if exc.status in _CAUSES else text
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
+        return _connection_problem(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+_CAUSES = {
+    401: "Unauthorized: the server did not accept the kubeconfig's credentials; the token or client "
+    "certificate may have expired or been revoked: log in again",
+    403: "Forbidden: the credentials are valid but RBAC does not allow this; see `kaic plan --rbac`",
+}
+_ERRNO = {
+    errno.ECONNREFUSED: "connection refused (is the API server running, and are host and port right?)",
+    errno.ECONNRESET: "connection reset by peer",
+    errno.EHOSTUNREACH: "no route to host",
+    errno.ENETUNREACH: "network is unreachable",
+}
+
+
+def _connection_problem(exc: BaseException) -> str:
+    """What went wrong on the wire: refused, timed out, no such host, a certificate problem, ..."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for link in chain:
+        if isinstance(link, ssl.SSLCertVerificationError):
+            return f"tls: failed to verify certificate: {link.verify_message or link.reason}"
+        if isinstance(link, ssl.SSLError):
+            return f"tls: {link.reason or link}"
+        if isinstance(link, socket.gaierror):
+            return f"no such host ({link.strerror})"
+        if isinstance(link, OSError) and link.errno in _ERRNO:
+            return _ERRNO[link.errno]
+    if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError, socket.timeout)):
+        seconds = re.search(r"timeout=([\d.]+)", str(exc))
+        return f"timed out after {float(seconds[1]):g}s" if seconds else "timed out"
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return "the connection was closed before the server answered"
+    strerror = next((link.strerror for link in chain if isinstance(link, OSError) and link.strerror), "")
+    return f"cannot reach the API server: {strerror or 'connection failed'}"

@@ -49,7 +49,14 @@ def _catalog(directories: tuple[Path, ...]) -> dict[str, ProbeSpec]:
             assert spec and spec.loader
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
-            spec.loader.exec_module(module)
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                del sys.modules[module_name]
+                if index == 0:
+                    raise  # kaic's own probes: a bug in kaic, not bad input
+                raise PlanError(f"--probe-dir {directory}: {path.name} cannot be imported: {_one_line(exc)}; "
+                                "fix the module or leave out that --probe-dir") from None
             for obj in vars(module).values():
                 probe = getattr(obj, "kaic_probe", None)
                 if isinstance(probe, ProbeSpec):
@@ -57,6 +64,13 @@ def _catalog(directories: tuple[Path, ...]) -> dict[str, ProbeSpec]:
                         raise PlanError(f"{path}: probe {probe.name} is declared twice")
                     specs[probe.name] = probe
     return specs
+
+
+def _one_line(exc: Exception) -> str:
+    """An import failure as people read it: a syntax error's line, else the exception's own words."""
+    if isinstance(exc, SyntaxError):
+        return f"{exc.msg} (line {exc.lineno})"
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 @dataclass

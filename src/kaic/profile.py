@@ -99,9 +99,13 @@ def choose_version(profile: Profile, detected: str | None, override: str | None)
     """
     supported = profile.minors()
     if override is not None:
-        chosen = _parse_minor(override, profile)
+        try:
+            chosen = _parse_minor(override, profile)
+        except ProfileError as exc:
+            raise ProfileError("--kubernetes-version", "", exc.message) from None
         if chosen not in supported:
-            raise _version_error(profile, f"Kubernetes {chosen} is not covered")
+            raise ProfileError("--kubernetes-version", "", _version_error(profile, f"Kubernetes {chosen} is not "
+                               f"covered by profile {profile.id} ({profile.source})").message)  # fmt: skip
         seen = f"server reports {detected}" if detected else "server version not detected"
         return chosen, f"set by --kubernetes-version; {seen}"
     if detected is None:

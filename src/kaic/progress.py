@@ -6,11 +6,14 @@ original fd, so pytest's output capture cannot freeze it); stdout stays for mach
 
 from __future__ import annotations
 
+import contextlib
 import os
+from contextlib import AbstractContextManager
 from typing import IO, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from kaic.outcomes import Outcome
 from kaic.probe import ProbeSpec
@@ -30,6 +33,7 @@ class Reporter(Protocol):
     def probe_started(self, spec: ProbeSpec) -> None: ...
     def probe_finished(self, result: ProbeResult) -> None: ...
     def note(self, message: str) -> None: ...
+    def waiting(self, message: str) -> AbstractContextManager[object]: ...
     def stop(self) -> None: ...
 
 
@@ -68,6 +72,10 @@ class PlainReporter:
     def note(self, message: str) -> None:
         print(f"kaic: {message}", file=self.stream, flush=True)
 
+    def waiting(self, message: str) -> AbstractContextManager[object]:
+        """No spinner in a log: the lines before and after say what happened."""
+        return contextlib.nullcontext()
+
     def stop(self) -> None:
         self.stream.flush()
 
@@ -98,6 +106,10 @@ class RichReporter:
 
     def note(self, message: str) -> None:
         self.console.print(f"kaic: {message}", markup=False)
+
+    def waiting(self, message: str) -> AbstractContextManager[object]:
+        """A spinner while kaic waits on the API server (preflight), so a slow server never looks hung."""
+        return self.console.status(Text(message))
 
     def stop(self) -> None:
         self.bar.stop()

@@ -7,6 +7,7 @@ that says it is incomplete.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -20,6 +21,14 @@ REPORT_SCHEMA_VERSION = "kaic.dev/report/v1"
 _JSON_NAMES = {"upstream_test": "upstreamTest", "started_at": "startedAt", "duration_s": "durationSeconds"}
 _PY_NAMES = {v: k for k, v in _JSON_NAMES.items()}
 REPORT_FILE = "report.json"
+SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "report.schema.json"
+
+
+_EXPECTED = f"expected a kaic result folder or its {REPORT_FILE} ({REPORT_SCHEMA_VERSION})"
+
+
+class ReportError(ValueError):
+    """A report.json that cannot be used: unreadable, not JSON, or not valid against kaic's report schema."""
 
 
 @dataclass
@@ -145,6 +154,43 @@ def save(report: Report, out_dir: Path) -> Path:
 
 
 def load(out_dir_or_file: Path) -> Report:
+    """A saved run from its folder or its report.json; any problem is a ReportError naming the file."""
     path = out_dir_or_file / REPORT_FILE if out_dir_or_file.is_dir() else out_dir_or_file
-    with path.open(encoding="utf-8") as fh:
-        return Report.from_dict(json.load(fh))
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}; {_EXPECTED}") from None
+    return parse(data, path)
+
+
+def parse(data: bytes, path: Path | str) -> Report:
+    """report.json's bytes, checked against kaic's published report schema before anything trusts them."""
+    import jsonschema  # here, not at the top: only commands that read a saved run pay for it
+
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ReportError(f"{path}: not JSON ({' '.join(str(exc).split())}); {_EXPECTED}") from None
+    try:
+        error = jsonschema.exceptions.best_match(_report_validator().iter_errors(doc))
+    except RecursionError:
+        raise ReportError(f"{path}: nested too deeply; {_EXPECTED}") from None
+    if error is not None:
+        raise ReportError(f"{path}: {error.json_path}: {_short(error.message)}; {_EXPECTED}")
+    try:
+        return Report.from_dict(doc)
+    except (ValueError, TypeError, KeyError) as exc:  # rules beyond the schema, e.g. an unknown needs a reason
+        raise ReportError(f"{path}: {exc}; {_EXPECTED}") from None
+
+
+@functools.cache
+def _report_validator() -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
+
+
+def _short(message: str, limit: int = 200) -> str:
+    """jsonschema quotes the offending value whole; a line on a terminal needs only its start."""
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 1] + "…"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kaic.atomic import atomic_write_text
 from kaic.outcomes import TABLE, Outcome, Verdict
-from kaic.results import REPORT_FILE, Report
+from kaic.results import REPORT_FILE, Report, ReportError, parse
 from kaic.writers.gotest import E2E_LOG_FILE, RESULTS_FILE
 from kaic.writers.junit import JUNIT_FILE, KAIC_JUNIT_FILE
 from kaic.writers.summary import SUMMARY_FILE
@@ -161,9 +161,9 @@ def bundle(dsse: dict, hint: str) -> dict:
 def statement(run_dir: Path, report_bytes: bytes) -> dict:
     """The statement over the artifacts in `run_dir`; report.json is taken from `report_bytes`, read once."""
     try:
-        report = Report.from_dict(json.loads(report_bytes))
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise SignError(f"{run_dir / REPORT_FILE}: not a kaic report: {exc}") from None
+        report = parse(report_bytes, run_dir / REPORT_FILE)
+    except ReportError as exc:
+        raise SignError(str(exc)) from None
     subjects = [{"name": REPORT_FILE, "digest": {"sha256": hashlib.sha256(report_bytes).hexdigest()}}]
     subjects += [
         {"name": name, "digest": {"sha256": sha256_file(run_dir / name)}}
@@ -189,7 +189,10 @@ def sign_run(run_dir: Path, private_key: EllipticCurvePrivateKey) -> list[Path]:
         raise SignError(
             f"{run_dir}: already signed ({', '.join(existing)}); remove those files to sign again"
         )
-    report_bytes = (run_dir / REPORT_FILE).read_bytes()
+    try:
+        report_bytes = (run_dir / REPORT_FILE).read_bytes()
+    except OSError as exc:
+        raise SignError(f"{run_dir / REPORT_FILE}: cannot read: {exc.strerror or exc}") from None
     payload = json.dumps(statement(run_dir, report_bytes), sort_keys=True, separators=(",", ":")).encode()
     dsse = envelope(payload, private_key)
     detached = private_key.sign(report_bytes, ec.ECDSA(hashes.SHA256()))
@@ -198,4 +201,8 @@ def sign_run(run_dir: Path, private_key: EllipticCurvePrivateKey) -> list[Path]:
         BUNDLE_FILE: json.dumps(bundle(dsse, keyid(private_key)), indent=2) + "\n",
         SIGNATURE_FILE: _b64(detached),
     }
-    return [atomic_write_text(run_dir / name, text) for name, text in texts.items()]
+    try:
+        return [atomic_write_text(run_dir / name, text) for name, text in texts.items()]
+    except OSError as exc:
+        raise SignError(f"{run_dir}: cannot write the signatures there ({exc.strerror or exc}); "
+                        "sign a writable copy of the folder") from None

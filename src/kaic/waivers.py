@@ -77,8 +77,10 @@ def load(path: Path) -> list[Waiver]:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # a SafeLoader subclass
     except OSError as exc:
         raise WaiverError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise WaiverError(f"{path}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise WaiverError(f"{path}: not UTF-8 text; a waiver file is YAML") from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise WaiverError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict) or set(data) != {"waivers"} or not isinstance(data["waivers"], list):
         raise WaiverError(f"{path}: expected a mapping with one key, 'waivers', holding a list of waivers")
     return [_entry(path, index, entry) for index, entry in enumerate(data["waivers"])]

@@ -91,10 +91,21 @@ def test_input_errors_exit_2(runner, args, message):
     assert message in result.output
 
 
+# A kubeconfig of a server on a closed loopback port: valid input, nothing listening.
+UNREACHABLE_KUBECONFIG = (
+    "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+    "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+    "users: [{name: u, user: {token: secret-token-value}}]\n"
+    "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+)
+
+
 def test_run_refuses_a_non_empty_output_dir(runner, tmp_path):
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "report.json").write_text("{}")
-    result = runner.invoke(main, ["run", "--output-dir", str(tmp_path / "old")])
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
+    result = runner.invoke(main, ["run", "--kubeconfig", str(kubeconfig), "--output-dir", str(tmp_path / "old")])
     assert result.exit_code == 2 and "not empty" in result.output
     assert (tmp_path / "old" / "report.json").read_text() == "{}"
 
@@ -128,12 +139,7 @@ def test_light_commands_import_no_heavy_module(args):
 def test_run_against_an_unreachable_api_is_incomplete_with_a_valid_report(tmp_path):
     """A kubeconfig pointing at a closed loopback port: preflight fails, exit 3, report saved and marked."""
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n"
-        "users: [{name: u, user: {token: secret-token-value}}]\n"
-        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
-    )
+    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "kaic", "run", "--kubeconfig", str(kubeconfig), "--output-dir", str(out),

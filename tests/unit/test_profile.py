@@ -212,19 +212,22 @@ def test_choose_version_falls_back_to_the_nearest_lower_minor(profile: Profile) 
 
 
 @pytest.mark.parametrize(
-    ("detected", "override", "message"),
+    ("detected", "override", "where", "message"),
     [
-        ("1.32", None, "server version 1.32 is older than every checklist; supported: 1.33, 1.34"),
-        ("1.36", "1.32", "Kubernetes 1.32 is not covered; supported: 1.33, 1.34, 1.35, 1.36, 1.37"),
-        (None, "latest", "'latest' is not a Kubernetes version such as 1.35"),
+        ("1.32", None, f"{BUILTIN}: checklists: ",
+         "server version 1.32 is older than every checklist; supported: 1.33, 1.34"),
+        ("1.36", "1.32", "--kubernetes-version: ",
+         f"Kubernetes 1.32 is not covered by profile ai-v1.0 ({BUILTIN}); supported: 1.33, 1.34, 1.35, 1.36, 1.37"),
+        (None, "latest", "--kubernetes-version: ", "'latest' is not a Kubernetes version such as 1.35"),
     ],
-)
+)  # fmt: skip
 def test_choose_version_refuses(
-    profile: Profile, detected: str | None, override: str | None, message: str
+    profile: Profile, detected: str | None, override: str | None, where: str, message: str
 ) -> None:
+    """A server too old is the profile's limit; a version asked for is named by its flag."""
     with pytest.raises(ProfileError) as err:
         choose_version(profile, detected, override)
-    assert str(err.value).startswith(f"{BUILTIN}: checklists: ")
+    assert str(err.value).startswith(where)
     assert message in str(err.value)
 
 

@@ -85,7 +85,7 @@ def test_show_a_profile_file(tmp_path: Path) -> None:
     [
         (
             ("show", "ai-v1.0", "--kubernetes-version", "1.32"),
-            "Kubernetes 1.32 is not covered; supported: 1.33",
+            "--kubernetes-version: Kubernetes 1.32 is not covered by profile ai-v1.0",
         ),
         (("show", "ai-v9"), "ai-v9: no built-in profile of that name (available: ai-v1.0)"),
         (("show", "./missing.yaml"), "missing.yaml: no such file"),

@@ -38,7 +38,10 @@ def test_behavioural_outcome_with_reason():
 
 
 def test_round_trip_and_atomic_save(tmp_path):
-    report = Report(run={"id": "x", "mode": "quick"}, kaic={}, profile={}, checklist={})
+    report = Report(
+        run={"id": "x", "mode": "quick", "startedAt": "2026-09-15T10:00:00.000Z", "complete": False},
+        kaic={}, profile={"id": "p", "version": "1"}, checklist={"detected": None, "chosen": "1.35"},
+    )  # fmt: skip
     report.requirements.append(RequirementResult("r", "c", "MUST", probes=[probe("b", Outcome.PASSED)]))
     save(report, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
