@@ -251,7 +251,7 @@ def network_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@click.group(cls=KaicGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group("kaic", cls=KaicGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="kaic")
 @click.option(
     "--config",

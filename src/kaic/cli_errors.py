@@ -40,7 +40,7 @@ class InputError(click.ClickException):
     exit_code = ExitCode.USAGE
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"{PREFIX}{self.format_message()}", err=True)
+        click.echo(PREFIX + " ".join(self.format_message().split()), err=True)  # one line, whatever the cause
 
 
 class OperationError(InputError):
@@ -83,7 +83,7 @@ class KaicGroup(click.Group):
             exc.show()
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
-            click.echo(PREFIX + usage_line(exc), err=True)
+            click.echo(PREFIX + " ".join(usage_line(exc).split()), err=True)
             sys.exit(ExitCode.USAGE)
         except click.ClickException as exc:
             exc.show()

@@ -30,42 +30,46 @@ def default_path() -> Path:
 
 
 def _params(command: click.Command) -> dict[str, click.Option]:
-    """The options a config file may set: not --help or --version, which act rather than set."""
-    return {
-        p.name: p
-        for p in command.params
-        if isinstance(p, click.Option) and p.name and p.expose_value and not p.is_eager
-    }
+    """The options a config file may set, by every spelling (parameter name, long flag; `-` or `_`): not
+    --help or --version, which act rather than set."""
+    found: dict[str, click.Option] = {}
+    for p in command.params:
+        if isinstance(p, click.Option) and p.name and p.expose_value and not p.is_eager:
+            for spelling in [p.name, *(o.lstrip("-") for o in p.opts if o.startswith("--"))]:
+                found[spelling.replace("-", "_")] = p
+    return found
 
 
-def _options(command: click.Command) -> set[str]:
-    return set(_params(command))
+def _flags(params: dict[str, click.Option]) -> set[str]:
+    """How the valid keys are listed: as the long flags are spelled."""
+    return {max(p.opts, key=len).lstrip("-") for p in params.values()}
 
 
 def _defaults(command: click.Command, flat: dict[str, Any], sections: dict[str, Any]) -> dict[str, Any]:
-    mine = {k: v for k, v in flat.items() if k in _options(command)}
+    params = _params(command)
+    mine = {params[k].name: v for k, v in flat.items() if k in params}
     if isinstance(command, click.Group):
         for name, sub in command.commands.items():
             mine[name] = _defaults(sub, flat, sections.get(name) or {})
-    return {**mine, **{k: v for k, v in sections.items() if not isinstance(v, dict)}}
+    return {**mine, **{params[k].name: v for k, v in sections.items() if not isinstance(v, dict)}}
 
 
-def _check(node: dict[str, Any], command: click.Command, path: Path, where: str) -> dict[str, Any]:
+def _check(node: dict[Any, Any], command: click.Command, path: Path, where: str) -> dict[str, Any]:
     """The node with every value checked by its option's own click type and callback, as the flag would be,
     and spelled as on the command line (click converts default_map values again when a command runs)."""
     subs = command.commands if isinstance(command, click.Group) else {}
     checked: dict[str, Any] = {}
-    for key, value in node.items():
-        field = f"{where}{key}"
+    for raw, value in node.items():
+        field, key = f"{where}{raw}", str(raw).replace("-", "_")
         if isinstance(value, dict):
-            if key not in subs:
+            if str(raw) not in subs:
                 raise ConfigError(f"{path}: {field}: no such command; valid: {', '.join(sorted(subs)) or 'none'}")
-            checked[key] = _check(value, subs[key], path, f"{field}.")
+            checked[str(raw)] = _check(value, subs[str(raw)], path, f"{field}.")
             continue
         # A top-level key sets that option of every command that has it; a section sets its command's own.
-        owners = _owners(command, key, "kaic") if not where else [("", command)] if key in _options(command) else []
+        owners = _owners(command, key, "kaic") if not where else [("", command)] if key in _params(command) else []
         if not owners:
-            valid = set().union(*(_all_options(s) for s in subs.values())) if not where else _options(command)
+            valid = set().union(*(_all_flags(s) for s in subs.values())) if not where else _flags(_params(command))
             raise ConfigError(f"{path}: {field}: unknown option; valid: {', '.join(sorted(valid)) or 'none'}")
         texts = [_value(f"{path}: {field}", name, owner, _params(owner)[key], value) for name, owner in owners]
         checked[key] = texts[0]
@@ -77,7 +81,7 @@ def _owners(command: click.Command, key: str, name: str) -> list[tuple[str, clic
     found: list[tuple[str, click.Command]] = []
     for sub_name, sub in (command.commands if isinstance(command, click.Group) else {}).items():
         path = f"{name} {sub_name}"
-        found += ([(path, sub)] if key in _options(sub) else []) + _owners(sub, key, path)
+        found += ([(path, sub)] if key in _params(sub) else []) + _owners(sub, key, path)
     return found
 
 
@@ -115,12 +119,12 @@ def _text(where: str, flag: str, param: click.Option, item: Any) -> str:
     return str(item)
 
 
-def _all_options(command: click.Command) -> set[str]:
-    names = set(_options(command))
+def _all_flags(command: click.Command) -> set[str]:
+    flags = _flags(_params(command))
     if isinstance(command, click.Group):
         for sub in command.commands.values():
-            names |= _all_options(sub)
-    return names
+            flags |= _all_flags(sub)
+    return flags
 
 
 def load(path: Path | None, root: click.Group) -> dict[str, Any]:
@@ -143,7 +147,10 @@ def load(path: Path | None, root: click.Group) -> dict[str, Any]:
         raise ConfigError(f"{path}: nested too deeply; a config file is a mapping of option names") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of option names to values")
-    data = _check(_normalise(data), root, path, "")
+    try:
+        data = _check(data, root, path, "")
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply, or refers to itself through a YAML alias") from None
     flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
     sections = {k: v for k, v in data.items() if isinstance(v, dict)}
     return _defaults(root, flat, sections)
@@ -153,11 +160,3 @@ def _one_line(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     return f"{getattr(exc, 'problem', None) or exc}{where}".replace("\n", " ")
-
-
-def _normalise(node: dict[Any, Any]) -> dict[str, Any]:
-    """Accept the flag spelling (output-dir) as well as the parameter name (output_dir)."""
-    return {
-        str(k).replace("-", "_") if not isinstance(v, dict) else str(k): _normalise(v) if isinstance(v, dict) else v
-        for k, v in node.items()
-    }

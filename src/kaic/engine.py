@@ -81,24 +81,30 @@ def prepare_output_dir(path: Path) -> bool:
     with a plain mkdir, and the run's report.json is created exclusively (O_EXCL) at once, so of two runs
     given the same empty folder only one gets it. Any problem is a RunError naming --output-dir and the path.
     """
-    made = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        made = _new_or_empty(path)
         try:
-            path.mkdir()
-            made = True
+            os.close(os.open(path / results.REPORT_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         except FileExistsError:
-            if not path.is_dir() or any(path.iterdir()):
-                raise RunError(f"--output-dir {path}: exists and is not empty; choose a new folder") from None
-        os.close(os.open(path / results.REPORT_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-    except FileExistsError:
-        raise RunError(f"--output-dir {path}: taken by another run; choose a new folder") from None
+            raise RunError(f"--output-dir {path}: taken by another run; choose a new folder") from None
     except OSError as exc:
         raise RunError(
             f"--output-dir {path}: cannot create the results folder there ({exc.strerror or exc}); "
             "choose a writable folder"
         ) from None
     return made
+
+
+def _new_or_empty(path: Path) -> bool:
+    """mkdir, without exist_ok: True when this call made the folder; an existing one must be an empty folder."""
+    try:
+        path.mkdir()
+        return True
+    except FileExistsError:
+        if not path.is_dir() or any(path.iterdir()):
+            raise RunError(f"--output-dir {path}: exists and is not empty; choose a new folder") from None
+        return False
 
 
 def release_output_dir(path: Path, made: bool) -> None:

@@ -163,7 +163,10 @@ def _load(path: Path, validate: bool) -> Profile:
 def _validate(data: Any, path: Path) -> None:
     import jsonschema  # here, not at the top: only files from outside kaic pay for it
 
-    _check_keys(data, path, [])
+    try:
+        _check_keys(data, path, [])
+    except RecursionError:
+        raise ProfileError(path, "", "nested too deeply, or refers to itself through a YAML alias") from None
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
     if error is not None:

@@ -281,3 +281,9 @@ def build_certified_report() -> Report:
 @pytest.fixture
 def certified_report() -> Report:
     return build_certified_report()
+
+
+@pytest.fixture(scope="session")
+def report_builders() -> tuple[Any, Any]:
+    """build_sample_report and build_certified_report, for module- and session-scoped fixtures."""
+    return build_sample_report, build_certified_report

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from kaic.cli_errors import InputError, OperationError
 from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR
 from kaic.localcluster.scenarios import DEFAULT_SCENARIO, SCENARIOS
 
@@ -56,7 +57,7 @@ def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
     try:
         local.up(shape, find_binaries(), timeout=timeout)
     except ClusterError as error:
-        raise click.ClickException(str(error)) from error
+        raise OperationError(str(error)) from error
     shown = f"{scenario}, real node {node.NODE_NAME}" if shape.real_node else scenario
     click.echo(
         f"cluster up ({shown}) in {time.monotonic() - started:.1f}s; logs in {local.state_dir / 'logs'}"
@@ -74,9 +75,9 @@ def down(state_dir: Path) -> None:
     try:
         busy = local.down()
     except ClusterError as error:
-        raise click.ClickException(str(error)) from error
+        raise OperationError(str(error)) from error
     if busy:
-        raise click.ClickException(f"stopped, but ports still in use: {busy}")
+        raise OperationError(f"stopped, but ports still in use: {busy}")
     click.echo(f"cluster down; removed {local.state_dir}")
 
 
@@ -116,7 +117,7 @@ def kubeconfig(state_dir: Path) -> None:
 
     local = LocalCluster(state_dir)
     if not local.kubeconfig.exists():
-        raise click.ClickException(f"no cluster in {local.state_dir}; run `kaic cluster up`")
+        raise InputError(f"--state-dir {local.state_dir}: no cluster there; run `kaic cluster up`")
     click.echo(str(local.kubeconfig))
 
 
