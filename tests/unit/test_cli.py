@@ -147,10 +147,16 @@ def test_run_against_an_unreachable_api_is_incomplete_with_a_valid_report(tmp_pa
         check=False, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "CI": "true"},
     )  # fmt: skip
     assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.startswith(f"kaic: connecting to https://127.0.0.1:9 (context c, {kubeconfig})\n")
     report = json.loads((out / "report.json").read_text())
     assert report["run"]["complete"] is False
-    assert "unreachable" in report["run"]["incompleteReason"]
+    assert report["run"]["incompleteReason"] == (
+        "preflight: API server https://127.0.0.1:9 unreachable: connection refused "
+        "(is the API server running, and are host and port right?)"
+    )
+    assert "Error" not in proc.stderr  # no urllib3 class names (MaxRetryError, NewConnectionError)
     assert report["verdict"]["exitCode"] == 3
+    assert "cleanup" not in report["run"] and report["verdict"]["warnings"] == []  # nothing was created
     assert {p.name for p in out.iterdir()} >= {"report.json", "junit.xml", "results.json", "e2e.log", "summary.md"}
     everything = proc.stdout + proc.stderr + "".join(p.read_text() for p in out.iterdir())
     assert "secret-token-value" not in everything
@@ -215,3 +221,32 @@ def test_metrics_flags_reach_the_probe_settings(runner, monkeypatch):
     assert (given["metrics_utilization_metric"], given["metrics_memory_metric"]) == ("u", "m")
     bad = runner.invoke(main, ["plan", "--prometheus-service", "prometheus-operated"])
     assert bad.exit_code == 2 and "--prometheus-service" in bad.output and "NAMESPACE/NAME" in bad.output
+
+
+def test_the_cleanup_hint_names_the_run(sample_report):
+    from kaic.engine import finalize
+
+    sample_report.run["cleanup"] = {"deleted": [], "error": "connection refused"}
+    finalize(sample_report, complete=True, why_incomplete="")
+    assert "cleanup incomplete: connection refused; run `kaic cleanup --run-id r1`" in sample_report.verdict["warnings"]
+
+
+def test_a_spinner_on_a_terminal_and_none_in_a_log(monkeypatch):
+    """Preflight waits show a rich status on a terminal; a log (not a TTY, or CI set) gets no spinner frames."""
+    import io
+
+    from rich.console import Console
+
+    from kaic.progress import PlainReporter, RichReporter, make_reporter
+
+    monkeypatch.delenv("CI", raising=False)
+    assert isinstance(make_reporter(io.StringIO()), PlainReporter)
+    terminal = io.StringIO()
+    reporter = RichReporter(Console(file=terminal, force_terminal=True, width=80))
+    with reporter.waiting("preflight: checking 3 permissions"):
+        pass
+    assert "preflight: checking 3 permissions" in terminal.getvalue()
+    log = io.StringIO()
+    with PlainReporter(log).waiting("preflight: checking 3 permissions"):
+        pass
+    assert log.getvalue() == ""

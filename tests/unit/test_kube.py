@@ -59,3 +59,73 @@ def test_watch_lines_survive_chunks_split_anywhere():
 
     stream = [b'{"type":"ADDED"}\n{"ty', b'pe":"MODIFIED"}', b"\n\n", b'{"type":"DELETED"}']
     assert list(_lines(iter(stream))) == [b'{"type":"ADDED"}', b'{"type":"MODIFIED"}', b'{"type":"DELETED"}']
+
+
+KUBECONFIG = (
+    "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+    "clusters: [{{name: c, cluster: {{server: '{server}'}}}}]\n"
+    "users: [{{name: u, user: {{token: secret-token-value}}}}]\n"
+    "contexts: [{{name: c, context: {{cluster: c, user: u}}}}]\n"
+)
+
+
+def _cluster(tmp_path, server: str, request_timeout: float = 2.0, name: str = "kubeconfig") -> kube.Cluster:
+    path = tmp_path / name
+    path.write_text(KUBECONFIG.format(server=server))
+    return kube.connect(str(path), request_timeout=request_timeout)
+
+
+def test_connecting_names_server_context_and_file(tmp_path):
+    cluster = _cluster(tmp_path, "https://127.0.0.1:9")
+    assert cluster.connecting() == f"connecting to https://127.0.0.1:9 (context c, {tmp_path / 'kubeconfig'})"
+
+
+def test_a_refused_connection_is_said_as_kubectl_says_it(tmp_path):
+    """A closed loopback port (nothing else is ever dialled)."""
+    with pytest.raises(Exception) as err:
+        _cluster(tmp_path, "https://127.0.0.1:9").get("/version")
+    text = kube.describe_error(err.value)
+    assert text.startswith("connection refused") and "Error" not in text and "Pool" not in text
+
+
+def test_a_silent_server_times_out_after_the_request_timeout(tmp_path):
+    """A loopback listener that accepts and never answers."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(Exception) as err:
+            _cluster(tmp_path, f"https://127.0.0.1:{port}", request_timeout=0.5).get("/version")
+    assert kube.describe_error(err.value) == "timed out after 0.5s"
+
+
+def test_certificate_problems_and_refused_credentials_name_their_cause():
+    import ssl
+
+    import urllib3
+
+    cause = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    cause.verify_message = "self-signed certificate"
+    wrapped = urllib3.exceptions.SSLError(cause)
+    wrapped.__cause__ = cause
+    failed = urllib3.exceptions.MaxRetryError(None, "/version", wrapped)  # type: ignore[arg-type]
+    assert kube.describe_error(failed) == "tls: failed to verify certificate: self-signed certificate"
+    unauthorized = ApiException(status=401, reason="Unauthorized")
+    unauthorized.body = '{"kind":"Status","message":"Unauthorized"}'
+    assert "the server did not accept the kubeconfig's credentials" in kube.describe_error(unauthorized)
+
+
+def test_kubeconfig_lists_merge_like_kubectl(tmp_path, monkeypatch):
+    """KUBECONFIG=a:b: contexts of both files; the first current-context wins; missing files are skipped."""
+    first = tmp_path / "a"
+    first.write_text(KUBECONFIG.format(server="https://127.0.0.1:9"))
+    second = tmp_path / "b"
+    second.write_text(KUBECONFIG.format(server="https://127.0.0.1:10").replace("name: c", "name: d")
+                      .replace("cluster: c", "cluster: d").replace("current-context: c", "current-context: d"))
+    listed = f"{tmp_path / 'gone'}:{first}:{second}"
+    assert kube.connect(listed).context == "c"
+    assert kube.connect(listed, context="d").server() == "https://127.0.0.1:10"
+    with pytest.raises(kube.KubeconfigError, match="--context e: no such context in .*; contexts: c, d"):
+        kube.connect(listed, context="e")
