@@ -250,3 +250,14 @@ def test_a_spinner_on_a_terminal_and_none_in_a_log(monkeypatch):
     with PlainReporter(log).waiting("preflight: checking 3 permissions"):
         pass
     assert log.getvalue() == ""
+
+
+def test_cleanup_says_where_it_connects_and_why_it_could_not(runner, tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
+    result = runner.invoke(main, ["cleanup", "--all", "--kubeconfig", str(kubeconfig), "--request-timeout", "2s"])
+    assert result.exit_code == 3, result.output
+    assert result.stderr.splitlines() == [
+        f"kaic: connecting to https://127.0.0.1:9 (context c, {kubeconfig})",
+        "kaic: cleanup incomplete: connection refused (is the API server running, and are host and port right?)",
+    ]
