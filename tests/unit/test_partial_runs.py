@@ -43,7 +43,7 @@ def selected_run(outcome: Outcome = Outcome.PASSED, **excluded: str) -> Report:
     )  # fmt: skip
 
 
-FOCUSED = {"ai_inference": "not in --focus", "gang_scheduling": "not in --focus", "gpu_sharing": "not in --focus"}
+FOCUSED = dict.fromkeys(("ai_inference", "gang_scheduling", "gpu_sharing"), "not in --focus")
 
 
 def test_a_focused_run_whose_selection_passed_is_partial_exit_4_naming_the_musts_not_run():
@@ -69,7 +69,7 @@ def test_leaving_out_only_shoulds_can_still_be_conformant():
 @pytest.mark.parametrize(("outcome", "result", "code"), [(Outcome.FAILED, "not-conformant", 1),
                                                          (Outcome.ERROR, "incomplete", 3),
                                                          (Outcome.UNKNOWN, "undetermined", 4)])  # fmt: skip
-def test_a_selection_that_did_not_pass_keeps_its_verdict_and_warns_of_the_musts_left_out(outcome, result, code):
+def test_a_selection_that_did_not_pass_keeps_its_verdict_and_warns_of_musts_left_out(outcome, result, code):
     report = selected_run(outcome, ai_inference="--skip")
     finalize(report, complete=True, why_incomplete="")
     assert (report.verdict["result"], report.verdict["exitCode"]) == (result, code)
