@@ -374,7 +374,8 @@ def run(**kwargs: Any) -> None:
     """Probe the cluster against a profile and write report.json, JUnit and go-test artifacts.
 
     Exit codes: 0 conformant, 1 not conformant (a MUST failed), 2 usage or input error, 3 incomplete
-    (preflight failed, a MUST errored, timeout, interrupt), 4 undetermined (a MUST needs manual attestation).
+    (preflight failed, a MUST errored, timeout, interrupt), 4 undetermined (a MUST needs manual attestation)
+    or partial (every selected MUST passed, but --focus/--skip left MUSTs out: never conformant).
     In quick mode: 0 when discovery completed, 3 when not.
     """
     if kwargs["dry_run"]:

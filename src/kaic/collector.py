@@ -24,10 +24,11 @@ import yaml
 
 from kaic.outcomes import Outcome, ProbeOutcome
 from kaic.probe import ProbeSpec
-from kaic.results import Evidence, ProbeResult
+from kaic.results import Evidence, ProbeResult, shorten
 
 TIMEOUT_PREFIX = "Timeout"  # pytest-timeout fails a test with "Timeout (>Ns) from pytest-timeout."
 RESULT_PROPERTY = "kaic.result"
+FULL_REASON = "full reason"  # evidence name of a reason too long to show whole
 
 
 @dataclass
@@ -74,7 +75,10 @@ def classify(excinfo: pytest.ExceptionInfo[BaseException] | None, when: str) -> 
 def assemble(
     spec: ProbeSpec, phases: list[Phase], recorder: Recorder, started: datetime, duration_s: float
 ) -> ProbeResult:
-    """One result from the three phases: the first non-pass decides; a failed cleanup never hides a finding."""
+    """One result from the three phases: the first non-pass decides; a failed cleanup never hides a finding.
+
+    A reason longer than people read is shortened (`shorten`) and kept whole as the first evidence.
+    """
     outcome, reason, warnings = Outcome.PASSED, "", list(recorder.warnings)
     evidence = list(recorder.evidence)
     for phase in phases:
@@ -87,13 +91,15 @@ def assemble(
                 warnings.append(f"cleanup: {phase.reason}")
         elif phase.outcome is not Outcome.PASSED and outcome is Outcome.PASSED:
             outcome, reason = phase.outcome, phase.reason
+    if shorten(reason) != reason:
+        evidence.insert(0, Evidence(kind="text", name=FULL_REASON, content=reason))
     return ProbeResult(
         name=spec.name,
         requirement=spec.requirement,
         test=spec.test,
         kind=spec.kind,
         outcome=outcome,
-        reason=reason,
+        reason=shorten(reason),
         warnings=warnings,
         evidence=evidence,
         started_at=started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),

@@ -6,9 +6,18 @@ Outcomes are ranked by how well a requirement holds, in the order the verdict we
 
 A move down the rank is a *regression*, a move up a *fix*; passed <-> not-applicable keeps the rank and is a
 *change* (a justified not-applicable counts as passing in the verdict; the facts say why it moved). A
-requirement that has not run is unknown, as in the verdict. A regression of a requirement that is a MUST in
-the NEW run blocks the gate unless a waiver that has not expired covers it: a requirement waiver, or probe
-waivers for every probe that decided the worse outcome. SHOULD regressions are listed and never block.
+requirement of the checklist without an outcome ranks as unknown, as in the verdict, and its *state* says
+why: `not-run` (in the report, no probe decided it), `excluded` (the plan left it out: --focus, --skip) or
+`missing` (absent from the report; a NEW report that records no checklist levels is assumed to lack it
+wrongly, which fails closed). Requirements are matched by id, whatever checklist each run judged.
+
+The gate fails closed. A regression of a requirement that is a MUST in the NEW run's checklist blocks
+(exit 1) unless a waiver that has not expired covers it; its *rule* is its state in NEW: failed, error,
+unknown, not-run, excluded or missing. A requirement waiver covers any of them; probe waivers cover a
+failed, error or unknown requirement when they name every probe that decided it. SHOULD regressions are
+listed and never block. A NEW run that did not complete blocks too (rule `new-incomplete`; no waiver
+covers it: it concerns the run, not a requirement); otherwise an incomplete OLD run, the baseline, leaves
+the gate undecided (rule `old-incomplete`, exit 3).
 
 Besides outcomes, the diff reports the facts an upgrade can change under a passing result: accelerator
 inventory, served DRA version, Kubernetes version, checklist and profile, gateway and runtime classes.
@@ -27,13 +36,20 @@ from kaic.waivers import Waiver
 
 DIFF_SCHEMA_VERSION = "kaic.dev/diff/v1"
 
+# States of a requirement of the checklist that has no outcome in a run; each ranks as unknown.
+NOT_RUN, EXCLUDED, MISSING = "not-run", "excluded", "missing"
 RANK = {
     Outcome.PASSED: 3,
     Outcome.NOT_APPLICABLE: 3,
     Outcome.UNKNOWN: 2,
+    NOT_RUN: 2,
+    EXCLUDED: 2,
+    MISSING: 2,
     Outcome.ERROR: 1,
     Outcome.FAILED: 0,
 }
+# Run-level rules of the gate.
+NEW_INCOMPLETE, OLD_INCOMPLETE = "new-incomplete", "old-incomplete"
 
 # Change kinds, in the order a reader wants them: what blocks first, what stayed the same last.
 REGRESSION, FIX, CHANGED, NEW, REMOVED, UNCHANGED = (
@@ -47,13 +63,13 @@ REGRESSION, FIX, CHANGED, NEW, REMOVED, UNCHANGED = (
 CHANGE_ORDER = (REGRESSION, FIX, CHANGED, NEW, REMOVED, UNCHANGED)
 
 
-def classify(old: Outcome | None, new: Outcome | None) -> str:
-    """The change from OLD to NEW; None means absent from that run."""
+def classify(old: str | None, new: str | None) -> str:
+    """The change from OLD to NEW (outcomes or states); None means absent from that run and its checklist."""
     if old is None:
         return NEW
     if new is None:
         return REMOVED
-    if old is new:
+    if old == new:
         return UNCHANGED
     if RANK[new] < RANK[old]:
         return REGRESSION
@@ -79,7 +95,9 @@ class RequirementChange:
     new_level: str | None
     old: Outcome | None
     new: Outcome | None
-    reason: str = ""  # why the NEW outcome (or the OLD one for a removed requirement)
+    old_state: str | None = None  # the outcome, or not-run / excluded / missing; None: not in the checklist
+    new_state: str | None = None
+    reason: str = ""  # why the NEW state (or the OLD one for a removed requirement)
     probes: list[ProbeChange] = field(default_factory=list)
     waived_by: list[Waiver] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -93,16 +111,23 @@ class RequirementChange:
         return bool(self.old_level and self.new_level and self.old_level != self.new_level)
 
     @property
+    def rule(self) -> str | None:
+        """The gate's rule this change falls under (its state in NEW), for a regression of a NEW MUST."""
+        return self.new_state if self.change == REGRESSION and self.new_level == "MUST" else None
+
+    @property
     def blocking(self) -> bool:
-        return self.change == REGRESSION and self.new_level == "MUST" and not self.waived_by
+        return self.rule is not None and not self.waived_by
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "change": self.change,
             "blocking": self.blocking,
+            "rule": self.rule,
             "level": {"old": self.old_level, "new": self.new_level},
             "outcome": {"old": self.old, "new": self.new},
+            "state": {"old": self.old_state, "new": self.new_state},
             "reason": self.reason,
             "waivedBy": [w.to_json() for w in self.waived_by],
             "notes": self.notes,
@@ -129,6 +154,18 @@ class FactChange:
 
 
 @dataclass
+class GateReason:
+    """One fail-closed rule that shut the gate: a requirement's (its state in NEW) or a run's."""
+
+    rule: str
+    requirement: str | None
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "requirement": self.requirement, "text": self.text}
+
+
+@dataclass
 class Diff:
     old: Report
     new: Report
@@ -147,9 +184,24 @@ class Diff:
         return [r for r in self.requirements if r.blocking]
 
     @property
+    def reasons(self) -> list[GateReason]:
+        """Every rule that shuts the gate, the unwaived requirements first, then the runs'."""
+        reasons = [GateReason(str(r.rule), r.id, _rule_text(r)) for r in self.blocking]
+        for rule, name, report in ((NEW_INCOMPLETE, "NEW", self.new), (OLD_INCOMPLETE, "OLD", self.old)):
+            if not report.run.get("complete"):
+                why = report.run.get("incompleteReason") or "no reason recorded"
+                said = f"the {name} run {report.run.get('id')} is incomplete: {why}"
+                reasons.append(GateReason(rule, None, said))
+        return reasons
+
+    @property
     def exit_code(self) -> int:
-        """0: no unwaived MUST regression; 1: at least one (2, usage, is the CLI's)."""
-        return 1 if self.blocking else 0
+        """1: an unwaived MUST regression or an incomplete NEW run; else 3: an incomplete OLD run (the
+        baseline proves nothing to compare with); else 0. (2, usage, is the CLI's.)"""
+        rules = {r.rule for r in self.reasons}
+        if rules - {OLD_INCOMPLETE}:
+            return 1
+        return 3 if rules else 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -157,9 +209,10 @@ class Diff:
             "old": run_summary(self.old),
             "new": run_summary(self.new),
             "gate": {
-                "passed": not self.blocking,
+                "passed": self.exit_code == 0,
                 "exitCode": self.exit_code,
                 "blocking": [r.id for r in self.blocking],
+                "reasons": [r.to_json() for r in self.reasons],
             },
             "counts": {kind: len(self.of(kind)) for kind in CHANGE_ORDER}
             | {"waived": sum(1 for r in self.requirements if r.waived_by)},
@@ -179,18 +232,35 @@ class Diff:
         }
 
 
+_RULE_TEXT = {
+    Outcome.FAILED: "failed in NEW",
+    Outcome.ERROR: "errored in NEW",
+    Outcome.UNKNOWN: "unknown in NEW",
+    NOT_RUN: "not run in NEW",
+    EXCLUDED: "left out of NEW by its plan",
+    MISSING: "absent from the NEW report",
+}
+
+
+def _rule_text(change: RequirementChange) -> str:
+    """What the rule says about one requirement: its level, where it was and where it is."""
+    said = _RULE_TEXT[str(change.new_state)]
+    why = f": {change.reason}" if change.reason else ""
+    return f"MUST in NEW's checklist, {change.old_state} in OLD, {said}{why}"
+
+
 def diff(old: Report, new: Report, waivers: list[Waiver], today: date) -> Diff:
-    """Compare OLD with NEW and apply the waivers valid on `today`."""
+    """Compare OLD with NEW requirement by requirement id and apply the waivers valid on `today`."""
     active = [w for w in waivers if not w.expired(today)]
     expired = [w for w in waivers if w.expired(today)]
-    old_reqs = {r.id: r for r in old.requirements}
-    new_reqs = {r.id: r for r in new.requirements}
-    changes = [_requirement(old_reqs.get(r.id), r) for r in new.requirements]
-    changes += [_requirement(r, None) for r in old.requirements if r.id not in new_reqs]
+    ids = [r.id for r in new.requirements] + list(new.run.get("excluded") or {})
+    ids += [r.id for r in old.requirements if r.id not in ids]
+    changes = [_requirement(req_id, old, new) for req_id in dict.fromkeys(ids)]
+    changes = [c for c in changes if c.old_state or c.new_state]
     used: list[Waiver] = []
     for change in changes:
         if change.change == REGRESSION:
-            used += _waive(change, new_reqs[change.id], active, expired)
+            used += _waive(change, _find(new, change.id), active, expired)
     changes.sort(key=lambda c: (CHANGE_ORDER.index(c.change), not c.blocking))
     unused = [w for w in active if w not in used]
     warnings = _run_warnings(old, new)
@@ -200,20 +270,45 @@ def diff(old: Report, new: Report, waivers: list[Waiver], today: date) -> Diff:
     return Diff(old, new, changes, _facts(old, new), applied, expired, unused, warnings)
 
 
-def _requirement(old: RequirementResult | None, new: RequirementResult | None) -> RequirementChange:
-    old_outcome = _outcome(old) if old else None
-    new_outcome = _outcome(new) if new else None
-    current = new or old
-    assert current is not None
+def _find(report: Report, req_id: str) -> RequirementResult | None:
+    return next((r for r in report.requirements if r.id == req_id), None)
+
+
+def _state(report: Report, req_id: str, fail_closed: bool) -> str | None:
+    """The requirement's outcome in a run, else why it has none; None when the run's checklist lacks it.
+
+    A report that records no checklist levels cannot tell a requirement its checklist lacks from one that
+    went missing: with `fail_closed` (for NEW) it counts as missing.
+    """
+    req = _find(report, req_id)
+    if req is not None:
+        return str(req.outcome) if req.outcome else NOT_RUN
+    if req_id in (report.run.get("excluded") or {}):
+        return EXCLUDED
+    levels = report.checklist.get("levels")
+    if req_id in (levels or {}) or (levels is None and fail_closed):
+        return MISSING
+    return None
+
+
+def _requirement(req_id: str, old_run: Report, new_run: Report) -> RequirementChange:
+    old, new = _find(old_run, req_id), _find(new_run, req_id)
+    old_state, new_state = _state(old_run, req_id, False), _state(new_run, req_id, True)
+    new_level = new_run.level(req_id)
     change = RequirementChange(
-        id=current.id,
-        change=classify(old_outcome, new_outcome),
-        old_level=old.level if old else None,
-        new_level=new.level if new else None,
-        old=old_outcome,
-        new=new_outcome,
-        reason=current.reason,
+        id=req_id,
+        change=classify(old_state, new_state),
+        old_level=old_run.level(req_id) if old_state else None,
+        new_level=new_level if new_state else None,
+        old=_outcome(old) if old else None,
+        new=_outcome(new) if new else None,
+        old_state=old_state,
+        new_state=new_state,
+        reason=_reason(new_run, req_id, new) if new_state else old.reason if old else "",
     )
+    if new_state and new_level is None:  # a report without checklist levels: OLD's level, failing closed
+        change.new_level = change.old_level
+        change.notes.append("the NEW report records no checklist levels; its level is taken from OLD")
     if old and new:
         old_probes = {p.name: p.outcome for p in old.probes}
         new_probes = {p.name: p.outcome for p in new.probes}
@@ -225,18 +320,27 @@ def _requirement(old: RequirementResult | None, new: RequirementResult | None) -
     return change
 
 
+def _reason(report: Report, req_id: str, req: RequirementResult | None) -> str:
+    """Why the requirement stands as it does in a run; for one left out, the plan's reason."""
+    if req is not None:
+        return req.reason
+    excluded = report.run.get("excluded") or {}
+    return excluded.get(req_id, "")
+
+
 def _outcome(req: RequirementResult) -> Outcome:
     """A requirement that has not run counts as unknown, as in the verdict."""
     return req.outcome or Outcome.UNKNOWN
 
 
-def _deciding(req: RequirementResult) -> list[ProbeResult]:
-    """The probes whose outcome is the requirement's: what a probe waiver must cover."""
-    return [p for p in req.probes if p.outcome is req.outcome]
+def _deciding(req: RequirementResult | None) -> list[ProbeResult]:
+    """The probes whose outcome is the requirement's: what a probe waiver must cover (none when the
+    requirement did not run: only a requirement waiver covers that)."""
+    return [p for p in req.probes if p.outcome is req.outcome] if req and req.outcome else []
 
 
 def _waive(
-    change: RequirementChange, req: RequirementResult, active: list[Waiver], expired: list[Waiver]
+    change: RequirementChange, req: RequirementResult | None, active: list[Waiver], expired: list[Waiver]
 ) -> list[Waiver]:
     """Mark a regression waived when the active waivers cover it; return the waivers that matched it."""
     deciding = {p.name for p in _deciding(req)}
@@ -268,6 +372,8 @@ def run_summary(report: Report) -> dict[str, Any]:
         "kubernetesVersion": _kubernetes_version(report),
         "clusterUid": report.cluster.get("uid"),
         "verdict": report.verdict.get("result"),
+        "incompleteReason": report.run.get("incompleteReason") or "",
+        "excluded": report.run.get("excluded") or {},
     }
 
 
@@ -286,7 +392,7 @@ def _run_warnings(old: Report, new: Report) -> list[str]:
     differs(
         "checklist",
         WATCHED_FACTS["checklistVersion"],
-        "the runs judged different checklists (requirements and levels may differ for that reason alone)",
+        "the runs judged different checklists, so requirements are compared by id and gated at NEW's levels",
     )
     if old.checklist.get("chosen") == new.checklist.get("chosen"):
         differs("checklist sha256", WATCHED_FACTS["checklistDigest"], "the checklist template changed")
@@ -296,10 +402,6 @@ def _run_warnings(old: Report, new: Report) -> list[str]:
             f"--{option}", lambda r, o=option: sorted(r.run.get(o) or []), "the runs selected differently"
         )
     differs("cluster uid", lambda r: r.cluster.get("uid"), "the runs are of different clusters")
-    for name, report in (("OLD", old), ("NEW", new)):
-        if not report.run.get("complete"):
-            why = report.run.get("incompleteReason") or "no reason recorded"
-            warnings.append(f"the {name} run {report.run.get('id')} is incomplete: {why}")
     return warnings
 
 

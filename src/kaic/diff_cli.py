@@ -46,9 +46,11 @@ _STYLE = {
 def diff(old: Path, new: Path, waiver_file: Path | None, output: str, today: Any) -> None:
     """Compare two runs requirement by requirement: OLD and NEW are result folders or report.json files.
 
-    Exit codes: 0 no MUST regressed (or every MUST regression is waived), 1 a MUST regressed without a
-    valid waiver, 2 usage or input error (unreadable report, bad waiver file). SHOULD regressions are
-    listed and never change the exit code.
+    The gate fails closed. Exit codes: 0 nothing blocks; 1 a requirement that is a MUST in NEW's checklist
+    got worse without a valid waiver (failed, error, unknown, not run, left out by --focus/--skip or missing
+    in NEW where OLD passed it), or the NEW run is incomplete (no waiver covers that); 2 usage or input
+    error (unreadable report, bad waiver file); 3 the OLD run, the baseline, is incomplete. SHOULD
+    regressions are listed and never change the exit code.
     """
     from datetime import date
 
@@ -88,7 +90,8 @@ def _render(result: Diff, old: Path, new: Path) -> None:
     table = Table("Change", "Requirement", "Level", "OLD", "NEW", "Notes", title="Requirements")
     for req in result.requirements:
         style = "bold red" if req.blocking else _STYLE[req.change]
-        _row(table, style, req.change, req.id, _level(req), req.old or "–", req.new or "–", _notes(req))
+        old_state, new_state = req.old_state or "–", req.new_state or "–"
+        _row(table, style, req.change, req.id, _level(req), old_state, new_state, _notes(req))
         for probe in req.probes:
             _row(
                 table,
@@ -108,7 +111,11 @@ def _render(result: Diff, old: Path, new: Path) -> None:
         _print(facts)
     for warning in result.warnings:
         console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
-    style = "bold red" if result.blocking else "bold green"
+    for reason in result.reasons:
+        said = f"{reason.requirement}: {reason.text}" if reason.requirement else reason.text
+        console.print(f"rule {reason.rule}: {said}", style="red", markup=False, highlight=False,
+                      soft_wrap=True)
+    style = "bold green" if result.exit_code == 0 else "bold red"
     console.print(_gate_line(result), style=style, markup=False, highlight=False, soft_wrap=True)
 
 
@@ -126,7 +133,7 @@ def _level(req: RequirementChange) -> str:
 def _notes(req: RequirementChange) -> str:
     lines = [f"waived by {w.owner} until {w.expires.isoformat()}: {w.reason}" for w in req.waived_by]
     if req.blocking:
-        lines.append(f"blocks the gate: {req.reason}" if req.reason else "blocks the gate")
+        lines.append(f"blocks the gate (rule {req.rule})" + (f": {req.reason}" if req.reason else ""))
     return "\n".join(lines + req.notes)
 
 
@@ -152,9 +159,16 @@ def _show(value: Any) -> str:
 
 
 def _gate_line(result: Diff) -> str:
-    if result.blocking:
+    from kaic.diff import NEW_INCOMPLETE
+
+    if result.exit_code == 1:
         ids = ", ".join(r.id for r in result.blocking)
-        return f"gate: FAILED, MUST regression without a valid waiver: {ids}"
+        parts = [f"MUST regression without a valid waiver: {ids}"] if ids else []
+        if any(r.rule == NEW_INCOMPLETE for r in result.reasons):
+            parts.append("the NEW run is incomplete")
+        return f"gate: FAILED, {'; '.join(parts)}"
+    if result.exit_code == 3:
+        return "gate: UNDECIDED, the OLD run (the baseline) is incomplete; rerun it and diff again"
     regressions = result.of("regression")
     if not regressions:
         return "gate: passed, nothing regressed"

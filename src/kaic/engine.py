@@ -23,7 +23,7 @@ from typing import Any
 from kaic import __version__, cleanup, kube, results
 from kaic import facts as facts_mod
 from kaic.collector import Collector
-from kaic.outcomes import VERDICT_EXIT, ExitCode, Outcome
+from kaic.outcomes import VERDICT_EXIT, ExitCode, Outcome, Verdict
 from kaic.plan import Plan, PlanError, build_plan, catalog, probe_dirs
 from kaic.preflight import run_preflight
 from kaic.probe import ProbeSpec
@@ -170,6 +170,7 @@ def skeleton(plan: Plan, run_id: str, opts: RunOptions, detected: str | None, wh
             "chosen": plan.version,
             "reason": why,
             "sha256": profile.checklists.get(plan.version, ""),
+            "levels": {req.id: level for req, level in profile.for_version(plan.version)},
         },
         requirements=[
             RequirementResult(
@@ -391,10 +392,19 @@ def finalize(report: Report, complete: bool, why_incomplete: str) -> None:
         }
         return
     verdict = report.judge(complete)
+    left_out = report.excluded_musts()
+    excluded = report.run.get("excluded") or {}
+    named = ", ".join(f"{r} ({excluded[r]})" for r in left_out)
+    if left_out and verdict is not Verdict.PARTIAL:
+        warnings.append(f"MUST requirements left out of this run, so not judged: {named}")
+    summary = verdict.value if complete else f"{verdict.value}: {why_incomplete}"
+    if verdict is Verdict.PARTIAL:
+        summary = f"partial: every selected MUST passed, but these MUSTs did not run: {named}"
     report.verdict = {
         "result": verdict.value,
         "exitCode": int(VERDICT_EXIT[verdict]),
-        "summary": verdict.value if complete else f"{verdict.value}: {why_incomplete}",
+        "summary": summary,
+        "mustsNotRun": left_out,
         "warnings": warnings,
     }
 

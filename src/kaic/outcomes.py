@@ -61,7 +61,7 @@ class ExitCode(IntEnum):
     NOT_CONFORMANT = 1  # a MUST failed
     USAGE = 2  # usage or input error
     INCOMPLETE = 3  # preflight failed, a MUST errored, timeout, interrupt
-    UNDETERMINED = 4  # nothing failed, a MUST is unknown
+    UNDETERMINED = 4  # nothing failed, a MUST is unknown or was left out (focus/skip)
 
 
 class Verdict(StrEnum):
@@ -69,6 +69,7 @@ class Verdict(StrEnum):
     NOT_CONFORMANT = "not-conformant"
     INCOMPLETE = "incomplete"
     UNDETERMINED = "undetermined"
+    PARTIAL = "partial"  # every selected MUST passed, but the plan left MUSTs out: conformance undetermined
 
 
 VERDICT_EXIT = {
@@ -76,14 +77,16 @@ VERDICT_EXIT = {
     Verdict.NOT_CONFORMANT: ExitCode.NOT_CONFORMANT,
     Verdict.INCOMPLETE: ExitCode.INCOMPLETE,
     Verdict.UNDETERMINED: ExitCode.UNDETERMINED,
+    Verdict.PARTIAL: ExitCode.UNDETERMINED,
 }
 
 
-def verdict(musts: Iterable[Outcome], complete: bool) -> Verdict:
+def verdict(musts: Iterable[Outcome], complete: bool, musts_left_out: bool = False) -> Verdict:
     """Judge a run from its MUST outcomes.
 
     A proven MUST failure stands even in an incomplete run; otherwise an incomplete run or an errored MUST
-    voids the result before an unknown MUST can make it undetermined. SHOULDs never change the verdict.
+    voids the result before an unknown MUST can make it undetermined. A run whose plan left MUSTs out
+    (--focus, --skip) never says conformant: at best its selection passed. SHOULDs never change the verdict.
     """
     seen = set(musts)
     if Outcome.FAILED in seen:
@@ -92,7 +95,7 @@ def verdict(musts: Iterable[Outcome], complete: bool) -> Verdict:
         return Verdict.INCOMPLETE
     if Outcome.UNKNOWN in seen:
         return Verdict.UNDETERMINED
-    return Verdict.CONFORMANT
+    return Verdict.PARTIAL if musts_left_out else Verdict.CONFORMANT
 
 
 class ProbeOutcome(Exception):

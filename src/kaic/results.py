@@ -31,6 +31,30 @@ class ReportError(ValueError):
     """A report.json that cannot be used: unreadable, not JSON, or not valid against kaic's report schema."""
 
 
+REASON_CHARS = 200  # a reason people read (terminal, summary.md, PRODUCT.yaml notes); the rest is evidence
+_SENTENCE_ENDS = (". ", "; ", "? ", "! ")
+_CLAUSE_ENDS = (", ", ": ", " — ", " (")
+
+
+def shorten(text: str, limit: int = REASON_CHARS) -> str:
+    """A long text as one line of at most `limit` characters, ending "…" where it was cut.
+
+    The cut falls at the last sentence end, else clause end, else space that keeps at least half the limit,
+    so what is shown is whole findings. A text within the limit is returned as it is.
+    """
+    if len(text) <= limit:
+        return text
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    head = flat[: limit - 1]
+    for ends in (_SENTENCE_ENDS, _CLAUSE_ENDS, (" ",)):
+        cut = max(head.rfind(end) for end in ends)
+        if cut >= limit // 2:
+            return head[:cut].rstrip(" .,;:—(") + "…"
+    return head + "…"
+
+
 @dataclass
 class Evidence:
     """Something a person can read to check a verdict: an event, an object's YAML, a log excerpt, a fact."""
@@ -83,8 +107,15 @@ class RequirementResult:
             self.reason = undecided
             return
         self.outcome = outcome
-        deciding = [p for p in self.probes if p.outcome is outcome and p.reason]
-        self.reason = "; ".join(f"{p.name}: {p.reason}" for p in deciding)
+        self.reason = _findings([p for p in self.probes if p.outcome is outcome and p.reason])
+
+
+def _findings(deciding: list[ProbeResult]) -> str:
+    """The one or two probes that decided, each reason shortened so the whole stays near REASON_CHARS."""
+    shown = deciding[:2]
+    more = f" (+{len(deciding) - len(shown)} more)" if len(deciding) > len(shown) else ""
+    each = (REASON_CHARS - len(more)) // max(len(shown), 1) - 2
+    return "; ".join(f"{p.name}: {shorten(p.reason, max(each - len(p.name) - 2, 60))}" for p in shown) + more
 
 
 @dataclass
@@ -92,7 +123,7 @@ class Report:
     run: dict[str, Any]  # id, mode, started_at, finished_at, complete, incomplete_reason, options
     kaic: dict[str, Any]  # version, python, plugins
     profile: dict[str, Any]  # id, version, path, sha256
-    checklist: dict[str, Any]  # detected, chosen, reason, sha256
+    checklist: dict[str, Any]  # detected, chosen, reason, sha256, levels (every requirement id -> level)
     cluster: dict[str, Any] = field(default_factory=dict)  # server_version, uid, platform, context
     facts: dict[str, Any] = field(default_factory=dict)
     requirements: list[RequirementResult] = field(default_factory=list)
@@ -108,9 +139,22 @@ class Report:
     def probes(self) -> list[ProbeResult]:
         return [p for r in self.requirements for p in r.probes]
 
+    def level(self, req_id: str) -> str | None:
+        """The requirement's level in this run's checklist, whether the plan ran it or left it out; None
+        when the checklist lacks it or the report predates `checklist.levels`."""
+        for req in self.requirements:
+            if req.id == req_id:
+                return req.level
+        return (self.checklist.get("levels") or {}).get(req_id)
+
+    def excluded_musts(self) -> list[str]:
+        """Requirements the plan left out (--focus, --skip) that are MUSTs of the checklist; one whose level
+        the report does not record counts as a MUST (fail closed)."""
+        return [r for r in self.run.get("excluded") or {} if self.level(r) in ("MUST", None)]
+
     def judge(self, complete: bool) -> Verdict:
         musts = [r.outcome or Outcome.UNKNOWN for r in self.requirements if r.level == "MUST"]
-        return verdict(musts, complete)
+        return verdict(musts, complete, bool(self.excluded_musts()))
 
     def to_dict(self) -> dict[str, Any]:
         return _to_json(self)

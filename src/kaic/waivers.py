@@ -11,6 +11,10 @@ A waiver file is YAML (kube-bench users have asked for one since 2020, aquasecur
 
 Every waiver expires, so an accepted regression cannot be forgotten: once expired it no longer applies and
 `kaic diff` says so. A bad file is refused whole, naming the file, the entry and the field.
+
+A requirement waiver covers each rule of the gate for that requirement (failed, error, unknown, not-run,
+excluded, missing); a probe waiver only outcomes its probe decided. No waiver covers an incomplete NEW run:
+incompleteness concerns the run, not a requirement (kaic.diff).
 """
 
 from __future__ import annotations

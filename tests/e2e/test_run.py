@@ -114,6 +114,29 @@ def test_default_mode_verdict_follows_the_musts(local_cluster, tmp_path):
         assert proc.returncode == 0
 
 
+def test_focused_runs_are_partial_and_the_gate_refuses_a_must_the_new_one_left_out(local_cluster, tmp_path):
+    """dra_support passes and cluster_autoscaling is not-applicable on the conformant scenario (1.35): each run
+    leaves MUSTs out, so neither says conformant; NEW leaving out a MUST that OLD justified closes the gate."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    for out, focus in ((old, "dra_support,cluster_autoscaling"), (new, "dra_support")):
+        proc = kaic("run", "--focus", focus, "--kubernetes-version", "1.35", "-d", str(out),
+                    kubeconfig=local_cluster.kubeconfig)  # fmt: skip
+        assert proc.returncode == 4, proc.stderr
+        report = report_of(out)
+        assert report["verdict"]["result"] == "partial" and "gang_scheduling" in report["verdict"]["mustsNotRun"]
+        (suite,) = JUnitXml.fromfile(str(out / "kaic-junit.xml"))
+        excluded = {c.name for c in suite if c.classname == "kaic.run"}
+        assert "excluded: gang_scheduling" in excluded and suite.skipped >= len(excluded)
+    gate = kaic("diff", str(old), str(new), "-o", "json", kubeconfig=local_cluster.kubeconfig)
+    assert gate.returncode == 1, gate.stderr
+    reasons = json.loads(gate.stdout)["gate"]["reasons"]
+    assert [(r["rule"], r["requirement"]) for r in reasons] == [("excluded", "cluster_autoscaling")]
+    waivers = tmp_path / "waivers.yaml"
+    waivers.write_text("waivers:\n  - {requirement: cluster_autoscaling, reason: r, owner: o, expires: 2999-01-01}\n")
+    waived = kaic("diff", str(old), str(new), "--waivers", str(waivers), kubeconfig=local_cluster.kubeconfig)
+    assert waived.returncode == 0, waived.stdout + waived.stderr
+
+
 def _restricted_kubeconfig(admin: kube.Cluster, local_cluster, tmp_path: Path, role_file: str, drop: str) -> Path:
     """A ServiceAccount bound to examples/rbac/<role_file> (minus the rule for `drop`), as a token kubeconfig."""
     suffix = f"{os.getpid()}-{drop or 'full'}".replace("/", "-").replace(".", "-")
@@ -158,6 +181,8 @@ def test_preflight_with_a_restricted_identity(local_cluster, admin, tmp_path):
     assert report["run"]["preflight"]["missing"] == ["list core/nodes"]
     assert "missing permissions: list core/nodes" in report["run"]["incompleteReason"]
     assert report["requirements"] and all(not r["probes"] for r in report["requirements"])
+    (suite,) = JUnitXml.fromfile(str(out / "kaic-junit.xml"))  # never all zeros for a run that did not finish
+    assert (suite.tests, suite.errors) == (1, 1)
 
 
 SLOW_PROBE = '''

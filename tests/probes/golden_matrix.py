@@ -19,6 +19,7 @@ import yaml
 
 from kaic import kube
 from kaic.cleanup import CLUSTER_SCOPED, selector
+from kaic.collector import FULL_REASON
 
 ROOT = Path(__file__).resolve().parents[2]
 MATRIX = yaml.safe_load((ROOT / "tests/golden/matrix.yaml").read_text())
@@ -59,9 +60,15 @@ def check_scenario(
 
 
 def probe_outcomes(report: dict) -> dict[str, tuple[str, str]]:
+    """Each probe's outcome and whole reason (a long one is shortened, and kept whole as evidence)."""
     return {
-        p["name"]: (p["outcome"], p.get("reason") or "") for r in report["requirements"] for p in r["probes"]
+        p["name"]: (p["outcome"], _full_reason(p)) for r in report["requirements"] for p in r["probes"]
     }
+
+
+def _full_reason(probe: dict) -> str:
+    whole = [e["content"] for e in probe.get("evidence", []) if (e["kind"], e["name"]) == ("text", FULL_REASON)]
+    return whole[0] if whole else probe.get("reason") or ""
 
 
 def assert_probes(report: dict, expected: dict[str, tuple[str, str]]) -> None:

@@ -190,6 +190,12 @@ class RunPair:
                 probe.__post_init__()
         req.settle()
 
+    @staticmethod
+    def record_levels(report: Report, **extra: str) -> Report:
+        """Record the checklist's levels, as kaic run does: the report's requirements plus `extra` (id=level)."""
+        report.checklist["levels"] = {r.id: r.level for r in report.requirements} | extra
+        return report
+
     def save(self) -> list[Path]:
         """Both runs as result folders holding report.json: [OLD, NEW]."""
         from kaic.results import save

@@ -67,6 +67,10 @@ def test_teardown_after_fail(broken_cleanup):
 def test_setup(broken_setup):
     pass
 
+@probe("r", "long-reason", test="TestKaicFake/LongReason")
+def test_long_reason():
+    raise Unknown("; ".join(f"profile {i}: no DeviceClass selects its driver, no node advertises it" for i in range(8)))
+
 @probe("r", "unplanned", test="TestKaicFake/Unplanned")
 def test_unplanned():
     raise AssertionError("must not run")
@@ -94,7 +98,11 @@ with open(os.devnull, "w") as sink:
     pytest.main(pytest_args([directory], "--kaic-run", str(settings), *parallel), plugins=[collector])
     sys.stdout = sys.__stdout__
 print(json.dumps({
-    "results": {r.name: [r.outcome.value, r.reason, r.warnings, [e.kind for e in r.evidence]] for r in results},
+    "results": {
+        r.name: [r.outcome.value, r.reason, r.warnings, [e.kind for e in r.evidence],
+                 {e.name: e.content for e in r.evidence if e.kind == "text"}]
+        for r in results
+    },
     "missing": [s.name for s in collector.missing()],
 }))
 '''
@@ -129,7 +137,7 @@ def outcome(request, tmp_path_factory):
     ],
 )
 def test_phase_mapping(outcome, name, expected, reason):
-    got, why, _, _ = outcome["results"][name]
+    got, why, *_ = outcome["results"][name]
     assert got == expected
     assert reason in why
 
@@ -146,3 +154,11 @@ def test_cleanup_failure_after_a_failure_is_a_warning(outcome):
 def test_unplanned_probes_do_not_run_and_missing_ones_are_reported(outcome):
     assert "r.unplanned" not in outcome["results"]
     assert outcome["missing"] == ["r.never-collected"]
+
+
+def test_a_long_reason_is_shortened_and_kept_whole_as_the_first_evidence(outcome):
+    got, why, _, kinds, texts = outcome["results"]["r.long-reason"]
+    whole = "; ".join(f"profile {i}: no DeviceClass selects its driver, no node advertises it" for i in range(8))
+    assert got == "unknown" and kinds[0] == "text" and texts == {"full reason": whole}
+    assert why == "; ".join(whole.split("; ")[:2]) + "…"
+    assert outcome["results"]["r.na"][4] == {}  # a short reason is kept as it is, with no copy

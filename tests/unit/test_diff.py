@@ -75,8 +75,13 @@ def test_must_regression_fails_the_gate_and_is_listed_first_in_red(pair):
     rows = [line for line in cli.output.splitlines() if line.startswith("│ ")]
     assert rows[0].startswith("│ regression │ secure_accelerator_access ")
     assert (
-        "blocks the gate: secure_accelerator_access.negative-isolation: a pod without a claim" in cli.output
+        "blocks the gate (rule failed): secure_accelerator_access.negative-isolation: a pod without a claim"
+        in cli.output
     )
+    assert (
+        "rule failed: secure_accelerator_access: MUST in NEW's checklist, passed in OLD, failed in NEW: "
+        "secure_accelerator_access.negative-isolation: a pod without a claim sees /dev/nvidia0"
+    ) in cli.output
     assert "gate: FAILED, MUST regression without a valid waiver: secure_accelerator_access" in cli.output
 
 
@@ -111,11 +116,14 @@ def test_fix_and_passed_to_not_applicable_do_not_block(pair):
 
 
 def test_new_and_removed_requirements(pair):
+    """A requirement NEW's checklist no longer has is removed; one OLD's checklist did not have is new."""
     pair.old.requirements = [r for r in pair.old.requirements if r.id != "gang_scheduling"]
     pair.new.requirements = [r for r in pair.new.requirements if r.id != "dra_support"]
+    pair.record_levels(pair.new)
     result = diff(pair.old, pair.new, [], TODAY)
     added, removed = change_of(result, "gang_scheduling"), change_of(result, "dra_support")
     assert (added.change, added.old, added.new, added.old_level) == ("new", None, "unknown", None)
+    assert (added.old_state, added.new_state) == (None, "not-run")
     assert (removed.change, removed.old, removed.new, removed.new_level) == ("removed", "unknown", None, None)
     assert result.exit_code == 0
 
@@ -184,19 +192,17 @@ def test_different_checklists_profiles_modes_and_clusters_warn(pair):
     pair.new.run["mode"] = "certified"
     pair.new.run["skip"] = ["gang_scheduling"]
     pair.old.cluster["uid"], pair.new.cluster["uid"] = "uid-a", "uid-b"
-    pair.new.run |= {"complete": False, "incompleteReason": "run timeout"}
     result = diff(pair.old, pair.new, [], TODAY)
     assert result.warnings == [
         "the runs used different profiles: profile ai-v1.0 1.0.0 in OLD, ai-v1.0 1.1.0 in NEW",
         f"the profile file changed between the runs: profile sha256 {'0' * 64} in OLD, {'3' * 64} in NEW",
         (
-            "the runs judged different checklists (requirements and levels may differ for that reason alone): "
-            "checklist 1.35 in OLD, 1.36 in NEW"
+            "the runs judged different checklists, so requirements are compared by id and gated at NEW's "
+            "levels: checklist 1.35 in OLD, 1.36 in NEW"
         ),
         "the runs used different modes: mode non-disruptive in OLD, certified in NEW",
         "the runs selected differently: --skip [] in OLD, ['gang_scheduling'] in NEW",
         "the runs are of different clusters: cluster uid uid-a in OLD, uid-b in NEW",
-        "the NEW run r2 is incomplete: run timeout",
     ]
     assert {f.fact for f in result.facts} >= {
         "checklistVersion",
@@ -218,18 +224,31 @@ def test_json_shape_is_stable_and_documented(pair):
         "schema", "old", "new", "gate", "counts", "requirements", "levelChanges", "facts", "waivers", "warnings",
     ]  # fmt: skip
     assert doc["schema"] == "kaic.dev/diff/v1"
-    assert doc["gate"] == {"passed": False, "exitCode": 1, "blocking": ["secure_accelerator_access"]}
+    assert doc["gate"] == {
+        "passed": False,
+        "exitCode": 1,
+        "blocking": ["secure_accelerator_access"],
+        "reasons": [
+            {
+                "rule": "failed",
+                "requirement": "secure_accelerator_access",
+                "text": f"MUST in NEW's checklist, passed in OLD, failed in NEW: {NEGATIVE}: broken",
+            }
+        ],
+    }
     assert doc["counts"] == {"regression": 1, "fix": 0, "changed": 0, "new": 0, "removed": 0, "unchanged": 5,
                              "waived": 0}  # fmt: skip
     assert list(doc["old"]) == ["runId", "mode", "complete", "profile", "checklist", "kubernetesVersion",
-                                "clusterUid", "verdict"]  # fmt: skip
+                                "clusterUid", "verdict", "incompleteReason", "excluded"]  # fmt: skip
     first = doc["requirements"][0]
     assert first == {
         "id": "secure_accelerator_access",
         "change": "regression",
         "blocking": True,
+        "rule": "failed",
         "level": {"old": "MUST", "new": "MUST"},
         "outcome": {"old": "passed", "new": "failed"},
+        "state": {"old": "passed", "new": "failed"},
         "reason": f"{NEGATIVE}: broken",
         "waivedBy": [],
         "notes": [],

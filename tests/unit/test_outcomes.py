@@ -65,6 +65,22 @@ def test_verdict_and_exit_code(musts, complete, expected, code):
     assert VERDICT_EXIT[expected] == ExitCode(code)
 
 
+@pytest.mark.parametrize(
+    ("musts", "complete", "expected", "code"),
+    [
+        ([P, NA], True, Verdict.PARTIAL, 4),  # the selection passed; MUSTs left out: never conformant
+        ([], True, Verdict.PARTIAL, 4),
+        ([P, U], True, Verdict.UNDETERMINED, 4),
+        ([P, E], True, Verdict.INCOMPLETE, 3),
+        ([P], False, Verdict.INCOMPLETE, 3),
+        ([P, F], True, Verdict.NOT_CONFORMANT, 1),
+    ],
+)
+def test_a_run_that_left_musts_out_is_at_best_partial(musts, complete, expected, code):
+    assert verdict(musts, complete, musts_left_out=True) is expected
+    assert VERDICT_EXIT[expected] == ExitCode(code)
+
+
 def test_probe_outcomes_need_a_reason():
     with pytest.raises(ValueError, match="needs a reason"):
         NotApplicable(" ")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from kaic.outcomes import Outcome
-from kaic.results import ProbeResult, Report, RequirementResult, load, save
+from kaic.results import REASON_CHARS, ProbeResult, Report, RequirementResult, load, save, shorten
 
 
 def probe(name, outcome, kind="behavioural", reason=""):
@@ -58,3 +58,57 @@ def test_saved_artifacts_get_the_usual_mode(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o644
+
+
+# A reason as long as the accelerator detection trail: every vendor profile's findings on both paths.
+TRAIL = "no recognised accelerator on allocation path auto (" + "; ".join(
+    f"{vendor}: dra no DeviceClass selects driver {vendor}.example.com, device-plugin no node advertises "
+    f"{vendor}.com/gpu" for vendor in ("nvidia", "amd", "intel", "google-tpu", "simulated")
+) + "); inventory 4 nodes, 0 ResourceSlices"
+
+
+def test_a_short_reason_is_kept_as_it_is():
+    assert shorten("no autoscaler installed") == "no autoscaler installed"
+    assert shorten("two\nlines") == "two\nlines"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (TRAIL, ("no recognised accelerator on allocation path auto (nvidia: dra no DeviceClass selects driver "
+                 "nvidia.example.com, device-plugin no node advertises nvidia.com/gpu…")),
+        ("First finding. " + "x" * 300, ("First finding. " + "x" * 300)[:199] + "…"),  # no end past half
+        ("a" * 120 + ". " + "b " * 100, "a" * 120 + "…"),
+        ("word " * 100, ("word " * 39).strip() + "…"),
+        ("z" * 300, "z" * 199 + "…"),
+    ],
+)  # fmt: skip
+def test_a_long_reason_is_cut_at_a_sentence_or_clause_end_with_an_ellipsis(text, expected):
+    short = shorten(text)
+    assert len(short) <= REASON_CHARS
+    assert short == expected
+
+
+def test_a_requirement_names_at_most_two_deciding_probes():
+    req = RequirementResult("r", "c", "MUST", probes=[probe(n, Outcome.UNKNOWN, reason=TRAIL) for n in "abcd"])
+    req.settle()
+    assert req.reason.startswith("r.a: no recognised accelerator")
+    assert "; r.b: no recognised accelerator" in req.reason and "r.c" not in req.reason
+    assert req.reason.endswith("… (+2 more)")
+    assert len(req.reason) <= REASON_CHARS
+    one = RequirementResult("r", "c", "MUST", probes=[probe("a", Outcome.FAILED, reason=TRAIL)])
+    one.settle()
+    assert one.reason == "r.a: " + shorten(TRAIL, REASON_CHARS - len("r.a: ") - 2)
+
+
+def test_excluded_musts_come_from_the_checklist_levels_or_fail_closed():
+    report = Report(run={"id": "x", "excluded": {"a": "--skip", "b": "not in --focus"}}, kaic={}, profile={},
+                    checklist={"levels": {"a": "MUST", "b": "SHOULD", "c": "MUST"}})  # fmt: skip
+    report.requirements.append(RequirementResult("c", "k", "MUST", outcome=Outcome.PASSED))
+    assert report.excluded_musts() == ["a"]
+    assert (report.level("c"), report.level("b"), report.level("zz")) == ("MUST", "SHOULD", None)
+    assert report.judge(complete=True).value == "partial"
+    del report.checklist["levels"]  # a report from before levels were recorded: its level is not known
+    assert report.excluded_musts() == ["a", "b"]
+    report.run["excluded"] = {}
+    assert report.judge(complete=True).value == "conformant"

@@ -298,6 +298,16 @@ def test_an_incomplete_run_is_refused(tmp_path: Path, certified_report: Report, 
         create(run, TEMPLATE, product_file, tmp_path / "out")
 
 
+def test_a_run_that_left_musts_out_is_refused(
+    tmp_path: Path, certified_report: Report, product_file: Path
+) -> None:
+    certified_report.run["excluded"] = {"gang_scheduling": "--skip"}
+    certified_report.requirements = [r for r in certified_report.requirements if r.id != "gang_scheduling"]
+    run = save_run(certified_report, tmp_path / "run")
+    with pytest.raises(InputError, match=r"left out MUST requirements \(gang_scheduling\)"):
+        create(run, TEMPLATE, product_file, tmp_path / "out")
+
+
 def test_an_unknown_template_is_refused_naming_the_expected_one_unless_drift_is_accepted(
     tmp_path: Path, run_dir: Path, product_file: Path
 ) -> None:

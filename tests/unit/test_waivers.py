@@ -103,7 +103,7 @@ def test_waived_must_regression_passes_the_gate_and_says_so(run_pair):
     assert cli.exit_code == 0, cli.output
     assert "waived by me until 2026-12-31: accepted" in cli.output
     doc = json.loads(run_pair.diff("--waivers", str(path), "-o", "json").stdout)
-    assert doc["gate"] == {"passed": True, "exitCode": 0, "blocking": []}
+    assert doc["gate"] == {"passed": True, "exitCode": 0, "blocking": [], "reasons": []}
     assert doc["requirements"][0]["waivedBy"] == [
         {"requirement": "secure_accelerator_access", "probe": None, "reason": "accepted", "owner": "me",
          "expires": "2026-12-31"}

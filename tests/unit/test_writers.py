@@ -356,3 +356,28 @@ def test_excerpt_keeps_the_head_or_a_logs_tail() -> None:
     assert excerpt(text, tail=True, max_lines=3).splitlines()[1:] == ["97", "98", "99"]
     assert excerpt("short") == "short"
     assert len(excerpt("x" * 10_000)) < 2100
+
+
+def test_a_long_reason_reads_short_in_every_artifact_and_whole_in_the_evidence() -> None:
+    from kaic.collector import Phase, Recorder, assemble
+    from kaic.probe import ProbeSpec
+    from kaic.submission.create import fill
+
+    whole = " ".join(f"Finding {i}: vendor profile {i} saw no driver on either path." for i in range(12))
+    spec = ProbeSpec("req_x.probe", "req_x", "TestKaicX/Sub")
+    started = datetime.fromisoformat("2026-09-15T10:00:00+00:00")
+    probe = assemble(spec, [Phase("call", Outcome.UNKNOWN, whole)], Recorder(), started, 0.5)
+    assert len(probe.reason) <= 200 and probe.reason.endswith("saw no driver on either path…")
+    report = one_probe_report(Outcome.UNKNOWN)
+    req = report.requirements[0]
+    req.probes = [probe]
+    req.settle()
+    assert len(req.reason) <= 200
+    output = replay(gotest.results_json(gotest.events(report)))["TestKaicX/Sub"]["output"]
+    assert output.splitlines()[-2] == f"    UNKNOWN: {probe.reason}"  # what a reviewer reads first
+    assert "    evidence text full reason:\n" in output and f"          {whole}\n" in output
+    (case,) = [c for s in JUnitXml.fromstring(junit.kaic_junit(report)) for c in s]
+    assert case.result[0].message == f"UNKNOWN: {probe.reason}"
+    assert summary.build(report).rows[0][3] == req.reason
+    _, _, notes = fill(req, "MUST", report)
+    assert req.reason in notes and len(notes) < 320

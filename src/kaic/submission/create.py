@@ -90,6 +90,12 @@ def _certified_run(run_dir: Path) -> Report:
     if not report.run.get("complete"):
         why = report.run.get("incompleteReason") or "no reason recorded"
         raise InputError(f"{run_dir}: run {run_id} is incomplete ({why}); a submission needs a complete run")
+    left_out = report.excluded_musts()
+    if left_out:  # certified mode refuses --focus/--skip; a report that says otherwise is not one kaic wrote
+        raise InputError(
+            f"{run_dir}: run {run_id} left out MUST requirements ({', '.join(left_out)}); "
+            "a submission needs a run of every requirement"
+        )
     return report
 
 

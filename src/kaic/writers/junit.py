@@ -3,7 +3,10 @@
 `junit.xml` is what `gotestsum --junitfile` would make of kaic's go-test events (for the CNCF validator),
 so it is built from those events, never from the outcomes a second time. `kaic-junit.xml` is for CI
 dashboards: one testcase per probe, grouped by requirement category, with the element the outcome table
-names. Both are plain ElementTree with characters XML 1.0 forbids removed.
+names, plus run-level testcases (classname `kaic.run`) so its counts agree with the exit code: `incomplete`
+with an `<error>` when the run did not complete or a MUST errored (exit 3), and a `<skipped>` testcase per
+MUST requirement the plan left out (`excluded: <id>`, a partial run's exit 4). Both are plain ElementTree
+with characters XML 1.0 forbids removed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from kaic.outcomes import TABLE
+from kaic.outcomes import TABLE, ExitCode, Outcome
 from kaic.results import Report
 from kaic.writers._text import outcome_message, probe_messages, strip_ansi
 from kaic.writers.gotest import PACKAGE, Event
@@ -21,6 +24,7 @@ from kaic.writers.gotest import PACKAGE, Event
 JUNIT_FILE = "junit.xml"
 KAIC_JUNIT_FILE = "kaic-junit.xml"
 KAIC_SUITE = "kaic"
+RUN_CLASSNAME = "kaic.run"  # run-level testcases of kaic-junit.xml: what no probe's testcase can say
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -130,16 +134,18 @@ def gotest_junit(stream: Iterable[Event], tool_version: str) -> str:
 
 
 def kaic_junit(report: Report, strict: bool = False) -> str:
-    """One testcase per probe: classname `kaic.<category>`, requirement id/level and outcome as properties.
+    """One testcase per probe: classname `kaic.<category>`, requirement id/level and outcome as properties;
+    then the run-level testcases (`_run_cases`).
 
     `strict` drops testcase properties, which the Jenkins xUnit schema rejects. (classname, name) pairs are
     unique, since GitLab keeps only the first of a duplicate. A probe's messages (warnings, evidence) go in
     the failure or error text, else in `system-out`.
     """
     probes = report.probes()
-    outcomes = [TABLE[p.outcome].junit for p in probes]
+    run_cases = _run_cases(report)
+    outcomes = [TABLE[p.outcome].junit for p in probes] + [tag for _, tag, _, _ in run_cases]
     totals = {
-        "tests": str(len(probes)),
+        "tests": str(len(outcomes)),
         "failures": str(outcomes.count("failure")),
         "errors": str(outcomes.count("error")),
         "skipped": str(outcomes.count("skipped")),
@@ -155,43 +161,69 @@ def kaic_junit(report: Report, strict: bool = False) -> str:
         [
             ("run.id", str(report.run.get("id", ""))),
             ("run.mode", str(report.run.get("mode", ""))),
+            ("run.complete", str(bool(report.run.get("complete"))).lower()),
+            ("run.excluded", ",".join(report.run.get("excluded") or {})),
             ("profile", f"{report.profile.get('id', '')} {report.profile.get('version', '')}".strip()),
             ("checklist", str(report.checklist.get("chosen", ""))),
             ("verdict", str(report.verdict.get("result", ""))),
         ],
     )
     seen: set[tuple[str, str]] = set()
+
+    def case(classname: str, name: str, seconds: float, properties: list[tuple[str, str]]) -> ET.Element:
+        unique, n = name, 1
+        while (classname, unique) in seen:
+            n += 1
+            unique = f"{name} #{n}"
+        seen.add((classname, unique))
+        element = _element(
+            suite, "testcase", {"classname": classname, "name": unique, "time": _seconds(seconds)}
+        )
+        if not strict:
+            _properties(element, properties)
+        return element
+
     for req in report.requirements:
-        classname = f"kaic.{req.category}"
         for probe in req.probes:
-            name, n = probe.name, 1
-            while (classname, name) in seen:
-                n += 1
-                name = f"{probe.name} #{n}"
-            seen.add((classname, name))
-            case = _element(
-                suite,
-                "testcase",
-                {
-                    "classname": classname,
-                    "name": name,
-                    "time": _seconds(probe.duration_s),
-                },
-            )
-            if not strict:
-                _properties(
-                    case,
-                    [
-                        ("requirement.id", req.id),
-                        ("requirement.level", req.level),
-                        ("outcome", str(probe.outcome)),
-                    ],
-                )
+            properties = [
+                ("requirement.id", req.id),
+                ("requirement.level", req.level),
+                ("outcome", str(probe.outcome)),
+            ]
+            testcase = case(f"kaic.{req.category}", probe.name, probe.duration_s, properties)
             tag, details = TABLE[probe.outcome].junit, "\n".join(probe_messages(probe))
             if tag in ("failure", "error"):
-                _element(case, tag, {"message": outcome_message(probe), "type": str(probe.outcome)}, details)
+                attrs = {"message": outcome_message(probe), "type": str(probe.outcome)}
+                _element(testcase, tag, attrs, details)
                 continue
             if tag:
-                _element(case, tag, {"message": outcome_message(probe)})
-            _element(case, "system-out", {}, details)
+                _element(testcase, tag, {"message": outcome_message(probe)})
+            _element(testcase, "system-out", {}, details)
+    for name, tag, message, properties in run_cases:
+        attrs = {"message": message, "type": name} if tag == "error" else {"message": message}
+        _element(case(RUN_CLASSNAME, name, 0.0, properties), tag, attrs)
     return _serialise(suites)
+
+
+RunCase = tuple[str, str, str, list[tuple[str, str]]]  # name, element, message, testcase properties
+
+
+def _run_cases(report: Report) -> list[RunCase]:
+    """`incomplete` (an error) when the run did not complete or its verdict is incomplete (a MUST, or in
+    quick mode a discovery probe, errored); a skipped `excluded: <id>` per MUST the plan left out."""
+    cases: list[RunCase] = []
+    complete = bool(report.run.get("complete"))
+    run = [("run.complete", str(complete).lower()), ("verdict", str(report.verdict.get("result") or ""))]
+    if not complete:
+        why = report.run.get("incompleteReason") or "no reason recorded"
+        cases.append(("incomplete", "error", f"run incomplete: {why}", run))
+    elif report.verdict.get("exitCode") == ExitCode.INCOMPLETE:
+        errored = [r.id for r in report.requirements if r.level == "MUST" and r.outcome is Outcome.ERROR]
+        errored = errored or [p.name for p in report.probes() if p.outcome is Outcome.ERROR]
+        cases.append(("incomplete", "error", f"incomplete: errored: {', '.join(errored) or '?'}", run))
+    excluded = report.run.get("excluded") or {}
+    for req_id in report.excluded_musts():
+        properties = [("requirement.id", req_id), ("requirement.level", "MUST"), ("outcome", "excluded")]
+        message = f"NOT RUN: MUST requirement left out of the run ({excluded[req_id]})"
+        cases.append((f"excluded: {req_id}", "skipped", message, properties))
+    return cases

@@ -13,18 +13,17 @@ from rich.table import Table
 from rich.text import Text
 
 from kaic.outcomes import ExitCode, Outcome
-from kaic.results import ProbeResult, Report
+from kaic.results import ProbeResult, Report, shorten
 from kaic.writers._text import outcome_message, probe_details
 
 SUMMARY_FILE = "summary.md"
-REASON_CHARS = 200  # a table cell; the full reason is in the problems section and report.json
 
 EXIT_MEANING = {
     ExitCode.CONFORMANT: "every MUST requirement passed",
     ExitCode.NOT_CONFORMANT: "a MUST requirement failed",
     ExitCode.USAGE: "usage or input error",
     ExitCode.INCOMPLETE: "the run is incomplete (preflight failed, a MUST errored, a timeout or an interrupt)",
-    ExitCode.UNDETERMINED: "nothing failed, but a MUST requirement needs manual attestation",
+    ExitCode.UNDETERMINED: "nothing failed, but a MUST requirement needs manual attestation or did not run",
 }
 PROBLEMS = (Outcome.FAILED, Outcome.ERROR, Outcome.UNKNOWN)  # outcomes whose evidence a reader must see
 _STYLE = {
@@ -41,7 +40,7 @@ class Summary:
     verdict: str
     warnings: list[str]
     facts: list[tuple[str, str]]  # (label, value) lines: run, profile, checklist, cluster
-    rows: list[tuple[str, str, str, str]]  # requirement, level, outcome, reason
+    rows: list[tuple[str, str, str, str]]  # requirement, level, outcome, reason; left-out ones "excluded"
     outcomes: list[Outcome | None]  # per row, for styling
     problems: list[tuple[str, ProbeResult]]  # (requirement id, probe) for failures, errors and unknowns
 
@@ -50,7 +49,9 @@ def _verdict_line(report: Report) -> str:
     """The verdict and what its exit code means; quick mode and unjudged runs say why there is none."""
     result, code, said = (report.verdict.get(k) for k in ("result", "exitCode", "summary"))
     if result:
-        return f"Verdict: {result} (exit code {code}: {EXIT_MEANING[ExitCode(code)]})"
+        left_out = ", ".join(report.verdict.get("mustsNotRun") or [])
+        not_run = f"; MUSTs not run: {left_out}" if left_out else ""
+        return f"Verdict: {result} (exit code {code}: {EXIT_MEANING[ExitCode(code)]}){not_run}"
     if code is not None:
         return f"No verdict: {said or 'none recorded'} (exit code {code})"
     return "No verdict: the run was not judged"
@@ -80,20 +81,17 @@ def _facts(report: Report) -> list[tuple[str, str]]:
     ]
 
 
-def _one_line(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 def build(report: Report) -> Summary:
     rows, outcomes, problems = [], [], []
     for req in report.requirements:
         outcome = req.outcome
-        rows.append(
-            (req.id, req.level, str(outcome) if outcome else "not run", _one_line(req.reason, REASON_CHARS))
-        )
+        reason = shorten(" ".join(req.reason.split()))
+        rows.append((req.id, req.level, str(outcome) if outcome else "not run", reason))
         outcomes.append(outcome)
         problems += [(req.id, p) for p in req.probes if p.outcome in PROBLEMS]
+    for req_id, why in (report.run.get("excluded") or {}).items():
+        rows.append((req_id, report.level(req_id) or "?", "excluded", f"left out of the run: {why}"))
+        outcomes.append(None)
     return Summary(
         verdict=_verdict_line(report),
         warnings=[str(w) for w in report.verdict.get("warnings", [])],
