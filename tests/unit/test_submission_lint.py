@@ -4,13 +4,16 @@ the online check (against a server on 127.0.0.1 only; nothing here leaves the ma
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,6 +26,8 @@ from kaic.submission import InputError
 from kaic.submission.cli import submission
 from kaic.submission.lint import STATUSES, USER_AGENT, Finding, lint, unreachable
 from kaic.submission.official import read_template
+from kaic.writers.gotest import Event, results_json, verbose_log
+from kaic.writers.junit import gotest_junit
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 CHECKLISTS = REFERENCE / "checklists"
@@ -816,6 +821,361 @@ def test_artifacts_are_found_under_their_name_anywhere_in_the_folder(tmp_path: P
     assert findings(folder, make_template(tmp_path)) == [("error", f"{SECURE}.evidence[0]")]
 
 
+# --- the rules on a real submission: v1.35/kops copied, given its test run, and broken one way at a time ----
+
+KOPS = SUBMISSIONS / "v1.35" / "kops"
+UPSTREAM = "sigs.k8s.io/ai-conformance/test"
+RUN_START = "2026-09-15T10:00:00Z"
+# The run kOps' artifacts record, as the upstream suite reports it: test -> result, subtests by their parent.
+KOPS_RUN = [
+    ("TestSecureAcceleratorAccess/PositiveAccessTest", "pass"),
+    ("TestSecureAcceleratorAccess/NegativeIsolationTest", "pass"),
+    ("TestSecureAcceleratorAccess", "pass"),
+    ("TestGangScheduling", "pass"),
+    ("TestAcceleratorClusterAutoscaling", "pass"),
+    ("TestAIServiceMetrics", "pass"),
+    ("TestParseFlags", "pass"),  # a unit test that rides along
+]
+GANG, AUTOSCALE, POD_AUTOSCALING, SERVICE_METRICS, ACCESS = (
+    "spec.schedulingOrchestration[0] (gang_scheduling)",
+    "spec.schedulingOrchestration[1] (cluster_autoscaling)",
+    "spec.schedulingOrchestration[2] (pod_autoscaling)",
+    "spec.observability[1] (ai_service_metrics)",
+    "spec.security[0] (secure_accelerator_access)",
+)
+TARGETS = [
+    ("TestSecureAcceleratorAccess", ACCESS),
+    ("TestGangScheduling", GANG),
+    ("TestAcceleratorClusterAutoscaling", AUTOSCALE),
+]
+KINDS = ("junit.xml", "results.json", "e2e.log")
+
+
+def go_test_events(tests: list[tuple[str, str]], start: str = RUN_START) -> list[Event]:
+    """A `go test -json` stream of the upstream package: each top-level test runs its subtests (listed before
+    it) and then finishes, one test a second, as `go test` reports them."""
+    began = datetime.fromisoformat(start)
+    second = 0
+
+    def event(action: str, test: str | None = None, **rest: Any) -> Event:
+        moment = (began + timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
+        return {
+            "Time": moment,
+            "Action": action,
+            "Package": UPSTREAM,
+            **({"Test": test} if test else {}),
+            **rest,
+        }
+
+    def run(test: str) -> list[Event]:
+        return [event("run", test), event("output", test, Output=f"=== RUN   {test}\n")]
+
+    def finish(test: str, action: str) -> list[Event]:
+        line = f"--- {action.upper()}: {test} (1.00s)\n"
+        return [event("output", test, Output=line), event(action, test, Elapsed=1.0)]
+
+    stream = [event("start")]
+    results = dict(tests)
+    for root in dict.fromkeys(name.split("/")[0] for name, _ in tests):
+        second += 1
+        subtests = [name for name in results if name.startswith(root + "/")]
+        stream += run(root) if root in results else []
+        for name in subtests:
+            stream += run(name) + finish(name, results[name])
+        stream += finish(root, results[root]) if root in results else []
+    second += 1
+    failed = "fail" in results.values()
+    summary = f"FAIL\t{UPSTREAM}\t{second}.000s\n" if failed else f"ok  \t{UPSTREAM}\t{second}.000s\n"
+    return [
+        *stream,
+        event("output", Output="FAIL\n" if failed else "PASS\n"),
+        event("output", Output=summary),
+        event("fail" if failed else "pass", Elapsed=float(second)),
+    ]
+
+
+def go_test_artifacts(tests: list[tuple[str, str]], start: str = RUN_START) -> dict[str, str]:
+    """The three files of one run, rendered by kaic's own writers (golden-tested against real Go)."""
+    events = go_test_events(tests, start)
+    return {
+        "junit.xml": gotest_junit(events, "go1.26.0"),
+        "results.json": results_json(events),
+        "e2e.log": verbose_log(events),
+    }
+
+
+def with_result(test: str, result: str) -> list[tuple[str, str]]:
+    return [(name, result if name == test else action) for name, action in KOPS_RUN]
+
+
+@pytest.fixture
+def kops(tmp_path: Path) -> Path:
+    """A writable copy of the real kOps v1.35 submission under tmp_path/v1.35/kops, no docs/ above it."""
+    folder = tmp_path / "v1.35" / "kops"
+    shutil.copytree(KOPS, folder, copy_function=shutil.copyfile)
+    for root, _, _ in os.walk(folder):
+        os.chmod(root, 0o755)
+    return folder
+
+
+def kops_findings(folder: Path, **options: Any) -> list[Finding]:
+    return lint(folder, CHECKLISTS / "AIConformance-1.35.yaml", **options)
+
+
+def edit(folder: Path, req_id: str | None = None, **changes: Any) -> None:
+    """Change one requirement's fields (or, without req_id, the metadata) of the copied PRODUCT.yaml."""
+    doc = yaml.safe_load((folder / "PRODUCT.yaml").read_text(encoding="utf-8"))
+    target = doc["metadata"] if req_id is None else entry(doc, req_id)
+    target.update(changes)
+    (folder / "PRODUCT.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+
+
+def put(folder: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+
+
+def said(found: list[Finding]) -> list[tuple[str, str, str]]:
+    return [(f.level, f.field, f.message) for f in found]
+
+
+@needs_corpus
+def test_kops_with_the_artifacts_of_its_run_is_clean(kops: Path) -> None:
+    put(kops, go_test_artifacts(KOPS_RUN))
+    assert kops_findings(kops) == []
+
+
+@needs_corpus
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("test", "at"), TARGETS, ids=[t for t, _ in TARGETS])
+def test_a_failed_upstream_test_in_any_artifact_is_an_error(
+    kops: Path, kind: str, test: str, at: str
+) -> None:
+    put(kops, {kind: go_test_artifacts(with_result(test, "fail"))[kind]})
+    assert said(kops_findings(kops)) == [
+        ("error", f"{at}.status", f"is Implemented, but {test} failed in {kind}")
+    ]
+
+
+@needs_corpus
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("test", "at"), TARGETS, ids=[t for t, _ in TARGETS])
+def test_a_skipped_target_test_in_any_artifact_is_an_error(kops: Path, kind: str, test: str, at: str) -> None:
+    put(kops, {kind: go_test_artifacts(with_result(test, "skip"))[kind]})
+    assert said(kops_findings(kops)) == [
+        (
+            "error",
+            f"{at}.status",
+            (
+                f"is Implemented, but {test} was skipped in {kind}; "
+                "the validator accepts a skipped target test only for status N/A"
+            ),
+        )
+    ]
+
+
+@needs_corpus
+def test_every_artifact_that_shows_the_failure_is_named_once(kops: Path) -> None:
+    put(kops, go_test_artifacts(with_result("TestGangScheduling", "fail")))
+    put(kops, {"results/JUnit.XML": go_test_artifacts(KOPS_RUN)["junit.xml"]})  # any case, any folder: read
+    assert said(kops_findings(kops)) == [
+        (
+            "error",
+            f"{GANG}.status",
+            "is Implemented, but TestGangScheduling failed in junit.xml, results.json, e2e.log",
+        ),
+        (
+            "warning",
+            "results/JUnit.XML",
+            "comes from another run than junit.xml: TestGangScheduling passed here but failed in junit.xml",
+        ),
+    ]
+
+
+@needs_corpus
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_failed_subtest_fails_its_parent(kops: Path, kind: str) -> None:
+    """A parent reported as passed (an edited file, or a harness that lies) still fails by its subtest."""
+    run = [*KOPS_RUN, ("TestGangScheduling/fitting-gang", "fail")]
+    put(kops, {kind: go_test_artifacts(run)[kind]})
+    assert said(kops_findings(kops)) == [
+        ("error", f"{GANG}.status", f"is Implemented, but TestGangScheduling failed in {kind}")
+    ]
+
+
+@needs_corpus
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_skipped_subtest_under_a_passed_parent_is_no_finding(kops: Path, kind: str) -> None:
+    """MultiContainerIsolationTest needs two devices: skipped on one, while the test as a whole passes."""
+    run = [*KOPS_RUN, ("TestSecureAcceleratorAccess/MultiContainerIsolationTest", "skip")]
+    put(kops, {kind: go_test_artifacts(run)[kind]})
+    assert kops_findings(kops) == []
+
+
+@needs_corpus
+@pytest.mark.parametrize("kind", ["junit.xml", "results.json"])  # an e2e.log never shows a subtest alone
+def test_subtests_without_their_parent_roll_up_to_it(kops: Path, kind: str) -> None:
+    skipped = [("TestGangScheduling/fitting-gang", "skip"), ("TestGangScheduling/unfit-gang", "skip")]
+    run = [t for t in KOPS_RUN if t[0] != "TestGangScheduling"] + skipped
+    put(kops, {kind: go_test_artifacts(run)[kind]})
+    assert [(f.level, f.field) for f in kops_findings(kops)] == [("error", f"{GANG}.status")]
+    assert "TestGangScheduling was skipped in" in kops_findings(kops)[0].message
+
+
+@needs_corpus
+def test_other_upstream_tests_failed_are_errors_skipped_warnings(kops: Path) -> None:
+    """TestAIServiceMetrics is not one of the validator's targets: a manual attestation may stand beside its
+    skip, but not beside its failure."""
+    put(kops, {"e2e.log": go_test_artifacts(with_result("TestAIServiceMetrics", "skip"))["e2e.log"]})
+    assert said(kops_findings(kops)) == [
+        (
+            "warning",
+            f"{SERVICE_METRICS}.status",
+            (
+                "is Implemented, but TestAIServiceMetrics was skipped in e2e.log; "
+                "reviewers will look for the evidence that replaces it"
+            ),
+        )
+    ]
+    put(kops, {"e2e.log": go_test_artifacts(with_result("TestAIServiceMetrics", "fail"))["e2e.log"]})
+    assert [(f.level, f.field) for f in kops_findings(kops)] == [("error", f"{SERVICE_METRICS}.status")]
+
+
+@needs_corpus
+def test_only_implemented_requirements_answer_for_their_upstream_test(kops: Path) -> None:
+    """cluster_autoscaling N/A beside a skipped TestAcceleratorClusterAutoscaling: what the validator wants."""
+    put(kops, go_test_artifacts(with_result("TestAcceleratorClusterAutoscaling", "skip")))
+    edit(kops, "cluster_autoscaling", status="N/A", notes="On-premises: no node groups to scale.")
+    assert [(f.level, f.field) for f in kops_findings(kops)] == [("warning", f"{AUTOSCALE}.status")]
+
+
+@needs_corpus
+def test_must_na_on_a_real_submission(kops: Path) -> None:
+    edit(kops, "pod_autoscaling", status="N/A", notes="No custom metrics API here.")
+    edit(kops, "cluster_autoscaling", status="N/A", notes="")
+    assert said(kops_findings(kops)) == [
+        ("error", f"{AUTOSCALE}.notes", "N/A needs notes saying why the requirement does not apply"),
+        (
+            "error",
+            f"{POD_AUTOSCALING}.status",
+            (
+                "N/A on a MUST is rejected: among MUSTs only cluster_autoscaling may be N/A; "
+                "pod_autoscaling must be 'Implemented'"
+            ),
+        ),
+    ]
+    edit(kops, "cluster_autoscaling", notes="On-premises: no node groups to scale.")
+    assert [(f.level, f.field) for f in kops_findings(kops)] == [
+        ("warning", f"{AUTOSCALE}.status"),
+        ("error", f"{POD_AUTOSCALING}.status"),
+    ]
+
+
+@needs_corpus
+def test_a_k8s_conformance_url_of_another_minor_is_a_warning(kops: Path) -> None:
+    edit(kops, k8sConformanceUrl="https://github.com/cncf/k8s-conformance/tree/master/v1.34/kops")
+    assert said(kops_findings(kops)) == [
+        (
+            "warning",
+            "metadata.k8sConformanceUrl",
+            (
+                "names Kubernetes v1.34, but the submission is for v1.35; "
+                "link the product's k8s-conformance entry under v1.35/"
+            ),
+        )
+    ]
+
+
+OTHER_RUNS = [
+    (  # e2e.log of a run with one more test
+        {"e2e.log": [*KOPS_RUN, ("TestNewCheck", "pass")]},
+        "e2e.log",
+        "other tests (only in junit.xml: none; only here: TestNewCheck)",
+    ),
+    (  # results.json of the same tests, two hours later
+        {"results.json": KOPS_RUN, "start": "2026-09-15T12:00:00Z"},
+        "results.json",
+        "started 2026-09-15T12:00:00+00:00, but junit.xml at 2026-09-15T10:00:00+00:00",
+    ),
+    (  # e2e.log of a run where a unit test failed
+        {"e2e.log": with_result("TestParseFlags", "fail")},
+        "e2e.log",
+        "TestParseFlags failed here but passed in junit.xml",
+    ),
+]
+
+
+@needs_corpus
+@pytest.mark.parametrize(("other", "field", "reason"), OTHER_RUNS, ids=["tests", "start", "result"])
+def test_artifacts_of_different_runs_are_a_warning(
+    kops: Path, other: dict[str, Any], field: str, reason: str
+) -> None:
+    put(kops, go_test_artifacts(KOPS_RUN))
+    start = other.pop("start", RUN_START)
+    put(kops, {name: go_test_artifacts(run, start)[name] for name, run in other.items()})
+    assert said(kops_findings(kops)) == [
+        ("warning", field, f"comes from another run than junit.xml: {reason}")
+    ]
+
+
+@needs_corpus
+def test_ansi_codes_and_go_downloading_in_e2e_log_are_warnings(kops: Path) -> None:
+    files = go_test_artifacts(with_result("TestGangScheduling", "fail"))
+    coloured = re.sub(
+        r"--- (PASS|FAIL)", lambda m: f"\x1b[{31 if m[1] == 'FAIL' else 32}m{m[0]}\x1b[0m", files["e2e.log"]
+    )
+    put(
+        kops,
+        {
+            "e2e.log": "go: downloading k8s.io/api v0.36.0\ngo: downloading k8s.io/client-go v0.36.0\n"
+            + coloured
+        },
+    )
+    assert said(kops_findings(kops)) == [
+        (
+            "error",
+            f"{GANG}.status",
+            "is Implemented, but TestGangScheduling failed in e2e.log",
+        ),  # colour or not
+        (
+            "warning",
+            "e2e.log",
+            (
+                "has ANSI escape codes on 7 line(s), first line 6: reviewers read the log as plain text; "
+                "record it without colour"
+            ),
+        ),
+        (
+            "warning",
+            "e2e.log",
+            (
+                "has `go: downloading` lines on 2 line(s), first line 1: module downloads are not test "
+                "output; download modules before the recorded run"
+            ),
+        ),
+    ]
+
+
+@needs_corpus
+def test_lint_without_checklist_on_a_real_submission(kops: Path) -> None:
+    """The CLI with no --checklist and no clone of the program's repository above the folder."""
+    result = invoke(kops)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("note: spec[*].description: not compared with the official wording")
+    assert "--checklist AIConformance-1.35.yaml" in result.stdout
+    edit(kops, "pod_autoscaling", status="N/A", notes="No custom metrics API here.", level="SHOULD")
+    result = invoke(kops, "-o", "json")
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
+    assert [(f["level"], f["field"]) for f in payload["findings"]] == [
+        ("note", "spec[*].description"),
+        ("warning", f"{POD_AUTOSCALING}.level"),  # the profile's level for 1.35 is MUST
+        ("error", f"{POD_AUTOSCALING}.status"),
+    ]
+    assert (payload["errors"], payload["warnings"]) == (1, 1)
+
+
 # --- versions, templates and input errors ------------------------------------------------------------------
 
 
@@ -970,7 +1330,7 @@ BAD_INPUT = [
     ),
     (
         ["{root}/v1.37/acme", "--checklist", "{root}/templates/AIConformance-1.36.yaml"],
-        "{root}/templates/AIConformance-1.36.yaml: is the template for v1.36, but the submission is for v1.37",
+        "{root}/templates/AIConformance-1.36.yaml: is the template for v1.36, but the submission is for ",
     ),
     (
         ["{root}/v1.37/acme", "--checklist", "{root}/templates/AIConformance-1.37.yaml", "--version", "x"],

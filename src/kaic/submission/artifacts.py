@@ -104,15 +104,23 @@ def _results_json(text: str) -> Artifact:
 
 
 def _noise(lines: list[str]) -> tuple[str, ...]:
-    """ANSI escape codes and `go: downloading` lines: not test output, and both hinder a reviewer."""
+    """ANSI escape codes and `go: downloading` lines: not the tests' output, and both hinder a reviewer."""
     found = []
-    for what, hit in (
-        ("ANSI escape codes", lambda line: "\x1b" in line),
-        ("`go: downloading` lines", lambda line: line.startswith(_DOWNLOADING)),
+    for what, hit, advice in (
+        (
+            "ANSI escape codes",
+            lambda line: "\x1b" in line,
+            "reviewers read the log as plain text; record it without colour",
+        ),
+        (
+            "`go: downloading` lines",
+            lambda line: line.startswith(_DOWNLOADING),
+            "module downloads are not test output; download modules before the recorded run",
+        ),
     ):
         numbers = [n for n, line in enumerate(lines, 1) if hit(line)]
         if numbers:
-            found.append(f"{what} on {len(numbers)} line(s), first line {numbers[0]}")
+            found.append(f"{what} on {len(numbers)} line(s), first line {numbers[0]}: {advice}")
     return tuple(found)
 
 

@@ -549,7 +549,10 @@ def _other_run(first: Artifact, other: Artifact, first_name: str) -> str:
     if differ:
         t = differ[0]
         more = f" (and {len(differ) - 1} more)" if len(differ) > 1 else ""
-        reasons.append(f"{t} is {other.results[t]} here but {first.results[t]} in {first_name}{more}")
+        said = {"pass": "passed", "fail": "failed", "skip": "was skipped"}
+        reasons.append(
+            f"{t} {said[other.results[t]]} here but {said[first.results[t]]} in {first_name}{more}"
+        )
     if first.started and other.started and abs((first.started - other.started).total_seconds()) > _SAME_RUN:
         reasons.append(
             f"started {other.started.isoformat()}, but {first_name} at {first.started.isoformat()}"
