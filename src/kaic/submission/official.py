@@ -22,6 +22,14 @@ from kaic.submission import InputError
 PROFILE = "ai-v1.0"  # the profile whose `checklists:` pins the official templates
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: lint reads many files
 VERSION_IN_PATH = re.compile(r"(?:^|/)(v\d+\.\d+)/")  # the validator's own pattern
+# The upstream tests the validator looks for in a folder's artifacts (scripts/validate.go with PR #141); which
+# requirement each checks is the profile's `upstreamTest`.
+TARGET_TESTS = frozenset(
+    {"TestSecureAcceleratorAccess", "TestGangScheduling", "TestAcceleratorClusterAutoscaling"}
+)
+# The one MUST the validator accepts as N/A (with notes, printing a warning); any other MUST N/A is an error.
+MUST_NA_ALLOWED = "cluster_autoscaling"
+_TEMPLATE_HINT = "give the official AIConformance-X.Y.yaml (cncf/k8s-ai-conformance docs/)"
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.\d+)?$")
 
 
@@ -60,6 +68,18 @@ def upstream_tests() -> dict[str, str]:
     return {r.id: r.upstream_test for r in _profile().requirements if r.upstream_test}
 
 
+def profile_checklist(minor: str) -> dict[str, list[dict[str, str]]] | None:
+    """The checklist of `minor` as kaic's profile has it: category -> entries with id and level, in the
+    profile's order, without the descriptions (kaic keeps no copy of them); None for a minor it lacks."""
+    profile = _profile()
+    if minor not in profile.checklists:
+        return None
+    spec: dict[str, list[dict[str, str]]] = {}
+    for requirement, level in profile.for_version(minor):
+        spec.setdefault(requirement.category, []).append({"id": requirement.id, "level": level})
+    return spec
+
+
 def official_minor(sha256: str) -> str | None:
     """The minor whose official template has this digest, if any."""
     return next((minor for minor, digest in known_digests().items() if digest == sha256), None)
@@ -83,13 +103,18 @@ def read_template(path: Path) -> Template:
         text = raw.decode("utf-8")
         data = yaml.load(text, Loader=YAML_LOADER)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: cannot read the checklist template: {exc}") from None
+        problem = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        raise InputError(
+            f"{path}: cannot read the checklist template ({problem}); {_TEMPLATE_HINT}"
+        ) from None
     spec = data.get("spec") if isinstance(data, dict) else None
     if not isinstance(spec, dict) or not all(
         isinstance(entries, list) and all(isinstance(e, dict) and "id" in e for e in entries)
         for entries in spec.values()
     ):
-        raise InputError(f"{path}: not a checklist template (no spec.<category> lists of requirements)")
+        raise InputError(
+            f"{path}: not a checklist template (no spec.<category> lists of requirements); {_TEMPLATE_HINT}"
+        )
     return Template(path, text, data, hashlib.sha256(raw).hexdigest())
 
 
