@@ -10,6 +10,7 @@ from kaic.facts import require
 from kaic.outcomes import NotApplicable, Unknown
 from kaic.probe import Rule, probe
 from kaic.pytest_plugin import RUN_ID_LABEL
+from kaic.resourceslices import current_slices
 from kaic.workloads import DRA
 
 SHARING_RESOURCE_MARKERS = ("mig-", "shared", "replicas")
@@ -81,9 +82,14 @@ def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
     """The DRA path of the chosen profile; no driver publishing devices is a fact (N/A), not a failure."""
     require_dra_v1(facts)
     require(facts, "resourceSlices", "deviceClasses")
-    if not accelerators.inventory(facts)["draDrivers"]:
-        evidence.add("fact", "draDrivers", "no DRA driver publishes devices")
-        raise NotApplicable("no DRA driver publishes devices, so there is nothing to allocate (a reported fact)")
+    found = accelerators.inventory(facts)
+    if not found["draDrivers"]:
+        without = "; ".join(f"{driver}: {why}" for driver, why in sorted(found["draDriversWithoutDevices"].items()))
+        evidence.add("fact", "draDrivers", f"no DRA driver publishes devices ({without or 'no ResourceSlices'})")
+        raise NotApplicable(
+            f"no DRA driver publishes devices ({without or 'no ResourceSlices'}), so there is nothing to allocate "
+            "(a reported fact)"
+        )
     selection = accelerators.select(facts, run.options, "dra")
     evidence.add("fact", "acceleratorSelection", selection.found)
     return selection
@@ -250,7 +256,8 @@ def advertised_driver_versions(cluster, node: str, profile: accelerators.Acceler
     # Without resource.k8s.io/v1 (a cluster without DRA) no slice can advertise anything: node labels only.
     if profile.version_attributes and cluster.get_or_none(DRA) is not None:
         for driver in profile.dra_drivers:
-            for rs in cluster.list(f"{DRA}/resourceslices", fieldSelector=f"spec.nodeName={node},spec.driver={driver}"):
+            listed = cluster.list(f"{DRA}/resourceslices", fieldSelector=f"spec.nodeName={node},spec.driver={driver}")
+            for rs in current_slices(listed):
                 for device in rs["spec"].get("devices") or []:
                     value = (device.get("attributes") or {}).get(profile.version_attributes[0])
                     found.update(str(v) for v in (value or {}).values())

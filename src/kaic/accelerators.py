@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kaic.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.resourceslices import uncounted
 
 SCRIPT = (Path(__file__).parent / "device_scripts" / "identity.sh").read_text(encoding="utf-8")
 RESULT_BEGIN, RESULT_END = "KAIC-RESULT-BEGIN", "KAIC-RESULT-END"
@@ -163,12 +164,19 @@ def select_present(facts: Mapping[str, Any], options: Mapping[str, Any]) -> Sele
 
 
 def inventory(facts: Mapping[str, Any]) -> dict[str, Any]:
-    """What the cluster offers, vendor-neutral: DRA drivers with devices, DeviceClasses, extended resources."""
+    """What the cluster offers, vendor-neutral: DRA drivers with devices (discovery's counts: complete pools at
+    their newest generation), those without and why, DeviceClasses, extended resources."""
+    drivers = facts.get("resourceSlices") or {}
     return {
         "draDrivers": {
             driver: {"devices": info["devices"], "pools": len(info["pools"])}
-            for driver, info in (facts.get("resourceSlices") or {}).items()
+            for driver, info in drivers.items()
             if info["devices"]
+        },
+        "draDriversWithoutDevices": {
+            driver: uncounted(info) or "its pools publish no devices"
+            for driver, info in drivers.items()
+            if not info["devices"]
         },
         "deviceClasses": sorted(dc["name"] for dc in facts.get("deviceClasses") or []),
         "extendedResources": {
@@ -212,7 +220,7 @@ def _dra_option(
     per_node: dict[str, int] = {}
     for driver in drivers:
         for pool in slices[driver]["pools"].values():
-            if pool["complete"] and len(pool["nodes"]) == 1 and _usable(nodes.get(pool["nodes"][0])):
+            if len(pool["nodes"]) == 1 and _usable(nodes.get(pool["nodes"][0])):
                 per_node[pool["nodes"][0]] = per_node.get(pool["nodes"][0], 0) + pool["devices"]
     if not per_node:
         return None, f"no complete pool of {', '.join(drivers)} on a Ready node"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from test_resourceslices import rslice
 
+from kaic import resourceslices
 from kaic.accelerators import PROFILES, NoAccelerators, detect
 from kaic.outcomes import ProbeError, Unknown
 
@@ -26,8 +28,10 @@ def facts(*, slices=None, classes=None, plugin_nodes=(), dra_nodes=(), version="
 
 
 def dra_driver(driver: str, nodes: dict[str, int], complete: bool = True) -> dict:
-    pools = {n: {"nodes": [n], "devices": d, "slices": 1, "expectedSlices": 1, "complete": complete} for n, d in nodes.items()}
-    return {driver: {"pools": pools, "devices": sum(nodes.values()), "attributes": ["uuid"]}}
+    """Discovery's facts of one driver publishing a pool per node (an incomplete one waits for a second slice)."""
+    return resourceslices.inventory(
+        rslice(driver, n, 1, d, n, count=1 if complete else 2) for n, d in nodes.items()
+    )
 
 
 def device_class(name: str, driver: str, extended: str = "") -> dict:
