@@ -67,20 +67,14 @@ def test_virtualized_accelerator_discovery(facts, evidence):
 DRA_KINDS = ("deviceclasses", "resourceclaims", "resourceclaimtemplates", "resourceslices")
 
 
-def require_dra_v1(facts) -> None:
-    """resource.k8s.io/v1 must be served; otherwise DRA is absent but installable (unknown, not failed)."""
+def require_dra_v1(facts, run) -> None:
+    """dra_support's own prerequisite, judged by the run's checklist (accelerators.require_dra_v1)."""
     require(facts, "apiGroups")
-    served = facts["dra"]["servedVersions"]
-    if "v1" not in served:
-        raise Unknown(
-            f"resource.k8s.io/v1 is not served (served versions: {', '.join(served) or 'none'}); "
-            "on 1.33 DRA is beta and off by default"
-        )
+    accelerators.require_dra_v1(facts["dra"]["servedVersions"], run.checklist)
 
 
 def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
     """The DRA path of the chosen profile; no driver publishing devices is a fact (N/A), not a failure."""
-    require_dra_v1(facts)
     require(facts, "resourceSlices", "deviceClasses")
     found = accelerators.inventory(facts)
     if not found["draDrivers"]:
@@ -106,7 +100,7 @@ def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
 def test_dra_crud(cluster, namespace, run, facts, evidence):
     """resource.k8s.io/v1 serves all four kinds and resourceclaims/status, and each kind can be created (dry run
     first), read, listed, updated and deleted, without any driver (a class matching nothing, a slice on no node)."""
-    require_dra_v1(facts)
+    require_dra_v1(facts, run)
     served = {r["name"]: r["verbs"] for r in cluster.get(DRA)["resources"]}
     evidence.add("fact", "resource.k8s.io/v1 resources", sorted(served))
     assert {*DRA_KINDS, "resourceclaims/status"} <= set(served), f"v1 lacks {set(DRA_KINDS) - set(served)}"
@@ -148,6 +142,7 @@ def test_dra_crud(cluster, namespace, run, facts, evidence):
 def test_dra_claim_lifecycle(cluster, namespace, run, facts, evidence):
     """The real scheduler allocates a claim made from a template, reserves it for the pod, and the claim is
     released when the pod goes; where containers run, the container sees the allocated device."""
+    require_dra_v1(facts, run)
     selection = dra_selection(cluster, facts, run, evidence)
     template = workloads.device_template(cluster, namespace, run.labels, selection)
     image = images.for_run(run.options)["ubuntu"]
@@ -184,6 +179,7 @@ def test_dra_claim_lifecycle(cluster, namespace, run, facts, evidence):
 )  # fmt: skip
 def test_dra_unsatisfiable_claim(cluster, namespace, run, facts, evidence):
     """A claim whose selector no device matches leaves its pod Pending with FailedScheduling, unallocated."""
+    require_dra_v1(facts, run)
     selection = dra_selection(cluster, facts, run, evidence)
     selector = "device.driver == 'no-such-driver.kaic.dev'"
     cluster.create(workloads.dra_path(namespace, "resourceclaimtemplates"),

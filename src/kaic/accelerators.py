@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from kaic.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.profile import minor_key
 from kaic.resourceslices import uncounted
 
 SCRIPT = (Path(__file__).parent / "device_scripts" / "identity.sh").read_text(encoding="utf-8")
 RESULT_BEGIN, RESULT_END = "KAIC-RESULT-BEGIN", "KAIC-RESULT-END"
 ALLOCATION_MODES = ("auto", "dra", "device-plugin")
+DRA_GA = "1.34"  # resource.k8s.io/v1 is GA and on by default from this Kubernetes minor
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,20 @@ def inventory(facts: Mapping[str, Any]) -> dict[str, Any]:
             n["name"]: n["extendedResources"] for n in (facts.get("nodes") or {}).get("withExtendedResources", [])
         },
     }
+
+
+def require_dra_v1(served: list[str], checklist: str) -> None:
+    """dra_support's verdict on resource.k8s.io/v1 not being served. Before DRA_GA it is beta and off by default:
+    absent but installable (unknown). From DRA_GA it is GA and on by default, so a cluster judged by such a
+    checklist that does not serve it fails the MUST."""
+    if "v1" in served:
+        return
+    why = f"resource.k8s.io/v1 is not served (served versions: {', '.join(served) or 'none'})"
+    if minor_key(checklist) >= minor_key(DRA_GA):
+        raise AssertionError(
+            f"{why}: DRA is GA and on by default from Kubernetes {DRA_GA}, and checklist {checklist} requires it"
+        )
+    raise Unknown(f"{why}; on {checklist} DRA is beta and off by default: enable the API and its feature gates")
 
 
 def accelerator_nodes(facts: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

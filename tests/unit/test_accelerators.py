@@ -6,7 +6,7 @@ import pytest
 from test_resourceslices import rslice
 
 from kaic import resourceslices
-from kaic.accelerators import PROFILES, NoAccelerators, detect
+from kaic.accelerators import PROFILES, NoAccelerators, detect, require_dra_v1
 from kaic.outcomes import ProbeError, Unknown
 
 
@@ -135,3 +135,17 @@ def test_nodes_that_run_containers_are_preferred_when_there_are_any():
              "nodes": {**LOCAL["nodes"], "withDraDevicesOnly": [node("kaic-dra-0"), real]}}  # fmt: skip
     assert detect(mixed).nodes == ("kaic-worker",)
     assert detect(LOCAL).nodes == ("kaic-dra-0", "kaic-dra-1")  # none runs containers: all of them
+
+
+@pytest.mark.parametrize("checklist", ["1.34", "1.35", "1.37", "1.40"])
+def test_dra_v1_missing_fails_from_its_ga_minor(checklist):
+    with pytest.raises(AssertionError, match=rf"served versions: v1beta1\): DRA is GA .* checklist {checklist} requires"):
+        require_dra_v1(["v1beta1"], checklist)
+    require_dra_v1(["v1", "v1beta2"], checklist)  # served: nothing to say
+
+
+def test_dra_v1_missing_before_ga_is_unknown_not_failed():
+    with pytest.raises(Unknown, match=r"served versions: none\); on 1.33 DRA is beta and off by default") as raised:
+        require_dra_v1([], "1.33")
+    assert not isinstance(raised.value, AssertionError)
+    require_dra_v1(["v1"], "1.33")
