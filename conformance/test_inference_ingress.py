@@ -59,7 +59,10 @@ def gateway_class(facts, run, evidence) -> str:
     evidence.add(
         "fact",
         "detection",
-        {"inferenceCrds": {n: c["versions"] for n, c in crds.items()}, "gatewayClasses": facts.get("gatewayClasses")},
+        {
+            "inferenceCrds": {n: c["versions"] for n, c in crds.items()},
+            "gatewayClasses": facts.get("gatewayClasses"),
+        },
     )
     # First, so a --gateway-class naming no class is the same error here as in ai_inference.
     chosen, how = gateway.choose_class(facts, run.options.get("gateway_class"))

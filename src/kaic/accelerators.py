@@ -226,7 +226,10 @@ def _dra_option(
     slices = facts.get("resourceSlices") or {}
     drivers = [d for d in profile.dra_drivers if (slices.get(d) or {}).get("devices")]
     if not drivers:
-        return None, f"no ResourceSlice of {', '.join(profile.dra_drivers)} publishes devices"
+        why = "; ".join(f"{d}: {uncounted(slices[d])}" for d in profile.dra_drivers if uncounted(slices.get(d) or {}))
+        return None, f"no ResourceSlice of {', '.join(profile.dra_drivers)} publishes devices" + (
+            f" ({why})" if why else ""
+        )
     classes = {dc["name"]: dc for dc in facts.get("deviceClasses") or []}
     device_class = next((c for c in profile.device_classes if c in classes), "") or next(
         (name for name, dc in classes.items() if any(f"'{d}'" in s for d in drivers for s in dc["selectors"])), ""

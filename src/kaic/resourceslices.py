@@ -45,11 +45,14 @@ def inventory(slices: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     drivers: dict[str, Any] = {}
     for (driver_name, pool_name), group in _by_pool(slices).items():
         driver = drivers.setdefault(
-            driver_name, {"pools": {}, "incompletePools": {}, "devices": 0, "attributes": set(), "staleSlices": 0}
+            driver_name,
+            {"pools": {}, "incompletePools": {}, "devices": 0, "attributes": set(), "staleSlices": 0},
         )
         current = _newest(group)
         generation, stale = _generation(current[0]), len(group) - len(current)
-        expected = max(int(((rs.get("spec") or {}).get("pool") or {}).get("resourceSliceCount", 1)) for rs in current)
+        expected = max(
+            int(((rs.get("spec") or {}).get("pool") or {}).get("resourceSliceCount", 1)) for rs in current
+        )
         driver["staleSlices"] += stale
         if len(current) < expected:
             driver["incompletePools"][pool_name] = {
@@ -75,8 +78,8 @@ def uncounted(driver: Mapping[str, Any]) -> str:
     found = [
         f"pool {name} generation {pool['generation']} has {pool['slices']} of {pool['expectedSlices']} slices "
         "(incomplete, not counted)"
-        for name, pool in sorted(driver["incompletePools"].items())
+        for name, pool in sorted((driver.get("incompletePools") or {}).items())
     ]
-    if driver["staleSlices"]:
+    if driver.get("staleSlices"):
         found.append(f"{driver['staleSlices']} slice(s) of older pool generations ignored")
     return "; ".join(found)

@@ -17,7 +17,9 @@ SLICES = "/apis/resource.k8s.io/v1/resourceslices"
 OTHER = "stale.kaic.dev"
 
 
-def rslice(name: str, driver: str, pool: str, generation: int, devices: int, node: str, count: int = 1) -> dict[str, Any]:
+def rslice(
+    name: str, driver: str, pool: str, generation: int, devices: int, node: str, count: int = 1
+) -> dict[str, Any]:
     return {
         "apiVersion": "resource.k8s.io/v1",
         "kind": "ResourceSlice",
@@ -33,7 +35,9 @@ def rslice(name: str, driver: str, pool: str, generation: int, devices: int, nod
 
 def test_stale_and_incomplete_generations_are_not_counted(local_cluster: LocalCluster) -> None:
     cluster = kube.connect(str(local_cluster.kubeconfig))
-    node = next(topology.node_names(p)[0] for p in topology.DEFAULT_POOLS if p.gpu_path is topology.GpuPath.DRA)
+    node = next(
+        topology.node_names(p)[0] for p in topology.DEFAULT_POOLS if p.gpu_path is topology.GpuPath.DRA
+    )
     before = facts.discover(cluster)["resourceSlices"][topology.DRIVER]
     published = [
         # An older generation of the simulated driver's own pool, with more devices than the node has.
@@ -53,8 +57,12 @@ def test_stale_and_incomplete_generations_are_not_counted(local_cluster: LocalCl
         assert gpus["pools"][node] == {**before["pools"][node], "staleSlices": 1}
         other = found["resourceSlices"][OTHER]
         assert other["devices"] == 0 and other["attributes"] == []
-        assert other["pools"] == {node: {"generation": 2, "nodes": [node], "devices": 0, "slices": 1, "staleSlices": 1}}
-        assert other["incompletePools"] == {"half": {"generation": 1, "slices": 1, "expectedSlices": 2, "staleSlices": 0}}
+        assert other["pools"] == {
+            node: {"generation": 2, "nodes": [node], "devices": 0, "slices": 1, "staleSlices": 1}
+        }
+        assert other["incompletePools"] == {
+            "half": {"generation": 1, "slices": 1, "expectedSlices": 2, "staleSlices": 0}
+        }
         inventory = accelerators.inventory(found)
         assert OTHER not in inventory["draDrivers"]
         assert inventory["draDriversWithoutDevices"][OTHER] == (

@@ -61,7 +61,12 @@ def test_device_plugin_mode_and_fallback():
     not_ready = {**LOCAL, "nodes": {**LOCAL["nodes"], "withDraDevicesOnly": [node("kaic-dra-0", ready=False)]}}
     assert detect(not_ready).path == "device-plugin"  # no DRA pool on a Ready node
     incomplete = {**LOCAL, "resourceSlices": dra_driver("gpu.example.com", {"kaic-dra-0": 8}, complete=False)}
-    assert detect(incomplete).path == "device-plugin"
+    chosen = detect(incomplete)
+    assert chosen.path == "device-plugin"
+    assert chosen.found["trail"]["simulated"]["dra"] == (
+        "no ResourceSlice of gpu.example.com publishes devices "
+        "(gpu.example.com: pool kaic-dra-0 generation 1 has 1 of 2 slices (incomplete, not counted))"
+    )
 
 
 def test_dra_mode_without_dra_is_unknown_with_the_trail():

@@ -29,13 +29,20 @@ def rslice(driver: str, pool: str, generation: int, devices: int, node: str | No
 
 
 def test_a_new_generation_without_devices_leaves_the_driver_without_devices():
-    slices = [rslice("gpu.example.com", "node-a", 1, 8, "node-a"), rslice("gpu.example.com", "node-a", 2, 0, "node-a")]
+    slices = [
+        rslice("gpu.example.com", "node-a", 1, 8, "node-a"),
+        rslice("gpu.example.com", "node-a", 2, 0, "node-a"),
+    ]
     driver = resourceslices.inventory(slices)["gpu.example.com"]
     assert driver["devices"] == 0 and driver["attributes"] == [] and driver["staleSlices"] == 1
-    assert driver["pools"] == {"node-a": {"generation": 2, "nodes": ["node-a"], "devices": 0, "slices": 1, "staleSlices": 1}}
+    assert driver["pools"] == {
+        "node-a": {"generation": 2, "nodes": ["node-a"], "devices": 0, "slices": 1, "staleSlices": 1}
+    }
     found = accelerators.inventory({"resourceSlices": {"gpu.example.com": driver}})
     assert found["draDrivers"] == {}
-    assert found["draDriversWithoutDevices"] == {"gpu.example.com": "1 slice(s) of older pool generations ignored"}
+    assert found["draDriversWithoutDevices"] == {
+        "gpu.example.com": "1 slice(s) of older pool generations ignored"
+    }
 
 
 def test_older_generations_never_add_devices_whatever_their_order():
@@ -63,7 +70,9 @@ def test_an_incomplete_newest_generation_is_not_counted_and_says_so():
         "1 slice(s) of older pool generations ignored"
     )
     # Once the second slice of generation 2 arrives, the pool counts with both slices' devices.
-    done = resourceslices.inventory([*slices, rslice("gpu.example.com", "node-a", 2, 4, "node-a", count=2, name="rest")])
+    done = resourceslices.inventory(
+        [*slices, rslice("gpu.example.com", "node-a", 2, 4, "node-a", count=2, name="rest")]
+    )
     assert done["gpu.example.com"]["pools"]["node-a"]["devices"] == 8
     assert done["gpu.example.com"]["incompletePools"] == {}
 
