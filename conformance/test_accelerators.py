@@ -10,6 +10,7 @@ from kaic.facts import require
 from kaic.outcomes import NotApplicable, Unknown
 from kaic.probe import Rule, probe
 from kaic.pytest_plugin import RUN_ID_LABEL
+from kaic.resourceslices import current_slices
 from kaic.workloads import DRA
 
 SHARING_RESOURCE_MARKERS = ("mig-", "shared", "replicas")
@@ -66,24 +67,23 @@ def test_virtualized_accelerator_discovery(facts, evidence):
 DRA_KINDS = ("deviceclasses", "resourceclaims", "resourceclaimtemplates", "resourceslices")
 
 
-def require_dra_v1(facts) -> None:
-    """resource.k8s.io/v1 must be served; otherwise DRA is absent but installable (unknown, not failed)."""
+def require_dra_v1(facts, run) -> None:
+    """dra_support's own prerequisite, judged by the run's checklist (accelerators.require_dra_v1)."""
     require(facts, "apiGroups")
-    served = facts["dra"]["servedVersions"]
-    if "v1" not in served:
-        raise Unknown(
-            f"resource.k8s.io/v1 is not served (served versions: {', '.join(served) or 'none'}); "
-            "on 1.33 DRA is beta and off by default"
-        )
+    accelerators.require_dra_v1(facts["dra"]["servedVersions"], run.checklist)
 
 
 def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
     """The DRA path of the chosen profile; no driver publishing devices is a fact (N/A), not a failure."""
-    require_dra_v1(facts)
     require(facts, "resourceSlices", "deviceClasses")
-    if not accelerators.inventory(facts)["draDrivers"]:
-        evidence.add("fact", "draDrivers", "no DRA driver publishes devices")
-        raise NotApplicable("no DRA driver publishes devices, so there is nothing to allocate (a reported fact)")
+    found = accelerators.inventory(facts)
+    if not found["draDrivers"]:
+        without = "; ".join(f"{driver}: {why}" for driver, why in sorted(found["draDriversWithoutDevices"].items()))
+        evidence.add("fact", "draDrivers", f"no DRA driver publishes devices ({without or 'no ResourceSlices'})")
+        raise NotApplicable(
+            f"no DRA driver publishes devices ({without or 'no ResourceSlices'}), so there is nothing to allocate "
+            "(a reported fact)"
+        )
     selection = accelerators.select(facts, run.options, "dra")
     evidence.add("fact", "acceleratorSelection", selection.found)
     return selection
@@ -100,7 +100,7 @@ def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
 def test_dra_crud(cluster, namespace, run, facts, evidence):
     """resource.k8s.io/v1 serves all four kinds and resourceclaims/status, and each kind can be created (dry run
     first), read, listed, updated and deleted, without any driver (a class matching nothing, a slice on no node)."""
-    require_dra_v1(facts)
+    require_dra_v1(facts, run)
     served = {r["name"]: r["verbs"] for r in cluster.get(DRA)["resources"]}
     evidence.add("fact", "resource.k8s.io/v1 resources", sorted(served))
     assert {*DRA_KINDS, "resourceclaims/status"} <= set(served), f"v1 lacks {set(DRA_KINDS) - set(served)}"
@@ -142,6 +142,7 @@ def test_dra_crud(cluster, namespace, run, facts, evidence):
 def test_dra_claim_lifecycle(cluster, namespace, run, facts, evidence):
     """The real scheduler allocates a claim made from a template, reserves it for the pod, and the claim is
     released when the pod goes; where containers run, the container sees the allocated device."""
+    require_dra_v1(facts, run)
     selection = dra_selection(cluster, facts, run, evidence)
     template = workloads.device_template(cluster, namespace, run.labels, selection)
     image = images.for_run(run.options)["ubuntu"]
@@ -178,6 +179,7 @@ def test_dra_claim_lifecycle(cluster, namespace, run, facts, evidence):
 )  # fmt: skip
 def test_dra_unsatisfiable_claim(cluster, namespace, run, facts, evidence):
     """A claim whose selector no device matches leaves its pod Pending with FailedScheduling, unallocated."""
+    require_dra_v1(facts, run)
     selection = dra_selection(cluster, facts, run, evidence)
     selector = "device.driver == 'no-such-driver.kaic.dev'"
     cluster.create(workloads.dra_path(namespace, "resourceclaimtemplates"),
@@ -250,7 +252,8 @@ def advertised_driver_versions(cluster, node: str, profile: accelerators.Acceler
     # Without resource.k8s.io/v1 (a cluster without DRA) no slice can advertise anything: node labels only.
     if profile.version_attributes and cluster.get_or_none(DRA) is not None:
         for driver in profile.dra_drivers:
-            for rs in cluster.list(f"{DRA}/resourceslices", fieldSelector=f"spec.nodeName={node},spec.driver={driver}"):
+            listed = cluster.list(f"{DRA}/resourceslices", fieldSelector=f"spec.nodeName={node},spec.driver={driver}")
+            for rs in current_slices(listed):
                 for device in rs["spec"].get("devices") or []:
                     value = (device.get("attributes") or {}).get(profile.version_attributes[0])
                     found.update(str(v) for v in (value or {}).values())

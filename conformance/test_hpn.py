@@ -87,9 +87,9 @@ def stack(cluster, facts, run, evidence) -> hpn.Stack:
             f"rdma/* device-plugin resources are advertised ({found['rdmaResources']}) but no DRA network "
             "driver or NetworkAttachmentDefinition gives pods an interface kaic can observe"
         )
-    drivers = ", ".join(sorted(slices)) or "none"
+    drivers = ", ".join(f"{name} ({info['devices']} devices)" for name, info in sorted(slices.items())) or "none"
     raise NotApplicable(
-        f"no DRA network driver publishes ResourceSlices (drivers: {drivers}), no {NAD_CRD} CRD, "
+        f"no DRA network driver publishes devices (drivers: {drivers}), no {NAD_CRD} CRD, "
         "no rdma/* resource on any node"
     )
 

@@ -56,22 +56,25 @@ def gateway_class(facts, run, evidence) -> str:
     """The GatewayClass to route through; unknown (the profile's text) when the API or a class is missing."""
     require(facts, "crds", "gatewayClasses")
     crds = crds_in(facts, inference.POOL_GROUP, "inference.networking.x-k8s.io")
-    classes = facts.get("gatewayClasses") or []
     evidence.add(
         "fact",
         "detection",
-        {"inferenceCrds": {n: c["versions"] for n, c in crds.items()}, "gatewayClasses": classes},
+        {
+            "inferenceCrds": {n: c["versions"] for n, c in crds.items()},
+            "gatewayClasses": facts.get("gatewayClasses"),
+        },
     )
+    # First, so a --gateway-class naming no class is the same error here as in ai_inference.
+    chosen, how = gateway.choose_class(facts, run.options.get("gateway_class"))
+    evidence.add("fact", "gatewayClass", how)
     if inference.pool_version(facts["crds"]) is None:
         raise Unknown(
             f"the InferencePool API {inference.POOL_CRD} v1 is not served (Inference Extension CRDs found: "
             f"{', '.join(sorted(crds)) or 'none'}): install an Inference Extension implementation"
         )
-    chosen, trail = gateway.choose_class(classes, run.options.get("gateway_class"))
-    evidence.add("fact", "gatewayClass", trail)
     if chosen is None:
         raise Unknown(
-            f"InferencePool v1 is served but {trail}, so nothing can route to a pool: install the "
+            f"InferencePool v1 is served but {how}, so nothing can route to a pool: install the "
             "implementation's Gateway controller or name its class with --gateway-class"
         )
     return chosen["name"]

@@ -2,7 +2,7 @@
 
 from kaic import gateway, images, workloads
 from kaic.facts import crds_in, require
-from kaic.outcomes import ProbeError, Unknown
+from kaic.outcomes import Unknown
 from kaic.probe import Rule, probe
 
 GATEWAY_RBAC = (
@@ -24,21 +24,12 @@ def test_ai_inference_discovery(facts, evidence):
 
 
 def gateway_class(facts, run, evidence) -> str:
-    """The GatewayClass to route through: v1 CRDs Established and a class Accepted, else unknown (nothing to judge)."""
+    """The GatewayClass to route through (gateway.choose_class); none to use is unknown (nothing to judge)."""
     require(facts, "crds", "gatewayClasses")
-    crds = crds_in(facts, gateway.GROUP)
-    missing = [n for n in gateway.CRDS if not (crds.get(n, {}).get("established") and "v1" in crds[n]["versions"])]
-    wanted = run.options.get("gateway_class")
-    classes = facts.get("gatewayClasses") or []
-    chosen, trail = (None, "") if missing else gateway.choose_class(classes, wanted)
-    evidence.add("fact", "gatewayClass", {"chosen": chosen, "how": trail or None, "crdsMissingOrNotEstablished": missing})
-    if missing:
-        raise Unknown(f"the Gateway API CRDs {', '.join(missing)} are not installed and Established at v1: install "
-                      "a Gateway implementation and run again")  # fmt: skip
+    chosen, how = gateway.choose_class(facts, run.options.get("gateway_class"))
+    evidence.add("fact", "gatewayClass", {"chosen": chosen, "how": how})
     if chosen is None:
-        if wanted and all(c["name"] != wanted for c in classes):
-            raise ProbeError(trail)
-        raise Unknown(f"{trail}: install a Gateway implementation (or name its class with --gateway-class) and run again")
+        raise Unknown(f"{how}: install a Gateway implementation (or name its class with --gateway-class) and run again")
     return chosen["name"]
 
 

@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from kaic.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.profile import minor_key
+from kaic.resourceslices import uncounted
 
 SCRIPT = (Path(__file__).parent / "device_scripts" / "identity.sh").read_text(encoding="utf-8")
 RESULT_BEGIN, RESULT_END = "KAIC-RESULT-BEGIN", "KAIC-RESULT-END"
 ALLOCATION_MODES = ("auto", "dra", "device-plugin")
+DRA_GA = "1.34"  # resource.k8s.io/v1 is GA and on by default from this Kubernetes minor
 
 
 @dataclass(frozen=True)
@@ -163,18 +166,39 @@ def select_present(facts: Mapping[str, Any], options: Mapping[str, Any]) -> Sele
 
 
 def inventory(facts: Mapping[str, Any]) -> dict[str, Any]:
-    """What the cluster offers, vendor-neutral: DRA drivers with devices, DeviceClasses, extended resources."""
+    """What the cluster offers, vendor-neutral: DRA drivers with devices (discovery's counts: complete pools at
+    their newest generation), those without and why, DeviceClasses, extended resources."""
+    drivers = facts.get("resourceSlices") or {}
     return {
         "draDrivers": {
             driver: {"devices": info["devices"], "pools": len(info["pools"])}
-            for driver, info in (facts.get("resourceSlices") or {}).items()
+            for driver, info in drivers.items()
             if info["devices"]
+        },
+        "draDriversWithoutDevices": {
+            driver: uncounted(info) or "its pools publish no devices"
+            for driver, info in drivers.items()
+            if not info["devices"]
         },
         "deviceClasses": sorted(dc["name"] for dc in facts.get("deviceClasses") or []),
         "extendedResources": {
             n["name"]: n["extendedResources"] for n in (facts.get("nodes") or {}).get("withExtendedResources", [])
         },
     }
+
+
+def require_dra_v1(served: list[str], checklist: str) -> None:
+    """dra_support's verdict on resource.k8s.io/v1 not being served. Before DRA_GA it is beta and off by default:
+    absent but installable (unknown). From DRA_GA it is GA and on by default, so a cluster judged by such a
+    checklist that does not serve it fails the MUST."""
+    if "v1" in served:
+        return
+    why = f"resource.k8s.io/v1 is not served (served versions: {', '.join(served) or 'none'})"
+    if minor_key(checklist) >= minor_key(DRA_GA):
+        raise AssertionError(
+            f"{why}: DRA is GA and on by default from Kubernetes {DRA_GA}, and checklist {checklist} requires it"
+        )
+    raise Unknown(f"{why}; on {checklist} DRA is beta and off by default: enable the API and its feature gates")
 
 
 def accelerator_nodes(facts: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -202,7 +226,10 @@ def _dra_option(
     slices = facts.get("resourceSlices") or {}
     drivers = [d for d in profile.dra_drivers if (slices.get(d) or {}).get("devices")]
     if not drivers:
-        return None, f"no ResourceSlice of {', '.join(profile.dra_drivers)} publishes devices"
+        why = "; ".join(f"{d}: {uncounted(slices[d])}" for d in profile.dra_drivers if uncounted(slices.get(d) or {}))
+        return None, f"no ResourceSlice of {', '.join(profile.dra_drivers)} publishes devices" + (
+            f" ({why})" if why else ""
+        )
     classes = {dc["name"]: dc for dc in facts.get("deviceClasses") or []}
     device_class = next((c for c in profile.device_classes if c in classes), "") or next(
         (name for name, dc in classes.items() if any(f"'{d}'" in s for d in drivers for s in dc["selectors"])), ""
@@ -212,7 +239,7 @@ def _dra_option(
     per_node: dict[str, int] = {}
     for driver in drivers:
         for pool in slices[driver]["pools"].values():
-            if pool["complete"] and len(pool["nodes"]) == 1 and _usable(nodes.get(pool["nodes"][0])):
+            if len(pool["nodes"]) == 1 and _usable(nodes.get(pool["nodes"][0])):
                 per_node[pool["nodes"][0]] = per_node.get(pool["nodes"][0], 0) + pool["devices"]
     if not per_node:
         return None, f"no complete pool of {', '.join(drivers)} on a Ready node"

@@ -301,6 +301,7 @@ class Run:
             {
                 "id": self.id,
                 "mode": plan.mode,
+                "checklist": plan.version,
                 "out_dir": str(self.out_dir.resolve()),
                 "kubeconfig": self.opts.kubeconfig or kube.default_kubeconfig(),
                 "context": self.opts.context,

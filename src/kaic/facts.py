@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kaic import resourceslices
 from kaic.kube import Cluster, describe_error
 from kaic.probe import Rule
 
@@ -105,30 +106,7 @@ def _device_classes(cluster: Cluster, version: str) -> list[dict[str, Any]]:
 
 
 def _resource_slices(cluster: Cluster, version: str) -> dict[str, Any]:
-    """Per driver and pool: nodes, device count, attribute names; a pool counts once all its slices are seen."""
-    drivers: dict[str, Any] = {}
-    for rs in cluster.list(f"/apis/resource.k8s.io/{version}/resourceslices"):
-        spec = rs.get("spec") or {}
-        pool_spec = spec.get("pool") or {}
-        driver = drivers.setdefault(spec.get("driver", ""), {"pools": {}, "devices": 0, "attributes": set()})
-        pool = driver["pools"].setdefault(
-            pool_spec.get("name", ""),
-            {"nodes": set(), "devices": 0, "slices": 0, "expectedSlices": pool_spec.get("resourceSliceCount", 1)},
-        )
-        devices = spec.get("devices") or []
-        pool["slices"] += 1
-        pool["devices"] += len(devices)
-        if spec.get("nodeName"):
-            pool["nodes"].add(spec["nodeName"])
-        driver["devices"] += len(devices)
-        for device in devices:
-            driver["attributes"].update((device.get("attributes") or {}).keys())
-    for driver in drivers.values():
-        driver["attributes"] = sorted(driver["attributes"])
-        for pool in driver["pools"].values():
-            pool["nodes"] = sorted(pool["nodes"])
-            pool["complete"] = pool["slices"] >= pool["expectedSlices"]
-    return drivers
+    return resourceslices.inventory(cluster.list(f"/apis/resource.k8s.io/{version}/resourceslices"))
 
 
 def _crds(cluster: Cluster) -> dict[str, Any]:

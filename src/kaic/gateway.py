@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kaic.outcomes import ProbeError
+
 if TYPE_CHECKING:
     from kaic.collector import Recorder
     from kaic.kube import Cluster
@@ -122,13 +124,20 @@ def problems(counts: Mapping[str, Counts]) -> list[str]:
     return found
 
 
-def choose_class(classes: list[dict[str, Any]], wanted: str | None) -> tuple[dict[str, Any] | None, str]:
-    """The GatewayClass to judge, with how it was chosen: the one named by --gateway-class if Accepted, else the
-    first Accepted one by name; None (with the reason) when there is none to use."""
+def choose_class(facts: Mapping[str, Any], wanted: str | None) -> tuple[dict[str, Any] | None, str]:
+    """The GatewayClass every Gateway probe routes through, with how it was chosen: the one named by
+    --gateway-class if Accepted, else the first Accepted one by name. None (with the reason, for the probe's
+    unknown) when the Gateway API CRDs are not Established at v1 or no usable class exists; a named class that
+    does not exist is bad input (ProbeError naming it and the classes found), whichever probe asks."""
+    crds = facts.get("crds") or {}
+    missing = [n for n in CRDS if not (crds.get(n, {}).get("established") and "v1" in crds[n]["versions"])]
+    if missing:
+        return None, f"the Gateway API CRDs {', '.join(missing)} are not installed and Established at v1"
+    classes = facts.get("gatewayClasses") or []
     if wanted:
         named = next((c for c in classes if c["name"] == wanted), None)
         if named is None:
-            return None, f"--gateway-class {wanted} names no GatewayClass (found: {_names(classes)})"
+            raise ProbeError(f"--gateway-class {wanted} names no GatewayClass (found: {_names(classes)})")
         if not named["accepted"]:
             return None, f"GatewayClass {wanted} (controller {named['controllerName']}) is not Accepted"
         return named, f"named by --gateway-class: {wanted} (controller {named['controllerName']})"

@@ -63,8 +63,9 @@ def split_attribute(qualified: str, driver: str) -> tuple[str, str]:
 
 
 def network_drivers(slices: Mapping[str, Any]) -> list[str]:
-    """Drivers of the ResourceSlices facts that publish network devices, known ones first."""
-    found = [d for d in KNOWN_DRIVERS if d in slices]
+    """Drivers of the ResourceSlices facts that publish network devices, known ones first (a driver counts by
+    the devices discovery counted: complete pools at their newest generation)."""
+    found = [d for d in KNOWN_DRIVERS if (slices.get(d) or {}).get("devices")]
     for driver, info in sorted(slices.items()):
         names = {split_attribute(a, driver)[1] for a in info.get("attributes") or []}
         if driver not in found and names & NETWORK_ATTRIBUTES:

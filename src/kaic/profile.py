@@ -61,7 +61,7 @@ class Profile:
 
     def minors(self) -> list[str]:
         """The Kubernetes minors this profile has a checklist for, oldest first."""
-        return sorted(self.checklists, key=_minor_key)
+        return sorted(self.checklists, key=minor_key)
 
     def for_version(self, minor: str) -> list[tuple[Requirement, str]]:
         """The requirements that minor's checklist has, each with its level there."""
@@ -113,7 +113,7 @@ def choose_version(profile: Profile, detected: str | None, override: str | None)
     minor = _parse_minor(detected, profile)
     if minor in supported:
         return minor, f"server version {minor}"
-    lower = [m for m in supported if _minor_key(m) < _minor_key(minor)]
+    lower = [m for m in supported if minor_key(m) < minor_key(minor)]
     if not lower:
         raise _version_error(profile, f"server version {minor} is older than every checklist")
     nearest = lower[-1]
@@ -126,7 +126,7 @@ def _builtin_files() -> list[Path]:
     return sorted(builtin_dir().glob("*.yaml"))
 
 
-def _minor_key(minor: str) -> tuple[int, ...]:
+def minor_key(minor: str) -> tuple[int, ...]:
     return tuple(int(part) for part in minor.split("."))
 
 

@@ -36,6 +36,7 @@ _STARTED = pytest.StashKey[tuple[datetime, float]]()
 class RunContext:
     id: str
     mode: str
+    checklist: str  # the chosen checklist's Kubernetes minor, e.g. "1.35"
     out_dir: Path
     kubeconfig: str | None
     context: str | None

@@ -17,6 +17,7 @@ from kaic.collector import Recorder
 from kaic.kube import Cluster
 from kaic.outcomes import Unknown
 from kaic.probe import Rule
+from kaic.resourceslices import current_slices
 
 DRA = "/apis/resource.k8s.io/v1"
 POD_DEADLINE_S = 600
@@ -233,7 +234,8 @@ def container_report(pod_obj: dict[str, Any], container: str) -> DeviceReport:
 def slice_device(cluster: Cluster, node: str, device: tuple[str, str, str]) -> dict[str, Any] | None:
     """The ResourceSlice device behind an allocation result, if the node's slices publish it."""
     driver, pool, name = device
-    for rs in cluster.list(f"{DRA}/resourceslices", fieldSelector=f"spec.nodeName={node},spec.driver={driver}"):
+    listed = cluster.list(f"{DRA}/resourceslices", fieldSelector=f"spec.nodeName={node},spec.driver={driver}")
+    for rs in current_slices(listed):
         if rs["spec"]["pool"]["name"] == pool:
             for item in rs["spec"].get("devices") or []:
                 if item["name"] == name:

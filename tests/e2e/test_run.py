@@ -65,7 +65,8 @@ def test_quick_mode_discovers_the_simulated_gpu_pools(local_cluster, admin, tmp_
     assert facts["dra"]["version"] == "v1"
     driver = facts["resourceSlices"]["gpu.example.com"]
     assert driver["devices"] > 0 and {"uuid", "model", "index"} <= set(driver["attributes"])
-    assert all(pool["complete"] for pool in driver["pools"].values())
+    assert driver["pools"] and driver["incompletePools"] == {} and driver["staleSlices"] == 0
+    assert all(pool["generation"] >= 1 and pool["staleSlices"] == 0 for pool in driver["pools"].values())
     slice_nodes = {n for pool in driver["pools"].values() for n in pool["nodes"]}
     plugin_nodes = {n["name"] for n in facts["nodes"]["withExtendedResources"] if "example.com/gpu" in n["extendedResources"]}
     assert plugin_nodes and slice_nodes and not plugin_nodes & slice_nodes  # never the same GPU both ways

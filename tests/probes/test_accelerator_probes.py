@@ -30,6 +30,7 @@ API_DECIDED = {
     "gpu_sharing.shared-claim": ("passed", ""),
 }
 KWOK = "runs no containers"
+DRA_GA = "DRA is GA and on by default from Kubernetes 1.34, and checklist 1.35 requires it"
 # The real node runs containers from locally built images only; busybox runs the identity script there.
 EXTRA_ARGS: dict[str, tuple[str, ...]] = {"real-node": ("--image", "ubuntu=kaic.local/busybox:1")}
 PROBES = {
@@ -44,8 +45,9 @@ PROBES = {
         "virtualized_accelerator.virtual-device": ("not-applicable", "no node labelled"),
     },
     "no-dra": {
-        "dra_support.crud": ("unknown", "resource.k8s.io/v1 is not served"),
-        "dra_support.claim-lifecycle": ("unknown", "resource.k8s.io/v1 is not served"),
+        "dra_support.crud": ("failed", f"resource.k8s.io/v1 is not served (served versions: none): {DRA_GA}"),
+        "dra_support.claim-lifecycle": ("failed", DRA_GA),
+        "dra_support.unsatisfiable-claim": ("failed", DRA_GA),
         "secure_accelerator_access.positive-access": ("unknown", "node kaic-device-plugin-"),
         "secure_accelerator_access.disjoint-devices": ("unknown", "device-plugin allocations carry no identity"),
         "driver_runtime_management.versions-in-pod": ("unknown", "advertises []"),
@@ -110,3 +112,14 @@ def test_device_plugin_path_on_the_conformant_cluster(cluster_for, tmp_path):
         "gpu_sharing.shared-claim": ("passed", ""),
     })  # fmt: skip
     assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
+
+
+@pytest.mark.cluster
+def test_dra_not_served_is_unknown_on_the_1_33_checklist(cluster_for, tmp_path):
+    """Before 1.34 DRA is beta and off by default: the same no-dra cluster judged as 1.33 is unknown, not failed."""
+    cluster = cluster_for("no-dra")
+    report = run_kaic(cluster.kubeconfig, tmp_path / "run", ("dra_support",), version="1.33")
+    beta = "resource.k8s.io/v1 is not served (served versions: none); on 1.33 DRA is beta and off by default"
+    assert_probes(report, {f"dra_support.{name}": ("unknown", beta)
+                           for name in ("crud", "claim-lifecycle", "unsatisfiable-claim")})  # fmt: skip
+    assert {r["id"]: r["outcome"] for r in report["requirements"]} == {"dra_support": "unknown"}

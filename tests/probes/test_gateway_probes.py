@@ -49,7 +49,11 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, requi
 
 @pytest.mark.cluster
 def test_a_gateway_class_that_does_not_exist_is_an_error(cluster_for, tmp_path, require_real_node):
+    """Both Gateway probes resolve --gateway-class alike: a class that does not exist is an error naming the
+    classes found, even where advanced_inference_ingress would otherwise be unknown (no InferencePool API)."""
     require_real_node(localgateway.NAME)
     cluster = cluster_for("broken-gateway")
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, "--gateway-class", "istio")
-    assert_probes(report, {ROUTING: ("error", "--gateway-class istio names no GatewayClass (found: traefik (Accepted))")})
+    report = run_kaic(cluster.kubeconfig, tmp_path / "run", (*REQUIREMENTS, "advanced_inference_ingress"),
+                      "--gateway-class", "istio", version="1.36")  # fmt: skip
+    wrong = "--gateway-class istio names no GatewayClass (found: traefik (Accepted))"
+    assert_probes(report, {ROUTING: ("error", wrong), "advanced_inference_ingress.endpoint-picker": ("error", wrong)})

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from test_resourceslices import rslice
 
-from kaic.accelerators import PROFILES, NoAccelerators, detect
+from kaic import resourceslices
+from kaic.accelerators import PROFILES, NoAccelerators, detect, require_dra_v1
 from kaic.outcomes import ProbeError, Unknown
 
 
@@ -26,8 +28,10 @@ def facts(*, slices=None, classes=None, plugin_nodes=(), dra_nodes=(), version="
 
 
 def dra_driver(driver: str, nodes: dict[str, int], complete: bool = True) -> dict:
-    pools = {n: {"nodes": [n], "devices": d, "slices": 1, "expectedSlices": 1, "complete": complete} for n, d in nodes.items()}
-    return {driver: {"pools": pools, "devices": sum(nodes.values()), "attributes": ["uuid"]}}
+    """Discovery's facts of one driver publishing a pool per node (an incomplete one waits for a second slice)."""
+    return resourceslices.inventory(
+        rslice(driver, n, 1, d, n, count=1 if complete else 2) for n, d in nodes.items()
+    )
 
 
 def device_class(name: str, driver: str, extended: str = "") -> dict:
@@ -57,7 +61,12 @@ def test_device_plugin_mode_and_fallback():
     not_ready = {**LOCAL, "nodes": {**LOCAL["nodes"], "withDraDevicesOnly": [node("kaic-dra-0", ready=False)]}}
     assert detect(not_ready).path == "device-plugin"  # no DRA pool on a Ready node
     incomplete = {**LOCAL, "resourceSlices": dra_driver("gpu.example.com", {"kaic-dra-0": 8}, complete=False)}
-    assert detect(incomplete).path == "device-plugin"
+    chosen = detect(incomplete)
+    assert chosen.path == "device-plugin"
+    assert chosen.found["trail"]["simulated"]["dra"] == (
+        "no ResourceSlice of gpu.example.com publishes devices "
+        "(gpu.example.com: pool kaic-dra-0 generation 1 has 1 of 2 slices (incomplete, not counted))"
+    )
 
 
 def test_dra_mode_without_dra_is_unknown_with_the_trail():
@@ -131,3 +140,17 @@ def test_nodes_that_run_containers_are_preferred_when_there_are_any():
              "nodes": {**LOCAL["nodes"], "withDraDevicesOnly": [node("kaic-dra-0"), real]}}  # fmt: skip
     assert detect(mixed).nodes == ("kaic-worker",)
     assert detect(LOCAL).nodes == ("kaic-dra-0", "kaic-dra-1")  # none runs containers: all of them
+
+
+@pytest.mark.parametrize("checklist", ["1.34", "1.35", "1.37", "1.40"])
+def test_dra_v1_missing_fails_from_its_ga_minor(checklist):
+    with pytest.raises(AssertionError, match=rf"served versions: v1beta1\): DRA is GA .* checklist {checklist} requires"):
+        require_dra_v1(["v1beta1"], checklist)
+    require_dra_v1(["v1", "v1beta2"], checklist)  # served: nothing to say
+
+
+def test_dra_v1_missing_before_ga_is_unknown_not_failed():
+    with pytest.raises(Unknown, match=r"served versions: none\); on 1.33 DRA is beta and off by default") as raised:
+        require_dra_v1([], "1.33")
+    assert not isinstance(raised.value, AssertionError)
+    require_dra_v1(["v1"], "1.33")

@@ -11,31 +11,56 @@ from kaic import gateway
 from kaic.gateway import Counts
 from kaic.localcluster.launcher import bin_dir
 from kaic.localcluster.processes import free_ports
+from kaic.outcomes import ProbeError
 
 CLASSES = [
     {"name": "traefik", "controllerName": "traefik.io/gateway-controller", "accepted": True},
     {"name": "istio", "controllerName": "istio.io/gateway-controller", "accepted": True},
     {"name": "stale", "controllerName": "example.com/gone", "accepted": False},
 ]
+CRDS = {name: {"versions": ["v1"], "established": True} for name in gateway.CRDS}
+
+
+def facts(classes: list[dict], crds: dict | None = None) -> dict:
+    return {"crds": CRDS if crds is None else crds, "gatewayClasses": classes}
 
 
 def test_the_first_accepted_class_by_name_is_chosen():
-    chosen, trail = gateway.choose_class(CLASSES, None)
-    assert chosen is CLASSES[1] and "first Accepted" in trail
+    chosen, how = gateway.choose_class(facts(CLASSES), None)
+    assert chosen is CLASSES[1] and "first Accepted" in how
 
 
-def test_a_named_class_must_exist_and_be_accepted():
-    assert gateway.choose_class(CLASSES, "traefik")[0] is CLASSES[0]
-    chosen, trail = gateway.choose_class(CLASSES, "missing")
-    assert chosen is None and "names no GatewayClass" in trail and "stale (not Accepted)" in trail
-    chosen, trail = gateway.choose_class(CLASSES, "stale")
-    assert chosen is None and "is not Accepted" in trail
+def test_a_named_class_is_used_if_accepted_and_unknown_if_not():
+    assert gateway.choose_class(facts(CLASSES), "traefik")[0] is CLASSES[0]
+    chosen, how = gateway.choose_class(facts(CLASSES), "stale")
+    assert chosen is None and how == "GatewayClass stale (controller example.com/gone) is not Accepted"
+
+
+def test_a_named_class_that_does_not_exist_is_an_error_listing_the_classes():
+    with pytest.raises(ProbeError) as raised:
+        gateway.choose_class(facts(CLASSES), "missing")
+    assert raised.value.reason == (
+        "--gateway-class missing names no GatewayClass "
+        "(found: traefik (Accepted), istio (Accepted), stale (not Accepted))"
+    )
+    with pytest.raises(ProbeError, match=r"names no GatewayClass \(found: none\)"):
+        gateway.choose_class(facts([]), "missing")
 
 
 def test_no_accepted_class_says_what_was_found():
-    chosen, trail = gateway.choose_class(CLASSES[2:], None)
-    assert chosen is None and trail == "no GatewayClass is Accepted (found: stale (not Accepted))"
-    assert gateway.choose_class([], None)[1].endswith("(found: none)")
+    chosen, how = gateway.choose_class(facts(CLASSES[2:]), None)
+    assert chosen is None and how == "no GatewayClass is Accepted (found: stale (not Accepted))"
+    assert gateway.choose_class(facts([]), None)[1].endswith("(found: none)")
+
+
+def test_without_the_gateway_api_nothing_is_chosen_even_by_name():
+    """No Gateway API is absent-but-installable (the probes' unknown), never bad input."""
+    not_established = {**CRDS, "httproutes.gateway.networking.k8s.io": {"versions": ["v1"], "established": False}}
+    for crds, missing in (({}, ", ".join(gateway.CRDS)), (not_established, "httproutes.gateway.networking.k8s.io")):
+        for wanted in (None, "traefik", "missing"):
+            chosen, how = gateway.choose_class(facts(CLASSES, crds), wanted)
+            assert chosen is None
+            assert how == f"the Gateway API CRDs {missing} are not installed and Established at v1"
 
 
 def test_the_tally_parses_after_its_marker_and_only_when_complete():
