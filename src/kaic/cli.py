@@ -14,7 +14,15 @@ import click
 from kaic import __version__, autoscaling
 from kaic.accelerators import ALLOCATION_MODES
 from kaic.accelerators import PROFILES as ACCELERATOR_PROFILES
-from kaic.cli_errors import CONFIG_ERROR, CONFIG_KEY, InputError, KaicGroup, load_report, remember_output_dir
+from kaic.cli_errors import (
+    CONFIG_ERROR,
+    CONFIG_KEY,
+    InputError,
+    KaicGroup,
+    load_report,
+    named_input_error,
+    remember_output_dir,
+)
 from kaic.cli_params import Duration, key_value_pairs, split_commas
 from kaic.diff_cli import diff
 from kaic.gang import SCHEDULERS
@@ -389,12 +397,12 @@ def run(**kwargs: Any) -> None:
         stream = human_stream()
         runner = Run(_options(**kwargs), make_reporter(stream, kwargs["no_color"]))
     except _usage_errors() as exc:
-        raise InputError(str(exc)) from None
+        raise named_input_error(exc) from None
     remember_output_dir(runner.out_dir)
     try:
         code = runner.execute()
     except _usage_errors() as exc:
-        raise InputError(str(exc)) from None
+        raise named_input_error(exc) from None
     report = runner.report
     assert report is not None
     if key is not None:
@@ -429,7 +437,7 @@ def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:
     try:
         plan, why = plan_only(opts)
     except _usage_errors() as exc:
-        raise InputError(str(exc)) from None
+        raise named_input_error(exc) from None
     if rbac:
         from kaic.rbac import cluster_role
 

@@ -169,7 +169,25 @@ def _param_subject(exc: click.BadParameter, ctx: click.Context | None) -> str:
         return hint if isinstance(hint, str) else " / ".join(hint or ()) or "value"
     if isinstance(param, click.Argument):
         return param.make_metavar(ctx) if ctx else (param.name or "argument").upper()
-    flag = max(param.opts, key=len) if param.opts else param.name or "option"
+    return _source_subject(param, ctx)
+
+
+def named_input_error(exc: Exception) -> InputError:
+    """A usage error whose message starts with a flag, renamed for where the value came from (an environment
+    variable, a config file's key), so a user fixes the right place."""
+    text = str(exc)
+    flag = text.split(" ", 1)[0].rstrip(":")
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and flag.startswith("--"):
+        param = next((p for p in ctx.command.params if isinstance(p, click.Option) and flag in p.opts), None)
+        source = ctx.get_parameter_source(param.name) if param is not None and param.name else None
+        if param is not None and source in (click.core.ParameterSource.ENVIRONMENT, click.core.ParameterSource.DEFAULT_MAP):
+            text = _source_subject(param, ctx) + text[len(flag) :]
+    return InputError(text)
+
+
+def _source_subject(param: click.Parameter, ctx: click.Context | None) -> str:
+    flag = next((o for o in param.opts if o.startswith("--")), param.opts[0]) if param.opts else param.name or "option"
     source = ctx.get_parameter_source(param.name) if ctx and param.name else None
     if source is click.core.ParameterSource.ENVIRONMENT and isinstance(param, click.Option):
         names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or ())
