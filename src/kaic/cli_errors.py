@@ -64,8 +64,18 @@ def load_report(path: Path) -> Report:
         raise InputError(str(exc)) from None
 
 
+class _PipeClosed(Exception):
+    """stdout's reader went away (`kaic ... | head`)."""
+
+
 class KaicGroup(click.Group):
     """kaic's root command: click's standalone handling replaced by the error contract above."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:  # click would turn it into exit 1 ("a MUST failed") before main sees it
+            raise _PipeClosed from exc
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         _defer_config_error(cmd)
@@ -91,7 +101,7 @@ class KaicGroup(click.Group):
         except (click.Abort, KeyboardInterrupt, EOFError):
             click.echo("kaic: interrupted", err=True)
             sys.exit(ExitCode.INCOMPLETE)
-        except BrokenPipeError:  # the reader went away (`kaic ... | head`): nothing left to say to it
+        except (BrokenPipeError, _PipeClosed):  # the reader went away (`kaic ... | head`): nothing left to say to it
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
             sys.exit(ExitCode.INCOMPLETE)
         except Exception as exc:  # noqa: BLE001 - the one place where a bug in kaic becomes exit 3

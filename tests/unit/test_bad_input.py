@@ -619,6 +619,19 @@ def test_the_installed_command_prints_no_traceback(world: World, args: list[str]
     assert snapshot(world.root) == before
 
 
+def test_a_reader_that_went_away_is_exit_3_not_1() -> None:
+    """`kaic ... | head`: click alone exits 1 on a closed pipe, which a gate would read as "a MUST failed"."""
+    read, write = os.pipe()
+    os.close(read)  # closed before kaic writes: its first write meets EPIPE
+    proc = subprocess.run(
+        [sys.executable, "-m", "kaic", "profiles", "show", "ai-v1.0", "-o", "json"],
+        stdout=write, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    os.close(write)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 # ---- internal errors: exit 3, the traceback in a file ------------------------------------------------------
 
 
