@@ -406,9 +406,13 @@ def run(**kwargs: Any) -> None:
     report = runner.report
     assert report is not None
     if key is not None:
-        from kaic.signer import sign_run
+        from kaic.signer import SignError, sign_run
 
-        sign_run(runner.out_dir, key)
+        try:
+            sign_run(runner.out_dir, key)
+        except SignError as exc:  # the results stand unsigned; a proven MUST failure still says 1
+            click.echo(f"kaic: error: --sign-key: the results could not be signed: {exc}", err=True)
+            code = code if code == ExitCode.NOT_CONFORMANT else ExitCode.INCOMPLETE
     if kwargs["output"] == "json":
         click.echo(
             json.dumps({"outputDir": str(runner.out_dir), "run": report.run, "verdict": report.verdict})

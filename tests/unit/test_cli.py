@@ -261,3 +261,24 @@ def test_cleanup_says_where_it_connects_and_why_it_could_not(runner, tmp_path):
         f"kaic: connecting to https://127.0.0.1:9 (context c, {kubeconfig})",
         "kaic: cleanup incomplete: connection refused (is the API server running, and are host and port right?)",
     ]
+
+
+def test_a_run_whose_results_cannot_be_signed_says_so_and_is_not_an_internal_error(runner, tmp_path, monkeypatch):
+    """--sign-key after the run: a signing failure leaves the results unsigned, named, exit 3, no traceback."""
+    from kaic import keys, signer
+
+    keys.generate(tmp_path / "k", b"pw")
+    monkeypatch.setenv("KAIC_KEY_PASSWORD", "pw")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
+
+    def unwritable(run_dir, key):
+        raise signer.SignError(f"{run_dir}: cannot write the signature (Read-only file system)")
+
+    monkeypatch.setattr(signer, "sign_run", unwritable)
+    result = runner.invoke(main, ["run", "--kubeconfig", str(kubeconfig), "-d", str(tmp_path / "out"),
+                                  "--request-timeout", "2s", "--sign-key", str(tmp_path / "k.key")])  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert "kaic: error: --sign-key: the results could not be signed: " in result.stderr
+    assert "Read-only file system" in result.stderr and "internal error" not in result.stderr
+    assert (tmp_path / "out" / "report.json").is_file()
