@@ -374,6 +374,9 @@ def _agreement(run_dir: Path, predicate: dict) -> list[Finding]:
     differ = sorted(i for i in signed.keys() | ours.keys() if signed.get(i) != ours.get(i))
     if predicate.get("result") != mine["result"]:
         differ.append(f"result ({predicate.get('result')} signed, {mine['result']} in {REPORT_FILE})")
+    for key in ("verdict", "mustsNotRun"):  # absent from statements signed before kaic recorded them
+        if key in predicate and predicate[key] != mine[key]:
+            differ.append(f"{key} ({predicate[key]} signed, {mine[key]} in {REPORT_FILE})")
     if differ:
         return [
             Finding(

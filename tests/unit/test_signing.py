@@ -335,6 +335,11 @@ TAMPER = {
         resigned(_flip_requirement),
         {"report-disagrees"},
     ),
+    "trusted key says a MUST was not run that was": (
+        resigned(_set("predicate.mustsNotRun", ["gang_scheduling"])),
+        {"report-disagrees"},
+    ),
+    "trusted key signs another verdict": (resigned(_set("predicate.verdict", "conformant")), {"report-disagrees"}),
     "detached signature replaced": (
         write_file(signer.SIGNATURE_FILE, base64.b64encode(b"0" * 70).decode()),
         {"detached-signature"},
