@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from kaic.profile import minor_key
 from kaic.submission import InputError
 from kaic.submission.artifacts import PARSERS, Artifact, ArtifactError, parser_for, read_artifact, rolled_up
 from kaic.submission.official import (
@@ -34,7 +35,6 @@ from kaic.submission.official import (
     Template,
     find_template,
     known_digests,
-    minor_key,
     minor_of,
     profile_checklist,
     read_template,

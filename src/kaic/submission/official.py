@@ -91,11 +91,6 @@ def minor_of(text: str) -> str | None:
     return f"{int(match[1])}.{int(match[2])}" if match else None
 
 
-def minor_key(minor: str) -> tuple[int, int]:
-    major, _, rest = minor.partition(".")
-    return int(major), int(rest)
-
-
 def read_template(path: Path) -> Template:
     """Load a template, refusing (exit 2) anything without the `metadata` and `spec` of a checklist."""
     try:
