@@ -38,7 +38,10 @@ def _defaults(command: click.Command, flat: dict[str, Any], sections: dict[str, 
     if isinstance(command, click.Group):
         for name, sub in command.commands.items():
             mine[name] = _defaults(sub, flat, sections.get(name) or {})
-    return {**mine, **{k: v for k, v in sections.items() if not isinstance(v, dict)}}
+    values = {**mine, **{k: v for k, v in sections.items() if not isinstance(v, dict)}}
+    # A repeatable option takes a list; one value alone (`toleration: KEY:EFFECT`) is a list of one.
+    repeatable = {p.name for p in command.params if isinstance(p, click.Option) and p.multiple}
+    return {k: [v] if k in repeatable and not isinstance(v, list) else v for k, v in values.items()}
 
 
 def _check(node: dict[str, Any], command: click.Command, path: Path, where: str) -> None:
