@@ -31,7 +31,6 @@ IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "E
 _SCHEDULER_POLICY = re.compile(r"untolerated taint|that the pod didn't tolerate|were unschedulable")
 _TOLERATION = re.compile(r"^(?P<key>[^=:\s]+)(?:=(?P<value>[^=:\s]*))?:(?P<effect>[A-Za-z]+)$")
 _STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage", "storage")
-HINT = "pass --toleration KEY[=VALUE]:EFFECT to let kaic's pods onto dedicated nodes, or uncordon them"
 
 
 # ---- tolerations -------------------------------------------------------------------------------------------
@@ -80,12 +79,26 @@ def untolerated(taints: Iterable[Mapping[str, str]], tolerations: Sequence[Mappi
     ]
 
 
-def node_block(unschedulable: bool, taints: Iterable[Mapping[str, str]], tolerations: Sequence[Mapping[str, str]]) -> str:
-    """Why policy keeps such a pod off a node: "cordoned", "taint K=V:E not tolerated", or "" (it does not)."""
-    if unschedulable:
-        return "cordoned"
-    found = untolerated(taints, tolerations)
-    return f"taint {', '.join(found)} not tolerated" if found else ""
+CORDONED = "cordoned"
+
+
+def node_block(unschedulable: bool, taints: Iterable[Mapping[str, str]], tolerations: Sequence[Mapping[str, str]]) -> list[str]:
+    """What policy keeps such a pod off a node with: [CORDONED], its untolerated taints, or [] (nothing)."""
+    return [CORDONED] if unschedulable else untolerated(taints, tolerations)
+
+
+def describe(causes: Sequence[str]) -> str:
+    return CORDONED if causes == [CORDONED] else f"taint {', '.join(causes)} not tolerated"
+
+
+def remedy(causes: Iterable[str]) -> str:
+    """What the user can do: the --toleration flags naming the taints, uncordoning."""
+    causes = set(causes)
+    taints = sorted(causes - {CORDONED})
+    steps = [f"pass {' '.join(f'--toleration {t}' for t in taints)} if kaic's pods may run there"] if taints else []
+    if CORDONED in causes:
+        steps.append("cordoned nodes take no new pods: uncordon them to probe there")
+    return "; ".join(steps)
 
 
 # ---- the scheduler ---------------------------------------------------------------------------------------
@@ -177,7 +190,7 @@ def scheduling_block(
     if (pod.get("spec") or {}).get("nodeName") or not names_policy(message):
         return ""
     tolerations = (pod.get("spec") or {}).get("tolerations") or []
-    blocks = {}
+    blocks: dict[str, list[str]] = {}
     for node in nodes:
         if placed_on(pod, node) and capable(pod, node, device_nodes):
             spec = node.get("spec") or {}
@@ -186,9 +199,9 @@ def scheduling_block(
             )
     if not blocks or not all(blocks.values()):
         return ""
-    causes = "; ".join(f"node {name} {why}" for name, why in sorted(blocks.items()))
+    causes = "; ".join(f"node {name} {describe(why)}" for name, why in sorted(blocks.items()))
     return (f"pod {(pod.get('metadata') or {}).get('name', '')} cannot be placed because of the cluster's policy: "
-            f"{causes} (the scheduler: {message.strip()}); {HINT}")  # fmt: skip
+            f"{causes} (the scheduler: {message.strip()}); {remedy(c for why in blocks.values() for c in why)}")  # fmt: skip
 
 
 # ---- the kubelet -------------------------------------------------------------------------------------------
