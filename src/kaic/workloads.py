@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kaic.accelerators import SCRIPT, AcceleratorProfile, DeviceReport, Selection, parse_report
+from kaic.accelerators import PROFILES, SCRIPT, AcceleratorProfile, DeviceReport, Selection, parse_report
 from kaic.collector import Recorder
 from kaic.kube import Cluster
 from kaic.outcomes import ProbeOutcome, Unknown
-from kaic.policy import Guard
+from kaic.policy import Guard, untolerated
 from kaic.probe import Rule
 
 DRA = "/apis/resource.k8s.io/v1"
@@ -281,15 +281,17 @@ def runs_containers(cluster: Cluster, node: str) -> bool:
 
 
 def container_nodes(cluster: Cluster, options: Mapping[str, Any]) -> tuple[tuple[str, ...], list[dict[str, str]]]:
-    """Ready, schedulable nodes that run containers, and tolerations for their NoSchedule taints and the run's
-    own (--toleration)."""
+    """Ready, schedulable nodes that run containers, and what kaic's pods there tolerate: every accelerator
+    profile's taints and the run's own (--toleration), never a taint it merely found (a dedicated node is the
+    administrator's to open). Nodes tainted otherwise are left out while others remain; when only they remain
+    they are returned, so the scheduler's refusal names them and their taints (`kaic.policy.Guard`)."""
     from kaic.facts import node_summary
 
+    tolerations = [*(t for p in PROFILES.values() for t in p.tolerations()), *(options.get("tolerations") or [])]
     nodes = [node_summary(n) for n in cluster.list("/api/v1/nodes")]
     usable = [n for n in nodes if n["ready"] and not n["unschedulable"] and n["runsContainers"]]
-    tolerations = [{"key": t["key"], "operator": "Exists", "effect": t["effect"]}
-                   for n in usable for t in n["taints"] if t.get("effect") == "NoSchedule"]  # fmt: skip
-    return tuple(sorted(n["name"] for n in usable)), [*tolerations, *(options.get("tolerations") or [])]
+    open_to_kaic = [n for n in usable if not untolerated(n["taints"], tolerations)]
+    return tuple(sorted(n["name"] for n in open_to_kaic or usable)), tolerations
 
 
 def pod_log(cluster: Cluster, namespace: str, name: str, container: str = "", since_s: int | None = None) -> str:

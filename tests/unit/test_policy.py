@@ -276,3 +276,22 @@ def test_guard_reads_controller_refusals_of_its_owners_only():
         Guard(Listing(events=[other, event]), "ns", owners=("kaic-hpa",)).creations()
     Guard(Listing(events=[other]), "ns", owners=("kaic-hpa",)).creations()
     Guard(Listing(events=[event]), "ns").creations()  # no owners: nothing to read
+
+
+def test_container_nodes_leave_dedicated_nodes_out_while_others_remain():
+    from kaic.workloads import container_nodes
+
+    def runs(name, taints=()):
+        found = node(name, taints=taints)
+        found["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+        return found
+
+    control = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+    cluster = Listing(nodes=[runs("gpu-0", [GPU_TAINT]), runs("team-a", [DEDICATED]), runs("control", [control])])
+    assert container_nodes(cluster, {})[0] == ("gpu-0",)  # the accelerator taint is kaic's to tolerate
+    allowed = parse_toleration("dedicated=team-a:NoSchedule")
+    nodes, tolerations = container_nodes(cluster, {"tolerations": [allowed]})
+    assert nodes == ("gpu-0", "team-a") and allowed in tolerations and GPU_TOLERATION in tolerations
+    assert control["key"] not in {t["key"] for t in tolerations}
+    only_dedicated = Listing(nodes=[runs("team-a", [DEDICATED])])
+    assert container_nodes(only_dedicated, {})[0] == ("team-a",)  # left to the scheduler, whose refusal names it
