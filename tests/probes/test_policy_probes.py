@@ -161,20 +161,29 @@ def denying_policy(admin: kube.Cluster) -> Iterator[None]:
     admin.create(f"{ADMISSION}/validatingadmissionpolicies", policy)
     admin.create(f"{ADMISSION}/validatingadmissionpolicybindings", binding)
     try:
-        with own_namespace(admin, "vap") as namespace:  # wait until the API server enforces it
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    admin.create(workloads.pods_path(namespace), pause_pod("probe"), dry_run=True)
-                except ApiException as exc:
-                    assert POLICY in (exc.body or ""), exc.body
-                    break
-                assert time.monotonic() < deadline, "the policy was never enforced"
-                time.sleep(1)
+        enforced(admin, True)
         yield
     finally:
         admin.delete(f"{ADMISSION}/validatingadmissionpolicybindings/{POLICY}")
         admin.delete(f"{ADMISSION}/validatingadmissionpolicies/{POLICY}")
+        enforced(admin, False)  # the API server drops it a moment later: later tests must not meet it
+
+
+def enforced(admin: kube.Cluster, wanted: bool) -> None:
+    """Wait until the API server enforces the policy (or no longer does): a dry-run pod in kaic's namespaces."""
+    with own_namespace(admin, "vap") as namespace:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                admin.create(workloads.pods_path(namespace), pause_pod("probe"), dry_run=True)
+                denied = False
+            except ApiException as exc:
+                assert POLICY in (exc.body or ""), exc.body
+                denied = True
+            if denied == wanted:
+                return
+            assert time.monotonic() < deadline, f"the policy's enforcement never became {wanted}"
+            time.sleep(1)
 
 
 @pytest.mark.cluster
