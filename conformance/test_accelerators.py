@@ -187,14 +187,10 @@ def test_dra_unsatisfiable_claim(cluster, namespace, run, facts, evidence):
     container = {"name": "main", "image": images.for_run(run.options)["pause"],
                  "securityContext": workloads.RESTRICTED, "resources": {"requests": {}, "limits": {}}}  # fmt: skip
     body = workloads.pod("unsatisfiable", run.labels, [container], nodes=selection.nodes,
-                         tolerations=selection.profile.tolerations())  # fmt: skip
+                         tolerations=selection.tolerations())  # fmt: skip
     workloads.give_device(body, container, selection, template="nothing")
     cluster.create(workloads.pods_path(namespace), body)
-    workloads.wait_for(
-        cluster, workloads.pods_path(namespace, "unsatisfiable"),
-        lambda _: any(e["reason"] == "FailedScheduling" for e in workloads.events(cluster, namespace, "unsatisfiable")),
-        90, "FailedScheduling for the unsatisfiable claim", evidence,
-    )  # fmt: skip
+    workloads.wait_refused(cluster, namespace, "unsatisfiable", 90, "FailedScheduling for the unsatisfiable claim", evidence)
     pod = cluster.get(workloads.pods_path(namespace, "unsatisfiable"))
     evidence.add("event", "unsatisfiable", workloads.events(cluster, namespace, "unsatisfiable"))
     assert pod["status"].get("phase") == "Pending" and not workloads.scheduled_node(pod), "the pod was bound"

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kaic import accelerators, autoscaling, images, workloads
+from kaic import accelerators, autoscaling, images, policy, workloads
 from kaic.facts import crds_in, require
 from kaic.outcomes import NotApplicable, Unknown
 from kaic.probe import Rule, probe
@@ -153,7 +153,7 @@ class Pool:
         """A long-running pod holding one accelerator on the pool; `spread` keeps such pods one per node."""
         container = {"name": "main", "image": image, "securityContext": workloads.RESTRICTED,
                      "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}}  # fmt: skip
-        body = workloads.pod(name, labels, [container], tolerations=self.selection.profile.tolerations())
+        body = workloads.pod(name, labels, [container], tolerations=self.selection.tolerations())
         workloads.give_device(body, container, self.selection)
         body["spec"]["nodeSelector"] = {self.key: self.value}
         body["spec"]["activeDeadlineSeconds"] = deadline_s
@@ -202,8 +202,11 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
     for name in names:
         cluster.create(workloads.pods_path(namespace), pool.pod(name, run.labels, image, deadline_s, spread))
 
+    guard = policy.Guard(cluster, namespace)
+
     def baseline_running() -> dict[str, str] | None:
         pods = [cluster.get(workloads.pods_path(namespace, name)) for name in names]
+        guard.pods(pods)
         if all((p.get("status") or {}).get("phase") == "Running" for p in pods):
             return {p["metadata"]["name"]: workloads.scheduled_node(p) for p in pods}
         return None
@@ -229,6 +232,7 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
         if any(current.get(name) != uid for name, uid in baseline.items()):
             raise AssertionError(f"a baseline node changed or became unusable during scale-up: {current}")
         pod = cluster.get(workloads.pods_path(namespace, trigger))
+        guard.pod(pod)
         node = workloads.scheduled_node(pod)
         if (pod.get("status") or {}).get("phase") == "Running" and node in current and node not in baseline:
             return node, current[node]

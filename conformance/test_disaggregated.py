@@ -96,7 +96,7 @@ def test_request_through_roles(cluster, namespace, run, facts, evidence):
         )
     request_id = f"kaic-{run.id}-{uuid.uuid4().hex[:12]}"
     started = time.monotonic()
-    nodes, tolerations = workloads.container_nodes(cluster)
+    nodes, tolerations = workloads.container_nodes(cluster, run.options)
     image = images.for_run(run.options)["python"]
     env = {
         "TARGET": endpoint,

@@ -155,7 +155,7 @@ def test_secondary_interface(cluster, namespace, run, facts, evidence):
     lands on a matching device, sees a second interface, and carries traffic from another node over it."""
     chosen = stack(cluster, facts, run, evidence)
     evidence.add("fact", "stack", vars(chosen))
-    nodes, tolerations = workloads.container_nodes(cluster)
+    nodes, tolerations = workloads.container_nodes(cluster, run.options)
     if chosen.kind == "dra":
         cluster.create(
             workloads.dra_path(namespace, "resourceclaimtemplates"),
@@ -238,20 +238,11 @@ def test_unmatched_claim(cluster, namespace, run, facts, evidence):
         "resources": {"requests": {}, "limits": {}, "claims": [{"name": "net"}]},
     }
     body = workloads.pod(
-        "unmatched", run.labels, [container], tolerations=workloads.container_nodes(cluster)[1]
+        "unmatched", run.labels, [container], tolerations=workloads.container_nodes(cluster, run.options)[1]
     )
     body["spec"]["resourceClaims"] = [{"name": "net", "resourceClaimTemplateName": "net"}]
     cluster.create(workloads.pods_path(namespace), body)
-    workloads.wait_for(
-        cluster,
-        workloads.pods_path(namespace, "unmatched"),
-        lambda _: any(
-            e["reason"] == "FailedScheduling" for e in workloads.events(cluster, namespace, "unmatched")
-        ),
-        90,
-        "FailedScheduling for the unmatched network claim",
-        evidence,
-    )
+    workloads.wait_refused(cluster, namespace, "unmatched", 90, "FailedScheduling for the unmatched network claim", evidence)
     pod = cluster.get(workloads.pods_path(namespace, "unmatched"))
     evidence.add("event", "unmatched", workloads.events(cluster, namespace, "unmatched"))
     assert not workloads.scheduled_node(pod), f"the pod was bound to {workloads.scheduled_node(pod)}"

@@ -226,7 +226,7 @@ def test_endpoint_picker(cluster, namespace, run, facts, evidence):
     picker never sends one to the server whose KV cache is reported nearly full."""
     class_name = gateway_class(facts, run, evidence)
     refs = images.for_run(run.options)
-    nodes, tolerations = workloads.container_nodes(cluster)
+    nodes, tolerations = workloads.container_nodes(cluster, run.options)
     if not nodes:
         raise Unknown("no Ready node runs containers, so no model server can answer")
     for name in SIMS:

@@ -40,7 +40,7 @@ def test_header_and_weight_routing(cluster, namespace, run, facts, evidence):
     """Through a Gateway of the cluster's class, a model header routes to backend B and other requests split
     80/20 between A and B, measured by a client pod inside the cluster."""
     class_name = gateway_class(facts, run, evidence)
-    nodes, tolerations = workloads.container_nodes(cluster)
+    nodes, tolerations = workloads.container_nodes(cluster, run.options)
     if not nodes:
         raise Unknown("no Ready node runs containers, so no backend can answer and no client can send requests")
     image = images.for_run(run.options)["busybox"]

@@ -105,7 +105,7 @@ def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
     require(facts, "crds")
     query = QueryApi.find(cluster, run.options, evidence)
     assert_query_works(query)
-    nodes, tolerations = workloads.container_nodes(cluster)
+    nodes, tolerations = workloads.container_nodes(cluster, run.options)
     if not nodes:
         raise Unknown(
             "no Ready node runs containers (every node is simulated), so no workload can serve metrics"
@@ -340,7 +340,7 @@ def test_utilisation_under_load(cluster, namespace, run, facts, evidence):
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}},
     }  # fmt: skip
     body = workloads.pod("load", run.labels, [container], nodes=selection.nodes,
-                         tolerations=selection.profile.tolerations())  # fmt: skip
+                         tolerations=selection.tolerations())  # fmt: skip
     workloads.give_device(body, container, selection,
                           template=workloads.device_template(cluster, namespace, run.labels, selection))  # fmt: skip
     placed = workloads.place(cluster, namespace, body, evidence)

@@ -74,7 +74,7 @@ def test_scale_on_custom_metric(cluster, namespace, run, facts, evidence):
     image = images.for_run(run.options)["busybox"]
     cluster.create(f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment(run.labels, selection, nodes, image, template))
     cluster.create(f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers", autoscaler(run.labels))
-    pods = workloads.PodWatch(cluster, namespace, f"app={NAME}")
+    pods = workloads.PodWatch(cluster, namespace, f"app={NAME}", owners=(NAME,))
 
     first = ready_pods(pods, 1, 180, "the first replica Ready", evidence)[0]
     read_metric(cluster, namespace, version, {first: 0}, 120, evidence, "before any load", absent_is_unknown=True)
@@ -127,7 +127,7 @@ def deployment(labels, selection, nodes, image, template) -> dict:
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
     }
     body = workloads.pod(NAME, {**labels, "app": NAME}, [container], nodes=tuple(nodes),
-                         tolerations=selection.profile.tolerations())  # fmt: skip
+                         tolerations=selection.tolerations())  # fmt: skip
     workloads.give_device(body, container, selection, template=template)
     spec = body["spec"]
     spec.pop("activeDeadlineSeconds")  # a Deployment's pods may not carry one; the namespace is cleaned instead

@@ -73,7 +73,7 @@ def test_isolated_from_host(cluster, namespace, run, facts, evidence):
     """A pod of the sandbox runtime runs, and, unlike a plain pod on the same node, has its own kernel and sees
     no host processes, /dev/mem, host paths or host network interfaces."""
     name = runtime_class(facts, run, evidence)
-    nodes, tolerations = workloads.container_nodes(cluster)
+    nodes, tolerations = workloads.container_nodes(cluster, run.options)
     if not nodes:
         raise Unknown(f"no Ready node runs containers, so a {name} pod cannot be observed")
     image = images.for_run(run.options)["busybox"]

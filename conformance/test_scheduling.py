@@ -100,11 +100,12 @@ class Fence:
     queue: str = ""
     created: list[str] = field(default_factory=list)  # paths to delete afterwards, in creation order
 
-    def member_spec(self, image: str) -> dict:
+    def member_spec(self, image: str, tolerations: list[dict[str, str]]) -> dict:
         container = {"name": "main", "image": image, "securityContext": workloads.RESTRICTED,
                      "resources": {"requests": {"cpu": f"{self.cpu_m}m", "memory": "16Mi"},
                                    "limits": {"memory": "64Mi"}}}  # fmt: skip
-        return workloads.pod("member", {}, [container], nodes=(self.node,) if self.node else ())["spec"]
+        return workloads.pod("member", {}, [container], nodes=(self.node,) if self.node else (),
+                             tolerations=tolerations)["spec"]  # fmt: skip
 
 
 def create(cluster: Cluster, fence: Fence, objs: list[gang.Obj]) -> None:
@@ -165,13 +166,10 @@ def kueue_queue(cluster: Cluster, fence: Fence, queue: str, run, stem: str) -> i
 
 def submit(cluster, fence: Fence, choice, settings, run, name: str, size: int) -> PodWatch:
     """Start watching the gang's pods, then create its group object and Job (so no bind can be missed)."""
-    watch = PodWatch(cluster, fence.namespace, f"{gang.GANG_LABEL}={name}")
+    watch = PodWatch(cluster, fence.namespace, f"{gang.GANG_LABEL}={name}", owners=(name,))
     image = images.for_run(run.options)["pause"]
-    create(
-        cluster,
-        fence,
-        gang.gang(choice, name, size, run.labels, fence.member_spec(image), settings, fence.queue),
-    )
+    spec = fence.member_spec(image, run.options.get("tolerations") or [])
+    create(cluster, fence, gang.gang(choice, name, size, run.labels, spec, settings, fence.queue))
     return watch
 
 
@@ -184,7 +182,7 @@ def block(cluster, fence: Fence, choice, settings, run, evidence) -> str:
     else:
         watch = PodWatch(cluster, fence.namespace, f"{gang.GANG_LABEL}={name}")
         body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {**run.labels, gang.GANG_LABEL: name}},
-                "spec": fence.member_spec(images.for_run(run.options)["pause"])}  # fmt: skip
+                "spec": fence.member_spec(images.for_run(run.options)["pause"], run.options.get("tolerations") or [])}  # fmt: skip
         cluster.create(workloads.pods_path(fence.namespace), body)
         path = workloads.pods_path(fence.namespace, name)
         fence.created.append(path)

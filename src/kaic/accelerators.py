@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kaic.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.policy import untolerated
 from kaic.profile import minor_key
 from kaic.resourceslices import uncounted
 
@@ -150,11 +151,17 @@ class Selection:
     device_class: str = ""  # dra
     extended_resource: str = ""  # device-plugin
     found: dict[str, Any] = field(default_factory=dict)  # inventory and decision trail, for evidence
+    extra_tolerations: tuple[dict[str, str], ...] = ()  # the run's --toleration
+
+    def tolerations(self) -> list[dict[str, str]]:
+        """What every pod on this selection tolerates: the profile's accelerator taints and the run's own."""
+        return [*self.profile.tolerations(), *self.extra_tolerations]
 
 
 def select(facts: Mapping[str, Any], options: Mapping[str, Any], mode: str | None = None) -> Selection:
-    """`detect` with the run's --accelerator-profile and --allocation-mode (or `mode`)."""
-    return detect(facts, options.get("accelerator_profile", "auto"), mode or options.get("allocation_mode", "auto"))
+    """`detect` with the run's --accelerator-profile, --allocation-mode (or `mode`) and --toleration."""
+    return detect(facts, options.get("accelerator_profile", "auto"), mode or options.get("allocation_mode", "auto"),
+                  tuple(options.get("tolerations") or ()))  # fmt: skip
 
 
 def select_present(facts: Mapping[str, Any], options: Mapping[str, Any]) -> Selection:
@@ -207,8 +214,16 @@ def accelerator_nodes(facts: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {n["name"]: n for key in ("withExtendedResources", "withDraDevicesOnly") for n in node_facts.get(key, [])}
 
 
-def _usable(node: Mapping[str, Any] | None) -> bool:
-    return bool(node) and node["ready"] and not node["unschedulable"]
+def _unusable(node: Mapping[str, Any] | None) -> str:
+    """Why no pod can be placed on a node ("" when one can): not known, not Ready, or cordoned (policy, named)."""
+    if not node:
+        return "not a known node"
+    return "not Ready" if not node["ready"] else "cordoned" if node["unschedulable"] else ""
+
+
+def _no_usable_node(nodes: Mapping[str, Mapping[str, Any]], names: list[str]) -> str:
+    """The state of each node that was passed over, for the reason no pool or resource is usable."""
+    return ", ".join(f"{name} {_unusable(nodes.get(name))}" for name in sorted(set(names))) or "none"
 
 
 def _observable_first(per_node: dict[str, int], nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
@@ -237,12 +252,18 @@ def _dra_option(
     if not device_class:
         return None, f"no DeviceClass selects {', '.join(drivers)}"
     per_node: dict[str, int] = {}
+    passed_over = []
     for driver in drivers:
         for pool in slices[driver]["pools"].values():
-            if len(pool["nodes"]) == 1 and _usable(nodes.get(pool["nodes"][0])):
-                per_node[pool["nodes"][0]] = per_node.get(pool["nodes"][0], 0) + pool["devices"]
+            if len(pool["nodes"]) != 1:
+                continue
+            if _unusable(nodes.get(pool["nodes"][0])):
+                passed_over.append(pool["nodes"][0])
+                continue
+            per_node[pool["nodes"][0]] = per_node.get(pool["nodes"][0], 0) + pool["devices"]
     if not per_node:
-        return None, f"no complete pool of {', '.join(drivers)} on a Ready node"
+        return None, (f"no complete pool of {', '.join(drivers)} on a Ready, schedulable node "
+                      f"(pool nodes: {_no_usable_node(nodes, passed_over)})")  # fmt: skip
     return {"deviceClass": device_class, "drivers": drivers, "devicesPerNode": _observable_first(per_node, nodes)}, ""
 
 
@@ -250,25 +271,34 @@ def _plugin_option(
     profile: AcceleratorProfile, facts: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]]
 ) -> tuple[dict[str, Any] | None, str]:
     """(option, why not): Ready nodes with allocatable devices of the profile's extended resource."""
+    passed_over = []
     for resource in profile.extended_resources:
-        per_node = {
-            n["name"]: int(n["extendedResources"][resource])
+        offering = {
+            n["name"]: int(count)
             for n in (facts.get("nodes") or {}).get("withExtendedResources", [])
-            if str(n["extendedResources"].get(resource, "0")).isdigit()
-            and int(n["extendedResources"].get(resource, "0")) > 0
-            and _usable(nodes.get(n["name"], n))
+            if (count := str(n["extendedResources"].get(resource, "0"))).isdigit() and int(count) > 0
         }
+        per_node = {name: count for name, count in offering.items() if not _unusable(nodes.get(name))}
+        passed_over += [name for name in offering if name not in per_node]
         if per_node:
             mapped = [dc["name"] for dc in facts.get("deviceClasses") or [] if dc["extendedResourceName"] == resource]
             per_node = _observable_first(per_node, nodes)
             return {"extendedResource": resource, "devicesPerNode": per_node, "mappedByDeviceClass": mapped}, ""
-    return None, f"no Ready node has allocatable {', '.join(profile.extended_resources) or 'extended resource'}"
+    resources = ", ".join(profile.extended_resources) or "extended resource"
+    if passed_over:
+        return None, f"no Ready, schedulable node has allocatable {resources} ({_no_usable_node(nodes, passed_over)})"
+    return None, f"no Ready node has allocatable {resources}"
 
 
-def detect(facts: Mapping[str, Any], requested: str = "auto", allocation_mode: str = "auto") -> Selection:
-    """Pick the profile and allocation path; auto prefers a complete DRA pool on Ready nodes.
+def detect(
+    facts: Mapping[str, Any], requested: str = "auto", allocation_mode: str = "auto",
+    tolerations: tuple[dict[str, str], ...] = (),
+) -> Selection:  # fmt: skip
+    """Pick the profile and allocation path; auto prefers a complete DRA pool on Ready, schedulable nodes.
 
-    Unrecognised hardware is Unknown with the inventory; an empty cluster is NoAccelerators.
+    Unrecognised hardware is Unknown with the inventory; an empty cluster is NoAccelerators. Nodes with taints the
+    chosen profile's pods would not tolerate stay chosen (the scheduler decides, and a wait that sees it refuse
+    names the taint) but are named in the evidence.
     """
     if requested != "auto" and requested not in PROFILES:
         raise ProbeError(f"unknown accelerator profile {requested!r}; known: auto, {', '.join(PROFILES)}")
@@ -300,9 +330,13 @@ def detect(facts: Mapping[str, Any], requested: str = "auto", allocation_mode: s
             )  # fmt: skip
     if choices:
         chosen = next((c for c in choices if c.path == "dra"), choices[0])
-        return dataclasses.replace(
-            chosen, found={**chosen.found, "trail": trail, "chosen": {"profile": chosen.profile.name, "path": chosen.path}}
-        )
+        chosen = dataclasses.replace(chosen, extra_tolerations=tolerations)
+        tainted = {name: found for name in chosen.nodes
+                   if (found := untolerated((known.get(name) or {}).get("taints") or [], chosen.tolerations()))}  # fmt: skip
+        return dataclasses.replace(chosen, found={
+            **chosen.found, "trail": trail, "chosen": {"profile": chosen.profile.name, "path": chosen.path},
+            **({"untoleratedTaints": tainted} if tainted else {}),
+        })  # fmt: skip
     summary = json.dumps(found["inventory"], sort_keys=True)
     if not any(found["inventory"][k] for k in ("draDrivers", "extendedResources")):
         raise NoAccelerators(

@@ -101,6 +101,13 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 help="How probes ask for devices; auto prefers a complete DRA pool on Ready nodes.",
             ),
             click.option(
+                "--toleration",
+                multiple=True,
+                callback=_checked_tolerations,
+                help="Let every probe pod tolerate this taint: KEY[=VALUE]:EFFECT, EFFECT NoSchedule, PreferNoSchedule "
+                "or NoExecute; KEY:EFFECT tolerates any value (repeatable; for dedicated accelerator nodes).",
+            ),
+            click.option(
                 "--image",
                 "images",
                 multiple=True,
@@ -203,6 +210,15 @@ def _checked_url(ctx: click.Context, param: click.Parameter, value: str | None) 
     if value and not value.startswith(("http://", "https://")):
         raise click.BadParameter(f"{value!r}: use an http:// or https:// URL reachable from inside the cluster")
     return value
+
+
+def _checked_tolerations(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[dict[str, str]]:
+    from kaic.policy import parse_toleration
+
+    try:
+        return [parse_toleration(value) for value in values]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def _checked_service(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -314,6 +330,7 @@ def _options(**kwargs: Any) -> Any:
         settings={
             "accelerator_profile": kwargs.get("accelerator_profile") or "auto",
             "allocation_mode": kwargs.get("allocation_mode") or "auto",
+            "tolerations": kwargs.get("toleration") or [],
             "images": kwargs.get("images") or {},
             "image_mirror": kwargs.get("image_mirror"),
             "metrics_endpoint": kwargs.get("metrics_endpoint"),
@@ -453,6 +470,7 @@ def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:
     data["checklistReason"] = why
     refs = resolve(opts.settings["images"], opts.settings["image_mirror"])
     data["images"] = [refs[key] for key in data["images"]]  # what a mirror must hold, after overrides
+    data["tolerations"] = opts.settings["tolerations"]  # added to every probe pod (--toleration)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -470,6 +488,10 @@ def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:
     for name, why_skipped in plan.skipped.items():
         console.print(f"skipped {name}: {why_skipped}")
     console.print(f"images: {', '.join(data['images']) or 'none'}")
+    from kaic.policy import toleration_text
+
+    tolerated = ", ".join(toleration_text(t) for t in data["tolerations"])
+    console.print(f"tolerations (every probe pod, besides the accelerator profile's): {tolerated or 'none'}")
     console.print(
         "RBAC: "
         + "; ".join(f"{' '.join(r['verbs'])} {r['apiGroup'] or 'core'}/{r['resource']}" for r in data["rbac"])

@@ -8,7 +8,8 @@ pytest knows passed/failed/skipped; kaic needs five outcomes. The mapping (refer
 setup problem → error; call: no exception → passed, assertion or pytest.fail → failed, NotApplicable/Unknown/
 ProbeError → that outcome, pytest-timeout → error, any other exception → error (a crash proves nothing about
 the cluster), pytest.skip → error (probes must say not-applicable or unknown, with a reason); a teardown
-(cleanup) failure turns a pass into an error and is a warning otherwise.
+(cleanup) failure turns a pass into an error and is a warning otherwise. In setup or call, a create that the
+cluster's admission policy or quota refused is unknown, naming the policy (`kaic.policy.api_denial`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 import yaml
 
 from kaic.outcomes import Outcome, ProbeOutcome
+from kaic.policy import api_denial
 from kaic.probe import ProbeSpec
 from kaic.results import Evidence, ProbeResult, shorten
 
@@ -60,6 +62,8 @@ def classify(excinfo: pytest.ExceptionInfo[BaseException] | None, when: str) -> 
     exc = excinfo.value
     if isinstance(exc, ProbeOutcome):
         return exc.outcome, exc.reason
+    if when != "teardown" and (denied := api_denial(exc)):
+        return Outcome.UNKNOWN, denied  # the cluster's policy refused a create: not a verdict, not kaic's fault
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if when != "call":
         return Outcome.ERROR, f"{when} failed: {type(exc).__name__}: {message}"

@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kaic.accelerators import SCRIPT, AcceleratorProfile, DeviceReport, Selection, parse_report
+from kaic.accelerators import PROFILES, SCRIPT, AcceleratorProfile, DeviceReport, Selection, parse_report
 from kaic.collector import Recorder
 from kaic.kube import Cluster
-from kaic.outcomes import Unknown
+from kaic.outcomes import ProbeOutcome, Unknown
+from kaic.policy import Guard, untolerated
 from kaic.probe import Rule
 from kaic.resourceslices import current_slices
 
@@ -133,7 +134,7 @@ def identity_pod(
     """A pod of identity containers on the selection's nodes; `devices` says which containers get a device."""
     containers = {c: identity_container(c, image, selection.profile, env) for c in devices}
     body = pod(name, labels, list(containers.values()), nodes=nodes or selection.nodes,
-               tolerations=selection.profile.tolerations(), runtime_class=runtime_class)  # fmt: skip
+               tolerations=selection.tolerations(), runtime_class=runtime_class)  # fmt: skip
     for container, wanted in devices.items():
         if wanted:
             give_device(body, containers[container], selection, template=template, claim=claim)
@@ -191,19 +192,40 @@ def wait_for(
     what: str,
     evidence: Recorder,
 ) -> Any:
-    """Poll `path` until `check(obj)` is truthy and return that; on timeout record the events, then raise."""
+    """Poll `path` until `check(obj)` is truthy and return that; on timeout record the events, then raise. A pod
+    that the cluster's policy or an unpullable image holds ends the wait at once (`kaic.policy.Guard`), before
+    `check` is asked, so no check can take policy for the behaviour it waits for."""
+    namespace, name = path.split("/namespaces/", 1)[-1].split("/")[0], path.rsplit("/", 1)[-1]
+    guard = Guard(cluster, namespace)
     deadline = time.monotonic() + timeout_s
     while True:
         obj = cluster.get_or_none(path)
-        if obj is not None and (result := check(obj)):
-            return result
-        if time.monotonic() > deadline:
-            namespace, name = path.split("/namespaces/", 1)[-1].split("/")[0], path.rsplit("/", 1)[-1]
+        try:
+            if obj is not None and obj.get("kind") == "Pod":
+                guard.pod(obj)
+            if obj is not None and (result := check(obj)):
+                return result
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: not within {timeout_s:.0f}s (events recorded)")
+        except (ProbeOutcome, TimeoutError):
             evidence.add("event", f"{name} events", events(cluster, namespace, name))
             if obj is not None:
                 evidence.add("object", name, obj.get("status") or {})
-            raise TimeoutError(f"{what}: not within {timeout_s:.0f}s (events recorded)")
+            raise
         time.sleep(0.5)
+
+
+def wait_refused(cluster: Cluster, namespace: str, name: str, timeout_s: float, what: str, evidence: Recorder) -> str:
+    """Wait for the scheduler to refuse a pod (its FailedScheduling message), as negative probes expect; a refusal
+    the cluster's policy explains is not the behaviour under test (Unknown, naming it)."""
+    path = pods_path(namespace, name)
+
+    def refusal(_: dict[str, Any]) -> str:
+        return next((e["message"] for e in reversed(events(cluster, namespace, name)) if e["reason"] == "FailedScheduling"), "")
+
+    message = wait_for(cluster, path, refusal, timeout_s, what, evidence)
+    Guard(cluster, namespace).pod(cluster.get(path), message)
+    return str(message)
 
 
 def is_ready(obj: dict[str, Any]) -> bool:
@@ -260,15 +282,18 @@ def runs_containers(cluster: Cluster, node: str) -> bool:
     return bool(node_summary(cluster.get(f"/api/v1/nodes/{node}"))["runsContainers"])
 
 
-def container_nodes(cluster: Cluster) -> tuple[tuple[str, ...], list[dict[str, str]]]:
-    """Ready, schedulable nodes that run containers, and tolerations for their NoSchedule taints."""
+def container_nodes(cluster: Cluster, options: Mapping[str, Any]) -> tuple[tuple[str, ...], list[dict[str, str]]]:
+    """Ready, schedulable nodes that run containers, and what kaic's pods there tolerate: every accelerator
+    profile's taints and the run's own (--toleration), never a taint it merely found (a dedicated node is the
+    administrator's to open). Nodes tainted otherwise are left out while others remain; when only they remain
+    they are returned, so the scheduler's refusal names them and their taints (`kaic.policy.Guard`)."""
     from kaic.facts import node_summary
 
+    tolerations = [*(t for p in PROFILES.values() for t in p.tolerations()), *(options.get("tolerations") or [])]
     nodes = [node_summary(n) for n in cluster.list("/api/v1/nodes")]
     usable = [n for n in nodes if n["ready"] and not n["unschedulable"] and n["runsContainers"]]
-    tolerations = [{"key": t["key"], "operator": "Exists", "effect": t["effect"]}
-                   for n in usable for t in n["taints"] if t.get("effect") == "NoSchedule"]  # fmt: skip
-    return tuple(sorted(n["name"] for n in usable)), tolerations
+    open_to_kaic = [n for n in usable if not untolerated(n["taints"], tolerations)]
+    return tuple(sorted(n["name"] for n in open_to_kaic or usable)), tolerations
 
 
 def pod_log(cluster: Cluster, namespace: str, name: str, container: str = "", since_s: int | None = None) -> str:
@@ -354,8 +379,11 @@ class PodWatch:
     no change after the list is missed (start it before creating what it should see). Remembers every pod that
     was ever bound, even one deleted or finished since, and the most pods that held a node at one time."""
 
-    def __init__(self, cluster: Cluster, namespace: str, selector: str) -> None:
+    def __init__(self, cluster: Cluster, namespace: str, selector: str, owners: tuple[str, ...] = ()) -> None:
+        """`owners`: the objects whose controllers make the pods (Job, Deployment, …), so that their refusal by
+        admission or quota ends a wait at once (`kaic.policy.Guard.creations`)."""
         self.cluster, self.namespace, self.selector = cluster, namespace, selector
+        self.guard = Guard(cluster, namespace, owners)
         page = cluster.get(pods_path(namespace), labelSelector=selector)
         self.version = page["metadata"]["resourceVersion"]
         self.pods: dict[str, dict[str, Any]] = {}
@@ -375,20 +403,27 @@ class PodWatch:
         self.peak = max(self.peak, sum(1 for p in self.pods.values() if scheduled_node(p) and not terminated(p)))
 
     def until(self, done: Callable[[PodWatch], bool], timeout_s: float) -> bool:
-        """Follow changes until `done(self)` holds (True) or `timeout_s` passes (False)."""
+        """Follow changes until `done(self)` holds (True) or `timeout_s` passes (False). Pods held by the cluster's
+        policy or an unpullable image end it at once (`kaic.policy.Guard`), before `done` is asked; with owners,
+        their controllers' refusals are read at least every Guard.EVENTS_EVERY_S."""
         deadline = time.monotonic() + timeout_s
-        while not done(self):
+        while not self._done(done):
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
             path = pods_path(self.namespace)
-            events = self.cluster.watch(path, left, self.version, labelSelector=self.selector)
+            span = min(left, Guard.EVENTS_EVERY_S) if self.guard.owners else left
+            events = self.cluster.watch(path, span, self.version, labelSelector=self.selector)
             try:
                 for kind, obj in events:
                     self.version = obj["metadata"]["resourceVersion"]
                     self._saw(kind, obj)
-                    if done(self) or time.monotonic() > deadline:
+                    if self._done(done) or time.monotonic() > deadline:
                         break
             finally:
                 events.close()
         return True
+
+    def _done(self, done: Callable[[PodWatch], bool]) -> bool:
+        self.guard.pods(p for p in self.pods.values() if not p["metadata"].get("deletionTimestamp"))
+        return done(self)

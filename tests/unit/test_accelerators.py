@@ -154,3 +154,29 @@ def test_dra_v1_missing_before_ga_is_unknown_not_failed():
         require_dra_v1([], "1.33")
     assert not isinstance(raised.value, AssertionError)
     require_dra_v1(["v1"], "1.33")
+
+
+def test_cordoned_accelerator_nodes_are_named_cordoned_not_missing():
+    cordoned = {**LOCAL, "nodes": {**LOCAL["nodes"],
+                                   "withDraDevicesOnly": [{**node(n), "unschedulable": True} for n in ("kaic-dra-0", "kaic-dra-1")],
+                                   "withExtendedResources": [{**node("kaic-device-plugin-0", {"example.com/gpu": "8"}),
+                                                              "unschedulable": True}]}}  # fmt: skip
+    with pytest.raises(Unknown) as found:
+        detect(cordoned, "simulated")
+    assert "on a Ready, schedulable node (pool nodes: kaic-dra-0 cordoned, kaic-dra-1 cordoned)" in found.value.reason
+    assert "no Ready, schedulable node has allocatable example.com/gpu (kaic-device-plugin-0 cordoned)" in found.value.reason
+
+
+def test_untolerated_taints_are_named_and_the_runs_tolerations_reach_the_pods():
+    dedicated = {"key": "dedicated", "value": "team-a", "effect": "NoSchedule"}
+    tainted = {**LOCAL, "nodes": {**LOCAL["nodes"], "withDraDevicesOnly": [
+        {**node("kaic-dra-0"), "taints": [dedicated, {"key": "example.com/gpu", "effect": "NoSchedule"}]},
+        node("kaic-dra-1")]}}  # fmt: skip
+    chosen = detect(tainted)
+    assert chosen.nodes == ("kaic-dra-0", "kaic-dra-1")  # the scheduler decides; the evidence names the taint
+    assert chosen.found["untoleratedTaints"] == {"kaic-dra-0": ["dedicated=team-a:NoSchedule"]}
+    assert chosen.tolerations() == PROFILES["simulated"].tolerations()
+    allowed = {"key": "dedicated", "operator": "Equal", "value": "team-a", "effect": "NoSchedule"}
+    chosen = detect(tainted, tolerations=(allowed,))
+    assert "untoleratedTaints" not in chosen.found
+    assert chosen.tolerations() == [*PROFILES["simulated"].tolerations(), allowed]

@@ -282,3 +282,27 @@ def test_a_run_whose_results_cannot_be_signed_says_so_and_is_not_an_internal_err
     assert "kaic: error: --sign-key: the results could not be signed: " in result.stderr
     assert "Read-only file system" in result.stderr and "internal error" not in result.stderr
     assert (tmp_path / "out" / "report.json").is_file()
+
+
+def test_tolerations_reach_the_probe_settings_and_the_plan_from_flags_and_config(runner, tmp_path):
+    allowed = {"key": "dedicated", "operator": "Equal", "value": "team-a", "effect": "NoSchedule"}
+    any_gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}
+    flags = runner.invoke(main, ["plan", "-o", "json", "--toleration", "dedicated=team-a:NoSchedule",
+                                 "--toleration", "nvidia.com/gpu:NoExecute"])  # fmt: skip
+    assert flags.exit_code == 0, flags.output
+    assert json.loads(flags.output)["tolerations"] == [allowed, any_gpu]
+    for text in ("toleration: dedicated=team-a:NoSchedule\n", "plan:\n  toleration: [dedicated=team-a:NoSchedule]\n"):
+        result = runner.invoke(main, ["--config", write_config(tmp_path, text), "plan", "-o", "json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["tolerations"] == [allowed]
+    text = runner.invoke(main, ["plan", "--toleration", "dedicated:NoSchedule"], env={"COLUMNS": "200"})
+    assert "tolerations (every probe pod, besides the accelerator profile's): dedicated:NoSchedule" in text.output
+    assert json.loads(runner.invoke(main, ["plan", "-o", "json"]).output)["tolerations"] == []
+
+
+@pytest.mark.parametrize("value", ["dedicated", "dedicated=team-a:Never", "a:b:NoSchedule"])
+def test_bad_toleration_exits_2_naming_the_flag_and_the_forms(runner, value):
+    result = runner.invoke(main, ["plan", "--toleration", value])
+    assert result.exit_code == 2, result.output
+    assert "--toleration" in result.output and "KEY:EFFECT or KEY=VALUE:EFFECT" in result.output
+    assert "NoSchedule, PreferNoSchedule, NoExecute" in result.output
