@@ -200,8 +200,9 @@ def scheduling_block(
     if not blocks or not all(blocks.values()):
         return ""
     causes = "; ".join(f"node {name} {describe(why)}" for name, why in sorted(blocks.items()))
-    return (f"pod {(pod.get('metadata') or {}).get('name', '')} cannot be placed because of the cluster's policy: "
-            f"{causes} (the scheduler: {message.strip()}); {remedy(c for why in blocks.values() for c in why)}")  # fmt: skip
+    # What to do comes first: a reason shortened for people keeps the flag to pass, however many nodes follow.
+    return (f"pod {(pod.get('metadata') or {}).get('name', '')} cannot be placed because of the cluster's policy "
+            f"({remedy(c for why in blocks.values() for c in why)}): {causes} (the scheduler: {message.strip()})")  # fmt: skip
 
 
 # ---- the kubelet -------------------------------------------------------------------------------------------
@@ -223,10 +224,11 @@ def image_problem(pod: Mapping[str, Any]) -> str:
         if waiting.get("reason") in IMAGE_PULL_REASONS:
             image = c.get("image", "")
             key = image_key(image)
-            mirror = (f"mirror it and pass --image {key}=REF (or --image-mirror PREFIX)" if key else
-                      "it was given with --image or --image-mirror: check that reference")  # fmt: skip
+            mirror = (f"mirror it and pass --image {key}=REF or --image-mirror PREFIX" if key else
+                      "it was given with --image or --image-mirror, check that reference")  # fmt: skip
+            # What to do comes before the kubelet's words: a reason shortened for people keeps the flag to pass.
             return (f"image {image} of container {c.get('name', '')} in pod {(pod.get('metadata') or {}).get('name', '')} "
-                    f"cannot be pulled ({waiting['reason']}: {waiting.get('message', '').strip()}); {mirror}")  # fmt: skip
+                    f"cannot be pulled ({mirror}): {waiting['reason']}: {waiting.get('message', '').strip()}")  # fmt: skip
     return ""
 
 

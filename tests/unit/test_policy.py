@@ -21,6 +21,7 @@ from kaic.policy import (
     toleration_text,
     untolerated,
 )
+from kaic.results import shorten
 
 DEDICATED = {"key": "dedicated", "value": "team-a", "effect": "NoSchedule"}
 GPU_TAINT = {"key": "example.com/gpu", "value": "present", "effect": "NoSchedule"}
@@ -100,8 +101,11 @@ def test_pinned_accelerator_nodes_all_tainted_is_policy_naming_nodes_and_taints(
     why = scheduling_block(pod(TAINTED, pinned=("gpu-0", "gpu-1"), claims=True), CLUSTER, SLICES)
     assert "node gpu-0 taint dedicated=team-a:NoSchedule not tolerated" in why
     assert "node gpu-1 taint dedicated=team-a:NoSchedule not tolerated" in why
-    assert "the scheduler: 0/5 nodes are available" in why
-    assert why.endswith("; pass --toleration dedicated=team-a:NoSchedule if kaic's pods may run there")
+    assert why.endswith(f"(the scheduler: {TAINTED})")
+    # What to do comes first, so a reason shortened for people keeps it.
+    assert why.startswith("pod consumer cannot be placed because of the cluster's policy (pass --toleration "
+                          "dedicated=team-a:NoSchedule if kaic's pods may run there): node gpu-0 taint")  # fmt: skip
+    assert "--toleration dedicated=team-a:NoSchedule" in shorten(why)
 
 
 def test_unpinned_pod_whose_capable_nodes_are_tainted_is_policy():
@@ -139,7 +143,7 @@ def test_cordoned_nodes_are_named_cordoned():
     message = "0/2 nodes are available: 2 node(s) were unschedulable."
     why = scheduling_block(pod(message, pinned=("gpu-0", "gpu-1")), cordoned, None)
     assert "node gpu-0 cordoned; node gpu-1 cordoned" in why
-    assert why.endswith("; cordoned nodes take no new pods: uncordon them to probe there")
+    assert "(cordoned nodes take no new pods: uncordon them to probe there): node gpu-0" in why
 
 
 def test_older_taint_wording_and_a_refusal_message_given_by_the_probe():
@@ -170,8 +174,9 @@ def test_an_unpullable_default_image_names_the_image_flag(reason):
                'reference "docker.io/library/busybox:1.36.1": dial tcp: lookup registry-1.docker.io: no such host')  # fmt: skip
     found = image_problem(waiting("docker.io/library/busybox:1.36.1", reason, message))
     assert found.startswith("image docker.io/library/busybox:1.36.1 of container server in pod kaic-hpa-abc")
-    assert f"({reason}: Back-off pulling image" in found and "no such host" in found
-    assert "--image busybox=REF" in found
+    assert "(mirror it and pass --image busybox=REF or --image-mirror PREFIX)" in found
+    assert found.endswith(f"): {reason}: {message}")
+    assert "--image busybox=REF" in shorten(found)
 
 
 def test_a_mirrored_or_overridden_image():
