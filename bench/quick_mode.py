@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from kaic import kube
+from kaic.kube import client as kube
 
 KAIC = [sys.executable, "-m", "kaic"]
 

@@ -5,13 +5,13 @@ Discovery probes record what the cluster serves and advertises; behavioural prob
 
 import dataclasses
 
-from kaic import accelerators, images, workloads
-from kaic.facts import require
-from kaic.outcomes import NotApplicable, Unknown
+from kaic.areas import accelerators, images, workloads
+from kaic.areas.workloads import DRA
+from kaic.engine.plugin import RUN_ID_LABEL
+from kaic.kube.facts import require
+from kaic.kube.resourceslices import current_slices
 from kaic.probe import Rule, probe
-from kaic.pytest_plugin import RUN_ID_LABEL
-from kaic.resourceslices import current_slices
-from kaic.workloads import DRA
+from kaic.results.outcomes import NotApplicable, Unknown
 
 SHARING_RESOURCE_MARKERS = ("mig-", "shared", "replicas")
 

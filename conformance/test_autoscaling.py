@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kaic import accelerators, autoscaling, images, policy, workloads
-from kaic.facts import crds_in, require
-from kaic.outcomes import NotApplicable, Unknown
+from kaic.areas import accelerators, autoscaling, images, policy, workloads
+from kaic.kube.facts import crds_in, require
 from kaic.probe import Rule, probe
+from kaic.results.outcomes import NotApplicable, Unknown
 
 NODES = "/api/v1/nodes"
 PR_API = "/apis/autoscaling.x-k8s.io/v1"

@@ -8,10 +8,10 @@ request must be answered and its id appear in the logs of a Running pod of every
 import time
 import uuid
 
-from kaic import images, inference, workloads
-from kaic.facts import crds_in, require
-from kaic.outcomes import Unknown
+from kaic.areas import images, inference, workloads
+from kaic.kube.facts import crds_in, require
 from kaic.probe import Rule, probe
+from kaic.results.outcomes import Unknown
 
 SERVING_GROUPS = ("llm-d.ai", "leaderworkerset.x-k8s.io", "nvidia.com")
 RBAC = (

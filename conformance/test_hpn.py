@@ -5,10 +5,10 @@ with none the requirement does not apply. On the DRA path a claim selecting the 
 by default) must land on a device that publishes it, and a claim no device matches must stay unallocated.
 """
 
-from kaic import hpn, images, workloads
-from kaic.facts import crds_in, require
-from kaic.outcomes import NotApplicable, Unknown
+from kaic.areas import hpn, images, workloads
+from kaic.kube.facts import crds_in, require
 from kaic.probe import Rule, probe
+from kaic.results.outcomes import NotApplicable, Unknown
 
 NAD_CRD = f"network-attachment-definitions.{hpn.MULTUS_GROUP}"
 RBAC = (

@@ -12,10 +12,10 @@ import os
 import subprocess
 from pathlib import Path
 
-from kaic import gateway, images, inference, workloads
-from kaic.facts import crds_in, require
-from kaic.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.areas import gateway, images, inference, workloads
+from kaic.kube.facts import crds_in, require
 from kaic.probe import Rule, probe
+from kaic.results.outcomes import NotApplicable, ProbeError, Unknown
 
 SIMS = ("sim-0", "sim-1", "sim-2")
 SKEWED = SIMS[0]

@@ -1,9 +1,9 @@
 """Inference networking through the Gateway API: header routing and weighted splits to model backends."""
 
-from kaic import gateway, images, workloads
-from kaic.facts import crds_in, require
-from kaic.outcomes import Unknown
+from kaic.areas import gateway, images, workloads
+from kaic.kube.facts import crds_in, require
 from kaic.probe import Rule, probe
+from kaic.results.outcomes import Unknown
 
 GATEWAY_RBAC = (
     Rule("", "pods", ("create", "get", "list", "watch", "delete")),

@@ -17,10 +17,10 @@ import time
 import urllib.parse
 import urllib.request
 
-from kaic import accelerators, images, metrics, workloads
-from kaic.facts import crds_in, require
-from kaic.outcomes import ProbeError, Unknown
+from kaic.areas import accelerators, images, metrics, workloads
+from kaic.kube.facts import crds_in, require
 from kaic.probe import Rule, probe
+from kaic.results.outcomes import ProbeError, Unknown
 
 MONITORING_GROUPS = ("monitoring.coreos.com", "monitoring.googleapis.com")
 NAME = "kaic-inference"

@@ -1,6 +1,6 @@
 """AI operators: a robust CRD controller with a working admission webhook.
 
-The operator is chosen by its CRDs (`--operator`, else the first supported one installed; `kaic.operators`).
+The operator is chosen by its CRDs (`--operator`, else the first supported one installed; `kaic.areas.operators`).
 Five checks, as upstream's TestRobustCRDControllerOperation has five subtests, but each is kaic's own
 (TestKaicRobustController/*): kaic finds the operator's pods through its webhook's Service rather than a fixed
 label, asks the webhook's Service for ready endpoints, insists that the denial names the operator's webhook,
@@ -14,11 +14,11 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from kaic import images, operators, policy, workloads
-from kaic.facts import crds_in, require
-from kaic.kube import describe_error
-from kaic.outcomes import ProbeError, Unknown
+from kaic.areas import images, operators, policy, workloads
+from kaic.kube.client import describe_error
+from kaic.kube.facts import crds_in, require
 from kaic.probe import Rule, probe
+from kaic.results.outcomes import ProbeError, Unknown
 
 OPERATOR_GROUPS = (
     "trainer.kubeflow.org",

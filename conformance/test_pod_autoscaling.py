@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 
-from kaic import accelerators, images, workloads
-from kaic.facts import require
-from kaic.outcomes import NotApplicable, Unknown
+from kaic.areas import accelerators, images, workloads
+from kaic.kube.facts import require
 from kaic.probe import Rule, probe
+from kaic.results.outcomes import NotApplicable, Unknown
 
 METRIC = "kaic_probe_load"
 PORT = 8080

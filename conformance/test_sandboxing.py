@@ -1,9 +1,9 @@
 """Workload sandboxing: a pod of the sandbox runtime, compared with a plain control pod on the same node."""
 
-from kaic import images, sandboxing, workloads
-from kaic.facts import crds_in, require
-from kaic.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.areas import images, sandboxing, workloads
+from kaic.kube.facts import crds_in, require
 from kaic.probe import Rule, probe
+from kaic.results.outcomes import NotApplicable, ProbeError, Unknown
 
 RBAC = (
     Rule("", "pods", ("create", "get", "list", "delete")),

@@ -11,12 +11,12 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from kaic import gang, images, workloads
-from kaic.facts import crds_in, require
-from kaic.kube import Cluster
-from kaic.outcomes import ProbeError
+from kaic.areas import gang, images, workloads
+from kaic.areas.workloads import PodWatch
+from kaic.kube.client import Cluster
+from kaic.kube.facts import crds_in, require
 from kaic.probe import Rule, probe
-from kaic.workloads import PodWatch
+from kaic.results.outcomes import ProbeError
 
 GANG_GROUPS = ("kueue.x-k8s.io", "scheduling.volcano.sh", "scheduling.x-k8s.io", "scheduling.run.ai")
 

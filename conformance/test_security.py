@@ -2,10 +2,10 @@
 
 import dataclasses
 
-from kaic import accelerators, images, workloads
-from kaic.facts import require
-from kaic.outcomes import NotApplicable, Unknown
+from kaic.areas import accelerators, images, workloads
+from kaic.kube.facts import require
 from kaic.probe import probe
+from kaic.results.outcomes import NotApplicable, Unknown
 
 
 @probe("secure_accelerator_access", "discovery", test="TestKaicDiscovery/SecureAcceleratorAccess", kind="discovery")

@@ -1,3 +1,3 @@
-from kaic.cli import main
+from kaic.cli.main import main
 
 main()

@@ -42,7 +42,7 @@ class ProbeSpec:
     disruptive: bool = False  # scales nodes or otherwise changes the cluster beyond its own objects
     consumes: tuple[str, ...] = ()
     creates: tuple[str, ...] = ()  # "group/resource" of objects it creates ("namespaces" etc. for core)
-    images: tuple[str, ...] = ()  # keys of kaic.images.DEFAULTS
+    images: tuple[str, ...] = ()  # keys of kaic.areas.images.DEFAULTS
     rbac: tuple[Rule, ...] = ()
     timeout_s: float = 300.0
     summary: str = field(default="", compare=False)

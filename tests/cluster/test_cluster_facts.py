@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from kaic import accelerators, facts, kube
+from kaic.areas import accelerators
+from kaic.kube import client as kube
+from kaic.kube import facts
 from kaic.localcluster import topology
 from kaic.localcluster.launcher import LocalCluster
 

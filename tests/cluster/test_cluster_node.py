@@ -36,7 +36,7 @@ POD_TIMEOUT = 60
 
 def run_cli(*args: str, state_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kaic.localcluster.cli", *args, "--state-dir", str(state_dir)],
+        [sys.executable, "-m", "kaic.cli.cluster", *args, "--state-dir", str(state_dir)],
         check=False,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""`kaic.kube.Cluster.watch` against the real API server: state first, then changes, bounded by its deadline."""
+"""`kaic.kube.client.Cluster.watch` against the real API server: state first, then changes, bounded by its deadline."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kaic import kube
+from kaic.kube import client as kube
 from kaic.localcluster.launcher import LocalCluster
 
 pytestmark = pytest.mark.cluster

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from junitparser import JUnitXml
 
-from kaic import kube
+from kaic.kube import client as kube
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

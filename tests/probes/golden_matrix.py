@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from kaic import kube
-from kaic.cleanup import CLUSTER_SCOPED, selector
-from kaic.collector import FULL_REASON
+from kaic.engine.collector import FULL_REASON
+from kaic.kube import client as kube
+from kaic.kube.cleanup import CLUSTER_SCOPED, selector
 
 ROOT = Path(__file__).resolve().parents[2]
 MATRIX = yaml.safe_load((ROOT / "tests/golden/matrix.yaml").read_text())

@@ -14,7 +14,7 @@ from golden_matrix import (
     check_scenario,
 )
 
-from kaic import metrics
+from kaic.areas import metrics
 from kaic.localcluster import node, prometheus
 from kaic.localcluster.scenarios import SCENARIOS
 

@@ -14,11 +14,12 @@ import pytest
 from golden_matrix import assert_nothing_left, assert_probes, probe_outcomes, run_kaic
 from kubernetes.client.exceptions import ApiException
 
-from kaic import kube, workloads
-from kaic.accelerators import PROFILES
-from kaic.collector import Recorder
-from kaic.outcomes import ProbeError, Unknown
-from kaic.policy import api_denial
+from kaic.areas import workloads
+from kaic.areas.accelerators import PROFILES
+from kaic.areas.policy import api_denial
+from kaic.engine.collector import Recorder
+from kaic.kube import client as kube
+from kaic.results.outcomes import ProbeError, Unknown
 
 ACCELERATORS = "example.com/gpu.present=true"  # the label of the local cluster's accelerator nodes
 DEDICATED = {"key": "dedicated", "value": "team-a", "effect": "NoSchedule"}

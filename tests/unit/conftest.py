@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from kaic.outcomes import VERDICT_EXIT
-from kaic.results import Evidence, ProbeResult, Report, RequirementResult
+from kaic.results.outcomes import VERDICT_EXIT
+from kaic.results.report import Evidence, ProbeResult, Report, RequirementResult
 
 
 def _probe(name: str, test: str, outcome: str, start: str, duration: float, **kw: object) -> ProbeResult:
@@ -198,7 +198,7 @@ class RunPair:
 
     def save(self) -> list[Path]:
         """Both runs as result folders holding report.json: [OLD, NEW]."""
-        from kaic.results import save
+        from kaic.results.report import save
 
         folders = [self.root / "before", self.root / "after"]
         for folder, report in zip(folders, (self.old, self.new), strict=True):
@@ -210,7 +210,7 @@ class RunPair:
         """`kaic diff OLD NEW ARGS` on the saved runs, judging waivers on a fixed day."""
         from click.testing import CliRunner
 
-        from kaic.diff_cli import diff
+        from kaic.cli.diff import diff
 
         return CliRunner().invoke(diff, [*map(str, self.save()), "--today", today, *args])
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from test_resourceslices import rslice
 
-from kaic import resourceslices
-from kaic.accelerators import PROFILES, NoAccelerators, detect, require_dra_v1
-from kaic.outcomes import ProbeError, Unknown
+from kaic.areas.accelerators import PROFILES, NoAccelerators, detect, require_dra_v1
+from kaic.kube import resourceslices
+from kaic.results.outcomes import ProbeError, Unknown
 
 
 def node(name: str, resources: dict[str, str] | None = None, ready: bool = True, **labels: str) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from kaic import autoscaling
+from kaic.areas import autoscaling
 from kaic.localcluster import autoscaler
 from kaic.localcluster.scenarios import SCENARIOS
 

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from kaic import keys
-from kaic.cli import main
-from kaic.cli_errors import TRACEBACK_FILE
-from kaic.results import REPORT_FILE, save
-from kaic.writers import write_all
+from kaic.certify import keys
+from kaic.cli.errors import TRACEBACK_FILE
+from kaic.cli.main import main
+from kaic.results.report import REPORT_FILE, save
+from kaic.results.writers import write_all
 
 PASSWORD = "correct horse"
 CHECKLIST = Path(__file__).resolve().parents[3] / "shared" / "reference" / "checklists" / "AIConformance-1.37.yaml"
@@ -130,7 +130,7 @@ def _inputs(base: Path, build_sample_report: Any, build_certified_report: Any) -
     signed = base / "signed"
     signed.mkdir()
     save(sample, signed)
-    from kaic.signer import sign_run
+    from kaic.certify.sign import sign_run
 
     sign_run(signed, keys.load_private(str(pair.private), PASSWORD.encode()))
 
@@ -586,7 +586,7 @@ def test_signing_a_read_only_run_folder_is_refused(world: World, monkeypatch: py
     def read_only(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr("kaic.signer.atomic_write_text", read_only)
+    monkeypatch.setattr("kaic.certify.sign.atomic_write_text", read_only)
     result = CliRunner().invoke(main, world.fmt("sign {in}/run --key {in}/kaic.key").split())
     assert_refused(world, result, ("{in}/run: cannot write the signatures there (Read-only file system)",))
 
@@ -639,7 +639,7 @@ def test_a_bug_is_exit_3_with_the_traceback_in_a_temporary_file(world: World, mo
     def broken(*args: Any, **kwargs: Any) -> None:
         raise KeyError("a bug in kaic")
 
-    monkeypatch.setattr("kaic.cli._show_plan", broken)
+    monkeypatch.setattr("kaic.cli.main._show_plan", broken)
     monkeypatch.setenv("TMPDIR", str(world.cwd))
     import tempfile
 
@@ -657,7 +657,7 @@ def test_a_bug_during_a_run_leaves_its_traceback_in_the_output_folder(world: Wor
     def broken(self: Any, cluster: Any) -> Any:
         raise ZeroDivisionError("a bug in the engine")
 
-    monkeypatch.setattr("kaic.engine.Run._run", broken)
+    monkeypatch.setattr("kaic.engine.run.Run._run", broken)
     out = world.cwd / "out"
     result = CliRunner().invoke(main, ["run", "--kubeconfig", world.fmt("{in}/kc"), "-d", str(out)])
     assert result.exit_code == 3, result.output
@@ -674,7 +674,7 @@ def test_exit_1_is_never_an_error(world: World, monkeypatch: pytest.MonkeyPatch)
     def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("kaic.cli._show_plan", interrupted)
+    monkeypatch.setattr("kaic.cli.main._show_plan", interrupted)
     result = CliRunner().invoke(main, ["plan"])
     assert (result.exit_code, result.stderr.strip()) == (3, "kaic: interrupted")
 
@@ -684,8 +684,8 @@ def test_exit_1_is_never_an_error(world: World, monkeypatch: pytest.MonkeyPatch)
 
 def test_runs_started_at_once_never_share_a_folder(world: World) -> None:
     """Eight runs in the same second with the default folder, and eight given the same empty folder."""
-    from kaic.engine import Run, RunError, RunOptions
-    from kaic.progress import PlainReporter
+    from kaic.cli.progress import PlainReporter
+    from kaic.engine.run import Run, RunError, RunOptions
 
     kubeconfig = world.fmt("{in}/kc")
     shared = world.cwd / "shared"

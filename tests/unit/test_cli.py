@@ -7,7 +7,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from kaic.cli import Duration, main
+from kaic.cli.main import Duration, main
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ HEAVY = ("kubernetes", "pytest", "jsonschema")
 @pytest.mark.parametrize("args", [["--help"], ["profiles", "list"], ["profiles", "show", "ai-v1.0"]])
 def test_light_commands_import_no_heavy_module(args):
     code = (
-        "import sys\nfrom kaic.cli import main\n"
+        "import sys\nfrom kaic.cli.main import main\n"
         f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
         f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
     )
@@ -164,7 +164,7 @@ def test_run_against_an_unreachable_api_is_incomplete_with_a_valid_report(tmp_pa
 
 def test_gang_flags_reach_the_probe_settings_with_flag_env_file_precedence(runner, tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr("kaic.cli._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
+    monkeypatch.setattr("kaic.cli.main._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
     config = write_config(tmp_path, "gang-scheduler: volcano\ngang-negative-window: 45s\n")
     env = {"KAIC_GANG_SCHEDULER_NAMESPACE": "team-a", "KAIC_GANG_JOB_LABELS": "kueue.x-k8s.io/queue-name=q"}
     for args in ([], ["--gang-scheduler", "kueue", "--gang-job-labels", "a=b,c=d", "--gang-job-labels", "e=f"]):
@@ -181,7 +181,7 @@ def test_gang_flags_reach_the_probe_settings_with_flag_env_file_precedence(runne
 
 def test_network_flags_reach_the_probe_settings(runner, tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr("kaic.cli._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
+    monkeypatch.setattr("kaic.cli.main._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
     args = ["--disaggregated-namespace", "llm", "--disaggregated-role", "prefill=llm-d.ai/role=prefill",
             "--disaggregated-role", "decode=app=decode", "--disaggregated-endpoint", "http://gw.llm.svc:80",
             "--network-attachment", "default/rdma-net", "--gaie-conformance-dir", str(tmp_path)]  # fmt: skip
@@ -212,7 +212,7 @@ def test_bad_network_flags_exit_2(runner, args, message):
 
 def test_metrics_flags_reach_the_probe_settings(runner, monkeypatch):
     seen = []
-    monkeypatch.setattr("kaic.cli._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
+    monkeypatch.setattr("kaic.cli.main._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
     args = ["--prometheus-service", "monitoring/prometheus-operated:9090",
             "--metrics-utilization-metric", "u", "--metrics-memory-metric", "m"]  # fmt: skip
     assert runner.invoke(main, ["plan", *args]).exit_code == 0
@@ -224,7 +224,7 @@ def test_metrics_flags_reach_the_probe_settings(runner, monkeypatch):
 
 
 def test_the_cleanup_hint_names_the_run(sample_report):
-    from kaic.engine import finalize
+    from kaic.engine.run import finalize
 
     sample_report.run["cleanup"] = {"deleted": [], "error": "connection refused"}
     finalize(sample_report, complete=True, why_incomplete="")
@@ -237,7 +237,7 @@ def test_a_spinner_on_a_terminal_and_none_in_a_log(monkeypatch):
 
     from rich.console import Console
 
-    from kaic.progress import PlainReporter, RichReporter, make_reporter
+    from kaic.cli.progress import PlainReporter, RichReporter, make_reporter
 
     monkeypatch.delenv("CI", raising=False)
     assert isinstance(make_reporter(io.StringIO()), PlainReporter)
@@ -265,7 +265,8 @@ def test_cleanup_says_where_it_connects_and_why_it_could_not(runner, tmp_path):
 
 def test_a_run_whose_results_cannot_be_signed_says_so_and_is_not_an_internal_error(runner, tmp_path, monkeypatch):
     """--sign-key after the run: a signing failure leaves the results unsigned, named, exit 3, no traceback."""
-    from kaic import keys, signer
+    from kaic.certify import keys
+    from kaic.certify import sign as signer
 
     keys.generate(tmp_path / "k", b"pw")
     monkeypatch.setenv("KAIC_KEY_PASSWORD", "pw")

@@ -11,7 +11,7 @@ import pytest
 PROBES = '''
 import time
 import pytest
-from kaic.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.results.outcomes import NotApplicable, ProbeError, Unknown
 from kaic.probe import probe
 
 @pytest.fixture
@@ -79,9 +79,9 @@ def test_unplanned():
 DRIVER = '''
 import json, os, sys
 import pytest
-from kaic.collector import Collector
-from kaic.engine import pytest_args
-from kaic.plan import catalog
+from kaic.engine.collector import Collector
+from kaic.engine.run import pytest_args
+from kaic.engine.plan import catalog
 from kaic.probe import ProbeSpec
 from pathlib import Path
 

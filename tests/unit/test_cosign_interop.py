@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from test_signing import PASSWORD, signed_run
 
-from kaic import keys, signer
+from kaic.certify import keys
+from kaic.certify import sign as signer
 
 LOCAL_COSIGN = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "cosign"
 

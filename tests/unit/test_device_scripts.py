@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kaic.accelerators import PROFILES, SCRIPT, parse_report
+from kaic.areas.accelerators import PROFILES, SCRIPT, parse_report
 
 # Recorded on an NVIDIA H200 node (driver 580.159.04) with the same query the script runs.
 H200_QUERY = "GPU-88861f72-144c-37ab-3cd6-4f97455986d8, 580.159.04\n"

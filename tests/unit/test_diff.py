@@ -8,9 +8,9 @@ from datetime import date
 import pytest
 from click.testing import CliRunner
 
-from kaic.diff import RANK, classify, diff
-from kaic.diff_cli import diff as diff_command
-from kaic.outcomes import Outcome
+from kaic.cli.diff import diff as diff_command
+from kaic.results.diff import RANK, classify, diff
+from kaic.results.outcomes import Outcome
 
 TODAY = date(2026, 9, 20)
 NEGATIVE = "secure_accelerator_access.negative-isolation"
@@ -291,8 +291,8 @@ def test_the_command_imports_no_heavy_module(pair):
     it does: every report is checked against the report schema before use)."""
     a, b = pair.save()
     code = (
-        "import sys\nfrom kaic.diff_cli import diff\n"
-        "early = sorted(m for m in ('rich', 'kaic.results', 'kaic.waivers') if m in sys.modules)\n"
+        "import sys\nfrom kaic.cli.diff import diff\n"
+        "early = sorted(m for m in ('rich', 'kaic.results.report', 'kaic.results.waivers') if m in sys.modules)\n"
         f"try:\n    diff([{str(a)!r}, {str(b)!r}, '-o', 'json'])\nexcept SystemExit:\n    pass\n"
         "late = sorted(m for m in ('rich', 'kubernetes', 'pytest') if m in sys.modules)\n"
         "print('HEAVY', early, late, file=sys.stderr)"

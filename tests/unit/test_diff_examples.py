@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kaic.cli import run
-from kaic.diff_cli import diff
-from kaic.waivers import load
+from kaic.cli.diff import diff
+from kaic.cli.main import run
+from kaic.results.waivers import load
 
 CI = Path(__file__).resolve().parents[2] / "examples" / "ci"
 RECIPES = ("github-actions-upgrade-gate.yml", "gitlab-upgrade-gate.yml")

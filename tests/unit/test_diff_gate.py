@@ -5,8 +5,8 @@ from datetime import date
 
 import pytest
 
-from kaic.diff import diff
-from kaic.waivers import Waiver
+from kaic.results.diff import diff
+from kaic.results.waivers import Waiver
 
 TODAY = date(2026, 9, 20)
 SAA = "secure_accelerator_access"  # a MUST that OLD passes (RunPair)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kaic import gang
-from kaic.outcomes import Unknown
+from kaic.areas import gang
+from kaic.results.outcomes import Unknown
 
 CRD = {"established": True}
 NATIVE_137 = {"v1": ("priorityclasses",), "v1beta1": ("podgroups", "podgroups/status", "workloads")}

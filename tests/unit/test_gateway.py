@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kaic import gateway
-from kaic.gateway import Counts
+from kaic.areas import gateway
+from kaic.areas.gateway import Counts
 from kaic.localcluster.launcher import bin_dir
 from kaic.localcluster.processes import free_ports
-from kaic.outcomes import ProbeError
+from kaic.results.outcomes import ProbeError
 
 CLASSES = [
     {"name": "traefik", "controllerName": "traefik.io/gateway-controller", "accepted": True},

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from kaic.outcomes import TABLE, Outcome
-from kaic.results import Report
-from kaic.writers import gotest, junit, tool_version, write_all
+from kaic.results.outcomes import TABLE, Outcome
+from kaic.results.report import Report
+from kaic.results.writers import gotest, junit, tool_version, write_all
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "gotest"

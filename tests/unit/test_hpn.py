@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from kaic import hpn
+from kaic.areas import hpn
 
 DRANET = {"dra.net": {"attributes": ["dra.net/ifName", "dra.net/numaNode", "dra.net/rdma"], "devices": 2, "pools": {}}}
 GPUS = {"gpu.example.com": {"attributes": ["driverVersion", "index", "model", "uuid"], "devices": 8, "pools": {}}}

@@ -7,9 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from kaic.images import DEFAULTS, ImageError, for_run, resolve
-from kaic.images_cli import images
-from kaic.plan import catalog
+from kaic.areas.images import DEFAULTS, ImageError, for_run, resolve
+from kaic.cli.images import images
+from kaic.engine.plan import catalog
 
 
 def test_defaults_are_fully_qualified_and_pinned():

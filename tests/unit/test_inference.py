@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from kaic import inference
-from kaic.inference import Answer
+from kaic.areas import inference
+from kaic.areas.inference import Answer
 
 SIMS = ("sim-0", "sim-1", "sim-2")
 

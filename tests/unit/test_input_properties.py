@@ -19,9 +19,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kaic import config, results, waivers
-from kaic.cli import main
+from kaic.cli import config
+from kaic.cli.main import main
 from kaic.profile import ProfileError, builtin_dir, load_profile
+from kaic.results import report as results
+from kaic.results import waivers
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

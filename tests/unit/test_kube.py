@@ -3,7 +3,7 @@
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from kaic import kube
+from kaic.kube import client as kube
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def test_api_errors_are_described_without_headers_or_tokens():
 
 
 def test_watch_lines_survive_chunks_split_anywhere():
-    from kaic.kube import _lines
+    from kaic.kube.client import _lines
 
     stream = [b'{"type":"ADDED"}\n{"ty', b'pe":"MODIFIED"}', b"\n\n", b'{"type":"DELETED"}']
     assert list(_lines(iter(stream))) == [b'{"type":"ADDED"}', b'{"type":"MODIFIED"}', b'{"type":"DELETED"}']

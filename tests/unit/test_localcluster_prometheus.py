@@ -1,6 +1,6 @@
 """The local Prometheus's configuration: what it scrapes, and the one rule the broken scenario adds."""
 
-from kaic import metrics
+from kaic.areas import metrics
 from kaic.localcluster import prometheus
 from kaic.localcluster.scenarios import SCENARIOS
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from kaic import operators
-from kaic.cli import _options
+from kaic.areas import operators
+from kaic.areas.operators import KUBERAY, TRAINER
+from kaic.cli.main import _options
 from kaic.localcluster import operator as install
-from kaic.operators import KUBERAY, TRAINER
 
 LABELS = {"kaic.dev/run-id": "r1"}
 IMAGES = {"ray": "registry.example/ray:1"}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kaic.outcomes import (
+from kaic.results.outcomes import (
     TABLE,
     VERDICT_EXIT,
     ExitCode,

@@ -10,12 +10,12 @@ import pytest
 from junitparser import Error, JUnitXml, Properties, Skipped
 from rich.console import Console
 
-from kaic import signer
-from kaic.engine import finalize
-from kaic.outcomes import Outcome
+from kaic.certify import sign as signer
+from kaic.engine.run import finalize
 from kaic.resources import resource_dir
-from kaic.results import ProbeResult, Report, RequirementResult
-from kaic.writers import junit, summary
+from kaic.results.outcomes import Outcome
+from kaic.results.report import ProbeResult, Report, RequirementResult
+from kaic.results.writers import junit, summary
 
 SCHEMA = json.loads((resource_dir("schemas") / "report.schema.json").read_text(encoding="utf-8"))
 LEVELS = {"dra_support": "MUST", "ai_inference": "MUST", "gang_scheduling": "MUST", "gpu_sharing": "SHOULD"}

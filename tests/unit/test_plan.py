@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from kaic.plan import NAMESPACE_RULE, PlanError, build_plan, catalog
+from kaic.engine.plan import NAMESPACE_RULE, PlanError, build_plan, catalog
 from kaic.probe import ProbeSpec, Rule, probe
 from kaic.profile import load_profile
 

@@ -8,9 +8,7 @@ import json
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from kaic.collector import classify
-from kaic.outcomes import Outcome, ProbeError, Unknown
-from kaic.policy import (
+from kaic.areas.policy import (
     Guard,
     api_denial,
     denial,
@@ -21,7 +19,9 @@ from kaic.policy import (
     toleration_text,
     untolerated,
 )
-from kaic.results import shorten
+from kaic.engine.collector import classify
+from kaic.results.outcomes import Outcome, ProbeError, Unknown
+from kaic.results.report import shorten
 
 DEDICATED = {"key": "dedicated", "value": "team-a", "effect": "NoSchedule"}
 GPU_TAINT = {"key": "example.com/gpu", "value": "present", "effect": "NoSchedule"}
@@ -284,7 +284,7 @@ def test_guard_reads_controller_refusals_of_its_owners_only():
 
 
 def test_container_nodes_leave_dedicated_nodes_out_while_others_remain():
-    from kaic.workloads import container_nodes
+    from kaic.areas.workloads import container_nodes
 
     def runs(name, taints=()):
         found = node(name, taints=taints)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from kaic.cli.profiles import profiles
 from kaic.profile import builtin_dir
-from kaic.profiles_cli import profiles
 
 
 def invoke(*args: str) -> Result:
@@ -111,7 +111,7 @@ def test_invalid_profile_file_exits_2_naming_file_and_field(tmp_path: Path) -> N
 
 def test_commands_import_neither_kubernetes_pytest_nor_jsonschema() -> None:
     code = (
-        "import sys; from kaic.profiles_cli import profiles\n"
+        "import sys; from kaic.cli.profiles import profiles\n"
         "for args in (['list'], ['show', 'ai-v1.0'], ['show', 'ai-v1.0', '-o', 'json']):\n"
         "    profiles.main(args, standalone_mode=False)\n"
         "sys.stderr.write(repr(sorted(m for m in ('jsonschema', 'kubernetes', 'pytest') if m in sys.modules)))"

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kaic.engine import RunOptions, plan_only
+from kaic.engine.rbac import cluster_role
+from kaic.engine.run import RunOptions, plan_only
 from kaic.probe import MODES
-from kaic.rbac import cluster_role
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rbac"
 

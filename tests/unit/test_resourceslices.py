@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kaic import accelerators, hpn, resourceslices
+from kaic.areas import accelerators, hpn
+from kaic.kube import resourceslices
 
 
 def rslice(driver: str, pool: str, generation: int, devices: int, node: str | None = None, count: int = 1,

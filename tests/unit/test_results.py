@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from kaic.outcomes import Outcome
-from kaic.results import REASON_CHARS, ProbeResult, Report, RequirementResult, load, save, shorten
+from kaic.results.outcomes import Outcome
+from kaic.results.report import REASON_CHARS, ProbeResult, Report, RequirementResult, load, save, shorten
 
 
 def probe(name, outcome, kind="behavioural", reason=""):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 
-from kaic import sandboxing
-from kaic.sandboxing import View
+from kaic.areas import sandboxing
+from kaic.areas.sandboxing import View
 
 CONTROL = View(
     "6.18.44 #1 SMP", "e4e08da8", 2, (), False, ("/var/lib/kubelet/pods/x/etc-hosts",), ("eth0", "lo")

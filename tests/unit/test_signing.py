@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kaic import keys, signer
-from kaic.results import Report, save
-from kaic.signing_cli import keys as keys_group
-from kaic.signing_cli import sign, verify
-from kaic.verify import b64decode, load_trust, verify_run
-from kaic.writers import write_all
+from kaic.certify import keys
+from kaic.certify import sign as signer
+from kaic.certify.verify import b64decode, load_trust, verify_run
+from kaic.cli.signing import keys as keys_group
+from kaic.cli.signing import sign, verify
+from kaic.results.report import Report, save
+from kaic.results.writers import write_all
 
 PASSWORD = "correct horse"
 TODAY = date(2026, 9, 16)
@@ -527,8 +528,8 @@ def test_fingerprint_is_what_openssl_and_sha256sum_print(tmp_path):
 
 
 def test_the_commands_load_no_heavy_module():
-    """kaic.cli imports these commands at startup; cryptography and the rest wait until a command runs."""
+    """kaic.cli.main imports these commands at startup; cryptography and the rest wait until a command runs."""
     heavy = ("cryptography", "kubernetes", "pytest", "jsonschema", "rich")
-    code = f"import sys, kaic.signing_cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    code = f"import sys, kaic.cli.signing; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "[]"

@@ -10,14 +10,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from kaic.outcomes import TABLE
+from kaic.certify.submission import InputError
+from kaic.certify.submission.create import create
+from kaic.certify.submission.lint import lint
+from kaic.cli.submission import submission
 from kaic.profile import load_profile
-from kaic.results import ProbeResult, Report, RequirementResult, save
-from kaic.submission import InputError
-from kaic.submission.cli import submission
-from kaic.submission.create import create
-from kaic.submission.lint import lint
-from kaic.writers import write_all
+from kaic.results.outcomes import TABLE
+from kaic.results.report import ProbeResult, Report, RequirementResult, save
+from kaic.results.writers import write_all
 
 CHECKLISTS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "checklists"
 TEMPLATE = CHECKLISTS / "AIConformance-1.37.yaml"

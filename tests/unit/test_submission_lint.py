@@ -22,12 +22,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from kaic.submission import InputError
-from kaic.submission.cli import submission
-from kaic.submission.lint import STATUSES, USER_AGENT, Finding, lint, unreachable
-from kaic.submission.official import read_template
-from kaic.writers.gotest import Event, results_json, verbose_log
-from kaic.writers.junit import gotest_junit
+from kaic.certify.submission import InputError
+from kaic.certify.submission.lint import STATUSES, USER_AGENT, Finding, lint, unreachable
+from kaic.certify.submission.official import read_template
+from kaic.cli.submission import submission
+from kaic.results.writers.gotest import Event, results_json, verbose_log
+from kaic.results.writers.junit import gotest_junit
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 CHECKLISTS = REFERENCE / "checklists"
@@ -1471,7 +1471,7 @@ def test_lint_imports_no_heavy_module(tmp_path: Path) -> None:
     """kubernetes, pytest and jsonschema stay unloaded: lint runs in a vendor's CI, not only beside a cluster."""
     folder, template = write_submission(tmp_path, good_product()), make_template(tmp_path)
     code = (
-        "import sys\nfrom kaic.submission.cli import submission\n"
+        "import sys\nfrom kaic.cli.submission import submission\n"
         f"try:\n    submission(['lint', {str(folder)!r}, '--checklist', {str(template)!r}])\nexcept SystemExit:\n    pass\n"
         "print('HEAVY', sorted(m for m in ('kubernetes', 'pytest', 'jsonschema') if m in sys.modules))"
     )

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kaic.diff import diff
-from kaic.waivers import Waiver, WaiverError, load
+from kaic.results.diff import diff
+from kaic.results.waivers import Waiver, WaiverError, load
 
 NEGATIVE = "secure_accelerator_access.negative-isolation"
 VALID = """\

@@ -13,14 +13,20 @@ import pytest
 from junitparser import Error, Failure, JUnitXml, Properties, Skipped
 from rich.console import Console
 
-from kaic.outcomes import REASON_REQUIRED, TABLE, ExitCode, Outcome, Verdict
-from kaic.results import REPORT_SCHEMA_VERSION, Evidence, ProbeResult, Report, RequirementResult, save
-from kaic.writers import gotest, junit, summary, tool_version, write_all
-from kaic.writers._text import excerpt
-
-SCHEMA = json.loads(
-    (Path(junit.__file__).parents[1] / "schemas" / "report.schema.json").read_text(encoding="utf-8")
+from kaic.results.outcomes import REASON_REQUIRED, TABLE, ExitCode, Outcome, Verdict
+from kaic.results.report import (
+    REPORT_SCHEMA_VERSION,
+    SCHEMA_FILE,
+    Evidence,
+    ProbeResult,
+    Report,
+    RequirementResult,
+    save,
 )
+from kaic.results.writers import gotest, junit, summary, tool_version, write_all
+from kaic.results.writers._text import excerpt
+
+SCHEMA = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 GO_KEY_ORDER = ["Time", "Action", "Package", "Test", "Output", "Elapsed"]
 ARTIFACTS = {"results.json", "e2e.log", "junit.xml", "kaic-junit.xml", "summary.md"}
 REASONS = {o: f"because of {o}" for o in Outcome}
@@ -359,9 +365,9 @@ def test_excerpt_keeps_the_head_or_a_logs_tail() -> None:
 
 
 def test_a_long_reason_reads_short_in_every_artifact_and_whole_in_the_evidence() -> None:
-    from kaic.collector import Phase, Recorder, assemble
+    from kaic.certify.submission.create import fill
+    from kaic.engine.collector import Phase, Recorder, assemble
     from kaic.probe import ProbeSpec
-    from kaic.submission.create import fill
 
     whole = " ".join(f"Finding {i}: vendor profile {i} saw no driver on either path." for i in range(12))
     spec = ProbeSpec("req_x.probe", "req_x", "TestKaicX/Sub")

@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from kaic import kube
-from kaic.gateway import condition
+from kaic.areas.gateway import condition
+from kaic.kube import client as kube
 from kaic.localcluster import kubeconfig
 from kaic.localcluster.manifests import COLLECTIONS, create, load
 from kaic.localcluster.node import NODE_IP

@@ -22,7 +22,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
 
-from kaic import kube
+from kaic.kube import client as kube
 from kaic.localcluster import (
     DEFAULT_STATE_DIR,
     ENV_STATE_DIR,

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from kaic import kube
+from kaic.kube import client as kube
 from kaic.localcluster.processes import ClusterError
 
 # The kinds the local installs create; {ns} is the object's namespace.

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from kaic import kube
+from kaic.kube import client as kube
 from kaic.localcluster import images, node
 from kaic.localcluster.manifests import COLLECTIONS, create, load
 from kaic.localcluster.pki import ClusterPKI

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from kaic import kube
+from kaic.kube import client as kube
 from kaic.localcluster import images, node
 from kaic.localcluster.processes import ClusterError, free_ports
 

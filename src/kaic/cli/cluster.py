@@ -1,0 +1,125 @@
+"""`kaic cluster up | down | status | kubeconfig`: the local reference AI cluster from the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from kaic.cli.errors import InputError, OperationError
+from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR
+from kaic.localcluster.scenarios import DEFAULT_SCENARIO, SCENARIOS
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    envvar=ENV_STATE_DIR,
+    show_default=True,
+    show_envvar=True,
+    help="Directory holding the cluster's PKI, data, logs and kubeconfig.",
+)
+
+
+@click.group()
+def cluster() -> None:
+    """A local Kubernetes cluster with simulated GPU nodes, built from upstream components."""
+
+
+@cluster.command()
+@state_dir_option
+@click.option(
+    "--scenario",
+    type=click.Choice(sorted(SCENARIOS)),
+    default=DEFAULT_SCENARIO,
+    show_default=True,
+    help="Cluster shape: the conformant reference or a deliberately broken variant.",
+)
+@click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait per component.")
+@click.option(
+    "--real-node",
+    is_flag=True,
+    help="Also start one real worker node (kubelet, containerd, runc; needs root) that runs containers "
+    "(scenarios that need it, real-node and the operator scenarios, start it anyway).",
+)
+def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
+    """Start etcd, the control plane, kwok and the simulated GPU driver on 127.0.0.1."""
+    from kaic.localcluster import node
+    from kaic.localcluster.launcher import ClusterError, LocalCluster, find_binaries
+
+    local = LocalCluster(state_dir)
+    started = time.monotonic()
+    shape = SCENARIOS[scenario]
+    shape = dataclasses.replace(shape, real_node=shape.real_node or real_node)
+    try:
+        local.up(shape, find_binaries(), timeout=timeout)
+    except ClusterError as error:
+        raise OperationError(str(error)) from error
+    shown = f"{scenario}, real node {node.NODE_NAME}" if shape.real_node else scenario
+    click.echo(
+        f"cluster up ({shown}) in {time.monotonic() - started:.1f}s; logs in {local.state_dir / 'logs'}"
+    )
+    click.echo(f"export KUBECONFIG={local.kubeconfig}")
+
+
+@cluster.command()
+@state_dir_option
+def down(state_dir: Path) -> None:
+    """Stop every process `up` started and remove the state directory."""
+    from kaic.localcluster.launcher import ClusterError, LocalCluster
+
+    local = LocalCluster(state_dir)
+    try:
+        busy = local.down()
+    except ClusterError as error:
+        raise OperationError(str(error)) from error
+    if busy:
+        raise OperationError(f"stopped, but ports still in use: {busy}")
+    click.echo(f"cluster down; removed {local.state_dir}")
+
+
+@cluster.command()
+@state_dir_option
+def status(state_dir: Path) -> None:
+    """Show each component's pid and memory, the scenario and the API server address."""
+    from kaic.localcluster import node
+    from kaic.localcluster.launcher import LocalCluster, components
+
+    local = LocalCluster(state_dir)
+    state = local.state()
+    if not state:
+        click.echo(f"no cluster in {local.state_dir}")
+        sys.exit(1)
+    click.echo(f"scenario: {state['scenario']}  server: {state['server']}  ready: {state['ready']}")
+    expected = components(SCENARIOS[state["scenario"]])
+    expected += node.components(state["real_node"]) if state.get("real_node") else ()
+    total = 0
+    for name in expected:
+        process = local.process(name)
+        pid = process.pid()
+        rss = process.rss_bytes()
+        total += rss
+        shown = f"pid {pid}  rss {rss / 2**20:.0f} MiB" if pid else "not running"
+        click.echo(f"  {name:<24} {shown}")
+    click.echo(f"  {'total':<24} rss {total / 2**20:.0f} MiB")
+    if any(not local.process(name).alive() for name in expected):
+        sys.exit(1)
+
+
+@cluster.command()
+@state_dir_option
+def kubeconfig(state_dir: Path) -> None:
+    """Print the admin kubeconfig's path: `export KUBECONFIG=$(kaic cluster kubeconfig)`."""
+    from kaic.localcluster.launcher import LocalCluster
+
+    local = LocalCluster(state_dir)
+    if not local.kubeconfig.exists():
+        raise InputError(f"--state-dir {local.state_dir}: no cluster there; run `kaic cluster up`")
+    click.echo(str(local.kubeconfig))
+
+
+if __name__ == "__main__":
+    cluster()

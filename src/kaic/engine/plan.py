@@ -1,0 +1,216 @@
+"""From a profile, a checklist version, a mode and a selection to the list of probes that will run.
+
+The plan is computed before anything touches the cluster: `kaic plan` prints it (probes, objects they create,
+images they pull, the RBAC they need) and `kaic run` executes exactly it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kaic.kube import facts as facts_mod
+from kaic.probe import MODES, ProbeSpec, Rule
+from kaic.profile import Profile, Requirement
+from kaic.resources import resource_dir
+
+# Every probe that creates namespaced objects gets its own namespace from the `namespace` fixture.
+NAMESPACE_RULE = Rule("", "namespaces", ("create", "delete", "get", "list"), namespaced=False)
+
+
+class PlanError(Exception):
+    """A selection that cannot be planned (usage error: exit 2)."""
+
+
+def probe_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
+    """kaic's own probes, then in-house ones (--probe-dir) that a profile file may list."""
+    for directory in extra:
+        if not directory.is_dir():
+            raise PlanError(f"--probe-dir {directory}: not a directory of probe modules (test_*.py)")
+    return [resource_dir("conformance"), *extra]
+
+
+def catalog(directories: list[Path] | None = None) -> dict[str, ProbeSpec]:
+    """Every probe declared in the probe modules, by name (imports them once per process; runs nothing)."""
+    return dict(_catalog(tuple(directories or probe_dirs())))
+
+
+@functools.cache
+def _catalog(directories: tuple[Path, ...]) -> dict[str, ProbeSpec]:
+    specs: dict[str, ProbeSpec] = {}
+    for index, directory in enumerate(directories):
+        for path in sorted(directory.glob("test_*.py")):
+            module_name = f"kaic_catalog_{index}_{path.stem}"
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                del sys.modules[module_name]
+                if index == 0:
+                    raise  # kaic's own probes: a bug in kaic, not bad input
+                raise PlanError(f"--probe-dir {directory}: {path.name} cannot be imported: {_one_line(exc)}; "
+                                "fix the module or leave out that --probe-dir") from None
+            for obj in vars(module).values():
+                probe = getattr(obj, "kaic_probe", None)
+                if isinstance(probe, ProbeSpec):
+                    if probe.name in specs:
+                        raise PlanError(f"{path}: probe {probe.name} is declared twice")
+                    specs[probe.name] = probe
+    return specs
+
+
+def _one_line(exc: Exception) -> str:
+    """An import failure as people read it: a syntax error's line, else the exception's own words."""
+    if isinstance(exc, SyntaxError):
+        return f"{exc.msg} (line {exc.lineno})"
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+@dataclass
+class Plan:
+    profile: Profile
+    version: str
+    mode: str
+    requirements: list[tuple[Requirement, str]]
+    probes: list[ProbeSpec]
+    excluded: dict[str, str] = field(default_factory=dict)  # requirement id -> why it is not run
+    skipped: dict[str, str] = field(default_factory=dict)  # disruptive probe -> why this mode does not run it
+
+    def rbac(self) -> list[Rule]:
+        """Discovery's rules, the namespace rule when needed, and every selected probe's own rules."""
+        rules = list(facts_mod.RULES)
+        if any(p.creates for p in self.probes):
+            rules.append(NAMESPACE_RULE)
+        for probe in self.probes:
+            rules.extend(probe.rbac)
+        return merge_rules(rules)
+
+    def lanes(self) -> dict[str, str]:
+        """Probe name -> lane. Probes consuming a common thing (devices, a node pool, quota) share a lane and
+        run one after another; every other probe has a lane of its own and may run beside the rest."""
+        root: dict[str, str] = {}
+
+        def find(item: str) -> str:
+            while root.setdefault(item, item) != item:
+                item = root[item]
+            return item
+
+        for probe in self.probes:
+            for other in probe.consumes[1:]:
+                root[find(other)] = find(probe.consumes[0])
+        return {p.name: f"consumes-{find(p.consumes[0])}" if p.consumes else p.name for p in self.probes}
+
+    def workers(self, cap: int) -> int:
+        """How many probes may run at once: behavioural lanes only (discovery probes take milliseconds)."""
+        lanes = self.lanes()
+        busy = {lanes[p.name] for p in self.probes if p.kind == "behavioural"}
+        return max(1, min(cap, len(busy)))
+
+    def cleanup_kinds(self) -> frozenset[str]:
+        """What the post-run sweep must look at: the namespaces probes get, and cluster-scoped kinds they create."""
+        kinds = {kind for p in self.probes for kind in p.creates}
+        return frozenset(kinds | {"namespaces"} if kinds else kinds)
+
+    def images(self) -> list[str]:
+        return sorted({image for p in self.probes for image in p.images})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile.id,
+            "checklist": self.version,
+            "mode": self.mode,
+            "requirements": [
+                {"id": r.id, "level": level, "probes": [p.name for p in self.probes if p.requirement == r.id]}
+                for r, level in self.requirements
+            ],
+            "excluded": self.excluded,
+            "skippedProbes": self.skipped,
+            "probes": [
+                {
+                    "name": p.name,
+                    "test": p.test,
+                    "kind": p.kind,
+                    "consumes": list(p.consumes),
+                    "creates": list(p.creates),
+                    "images": list(p.images),
+                    "timeoutSeconds": p.timeout_s,
+                }
+                for p in self.probes
+            ],
+            "images": self.images(),
+            "rbac": [rule_dict(r) for r in self.rbac()],
+        }
+
+
+def rule_dict(rule: Rule) -> dict[str, Any]:
+    return {"apiGroup": rule.group, "resource": rule.resource, "verbs": list(rule.verbs), "namespaced": rule.namespaced}
+
+
+def merge_rules(rules: list[Rule]) -> list[Rule]:
+    """One rule per (group, resource), verbs unioned, in a stable order."""
+    merged: dict[tuple[str, str], Rule] = {}
+    for rule in rules:
+        key = (rule.group, rule.resource)
+        if key in merged:
+            old = merged[key]
+            verbs = tuple(sorted(set(old.verbs) | set(rule.verbs)))
+            merged[key] = Rule(rule.group, rule.resource, verbs, old.namespaced and rule.namespaced)
+        else:
+            merged[key] = Rule(rule.group, rule.resource, tuple(sorted(rule.verbs)), rule.namespaced)
+    return [merged[k] for k in sorted(merged)]
+
+
+def build_plan(
+    profile: Profile,
+    version: str,
+    mode: str,
+    focus: tuple[str, ...] = (),
+    skip: tuple[str, ...] = (),
+    probes: dict[str, ProbeSpec] | None = None,
+) -> Plan:
+    if mode not in MODES:
+        raise PlanError(f"--mode {mode!r}: use one of {', '.join(MODES)}")
+    if mode == "certified" and (focus or skip):
+        raise PlanError("--mode certified runs every requirement: drop --focus/--skip")
+    selected = profile.for_version(version)
+    known = {r.id for r, _ in selected}
+    for flag, ids in (("--focus", focus), ("--skip", skip)):
+        unknown = sorted(set(ids) - known)
+        if unknown:
+            raise PlanError(
+                f"{flag} {', '.join(unknown)}: not a requirement of {profile.id} for {version}; "
+                f"valid: {', '.join(sorted(known))}"
+            )
+    excluded: dict[str, str] = {}
+    requirements = []
+    for req, level in selected:
+        if focus and req.id not in focus:
+            excluded[req.id] = "not in --focus"
+        elif req.id in skip:
+            excluded[req.id] = "--skip"
+        else:
+            requirements.append((req, level))
+    available = catalog() if probes is None else probes
+    chosen: list[ProbeSpec] = []
+    skipped: dict[str, str] = {}
+    for req, _ in requirements:
+        for name in req.probes:
+            if name not in available:
+                raise PlanError(f"profile {profile.id}: requirement {req.id} lists probe {name}, which kaic lacks")
+            spec = available[name]
+            if spec.requirement != req.id:
+                raise PlanError(f"profile {profile.id}: probe {name} belongs to {spec.requirement}, not {req.id}")
+            if spec.runs_in(mode):
+                chosen.append(spec)
+            elif mode != "quick":  # quick mode skips every behavioural probe, and says so once
+                skipped[name] = (
+                    "disruptive (changes the cluster, e.g. adds nodes): runs only in --mode certified"
+                )
+    return Plan(profile, version, mode, requirements, chosen, excluded, skipped)

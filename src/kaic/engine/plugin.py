@@ -1,0 +1,161 @@
+"""kaic's pytest plugin, loaded with `-p kaic.engine.plugin` in every process that runs probes.
+
+It selects the planned probes (with their timeouts and concurrency lanes), turns each probe's phases into one
+kaic result shipped in the teardown report, and gives probes their fixtures: a configured client, the facts
+discovered once for the run, a per-probe namespace labelled with the run id (deleted on teardown whatever the
+outcome) and an evidence recorder. The run's settings arrive in a JSON file named by `--kaic-run`, written by
+the engine, so xdist workers get them too and the plugin holds no state of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kaic.engine.collector import RESULT_PROPERTY, Phase, Recorder, assemble, classify
+from kaic.kube import client as kube
+from kaic.probe import ProbeSpec
+from kaic.results.outcomes import ProbeOutcome
+
+RUN_ID_LABEL = "kaic.dev/run-id"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "kaic"}
+_RECORDER = pytest.StashKey[Recorder]()
+_PHASES = pytest.StashKey[list[Phase]]()
+_STARTED = pytest.StashKey[tuple[datetime, float]]()
+
+
+@dataclass(frozen=True)
+class RunContext:
+    id: str
+    mode: str
+    checklist: str  # the chosen checklist's Kubernetes minor, e.g. "1.35"
+    out_dir: Path
+    kubeconfig: str | None
+    context: str | None
+    request_timeout: float
+    options: dict[str, Any]
+    probes: dict[str, dict[str, Any]]  # planned probe -> timeout and lane
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {RUN_ID_LABEL: self.id, **MANAGED_BY}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--kaic-run", help="kaic run settings (JSON), written by `kaic run`")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requirement(id): the conformance requirement a probe provides evidence for")
+    # Lanes are marked whether or not xdist runs: without it every probe simply runs in this process.
+    config.addinivalue_line("markers", "xdist_group(name): probes in one group never run at the same time")
+
+
+def _settings(config: pytest.Config) -> dict[str, Any] | None:
+    path = config.getoption("--kaic-run")
+    return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
+
+
+def _spec(item: pytest.Item) -> ProbeSpec | None:
+    return getattr(getattr(item, "function", None), "kaic_probe", None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the planned probes only, each with its timeout and its lane (probes in one lane never overlap)."""
+    settings = _settings(config)
+    planned = (settings or {}).get("probes")
+    keep, drop = [], []
+    for item in items:
+        spec = _spec(item)
+        if spec is None or (planned is not None and spec.name not in planned):
+            drop.append(item)
+            continue
+        keep.append(item)
+        plan = (planned or {}).get(spec.name, {})
+        item.add_marker(pytest.mark.timeout(plan.get("timeout", spec.timeout_s)))
+        item.add_marker(pytest.mark.xdist_group(plan.get("lane", spec.name)))
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_STARTED] = (datetime.now(UTC), time.monotonic())
+    item.stash[_PHASES] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    spec = _spec(item)
+    if spec is None or _PHASES not in item.stash:
+        return report
+    outcome, reason = classify(call.excinfo, call.when)
+    if call.excinfo is not None and isinstance(call.excinfo.value, ProbeOutcome):
+        # Show kaic's own outcomes as skips in pytest.log rather than as crashes.
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"{outcome}: {reason}")
+    traceback = report.longreprtext if report.failed else ""
+    item.stash[_PHASES].append(Phase(call.when, outcome, reason, traceback))
+    if call.when == "teardown":
+        started, t0 = item.stash[_STARTED]
+        recorder = item.stash.get(_RECORDER, Recorder())
+        result = assemble(spec, item.stash[_PHASES], recorder, started, time.monotonic() - t0)
+        report.user_properties.append((RESULT_PROPERTY, json.dumps(dataclasses.asdict(result))))
+    return report
+
+
+@pytest.fixture(scope="session")
+def run(pytestconfig: pytest.Config) -> RunContext:
+    path = pytestconfig.getoption("--kaic-run")
+    if not path:
+        raise pytest.UsageError("probes run through `kaic run`; --kaic-run is missing")
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return RunContext(**{**data, "out_dir": Path(data["out_dir"])})
+
+
+@pytest.fixture(scope="session")
+def cluster(run: RunContext) -> kube.Cluster:
+    return kube.connect(run.kubeconfig, run.context, run.request_timeout)
+
+
+@pytest.fixture(scope="session")
+def facts(run: RunContext) -> dict[str, Any]:
+    """The facts the engine discovered before any probe ran (one discovery per run)."""
+    return json.loads((run.out_dir / "facts.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Recorder:
+    return request.node.stash.setdefault(_RECORDER, Recorder())
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, run: RunContext, cluster: kube.Cluster) -> Iterator[str]:
+    """A fresh namespace for one probe, labelled with the run id, deleted (and waited for) afterwards."""
+    stem = request.node.name.removeprefix("test_").replace("_", "-")[:30].rstrip("-")
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"generateName": f"kaic-{run.id}-{stem}-", "labels": run.labels},
+    }
+    name = cluster.create("/api/v1/namespaces", body)["metadata"]["name"]
+    try:
+        yield name
+    finally:
+        delete_namespace(cluster, name, timeout_s=float(run.options.get("cleanup_timeout_s", 120)))
+
+
+def delete_namespace(cluster: kube.Cluster, name: str, timeout_s: float) -> None:
+    """Delete and wait, bounded: a namespace stuck terminating is reported, never waited on forever."""
+    path = f"/api/v1/namespaces/{name}"
+    cluster.delete(path, propagationPolicy="Foreground")
+    cluster.wait_gone([path], timeout_s)
