@@ -7,8 +7,8 @@ import dataclasses
 
 from kaic.areas import accelerators, images, workloads
 from kaic.areas.workloads import DRA
-from kaic.engine.plugin import RUN_ID_LABEL
 from kaic.kube.facts import require
+from kaic.kube.labels import RUN_ID_LABEL
 from kaic.kube.resourceslices import current_slices
 from kaic.probe import Rule, probe
 from kaic.results.outcomes import NotApplicable, Unknown

@@ -21,12 +21,13 @@ import yaml
 from junitparser import JUnitXml
 
 from kaic.kube import client as kube
+from kaic.kube.labels import RUN_ID_LABEL
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "src/kaic/schemas/report.schema.json").read_text())
-RUN_LABEL = "kaic.dev/run-id"
+
 
 
 def kaic(*args: str, kubeconfig: Path | str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -43,7 +44,7 @@ def report_of(out: Path) -> dict:
 
 
 def labelled_leftovers(admin: kube.Cluster) -> list[str]:
-    return [ns["metadata"]["name"] for ns in admin.list("/api/v1/namespaces", labelSelector=RUN_LABEL)]
+    return [ns["metadata"]["name"] for ns in admin.list("/api/v1/namespaces", labelSelector=RUN_ID_LABEL)]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ import yaml
 
 from kaic.engine.collector import FULL_REASON
 from kaic.kube import client as kube
-from kaic.kube.cleanup import CLUSTER_SCOPED, selector
+from kaic.kube.cleanup import CLUSTER_SCOPED
+from kaic.kube.labels import selector
 
 ROOT = Path(__file__).resolve().parents[2]
 MATRIX = yaml.safe_load((ROOT / "tests/golden/matrix.yaml").read_text())

@@ -19,13 +19,14 @@ from kaic.areas.accelerators import PROFILES
 from kaic.areas.policy import api_denial
 from kaic.engine.collector import Recorder
 from kaic.kube import client as kube
+from kaic.kube.labels import MANAGED_BY, run_labels
 from kaic.results.outcomes import ProbeError, Unknown
 
 ACCELERATORS = "example.com/gpu.present=true"  # the label of the local cluster's accelerator nodes
 DEDICATED = {"key": "dedicated", "value": "team-a", "effect": "NoSchedule"}
 DRA_PROBES = ("dra_support.claim-lifecycle", "dra_support.unsatisfiable-claim")
 QUICK_S = 60  # the probes' own waits are 90 s and more: a policy answer must come well before
-MANAGED = {"app.kubernetes.io/managed-by": "kaic", "kaic.dev/run-id": "policytest"}  # swept like a run's
+MANAGED = run_labels("policytest")  # swept like a run's
 POLICY = "kaic-test-no-probe-pods"
 ADMISSION = "/apis/admissionregistration.k8s.io/v1"
 
@@ -158,7 +159,7 @@ def denying_policy(admin: kube.Cluster) -> Iterator[None]:
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
         "metadata": {"name": POLICY},
         "spec": {"policyName": POLICY, "validationActions": ["Deny"],
-                 "matchResources": {"namespaceSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "kaic"}}}},
+                 "matchResources": {"namespaceSelector": {"matchLabels": MANAGED_BY}}},
     }  # fmt: skip
     admin.create(f"{ADMISSION}/validatingadmissionpolicies", policy)
     admin.create(f"{ADMISSION}/validatingadmissionpolicybindings", binding)

@@ -22,11 +22,10 @@ import pytest
 
 from kaic.engine.collector import RESULT_PROPERTY, Phase, Recorder, assemble, classify
 from kaic.kube import client as kube
+from kaic.kube.labels import run_labels
 from kaic.probe import ProbeSpec
 from kaic.results.outcomes import ProbeOutcome
 
-RUN_ID_LABEL = "kaic.dev/run-id"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "kaic"}
 _RECORDER = pytest.StashKey[Recorder]()
 _PHASES = pytest.StashKey[list[Phase]]()
 _STARTED = pytest.StashKey[tuple[datetime, float]]()
@@ -46,7 +45,7 @@ class RunContext:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {RUN_ID_LABEL: self.id, **MANAGED_BY}
+        return run_labels(self.id)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

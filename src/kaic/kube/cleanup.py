@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from kubernetes.client.exceptions import ApiException
 
-from kaic.engine.plugin import MANAGED_BY, RUN_ID_LABEL
 from kaic.kube.client import Cluster
+from kaic.kube.labels import selector
 
 # Cluster-scoped kinds a probe may create ("group/resource", as probes declare in `creates`) and their paths.
 CLUSTER_SCOPED = {
@@ -24,12 +24,6 @@ CLUSTER_SCOPED = {
     "kueue.x-k8s.io/clusterqueues": "/apis/kueue.x-k8s.io/v1beta2/clusterqueues",
     "kueue.x-k8s.io/resourceflavors": "/apis/kueue.x-k8s.io/v1beta2/resourceflavors",
 }
-
-
-def selector(run_id: str | None) -> str:
-    """One run's objects, or (None) every kaic run's objects."""
-    managed = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-    return f"{RUN_ID_LABEL}={run_id},{managed}" if run_id else f"{RUN_ID_LABEL},{managed}"
 
 
 def sweep(

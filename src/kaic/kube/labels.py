@@ -1,0 +1,17 @@
+"""The labels on everything kaic creates: how a run finds, and `kaic cleanup` sweeps, only its own objects."""
+
+from __future__ import annotations
+
+RUN_ID_LABEL = "kaic.dev/run-id"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "kaic"}
+
+
+def run_labels(run_id: str) -> dict[str, str]:
+    """The labels of one run's objects."""
+    return {RUN_ID_LABEL: run_id, **MANAGED_BY}
+
+
+def selector(run_id: str | None) -> str:
+    """A label selector for one run's objects, or (None) every kaic run's objects."""
+    managed = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+    return f"{RUN_ID_LABEL}={run_id},{managed}" if run_id else f"{RUN_ID_LABEL},{managed}"
