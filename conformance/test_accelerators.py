@@ -7,11 +7,8 @@ import dataclasses
 
 from kaic.areas import accelerators, images, workloads
 from kaic.areas.workloads import DRA
-from kaic.kube.facts import require
-from kaic.kube.labels import RUN_ID_LABEL
 from kaic.kube.resourceslices import current_slices
-from kaic.probe import Rule, probe
-from kaic.results.outcomes import NotApplicable, Unknown
+from kaic.probe import RUN_ID_LABEL, NotApplicable, Rule, Unknown, probe, require
 
 SHARING_RESOURCE_MARKERS = ("mig-", "shared", "replicas")
 

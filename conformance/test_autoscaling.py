@@ -12,9 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kaic.areas import accelerators, autoscaling, images, policy, workloads
-from kaic.kube.facts import crds_in, require
-from kaic.probe import Rule, probe
-from kaic.results.outcomes import NotApplicable, Unknown
+from kaic.probe import NotApplicable, Rule, Unknown, crds_in, probe, require
 
 NODES = "/api/v1/nodes"
 PR_API = "/apis/autoscaling.x-k8s.io/v1"

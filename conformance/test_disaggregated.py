@@ -9,9 +9,7 @@ import time
 import uuid
 
 from kaic.areas import images, inference, workloads
-from kaic.kube.facts import crds_in, require
-from kaic.probe import Rule, probe
-from kaic.results.outcomes import Unknown
+from kaic.probe import Rule, Unknown, crds_in, probe, require
 
 SERVING_GROUPS = ("llm-d.ai", "leaderworkerset.x-k8s.io", "nvidia.com")
 RBAC = (

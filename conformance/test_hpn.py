@@ -6,9 +6,7 @@ by default) must land on a device that publishes it, and a claim no device match
 """
 
 from kaic.areas import hpn, images, workloads
-from kaic.kube.facts import crds_in, require
-from kaic.probe import Rule, probe
-from kaic.results.outcomes import NotApplicable, Unknown
+from kaic.probe import NotApplicable, Rule, Unknown, crds_in, probe, require
 
 NAD_CRD = f"network-attachment-definitions.{hpn.MULTUS_GROUP}"
 RBAC = (

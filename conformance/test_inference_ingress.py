@@ -13,9 +13,7 @@ import subprocess
 from pathlib import Path
 
 from kaic.areas import gateway, images, inference, workloads
-from kaic.kube.facts import crds_in, require
-from kaic.probe import Rule, probe
-from kaic.results.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.probe import NotApplicable, ProbeError, Rule, Unknown, crds_in, probe, require
 
 SIMS = ("sim-0", "sim-1", "sim-2")
 SKEWED = SIMS[0]

@@ -1,9 +1,7 @@
 """Inference networking through the Gateway API: header routing and weighted splits to model backends."""
 
 from kaic.areas import gateway, images, workloads
-from kaic.kube.facts import crds_in, require
-from kaic.probe import Rule, probe
-from kaic.results.outcomes import Unknown
+from kaic.probe import Rule, Unknown, crds_in, probe, require
 
 GATEWAY_RBAC = (
     Rule("", "pods", ("create", "get", "list", "watch", "delete")),

@@ -18,9 +18,7 @@ import urllib.parse
 import urllib.request
 
 from kaic.areas import accelerators, images, metrics, workloads
-from kaic.kube.facts import crds_in, require
-from kaic.probe import Rule, probe
-from kaic.results.outcomes import ProbeError, Unknown
+from kaic.probe import ProbeError, Rule, Unknown, crds_in, probe, require
 
 MONITORING_GROUPS = ("monitoring.coreos.com", "monitoring.googleapis.com")
 NAME = "kaic-inference"

@@ -16,9 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kaic.areas import images, operators, policy, workloads
 from kaic.kube.client import describe_error
-from kaic.kube.facts import crds_in, require
-from kaic.probe import Rule, probe
-from kaic.results.outcomes import ProbeError, Unknown
+from kaic.probe import ProbeError, Rule, Unknown, crds_in, probe, require
 
 OPERATOR_GROUPS = (
     "trainer.kubeflow.org",

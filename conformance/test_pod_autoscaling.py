@@ -12,9 +12,7 @@ from __future__ import annotations
 import time
 
 from kaic.areas import accelerators, images, workloads
-from kaic.kube.facts import require
-from kaic.probe import Rule, probe
-from kaic.results.outcomes import NotApplicable, Unknown
+from kaic.probe import NotApplicable, Rule, Unknown, probe, require
 
 METRIC = "kaic_probe_load"
 PORT = 8080

@@ -1,9 +1,7 @@
 """Workload sandboxing: a pod of the sandbox runtime, compared with a plain control pod on the same node."""
 
 from kaic.areas import images, sandboxing, workloads
-from kaic.kube.facts import crds_in, require
-from kaic.probe import Rule, probe
-from kaic.results.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.probe import NotApplicable, ProbeError, Rule, Unknown, crds_in, probe, require
 
 RBAC = (
     Rule("", "pods", ("create", "get", "list", "delete")),

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from kaic.areas import gang, images, workloads
 from kaic.areas.workloads import PodWatch
 from kaic.kube.client import Cluster
-from kaic.kube.facts import crds_in, require
-from kaic.probe import Rule, probe
-from kaic.results.outcomes import ProbeError
+from kaic.probe import ProbeError, Rule, crds_in, probe, require
 
 GANG_GROUPS = ("kueue.x-k8s.io", "scheduling.volcano.sh", "scheduling.x-k8s.io", "scheduling.run.ai")
 

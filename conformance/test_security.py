@@ -3,9 +3,7 @@
 import dataclasses
 
 from kaic.areas import accelerators, images, workloads
-from kaic.kube.facts import require
-from kaic.probe import probe
-from kaic.results.outcomes import NotApplicable, Unknown
+from kaic.probe import NotApplicable, Unknown, probe, require
 
 
 @probe("secure_accelerator_access", "discovery", test="TestKaicDiscovery/SecureAcceleratorAccess", kind="discovery")

@@ -1,4 +1,5 @@
-"""Per-probe metadata, declared next to the probe (like the e2e framework's per-test metadata).
+"""The probe author's one import: `@probe` and its `Rule`s, the outcomes a probe ends with, the evidence
+recorder, the fact readers and kaic's labels (in-house probes under `--probe-dir` import only this module).
 
 A probe is a pytest test function in `conformance/` decorated with `@probe(...)`. The declaration is what
 `kaic plan` shows, what preflight checks access for, what the RBAC examples are generated from, and what keeps
@@ -13,6 +14,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from kaic.kube.labels import RUN_ID_LABEL, run_labels
+from kaic.results.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.results.report import Recorder
+
+__all__ = [
+    "RUN_ID_LABEL",
+    "NotApplicable",
+    "ProbeError",
+    "ProbeSpec",
+    "Recorder",
+    "Rule",
+    "Unknown",
+    "crds_in",
+    "probe",
+    "require",
+    "run_labels",
+]  # fmt: skip
 
 MODES = ("quick", "non-disruptive", "certified")
 KINDS = ("behavioural", "discovery")
@@ -111,3 +130,17 @@ def _check(spec: ProbeSpec) -> None:
             problems.append(f"consumes {item!r} must be one of {CONSUMABLES}")
     if problems:
         raise ValueError(f"probe {spec.name}: " + "; ".join(problems))
+
+
+def require(facts: dict[str, Any], *sections: str) -> None:
+    """Stop a probe with an error when a fact it judges could not be read (a 403 proves nothing)."""
+    broken = {name: facts["errors"][name] for name in sections if name in facts.get("errors", {})}
+    if broken:
+        raise ProbeError("; ".join(f"cannot read {name}: {why}" for name, why in broken.items()))
+
+
+def crds_in(facts: dict[str, Any], *groups: str) -> dict[str, Any]:
+    """Installed CRDs of the given API groups (a CRD name is '<plural>.<group>')."""
+    return {
+        name: crd for name, crd in (facts.get("crds") or {}).items() if name.split(".", 1)[-1] in groups
+    }

@@ -17,10 +17,10 @@ from kubernetes.client.exceptions import ApiException
 from kaic.areas import workloads
 from kaic.areas.accelerators import PROFILES
 from kaic.areas.policy import api_denial
-from kaic.engine.collector import Recorder
 from kaic.kube import client as kube
 from kaic.kube.labels import MANAGED_BY, run_labels
 from kaic.results.outcomes import ProbeError, Unknown
+from kaic.results.report import Recorder
 
 ACCELERATORS = "example.com/gpu.present=true"  # the label of the local cluster's accelerator nodes
 DEDICATED = {"key": "dedicated", "value": "team-a", "effect": "NoSchedule"}

@@ -150,3 +150,25 @@ def test_lanes_keep_consumers_of_one_thing_apart(profile, probes):
     assert plan.workers(cap=2) == 2
     quick = build_plan(profile, "1.37", "quick", probes=probes)
     assert quick.workers(cap=8) == 1
+
+
+IN_HOUSE = '''
+from kaic.probe import RUN_ID_LABEL, NotApplicable, ProbeError, Recorder, Rule, Unknown, crds_in, probe, require
+
+
+@probe("team_quota", "listed", test="TestTeamQuota/Listed", rbac=(Rule("", "resourcequotas", ("list",)),))
+def test_listed(cluster, facts, evidence: Recorder):
+    """An in-house probe that imports only kaic.probe."""
+    require(facts, "crds")
+    if not crds_in(facts, "example.com"):
+        raise NotApplicable("no example.com CRDs")
+'''
+
+
+def test_an_in_house_probe_needs_only_kaic_probe(tmp_path):
+    """`kaic.probe` is the probe author's one import, kept at that path for in-house probes (--probe-dir)."""
+    (tmp_path / "test_team.py").write_text(IN_HOUSE)
+    spec = catalog([tmp_path])["team_quota.listed"]
+    assert (spec.test, spec.rbac, spec.location) == (
+        "TestTeamQuota/Listed", (Rule("", "resourcequotas", ("list",)),), "test_team.py::test_listed"
+    )

@@ -366,8 +366,9 @@ def test_excerpt_keeps_the_head_or_a_logs_tail() -> None:
 
 def test_a_long_reason_reads_short_in_every_artifact_and_whole_in_the_evidence() -> None:
     from kaic.certify.submission.create import fill
-    from kaic.engine.collector import Phase, Recorder, assemble
+    from kaic.engine.collector import Phase, assemble
     from kaic.probe import ProbeSpec
+    from kaic.results.report import Recorder
 
     whole = " ".join(f"Finding {i}: vendor profile {i} saw no driver on either path." for i in range(12))
     spec = ProbeSpec("req_x.probe", "req_x", "TestKaicX/Sub")

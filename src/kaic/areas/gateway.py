@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from kaic.results.outcomes import ProbeError
 
 if TYPE_CHECKING:
-    from kaic.engine.collector import Recorder
     from kaic.kube.client import Cluster
+    from kaic.results.report import Recorder
 
 GROUP = "gateway.networking.k8s.io"
 API = f"/apis/{GROUP}/v1"

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from kaic.areas import workloads
-from kaic.engine.collector import Recorder
 from kaic.kube.client import Cluster
+from kaic.results.report import Recorder
 
 BEGIN, END = "KAIC-INFERENCE-BEGIN", "KAIC-INFERENCE-END"
 POOL_GROUP = "inference.networking.k8s.io"

@@ -21,11 +21,11 @@ from kaic.areas.accelerators import (
     parse_report,
 )
 from kaic.areas.policy import Guard, untolerated
-from kaic.engine.collector import Recorder
 from kaic.kube.client import Cluster
 from kaic.kube.resourceslices import current_slices
 from kaic.probe import Rule
 from kaic.results.outcomes import ProbeOutcome, Unknown
+from kaic.results.report import Recorder
 
 DRA = "/apis/resource.k8s.io/v1"
 POD_DEADLINE_S = 600

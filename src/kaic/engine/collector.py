@@ -16,36 +16,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import pytest
-import yaml
 
 from kaic.areas.policy import api_denial
 from kaic.probe import ProbeSpec
 from kaic.results.outcomes import Outcome, ProbeOutcome
-from kaic.results.report import Evidence, ProbeResult, shorten
+from kaic.results.report import Evidence, ProbeResult, Recorder, shorten
 
 TIMEOUT_PREFIX = "Timeout"  # pytest-timeout fails a test with "Timeout (>Ns) from pytest-timeout."
 RESULT_PROPERTY = "kaic.result"
 FULL_REASON = "full reason"  # evidence name of a reason too long to show whole
-
-
-@dataclass
-class Recorder:
-    """What a probe saw, kept in its result: facts it relied on, objects, events, log excerpts, warnings."""
-
-    evidence: list[Evidence] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def add(self, kind: str, name: str, content: Any) -> None:
-        text = content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False)
-        self.evidence.append(Evidence(kind=kind, name=name, content=text))
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
 
 
 @dataclass

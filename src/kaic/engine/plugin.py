@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
-from kaic.engine.collector import RESULT_PROPERTY, Phase, Recorder, assemble, classify
+from kaic.engine.collector import RESULT_PROPERTY, Phase, assemble, classify
 from kaic.kube import client as kube
 from kaic.kube.labels import run_labels
 from kaic.probe import ProbeSpec
 from kaic.results.outcomes import ProbeOutcome
+from kaic.results.report import Recorder
 
 _RECORDER = pytest.StashKey[Recorder]()
 _PHASES = pytest.StashKey[list[Phase]]()

@@ -191,19 +191,3 @@ def discover(cluster: Cluster) -> dict[str, Any]:
     section("gatewayClasses", lambda: _gateway_classes(cluster, groups))
     section("runtimeClasses", lambda: _runtime_classes(cluster))
     return facts
-
-
-def require(facts: dict[str, Any], *sections: str) -> None:
-    """Stop a probe with an error when a fact it judges could not be read (a 403 proves nothing)."""
-    from kaic.results.outcomes import ProbeError
-
-    broken = {name: facts["errors"][name] for name in sections if name in facts.get("errors", {})}
-    if broken:
-        raise ProbeError("; ".join(f"cannot read {name}: {why}" for name, why in broken.items()))
-
-
-def crds_in(facts: dict[str, Any], *groups: str) -> dict[str, Any]:
-    """Installed CRDs of the given API groups (a CRD name is '<plural>.<group>')."""
-    return {
-        name: crd for name, crd in (facts.get("crds") or {}).items() if name.split(".", 1)[-1] in groups
-    }

@@ -65,6 +65,23 @@ class Evidence:
 
 
 @dataclass
+class Recorder:
+    """What a probe saw, kept in its result: facts it relied on, objects, events, log excerpts, warnings."""
+
+    evidence: list[Evidence] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, name: str, content: Any) -> None:
+        import yaml  # here, not at the top: commands that only read a report do not load it
+
+        text = content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False)
+        self.evidence.append(Evidence(kind=kind, name=name, content=text))
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+@dataclass
 class ProbeResult:
     name: str  # unique probe name, "<requirement>.<probe>"
     requirement: str
