@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from contextlib import AbstractContextManager
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,6 +19,10 @@ from kaic.probe import ProbeSpec
 from kaic.results.outcomes import Outcome
 from kaic.results.report import ProbeResult
 
+if TYPE_CHECKING:
+    # The engine's protocol, for annotations only: loading the engine here would slow every command.
+    from kaic.engine.run import Reporter
+
 STYLE = {
     Outcome.PASSED: "green",
     Outcome.FAILED: "bold red",
@@ -26,15 +30,6 @@ STYLE = {
     Outcome.UNKNOWN: "yellow",
     Outcome.NOT_APPLICABLE: "cyan",
 }
-
-
-class Reporter(Protocol):
-    def start(self, total: int) -> None: ...
-    def probe_started(self, spec: ProbeSpec) -> None: ...
-    def probe_finished(self, result: ProbeResult) -> None: ...
-    def note(self, message: str) -> None: ...
-    def waiting(self, message: str) -> AbstractContextManager[object]: ...
-    def stop(self) -> None: ...
 
 
 def human_stream() -> IO[str]:

@@ -14,14 +14,14 @@ import secrets
 import signal
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kaic import __version__
-from kaic.cli.progress import Reporter
 from kaic.engine.collector import Collector
 from kaic.engine.plan import Plan, PlanError, build_plan, catalog, probe_dirs
 from kaic.kube import cleanup
@@ -38,6 +38,17 @@ RUN_SETTINGS_FILE = "run-settings.json"
 FACTS_FILE = "facts.json"
 PYTEST_LOG = "pytest.log"
 QUICK_UNDECIDED = "quick mode runs discovery only; run non-disruptive or certified for a verdict"
+
+
+class Reporter(Protocol):
+    """What the engine tells whoever shows its progress (kaic.cli.progress draws it for people)."""
+
+    def start(self, total: int) -> None: ...
+    def probe_started(self, spec: ProbeSpec) -> None: ...
+    def probe_finished(self, result: ProbeResult) -> None: ...
+    def note(self, message: str) -> None: ...
+    def waiting(self, message: str) -> AbstractContextManager[object]: ...
+    def stop(self) -> None: ...
 
 
 class RunError(Exception):
