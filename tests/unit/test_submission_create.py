@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from kaic.certify.submission import InputError
+from kaic.certify.submission import SubmissionError
 from kaic.certify.submission.create import create
 from kaic.certify.submission.lint import lint
 from kaic.cli.submission import submission
@@ -283,7 +283,7 @@ def test_a_run_that_is_not_certified_is_refused(
 ) -> None:
     run = save_run(sample_report, tmp_path / "run")
     with pytest.raises(
-        InputError, match="non-disruptive mode; a submission needs `kaic run --mode certified`"
+        SubmissionError, match="non-disruptive mode; a submission needs `kaic run --mode certified`"
     ):
         create(run, TEMPLATE, product_file, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -292,7 +292,7 @@ def test_a_run_that_is_not_certified_is_refused(
 def test_an_incomplete_run_is_refused(tmp_path: Path, certified_report: Report, product_file: Path) -> None:
     certified_report.run.update(complete=False, incompleteReason="run timeout")
     run = save_run(certified_report, tmp_path / "run")
-    with pytest.raises(InputError, match=r"incomplete \(run timeout\)"):
+    with pytest.raises(SubmissionError, match=r"incomplete \(run timeout\)"):
         create(run, TEMPLATE, product_file, tmp_path / "out")
 
 
@@ -302,7 +302,7 @@ def test_a_run_that_left_musts_out_is_refused(
     certified_report.run["excluded"] = {"gang_scheduling": "--skip"}
     certified_report.requirements = [r for r in certified_report.requirements if r.id != "gang_scheduling"]
     run = save_run(certified_report, tmp_path / "run")
-    with pytest.raises(InputError, match=r"left out MUST requirements \(gang_scheduling\)"):
+    with pytest.raises(SubmissionError, match=r"left out MUST requirements \(gang_scheduling\)"):
         create(run, TEMPLATE, product_file, tmp_path / "out")
 
 
@@ -315,7 +315,7 @@ def test_an_unknown_template_is_refused_naming_the_expected_one_unless_drift_is_
     )
     expected = load_profile("ai-v1.0").checklists["1.37"]
     with pytest.raises(
-        InputError, match=f"not the official AIConformance-1.37.yaml kaic expects \\(sha256 {expected}\\)"
+        SubmissionError, match=f"not the official AIConformance-1.37.yaml kaic expects \\(sha256 {expected}\\)"
     ):
         create(run_dir, drifted, product_file, tmp_path / "out")
     folder = create(run_dir, drifted, product_file, tmp_path / "out", accept_drift=True)
@@ -327,7 +327,7 @@ def test_an_unknown_template_is_refused_naming_the_expected_one_unless_drift_is_
 
 
 def test_a_template_for_another_version_is_refused(run_dir: Path, product_file: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="template for v1.36, but the run judged v1.37"):
+    with pytest.raises(SubmissionError, match="template for v1.36, but the run judged v1.37"):
         create(run_dir, CHECKLISTS / "AIConformance-1.36.yaml", product_file, tmp_path / "out")
 
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from kaic.certify.submission import InputError
+from kaic.certify.submission import SubmissionError
 from kaic.certify.submission.lint import STATUSES, USER_AGENT, Finding, lint, unreachable
 from kaic.certify.submission.official import read_template
 from kaic.cli.submission import submission
@@ -1189,17 +1189,17 @@ def test_the_version_comes_from_version_the_path_or_the_file(tmp_path: Path) -> 
     assert findings(tmp_path / "v1.37" / "acme", template) == [("warning", "metadata.kubernetesVersion")]
     product["metadata"].pop("kubernetesVersion")
     write_submission(tmp_path, product, "elsewhere/acme")
-    with pytest.raises(InputError, match="no vX.Y/ in the path and no metadata.kubernetesVersion"):
+    with pytest.raises(SubmissionError, match="no vX.Y/ in the path and no metadata.kubernetesVersion"):
         lint(folder, template)
     assert findings(folder, template, version="v1.37") == [("error", "metadata.kubernetesVersion")]
     assert findings(folder, template, version="1.37") == [("error", "metadata.kubernetesVersion")]
-    with pytest.raises(InputError, match="not a checklist version"):
+    with pytest.raises(SubmissionError, match="not a checklist version"):
         lint(folder, template, version="latest")
 
 
 def test_a_template_for_another_version_is_refused(tmp_path: Path) -> None:
     folder = write_submission(tmp_path, good_product())
-    with pytest.raises(InputError, match="template for v1.36, but the submission is for v1.37"):
+    with pytest.raises(SubmissionError, match="template for v1.36, but the submission is for v1.37"):
         lint(folder, make_template(tmp_path, "1.36"))
 
 
@@ -1236,11 +1236,11 @@ def test_input_errors(tmp_path: Path) -> None:
     template = make_template(tmp_path)
     empty = tmp_path / "v1.37" / "empty"
     empty.mkdir(parents=True)
-    with pytest.raises(InputError, match="no PRODUCT.yaml"):
+    with pytest.raises(SubmissionError, match="no PRODUCT.yaml"):
         lint(empty, template)
     not_a_template = tmp_path / "x.yaml"
     not_a_template.write_text("metadata: {}\n")
-    with pytest.raises(InputError, match="not a checklist template"):
+    with pytest.raises(SubmissionError, match="not a checklist template"):
         read_template(not_a_template)
 
 

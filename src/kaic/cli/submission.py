@@ -6,8 +6,10 @@ commands start fast; the profile is read when a command needs it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -15,6 +17,18 @@ import click
 _ERRORS_FOUND = 1  # lint found errors (or create wrote a folder the validator would reject)
 _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@contextlib.contextmanager
+def _bad_input() -> Iterator[None]:
+    """A submission that cannot be used is bad input: the one-line error and exit 2 of every command."""
+    from kaic.certify.submission import SubmissionError
+    from kaic.cli.errors import InputError
+
+    try:
+        yield
+    except SubmissionError as exc:
+        raise InputError(str(exc)) from None
 
 
 @click.group()
@@ -46,9 +60,10 @@ def create(run_dir: Path, checklist: Path, product: Path, out: Path, accept_drif
     from kaic.certify.submission.create import create as create_submission
     from kaic.certify.submission.lint import lint
 
-    folder = create_submission(run_dir, checklist, product, out, accept_drift=accept_drift)
-    click.echo(str(folder))
-    findings = lint(folder, checklist)
+    with _bad_input():
+        folder = create_submission(run_dir, checklist, product, out, accept_drift=accept_drift)
+        click.echo(str(folder))
+        findings = lint(folder, checklist)
     for finding in findings:
         click.echo(str(finding), err=True)
     if any(f.level == "error" for f in findings):
@@ -98,7 +113,8 @@ def lint_command(
     """
     from kaic.certify.submission.lint import ERROR, WARNING, lint
 
-    findings = lint(directory, checklist, online=online, version=version)
+    with _bad_input():
+        findings = lint(directory, checklist, online=online, version=version)
     errors = sum(f.level == ERROR for f in findings)
     warnings = sum(f.level == WARNING for f in findings)
     if output == "json":

@@ -4,6 +4,8 @@ A submission is the folder `vX.Y/<dir>/` of cncf/k8s-ai-conformance: the vendor'
 checklist (PRODUCT.yaml) plus evidence files. kaic keeps no copy of the checklists; it knows their digests.
 """
 
-from kaic.cli.errors import InputError
 
-__all__ = ["InputError"]
+
+class SubmissionError(ValueError):
+    """A run, checklist, product file or folder that cannot be used; the message names it and says what would be
+    valid (the CLI shows it as bad input, exit 2)."""

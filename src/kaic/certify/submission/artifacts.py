@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from kaic.cli.errors import InputError
+from kaic.certify.submission import SubmissionError
 from kaic.results.writers.gotest import E2E_LOG_FILE, RESULTS_FILE, fold_actions
 from kaic.results.writers.junit import JUNIT_FILE
 
@@ -150,7 +150,7 @@ def read_artifact(path: Path) -> Artifact:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise InputError(
+        raise SubmissionError(
             f"{path}: cannot be read ({exc.strerror or exc}); lint needs to read every file of the folder"
         ) from None
     try:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from kaic.certify.submission import InputError
+from kaic.certify.submission import SubmissionError
 from kaic.certify.submission.lint import METADATA, PRODUCT_FILE
 from kaic.certify.submission.official import (
     YAML_LOADER,
@@ -29,7 +29,7 @@ from kaic.certify.submission.official import (
     official_minor,
     read_template,
 )
-from kaic.cli.errors import load_report
+from kaic.results import report as results
 from kaic.results.atomic import atomic_write_text
 from kaic.results.outcomes import TABLE, Outcome
 from kaic.results.report import Report, RequirementResult
@@ -58,7 +58,7 @@ def create(
 ) -> Path:
     """Write `<out_root>/vX.Y/<dir>/` (PRODUCT.yaml, the run's go-test artifacts, README.md); return it.
 
-    Refuses (InputError) a run that is not certified and complete, a template whose digest kaic does not
+    Refuses (SubmissionError) a run that is not certified and complete, a template whose digest kaic does not
     know for the run's checklist (unless `accept_drift`), an incomplete product file, and an existing
     non-empty folder. The caller lints the result.
     """
@@ -69,10 +69,10 @@ def create(
     product = read_product(Path(product_file))
     missing = [name for name in COPIED if not (run_dir / name).is_file()]
     if missing:
-        raise InputError(f"{run_dir}: the run folder lacks {', '.join(missing)}")
+        raise SubmissionError(f"{run_dir}: the run folder lacks {', '.join(missing)}")
     folder = out_root / f"v{minor}" / (product.pop(DIRECTORY, None) or _slug(product["platformName"]))
     if folder.exists() and any(folder.iterdir()):
-        raise InputError(f"{folder} exists and is not empty; remove it or choose another --out or directory")
+        raise SubmissionError(f"{folder} exists and is not empty; remove it or choose another --out or directory")
     texts = {
         PRODUCT_FILE: render(template, report, product),
         README_FILE: readme(report, template, product, folder.name),
@@ -87,18 +87,21 @@ def create(
 
 def _certified_run(run_dir: Path) -> Report:
     """Only a certified run that ran to its end is evidence a reviewer can accept."""
-    report = load_report(run_dir)
+    try:
+        report = results.load(run_dir)
+    except results.ReportError as exc:
+        raise SubmissionError(str(exc)) from None
     run_id, mode = report.run.get("id"), report.run.get("mode")
     if mode != "certified":
-        raise InputError(
+        raise SubmissionError(
             f"{run_dir}: run {run_id} ran in {mode} mode; a submission needs `kaic run --mode certified`"
         )
     if not report.run.get("complete"):
         why = report.run.get("incompleteReason") or "no reason recorded"
-        raise InputError(f"{run_dir}: run {run_id} is incomplete ({why}); a submission needs a complete run")
+        raise SubmissionError(f"{run_dir}: run {run_id} is incomplete ({why}); a submission needs a complete run")
     left_out = report.excluded_musts()
     if left_out:  # certified mode refuses --focus/--skip; a report that says otherwise is not one kaic wrote
-        raise InputError(
+        raise SubmissionError(
             f"{run_dir}: run {run_id} left out MUST requirements ({', '.join(left_out)}); "
             "a submission needs a run of every requirement"
         )
@@ -109,11 +112,11 @@ def _template(path: Path, minor: str, accept_drift: bool) -> Template:
     """The official template for the run's checklist, known by digest; another one only when told."""
     template = read_template(path)
     if template.minor not in (None, minor):
-        raise InputError(f"{path} is the template for v{template.minor}, but the run judged v{minor}")
+        raise SubmissionError(f"{path} is the template for v{template.minor}, but the run judged v{minor}")
     if official_minor(template.sha256) != minor and not accept_drift:
         expected = known_digests().get(minor)
         known = f"(sha256 {expected})" if expected else "(kaic knows no digest for it)"
-        raise InputError(
+        raise SubmissionError(
             f"{path} (sha256 {template.sha256}) is not the official AIConformance-{minor}.yaml kaic expects "
             f"{known}: give that file from cncf/k8s-ai-conformance docs/, or --accept-drift to fill this one"
         )
@@ -125,25 +128,25 @@ def read_product(path: Path) -> dict[str, str]:
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: cannot read the product file: {exc}") from None
+        raise SubmissionError(f"{path}: cannot read the product file: {exc}") from None
     if not isinstance(data, dict):
-        raise InputError(f"{path}: must be a mapping of {', '.join(PRODUCT_FIELDS)}")
+        raise SubmissionError(f"{path}: must be a mapping of {', '.join(PRODUCT_FIELDS)}")
     unknown = sorted(set(map(str, data)) - set(PRODUCT_FIELDS))
     if unknown:
-        raise InputError(f"{path}: unknown field {unknown[0]!r} (allowed: {', '.join(PRODUCT_FIELDS)})")
+        raise SubmissionError(f"{path}: unknown field {unknown[0]!r} (allowed: {', '.join(PRODUCT_FIELDS)})")
     product = {}
     for name, required in PRODUCT_FIELDS.items():
         value = data.get(name)
         if value is None or value == "":
             if required:
-                raise InputError(f"{path}: field {name!r} is missing or empty")
+                raise SubmissionError(f"{path}: field {name!r} is missing or empty")
             continue
         if not isinstance(value, str):
-            raise InputError(f"{path}: field {name!r} must be a string (quote it)")
+            raise SubmissionError(f"{path}: field {name!r} must be a string (quote it)")
         product[name] = value
     directory = product.get(DIRECTORY)
     if directory is not None and (directory in (".", "..") or re.search(r"[/\\]", directory)):
-        raise InputError(f"{path}: field {DIRECTORY!r} must be one folder name, not {directory!r}")
+        raise SubmissionError(f"{path}: field {DIRECTORY!r} must be one folder name, not {directory!r}")
     return product
 
 
@@ -217,7 +220,7 @@ def render(template: Template, report: Report, product: dict[str, str]) -> str:
             answer = dict(zip(("status", "evidence", "notes"), filled[req_id], strict=True))
             for name, value in answer.items():
                 if name not in fields:
-                    raise InputError(
+                    raise SubmissionError(
                         f"{template.path}: spec.{category.value} {req_id} has no {name} field to fill"
                     )
                 text = _flow(value) if isinstance(value, list) else _quote(value)
@@ -232,7 +235,7 @@ def _child(node: yaml.Node, key: str, template: Template) -> Any:
     for key_node, value in node.value:
         if key_node.value == key:
             return value
-    raise InputError(f"{template.path}: no {key} section")
+    raise SubmissionError(f"{template.path}: no {key} section")
 
 
 def readme(report: Report, template: Template, product: dict[str, str], directory: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from kaic.certify.submission import InputError
+from kaic.certify.submission import SubmissionError
 from kaic.certify.submission.artifacts import (
     PARSERS,
     Artifact,
@@ -110,7 +110,7 @@ def lint(
     The version is `version` (v1.37 or 1.37), else the path's `vX.Y/` as the validator reads it, else the
     file's metadata.kubernetesVersion. The checklist is `template_path`, else `docs/AIConformance-X.Y.yaml`
     above the folder (a clone of the program's repository), else kaic's profile (no descriptions). Input
-    that cannot be read raises InputError; everything wrong in the submission is a finding.
+    that cannot be read raises SubmissionError; everything wrong in the submission is a finding.
     """
     path = Path(product_dir)
     product_file = path / PRODUCT_FILE
@@ -118,16 +118,16 @@ def lint(
         if path.is_file():
             product_file = path
         elif not path.is_dir():
-            raise InputError(
+            raise SubmissionError(
                 f"{path}: no such file or folder; give a vX.Y/<dir>/ submission folder or its {PRODUCT_FILE}"
             )
         elif not product_file.is_file():
-            raise InputError(
+            raise SubmissionError(
                 f"{path}: no {PRODUCT_FILE} in this folder; give a vX.Y/<dir>/ submission folder that has one"
             )
         raw = product_file.read_bytes()
     except OSError as exc:
-        raise InputError(
+        raise SubmissionError(
             f"{exc.filename or path}: cannot be read ({exc.strerror}); give a readable submission folder"
         ) from None
     product_file = product_file.resolve()
@@ -136,14 +136,14 @@ def lint(
     found = Path(template_path) if template_path else find_template(product_file.parent, minor)
     template = read_template(found) if found else None
     if template is not None and template.minor not in (None, minor):
-        raise InputError(
+        raise SubmissionError(
             f"{found}: is the template for v{template.minor}, but the submission is for v{minor}; "
             f"give AIConformance-{minor}.yaml"
         )
     spec = template.data["spec"] if template else profile_checklist(minor)
     if spec is None:
         have = ", ".join(f"v{m}" for m in sorted(known_digests(), key=minor_key))
-        raise InputError(
+        raise SubmissionError(
             f"{product_file}: kaic's profile {PROFILE} has no checklist v{minor} (it has {have}); "
             f"give --checklist with the official AIConformance-{minor}.yaml"
         )
@@ -167,7 +167,7 @@ def _minor(product_file: Path, version: str | None, data: Any) -> str:
     if version is not None:
         minor = minor_of(version)
         if minor is None:
-            raise InputError(f"--version: {version!r} is not a checklist version; give one such as v1.37")
+            raise SubmissionError(f"--version: {version!r} is not a checklist version; give one such as v1.37")
         return minor
     matches = VERSION_IN_PATH.findall(product_file.as_posix())
     if matches:
@@ -176,7 +176,7 @@ def _minor(product_file: Path, version: str | None, data: Any) -> str:
     named = meta.get(_meta_key(meta, "kubernetesVersion")) if isinstance(meta, dict) else None
     minor = minor_of(named) if isinstance(named, str) else None
     if minor is None:
-        raise InputError(
+        raise SubmissionError(
             f"{product_file}: no vX.Y/ in the path and no metadata.kubernetesVersion such as v1.37; "
             "put the folder at vX.Y/<dir>/ or give --version"
         )

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from kaic.certify.submission import InputError
+from kaic.certify.submission import SubmissionError
 from kaic.profile import Profile, load_profile
 
 PROFILE = "ai-v1.0"  # the profile whose `checklists:` pins the official templates
@@ -99,7 +99,7 @@ def read_template(path: Path) -> Template:
         data = yaml.load(text, Loader=YAML_LOADER)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         problem = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
-        raise InputError(
+        raise SubmissionError(
             f"{path}: cannot read the checklist template ({problem}); {_TEMPLATE_HINT}"
         ) from None
     spec = data.get("spec") if isinstance(data, dict) else None
@@ -107,7 +107,7 @@ def read_template(path: Path) -> Template:
         isinstance(entries, list) and all(isinstance(e, dict) and "id" in e for e in entries)
         for entries in spec.values()
     ):
-        raise InputError(
+        raise SubmissionError(
             f"{path}: not a checklist template (no spec.<category> lists of requirements); {_TEMPLATE_HINT}"
         )
     return Template(path, text, data, hashlib.sha256(raw).hexdigest())
