@@ -3,7 +3,7 @@
 A profile says, for one operator: the CRDs that mark it installed, the validating webhook (by the name of the
 webhook entry, which is stable across install methods) that judges the probed kind, a valid object and an
 invalid one that only the webhook (never the OpenAPI schema) turns away, and what "reconciled to success"
-means for the valid one. Probes (conformance/test_operator.py) only read profiles; adding an operator is a new
+means for the valid one. Probes (conformance/test_operators.py) only read profiles; adding an operator is a new
 entry in PROFILES.
 
 `kubeflow-trainer` follows the upstream suite (TrainJob on a ClusterTrainingRuntime, success = Complete) and runs
