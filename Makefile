@@ -180,6 +180,7 @@ cluster-clean:
 # ---- Python side -----------------------------------------------------------------------------------------
 # venv           .venv with kaic (editable) and its dev tools; rebuilt when pyproject.toml changes.
 # tools          gotestsum into .tools/bin (golden go-test artifacts are compared with it).
+# unit           the tests that need no cluster and no Go build (tests/unit), for the edit-test loop.
 # test           the whole suite: unit tests, the local-cluster tests and kaic end to end against it.
 # demo           starts the local reference cluster, runs `kaic run --profile ai-v1.0` against it, stops it.
 # lint           ruff; gofmt and go vet on the Go module.
@@ -191,7 +192,7 @@ KAIC := $(VENV)/bin/kaic
 GOTESTSUM_VERSION := v1.13.0
 DEMO_DIR ?= kaic-results-demo
 
-.PHONY: venv tools test demo lint rbac-examples
+.PHONY: venv tools unit test demo lint rbac-examples
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -203,6 +204,9 @@ $(VENV)/.installed: pyproject.toml
 tools: .tools/bin/gotestsum
 .tools/bin/gotestsum:
 	GOBIN=$(abspath .tools/bin) CGO_ENABLED=0 $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
+
+unit: venv
+	$(VENV)/bin/python -m pytest tests/unit -q
 
 test: venv tools cosign cluster
 	$(VENV)/bin/python -m pytest
