@@ -81,7 +81,7 @@ def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
             f"no DRA driver publishes devices ({without or 'no ResourceSlices'}), so there is nothing to allocate "
             "(a reported fact)"
         )
-    selection = accelerators.select(facts, run.options, "dra")
+    selection = accelerators.select(facts, run.settings, "dra")
     evidence.add("fact", "acceleratorSelection", selection.found)
     return selection
 
@@ -142,7 +142,7 @@ def test_dra_claim_lifecycle(cluster, namespace, run, facts, evidence):
     require_dra_v1(facts, run)
     selection = dra_selection(cluster, facts, run, evidence)
     template = workloads.device_template(cluster, namespace, run.labels, selection)
-    image = images.for_run(run.options)["ubuntu"]
+    image = images.for_run(run.settings)["ubuntu"]
     body = workloads.identity_pod("consumer", run.labels, selection, image, {"main": True}, template=template)
     try:
         placed = workloads.place(cluster, namespace, body, evidence)
@@ -181,7 +181,7 @@ def test_dra_unsatisfiable_claim(cluster, namespace, run, facts, evidence):
     selector = "device.driver == 'no-such-driver.kaic.dev'"
     cluster.create(workloads.dra_path(namespace, "resourceclaimtemplates"),
                    workloads.claim_template("nothing", run.labels, selection.device_class, selector))  # fmt: skip
-    container = {"name": "main", "image": images.for_run(run.options)["pause"],
+    container = {"name": "main", "image": images.for_run(run.settings)["pause"],
                  "securityContext": workloads.RESTRICTED, "resources": {"requests": {}, "limits": {}}}  # fmt: skip
     body = workloads.pod("unsatisfiable", run.labels, [container], nodes=selection.nodes,
                          tolerations=selection.tolerations())  # fmt: skip
@@ -198,7 +198,7 @@ def test_dra_unsatisfiable_claim(cluster, namespace, run, facts, evidence):
 def hardware_selection(cluster, facts, run, evidence) -> accelerators.Selection:
     """For hardware-conditional requirements: no accelerator at all means the requirement does not apply."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
-    selection = accelerators.select_present(facts, run.options)
+    selection = accelerators.select_present(facts, run.settings)
     evidence.add("fact", "acceleratorSelection", selection.found)
     return selection
 
@@ -206,7 +206,7 @@ def hardware_selection(cluster, facts, run, evidence) -> accelerators.Selection:
 def one_device_pod(cluster, namespace, run, evidence, selection, name: str = "main", **where) -> workloads.Placement:
     """Place one identity pod holding one device on the selection's path."""
     template = workloads.device_template(cluster, namespace, run.labels, selection)
-    image = images.for_run(run.options)["ubuntu"]
+    image = images.for_run(run.settings)["ubuntu"]
     body = workloads.identity_pod(name, run.labels, selection, image, {"main": True}, template=template, **where)
     return workloads.place(cluster, namespace, body, evidence)
 
@@ -219,7 +219,7 @@ def test_driver_versions_in_pod(cluster, namespace, run, facts, evidence):
     """A scheduler-placed pod holding one device finds the injected driver tool, exactly one device, and the
     driver version its node advertises (DRA attributes, then node labels)."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
-    selection = accelerators.select(facts, run.options)
+    selection = accelerators.select(facts, run.settings)
     evidence.add("fact", "acceleratorSelection", selection.found)
     profile = selection.profile
     placed = one_device_pod(cluster, namespace, run, evidence, selection, "versions")
@@ -268,7 +268,7 @@ def test_gpu_sharing_shared_claim(cluster, namespace, run, facts, evidence):
     selection = dra_selection(cluster, facts, run, evidence)
     cluster.create(workloads.dra_path(namespace, "resourceclaims"),
                    workloads.claim("shared", run.labels, selection.device_class))  # fmt: skip
-    image = images.for_run(run.options)["ubuntu"]
+    image = images.for_run(run.settings)["ubuntu"]
     placed = [
         workloads.place(cluster, namespace, workloads.identity_pod(
             name, run.labels, selection, image, {"main": True}, claim="shared"), evidence)

@@ -117,7 +117,7 @@ class Pool:
     """The named pool and how its pods ask for one accelerator."""
 
     def __init__(self, cluster, facts, run, evidence) -> None:
-        label = run.options.get("autoscaler_node_pool_label")
+        label = run.settings.autoscaler.node_pool_label
         if not label:
             raise Unknown(
                 "a node autoscaler is present but no accelerator pool was named: pass "
@@ -129,7 +129,7 @@ class Pool:
         self.nodes = self.read()
         if not self.nodes:
             raise Unknown(f"no Ready, schedulable node is labelled {label}: the pool needs N >= 1 nodes")
-        selection = accelerators.select(facts, run.options, "device-plugin")
+        selection = accelerators.select(facts, run.settings, "device-plugin")
         resource = selection.extended_resource
         counts = {
             n: (self.cluster.get(f"{NODES}/{n}")["status"].get("allocatable") or {}).get(resource)
@@ -183,12 +183,10 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
     pool = Pool(cluster, facts, run, evidence)
     if foreign := pool.isolation(namespace):
         raise Unknown(f"the pool is not isolated, kaic will not scale it: {'; '.join(foreign)}")
-    up_s = float(run.options.get("autoscaler_scale_up_timeout_s") or autoscaling.DEFAULT_SCALE_UP_TIMEOUT_S)
-    down_s = float(
-        run.options.get("autoscaler_scale_down_timeout_s") or autoscaling.DEFAULT_SCALE_DOWN_TIMEOUT_S
-    )
+    up_s = run.settings.autoscaler.scale_up_timeout_s
+    down_s = run.settings.autoscaler.scale_down_timeout_s
     deadline_s = int(BASELINE_TIMEOUT_S + PENDING_TIMEOUT_S + up_s + down_s + 300)
-    image = images.for_run(run.options)["pause"]
+    image = images.for_run(run.settings)["pause"]
     baseline = dict(pool.nodes)
     n = len(baseline)
     spread = run.id
@@ -311,7 +309,7 @@ def test_cluster_autoscaling_check_capacity(cluster, namespace, run, facts, evid
     pool = Pool(cluster, facts, run, evidence)
     if foreign := pool.isolation(namespace):
         raise Unknown(f"the pool is not isolated, its free capacity is unknown: {'; '.join(foreign)}")
-    image = images.for_run(run.options)["pause"]
+    image = images.for_run(run.settings)["pause"]
     body = pool.pod("template", run.labels, image, workloads.POD_DEADLINE_S)
     cluster.create(f"/api/v1/namespaces/{namespace}/podtemplates", {
         "apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "one-accelerator", "labels": run.labels},

@@ -60,9 +60,9 @@ def test_request_through_roles(cluster, namespace, run, facts, evidence):
     """Every role has a Running pod, and one request with a unique x-request-id is answered 200 and logged by a
     pod of every role."""
     require(facts, "crds")
-    roles = inference.parse_roles(run.options.get("disaggregated_roles"))
-    target_ns = run.options.get("disaggregated_namespace") or ""
-    endpoint = run.options.get("disaggregated_endpoint") or ""
+    roles = inference.parse_roles(run.settings.disaggregated.roles)
+    target_ns = run.settings.disaggregated.namespace
+    endpoint = run.settings.disaggregated.endpoint
     evidence.add(
         "fact",
         "disaggregated",
@@ -94,12 +94,12 @@ def test_request_through_roles(cluster, namespace, run, facts, evidence):
         )
     request_id = f"kaic-{run.id}-{uuid.uuid4().hex[:12]}"
     started = time.monotonic()
-    nodes, tolerations = workloads.container_nodes(cluster, run.options)
-    image = images.for_run(run.options)["python"]
+    nodes, tolerations = workloads.container_nodes(cluster, run.settings)
+    image = images.for_run(run.settings)["python"]
     env = {
         "TARGET": endpoint,
         "REQUEST_ID": request_id,
-        "MODEL": run.options.get("disaggregated_model") or "",
+        "MODEL": run.settings.disaggregated.model,
     }
     body = inference.client_pod("client", run.labels, image, env, nodes, tolerations)
     _, answers = inference.ask(cluster, namespace, body, evidence)

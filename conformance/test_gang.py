@@ -15,6 +15,7 @@ from kaic.areas import gang, images, workloads
 from kaic.areas.workloads import PodWatch
 from kaic.kube.client import Cluster
 from kaic.probe import ProbeError, Rule, crds_in, probe, require
+from kaic.settings import Gang
 
 GANG_GROUPS = ("kueue.x-k8s.io", "scheduling.volcano.sh", "scheduling.x-k8s.io", "scheduling.run.ai")
 
@@ -76,9 +77,9 @@ def native_resources(cluster: Cluster, facts) -> dict[str, tuple[str, ...]]:
     return found
 
 
-def gang_choice(cluster: Cluster, facts, run, evidence) -> tuple[gang.Choice, gang.Settings]:
+def gang_choice(cluster: Cluster, facts, run, evidence) -> tuple[gang.Choice, Gang]:
     require(facts, "apiGroups", "crds")
-    settings = gang.Settings.from_options(run.options)
+    settings = run.settings.gang
     choice = gang.choose(settings, gang.Discovery(facts.get("crds") or {}, native_resources(cluster, facts)))
     evidence.add("fact", "gangScheduler", {
         "adapter": choice.adapter.name, "apiVersion": choice.version, "why": choice.why,
@@ -113,7 +114,7 @@ def create(cluster: Cluster, fence: Fence, objs: list[gang.Obj]) -> None:
 
 
 @contextlib.contextmanager
-def fenced(cluster: Cluster, choice: gang.Choice, settings: gang.Settings, namespace: str, run, evidence,
+def fenced(cluster: Cluster, choice: gang.Choice, settings: Gang, namespace: str, run, evidence,
            stem: str) -> Iterator[Fence]:  # fmt: skip
     """Set up the fence; afterwards delete everything the probe made (also in a pre-made namespace, which
     kaic's namespace cleanup does not reach), newest first."""
@@ -165,8 +166,8 @@ def kueue_queue(cluster: Cluster, fence: Fence, queue: str, run, stem: str) -> i
 def submit(cluster, fence: Fence, choice, settings, run, name: str, size: int) -> PodWatch:
     """Start watching the gang's pods, then create its group object and Job (so no bind can be missed)."""
     watch = PodWatch(cluster, fence.namespace, f"{gang.GANG_LABEL}={name}", owners=(name,))
-    image = images.for_run(run.options)["pause"]
-    spec = fence.member_spec(image, run.options.get("tolerations") or [])
+    image = images.for_run(run.settings)["pause"]
+    spec = fence.member_spec(image, list(run.settings.tolerations))
     create(cluster, fence, gang.gang(choice, name, size, run.labels, spec, settings, fence.queue))
     return watch
 
@@ -180,7 +181,7 @@ def block(cluster, fence: Fence, choice, settings, run, evidence) -> str:
     else:
         watch = PodWatch(cluster, fence.namespace, f"{gang.GANG_LABEL}={name}")
         body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {**run.labels, gang.GANG_LABEL: name}},
-                "spec": fence.member_spec(images.for_run(run.options)["pause"], run.options.get("tolerations") or [])}  # fmt: skip
+                "spec": fence.member_spec(images.for_run(run.settings)["pause"], list(run.settings.tolerations))}  # fmt: skip
         cluster.create(workloads.pods_path(fence.namespace), body)
         path = workloads.pods_path(fence.namespace, name)
         fence.created.append(path)

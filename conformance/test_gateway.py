@@ -24,7 +24,7 @@ def test_ai_inference_discovery(facts, evidence):
 def gateway_class(facts, run, evidence) -> str:
     """The GatewayClass to route through (gateway.choose_class); none to use is unknown (nothing to judge)."""
     require(facts, "crds", "gatewayClasses")
-    chosen, how = gateway.choose_class(facts, run.options.get("gateway_class"))
+    chosen, how = gateway.choose_class(facts, run.settings.gateway_class)
     evidence.add("fact", "gatewayClass", {"chosen": chosen, "how": how})
     if chosen is None:
         raise Unknown(f"{how}: install a Gateway implementation (or name its class with --gateway-class) and run again")
@@ -38,10 +38,10 @@ def test_header_and_weight_routing(cluster, namespace, run, facts, evidence):
     """Through a Gateway of the cluster's class, a model header routes to backend B and other requests split
     80/20 between A and B, measured by a client pod inside the cluster."""
     class_name = gateway_class(facts, run, evidence)
-    nodes, tolerations = workloads.container_nodes(cluster, run.options)
+    nodes, tolerations = workloads.container_nodes(cluster, run.settings)
     if not nodes:
         raise Unknown("no Ready node runs containers, so no backend can answer and no client can send requests")
-    image = images.for_run(run.options)["busybox"]
+    image = images.for_run(run.settings)["busybox"]
     core, routes = f"/api/v1/namespaces/{namespace}", f"{gateway.API}/namespaces/{namespace}"
     services = {name: f"kaic-backend-{name}" for name in gateway.WEIGHTS}
     for name, service in services.items():

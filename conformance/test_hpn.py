@@ -48,7 +48,7 @@ def stack(cluster, facts, run, evidence) -> hpn.Stack:
     slices = facts.get("resourceSlices") or {}
     if drivers := found["draNetworkDrivers"]:
         driver = drivers[0]
-        wanted = run.options.get("network_attribute") or hpn.DEFAULT_ATTRIBUTE
+        wanted = run.settings.network.attribute
         attribute = hpn.find_attribute(slices[driver]["attributes"], driver, wanted)
         if attribute is None:
             raise Unknown(
@@ -56,7 +56,7 @@ def stack(cluster, facts, run, evidence) -> hpn.Stack:
                 f"{', '.join(slices[driver]['attributes']) or 'none'}): name the boolean attribute its "
                 "claims select on with --network-attribute"
             )
-        wanted_class = run.options.get("network_device_class")
+        wanted_class = run.settings.network.device_class
         classes = (
             [wanted_class] if wanted_class else hpn.classes_for(facts.get("deviceClasses") or [], driver)
         )
@@ -67,7 +67,7 @@ def stack(cluster, facts, run, evidence) -> hpn.Stack:
             )
         return hpn.Stack("dra", driver=driver, device_class=classes[0], attribute=attribute)
     if NAD_CRD in found["multusCrds"]:
-        attachment = run.options.get("network_attachment") or next(
+        attachment = run.settings.network.attachment or next(
             (
                 f"{n['metadata']['namespace']}/{n['metadata']['name']}"
                 for n in cluster.list(f"/apis/{hpn.MULTUS_GROUP}/v1/{NAD_CRD.split('.')[0]}")
@@ -95,7 +95,7 @@ def stack(cluster, facts, run, evidence) -> hpn.Stack:
 def net_pod(name, run, chosen: hpn.Stack, nodes, tolerations, env) -> dict:
     container = {
         "name": "net",
-        "image": images.for_run(run.options)["busybox"],
+        "image": images.for_run(run.settings)["busybox"],
         "command": ["sh", "-c", hpn.SCRIPT],
         "env": [{"name": k, "value": v} for k, v in env.items()],
         "securityContext": workloads.RESTRICTED,
@@ -153,7 +153,7 @@ def test_secondary_interface(cluster, namespace, run, facts, evidence):
     lands on a matching device, sees a second interface, and carries traffic from another node over it."""
     chosen = stack(cluster, facts, run, evidence)
     evidence.add("fact", "stack", vars(chosen))
-    nodes, tolerations = workloads.container_nodes(cluster, run.options)
+    nodes, tolerations = workloads.container_nodes(cluster, run.settings)
     if chosen.kind == "dra":
         cluster.create(
             workloads.dra_path(namespace, "resourceclaimtemplates"),
@@ -231,12 +231,12 @@ def test_unmatched_claim(cluster, namespace, run, facts, evidence):
     )
     container = {
         "name": "main",
-        "image": images.for_run(run.options)["pause"],
+        "image": images.for_run(run.settings)["pause"],
         "securityContext": workloads.RESTRICTED,
         "resources": {"requests": {}, "limits": {}, "claims": [{"name": "net"}]},
     }
     body = workloads.pod(
-        "unmatched", run.labels, [container], tolerations=workloads.container_nodes(cluster, run.options)[1]
+        "unmatched", run.labels, [container], tolerations=workloads.container_nodes(cluster, run.settings)[1]
     )
     body["spec"]["resourceClaims"] = [{"name": "net", "resourceClaimTemplateName": "net"}]
     cluster.create(workloads.pods_path(namespace), body)

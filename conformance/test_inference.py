@@ -63,7 +63,7 @@ def gateway_class(facts, run, evidence) -> str:
         },
     )
     # First, so a --gateway-class naming no class is the same error here as in ai_inference.
-    chosen, how = gateway.choose_class(facts, run.options.get("gateway_class"))
+    chosen, how = gateway.choose_class(facts, run.settings.gateway_class)
     evidence.add("fact", "gatewayClass", how)
     if inference.pool_version(facts["crds"]) is None:
         raise Unknown(
@@ -223,8 +223,8 @@ def test_endpoint_picker(cluster, namespace, run, facts, evidence):
     """Requests through a Gateway to an InferencePool of three model servers are answered, and the endpoint
     picker never sends one to the server whose KV cache is reported nearly full."""
     class_name = gateway_class(facts, run, evidence)
-    refs = images.for_run(run.options)
-    nodes, tolerations = workloads.container_nodes(cluster, run.options)
+    refs = images.for_run(run.settings)
+    nodes, tolerations = workloads.container_nodes(cluster, run.settings)
     if not nodes:
         raise Unknown("no Ready node runs containers, so no model server can answer")
     for name in SIMS:
@@ -272,7 +272,7 @@ def test_endpoint_picker(cluster, namespace, run, facts, evidence):
 )
 def test_gaie_suite(run, facts, evidence):
     """The Gateway API Inference Extension's own conformance suite, run from the user's checkout, passes."""
-    suite = run.options.get("gaie_conformance_dir")
+    suite = run.settings.network.gaie_conformance_dir
     if not suite:
         raise NotApplicable(
             "no --gaie-conformance-dir names a checkout of the Inference Extension's conformance "

@@ -18,7 +18,9 @@ import urllib.parse
 import urllib.request
 
 from kaic.areas import accelerators, images, metrics, workloads
-from kaic.probe import ProbeError, Rule, Unknown, crds_in, probe, require
+from kaic.kube.client import Cluster
+from kaic.probe import ProbeError, Recorder, Rule, Unknown, crds_in, probe, require
+from kaic.settings import Metrics
 
 MONITORING_GROUPS = ("monitoring.coreos.com", "monitoring.googleapis.com")
 NAME = "kaic-inference"
@@ -101,14 +103,14 @@ def test_ai_service_metrics_discovery(facts, evidence):
 def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
     """K requests to a workload's counter must reach the monitoring system's query API as exactly K."""
     require(facts, "crds")
-    query = QueryApi.find(cluster, run.options, evidence)
+    query = QueryApi.find(cluster, run.settings.metrics, evidence)
     assert_query_works(query)
-    nodes, tolerations = workloads.container_nodes(cluster, run.options)
+    nodes, tolerations = workloads.container_nodes(cluster, run.settings)
     if not nodes:
         raise Unknown(
             "no Ready node runs containers (every node is simulated), so no workload can serve metrics"
         )
-    image = images.for_run(run.options)["busybox"]
+    image = images.for_run(run.settings)["busybox"]
     cluster.create(workloads.pods_path(namespace), server_pod(run, nodes, tolerations, image))
     registered = ["prometheus.io scrape annotations"]
     if "podmonitors.monitoring.coreos.com" in facts["crds"]:
@@ -158,11 +160,11 @@ class QueryApi:
         self.cluster, self.base, self.through_api_server = cluster, base.rstrip("/"), through_api_server
 
     @classmethod
-    def find(cls, cluster, options, evidence) -> QueryApi:
-        if url := options.get("metrics_query_url"):
+    def find(cls, cluster: Cluster, settings: Metrics, evidence: Recorder) -> QueryApi:
+        if url := settings.query_url:
             evidence.add("fact", "queryApi", url)
             return cls(cluster, url, through_api_server=False)
-        if named := options.get("prometheus_service"):
+        if named := settings.prometheus_service:
             namespace, name, port = metrics.service_ref(named)
             service = cluster.get_or_none(f"/api/v1/namespaces/{namespace}/services/{name}")
             if service is None:
@@ -284,15 +286,15 @@ def infer(cluster, namespace: str) -> int:
 def test_per_device_series(cluster, run, facts, evidence):
     """Every accelerator found has utilisation and memory series labelled with its device."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
-    selection = accelerators.select_present(facts, run.options)
+    selection = accelerators.select_present(facts, run.settings)
     devices = device_count(facts, selection)
     evidence.add("fact", "acceleratorSelection", {**selection.found, "devicesPerRead": devices})
     exporter = metrics.exporter_with(
         selection.profile.name,
-        run.options.get("metrics_utilization_metric"),
-        run.options.get("metrics_memory_metric"),
+        run.settings.metrics.utilization_metric,
+        run.settings.metrics.memory_metric,
     )
-    text, source = exposition(cluster, run.options, exporter, selection)
+    text, source = exposition(cluster, run.settings.metrics, exporter, selection)
     evidence.add("fact", "exporter", source)
     series = metrics.device_series(metrics.samples(text), exporter)
     evidence.add("metric", "per-device series", {"utilisation": series.utilisation, "memory": series.memory,
@@ -321,7 +323,7 @@ def test_utilisation_under_load(cluster, namespace, run, facts, evidence):
     """A pod loads the one device it claims: the exporter on its node must report that device's utilisation
     rising above its idle reading. Certified mode only: it runs real work on a real accelerator."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
-    selection = accelerators.select_present(facts, run.options)
+    selection = accelerators.select_present(facts, run.settings)
     evidence.add("fact", "acceleratorSelection", selection.found)
     load = LOADS.get(selection.profile.name)
     if load is None:
@@ -329,11 +331,11 @@ def test_utilisation_under_load(cluster, namespace, run, facts, evidence):
                       "utilisation follows a workload")  # fmt: skip
     exporter = metrics.exporter_with(
         selection.profile.name,
-        run.options.get("metrics_utilization_metric"),
-        run.options.get("metrics_memory_metric"),
+        run.settings.metrics.utilization_metric,
+        run.settings.metrics.memory_metric,
     )
     container = {
-        "name": "load", "image": images.for_run(run.options)["cuda-sample"], "command": ["sh", "-c", load],
+        "name": "load", "image": images.for_run(run.settings)["cuda-sample"], "command": ["sh", "-c", load],
         "securityContext": workloads.RESTRICTED,
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}},
     }  # fmt: skip
@@ -352,7 +354,7 @@ def test_utilisation_under_load(cluster, namespace, run, facts, evidence):
                        "the load pod Running", evidence)  # fmt: skip
 
     def read() -> dict[tuple[str, str], float]:
-        text, _ = exposition(cluster, run.options, exporter, selection, node=placed.node)
+        text, _ = exposition(cluster, run.settings.metrics, exporter, selection, node=placed.node)
         return metrics.utilisation(metrics.samples(text), exporter, identities)
 
     idle = read()
@@ -383,11 +385,11 @@ def device_count(facts, selection: accelerators.Selection) -> int:
 
 
 def exposition(
-    cluster, options, exporter: metrics.Exporter | None, selection, node: str = ""
+    cluster: Cluster, settings: Metrics, exporter: metrics.Exporter | None, selection, node: str = ""
 ) -> tuple[str, str]:
     """The exporter's text and where it came from: --metrics-endpoint, else a Service that looks like the
     vendor's exporter, read through the API server's proxy (its pod on `node` when one is named)."""
-    if endpoint := options.get("metrics_endpoint"):
+    if endpoint := settings.endpoint:
         if endpoint.startswith("/"):
             return cluster.request_bytes("GET", endpoint).decode(), endpoint
         with urllib.request.urlopen(endpoint, timeout=30) as answer:

@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from kaic.areas import images, operators, policy, workloads
 from kaic.kube.client import describe_error
 from kaic.probe import ProbeError, Rule, Unknown, crds_in, probe, require
+from kaic.settings import Operator
 
 OPERATOR_GROUPS = (
     "trainer.kubeflow.org",
@@ -52,10 +53,10 @@ def test_robust_controller_discovery(facts, evidence):
     evidence.add("fact", "operatorCrds", crds_in(facts, *OPERATOR_GROUPS))
 
 
-def chosen(facts, run, evidence) -> tuple[operators.OperatorProfile, operators.Settings]:
+def chosen(facts, run, evidence) -> tuple[operators.OperatorProfile, Operator]:
     """The operator to judge; none installed (or not the one asked for) is unknown: it could be installed."""
     require(facts, "crds")
-    settings = operators.Settings.from_options(run.options)
+    settings = run.settings.operator
     try:
         profile, found = operators.select(settings.operator, facts["crds"] or {})
     except operators.NotInstalled as absent:
@@ -173,7 +174,7 @@ def test_webhook_rejects_invalid(cluster, namespace, run, facts, evidence):
     """An object the schema accepts but the operator's rules forbid is denied by the operator's webhook, by name
     (neither a schema error nor a webhook that cannot be called counts)."""
     profile, _ = chosen(facts, run, evidence)
-    body = profile.invalid("kaic-invalid", run.labels, images.for_run(run.options))
+    body = profile.invalid("kaic-invalid", run.labels, images.for_run(run.settings))
     path = profile.resource.path(namespace)
     try:
         cluster.create(path, body)
@@ -207,7 +208,7 @@ def test_controller_reconciles(cluster, namespace, run, facts, evidence):
     if profile.runtime and cluster.get_or_none(profile.runtime.path(name=runtime)) is None:
         raise Unknown(f"{profile.runtime.kind} {runtime} does not exist: install the operator's default runtimes "
                       "or name one with --operator-runtime")  # fmt: skip
-    body = profile.valid("kaic-valid", run.labels, runtime, images.for_run(run.options))
+    body = profile.valid("kaic-valid", run.labels, runtime, images.for_run(run.settings))
     path = profile.resource.path(namespace)
     try:
         cluster.create(path, body)

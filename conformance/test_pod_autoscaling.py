@@ -65,11 +65,11 @@ def test_scale_on_custom_metric(cluster, namespace, run, facts, evidence):
     if "v2" not in (facts["apiGroups"].get("autoscaling") or {}).get("versions", []):
         raise NotApplicable("the platform does not serve the HorizontalPodAutoscaler API (autoscaling/v2)")
     version = metrics_api_version(facts)
-    selection = accelerators.select(facts, run.options)
+    selection = accelerators.select(facts, run.settings)
     nodes = container_nodes(facts, selection)
     evidence.add("fact", "acceleratorSelection", {**selection.found, "nodesRunningContainers": nodes})
     template = workloads.device_template(cluster, namespace, run.labels, selection)
-    image = images.for_run(run.options)["busybox"]
+    image = images.for_run(run.settings)["busybox"]
     cluster.create(f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment(run.labels, selection, nodes, image, template))
     cluster.create(f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers", autoscaler(run.labels))
     pods = workloads.PodWatch(cluster, namespace, f"app={NAME}", owners=(NAME,))

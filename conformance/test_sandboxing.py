@@ -24,7 +24,7 @@ def test_workload_sandboxing_discovery(facts, evidence):
 def runtime_class(facts, run, evidence) -> str:
     """The RuntimeClass to judge; none means the requirement's context is absent (not-applicable, with the trail)."""
     require(facts, "runtimeClasses", "crds")
-    wanted = run.options.get("sandbox_runtime_class")
+    wanted = run.settings.sandbox_runtime_class
     chosen, trail = sandboxing.choose_runtime_class(facts["runtimeClasses"], wanted)
     agent_crds = sorted(crds_in(facts, sandboxing.AGENT_SANDBOX_GROUP))
     evidence.add("fact", "sandboxRuntime", {"chosen": chosen, "how": trail, "agentSandboxCrds": agent_crds})
@@ -71,10 +71,10 @@ def test_isolated_from_host(cluster, namespace, run, facts, evidence):
     """A pod of the sandbox runtime runs, and, unlike a plain pod on the same node, has its own kernel and sees
     no host processes, /dev/mem, host paths or host network interfaces."""
     name = runtime_class(facts, run, evidence)
-    nodes, tolerations = workloads.container_nodes(cluster, run.options)
+    nodes, tolerations = workloads.container_nodes(cluster, run.settings)
     if not nodes:
         raise Unknown(f"no Ready node runs containers, so a {name} pod cannot be observed")
-    image = images.for_run(run.options)["busybox"]
+    image = images.for_run(run.settings)["busybox"]
     node, sandboxed = run_view(cluster, namespace, report_pod("sandboxed", run, image, nodes, tolerations, name),
                                evidence, f"sandboxed ({name})")  # fmt: skip
     _, control = run_view(cluster, namespace, report_pod("control", run, image, (node,), tolerations),

@@ -32,7 +32,7 @@ ACCESS = {"consumes": ("devices",), "creates": workloads.CREATES, "images": ("ub
 def accelerator(cluster, facts, run, evidence) -> accelerators.Selection:
     """The detected profile and path; no accelerator anywhere means isolation cannot be exercised (unknown)."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
-    selection = accelerators.select(facts, run.options)
+    selection = accelerators.select(facts, run.settings)
     evidence.add("fact", "acceleratorSelection", selection.found)
     return selection
 
@@ -58,7 +58,7 @@ def test_positive_access(cluster, namespace, run, facts, evidence):
     """A container allocated one accelerator sees exactly one device, the allocated one."""
     selection = accelerator(cluster, facts, run, evidence)
     template = workloads.device_template(cluster, namespace, run.labels, selection)
-    image = images.for_run(run.options)["ubuntu"]
+    image = images.for_run(run.settings)["ubuntu"]
     body = workloads.identity_pod("positive", run.labels, selection, image, {"main": True}, template=template)
     placed = workloads.place(cluster, namespace, body, evidence)
     identities = workloads.allocated_identities(cluster, placed, selection.profile)
@@ -73,7 +73,7 @@ def test_positive_access(cluster, namespace, run, facts, evidence):
 def test_negative_isolation(cluster, namespace, run, facts, evidence):
     """A container on an accelerator node that requested no accelerator sees none."""
     selection = accelerator(cluster, facts, run, evidence)
-    image = images.for_run(run.options)["ubuntu"]
+    image = images.for_run(run.settings)["ubuntu"]
     pods = {"no-request": workloads.identity_pod("no-request", run.labels, selection, image, {"main": False})}
     report = run_identity_pods(cluster, namespace, run, evidence, selection, pods)["no-request"]["main"]
     assert not (wrong := report.problems(selection.profile, 0)), wrong
@@ -85,7 +85,7 @@ def test_multi_container_isolation(cluster, namespace, run, facts, evidence):
     """In one pod, only the container given the accelerator sees it; its sibling sees none."""
     selection = accelerator(cluster, facts, run, evidence)
     template = workloads.device_template(cluster, namespace, run.labels, selection)
-    image = images.for_run(run.options)["ubuntu"]
+    image = images.for_run(run.settings)["ubuntu"]
     body = workloads.identity_pod("two-containers", run.labels, selection, image,
                                   {"with-device": True, "without-device": False}, template=template)  # fmt: skip
     reports = run_identity_pods(cluster, namespace, run, evidence, selection, {"two-containers": body})
@@ -104,7 +104,7 @@ def test_disjoint_devices(cluster, namespace, run, facts, evidence):
     if node is None:
         raise Unknown(f"no node offers two devices on the {selection.path} path ({per_node})")
     template = workloads.device_template(cluster, namespace, run.labels, selection)
-    image = images.for_run(run.options)["ubuntu"]
+    image = images.for_run(run.settings)["ubuntu"]
     placed = [
         workloads.place(cluster, namespace, workloads.identity_pod(
             name, run.labels, selection, image, {"main": True}, template=template, nodes=(node,)), evidence)
@@ -134,7 +134,7 @@ def test_requestless_leaks(cluster, namespace, run, facts, evidence):
     variable set to all, or the vendor's RuntimeClass."""
     selection = accelerator(cluster, facts, run, evidence)
     profile = selection.profile
-    image = images.for_run(run.options)["ubuntu"]
+    image = images.for_run(run.settings)["ubuntu"]
     pods = {
         f"env-{index}": workloads.identity_pod(f"env-{index}", run.labels, selection, image, {"main": False},
                                                env={key: value})

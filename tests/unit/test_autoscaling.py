@@ -120,14 +120,6 @@ def test_detection_trail_and_findings():
     assert autoscaling.found_autoscalers(crds_only) == [], "CRDs without a NodePool scale nothing"
 
 
-def test_settings_defaults():
-    assert autoscaling.settings({}) == {
-        "autoscaler_node_pool_label": None,
-        "autoscaler_scale_up_timeout_s": 1200,
-        "autoscaler_scale_down_timeout_s": 1800,
-    }
-
-
 def test_local_autoscaler_objects():
     pool = SCENARIOS["autoscaling"].autoscaler
     assert pool is not None and (pool.min_size, pool.max_size, pool.gpus_per_node) == (1, 2, 1)

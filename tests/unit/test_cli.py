@@ -171,10 +171,10 @@ def test_gang_flags_reach_the_probe_settings_with_flag_env_file_precedence(runne
         result = runner.invoke(main, ["--config", config, "plan", *args], env=env)
         assert result.exit_code == 0, result.output
     from_file, from_flags = seen
-    assert from_file["gang_scheduler"] == "volcano" and from_file["gang_negative_window_s"] == 45.0
-    assert from_file["gang_scheduler_namespace"] == "team-a"
-    assert from_file["gang_job_labels"] == {"kueue.x-k8s.io/queue-name": "q"}
-    assert from_flags["gang_scheduler"] == "kueue" and from_flags["gang_job_labels"] == {"a": "b", "c": "d", "e": "f"}
+    assert from_file.gang.scheduler == "volcano" and from_file.gang.window_s == 45.0
+    assert from_file.gang.namespace == "team-a"
+    assert from_file.gang.job_labels == {"kueue.x-k8s.io/queue-name": "q"}
+    assert from_flags.gang.scheduler == "kueue" and from_flags.gang.job_labels == {"a": "b", "c": "d", "e": "f"}
     bad = runner.invoke(main, ["plan", "--gang-scheduler", "kai"])
     assert bad.exit_code == 2 and "kai" in bad.output
 
@@ -189,11 +189,11 @@ def test_network_flags_reach_the_probe_settings(runner, tmp_path, monkeypatch):
         result = runner.invoke(main, ["plan", *extra])
         assert result.exit_code == 0, result.output
     defaults, given = seen
-    assert defaults["network_attribute"] == "rdma" and defaults["disaggregated_roles"] == {}
-    assert defaults["gaie_conformance_dir"] is None
-    assert given["disaggregated_roles"] == {"prefill": "llm-d.ai/role=prefill", "decode": "app=decode"}
-    assert given["disaggregated_endpoint"] == "http://gw.llm.svc:80"
-    assert given["network_attachment"] == "default/rdma-net" and given["gaie_conformance_dir"] == str(tmp_path)
+    assert defaults.network.attribute == "rdma" and defaults.disaggregated.roles == {}
+    assert defaults.network.gaie_conformance_dir is None
+    assert given.disaggregated.roles == {"prefill": "llm-d.ai/role=prefill", "decode": "app=decode"}
+    assert given.disaggregated.endpoint == "http://gw.llm.svc:80"
+    assert given.network.attachment == "default/rdma-net" and given.network.gaie_conformance_dir == str(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -217,8 +217,8 @@ def test_metrics_flags_reach_the_probe_settings(runner, monkeypatch):
             "--metrics-utilization-metric", "u", "--metrics-memory-metric", "m"]  # fmt: skip
     assert runner.invoke(main, ["plan", *args]).exit_code == 0
     (given,) = seen
-    assert given["prometheus_service"] == "monitoring/prometheus-operated:9090"
-    assert (given["metrics_utilization_metric"], given["metrics_memory_metric"]) == ("u", "m")
+    assert given.metrics.prometheus_service == "monitoring/prometheus-operated:9090"
+    assert (given.metrics.utilization_metric, given.metrics.memory_metric) == ("u", "m")
     bad = runner.invoke(main, ["plan", "--prometheus-service", "prometheus-operated"])
     assert bad.exit_code == 2 and "--prometheus-service" in bad.output and "NAMESPACE/NAME" in bad.output
 

@@ -6,6 +6,7 @@ import pytest
 
 from kaic.areas import gang
 from kaic.results.outcomes import Unknown
+from kaic.settings import Gang
 
 CRD = {"established": True}
 NATIVE_137 = {"v1": ("priorityclasses",), "v1beta1": ("podgroups", "podgroups/status", "workloads")}
@@ -51,32 +52,32 @@ def test_add_ons_are_detected_from_established_crds_of_the_version_kaic_speaks()
 
 
 def test_auto_prefers_native_then_add_ons_and_records_everything_found():
-    choice = gang.choose(gang.Settings(), found({**KUEUE, **VOLCANO}, NATIVE_137))
+    choice = gang.choose(Gang(), found({**KUEUE, **VOLCANO}, NATIVE_137))
     assert (choice.adapter.name, choice.version) == ("native", "v1beta1")
     assert choice.installed == ("native", "kueue", "volcano")
-    assert gang.choose(gang.Settings(), found(VOLCANO)).adapter.name == "volcano"
+    assert gang.choose(Gang(), found(VOLCANO)).adapter.name == "volcano"
 
 
 def test_a_kueue_queue_label_or_an_explicit_choice_wins_over_auto():
-    labelled = gang.Settings(job_labels={"kueue.x-k8s.io/queue-name": "team-q"})
+    labelled = Gang(job_labels={"kueue.x-k8s.io/queue-name": "team-q"})
     assert gang.choose(labelled, found(KUEUE, NATIVE_137)).adapter.name == "kueue"
-    asked = gang.Settings(scheduler="volcano")
+    asked = Gang(scheduler="volcano")
     assert gang.choose(asked, found(VOLCANO, NATIVE_137)).why == "volcano (asked for)"
 
 
 def test_nothing_installed_or_an_absent_choice_is_unknown_with_the_install_hint():
     with pytest.raises(Unknown, match="no gang-scheduling solution found.*--gang-scheduler-namespace"):
-        gang.choose(gang.Settings(), found(native={"v1": ("priorityclasses",)}))
+        gang.choose(Gang(), found(native={"v1": ("priorityclasses",)}))
     with pytest.raises(Unknown, match="kueue gang scheduling was asked for but its API is not served"):
-        gang.choose(gang.Settings(scheduler="kueue"), found(native=NATIVE_137))
+        gang.choose(Gang(scheduler="kueue"), found(native=NATIVE_137))
 
 
 def build(
-    adapter: str, version: str, settings: gang.Settings | None = None, queue: str = ""
+    adapter: str, version: str, settings: Gang | None = None, queue: str = ""
 ) -> list[gang.Obj]:
     choice = gang.Choice(gang.ADAPTERS[adapter], version, "", (adapter,))
     labels = {"kaic.dev/run-id": "r1"}
-    return gang.gang(choice, "g", 3, labels, {"containers": []}, settings or gang.Settings(), queue)
+    return gang.gang(choice, "g", 3, labels, {"containers": []}, settings or Gang(), queue)
 
 
 def test_native_gang_is_a_podgroup_and_a_job_whose_pods_join_it():
@@ -122,7 +123,7 @@ def test_volcano_members_name_their_group_so_no_shadow_group_is_made():
 
 
 def test_coscheduling_members_join_by_label_and_the_scheduler_name_and_job_labels_can_be_set():
-    settings = gang.Settings(scheduler_name="my-scheduler", job_labels={"team": "ml"})
+    settings = Gang(scheduler_name="my-scheduler", job_labels={"team": "ml"})
     group, job = build("coscheduling", "v1alpha1", settings)
     assert group.body["spec"]["minMember"] == 3
     template = job.body["spec"]["template"]
@@ -189,13 +190,6 @@ def test_quota_free_is_nominal_minus_reserved_in_the_cpu_flavor():
         "status": {"flavorsReservation": [{"name": "default", "resources": [{"name": "cpu", "total": "2500m"}]}]}}  # fmt: skip
     assert gang.quota_free_cpu_m(queue) == 6500
     assert gang.quota_free_cpu_m({"spec": {}}) == 0
-
-
-def test_settings_come_from_the_run_options():
-    settings = gang.Settings.from_options({"gang_scheduler": "kueue", "gang_scheduler_namespace": "team",
-                                           "gang_job_labels": {"a": "b"}, "gang_negative_window_s": 45.0})  # fmt: skip
-    assert settings == gang.Settings("kueue", "team", {"a": "b"}, "", 45.0)
-    assert gang.Settings.from_options({}) == gang.Settings()
 
 
 def test_judging_helpers_read_binds_and_scheduled_times():

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from kaic.areas.images import DEFAULTS, ImageError, for_run, resolve
 from kaic.cli.images import images
 from kaic.engine.plan import catalog
+from kaic.settings import Settings
 
 
 def test_defaults_are_fully_qualified_and_pinned():
@@ -24,7 +25,7 @@ def test_overrides_win_over_the_mirror():
     assert resolved["busybox"] == "local/bb:1"
     assert resolved["ubuntu"] == "mirror.example.com/kaic/library/ubuntu:22.04"
     assert resolved["pause"] == "mirror.example.com/kaic/pause:3.10"
-    assert for_run({"images": {"pause": "p:1"}, "image_mirror": None})["pause"] == "p:1"
+    assert for_run(Settings(images={"pause": "p:1"}))["pause"] == "p:1"
 
 
 def test_unknown_key_is_refused():

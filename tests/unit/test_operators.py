@@ -8,6 +8,7 @@ from kaic.areas import operators
 from kaic.areas.operators import KUBERAY, TRAINER
 from kaic.cli.main import _options
 from kaic.localcluster import operator as install
+from kaic.settings import Operator
 
 LABELS = {"kaic.dev/run-id": "r1"}
 IMAGES = {"ray": "registry.example/ray:1"}
@@ -128,8 +129,7 @@ def test_resource_paths():
 def test_flags_reach_the_probes_settings():
     opts = _options(profile="ai-v1.0", mode="non-disruptive", focus=(), skip=(), operator="kuberay",
                     operator_runtime="mine", operator_ready_timeout=60.0, operator_reconcile_timeout=90.0)  # fmt: skip
-    assert operators.Settings.from_options(opts.settings) == operators.Settings("kuberay", "mine", 60.0, 90.0)
-    assert operators.Settings.from_options({}) == operators.Settings()
+    assert opts.settings.operator == Operator("kuberay", "mine", 60.0, 90.0)
 
 
 def test_json_patch_does_what_the_kustomizations_ask():

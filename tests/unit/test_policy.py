@@ -22,6 +22,7 @@ from kaic.areas.policy import (
 from kaic.engine.collector import classify
 from kaic.results.outcomes import Outcome, ProbeError, Unknown
 from kaic.results.report import shorten
+from kaic.settings import Settings
 
 DEDICATED = {"key": "dedicated", "value": "team-a", "effect": "NoSchedule"}
 GPU_TAINT = {"key": "example.com/gpu", "value": "present", "effect": "NoSchedule"}
@@ -293,10 +294,10 @@ def test_container_nodes_leave_dedicated_nodes_out_while_others_remain():
 
     control = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
     cluster = Listing(nodes=[runs("gpu-0", [GPU_TAINT]), runs("team-a", [DEDICATED]), runs("control", [control])])
-    assert container_nodes(cluster, {})[0] == ("gpu-0",)  # the accelerator taint is kaic's to tolerate
+    assert container_nodes(cluster, Settings())[0] == ("gpu-0",)  # the accelerator taint is kaic's to tolerate
     allowed = parse_toleration("dedicated=team-a:NoSchedule")
-    nodes, tolerations = container_nodes(cluster, {"tolerations": [allowed]})
+    nodes, tolerations = container_nodes(cluster, Settings(tolerations=(allowed,)))
     assert nodes == ("gpu-0", "team-a") and allowed in tolerations and GPU_TOLERATION in tolerations
     assert control["key"] not in {t["key"] for t in tolerations}
     only_dedicated = Listing(nodes=[runs("team-a", [DEDICATED])])
-    assert container_nodes(only_dedicated, {})[0] == ("team-a",)  # left to the scheduler, whose refusal names it
+    assert container_nodes(only_dedicated, Settings())[0] == ("team-a",)  # left to the scheduler, whose refusal names it

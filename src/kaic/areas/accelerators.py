@@ -20,6 +20,7 @@ from kaic.areas.policy import untolerated
 from kaic.kube.resourceslices import uncounted
 from kaic.profile import minor_key
 from kaic.results.outcomes import NotApplicable, ProbeError, Unknown
+from kaic.settings import Settings
 
 SCRIPT = (Path(__file__).parent / "device_scripts" / "identity.sh").read_text(encoding="utf-8")
 RESULT_BEGIN, RESULT_END = "KAIC-RESULT-BEGIN", "KAIC-RESULT-END"
@@ -158,16 +159,15 @@ class Selection:
         return [*self.profile.tolerations(), *self.extra_tolerations]
 
 
-def select(facts: Mapping[str, Any], options: Mapping[str, Any], mode: str | None = None) -> Selection:
+def select(facts: Mapping[str, Any], settings: Settings, mode: str | None = None) -> Selection:
     """`detect` with the run's --accelerator-profile, --allocation-mode (or `mode`) and --toleration."""
-    return detect(facts, options.get("accelerator_profile", "auto"), mode or options.get("allocation_mode", "auto"),
-                  tuple(options.get("tolerations") or ()))  # fmt: skip
+    return detect(facts, settings.accelerator_profile, mode or settings.allocation_mode, settings.tolerations)
 
 
-def select_present(facts: Mapping[str, Any], options: Mapping[str, Any]) -> Selection:
+def select_present(facts: Mapping[str, Any], settings: Settings) -> Selection:
     """`select` for hardware-conditional requirements: no accelerator at all means they do not apply."""
     try:
-        return select(facts, options)
+        return select(facts, settings)
     except NoAccelerators as absent:
         raise NotApplicable(str(absent)) from None
 

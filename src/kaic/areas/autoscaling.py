@@ -1,4 +1,4 @@
-"""Cluster autoscaling: the run's knobs, autoscaler detection and the pure checks of the upstream contract.
+"""Cluster autoscaling: autoscaler detection and the pure checks of the upstream contract.
 
 The contract is upstream's TestAcceleratorClusterAutoscaling (kubernetes-sigs/ai-conformance): on an isolated
 pool of N >= 1 nodes with one accelerator each, N baseline pods fill the pool, pod N+1 is Unschedulable, a new
@@ -11,10 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import click
 import yaml
-
-from kaic.cli.params import Duration
 
 CA_STATUS = ("kube-system", "cluster-autoscaler-status")
 PROVISIONING_REQUESTS = "provisioningrequests.autoscaling.x-k8s.io"
@@ -26,8 +23,6 @@ CAPI_CRDS = (
 )
 # CA's deletion mark on a node it is removing.
 TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler"
-DEFAULT_SCALE_UP_TIMEOUT_S = 20 * 60
-DEFAULT_SCALE_DOWN_TIMEOUT_S = 30 * 60
 _QUALIFIED = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
 
@@ -40,50 +35,6 @@ def parse_pool_label(value: str) -> tuple[str, str]:
     if not _QUALIFIED.match(key) or not _VALUE.match(label):
         raise ValueError(f"{value!r} is not a valid label key=value")
     return key, label
-
-
-def _check_label(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value:
-        try:
-            parse_pool_label(value)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from None
-    return value
-
-
-OPTIONS = (
-    click.option(
-        "--autoscaler-node-pool-label",
-        callback=_check_label,
-        help="key=value naming an isolated accelerator node pool the autoscaler may grow by one node "
-        "(certified mode; unset: the scale-up check is unknown).",
-    ),
-    click.option(
-        "--autoscaler-scale-up-timeout",
-        type=Duration(),
-        default=f"{DEFAULT_SCALE_UP_TIMEOUT_S // 60}m",
-        show_default=True,
-        help="How long a pending accelerator pod may wait for the new node.",
-    ),
-    click.option(
-        "--autoscaler-scale-down-timeout",
-        type=Duration(),
-        default=f"{DEFAULT_SCALE_DOWN_TIMEOUT_S // 60}m",
-        show_default=True,
-        help="How long the pool may take to return to its baseline size.",
-    ),
-)
-
-
-def settings(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The probe settings these options give."""
-    return {
-        "autoscaler_node_pool_label": kwargs.get("autoscaler_node_pool_label"),
-        "autoscaler_scale_up_timeout_s": kwargs.get("autoscaler_scale_up_timeout")
-        or DEFAULT_SCALE_UP_TIMEOUT_S,
-        "autoscaler_scale_down_timeout_s": kwargs.get("autoscaler_scale_down_timeout")
-        or DEFAULT_SCALE_DOWN_TIMEOUT_S,
-    }
 
 
 def ca_status(text: str) -> Any:

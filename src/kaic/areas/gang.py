@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from kaic.results.outcomes import Unknown
+from kaic.settings import Gang
 
 SCHEDULERS = ("auto", "native", "kueue", "volcano", "coscheduling")
 NATIVE_GROUP = "scheduling.k8s.io"
@@ -22,27 +23,6 @@ NATIVE_GROUP = "scheduling.k8s.io"
 GANG_LABEL = "kaic.dev/gang"
 JOB_DEADLINE_S = 600
 INSTALL_HINT = "install one and re-run, or point kaic at it with --gang-scheduler/--gang-scheduler-namespace"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The run's gang knobs (--gang-scheduler, --gang-scheduler-namespace, --gang-job-labels, ...)."""
-
-    scheduler: str = "auto"
-    namespace: str = ""  # a pre-made namespace wired to the solution (e.g. holding a Kueue LocalQueue)
-    job_labels: Mapping[str, str] = field(default_factory=dict)
-    scheduler_name: str = ""  # pods' spec.schedulerName; "" = the adapter's usual one
-    window_s: float = 30.0  # how long a gang that cannot fit must stay entirely unbound
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> Settings:
-        return cls(
-            scheduler=options.get("gang_scheduler") or "auto",
-            namespace=options.get("gang_scheduler_namespace") or "",
-            job_labels=dict(options.get("gang_job_labels") or {}),
-            scheduler_name=options.get("gang_scheduler_name") or "",
-            window_s=float(options.get("gang_negative_window_s") or 30.0),
-        )
 
 
 @dataclass(frozen=True)
@@ -247,7 +227,7 @@ class Choice:
     installed: tuple[str, ...]  # every solution detection found
 
 
-def choose(settings: Settings, found: Discovery) -> Choice:
+def choose(settings: Gang, found: Discovery) -> Choice:
     """The adapter to judge: the one asked for, else the one the job labels point at (a Kueue queue), else the
     first installed. Nothing installed is unknown: kaic cannot tell whether the platform could run one."""
     installed = {name: v for name, adapter in ADAPTERS.items() if (v := adapter.detect(found))}
@@ -288,7 +268,7 @@ def job(name: str, size: int, labels: Mapping[str, str], pod_spec: dict[str, Any
 
 
 def gang(choice: Choice, name: str, size: int, labels: Mapping[str, str], pod_spec: dict[str, Any],
-         settings: Settings, queue: str = "") -> list[Obj]:  # fmt: skip
+         settings: Gang, queue: str = "") -> list[Obj]:  # fmt: skip
     """The objects of one gang in creation order: its group object (if the solution reads one), then the Job."""
     adapter = choice.adapter
     group = adapter.group(name, size, labels, choice.version)

@@ -16,7 +16,6 @@ from typing import Any
 KNOWN_DRIVERS = ("dra.net",)
 # Attribute names (without domain) that only a network device publishes.
 NETWORK_ATTRIBUTES = frozenset({"rdma", "ifName", "interfaceName", "macAddress", "ipv4"})
-DEFAULT_ATTRIBUTE = "rdma"
 MULTUS_GROUP = "k8s.cni.cncf.io"
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 # A selector no device of any driver satisfies: the negative case's claim must stay unallocated.

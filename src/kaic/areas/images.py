@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from kaic.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,6 @@ def resolve(overrides: Mapping[str, str] | None = None, mirror: str | None = Non
     return resolved
 
 
-def for_run(options: Mapping[str, Any]) -> dict[str, str]:
-    """The image map from a run's options (`images`, `image_mirror`, as `kaic run` records them)."""
-    return resolve(options.get("images") or {}, options.get("image_mirror"))
+def for_run(settings: Settings) -> dict[str, str]:
+    """The image map of a run (its --image overrides and --image-mirror)."""
+    return resolve(settings.images, settings.image_mirror)

@@ -244,22 +244,3 @@ def ready_endpoints(slices: Iterable[Mapping[str, Any]]) -> list[str]:
             if (endpoint.get("conditions") or {}).get("ready") is not False:
                 found += endpoint.get("addresses") or []
     return sorted(set(found))
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The run's operator knobs (--operator, --operator-runtime, --operator-*-timeout; upstream's -operator-*)."""
-
-    operator: str = AUTO
-    runtime: str = ""  # "" = the profile's default runtime
-    ready_timeout_s: float = 300.0
-    reconcile_timeout_s: float = 180.0
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> Settings:
-        return cls(
-            operator=options.get("operator") or AUTO,
-            runtime=options.get("operator_runtime") or "",
-            ready_timeout_s=float(options.get("operator_ready_timeout_s") or 300.0),
-            reconcile_timeout_s=float(options.get("operator_reconcile_timeout_s") or 180.0),
-        )

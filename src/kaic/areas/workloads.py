@@ -26,6 +26,7 @@ from kaic.kube.resourceslices import current_slices
 from kaic.probe import Rule
 from kaic.results.outcomes import ProbeOutcome, Unknown
 from kaic.results.report import Recorder
+from kaic.settings import Settings
 
 DRA = "/apis/resource.k8s.io/v1"
 POD_DEADLINE_S = 600
@@ -289,14 +290,14 @@ def runs_containers(cluster: Cluster, node: str) -> bool:
     return bool(node_summary(cluster.get(f"/api/v1/nodes/{node}"))["runsContainers"])
 
 
-def container_nodes(cluster: Cluster, options: Mapping[str, Any]) -> tuple[tuple[str, ...], list[dict[str, str]]]:
+def container_nodes(cluster: Cluster, settings: Settings) -> tuple[tuple[str, ...], list[dict[str, str]]]:
     """Ready, schedulable nodes that run containers, and what kaic's pods there tolerate: every accelerator
     profile's taints and the run's own (--toleration), never a taint it merely found (a dedicated node is the
     administrator's to open). Nodes tainted otherwise are left out while others remain; when only they remain
     they are returned, so the scheduler's refusal names them and their taints (`kaic.areas.policy.Guard`)."""
     from kaic.kube.facts import node_summary
 
-    tolerations = [*(t for p in PROFILES.values() for t in p.tolerations()), *(options.get("tolerations") or [])]
+    tolerations = [*(t for p in PROFILES.values() for t in p.tolerations()), *settings.tolerations]
     nodes = [node_summary(n) for n in cluster.list("/api/v1/nodes")]
     usable = [n for n in nodes if n["ready"] and not n["unschedulable"] and n["runsContainers"]]
     open_to_kaic = [n for n in usable if not untolerated(n["taints"], tolerations)]

@@ -12,7 +12,6 @@ from typing import Any
 import click
 
 from kaic import __version__
-from kaic.areas import autoscaling
 from kaic.areas.accelerators import ALLOCATION_MODES
 from kaic.areas.accelerators import PROFILES as ACCELERATOR_PROFILES
 from kaic.areas.gang import SCHEDULERS
@@ -28,12 +27,24 @@ from kaic.cli.errors import (
     remember_output_dir,
 )
 from kaic.cli.images import images
-from kaic.cli.params import Duration, key_value_pairs, split_commas
+from kaic.cli.params import Duration, duration_text, key_value_pairs, split_commas
 from kaic.cli.profiles import profiles
 from kaic.cli.signing import keys, sign, verify
 from kaic.cli.submission import submission
 from kaic.probe import MODES
 from kaic.results.outcomes import ExitCode
+from kaic.settings import (
+    CLEANUP_TIMEOUT_S,
+    PARALLEL,
+    REQUEST_TIMEOUT_S,
+    Autoscaler,
+    Disaggregated,
+    Gang,
+    Metrics,
+    Network,
+    Operator,
+    Settings,
+)
 
 
 def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -45,7 +56,7 @@ def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--request-timeout",
                 type=Duration(),
-                default="30s",
+                default=duration_text(REQUEST_TIMEOUT_S),
                 show_default=True,
                 help="Timeout of one API request.",
             ),
@@ -156,7 +167,26 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 callback=split_commas,
                 help="Leave out these requirement ids (repeatable, comma-separated).",
             ),
-            *autoscaling.OPTIONS,
+            click.option(
+                "--autoscaler-node-pool-label",
+                callback=_checked_pool_label,
+                help="key=value naming an isolated accelerator node pool the autoscaler may grow by one node "
+                "(certified mode; unset: the scale-up check is unknown).",
+            ),
+            click.option(
+                "--autoscaler-scale-up-timeout",
+                type=Duration(),
+                default=duration_text(Autoscaler.scale_up_timeout_s),
+                show_default=True,
+                help="How long a pending accelerator pod may wait for the new node.",
+            ),
+            click.option(
+                "--autoscaler-scale-down-timeout",
+                type=Duration(),
+                default=duration_text(Autoscaler.scale_down_timeout_s),
+                show_default=True,
+                help="How long the pool may take to return to its baseline size.",
+            ),
         ]
     ):
         fn = option(fn)
@@ -175,7 +205,8 @@ def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                          callback=lambda ctx, param, v: key_value_pairs(ctx, param, split_commas(ctx, param, v)),
                          help="Labels for the gang Jobs, KEY=VALUE (e.g. kueue.x-k8s.io/queue-name=team-q)."),
             click.option("--gang-scheduler-name", help="spec.schedulerName of gang pods [default: the solution's]."),
-            click.option("--gang-negative-window", type=Duration(), default="30s", show_default=True,
+            click.option("--gang-negative-window", type=Duration(), default=duration_text(Gang.window_s),
+                         show_default=True,
                          help="How long a gang that cannot fit must stay wholly unbound."),
         ]
     ):  # fmt: skip
@@ -192,9 +223,11 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                          envvar="KAIC_OPERATOR", help="AI operator to judge, or the first supported one installed."),
             click.option("--operator-runtime", help="Runtime the valid object uses [default: the operator's, "
                          "e.g. torch-distributed]."),
-            click.option("--operator-ready-timeout", type=Duration(), default="5m", show_default=True,
+            click.option("--operator-ready-timeout", type=Duration(), default=duration_text(Operator.ready_timeout_s),
+                         show_default=True,
                          help="How long the operator's pods may take to be Ready."),
-            click.option("--operator-reconcile-timeout", type=Duration(), default="3m", show_default=True,
+            click.option("--operator-reconcile-timeout", type=Duration(), default=duration_text(Operator.reconcile_timeout_s),
+                         show_default=True,
                          help="How long the controller may take to reconcile a valid object to success."),
             click.option("--sandbox-runtime-class", envvar="KAIC_SANDBOX_RUNTIME_CLASS",
                          help="RuntimeClass whose pods workload_sandboxing judges [default: the first whose name or "
@@ -205,6 +238,16 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     ):  # fmt: skip
         fn = option(fn)
     return fn
+
+
+def _checked_pool_label(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from kaic.areas.autoscaling import parse_pool_label
+
+    try:
+        parse_pool_label(value) if value else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def _checked_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -247,7 +290,7 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                          help="Checkout of gateway-api-inference-extension whose conformance suite to run (needs go)."),
             click.option("--network-device-class", help="DeviceClass of the DRA network driver's claims [default: "
                          "the first whose selector names the driver]."),
-            click.option("--network-attribute", default="rdma", show_default=True,
+            click.option("--network-attribute", default=Network.attribute, show_default=True,
                          help="Boolean device attribute the network claim selects on (e.g. dra.net/rdma)."),
             click.option("--network-attachment", callback=_checked_attachment,
                          help="NAMESPACE/NAME of the NetworkAttachmentDefinition to attach [default: the first]."),
@@ -262,18 +305,6 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     ):  # fmt: skip
         fn = option(fn)
     return fn
-
-
-def network_settings(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The probe settings network_options give."""
-    gaie = kwargs.get("gaie_conformance_dir")
-    return {
-        **{key: kwargs.get(key) for key in ("network_device_class", "network_attachment",
-                                            "disaggregated_namespace", "disaggregated_endpoint", "disaggregated_model")},
-        "gaie_conformance_dir": str(gaie.resolve()) if gaie else None,
-        "network_attribute": kwargs.get("network_attribute") or "rdma",
-        "disaggregated_roles": kwargs.get("disaggregated_roles") or {},
-    }  # fmt: skip
 
 
 @click.group("kaic", cls=KaicGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -313,44 +344,69 @@ def _options(**kwargs: Any) -> Any:
     except ImageError as exc:
         raise InputError(str(exc)) from None
 
+    get = kwargs.get  # a command without a flag group gets that group's defaults
+    gaie = get("gaie_conformance_dir")
     return RunOptions(
         profile=kwargs["profile"],
         mode=kwargs["mode"],
         focus=kwargs["focus"],
         skip=kwargs["skip"],
-        kubernetes_version=kwargs.get("kubernetes_version"),
-        output_dir=kwargs.get("output_dir"),
-        kubeconfig=kwargs.get("kubeconfig"),
-        context=kwargs.get("context"),
-        request_timeout=kwargs.get("request_timeout") or 30.0,
-        probe_timeout_s=kwargs.get("probe_timeout"),
-        run_timeout_s=kwargs.get("timeout"),
-        cleanup_timeout_s=kwargs.get("cleanup_timeout") or 120.0,
-        parallel=kwargs.get("parallel") or 4,
-        probe_dirs=tuple(kwargs.get("probe_dirs") or ()),
-        settings={
-            "accelerator_profile": kwargs.get("accelerator_profile") or "auto",
-            "allocation_mode": kwargs.get("allocation_mode") or "auto",
-            "tolerations": kwargs.get("toleration") or [],
-            "images": kwargs.get("images") or {},
-            "image_mirror": kwargs.get("image_mirror"),
-            "metrics_endpoint": kwargs.get("metrics_endpoint"),
-            "metrics_query_url": kwargs.get("metrics_query_url"),
-            "prometheus_service": kwargs.get("prometheus_service"),
-            "metrics_utilization_metric": kwargs.get("metrics_utilization_metric"),
-            "metrics_memory_metric": kwargs.get("metrics_memory_metric"),
-            **{k: kwargs.get(k) for k in ("gang_scheduler", "gang_scheduler_namespace", "gang_job_labels",
-                                          "gang_scheduler_name")},
-            "gang_negative_window_s": kwargs.get("gang_negative_window"),
-            **autoscaling.settings(kwargs),
-            "operator": kwargs.get("operator") or "auto",
-            "operator_runtime": kwargs.get("operator_runtime"),
-            "operator_ready_timeout_s": kwargs.get("operator_ready_timeout"),
-            "operator_reconcile_timeout_s": kwargs.get("operator_reconcile_timeout"),
-            "sandbox_runtime_class": kwargs.get("sandbox_runtime_class"),
-            **network_settings(kwargs),
-            "gateway_class": kwargs.get("gateway_class"),
-        },
+        kubernetes_version=get("kubernetes_version"),
+        output_dir=get("output_dir"),
+        kubeconfig=get("kubeconfig"),
+        context=get("context"),
+        request_timeout=get("request_timeout") or REQUEST_TIMEOUT_S,
+        probe_timeout_s=get("probe_timeout"),
+        run_timeout_s=get("timeout"),
+        parallel=get("parallel") or PARALLEL,
+        probe_dirs=tuple(get("probe_dirs") or ()),
+        settings=Settings(
+            accelerator_profile=get("accelerator_profile") or Settings.accelerator_profile,
+            allocation_mode=get("allocation_mode") or Settings.allocation_mode,
+            tolerations=tuple(get("toleration") or ()),
+            images=get("images") or {},
+            image_mirror=get("image_mirror"),
+            sandbox_runtime_class=get("sandbox_runtime_class"),
+            gateway_class=get("gateway_class"),
+            cleanup_timeout_s=get("cleanup_timeout") or CLEANUP_TIMEOUT_S,
+            gang=Gang(
+                scheduler=get("gang_scheduler") or Gang.scheduler,
+                namespace=get("gang_scheduler_namespace") or "",
+                job_labels=get("gang_job_labels") or {},
+                scheduler_name=get("gang_scheduler_name") or "",
+                window_s=get("gang_negative_window") or Gang.window_s,
+            ),
+            operator=Operator(
+                operator=get("operator") or Operator.operator,
+                runtime=get("operator_runtime") or "",
+                ready_timeout_s=get("operator_ready_timeout") or Operator.ready_timeout_s,
+                reconcile_timeout_s=get("operator_reconcile_timeout") or Operator.reconcile_timeout_s,
+            ),
+            autoscaler=Autoscaler(
+                node_pool_label=get("autoscaler_node_pool_label"),
+                scale_up_timeout_s=get("autoscaler_scale_up_timeout") or Autoscaler.scale_up_timeout_s,
+                scale_down_timeout_s=get("autoscaler_scale_down_timeout") or Autoscaler.scale_down_timeout_s,
+            ),
+            metrics=Metrics(
+                endpoint=get("metrics_endpoint"),
+                query_url=get("metrics_query_url"),
+                prometheus_service=get("prometheus_service"),
+                utilization_metric=get("metrics_utilization_metric"),
+                memory_metric=get("metrics_memory_metric"),
+            ),
+            network=Network(
+                gaie_conformance_dir=str(gaie.resolve()) if gaie else None,
+                device_class=get("network_device_class"),
+                attribute=get("network_attribute") or Network.attribute,
+                attachment=get("network_attachment"),
+            ),
+            disaggregated=Disaggregated(
+                namespace=get("disaggregated_namespace") or "",
+                roles=get("disaggregated_roles") or {},
+                endpoint=get("disaggregated_endpoint") or "",
+                model=get("disaggregated_model") or "",
+            ),
+        ),
     )
 
 
@@ -379,12 +435,16 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 @click.option("--probe-timeout", type=Duration(), help="Cap on each probe's own timeout.")
 @click.option("--timeout", type=Duration(), help="Timeout of the whole run (then: incomplete, exit 3).")
 @click.option(
-    "--cleanup-timeout", type=Duration(), default="120s", show_default=True, help="Cleanup wait bound."
+    "--cleanup-timeout",
+    type=Duration(),
+    default=duration_text(CLEANUP_TIMEOUT_S),
+    show_default=True,
+    help="Cleanup wait bound.",
 )
 @click.option(
     "--parallel",
     type=click.IntRange(1, 32),
-    default=4,
+    default=PARALLEL,
     show_default=True,
     help="Most probes at once (probes consuming the same devices, pool or quota never overlap).",
 )
@@ -469,9 +529,9 @@ def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:
 
     data = plan.to_dict()
     data["checklistReason"] = why
-    refs = resolve(opts.settings["images"], opts.settings["image_mirror"])
+    refs = resolve(opts.settings.images, opts.settings.image_mirror)
     data["images"] = [refs[key] for key in data["images"]]  # what a mirror must hold, after overrides
-    data["tolerations"] = opts.settings["tolerations"]  # added to every probe pod (--toleration)
+    data["tolerations"] = list(opts.settings.tolerations)  # added to every probe pod (--toleration)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -534,7 +594,10 @@ def results(directory: Path, output: str) -> None:
 @cluster_options
 @click.option("--run-id", help="Remove what this run left.")
 @click.option("--all", "everything", is_flag=True, help="Remove what every kaic run left.")
-@click.option("--cleanup-timeout", type=Duration(), default="120s", show_default=True)
+@click.option(
+    "--cleanup-timeout", type=Duration(), default=duration_text(CLEANUP_TIMEOUT_S), show_default=True,
+    help="Cleanup wait bound.",
+)
 def cleanup(**kwargs: Any) -> None:
     """Delete objects kaic created and labelled (after a killed run). Touches nothing else."""
     if bool(kwargs["run_id"]) == bool(kwargs["everything"]):

@@ -30,6 +30,11 @@ class Duration(click.ParamType):
         return seconds
 
 
+def duration_text(seconds: float) -> str:
+    """A default duration as --help shows it: whole minutes as 5m, else seconds as 90s."""
+    return f"{seconds / 60:g}m" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g}s"
+
+
 def key_value_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
     """KEY=VALUE, repeatable."""
     pairs = {}

@@ -26,6 +26,7 @@ from kaic.kube.labels import run_labels
 from kaic.probe import ProbeSpec
 from kaic.results.outcomes import ProbeOutcome
 from kaic.results.report import Recorder
+from kaic.settings import Settings
 
 _RECORDER = pytest.StashKey[Recorder]()
 _PHASES = pytest.StashKey[list[Phase]]()
@@ -41,7 +42,7 @@ class RunContext:
     kubeconfig: str | None
     context: str | None
     request_timeout: float
-    options: dict[str, Any]
+    settings: Settings  # the run's knobs (--gang-negative-window, --toleration, ...)
     probes: dict[str, dict[str, Any]]  # planned probe -> timeout and lane
 
     @property
@@ -119,7 +120,7 @@ def run(pytestconfig: pytest.Config) -> RunContext:
     if not path:
         raise pytest.UsageError("probes run through `kaic run`; --kaic-run is missing")
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return RunContext(**{**data, "out_dir": Path(data["out_dir"])})
+    return RunContext(**{**data, "out_dir": Path(data["out_dir"]), "settings": Settings.from_json(data["settings"])})
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +152,7 @@ def namespace(request: pytest.FixtureRequest, run: RunContext, cluster: kube.Clu
     try:
         yield name
     finally:
-        delete_namespace(cluster, name, timeout_s=float(run.options.get("cleanup_timeout_s", 120)))
+        delete_namespace(cluster, name, timeout_s=run.settings.cleanup_timeout_s)
 
 
 def delete_namespace(cluster: kube.Cluster, name: str, timeout_s: float) -> None:

@@ -33,6 +33,7 @@ from kaic.profile import Profile, ProfileError, choose_version, load_profile
 from kaic.results import report as results
 from kaic.results.outcomes import VERDICT_EXIT, ExitCode, Outcome, Verdict
 from kaic.results.report import ProbeResult, Report, RequirementResult
+from kaic.settings import PARALLEL, REQUEST_TIMEOUT_S, Settings
 
 RUN_SETTINGS_FILE = "run-settings.json"
 FACTS_FILE = "facts.json"
@@ -65,13 +66,12 @@ class RunOptions:
     output_dir: Path | None = None
     kubeconfig: str | None = None
     context: str | None = None
-    request_timeout: float = 30.0
+    request_timeout: float = REQUEST_TIMEOUT_S
     probe_timeout_s: float | None = None
     run_timeout_s: float | None = None
-    cleanup_timeout_s: float = 120.0
     probe_dirs: tuple[Path, ...] = ()  # in-house probe modules a profile file may list
-    parallel: int = 4  # most probes at once; probes that consume the same thing never overlap
-    settings: dict[str, Any] = field(default_factory=dict)  # probe knobs (accelerator profile, …)
+    parallel: int = PARALLEL
+    settings: Settings = field(default_factory=Settings)  # what probes read (cleanup_timeout_s too)
 
 
 def now() -> str:
@@ -320,7 +320,7 @@ class Run:
                 "kubeconfig": self.opts.kubeconfig or kube.default_kubeconfig(),
                 "context": self.opts.context,
                 "request_timeout": self.opts.request_timeout,
-                "options": {**self.opts.settings, "cleanup_timeout_s": self.opts.cleanup_timeout_s},
+                "settings": self.opts.settings.to_json(),
                 "probes": {
                     p.name: {"timeout": self._timeout(p), "lane": lanes[p.name]} for p in plan.probes
                 },
@@ -368,7 +368,7 @@ class Run:
         report = self.report
         if cluster is not None and self.probes_started:  # before the probes kaic has created nothing
             try:
-                deleted = cleanup.sweep(cluster, self.id, self.opts.cleanup_timeout_s, self.cleanup_kinds)
+                deleted = cleanup.sweep(cluster, self.id, self.opts.settings.cleanup_timeout_s, self.cleanup_kinds)
                 report.run["cleanup"] = {"deleted": deleted, "error": ""}
             except Exception as exc:  # noqa: BLE001 - a failed sweep is reported, and `kaic cleanup` finishes it
                 report.run["cleanup"] = {"deleted": [], "error": kube.describe_error(exc)}

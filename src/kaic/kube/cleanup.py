@@ -10,6 +10,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kaic.kube.client import Cluster
 from kaic.kube.labels import selector
+from kaic.settings import CLEANUP_TIMEOUT_S
 
 # Cluster-scoped kinds a probe may create ("group/resource", as probes declare in `creates`) and their paths.
 CLUSTER_SCOPED = {
@@ -27,7 +28,7 @@ CLUSTER_SCOPED = {
 
 
 def sweep(
-    cluster: Cluster, run_id: str | None, wait_s: float = 120.0, kinds: frozenset[str] | None = None
+    cluster: Cluster, run_id: str | None, wait_s: float = CLEANUP_TIMEOUT_S, kinds: frozenset[str] | None = None
 ) -> list[str]:
     """Delete every labelled object; wait (bounded) for namespaces to go. Returns what was deleted.
 

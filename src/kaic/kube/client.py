@@ -25,6 +25,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from kaic.settings import REQUEST_TIMEOUT_S
+
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
@@ -193,7 +195,7 @@ class Cluster:
         return self.api.configuration.host
 
 
-def connect(kubeconfig: str | None = None, context: str | None = None, request_timeout: float = 30.0) -> Cluster:
+def connect(kubeconfig: str | None = None, context: str | None = None, request_timeout: float = REQUEST_TIMEOUT_S) -> Cluster:
     """A client from the kubeconfig (flag, $KUBECONFIG, ~/.kube/config) or, in a pod, the service account.
 
     Only files are read here, nothing is sent: every problem is a KubeconfigError before a run starts.
