@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from kaic.cli.main import Duration, main
+from kaic.results.run_dir import E2E_LOG_FILE, JUNIT_FILE, REPORT_FILE, RESULTS_FILE, SUMMARY_FILE
 
 
 @pytest.fixture
@@ -102,12 +103,12 @@ UNREACHABLE_KUBECONFIG = (
 
 def test_run_refuses_a_non_empty_output_dir(runner, tmp_path):
     (tmp_path / "old").mkdir()
-    (tmp_path / "old" / "report.json").write_text("{}")
+    (tmp_path / "old" / REPORT_FILE).write_text("{}")
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
     result = runner.invoke(main, ["run", "--kubeconfig", str(kubeconfig), "--output-dir", str(tmp_path / "old")])
     assert result.exit_code == 2 and "not empty" in result.output
-    assert (tmp_path / "old" / "report.json").read_text() == "{}"
+    assert (tmp_path / "old" / REPORT_FILE).read_text() == "{}"
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("300", 300), ("90s", 90), ("5m", 300), ("1h", 3600), ("250ms", 0.25)])
@@ -148,7 +149,7 @@ def test_run_against_an_unreachable_api_is_incomplete_with_a_valid_report(tmp_pa
     )  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.startswith(f"kaic: connecting to https://127.0.0.1:9 (context c, {kubeconfig})\n")
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / REPORT_FILE).read_text())
     assert report["run"]["complete"] is False
     assert report["run"]["incompleteReason"] == (
         "preflight: API server https://127.0.0.1:9 unreachable: connection refused "
@@ -157,7 +158,7 @@ def test_run_against_an_unreachable_api_is_incomplete_with_a_valid_report(tmp_pa
     assert "Error" not in proc.stderr  # no urllib3 class names (MaxRetryError, NewConnectionError)
     assert report["verdict"]["exitCode"] == 3
     assert "cleanup" not in report["run"] and report["verdict"]["warnings"] == []  # nothing was created
-    assert {p.name for p in out.iterdir()} >= {"report.json", "junit.xml", "results.json", "e2e.log", "summary.md"}
+    assert {p.name for p in out.iterdir()} >= {REPORT_FILE, JUNIT_FILE, RESULTS_FILE, E2E_LOG_FILE, SUMMARY_FILE}
     everything = proc.stdout + proc.stderr + "".join(p.read_text() for p in out.iterdir())
     assert "secret-token-value" not in everything
 
@@ -282,7 +283,7 @@ def test_a_run_whose_results_cannot_be_signed_says_so_and_is_not_an_internal_err
     assert result.exit_code == 3, result.output
     assert "kaic: error: --sign-key: the results could not be signed: " in result.stderr
     assert "Read-only file system" in result.stderr and "internal error" not in result.stderr
-    assert (tmp_path / "out" / "report.json").is_file()
+    assert (tmp_path / "out" / REPORT_FILE).is_file()
 
 
 def test_tolerations_reach_the_probe_settings_and_the_plan_from_flags_and_config(runner, tmp_path):

@@ -26,6 +26,7 @@ from kaic.kube.labels import run_labels
 from kaic.probe import ProbeSpec
 from kaic.results.outcomes import ProbeOutcome
 from kaic.results.report import Recorder
+from kaic.results.run_dir import FACTS_FILE
 
 _RECORDER = pytest.StashKey[Recorder]()
 _PHASES = pytest.StashKey[list[Phase]]()
@@ -130,7 +131,7 @@ def cluster(run: RunContext) -> kube.Cluster:
 @pytest.fixture(scope="session")
 def facts(run: RunContext) -> dict[str, Any]:
     """The facts the engine discovered before any probe ran (one discovery per run)."""
-    return json.loads((run.out_dir / "facts.json").read_text(encoding="utf-8"))
+    return json.loads((run.out_dir / FACTS_FILE).read_text(encoding="utf-8"))
 
 
 @pytest.fixture

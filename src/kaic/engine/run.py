@@ -33,10 +33,8 @@ from kaic.profile import Profile, ProfileError, choose_version, load_profile
 from kaic.results import report as results
 from kaic.results.outcomes import VERDICT_EXIT, ExitCode, Outcome, Verdict
 from kaic.results.report import ProbeResult, Report, RequirementResult
+from kaic.results.run_dir import FACTS_FILE, PYTEST_LOG_FILE, REPORT_FILE, RUN_SETTINGS_FILE
 
-RUN_SETTINGS_FILE = "run-settings.json"
-FACTS_FILE = "facts.json"
-PYTEST_LOG = "pytest.log"
 QUICK_UNDECIDED = "quick mode runs discovery only; run non-disruptive or certified for a verdict"
 
 
@@ -99,7 +97,7 @@ def prepare_output_dir(path: Path) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         made = _new_or_empty(path)
         try:
-            os.close(os.open(path / results.REPORT_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.close(os.open(path / REPORT_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         except FileExistsError:
             raise RunError(f"--output-dir {path}: taken by another run; choose a new folder") from None
     except OSError as exc:
@@ -124,7 +122,7 @@ def _new_or_empty(path: Path) -> bool:
 def release_output_dir(path: Path, made: bool) -> None:
     """Undo prepare_output_dir: a run refused after claiming its folder leaves nothing behind."""
     with contextlib.suppress(OSError):
-        (path / results.REPORT_FILE).unlink()
+        (path / REPORT_FILE).unlink()
         if made:
             path.rmdir()
 
@@ -332,16 +330,17 @@ class Run:
         args = pytest_args(probe_dirs(self.opts.probe_dirs), "--kaic-run", str(settings), *concurrency)
         self.reporter.start(len(plan.probes))
         self.probes_started = True
-        with (self.out_dir / PYTEST_LOG).open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        log_path = self.out_dir / PYTEST_LOG_FILE
+        with log_path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
             code = pytest.main(args, plugins=[collector])
         interrupted = code == pytest.ExitCode.INTERRUPTED
         for spec in collector.missing():
-            why = "interrupted before it finished" if interrupted else f"produced no result (see {PYTEST_LOG})"
+            why = "interrupted before it finished" if interrupted else f"produced no result (see {log_path.name})"
             self._record(_unfinished(spec, why))
         if interrupted:
             raise KeyboardInterrupt
         if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
-            return False, f"pytest ended with {code.name} (see {PYTEST_LOG})"
+            return False, f"pytest ended with {code.name} (see {log_path.name})"
         return True, ""
 
     def _timeout(self, spec: ProbeSpec) -> float:

@@ -15,12 +15,12 @@ from typing import Any
 
 from kaic.results.atomic import atomic_write_text
 from kaic.results.outcomes import REASON_REQUIRED, Outcome, Verdict, aggregate, verdict
+from kaic.results.run_dir import REPORT_FILE
 
 REPORT_SCHEMA_VERSION = "kaic.dev/report/v1"
 # report.json spells every key in camelCase, like Kubernetes objects; these fields differ from their Python names.
 _JSON_NAMES = {"upstream_test": "upstreamTest", "started_at": "startedAt", "duration_s": "durationSeconds"}
 _PY_NAMES = {v: k for k, v in _JSON_NAMES.items()}
-REPORT_FILE = "report.json"
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json"
 
 
