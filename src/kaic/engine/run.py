@@ -154,11 +154,10 @@ def pytest_args(directories: list[Path], *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def plan_for(profile: Profile, opts: RunOptions, detected: str | None) -> tuple[Plan, str]:
-    """Choose the checklist version and plan (ProfileError/PlanError are usage errors)."""
-    chosen, why = choose_version(profile, detected, opts.kubernetes_version)
+def plan_for(profile: Profile, opts: RunOptions, version: str) -> Plan:
+    """The plan for one checklist version (PlanError is a usage error)."""
     probes = catalog(probe_dirs(opts.probe_dirs))
-    return build_plan(profile, chosen, opts.mode, opts.focus, opts.skip, probes), why
+    return build_plan(profile, version, opts.mode, opts.focus, opts.skip, probes)
 
 
 def skeleton(plan: Plan, run_id: str, opts: RunOptions, detected: str | None, why: str) -> Report:
@@ -233,8 +232,8 @@ class Run:
         self.opts = opts
         self.reporter = reporter
         self.id = new_run_id()
-        self.profile = load_profile(opts.profile)
-        plan_for(self.profile, opts, opts.kubernetes_version)  # bad flags fail before anything is written
+        # Bad flags fail before anything is written; the plan holds unless the server picks another checklist.
+        self.plan, self.checklist_reason = plan_only(opts)
         self.cluster = kube.connect(opts.kubeconfig, opts.context, opts.request_timeout)  # reads files only
         self.out_dir = opts.output_dir or default_output_dir(self.id)
         self.made_out_dir = prepare_output_dir(self.out_dir)
@@ -280,7 +279,9 @@ class Run:
             detected = f"{v.get('major', '')}.{v.get('minor', '')}"
         except Exception as exc:  # noqa: BLE001 - an unreachable API is a preflight failure, reported below
             version_error = kube.describe_error(exc)
-        plan, why = plan_for(self.profile, opts, detected)
+        profile = self.plan.profile
+        chosen, why = choose_version(profile, detected, opts.kubernetes_version)
+        plan = self.plan if chosen == self.plan.version else plan_for(profile, opts, chosen)
         self.cleanup_kinds = plan.cleanup_kinds()
         self.report = skeleton(plan, self.id, opts, detected, why)
         self.report.cluster = {"context": cluster.context, "server": cluster.server()}
@@ -362,8 +363,7 @@ class Run:
     def _finish(self, cluster: kube.Cluster | None, complete: bool, why_incomplete: str) -> None:
         """Clean up, judge and write every artifact, whatever happened before."""
         if self.report is None:  # the API never answered: record the plan for the requested/newest version
-            plan, why = plan_for(self.profile, self.opts, None)
-            self.report = skeleton(plan, self.id, self.opts, None, why)
+            self.report = skeleton(self.plan, self.id, self.opts, None, self.checklist_reason)
         report = self.report
         if cluster is not None and self.probes_started:  # before the probes kaic has created nothing
             try:
@@ -436,5 +436,8 @@ def _unfinished(spec: ProbeSpec, why: str) -> ProbeResult:
 
 
 def plan_only(opts: RunOptions) -> tuple[Plan, str]:
-    """`kaic plan` / `run --dry-run`: no cluster; the checklist is --kubernetes-version or the newest."""
-    return plan_for(load_profile(opts.profile), opts, None)
+    """The plan before any cluster is asked (`kaic plan`, `run --dry-run`, the start of a run): the checklist
+    is --kubernetes-version or the newest."""
+    profile = load_profile(opts.profile)
+    version, why = choose_version(profile, None, opts.kubernetes_version)
+    return plan_for(profile, opts, version), why
