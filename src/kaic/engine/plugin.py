@@ -9,7 +9,6 @@ the engine, so xdist workers get them too and the plugin holds no state of its o
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -110,7 +109,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         started, t0 = item.stash[_STARTED]
         recorder = item.stash.get(_RECORDER, Recorder())
         result = assemble(spec, item.stash[_PHASES], recorder, started, time.monotonic() - t0)
-        report.user_properties.append((RESULT_PROPERTY, json.dumps(dataclasses.asdict(result))))
+        report.user_properties.append((RESULT_PROPERTY, json.dumps(result.to_json())))
     return report
 
 
