@@ -22,6 +22,15 @@ from junitparser import JUnitXml
 
 from kaic.kube import client as kube
 from kaic.kube.labels import RUN_ID_LABEL
+from kaic.results.run_dir import (
+    BUNDLE_FILE,
+    ENVELOPE_FILE,
+    JUNIT_FILE,
+    KAIC_JUNIT_FILE,
+    REPORT_FILE,
+    RESULTS_FILE,
+    SIGNATURE_FILE,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -38,7 +47,7 @@ def kaic(*args: str, kubeconfig: Path | str, timeout: float = 300) -> subprocess
 
 
 def report_of(out: Path) -> dict:
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / REPORT_FILE).read_text())
     jsonschema.validate(report, SCHEMA)
     return report
 
@@ -76,9 +85,9 @@ def test_quick_mode_discovers_the_simulated_gpu_pools(local_cluster, admin, tmp_
     for req in report["requirements"]:
         assert [p["outcome"] for p in req["probes"]] == ["passed"], req["id"]
         assert req["outcome"] == "unknown"  # discovery alone decides nothing
-    suites = JUnitXml.fromfile(str(out / "junit.xml"))
+    suites = JUnitXml.fromfile(str(out / JUNIT_FILE))
     assert sum(s.tests for s in suites) == 1 + len(report["requirements"])  # TestKaicDiscovery + subtests
-    events = [json.loads(line) for line in (out / "results.json").read_text().splitlines()]
+    events = [json.loads(line) for line in (out / RESULTS_FILE).read_text().splitlines()]
     assert events[-1]["Action"] == "pass" and "Test" not in events[-1]
     assert labelled_leftovers(admin) == []
 
@@ -92,7 +101,7 @@ def test_signed_at_run_time_and_verified(local_cluster, tmp_path):
         proc = kaic("run", "--mode", "quick", "-d", str(out), "--sign-key", str(tmp_path / "kaic.key"),
                     kubeconfig=local_cluster.kubeconfig)  # fmt: skip
         assert proc.returncode == 0, proc.stderr
-        assert {"report.intoto.json", "report.sigstore.json", "report.json.sig"} <= {p.name for p in out.iterdir()}
+        assert {ENVELOPE_FILE, BUNDLE_FILE, SIGNATURE_FILE} <= {p.name for p in out.iterdir()}
         verified = kaic("verify", str(out), "--key", str(tmp_path / "kaic.pub"), kubeconfig=local_cluster.kubeconfig)
         assert verified.returncode == 0, verified.stdout + verified.stderr
     finally:
@@ -126,7 +135,7 @@ def test_focused_runs_are_partial_and_the_gate_refuses_a_must_the_new_one_left_o
         assert proc.returncode == 4, proc.stderr
         report = report_of(out)
         assert report["verdict"]["result"] == "partial" and "gang_scheduling" in report["verdict"]["mustsNotRun"]
-        (suite,) = JUnitXml.fromfile(str(out / "kaic-junit.xml"))
+        (suite,) = JUnitXml.fromfile(str(out / KAIC_JUNIT_FILE))
         excluded = {c.name for c in suite if c.classname == "kaic.run"}
         assert "excluded: gang_scheduling" in excluded and suite.skipped >= len(excluded)
     gate = kaic("diff", str(old), str(new), "-o", "json", kubeconfig=local_cluster.kubeconfig)
@@ -183,7 +192,7 @@ def test_preflight_with_a_restricted_identity(local_cluster, admin, tmp_path):
     assert report["run"]["preflight"]["missing"] == ["list core/nodes"]
     assert "missing permissions: list core/nodes" in report["run"]["incompleteReason"]
     assert report["requirements"] and all(not r["probes"] for r in report["requirements"])
-    (suite,) = JUnitXml.fromfile(str(out / "kaic-junit.xml"))  # never all zeros for a run that did not finish
+    (suite,) = JUnitXml.fromfile(str(out / KAIC_JUNIT_FILE))  # never all zeros for a run that did not finish
     assert (suite.tests, suite.errors) == (1, 1)
 
 

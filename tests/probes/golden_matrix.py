@@ -21,6 +21,7 @@ from kaic.engine.collector import FULL_REASON
 from kaic.kube import client as kube
 from kaic.kube.cleanup import CLUSTER_SCOPED
 from kaic.kube.labels import selector
+from kaic.results.run_dir import REPORT_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 MATRIX = yaml.safe_load((ROOT / "tests/golden/matrix.yaml").read_text())
@@ -39,7 +40,7 @@ def run_kaic(
         env={**os.environ, "CI": "true", "KUBECONFIG": str(kubeconfig)},
     )  # fmt: skip
     assert proc.returncode in (0, 1, 3, 4), proc.stderr[-3000:]  # 3: a MUST errored, still a full run
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / REPORT_FILE).read_text())
     assert report["run"]["complete"] is True, proc.stderr[-3000:]
     return report
 

@@ -21,9 +21,9 @@ import pytest
 from click.testing import CliRunner
 
 from kaic.certify import keys
-from kaic.cli.errors import TRACEBACK_FILE
 from kaic.cli.main import main
-from kaic.results.report import REPORT_FILE, save
+from kaic.results.report import save
+from kaic.results.run_dir import REPORT_FILE, TRACEBACK_FILE
 from kaic.results.writers import write_all
 
 PASSWORD = "correct horse"

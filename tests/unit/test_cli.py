@@ -8,6 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from kaic.cli.main import Duration, main
+from kaic.profile import load_profile
+from kaic.results.run_dir import E2E_LOG_FILE, JUNIT_FILE, REPORT_FILE, RESULTS_FILE, SUMMARY_FILE
 
 
 @pytest.fixture
@@ -102,12 +104,82 @@ UNREACHABLE_KUBECONFIG = (
 
 def test_run_refuses_a_non_empty_output_dir(runner, tmp_path):
     (tmp_path / "old").mkdir()
-    (tmp_path / "old" / "report.json").write_text("{}")
+    (tmp_path / "old" / REPORT_FILE).write_text("{}")
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
     result = runner.invoke(main, ["run", "--kubeconfig", str(kubeconfig), "--output-dir", str(tmp_path / "old")])
     assert result.exit_code == 2 and "not empty" in result.output
-    assert (tmp_path / "old" / "report.json").read_text() == "{}"
+    assert (tmp_path / "old" / REPORT_FILE).read_text() == "{}"
+
+
+MINORS = load_profile("ai-v1.0").minors()  # the default profile's checklists, oldest first
+
+
+@pytest.fixture
+def plans_built(monkeypatch):
+    """The checklist version of every plan a command builds, in order."""
+    from kaic.engine import plan as plan_mod
+    from kaic.engine import run as run_mod
+
+    built: list[str] = []
+
+    def counted(*args, **kwargs):
+        plan = real(*args, **kwargs)
+        built.append(plan.version)
+        return plan
+
+    real = plan_mod.build_plan
+    for module in (plan_mod, run_mod):
+        monkeypatch.setattr(module, "build_plan", counted)
+    return built
+
+
+@pytest.mark.parametrize("args", [["plan"], ["plan", "--rbac"], ["plan", "-o", "json"], ["run", "--dry-run"]])
+def test_showing_the_plan_builds_it_once(runner, plans_built, args):
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert plans_built == [MINORS[-1]]
+
+
+def test_a_run_refused_before_it_asks_the_cluster_built_its_plan_once(runner, tmp_path, plans_built):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / REPORT_FILE).write_text("{}")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
+    result = runner.invoke(main, ["run", "--kubeconfig", str(kubeconfig), "--output-dir", str(tmp_path / "old")])
+    assert result.exit_code == 2 and "not empty" in result.output
+    assert plans_built == [MINORS[-1]]
+
+
+@pytest.mark.parametrize(
+    ("server", "built"),
+    [(None, MINORS[-1:]), ("^C", MINORS[-1:]), (MINORS[-1], MINORS[-1:]), (MINORS[0], [MINORS[-1], MINORS[0]])],
+    ids=["unreachable", "interrupted", "newest", "older"],
+)
+def test_a_run_plans_again_only_when_the_server_picks_another_checklist(
+    runner, tmp_path, monkeypatch, plans_built, server, built
+):
+    """The plan made before the cluster is asked is the run's, unless the server's minor needs another one."""
+    from kaic.kube import client
+
+    real = client.Cluster.get
+
+    def version(self, path, **query):
+        if server is None or path != "/version":
+            return real(self, path, **query)
+        if server == "^C":
+            raise KeyboardInterrupt
+        major, minor = server.split(".")
+        return {"major": major, "minor": minor}
+
+    monkeypatch.setattr(client.Cluster, "get", version)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
+    out = tmp_path / "out"
+    result = runner.invoke(main, ["run", "--kubeconfig", str(kubeconfig), "-d", str(out), "--request-timeout", "2s"])
+    assert result.exit_code == 3, result.output  # interrupted, or preflight finds no API server
+    assert plans_built == built
+    assert json.loads((out / REPORT_FILE).read_text())["checklist"]["chosen"] == built[-1]
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("300", 300), ("90s", 90), ("5m", 300), ("1h", 3600), ("250ms", 0.25)])
@@ -148,7 +220,7 @@ def test_run_against_an_unreachable_api_is_incomplete_with_a_valid_report(tmp_pa
     )  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.startswith(f"kaic: connecting to https://127.0.0.1:9 (context c, {kubeconfig})\n")
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / REPORT_FILE).read_text())
     assert report["run"]["complete"] is False
     assert report["run"]["incompleteReason"] == (
         "preflight: API server https://127.0.0.1:9 unreachable: connection refused "
@@ -157,7 +229,7 @@ def test_run_against_an_unreachable_api_is_incomplete_with_a_valid_report(tmp_pa
     assert "Error" not in proc.stderr  # no urllib3 class names (MaxRetryError, NewConnectionError)
     assert report["verdict"]["exitCode"] == 3
     assert "cleanup" not in report["run"] and report["verdict"]["warnings"] == []  # nothing was created
-    assert {p.name for p in out.iterdir()} >= {"report.json", "junit.xml", "results.json", "e2e.log", "summary.md"}
+    assert {p.name for p in out.iterdir()} >= {REPORT_FILE, JUNIT_FILE, RESULTS_FILE, E2E_LOG_FILE, SUMMARY_FILE}
     everything = proc.stdout + proc.stderr + "".join(p.read_text() for p in out.iterdir())
     assert "secret-token-value" not in everything
 
@@ -282,7 +354,7 @@ def test_a_run_whose_results_cannot_be_signed_says_so_and_is_not_an_internal_err
     assert result.exit_code == 3, result.output
     assert "kaic: error: --sign-key: the results could not be signed: " in result.stderr
     assert "Read-only file system" in result.stderr and "internal error" not in result.stderr
-    assert (tmp_path / "out" / "report.json").is_file()
+    assert (tmp_path / "out" / REPORT_FILE).is_file()
 
 
 def test_tolerations_reach_the_probe_settings_and_the_plan_from_flags_and_config(runner, tmp_path):

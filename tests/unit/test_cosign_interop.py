@@ -16,6 +16,15 @@ from test_signing import PASSWORD, signed_run
 
 from kaic.certify import keys
 from kaic.certify import sign as signer
+from kaic.results.run_dir import (
+    BUNDLE_FILE,
+    E2E_LOG_FILE,
+    ENVELOPE_FILE,
+    JUNIT_FILE,
+    REPORT_FILE,
+    RESULTS_FILE,
+    SIGNATURE_FILE,
+)
 
 LOCAL_COSIGN = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "cosign"
 
@@ -53,9 +62,9 @@ def verify_blob(run_cosign, run_dir: Path, pub: Path) -> subprocess.CompletedPro
     return run_cosign(
         "verify-blob",
         "--key", str(pub),
-        "--signature", str(run_dir / signer.SIGNATURE_FILE),
+        "--signature", str(run_dir / SIGNATURE_FILE),
         "--insecure-ignore-tlog=true",
-        str(run_dir / "report.json"),
+        str(run_dir / REPORT_FILE),
     )  # fmt: skip
 
 
@@ -64,11 +73,11 @@ def verify_attestation(
     run_dir: Path,
     pub: Path,
     how: str,
-    blob: str = "report.json",
+    blob: str = REPORT_FILE,
     kind: str = signer.PREDICATE_TYPE,
 ) -> subprocess.CompletedProcess:
     """`--bundle report.sigstore.json`, or the legacy `--signature report.intoto.json` (a bare envelope)."""
-    source = signer.BUNDLE_FILE if how == "--bundle" else signer.ENVELOPE_FILE
+    source = BUNDLE_FILE if how == "--bundle" else ENVELOPE_FILE
     return run_cosign(
         "verify-blob-attestation",
         "--key", str(pub),
@@ -93,7 +102,7 @@ def test_cosign_verifies_the_detached_signature(run_cosign, signed):
     assert "Verified OK" in result.stderr
 
 
-@pytest.mark.parametrize("blob", ["report.json", "junit.xml", "results.json", "e2e.log"])
+@pytest.mark.parametrize("blob", [REPORT_FILE, JUNIT_FILE, RESULTS_FILE, E2E_LOG_FILE])
 def test_cosign_verifies_the_attestation_for_each_subject(run_cosign, signed, attestation_forms, blob):
     run_dir, pair = signed
     for how in attestation_forms:
@@ -104,7 +113,7 @@ def test_cosign_verifies_the_attestation_for_each_subject(run_cosign, signed, at
 
 def test_cosign_rejects_a_tampered_report(run_cosign, signed, attestation_forms):
     run_dir, pair = signed
-    with (run_dir / "report.json").open("a") as fh:
+    with (run_dir / REPORT_FILE).open("a") as fh:
         fh.write(" ")
     assert verify_blob(run_cosign, run_dir, pair.public).returncode != 0
     for how in attestation_forms:

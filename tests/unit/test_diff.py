@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from kaic.cli.diff import diff as diff_command
 from kaic.results.diff import RANK, classify, diff
 from kaic.results.outcomes import Outcome
+from kaic.results.run_dir import REPORT_FILE
 
 TODAY = date(2026, 9, 20)
 NEGATIVE = "secure_accelerator_access.negative-isolation"
@@ -269,7 +270,7 @@ def test_json_shape_is_stable_and_documented(pair):
 
 @pytest.mark.parametrize("content", [None, "not json", '{"run": {}}'])
 def test_unreadable_report_is_a_usage_error(pair, content):
-    broken = pair.root / "broken" / "report.json"
+    broken = pair.root / "broken" / REPORT_FILE
     if content is not None:
         broken.parent.mkdir()
         broken.write_text(content)
@@ -281,7 +282,7 @@ def test_unreadable_report_is_a_usage_error(pair, content):
 
 def test_report_json_file_paths_work_like_folders(pair):
     before, after = pair.save()
-    cli = CliRunner().invoke(diff_command, [str(before / "report.json"), str(after)])
+    cli = CliRunner().invoke(diff_command, [str(before / REPORT_FILE), str(after)])
     assert cli.exit_code == 0, cli.output
     assert "gate: passed, nothing regressed" in cli.output
 

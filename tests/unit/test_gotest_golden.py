@@ -23,6 +23,7 @@ import pytest
 
 from kaic.results.outcomes import TABLE, Outcome
 from kaic.results.report import Report
+from kaic.results.run_dir import JUNIT_FILE, RESULTS_FILE
 from kaic.results.writers import gotest, junit, tool_version, write_all
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,12 +128,12 @@ def test_gotestsum_replays_kaic_events(sample_report: Report, tmp_path: Path, co
             str(replayed),
             "--",
             "cat",
-            str(tmp_path / gotest.RESULTS_FILE),
+            str(tmp_path / RESULTS_FILE),
         ],
         GOVERSION=tool_version(sample_report),
     )
     theirs = ET.parse(replayed).getroot()
-    ours = ET.parse(tmp_path / junit.JUNIT_FILE).getroot()
+    ours = ET.parse(tmp_path / JUNIT_FILE).getroot()
     theirs.set("time", ours.get("time", ""))  # gotestsum's own elapsed time, not the package's
     assert ET.tostring(ours) == ET.tostring(theirs)
     if not complete:

@@ -5,7 +5,17 @@ import json
 import pytest
 
 from kaic.results.outcomes import Outcome
-from kaic.results.report import REASON_CHARS, ProbeResult, Report, RequirementResult, load, save, shorten
+from kaic.results.report import (
+    REASON_CHARS,
+    Evidence,
+    ProbeResult,
+    Report,
+    RequirementResult,
+    load,
+    save,
+    shorten,
+)
+from kaic.results.run_dir import REPORT_FILE
 
 
 def probe(name, outcome, kind="behavioural", reason=""):
@@ -44,9 +54,20 @@ def test_round_trip_and_atomic_save(tmp_path):
     )  # fmt: skip
     report.requirements.append(RequirementResult("r", "c", "MUST", probes=[probe("b", Outcome.PASSED)]))
     save(report, tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+    assert [p.name for p in tmp_path.iterdir()] == [REPORT_FILE]
     assert load(tmp_path) == report
-    assert json.loads((tmp_path / "report.json").read_text())["requirements"][0]["probes"][0]["outcome"] == "passed"
+    assert json.loads((tmp_path / REPORT_FILE).read_text())["requirements"][0]["probes"][0]["outcome"] == "passed"
+
+
+def test_a_probe_result_travels_from_a_worker_as_report_json_holds_it():
+    """The engine's collector and the report loader read a result with the same decoder."""
+    result = ProbeResult(
+        "r.b", "r", "TestR/B", "behavioural", Outcome.FAILED, reason="leak", warnings=["slow"],
+        evidence=[Evidence("log", "pod", "boom")], started_at="2026-09-15T10:00:00.000Z", duration_s=1.5,
+    )  # fmt: skip
+    sent = json.loads(json.dumps(result.to_json()))
+    assert (sent["startedAt"], sent["durationSeconds"], sent["outcome"]) == ("2026-09-15T10:00:00.000Z", 1.5, "failed")
+    assert ProbeResult.from_json(sent) == result
 
 
 def test_saved_artifacts_get_the_usual_mode(tmp_path):
@@ -57,7 +78,7 @@ def test_saved_artifacts_get_the_usual_mode(tmp_path):
         save(Report(run={"id": "x"}, kaic={}, profile={}, checklist={}), tmp_path)
     finally:
         os.umask(mask)
-    assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / REPORT_FILE).stat().st_mode & 0o777 == 0o644
 
 
 # A reason as long as the accelerator detection trail: every vendor profile's findings on both paths.

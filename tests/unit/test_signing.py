@@ -21,6 +21,16 @@ from kaic.certify.verify import b64decode, load_trust, verify_run
 from kaic.cli.signing import keys as keys_group
 from kaic.cli.signing import sign, verify
 from kaic.results.report import Report, save
+from kaic.results.run_dir import (
+    BUNDLE_FILE,
+    E2E_LOG_FILE,
+    ENVELOPE_FILE,
+    FACTS_FILE,
+    JUNIT_FILE,
+    PRODUCT_FILE,
+    REPORT_FILE,
+    SIGNATURE_FILE,
+)
 from kaic.results.writers import write_all
 
 PASSWORD = "correct horse"
@@ -38,7 +48,7 @@ def make_run(report: Report, run_dir: Path) -> Path:
     run_dir.mkdir()
     save(report, run_dir)
     write_all(report, run_dir)
-    (run_dir / "facts.json").write_text(
+    (run_dir / FACTS_FILE).write_text(
         json.dumps({"clusterUID": "u-1", "version": {"gitVersion": "v1.36.1"}})
     )
     return run_dir
@@ -67,7 +77,7 @@ def codes(report: dict) -> set[str]:
     return {f["code"] for f in report["findings"]}
 
 
-def read_envelope(run_dir: Path, name: str = signer.ENVELOPE_FILE) -> dict:
+def read_envelope(run_dir: Path, name: str = ENVELOPE_FILE) -> dict:
     return json.loads((run_dir / name).read_text())
 
 
@@ -85,8 +95,8 @@ def resign(
     """Sign another statement with the trusted key: only checks after the signature can catch it."""
     key = keys.load_private(str(pair.private), PASSWORD.encode())
     dsse = signer.envelope(json.dumps(statement).encode(), key, payload_type)
-    write_json(run_dir / signer.ENVELOPE_FILE, dsse)
-    write_json(run_dir / signer.BUNDLE_FILE, signer.bundle(dsse, signer.keyid(key)))
+    write_json(run_dir / ENVELOPE_FILE, dsse)
+    write_json(run_dir / BUNDLE_FILE, signer.bundle(dsse, signer.keyid(key)))
 
 
 # ---- DSSE and the statement --------------------------------------------------------------------------------
@@ -111,7 +121,7 @@ def test_statement_subjects_are_the_bytes_on_disk_and_nothing_is_a_float(signed)
     statement = statement_of(run_dir)
     assert statement["_type"] == signer.STATEMENT_TYPE and statement["predicateType"] == signer.PREDICATE_TYPE
     names = [s["name"] for s in statement["subject"]]
-    assert names == [n for n in signer.ARTIFACTS if (run_dir / n).exists()] and "facts.json" in names
+    assert names == [n for n in signer.ARTIFACTS if (run_dir / n).exists()] and FACTS_FILE in names
     for subject in statement["subject"]:
         assert (
             subject["digest"]["sha256"]
@@ -166,7 +176,7 @@ def test_cli_round_trip_generate_sign_verify(sample_report, tmp_path, monkeypatc
     assert sorted(Path(p).name for p in result.stdout.split()) == sorted(signer.OUTPUTS)
     code, report = run_verify(str(run_dir), "--key", str(tmp_path / "kaic.pub"))
     assert code == 0 and report["verified"] and report["findings"] == []
-    assert report["signer"]["fingerprint"] == fingerprint and "report.json" in report["subjects"]
+    assert report["signer"]["fingerprint"] == fingerprint and REPORT_FILE in report["subjects"]
     text = runner.invoke(verify, [str(run_dir), "--key", str(tmp_path / "kaic.pub")])
     assert text.exit_code == 0 and text.stdout.startswith(f"verified {run_dir}")
 
@@ -190,7 +200,7 @@ def test_trust_file_with_key_path_or_pins_plus_key(signed, tmp_path):
 
 def test_envelope_and_bundle_carry_the_same_signature(signed):
     run_dir, pair = signed
-    bundle = read_envelope(run_dir, signer.BUNDLE_FILE)
+    bundle = read_envelope(run_dir, BUNDLE_FILE)
     assert bundle["mediaType"] == signer.BUNDLE_MEDIA_TYPE
     assert bundle["verificationMaterial"] == {"publicKey": {"hint": pair.fingerprint}, "tlogEntries": []}
     env = read_envelope(run_dir)
@@ -202,12 +212,12 @@ def test_envelope_and_bundle_carry_the_same_signature(signed):
 
 
 def edit_report(run_dir: Path, pair: keys.KeyPair) -> None:
-    text = (run_dir / "report.json").read_text()
-    (run_dir / "report.json").write_text(text.replace('"outcome": "failed"', '"outcome": "passed"'))
+    text = (run_dir / REPORT_FILE).read_text()
+    (run_dir / REPORT_FILE).write_text(text.replace('"outcome": "failed"', '"outcome": "passed"'))
 
 
 def edit_junit(run_dir: Path, pair: keys.KeyPair) -> None:
-    with (run_dir / "junit.xml").open("a") as fh:
+    with (run_dir / JUNIT_FILE).open("a") as fh:
         fh.write("<!-- -->")
 
 
@@ -216,7 +226,7 @@ def edit_payload(run_dir: Path, pair: keys.KeyPair) -> None:
     statement = json.loads(base64.b64decode(env["payload"]))
     statement["predicate"]["result"] = "PASSED"
     env["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-    write_json(run_dir / signer.ENVELOPE_FILE, env)
+    write_json(run_dir / ENVELOPE_FILE, env)
 
 
 def flip_signature(run_dir: Path, pair: keys.KeyPair) -> None:
@@ -224,20 +234,20 @@ def flip_signature(run_dir: Path, pair: keys.KeyPair) -> None:
     sig = bytearray(base64.b64decode(env["signatures"][0]["sig"]))
     sig[-1] ^= 0x01
     env["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
-    write_json(run_dir / signer.ENVELOPE_FILE, env)
+    write_json(run_dir / ENVELOPE_FILE, env)
 
 
 def change_payload_type(run_dir: Path, pair: keys.KeyPair) -> None:
     env = read_envelope(run_dir)
     env["payloadType"] = "application/json"
-    write_json(run_dir / signer.ENVELOPE_FILE, env)
+    write_json(run_dir / ENVELOPE_FILE, env)
 
 
 def sign_with_other_key(run_dir: Path, pair: keys.KeyPair) -> None:
     other = keys.generate(run_dir.parent / "other", b"x")
     statement = statement_of(run_dir)
     dsse = signer.envelope(json.dumps(statement).encode(), keys.load_private(str(other.private), b"x"))
-    write_json(run_dir / signer.ENVELOPE_FILE, dsse)
+    write_json(run_dir / ENVELOPE_FILE, dsse)
 
 
 def resigned(mutate):
@@ -278,9 +288,9 @@ def remove(name: str):
 
 def rewrite_bundle(mutate):
     def tamper(run_dir: Path, pair: keys.KeyPair) -> None:
-        bundle = read_envelope(run_dir, signer.BUNDLE_FILE)
+        bundle = read_envelope(run_dir, BUNDLE_FILE)
         mutate(bundle)
-        write_json(run_dir / signer.BUNDLE_FILE, bundle)
+        write_json(run_dir / BUNDLE_FILE, bundle)
 
     return tamper
 
@@ -292,27 +302,27 @@ def _bundle_signature_of_other_statement(bundle: dict) -> None:
 TAMPER = {
     "report.json edited": (edit_report, {"subject-mismatch", "report-disagrees", "detached-signature"}),
     "junit.xml edited": (edit_junit, {"subject-mismatch"}),
-    "signed file missing": (remove("e2e.log"), {"subject-missing"}),
-    "unsigned artifact added": (write_file("PRODUCT.yaml"), {"unsigned-artifact"}),
+    "signed file missing": (remove(E2E_LOG_FILE), {"subject-missing"}),
+    "unsigned artifact added": (write_file(PRODUCT_FILE), {"unsigned-artifact"}),
     "payload edited": (edit_payload, {"bad-signature"}),
     "signature flipped": (flip_signature, {"bad-signature"}),
     "payloadType changed": (change_payload_type, {"bad-signature"}),
     "signed by an unknown key": (sign_with_other_key, {"unknown-key"}),
-    "envelope missing": (remove(signer.ENVELOPE_FILE), {"envelope-missing"}),
-    "envelope not JSON": (write_file(signer.ENVELOPE_FILE, "{not json"), {"envelope-malformed"}),
-    "envelope a list": (write_file(signer.ENVELOPE_FILE, "[]"), {"envelope-malformed"}),
+    "envelope missing": (remove(ENVELOPE_FILE), {"envelope-missing"}),
+    "envelope not JSON": (write_file(ENVELOPE_FILE, "{not json"), {"envelope-malformed"}),
+    "envelope a list": (write_file(ENVELOPE_FILE, "[]"), {"envelope-malformed"}),
     "envelope without signatures": (
-        write_file(signer.ENVELOPE_FILE, '{"payloadType": "x", "payload": "", "signatures": []}'),
+        write_file(ENVELOPE_FILE, '{"payloadType": "x", "payload": "", "signatures": []}'),
         {"envelope-malformed"},
     ),
     "payload not base64": (
         write_file(
-            signer.ENVELOPE_FILE, '{"payloadType": "x", "payload": "%%", "signatures": [{"sig": "AA"}]}'
+            ENVELOPE_FILE, '{"payloadType": "x", "payload": "%%", "signatures": [{"sig": "AA"}]}'
         ),
         {"envelope-malformed"},
     ),
     "signature not a string": (
-        write_file(signer.ENVELOPE_FILE, '{"payloadType": "x", "payload": "", "signatures": [{"sig": 1}]}'),
+        write_file(ENVELOPE_FILE, '{"payloadType": "x", "payload": "", "signatures": [{"sig": 1}]}'),
         {"envelope-malformed"},
     ),
     "trusted key signs another payloadType": (
@@ -342,11 +352,11 @@ TAMPER = {
     ),
     "trusted key signs another verdict": (resigned(_set("predicate.verdict", "conformant")), {"report-disagrees"}),
     "detached signature replaced": (
-        write_file(signer.SIGNATURE_FILE, base64.b64encode(b"0" * 70).decode()),
+        write_file(SIGNATURE_FILE, base64.b64encode(b"0" * 70).decode()),
         {"detached-signature"},
     ),
     "detached signature not base64": (
-        write_file(signer.SIGNATURE_FILE, "not base64!"),
+        write_file(SIGNATURE_FILE, "not base64!"),
         {"detached-signature"},
     ),
     "bundle of another statement": (
@@ -379,7 +389,7 @@ def test_a_base64url_unpadded_signature_is_accepted(signed):
     sig = base64.b64decode(env["signatures"][0]["sig"])
     env["signatures"][0]["sig"] = base64.urlsafe_b64encode(sig).decode().rstrip("=")
     env["payload"] = base64.urlsafe_b64encode(base64.b64decode(env["payload"])).decode()
-    write_json(run_dir / signer.ENVELOPE_FILE, env)
+    write_json(run_dir / ENVELOPE_FILE, env)
     assert run_verify(str(run_dir), "--key", str(pair.public))[0] == 0
 
 
@@ -387,7 +397,7 @@ def test_a_wrong_keyid_is_only_a_hint(signed):
     run_dir, pair = signed
     env = read_envelope(run_dir)
     env["signatures"][0]["keyid"] = "someone-else"
-    write_json(run_dir / signer.ENVELOPE_FILE, env)
+    write_json(run_dir / ENVELOPE_FILE, env)
     assert run_verify(str(run_dir), "--key", str(pair.public))[0] == 0
 
 

@@ -17,6 +17,7 @@ from kaic.cli.submission import submission
 from kaic.profile import load_profile
 from kaic.results.outcomes import TABLE
 from kaic.results.report import ProbeResult, Report, RequirementResult, save
+from kaic.results.run_dir import E2E_LOG_FILE
 from kaic.results.writers import write_all
 
 CHECKLISTS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "checklists"
@@ -359,6 +360,6 @@ def test_other_bad_input_exits_2(run_dir: Path, product_file: Path, tmp_path: Pa
     again = invoke(run_dir, tmp_path / "out")
     assert again.exit_code == 2 and "exists and is not empty" in again.output
     assert invoke(tmp_path, tmp_path / "o2").exit_code == 2  # not a run folder
-    (run_dir / "e2e.log").unlink()
+    (run_dir / E2E_LOG_FILE).unlink()
     lacking = invoke(run_dir, tmp_path / "o3")
     assert lacking.exit_code == 2 and "lacks e2e.log" in lacking.output

@@ -17,10 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 from kaic.results.atomic import atomic_write_text
 from kaic.results.outcomes import TABLE, Outcome, Verdict
-from kaic.results.report import REPORT_FILE, Report, ReportError, parse
-from kaic.results.writers.gotest import E2E_LOG_FILE, RESULTS_FILE
-from kaic.results.writers.junit import JUNIT_FILE, KAIC_JUNIT_FILE
-from kaic.results.writers.summary import SUMMARY_FILE
+from kaic.results.report import Report, ReportError, parse
+from kaic.results.run_dir import (
+    BUNDLE_FILE,
+    E2E_LOG_FILE,
+    ENVELOPE_FILE,
+    FACTS_FILE,
+    JUNIT_FILE,
+    KAIC_JUNIT_FILE,
+    PRODUCT_FILE,
+    REPORT_FILE,
+    RESULTS_FILE,
+    SIGNATURE_FILE,
+    SUMMARY_FILE,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
@@ -29,11 +39,7 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"  # cosign accepts no other payload
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://kaic.dev/attestation/conformance-report/v1"
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-ENVELOPE_FILE = "report.intoto.json"
-BUNDLE_FILE = "report.sigstore.json"
-SIGNATURE_FILE = "report.json.sig"
-# Every artifact a run may hold, in subject order; facts.json is kaic.engine.run's FACTS_FILE (an import would
-# pull in the kubernetes client), PRODUCT.yaml the vendor's submission file.
+# Every artifact a run may hold, in subject order.
 ARTIFACTS = (
     REPORT_FILE,
     JUNIT_FILE,
@@ -41,8 +47,8 @@ ARTIFACTS = (
     E2E_LOG_FILE,
     KAIC_JUNIT_FILE,
     SUMMARY_FILE,
-    "facts.json",
-    "PRODUCT.yaml",
+    FACTS_FILE,
+    PRODUCT_FILE,
 )
 OUTPUTS = (ENVELOPE_FILE, BUNDLE_FILE, SIGNATURE_FILE)
 

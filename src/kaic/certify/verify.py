@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from kaic.certify import sign as signer
 from kaic.certify.keys import KeyProblem, fingerprint, load_public, public_from_pem
-from kaic.results.report import REPORT_FILE, Report
+from kaic.results.report import Report
+from kaic.results.run_dir import BUNDLE_FILE, ENVELOPE_FILE, REPORT_FILE, SIGNATURE_FILE
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
@@ -253,7 +254,7 @@ def _signed_by(env: _Envelope, keys: Sequence[TrustedKey]) -> list[TrustedKey]:
 
 def _signature(run_dir: Path, trust: Trust, today: date) -> tuple[TrustedKey, _Envelope]:
     """Check (2): a current trusted key signed report.intoto.json; `_Stop` otherwise."""
-    path = run_dir / signer.ENVELOPE_FILE
+    path = run_dir / ENVELOPE_FILE
     env = _parse_envelope(_read_json(path, "envelope-malformed"), "envelope-malformed", path.name)
     signers = _signed_by(env, trust.keys)
     if not signers:
@@ -277,7 +278,7 @@ def _signature(run_dir: Path, trust: Trust, today: date) -> tuple[TrustedKey, _E
 
 def _bundle(run_dir: Path, env: _Envelope, keys: Sequence[TrustedKey]) -> list[Finding]:
     """report.sigstore.json, when present, must carry the same statement under one trusted signature."""
-    path = run_dir / signer.BUNDLE_FILE
+    path = run_dir / BUNDLE_FILE
     if not path.exists():
         return []
     try:
@@ -295,14 +296,14 @@ def _bundle(run_dir: Path, env: _Envelope, keys: Sequence[TrustedKey]) -> list[F
         ]
     if (inner.payload_type, inner.payload) != (env.payload_type, env.payload):
         return [
-            Finding("bundle-mismatch", f"{path.name} signs another statement than {signer.ENVELOPE_FILE}")
+            Finding("bundle-mismatch", f"{path.name} signs another statement than {ENVELOPE_FILE}")
         ]
     return []
 
 
 def _detached(run_dir: Path, key: TrustedKey) -> list[Finding]:
     """report.json.sig, when present, is a signature by the same key over report.json's bytes."""
-    sig_path, report_path = run_dir / signer.SIGNATURE_FILE, run_dir / REPORT_FILE
+    sig_path, report_path = run_dir / SIGNATURE_FILE, run_dir / REPORT_FILE
     if not sig_path.exists() or not report_path.exists():
         return []  # an absent report.json is a missing subject, found in check (4)
     try:

@@ -23,12 +23,12 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from kaic.results.outcomes import ExitCode
+from kaic.results.run_dir import TRACEBACK_FILE
 
 if TYPE_CHECKING:
     from kaic.results.report import Report
 
 PREFIX = "kaic: error: "
-TRACEBACK_FILE = "kaic-internal-error.txt"
 CONFIG_KEY = "kaic.config"  # ctx.meta: the config file whose values became the context's default_map
 CONFIG_ERROR = "kaic.config-error"  # ctx.meta: why that file cannot be used, raised when a command runs
 _output_dir: list[Path] = []  # the folder of the run in progress, where an internal error's traceback goes
@@ -139,7 +139,8 @@ def internal_error(exc: BaseException) -> str:
             path = _output_dir[0] / TRACEBACK_FILE
             path.write_text(text, encoding="utf-8")
         else:
-            fd, name = tempfile.mkstemp(prefix="kaic-internal-error-", suffix=".txt")
+            stem, suffix = os.path.splitext(TRACEBACK_FILE)
+            fd, name = tempfile.mkstemp(prefix=f"{stem}-", suffix=suffix)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
             path = Path(name)

@@ -121,8 +121,7 @@ class Collector:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
             if key == RESULT_PROPERTY:
-                data = json.loads(value)
-                result = ProbeResult(**{**data, "evidence": [Evidence(**e) for e in data["evidence"]]})
+                result = ProbeResult.from_json(json.loads(value))
                 self.finished.add(result.name)
                 self.on_result(result)
 

@@ -9,7 +9,6 @@ the engine, so xdist workers get them too and the plugin holds no state of its o
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from kaic.kube.labels import run_labels
 from kaic.probe import ProbeSpec
 from kaic.results.outcomes import ProbeOutcome
 from kaic.results.report import Recorder
+from kaic.results.run_dir import FACTS_FILE
 from kaic.settings import Settings
 
 _RECORDER = pytest.StashKey[Recorder]()
@@ -110,7 +110,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         started, t0 = item.stash[_STARTED]
         recorder = item.stash.get(_RECORDER, Recorder())
         result = assemble(spec, item.stash[_PHASES], recorder, started, time.monotonic() - t0)
-        report.user_properties.append((RESULT_PROPERTY, json.dumps(dataclasses.asdict(result))))
+        report.user_properties.append((RESULT_PROPERTY, json.dumps(result.to_json())))
     return report
 
 
@@ -131,7 +131,7 @@ def cluster(run: RunContext) -> kube.Cluster:
 @pytest.fixture(scope="session")
 def facts(run: RunContext) -> dict[str, Any]:
     """The facts the engine discovered before any probe ran (one discovery per run)."""
-    return json.loads((run.out_dir / "facts.json").read_text(encoding="utf-8"))
+    return json.loads((run.out_dir / FACTS_FILE).read_text(encoding="utf-8"))
 
 
 @pytest.fixture

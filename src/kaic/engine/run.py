@@ -33,11 +33,9 @@ from kaic.profile import Profile, ProfileError, choose_version, load_profile
 from kaic.results import report as results
 from kaic.results.outcomes import VERDICT_EXIT, ExitCode, Outcome, Verdict
 from kaic.results.report import ProbeResult, Report, RequirementResult
+from kaic.results.run_dir import FACTS_FILE, PYTEST_LOG_FILE, REPORT_FILE, RUN_SETTINGS_FILE
 from kaic.settings import PARALLEL, REQUEST_TIMEOUT_S, Settings
 
-RUN_SETTINGS_FILE = "run-settings.json"
-FACTS_FILE = "facts.json"
-PYTEST_LOG = "pytest.log"
 QUICK_UNDECIDED = "quick mode runs discovery only; run non-disruptive or certified for a verdict"
 
 
@@ -99,7 +97,7 @@ def prepare_output_dir(path: Path) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         made = _new_or_empty(path)
         try:
-            os.close(os.open(path / results.REPORT_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.close(os.open(path / REPORT_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         except FileExistsError:
             raise RunError(f"--output-dir {path}: taken by another run; choose a new folder") from None
     except OSError as exc:
@@ -124,7 +122,7 @@ def _new_or_empty(path: Path) -> bool:
 def release_output_dir(path: Path, made: bool) -> None:
     """Undo prepare_output_dir: a run refused after claiming its folder leaves nothing behind."""
     with contextlib.suppress(OSError):
-        (path / results.REPORT_FILE).unlink()
+        (path / REPORT_FILE).unlink()
         if made:
             path.rmdir()
 
@@ -156,11 +154,10 @@ def pytest_args(directories: list[Path], *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def plan_for(profile: Profile, opts: RunOptions, detected: str | None) -> tuple[Plan, str]:
-    """Choose the checklist version and plan (ProfileError/PlanError are usage errors)."""
-    chosen, why = choose_version(profile, detected, opts.kubernetes_version)
+def plan_for(profile: Profile, opts: RunOptions, version: str) -> Plan:
+    """The plan for one checklist version (PlanError is a usage error)."""
     probes = catalog(probe_dirs(opts.probe_dirs))
-    return build_plan(profile, chosen, opts.mode, opts.focus, opts.skip, probes), why
+    return build_plan(profile, version, opts.mode, opts.focus, opts.skip, probes)
 
 
 def skeleton(plan: Plan, run_id: str, opts: RunOptions, detected: str | None, why: str) -> Report:
@@ -235,8 +232,8 @@ class Run:
         self.opts = opts
         self.reporter = reporter
         self.id = new_run_id()
-        self.profile = load_profile(opts.profile)
-        plan_for(self.profile, opts, opts.kubernetes_version)  # bad flags fail before anything is written
+        # Bad flags fail before anything is written; the plan holds unless the server picks another checklist.
+        self.plan, self.checklist_reason = plan_only(opts)
         self.cluster = kube.connect(opts.kubeconfig, opts.context, opts.request_timeout)  # reads files only
         self.out_dir = opts.output_dir or default_output_dir(self.id)
         self.made_out_dir = prepare_output_dir(self.out_dir)
@@ -282,7 +279,9 @@ class Run:
             detected = f"{v.get('major', '')}.{v.get('minor', '')}"
         except Exception as exc:  # noqa: BLE001 - an unreachable API is a preflight failure, reported below
             version_error = kube.describe_error(exc)
-        plan, why = plan_for(self.profile, opts, detected)
+        profile = self.plan.profile
+        chosen, why = choose_version(profile, detected, opts.kubernetes_version)
+        plan = self.plan if chosen == self.plan.version else plan_for(profile, opts, chosen)
         self.cleanup_kinds = plan.cleanup_kinds()
         self.report = skeleton(plan, self.id, opts, detected, why)
         self.report.cluster = {"context": cluster.context, "server": cluster.server()}
@@ -332,16 +331,17 @@ class Run:
         args = pytest_args(probe_dirs(self.opts.probe_dirs), "--kaic-run", str(settings), *concurrency)
         self.reporter.start(len(plan.probes))
         self.probes_started = True
-        with (self.out_dir / PYTEST_LOG).open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        log_path = self.out_dir / PYTEST_LOG_FILE
+        with log_path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
             code = pytest.main(args, plugins=[collector])
         interrupted = code == pytest.ExitCode.INTERRUPTED
         for spec in collector.missing():
-            why = "interrupted before it finished" if interrupted else f"produced no result (see {PYTEST_LOG})"
+            why = "interrupted before it finished" if interrupted else f"produced no result (see {log_path.name})"
             self._record(_unfinished(spec, why))
         if interrupted:
             raise KeyboardInterrupt
         if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
-            return False, f"pytest ended with {code.name} (see {PYTEST_LOG})"
+            return False, f"pytest ended with {code.name} (see {log_path.name})"
         return True, ""
 
     def _timeout(self, spec: ProbeSpec) -> float:
@@ -363,8 +363,7 @@ class Run:
     def _finish(self, cluster: kube.Cluster | None, complete: bool, why_incomplete: str) -> None:
         """Clean up, judge and write every artifact, whatever happened before."""
         if self.report is None:  # the API never answered: record the plan for the requested/newest version
-            plan, why = plan_for(self.profile, self.opts, None)
-            self.report = skeleton(plan, self.id, self.opts, None, why)
+            self.report = skeleton(self.plan, self.id, self.opts, None, self.checklist_reason)
         report = self.report
         if cluster is not None and self.probes_started:  # before the probes kaic has created nothing
             try:
@@ -437,5 +436,8 @@ def _unfinished(spec: ProbeSpec, why: str) -> ProbeResult:
 
 
 def plan_only(opts: RunOptions) -> tuple[Plan, str]:
-    """`kaic plan` / `run --dry-run`: no cluster; the checklist is --kubernetes-version or the newest."""
-    return plan_for(load_profile(opts.profile), opts, None)
+    """The plan before any cluster is asked (`kaic plan`, `run --dry-run`, the start of a run): the checklist
+    is --kubernetes-version or the newest."""
+    profile = load_profile(opts.profile)
+    version, why = choose_version(profile, None, opts.kubernetes_version)
+    return plan_for(profile, opts, version), why

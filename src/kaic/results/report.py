@@ -15,12 +15,12 @@ from typing import Any
 
 from kaic.results.atomic import atomic_write_text
 from kaic.results.outcomes import REASON_REQUIRED, Outcome, Verdict, aggregate, verdict
+from kaic.results.run_dir import REPORT_FILE
 
 REPORT_SCHEMA_VERSION = "kaic.dev/report/v1"
 # report.json spells every key in camelCase, like Kubernetes objects; these fields differ from their Python names.
 _JSON_NAMES = {"upstream_test": "upstreamTest", "started_at": "startedAt", "duration_s": "durationSeconds"}
 _PY_NAMES = {v: k for k, v in _JSON_NAMES.items()}
-REPORT_FILE = "report.json"
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json"
 
 
@@ -99,6 +99,15 @@ class ProbeResult:
         if self.outcome in REASON_REQUIRED and not self.reason:
             raise ValueError(f"probe {self.name}: outcome {self.outcome} needs a reason")
 
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProbeResult:
+        """A result as report.json holds it, or as a pytest worker sends it to the engine (the same shape)."""
+        named = _from_json(data)
+        return cls(**{**named, "evidence": [Evidence(**e) for e in named.get("evidence", [])]})
+
 
 @dataclass
 class RequirementResult:
@@ -137,14 +146,16 @@ def _findings(deciding: list[ProbeResult]) -> str:
 
 @dataclass
 class Report:
-    run: dict[str, Any]  # id, mode, started_at, finished_at, complete, incomplete_reason, options
-    kaic: dict[str, Any]  # version, python, plugins
+    # The header's keys as kaic.engine.run writes them; report.schema.json states each one's type.
+    # id, mode, startedAt, finishedAt, complete, incompleteReason, focus, skip, excluded; preflight, cleanup
+    run: dict[str, Any]
+    kaic: dict[str, Any]  # kaic, python; pytest, pytest-timeout, kubernetes where installed (name -> version)
     profile: dict[str, Any]  # id, version, path, sha256
     checklist: dict[str, Any]  # detected, chosen, reason, sha256, levels (every requirement id -> level)
-    cluster: dict[str, Any] = field(default_factory=dict)  # server_version, uid, platform, context
+    cluster: dict[str, Any] = field(default_factory=dict)  # context, server; serverVersion, uid (from facts)
     facts: dict[str, Any] = field(default_factory=dict)
     requirements: list[RequirementResult] = field(default_factory=list)
-    verdict: dict[str, Any] = field(default_factory=dict)  # result, exit_code, warnings
+    verdict: dict[str, Any] = field(default_factory=dict)  # result, exitCode, summary, warnings; mustsNotRun
     schema: str = REPORT_SCHEMA_VERSION
 
     def requirement(self, req_id: str) -> RequirementResult:
@@ -180,10 +191,7 @@ class Report:
     def from_dict(cls, data: dict[str, Any]) -> Report:
         reqs = []
         for r in (_from_json(r) for r in data.get("requirements", [])):
-            probes = [
-                ProbeResult(**{**p, "evidence": [Evidence(**e) for e in p.get("evidence", [])]})
-                for p in (_from_json(p) for p in r.get("probes", []))
-            ]
+            probes = [ProbeResult.from_json(p) for p in r.get("probes", [])]
             outcome = Outcome(r["outcome"]) if r.get("outcome") else None
             reqs.append(RequirementResult(**{**r, "outcome": outcome, "probes": probes}))
         return cls(**{**data, "requirements": reqs})

@@ -17,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 
 from kaic.certify.submission import SubmissionError
-from kaic.results.writers.gotest import E2E_LOG_FILE, RESULTS_FILE, fold_actions
-from kaic.results.writers.junit import JUNIT_FILE
+from kaic.results.run_dir import E2E_LOG_FILE, JUNIT_FILE, RESULTS_FILE
+from kaic.results.writers.gotest import fold_actions
 
 _RESULT_LINE = re.compile(r"^\s*--- (PASS|FAIL|SKIP): (\S+) \(")
 _PACKAGE_LINE = re.compile(r"^(PASS|FAIL|ok  )")

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from kaic.certify.submission import SubmissionError
-from kaic.certify.submission.lint import METADATA, PRODUCT_FILE
+from kaic.certify.submission.lint import METADATA
 from kaic.certify.submission.official import (
     YAML_LOADER,
     Template,
@@ -33,8 +33,7 @@ from kaic.results import report as results
 from kaic.results.atomic import atomic_write_text
 from kaic.results.outcomes import TABLE, Outcome
 from kaic.results.report import Report, RequirementResult
-from kaic.results.writers.gotest import E2E_LOG_FILE, RESULTS_FILE
-from kaic.results.writers.junit import JUNIT_FILE
+from kaic.results.run_dir import E2E_LOG_FILE, JUNIT_FILE, PRODUCT_FILE, RESULTS_FILE
 
 README_FILE = "README.md"
 COPIED = (JUNIT_FILE, RESULTS_FILE, E2E_LOG_FILE)
@@ -253,10 +252,11 @@ def readme(report: Report, template: Template, product: dict[str, str], director
         f"| `{entry['id']}` | {entry.get('level')} | {filled[entry['id']][0] or '(to attest)'} |"
         for _, entry in template.requirements()
     )
+    copied = ", ".join(f"`{name}`" for name in COPIED[:-1]) + f" and `{COPIED[-1]}`"
     return f"""# {product["platformName"]} {product["platformVersion"]}: Kubernetes AI Conformance v{minor}
 
-PRODUCT.yaml is the official `AIConformance-{minor}.yaml` filled from a certified, complete kaic run: statuses,
-evidence and notes come from the run; the metadata from the vendor. `junit.xml`, `results.json` and `e2e.log`
+{PRODUCT_FILE} is the official `AIConformance-{minor}.yaml` filled from a certified, complete kaic run: statuses,
+evidence and notes come from the run; the metadata from the vendor. {copied}
 are the run's own files, copied unchanged; tests named `TestKaic…` are kaic's, the others repeat the upstream
 suite's checks of the same name.
 

@@ -47,9 +47,9 @@ from kaic.certify.submission.official import (
     upstream_tests,
 )
 from kaic.profile import minor_key
+from kaic.results.run_dir import PRODUCT_FILE
 
 ERROR, WARNING, NOTE = "error", "warning", "note"  # a note says what lint could not check; it never fails
-PRODUCT_FILE = "PRODUCT.yaml"
 STATUSES = ("Implemented", "Not Implemented", "Partially Implemented", "N/A")
 METADATA = {  # field -> required, in the templates' order
     "kubernetesVersion": True,

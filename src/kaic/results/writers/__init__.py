@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kaic.results.atomic import atomic_write_text
 from kaic.results.report import Report
+from kaic.results.run_dir import E2E_LOG_FILE, JUNIT_FILE, KAIC_JUNIT_FILE, RESULTS_FILE, SUMMARY_FILE
 from kaic.results.writers import gotest, junit, summary
 
 
@@ -23,10 +24,10 @@ def write_all(report: Report, out_dir: Path, junit_strict: bool = False) -> list
     """Write results.json, e2e.log, junit.xml, kaic-junit.xml and summary.md into `out_dir`."""
     stream = gotest.events(report)
     texts = {
-        gotest.RESULTS_FILE: gotest.results_json(stream),
-        gotest.E2E_LOG_FILE: gotest.verbose_log(stream),
-        junit.JUNIT_FILE: junit.gotest_junit(stream, tool_version(report)),
-        junit.KAIC_JUNIT_FILE: junit.kaic_junit(report, strict=junit_strict),
-        summary.SUMMARY_FILE: summary.markdown(report),
+        RESULTS_FILE: gotest.results_json(stream),
+        E2E_LOG_FILE: gotest.verbose_log(stream),
+        JUNIT_FILE: junit.gotest_junit(stream, tool_version(report)),
+        KAIC_JUNIT_FILE: junit.kaic_junit(report, strict=junit_strict),
+        SUMMARY_FILE: summary.markdown(report),
     }
     return [atomic_write_text(out_dir / name, text) for name, text in texts.items()]

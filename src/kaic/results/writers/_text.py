@@ -9,6 +9,7 @@ import re
 
 from kaic.results.outcomes import TABLE, Outcome
 from kaic.results.report import Evidence, ProbeResult
+from kaic.results.run_dir import REPORT_FILE
 
 # CSI sequences (colours, cursor moves) and the two-byte escapes; terminals' noise in captured logs.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
@@ -45,7 +46,7 @@ def excerpt(
     if len(kept) == len(lines) and len(body) <= max_chars:
         return body
     body = body[-max_chars:] if tail else body[:max_chars]
-    note = f"[excerpt of {len(lines)} lines; the full text is in report.json]"
+    note = f"[excerpt of {len(lines)} lines; the full text is in {REPORT_FILE}]"
     return f"{note}\n{body}" if tail else f"{body}\n{note}"
 
 

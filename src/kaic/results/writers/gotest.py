@@ -23,8 +23,6 @@ from kaic.results.report import ProbeResult, Report
 from kaic.results.writers._text import probe_messages
 
 PACKAGE = "kaic.dev/conformance"  # kaic's own package: its events never pose as the upstream suite's
-RESULTS_FILE = "results.json"
-E2E_LOG_FILE = "e2e.log"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # when a report carries no times: output stays deterministic
 
 Event = dict[str, Any]

@@ -21,8 +21,6 @@ from kaic.results.report import Report
 from kaic.results.writers._text import outcome_message, probe_messages, strip_ansi
 from kaic.results.writers.gotest import PACKAGE, Event
 
-JUNIT_FILE = "junit.xml"
-KAIC_JUNIT_FILE = "kaic-junit.xml"
 KAIC_SUITE = "kaic"
 RUN_CLASSNAME = "kaic.run"  # run-level testcases of kaic-junit.xml: what no probe's testcase can say
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

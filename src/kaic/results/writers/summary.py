@@ -16,8 +16,6 @@ from kaic.results.outcomes import ExitCode, Outcome
 from kaic.results.report import ProbeResult, Report, shorten
 from kaic.results.writers._text import outcome_message, probe_details
 
-SUMMARY_FILE = "summary.md"
-
 EXIT_MEANING = {
     ExitCode.CONFORMANT: "every MUST requirement passed",
     ExitCode.NOT_CONFORMANT: "a MUST requirement failed",
