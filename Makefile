@@ -184,6 +184,7 @@ cluster-clean:
 # demo           starts the local reference cluster, runs `kaic run --profile ai-v1.0` against it, stops it.
 # lint           ruff; gofmt and go vet on the Go module.
 # rbac-examples  regenerates examples/rbac/ from the probes' declared permissions.
+# docs           regenerates docs/cli.md from the click commands (tests/unit/test_docs.py keeps it current).
 
 PYTHON ?= python3
 VENV := .venv
@@ -191,7 +192,7 @@ KAIC := $(VENV)/bin/kaic
 GOTESTSUM_VERSION := v1.13.0
 DEMO_DIR ?= kaic-results-demo
 
-.PHONY: venv tools test demo lint rbac-examples
+.PHONY: venv tools test demo lint rbac-examples docs
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -223,6 +224,9 @@ lint: venv
 rbac-examples: venv
 	mkdir -p examples/rbac
 	for mode in quick non-disruptive certified; do $(KAIC) plan --mode $$mode --rbac > examples/rbac/kaic-$$mode.yaml; done
+
+docs: venv
+	$(VENV)/bin/python -m kaic.cli.reference > docs/cli.md
 
 # ---- Signing interop -------------------------------------------------------------------------------------
 # cosign         cosign (COSIGN_VERSION) into .tools/bin from the Go module proxy; the interop tests
