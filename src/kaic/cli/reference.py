@@ -21,7 +21,7 @@ CLI_HEADER = """\
 # Command reference
 
 Every command and option of `kaic`. Every command also takes `-h`/`--help`. Options take their defaults from
-flags, then environment variables, then the config file ([README](../README.md#flags)).
+flags, then environment variables, then the config file ([running.md](running.md#flags)).
 """
 
 _CODE_SPAN = re.compile(r"(`[^`]*`)")
