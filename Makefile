@@ -184,7 +184,8 @@ cluster-clean:
 # demo           starts the local reference cluster, runs `kaic run --profile ai-v1.0` against it, stops it.
 # lint           ruff; gofmt and go vet on the Go module.
 # rbac-examples  regenerates examples/rbac/ from the probes' declared permissions.
-# docs           regenerates docs/cli.md from the click commands (tests/unit/test_docs.py keeps it current).
+# docs           regenerates docs/cli.md from the click commands and docs/test-plans.md from the probe modules'
+#                docstrings (tests/unit/test_docs.py keeps both current).
 
 PYTHON ?= python3
 VENV := .venv
@@ -227,6 +228,7 @@ rbac-examples: venv
 
 docs: venv
 	$(VENV)/bin/python -m kaic.cli.reference > docs/cli.md
+	$(VENV)/bin/python -m kaic.cli.reference --test-plans > docs/test-plans.md
 
 # ---- Signing interop -------------------------------------------------------------------------------------
 # cosign         cosign (COSIGN_VERSION) into .tools/bin from the Go module proxy; the interop tests
