@@ -185,6 +185,8 @@ cluster-clean:
 # demo           starts the local reference cluster, runs `kaic run --profile ai-v1.0` against it, stops it.
 # lint           ruff; gofmt and go vet on the Go module.
 # rbac-examples  regenerates examples/rbac/ from the probes' declared permissions.
+# docs           regenerates docs/cli.md from the click commands and docs/test-plans.md from the probe modules'
+#                docstrings (tests/unit/test_docs.py keeps both current).
 
 PYTHON ?= python3
 VENV := .venv
@@ -192,7 +194,7 @@ KAIC := $(VENV)/bin/kaic
 GOTESTSUM_VERSION := v1.13.0
 DEMO_DIR ?= kaic-results-demo
 
-.PHONY: venv tools unit test demo lint rbac-examples
+.PHONY: venv tools unit test demo lint rbac-examples docs
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -227,6 +229,10 @@ lint: venv
 rbac-examples: venv
 	mkdir -p examples/rbac
 	for mode in quick non-disruptive certified; do $(KAIC) plan --mode $$mode --rbac > examples/rbac/kaic-$$mode.yaml; done
+
+docs: venv
+	$(VENV)/bin/python -m kaic.cli.reference > docs/cli.md
+	$(VENV)/bin/python -m kaic.cli.reference --test-plans > docs/test-plans.md
 
 # ---- Signing interop -------------------------------------------------------------------------------------
 # cosign         cosign (COSIGN_VERSION) into .tools/bin from the Go module proxy; the interop tests

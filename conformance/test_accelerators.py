@@ -1,6 +1,35 @@
 """Accelerators: DRA, driver and runtime management, GPU sharing, virtualized accelerators.
 
-Discovery probes record what the cluster serves and advertises; behavioural probes (issue 4) judge it.
+Discovery probes record what the cluster serves and advertises; behavioural probes judge it.
+
+Proves `dra_support` (workloads ask for devices through the resource.k8s.io API and the real scheduler
+allocates them), `driver_runtime_management` (a pod gets the driver version its node advertises),
+`gpu_sharing` (pods can share one device) and `virtualized_accelerator` (virtual accelerators are requested
+like physical ones).
+
+Test plan. Every `dra_support` probe first needs resource.k8s.io/v1: a cluster that does not serve it fails
+`dra_support` from the 1.34 checklist (DRA is GA and on by default there) and is unknown at 1.33.
+
+1. *dra_support, crud:* resource.k8s.io/v1 serves DeviceClasses, ResourceClaims, ResourceClaimTemplates,
+   ResourceSlices and resourceclaims/status, and each kind can be created (dry run first), read, listed,
+   updated and deleted, without any driver (a class matching nothing, a slice on no node).
+2. *dra_support, claim-lifecycle:* the real scheduler allocates a claim made from a template, reserves it for
+   the pod, and the claim is released when the pod goes; where containers run, the container sees the
+   allocated device. No DRA driver publishing devices is not-applicable (a reported fact).
+3. *dra_support, unsatisfiable-claim (⊖):* a claim whose selector no device matches leaves its pod Pending
+   with FailedScheduling, unallocated.
+4. *driver_runtime_management, versions-in-pod:* a scheduler-placed pod holding one device finds the injected
+   driver tool, exactly one device, and the driver version its node advertises (DRA attributes, then node
+   labels); a profile with no in-container driver tool kaic can query is unknown.
+5. *gpu_sharing, shared-claim:* two pods sharing one ResourceClaim are both reserved on the same single device
+   of one node, and see the same device where containers run; no DRA driver publishing devices is
+   not-applicable.
+6. *gpu_sharing, device-plugin-sharing:* where a node offers shared devices (MIG partitions or time-sliced
+   replicas), two pods on it each get one, and both run on the same physical device; no such node is
+   not-applicable.
+7. *virtualized_accelerator, virtual-device:* virtual accelerators (on nodes with the profile's vGPU label, or
+   through its virtual DeviceClass) are requested like physical ones (same resource name or a DeviceClass) and
+   a pod asking for one starts with exactly one; neither present is not-applicable.
 """
 
 import dataclasses

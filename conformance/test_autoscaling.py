@@ -1,8 +1,25 @@
 """Cluster autoscaling, judged by behaviour: a node autoscaler adds an accelerator node for a pending pod and
 removes it again (certified mode: it buys a node), and answers a check-capacity ProvisioningRequest.
 
-Detection comes first in both probes; with no autoscaler the requirement does not apply and the reason
-lists what was looked for.
+Proves `cluster_autoscaling`: where the platform scales nodes, it adds an accelerator node when a pod needs
+one and removes it when it is no longer needed.
+
+Test plan:
+
+1. Both probes first detect a node autoscaler: the Cluster Autoscaler (its status or Deployment in
+   kube-system), Karpenter NodePools, Cluster API scaling annotations, the ProvisioningRequest CRD. None:
+   not-applicable, the reason listing what was looked for.
+2. The pool: `--autoscaler-node-pool-label` names an isolated accelerator pool (N ≥ 1 Ready, schedulable
+   nodes, max ≥ N+1, one accelerator per node, nothing else pending for it). Unset, no such node, not exactly
+   one accelerator per node, or other workloads on the pool: unknown.
+3. *scale-up-down* (certified mode): N pods fill the pool, one per node; pod N+1 is Unschedulable for want of
+   the accelerator (for another reason: unknown), and the autoscaler must add a pool node that runs it within
+   `--autoscaler-scale-up-timeout` without a baseline node changing; once that pod is deleted the pool must
+   return to its N baseline nodes, and stay there 30 s, within `--autoscaler-scale-down-timeout`.
+4. *check-capacity:* a check-capacity ProvisioningRequest for one pool accelerator must be found
+   (`Provisioned=True`, `CapacityIsFound`) and one for more than the pool holds must not (the autoscaler
+   simulates rather than rubber-stamps); no node is bought. The ProvisioningRequest API not served, or no
+   controller answering within 120 s: unknown.
 """
 
 from __future__ import annotations

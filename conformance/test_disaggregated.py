@@ -1,8 +1,17 @@
 """Disaggregated inference: one request through a user's split serving stack reaches every role.
 
-kaic deploys no serving stack of its own: the user names the namespace, the roles' label selectors (llm-d's
-prefill and decode by default) and the endpoint. A client pod sends one request with a unique x-request-id; the
-request must be answered and its id appear in the logs of a Running pod of every role.
+Proves `disaggregated_inference`: an inference service split into separately scaled roles (such as prefill and
+decode) answers a request that passes through every role.
+
+Test plan:
+
+1. kaic deploys no serving stack of its own: `--disaggregated-namespace`, `--disaggregated-role` selectors
+   (llm-d's prefill and decode by default) and `--disaggregated-endpoint` name the user's stack. Without a
+   namespace the probe is unknown and names the role pods it found anywhere.
+2. *request-through-roles:* every role needs a Running pod (else failed); no `--disaggregated-endpoint`:
+   unknown after that check.
+3. A client pod sends one request with a unique `x-request-id`, which must be answered 200 and appear (as a
+   whole token) in the recent logs of a pod of every role (any container).
 """
 
 import time

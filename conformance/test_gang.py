@@ -1,7 +1,29 @@
 """Scheduling and orchestration: gang scheduling and cluster autoscaling (pod autoscaling has its own module).
 
-Gang probes judge by binding (a pod's spec.nodeName, followed with a watch), never by Job status counters: the
-scheduler's decision is what gang scheduling is about, and kwok nodes (which run no containers) leave it real.
+Gang probes judge by binding (a pod's spec.nodeName, followed with a watch started before the gang is
+created), never by Job status counters: the scheduler's decision is what gang scheduling is about, and kwok
+nodes (which run no containers) leave it real.
+
+Proves `gang_scheduling`: a gang scheduler binds a group of pods all together or not at all.
+
+Test plan (`TestKaicGangScheduling/*`: kaic's own checks, since upstream's `TestGangScheduling` differs in
+detail). Every gang is a `batch/v1` Job of 3 pods plus the group object its solution reads
+(`kaic.areas.gang`).
+
+1. Choose the solution (`--gang-scheduler`). No solution installed: unknown ("install one and re-run, or point
+   kaic at it with --gang-scheduler/--gang-scheduler-namespace").
+2. Fence the capacity. Native, Volcano and coscheduling members are pinned to one Ready, schedulable,
+   untainted node (one without accelerators if there is one, then the most free CPU) and sized from its free
+   CPU with half a member of margin either way; on a real cluster that node's spare CPU is reserved for the
+   probe's minute or so. Kueue is fenced by quota: kaic's own ResourceFlavor, ClusterQueue (open only to the
+   probe's namespace) and LocalQueue, or the free quota of a pre-made queue named by `--gang-job-labels` (its
+   free CPU is split over the gang, so give kaic a small queue whose members also fit on a node).
+3. *fitting-gang:* a gang of 3 that fits gets every member bound within 120 s, each in kaic's group, and its
+   pods start.
+4. *unfit-gang (⊖):* a member-sized blocker takes part of the fenced capacity so only 2 of 3 members fit; no
+   member may be bound for the whole window (`--gang-negative-window`); then the blocker goes and all 3 must
+   bind. Any bind in the window is a partial gang (failed), unless all 3 held a node at once, which means the
+   fence did not hold (error).
 """
 
 from __future__ import annotations

@@ -1,4 +1,18 @@
-"""Inference networking through the Gateway API: header routing and weighted splits to model backends."""
+"""Inference networking through the Gateway API: header routing and weighted splits to model backends.
+
+Proves `ai_inference`: a Gateway API implementation routes inference traffic by request header and by weight.
+
+Test plan:
+
+1. Choose the GatewayClass: `--gateway-class`, else the first Accepted one by name. The Gateway API CRDs not
+   Established at v1, no Accepted class, or a named one not Accepted: unknown; a named class that does not
+   exist is an error naming the classes found.
+2. *header-and-weight-routing:* two backends, A and B, each a Service and a pod; a Gateway of that class (HTTP
+   listener on port 80, as the Gateway API conformance suite's) and an HTTPRoute to both. The Gateway must be
+   `Programmed` and its HTTPRoute `Accepted`/`ResolvedRefs`. No node that runs containers: unknown.
+3. A client pod inside the cluster sends 200 plain and 20 `X-Gateway-Model-Name: b` requests: no marked
+   request may reach A, and B's share of the 80/20 split must lie in 10–30 %.
+"""
 
 from kaic.areas import gateway, images, workloads
 from kaic.probe import Rule, Unknown, crds_in, probe, require

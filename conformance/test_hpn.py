@@ -1,8 +1,22 @@
-"""High-performance networking: secondary network devices are claimable and give pods a working extra interface.
+"""High-performance networking: secondary network devices are claimable and give pods a working extra
+interface.
 
-Detection first (hpn.py): a DRA network driver's slices, Multus NetworkAttachmentDefinitions, rdma/* resources;
-with none the requirement does not apply. On the DRA path a claim selecting the driver's boolean attribute (rdma
-by default) must land on a device that publishes it, and a claim no device matches must stay unallocated.
+Proves `high_performance_networking` (conditional: platform): where the platform offers fast pod-to-pod
+networking, the extra network devices can be claimed and carry traffic.
+
+Test plan:
+
+1. Detection, in order: a DRA driver publishing network devices (`dra.net`, or attributes such as `rdma`,
+   `ifName`), a NetworkAttachmentDefinition, `rdma/*` resources; none is not-applicable with that trail,
+   `rdma/*` alone is unknown.
+2. *secondary-interface:* a pod claims a device by the driver's boolean attribute (`--network-attribute`, rdma
+   by default), for DraNet `"rdma" in device.attributes["dra.net"] && device.attributes["dra.net"].rdma ==
+   true` (or attaches the NetworkAttachmentDefinition); the allocated device must publish the attribute true
+   and the pod must report an IPv4 interface besides its pod network.
+3. Where another node can hold such a pod, 1 MiB sent from there to the secondary address must raise that
+   interface's receive counter.
+4. *unmatched-claim (⊖):* a claim of the same class no device matches leaves its pod unbound with
+   FailedScheduling and the claim unallocated.
 """
 
 from kaic.areas import hpn, images, workloads

@@ -1,10 +1,23 @@
-"""Advanced inference ingress: a Gateway routes to an InferencePool whose endpoint picker follows live metrics.
+"""Advanced inference ingress: a Gateway routes to an InferencePool whose endpoint picker follows live
+metrics.
 
-Detection first: the InferencePool API (inference.networking.k8s.io/v1) and an Accepted GatewayClass. The
-behavioural probe puts three llm-d-inference-sim pods behind an InferencePool with the Inference Extension's
-endpoint picker, reports one pod's KV cache as nearly full (the sim's --fake-metrics), and requires the picker
-to keep every request off that pod. When the user points kaic at a checkout of the GAIE conformance suite, the
-suite's own report is judged too.
+Proves `advanced_inference_ingress`: the Gateway API Inference Extension routes to a pool of model servers by
+their live state.
+
+Test plan:
+
+1. Detection: `inferencepools.inference.networking.k8s.io` serving `v1` and an Accepted GatewayClass
+   (`--gateway-class`, resolved as for `ai_inference`: a class that does not exist is an error); either
+   missing is unknown.
+2. *endpoint-picker:* three `inference-sim` pods (llm-d-inference-sim; `POD_NAME` makes it answer with
+   `x-inference-pod`) behind an InferencePool with the Inference Extension's endpoint picker (`inference-epp`,
+   with its own ServiceAccount and Role), `sim-0` reporting a 95 % full KV cache through `--fake-metrics`, the
+   others 5 %.
+3. A Gateway and HTTPRoute to the pool must be Programmed/Accepted; then 5 warm-up and 20 judged requests from
+   a client pod: every judged request must be answered 200 by a pool member and none by `sim-0`.
+4. *gaie-suite:* with `--gaie-conformance-dir`, `go test ./conformance -run TestConformance -args
+   --gateway-class=… --report-output=…` in that checkout; every profile of the report must be `success`.
+   Unset, this probe is not-applicable.
 """
 
 import json

@@ -1,13 +1,32 @@
 """Observability: accelerator metrics and AI service metrics.
 
-AI service metrics: a small inference-shaped workload (busybox httpd with a CGI script) serves a request counter,
-a latency histogram and a queue-depth gauge labelled with the run id. The probe registers it with the platform's
-monitoring (a PodMonitor when the Prometheus Operator is installed; the prometheus.io scrape annotations always),
-sends exactly K requests through the API server's pod proxy, and requires the monitoring system's query API to
-report K: the number the workload really served, collected by the monitoring system, never read by kaic itself.
+AI service metrics are judged by what the monitoring system collected, never by what kaic reads itself: its
+query API must report the number of requests the workload really served.
 
-Accelerator metrics: the exporter of the accelerators found (DCGM, AMD's device-metrics-exporter, Intel Gaudi) or
---metrics-endpoint must publish utilisation and memory series per device, labelled with the device.
+Proves `ai_service_metrics` (a monitoring system collects the metrics a workload exposes) and
+`accelerator_metrics` (an exporter publishes per-device accelerator metrics).
+
+Test plan:
+
+1. *ai_service_metrics, collects-service-metrics:* find the query API (`--metrics-query-url`, else
+   `--prometheus-service`, else a Prometheus Service found by name, `prometheus-operated` first, and port,
+   `web`/`http`/9090, queried through the API server's `services/proxy`); none, or one that does not answer
+   `vector(1)` with 1: unknown. No node that runs containers: unknown.
+2. A small inference-shaped workload (busybox httpd with a CGI script) serves a request counter, a latency
+   histogram and a queue-depth gauge labelled with the run id; it is registered with the platform's monitoring
+   (a PodMonitor when the Prometheus Operator is installed, a PodMonitoring when Google managed Prometheus is,
+   the `prometheus.io` scrape annotations always). kaic sends exactly K requests through the API server's pod
+   proxy; the query API must report exactly K for the run's counter, and the workload's scrape target must be
+   up.
+3. *accelerator_metrics, per-device-series:* the exporter of the accelerators found (DCGM, AMD's
+   device-metrics-exporter, Intel Gaudi): its `/metrics` (`--metrics-endpoint`, else a Service that looks like
+   the vendor's exporter, read through the API server's proxy) must carry utilisation and memory series (the
+   exporter's names, or `--metrics-utilization-metric`/`--metrics-memory-metric`) for every device found, each
+   labelled with its device.
+4. *accelerator_metrics, utilisation-under-load* (certified mode only: it runs real work on a real
+   accelerator): a pod loads the one device it claims (a CUDA sample on `nvidia`); the exporter on its node
+   must report that device's utilisation rising above its idle reading. A profile kaic knows no load for, or a
+   node that runs no containers: unknown.
 """
 
 from __future__ import annotations

@@ -1,10 +1,30 @@
 """AI operators: a robust CRD controller with a working admission webhook.
 
-The operator is chosen by its CRDs (`--operator`, else the first supported one installed; `kaic.areas.operators`).
-Five checks, as upstream's TestRobustCRDControllerOperation has five subtests, but each is kaic's own
-(TestKaicRobustController/*): kaic finds the operator's pods through its webhook's Service rather than a fixed
-label, asks the webhook's Service for ready endpoints, insists that the denial names the operator's webhook,
-and does not count success that a node without containers simulated.
+The operator is chosen by its CRDs (`--operator`, else the first supported one installed;
+`kaic.areas.operators`). Five checks, as upstream's `TestRobustCRDControllerOperation` has five subtests, but
+each is kaic's own (`TestKaicRobustController/*`): kaic finds the operator's pods through its webhook's Service
+rather than a fixed label, asks the webhook's Service for ready endpoints, insists that the denial names the
+operator's webhook, and does not count success that a node without containers simulated.
+
+Proves `robust_controller`: an AI operator with its own CRDs and admission webhook is installed and working:
+it rejects invalid objects and reconciles valid ones.
+
+Test plan. A profile per operator says how to recognise it (its CRDs; its validating webhook by the webhook's
+entry name, whatever the configuration is called), a valid object, an invalid one that the CRD schema accepts
+but the operator's webhook must deny, and what success means. No supported operator installed (or not the one
+`--operator` names), or the runtime absent, is unknown.
+
+1. *operator-pods-ready:* every pod behind the webhook's Service is Ready (within `--operator-ready-timeout`).
+2. *crds-established:* every CRD of the profile is Established.
+3. *webhook-serving:* the webhook has a rule for creating the probed kind, a `caBundle`, and its Service has
+   ready endpoints.
+4. *webhook-rejects-invalid (⊖):* the invalid object is denied and the denial names the operator's webhook
+   (`admission webhook "<name>" denied the request`). Admitted, or refused because a webhook on its path
+   cannot be called, fails; refused by anything else (the schema, another admission plugin) is an error: the
+   webhook was not exercised.
+5. *controller-reconciles (⊕):* the valid object is admitted and reaches success within
+   `--operator-reconcile-timeout`; success whose pods ran on nodes that run no containers (kwok) is unknown,
+   never a pass.
 """
 
 from __future__ import annotations

@@ -1,10 +1,25 @@
 """Pod autoscaling: a HorizontalPodAutoscaler scales accelerator pods on a custom metric the pods serve.
 
-The test plan: each pod of a Deployment holds one accelerator and serves a gauge the probe sets through the API
-server's pod proxy (busybox httpd; the common prometheus.io scrape annotations tell the pipeline where). An HPA
-targets an average of TARGET per pod. Driving one pod to 2×TARGET must raise the Deployment to two replicas whose
-new pod also gets a device; driving every pod to 0 must bring it back to one. The probe reads the metric the way
-the HPA does (custom.metrics.k8s.io) and judges by the Deployment's replicas, never by the HPA's own status.
+The probe reads the metric the way the HPA does (custom.metrics.k8s.io) and judges by the Deployment's
+replicas, never by the HPA's own status.
+
+Proves `pod_autoscaling`: where the HorizontalPodAutoscaler is offered, it scales pods holding accelerators on
+a custom metric.
+
+Test plan (*scale-on-custom-metric*, `TestKaicPodAutoscaling/...`; upstream has no test for it):
+
+1. `autoscaling/v2` not served: not-applicable. The custom metrics API (`custom.metrics.k8s.io`, v1beta2 or
+   v1beta1) must be registered and Available; otherwise unknown ("install a metrics adapter").
+2. A Deployment (image key `busybox`, whose httpd serves the gauge) whose pods each hold one accelerator (DRA
+   claim template or extended resource, on nodes that run containers) and serve the gauge `kaic_probe_load` on
+   `:8080/metrics`, with the common `prometheus.io/scrape`, `port` and `path` annotations; the probe sets the
+   value through the API server's pod proxy (`POST .../pods/NAME:8080/proxy/cgi-bin/set?value=N`, no exec).
+3. An HPA (`Pods` metric, target average 10, 1–2 replicas, stabilisation 0 s both ways). The metric must first
+   be reported as 0 (never reported at all: unknown, the pipeline does not collect such pods).
+4. The probe sets one pod to 20: the metric must follow (still 0: failed, a stale pipeline), and the
+   Deployment must reach 2 replicas whose new pod also gets a device.
+5. Every pod set to 0: the Deployment must come back to 1 (failed otherwise, with the HPA's conditions as
+   evidence).
 """
 
 from __future__ import annotations

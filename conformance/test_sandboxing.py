@@ -1,4 +1,19 @@
-"""Workload sandboxing: a pod of the sandbox runtime, compared with a plain control pod on the same node."""
+"""Workload sandboxing: a pod of the sandbox runtime, compared with a plain control pod on the same node.
+
+Proves `workload_sandboxing`: workloads can run in a sandbox that keeps them apart from the host kernel.
+
+Test plan:
+
+1. Choose the RuntimeClass: `--sandbox-runtime-class`, else the first (by name) whose name or handler contains
+   `gvisor`, `runsc`, `kata`, `sandboxed`, `quark` or `krun`. None and no `agents.x-k8s.io` API:
+   not-applicable, with that trail; the agent-sandbox API served but no such class: unknown; a named class
+   that does not exist: error.
+2. *isolated-from-host:* a pod of that RuntimeClass runs and reports what it sees; then a claimless control
+   pod without a RuntimeClass does the same on the same node. No node that runs containers: unknown; a pod
+   that reports nothing fails.
+3. The sandboxed pod must have its own kernel and boot_id (not the control pod's), and see no host processes,
+   `/dev/mem`, host paths or host interfaces.
+"""
 
 from kaic.areas import images, sandboxing, workloads
 from kaic.probe import NotApplicable, ProbeError, Rule, Unknown, crds_in, probe, require

@@ -1,4 +1,24 @@
-"""Security: isolated accelerator access (workload sandboxing: test_sandboxing.py)."""
+"""Security: isolated accelerator access (workload sandboxing: test_sandboxing.py).
+
+Proves `secure_accelerator_access`: a container sees only the accelerators allocated to it.
+
+Test plan. Each probe places its pods through the API (binding, allocation and reservation are always
+checked); what a container sees needs a node that runs containers, and on one that runs none the probe is
+unknown, naming what the API proved.
+
+1. *positive-access* (upstream's `PositiveAccessTest`): a container allocated one accelerator sees exactly one
+   device, the allocated one.
+2. *negative-isolation* (upstream's `NegativeIsolationTest`): a container on an accelerator node that
+   requested no accelerator sees none.
+3. *multi-container-isolation* (upstream's `MultiContainerIsolationTest`): in one pod, only the container
+   given the accelerator sees it; its sibling sees none.
+4. *disjoint-devices:* two pods on one node, one device each, get different devices: in the API's allocation
+   results, and in what their containers see where the node runs containers; no node offering two devices is
+   unknown.
+5. *requestless-leaks:* pods without a request gain no accelerator through the known leaks: the vendor's
+   visible-devices variable set to all, or the vendor's RuntimeClass; a profile with no known leak is
+   not-applicable.
+"""
 
 import dataclasses
 

@@ -6,7 +6,7 @@ llm-d-inference-sim, DraNet, Multus and LeaderWorkerSet are all refused by the G
 stands in for them with code written to please a probe. So the scenarios exercise the absent paths and their
 discovery trails, plus one real negative (a named namespace whose roles have no Running pod); the positive
 paths are covered by tests/unit/test_hpn.py and tests/unit/test_inference.py only and are untested against a
-real implementation (README.md, cluster/README.md).
+real implementation (docs/areas.md, cluster/README.md).
 """
 
 from __future__ import annotations

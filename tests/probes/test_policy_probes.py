@@ -242,7 +242,7 @@ def test_a_resource_quota_refusal_is_named_from_the_api_servers_own_answer(clust
 
 @pytest.mark.cluster
 def test_an_image_the_node_cannot_pull_is_an_error_at_once_naming_the_image_flag(cluster_for, tmp_path, require_real_node):
-    """The issue's run: pod_autoscaling on the real node without --image busybox=kaic.local/busybox:1 (the node
+    """The case: pod_autoscaling on the real node without --image busybox=kaic.local/busybox:1 (the node
     pulls from no registry; every pull fails at once there)."""
     require_real_node()
     cluster = cluster_for("real-node")

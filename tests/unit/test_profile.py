@@ -147,7 +147,8 @@ def test_summaries_are_our_own_words(profile: Profile) -> None:
 
 
 def reference_matrix() -> dict[str, dict[str, str | None]]:
-    """Requirement id -> KAR, conditional and upstream test, read from the reference README's §1.1 table."""
+    """Requirement id -> KAR, conditional and upstream test, read from the reference matrix's requirement table
+    (one row of ten columns per requirement)."""
     rows = {}
     for line in (REFERENCE / "README.md").read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -162,8 +163,8 @@ def reference_matrix() -> dict[str, dict[str, str | None]]:
     return rows
 
 
-# The reference's probe design gives workload_sandboxing "None -> SKIP_NA" although its matrix marks no condition;
-# the profile follows the design: a platform without a sandbox runtime is not-applicable, with the trail.
+# The reference matrix marks no condition for workload_sandboxing, but the profile makes it conditional on the
+# platform: a platform without a sandbox runtime is not-applicable, with the trail.
 DESIGN_CONDITIONS = {"workload_sandboxing": "platform"}
 
 

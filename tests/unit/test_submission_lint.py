@@ -176,8 +176,8 @@ def test_a_real_must_na_is_an_error_but_on_cluster_autoscaling_a_warning(product
 
 
 @needs_corpus
-def test_the_corpus_holds_the_cases_the_reference_counts() -> None:
-    """§2.5 of the reference counts these in the 55 files; the test above finds each one."""
+def test_the_corpus_holds_the_known_cases() -> None:
+    """The 55 real submissions hold exactly these cases; the test above finds each one."""
     found = [(corpus_id(p), f) for p in PRODUCTS for f in lint(p.parent, template_for(p))]
     count = Counter(
         (f.level, f.field.rsplit(".", 1)[-1].split("[")[0]) for _, f in found if "missing" in f.message
@@ -190,7 +190,7 @@ def test_the_corpus_holds_the_cases_the_reference_counts() -> None:
 
 
 def rule_of(finding: Finding) -> str | None:
-    """Which rule of the September 2026 update (issue 12, part 11) a finding comes from, if any."""
+    """Which of the rules added in September 2026 a finding comes from, if any."""
     message = finding.message
     if "N/A on a MUST" in message:
         return f"MUST N/A ({finding.level})"

@@ -4,7 +4,7 @@ A profile says how one accelerator family shows up in Kubernetes (DRA driver and
 resource, node labels, device nodes) and how a container proves what it sees (the identity script in
 `device_scripts/identity.sh`). `simulated` is exercised against kaic's local reference cluster, `nvidia` by
 the identity script on real hardware and the upstream suite's conventions; `amd`, `intel` and `google-tpu`
-come from documented facts (reference §4.1) and are marked untested on hardware.
+come from their vendors' documented facts and are marked untested on hardware.
 """
 
 from __future__ import annotations

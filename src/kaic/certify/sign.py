@@ -1,4 +1,4 @@
-"""Signing a run: an in-toto Statement v1 over every artifact's bytes, in a DSSE envelope (reference §7).
+"""Signing a run: an in-toto Statement v1 over every artifact's bytes, in a DSSE envelope.
 
 DSSE signs the payload's bytes, so the statement needs no canonical form; artifacts are hashed as they lie on
 disk and never re-serialised, so any reader can check them with `sha256sum`. One signature is written three

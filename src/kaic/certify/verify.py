@@ -1,6 +1,6 @@
 """Verifying a signed run: is it signed by a key the reader trusts, and are its files the ones signed?
 
-Checks run in the order of reference §7 and each failure is a named finding, never an exception:
+Checks run in this order, and each failure is a named finding, never an exception:
 (1) trust: pinned fingerprints, expiry; (2) the DSSE signature, checked before the payload is parsed;
 (3) payloadType, statement type and predicate type; (4) every subject's digest against the bytes on disk,
 and every artifact on disk is a subject; (5) report.json agrees with the signed predicate. Keys come only

@@ -4,7 +4,7 @@ The kaic pytest plugin calls `classify` and `assemble` in the process that ran t
 the engine's own process) and ships the finished result in the teardown report's `user_properties`, which
 xdist carries to the controller; there the `Collector` hands it to the engine.
 
-pytest knows passed/failed/skipped; kaic needs five outcomes. The mapping (reference §8.1.7, refined):
+pytest knows passed/failed/skipped; kaic needs five outcomes. The mapping:
 setup problem → error; call: no exception → passed, assertion or pytest.fail → failed, NotApplicable/Unknown/
 ProbeError → that outcome, pytest-timeout → error, any other exception → error (a crash proves nothing about
 the cluster), pytest.skip → error (probes must say not-applicable or unknown, with a reason); a teardown

@@ -1,6 +1,6 @@
 """The probe engine: profile → plan → preflight → facts → probes (pytest) → results → reports.
 
-pytest runs in this process, once (reference §8.1): probes are tests in `conformance/`, the module plugin gives
+pytest runs in this process, once: probes are tests in `conformance/`, the module plugin gives
 fixtures, the in-process collector turns reports into results. The report is saved after every probe and on
 every exit path (interrupt, run timeout, crash), marked incomplete until the run ends normally.
 """

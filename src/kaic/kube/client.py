@@ -1,7 +1,7 @@
 """Cluster access: one configured client, raw JSON requests, pagination and retries.
 
 kaic talks to the API with plain JSON over the official client's transport (auth, TLS, proxies from the
-kubeconfig) rather than typed models: typed models drop fields newer than the client (reference §5.7) and
+kubeconfig) rather than typed models: typed models drop fields newer than the client and
 deserialising thousands of nodes into them is slow. Credentials never leave this module.
 """
 
