@@ -183,7 +183,7 @@ cluster-clean:
 # unit           the tests that need no cluster and no Go build (tests/unit), for the edit-test loop.
 # test           the whole suite: unit tests, the local-cluster tests and kaic end to end against it.
 # demo           starts the local reference cluster, runs `kaic run --profile ai-v1.0` against it, stops it.
-# lint           ruff; gofmt and go vet on the Go module.
+# lint           ruff and mypy (src/kaic; settings in pyproject.toml); gofmt and go vet on the Go module.
 # rbac-examples  regenerates examples/rbac/ from the probes' declared permissions.
 # docs           regenerates docs/cli.md from the click commands and docs/test-plans.md from the probe modules'
 #                docstrings (tests/unit/test_docs.py keeps both current).
@@ -221,6 +221,7 @@ demo: venv cluster
 
 lint: venv
 	$(VENV)/bin/ruff check src conformance tests
+	$(VENV)/bin/mypy
 	cd cluster && test -z "$$(gofmt -l cmd)" && $(GO) vet ./...
 	cd cluster/node && test -z "$$(gofmt -l cmd)" && $(GO) vet ./...
 	cd cluster/gvisor && test -z "$$(gofmt -l cmd)" && $(GO) vet ./...

@@ -102,7 +102,12 @@ class Settings:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Settings:
         """The settings `to_json` wrote (the run's settings file, read in every probe process)."""
-        groups = {f.name: f.default_factory for f in dataclasses.fields(cls) if dataclasses.is_dataclass(f.default_factory)}
+        # Any: mypy deems is_dataclass(f.default_factory) never true, so would keep MISSING among the values
+        groups: dict[str, Any] = {
+            f.name: f.default_factory
+            for f in dataclasses.fields(cls)
+            if dataclasses.is_dataclass(f.default_factory)
+        }
         values = {name: groups[name](**value) if name in groups else value for name, value in data.items()}
         values["tolerations"] = tuple(values.get("tolerations") or ())
         return cls(**values)

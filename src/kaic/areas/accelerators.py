@@ -331,8 +331,8 @@ def detect(
     if choices:
         chosen = next((c for c in choices if c.path == "dra"), choices[0])
         chosen = dataclasses.replace(chosen, extra_tolerations=tolerations)
-        tainted = {name: found for name in chosen.nodes
-                   if (found := untolerated((known.get(name) or {}).get("taints") or [], chosen.tolerations()))}  # fmt: skip
+        tainted = {name: taints for name in chosen.nodes
+                   if (taints := untolerated((known.get(name) or {}).get("taints") or [], chosen.tolerations()))}  # fmt: skip
         return dataclasses.replace(chosen, found={
             **chosen.found, "trail": trail, "chosen": {"profile": chosen.profile.name, "path": chosen.path},
             **({"untoleratedTaints": tainted} if tainted else {}),

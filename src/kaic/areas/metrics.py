@@ -113,11 +113,11 @@ class DeviceSeries:
 
 def _kind(sample: Sample, exporter: Exporter | None) -> str | None:
     """The sample's kind (utilisation, memory, or None): the vendor's names, else upstream's generic rule."""
-    for kind, names, rule in (("utilisation", exporter and exporter.utilisation, GENERIC_UTILISATION),
-                              ("memory", exporter and exporter.memory, GENERIC_MEMORY)):  # fmt: skip
-        if (sample.name in names) if exporter else rule.search(sample.name):
-            return kind
-    return None
+    if exporter:
+        names = (("utilisation", exporter.utilisation), ("memory", exporter.memory))
+        return next((kind for kind, known in names if sample.name in known), None)
+    rules = (("utilisation", GENERIC_UTILISATION), ("memory", GENERIC_MEMORY))
+    return next((kind for kind, rule in rules if rule.search(sample.name)), None)
 
 
 def _device(sample: Sample) -> str | None:
@@ -183,7 +183,7 @@ def query_scalar(answer: Mapping[str, Any]) -> float | None:
     if answer.get("status") != "success":
         raise ValueError(f"query failed: {answer.get('errorType', '')} {answer.get('error', answer)}".strip())
     data = answer.get("data") or {}
-    result = data.get("result")
+    result: Any = data.get("result")
     if data.get("resultType") == "scalar":
         return float(result[1])
     if data.get("resultType") != "vector":

@@ -238,7 +238,7 @@ def denial(message: str, validator: str) -> str:
 
 def ready_endpoints(slices: Iterable[Mapping[str, Any]]) -> list[str]:
     """Addresses of the ready endpoints in a Service's EndpointSlices ("ready" unset counts as ready)."""
-    found = []
+    found: list[str] = []
     for item in slices:
         for endpoint in item.get("endpoints") or []:
             if (endpoint.get("conditions") or {}).get("ready") is not False:

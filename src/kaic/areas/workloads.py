@@ -338,7 +338,7 @@ def claim_names(pod_obj: dict[str, Any]) -> dict[str, str] | None:
     names = {c["name"]: c.get("resourceClaimName") for c in pod_obj["spec"].get("resourceClaims") or []}
     for status in (pod_obj.get("status") or {}).get("resourceClaimStatuses") or []:
         names[status["name"]] = status.get("resourceClaimName")
-    return names if all(names.values()) else None  # type: ignore[return-value]
+    return names if all(names.values()) else None
 
 
 def place(cluster: Cluster, namespace: str, body: dict[str, Any], evidence: Recorder, timeout_s: float = 90) -> Placement:

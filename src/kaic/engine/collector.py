@@ -120,7 +120,7 @@ class Collector:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
-            if key == RESULT_PROPERTY:
+            if key == RESULT_PROPERTY and isinstance(value, str):  # the JSON kaic's plugin wrote
                 result = ProbeResult.from_json(json.loads(value))
                 self.finished.add(result.name)
                 self.on_result(result)

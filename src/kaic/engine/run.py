@@ -341,7 +341,9 @@ class Run:
         if interrupted:
             raise KeyboardInterrupt
         if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
-            return False, f"pytest ended with {code.name} (see {log_path.name})"
+            # pytest.main returns a plain int only for a code outside ExitCode (a plugin's own)
+            ended = code.name if isinstance(code, pytest.ExitCode) else f"exit code {code}"
+            return False, f"pytest ended with {ended} (see {log_path.name})"
         return True, ""
 
     def _timeout(self, spec: ProbeSpec) -> float:

@@ -14,7 +14,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,10 +99,10 @@ class Cluster:
             auth_settings=["BearerToken"],
         )
         resp = self.api.call_api(*serialized, _request_timeout=self.request_timeout)
-        resp.read()
+        data = resp.read()
         if not 200 <= resp.status <= 299:
-            raise ApiException.from_response(http_resp=resp, body=resp.data.decode(errors="replace"), data=None)
-        return resp.data or b""
+            raise ApiException.from_response(http_resp=resp, body=data.decode(errors="replace"), data=None)
+        return data or b""
 
     def get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query)
@@ -139,7 +139,7 @@ class Cluster:
 
     def watch(
         self, path: str, timeout_s: float, resource_version: str = "", **query: Any
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    ) -> Generator[tuple[str, dict[str, Any]], None, None]:
         """A collection's current items as ADDED, then its changes as (type, object) until `timeout_s` is spent.
 
         One list then a watch from its resourceVersion, so no change slips between state and events (a caller that
@@ -160,8 +160,8 @@ class Cluster:
                 _request_timeout=(self.request_timeout, left + self.request_timeout),
             )  # fmt: skip
             if resp.status != 200:
-                resp.read()
-                raise ApiException.from_response(http_resp=resp, body=resp.data.decode(errors="replace"), data=None)
+                body = resp.read().decode(errors="replace")
+                raise ApiException.from_response(http_resp=resp, body=body, data=None)
             try:
                 for line in _lines(resp.response.stream(65536)):
                     event = json.loads(line)
@@ -177,13 +177,13 @@ class Cluster:
             finally:
                 resp.response.release_conn()
 
-    def _relist(self, path: str, query: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _relist(self, path: str, query: dict[str, Any]) -> Generator[tuple[str, dict[str, Any]], None, str]:
         page = self.get(path, **query)
         for item in page.get("items") or []:
             yield "ADDED", item
         return (page.get("metadata") or {}).get("resourceVersion", "")
 
-    def wait_gone(self, paths: list[str], timeout_s: float) -> None:
+    def wait_gone(self, paths: Sequence[str], timeout_s: float) -> None:
         """Wait, bounded, until every object is gone; a stuck one is an error naming it, never a hang."""
         deadline = time.monotonic() + timeout_s
         while paths := [p for p in paths if self.get_or_none(p) is not None]:

@@ -128,7 +128,7 @@ def _api_services(cluster: Cluster) -> list[dict[str, Any]]:
         {
             "name": svc["metadata"]["name"],
             "available": _condition(svc, "Available") == "True",
-            "service": "{namespace}/{name}".format(**(svc.get("spec") or {}).get("service")),
+            "service": "{namespace}/{name}".format(**svc["spec"]["service"]),
         }
         for svc in cluster.list("/apis/apiregistration.k8s.io/v1/apiservices")
         if (svc.get("spec") or {}).get("service")

@@ -165,7 +165,7 @@ class LocalCluster:
         self._prepare_state_dir()
         started = time.monotonic()
         ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
-        state = {
+        state: dict[str, Any] = {
             "scenario": scenario.name,
             "server": f"https://127.0.0.1:{ports['kube-apiserver']}",
             "ports": ports,
@@ -424,15 +424,15 @@ class LocalCluster:
             resource = client.ResourceV1Api(api)
             node_objects = topology.nodes(scenario.pools)
             for node in node_objects:
-                core.create_node(node)
+                core.create_node(client.V1Node.model_validate(node))
             if scenario.driver_installed:
                 for obj in topology.driver_objects(
                     scenario.pools, scenario.publish_slices, scenario.class_selects_driver
                 ):
                     if obj["kind"] == "DeviceClass":
-                        resource.create_device_class(obj)
+                        resource.create_device_class(client.V1DeviceClass.model_validate(obj))
                     else:
-                        resource.create_resource_slice(obj)
+                        resource.create_resource_slice(client.V1ResourceSlice.model_validate(obj))
             names = {node["metadata"]["name"] for node in node_objects}
             _wait_for(lambda: names <= _ready_nodes(core), timeout, f"nodes {sorted(names)} Ready (kwok)")
             _wait_for(
@@ -461,7 +461,9 @@ class LocalCluster:
             client.ApiextensionsV1Api(api).create_custom_resource_definition(crd)
             core = client.CoreV1Api(api)
             for config_map in autoscaler.config_maps(pool):
-                core.create_namespaced_config_map(autoscaler.NAMESPACE, config_map)
+                core.create_namespaced_config_map(
+                    autoscaler.NAMESPACE, client.V1ConfigMap.model_validate(config_map)
+                )
             process = self.process(autoscaler.BINARY)
             port = ports[autoscaler.BINARY]
             process.start([str(binaries.cluster_autoscaler), *autoscaler.flags(pool, path, port)],
@@ -548,12 +550,12 @@ class LocalCluster:
 
 
 def _ready_nodes(core: client.CoreV1Api) -> set[str]:
-    ready = set()
-    for item in core.list_node().items:
-        for condition in item.status.conditions or []:
-            if condition.type == "Ready" and condition.status == "True":
-                ready.add(item.metadata.name)
-    return ready
+    return {
+        item.metadata.name
+        for item in core.list_node().items
+        if item.metadata and item.metadata.name and item.status
+        and any(c.type == "Ready" and c.status == "True" for c in item.status.conditions or [])
+    }
 
 
 def _exists(read: Any) -> bool:

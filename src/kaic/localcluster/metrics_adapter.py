@@ -61,35 +61,40 @@ def grant(api: client.ApiClient) -> None:
     """The RBAC upstream adapter deployments grant, before the adapter starts (it reads its CA at once)."""
     rbac = client.RbacAuthorizationV1Api(api)
     subject = [{"kind": "User", "name": IDENTITY.user, "apiGroup": "rbac.authorization.k8s.io"}]
-    rbac.create_cluster_role({"metadata": {"name": NAME},
-                              "rules": [{"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["get", "list"]}]})  # fmt: skip
+    rbac.create_cluster_role(client.V1ClusterRole.model_validate({
+        "metadata": {"name": NAME},
+        "rules": [{"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["get", "list"]}],
+    }))  # fmt: skip
     for role in (NAME, "system:auth-delegator"):
-        rbac.create_cluster_role_binding({"metadata": {"name": f"{NAME}:{role.replace(':', '-')}"}, "subjects": subject,
-                                          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}})  # fmt: skip
-    rbac.create_namespaced_role_binding(NAMESPACE, {
+        rbac.create_cluster_role_binding(client.V1ClusterRoleBinding.model_validate({
+            "metadata": {"name": f"{NAME}:{role.replace(':', '-')}"}, "subjects": subject,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        }))  # fmt: skip
+    rbac.create_namespaced_role_binding(NAMESPACE, client.V1RoleBinding.model_validate({
         "metadata": {"name": f"{NAME}:auth-reader"}, "subjects": subject,
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "extension-apiserver-authentication-reader"},
-    })  # fmt: skip
+    }))  # fmt: skip
 
 
 def register(api: client.ApiClient, ca_bundle: bytes, port: int) -> None:
     """Service, EndpointSlice (the node address) and the APIServices the aggregator routes to them."""
     core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
-    core.create_namespaced_service(NAMESPACE, {"metadata": {"name": NAME},
-                                               "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]}})  # fmt: skip
-    discovery.create_namespaced_endpoint_slice(NAMESPACE, {
+    core.create_namespaced_service(NAMESPACE, client.V1Service.model_validate({
+        "metadata": {"name": NAME}, "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]},
+    }))  # fmt: skip
+    discovery.create_namespaced_endpoint_slice(NAMESPACE, client.V1EndpointSlice.model_validate({
         "metadata": {"name": NAME, "labels": {"kubernetes.io/service-name": NAME}},
         "addressType": "IPv4",
         "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": True}}],
         "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
-    })  # fmt: skip
+    }))  # fmt: skip
     registration = client.ApiregistrationV1Api(api)
     for priority, version in enumerate(VERSIONS):
-        registration.create_api_service({
+        registration.create_api_service(client.V1APIService.model_validate({
             "metadata": {"name": f"{version}.{GROUP}"},
             "spec": {"group": GROUP, "version": version, "service": {"namespace": NAMESPACE, "name": NAME, "port": 443},
                      "caBundle": base64.b64encode(ca_bundle).decode(), "groupPriorityMinimum": 100, "versionPriority": 200 - priority},
-        })  # fmt: skip
+        }))  # fmt: skip
 
 
 def wait_available(api: client.ApiClient, timeout: float, process: Any) -> None:
@@ -100,7 +105,8 @@ def wait_available(api: client.ApiClient, timeout: float, process: Any) -> None:
         states = {}
         for version in VERSIONS:
             with contextlib.suppress(client.ApiException):
-                conditions = registration.read_api_service(f"{version}.{GROUP}").status.conditions or []
+                status = registration.read_api_service(f"{version}.{GROUP}").status
+                conditions = (status.conditions if status else None) or []
                 states[version] = next((c.status for c in conditions if c.type == "Available"), "")
         if all(states.get(v) == "True" for v in VERSIONS):
             return

@@ -275,7 +275,8 @@ class RealNode:
 
         def ready() -> bool:
             with contextlib.suppress(client.ApiException):
-                conditions = core.read_node(NODE_NAME).status.conditions or []
+                status = core.read_node(NODE_NAME).status
+                conditions = (status.conditions if status else None) or []
                 return any(c.type == "Ready" and c.status == "True" for c in conditions)
             return False
 

@@ -150,7 +150,7 @@ class Authority:
         self,
         pair: Pair,
         subject: x509.Name,
-        usage: ExtendedKeyUsageOID,
+        usage: x509.ObjectIdentifier,
         dns_names: tuple[str, ...] = (),
         ip_addresses: tuple[str, ...] = (),
     ) -> None:

@@ -125,7 +125,7 @@ def resource_slice(node_name: str, gpus: int) -> dict[str, Any]:
 
 def nodes(pools: tuple[NodePool, ...]) -> list[dict[str, Any]]:
     """All nodes of `pools`, each with its own /24 of the pod range."""
-    result = []
+    result: list[dict[str, Any]] = []
     for pool in pools:
         for name in node_names(pool):
             result.append(node(pool, name, f"100.64.{len(result)}.0/24"))

@@ -398,15 +398,18 @@ def _run_warnings(old: Report, new: Report) -> list[str]:
         differs("checklist sha256", WATCHED_FACTS["checklistDigest"], "the checklist template changed")
     differs("mode", lambda r: r.run.get("mode"), "the runs used different modes")
     for option in ("focus", "skip"):
-        differs(
-            f"--{option}", lambda r, o=option: sorted(r.run.get(o) or []), "the runs selected differently"
-        )
+        differs(f"--{option}", _selection(option), "the runs selected differently")
     differs("cluster uid", lambda r: r.cluster.get("uid"), "the runs are of different clusters")
     return warnings
 
 
 def _profile(report: Report) -> str:
     return f"{report.profile.get('id')} {report.profile.get('version')}"
+
+
+def _selection(option: str) -> Callable[[Report], list[str]]:
+    """What a run's --focus or --skip selected, in a comparable order."""
+    return lambda report: sorted(report.run.get(option) or [])
 
 
 def _kubernetes_version(report: Report) -> str | None:

@@ -69,7 +69,7 @@ def create(
     missing = [name for name in COPIED if not (run_dir / name).is_file()]
     if missing:
         raise SubmissionError(f"{run_dir}: the run folder lacks {', '.join(missing)}")
-    folder = out_root / f"v{minor}" / (product.pop(DIRECTORY, None) or _slug(product["platformName"]))
+    folder = out_root / f"v{minor}" / (product.pop(DIRECTORY, "") or _slug(product["platformName"]))
     if folder.exists() and any(folder.iterdir()):
         raise SubmissionError(f"{folder} exists and is not empty; remove it or choose another --out or directory")
     texts = {
@@ -194,6 +194,7 @@ def answers(template: Template, report: Report) -> dict[str, tuple[str, list[str
 def render(template: Template, report: Report, product: dict[str, str]) -> str:
     """The template's text with the product's metadata and the run's answers spliced in."""
     root = yaml.compose(template.text, Loader=yaml.SafeLoader)  # pure Python: its marks count characters
+    assert root is not None  # the text parsed to Template.data, a mapping
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement) in the template's text
     metadata = _child(root, "metadata", template)
     wanted = {"kubernetesVersion": f"v{report.checklist.get('chosen')}", "repoUrl": "", **product}
@@ -216,13 +217,13 @@ def render(template: Template, report: Report, product: dict[str, str]) -> str:
         for entry in entries.value:
             fields = {key.value: value for key, value in entry.value}
             req_id = fields["id"].value
-            answer = dict(zip(("status", "evidence", "notes"), filled[req_id], strict=True))
-            for name, value in answer.items():
+            status, evidence, notes = filled[req_id]
+            answer = {"status": _quote(status), "evidence": _flow(evidence), "notes": _quote(notes)}
+            for name, text in answer.items():
                 if name not in fields:
                     raise SubmissionError(
                         f"{template.path}: spec.{category.value} {req_id} has no {name} field to fill"
                     )
-                text = _flow(value) if isinstance(value, list) else _quote(value)
                 edits.append((fields[name].start_mark.index, fields[name].end_mark.index, text))
     out = template.text
     for start, end, text in sorted(edits, reverse=True):

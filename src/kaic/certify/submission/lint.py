@@ -495,12 +495,12 @@ class _Linter:
         for path, artifact in parsed:
             for noise in artifact.noise:
                 self.add(WARNING, self.name(path), f"has {noise}")
-        for path, artifact in self.artifacts.items():
-            if isinstance(artifact, ArtifactError) and self.parse_cited and path not in self.cited:
+        for path, entry in self.artifacts.items():
+            if isinstance(entry, ArtifactError) and self.parse_cited and path not in self.cited:
                 self.add(
                     WARNING,
                     self.name(path),
-                    f"{artifact}: the validator parses a file of this name, "
+                    f"{entry}: the validator parses a file of this name, "
                     "and lint could not read its tests",
                 )
 

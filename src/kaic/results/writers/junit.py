@@ -85,7 +85,7 @@ def gotest_junit(stream: Iterable[Event], tool_version: str) -> str:
             (outputs.setdefault(test, []) if test else package_output).append(event["Output"])
         elif action == "start":
             start = event["Time"]
-        elif action == "run" and test != root:
+        elif action == "run" and test and test != root:
             subtests.setdefault(root, []).append(test)
         elif action in ("pass", "fail", "skip") and test:
             finished.append((test, action, float(event.get("Elapsed", 0))))

@@ -49,7 +49,8 @@ def _verdict_line(report: Report) -> str:
     if result:
         left_out = ", ".join(report.verdict.get("mustsNotRun") or [])
         not_run = f"; MUSTs not run: {left_out}" if left_out else ""
-        return f"Verdict: {result} (exit code {code}: {EXIT_MEANING[ExitCode(code)]}){not_run}"
+        meaning = EXIT_MEANING[ExitCode(report.verdict["exitCode"])]
+        return f"Verdict: {result} (exit code {code}: {meaning}){not_run}"
     if code is not None:
         return f"No verdict: {said or 'none recorded'} (exit code {code})"
     return "No verdict: the run was not judged"
@@ -140,7 +141,8 @@ def render_summary(report: Report, console: Console) -> None:
         console.print(Text.assemble((f"{label}: ", "bold"), value))
     table = Table("Requirement", "Level", "Outcome", "Reason")
     for row, outcome in zip(summary.rows, summary.outcomes, strict=True):
-        table.add_row(*row[:2], Text(row[2], style=_STYLE.get(outcome, "")), row[3])
+        style = "" if outcome is None else _STYLE.get(outcome, "")  # None: not run or left out
+        table.add_row(*row[:2], Text(row[2], style=style), row[3])
     console.print(table)
     for req_id, probe in summary.problems:
         console.print(Text(f"{probe.name} ({req_id}): {outcome_message(probe)}", style=_STYLE[probe.outcome]))
