@@ -183,7 +183,7 @@ cluster-clean:
 # unit           the tests that need no cluster and no Go build (tests/unit), for the edit-test loop.
 # test           the whole suite: unit tests, the local-cluster tests and kaic end to end against it.
 # demo           starts the local reference cluster, runs `kaic run --profile ai-v1.0` against it, stops it.
-# lint           ruff and mypy (src/kaic; settings in pyproject.toml); gofmt and go vet on the Go module.
+# lint           ruff format --check and ruff check, mypy (src/kaic; settings in pyproject.toml); gofmt and go vet.
 # rbac-examples  regenerates examples/rbac/ from the probes' declared permissions.
 # docs           regenerates docs/cli.md from the click commands and docs/test-plans.md from the probe modules'
 #                docstrings (tests/unit/test_docs.py keeps both current).
@@ -220,7 +220,8 @@ demo: venv cluster
 	  rc=$$?; $(KAIC) cluster down; case $$rc in 0|1|4) echo "demo: run completed (exit $$rc), results in $(DEMO_DIR)";; *) exit $$rc;; esac
 
 lint: venv
-	$(VENV)/bin/ruff check src conformance tests
+	$(VENV)/bin/ruff format --check src conformance tests bench
+	$(VENV)/bin/ruff check src conformance tests bench
 	$(VENV)/bin/mypy
 	cd cluster && test -z "$$(gofmt -l cmd)" && $(GO) vet ./...
 	cd cluster/node && test -z "$$(gofmt -l cmd)" && $(GO) vet ./...

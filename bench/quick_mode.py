@@ -69,7 +69,9 @@ def main() -> None:
         for run in range(args.runs):
             samples["kubectl get nodes -o json"].append(timed(kubectl, env))
             out = state.parent / f"quick-{run}"
-            samples["kaic run --mode quick"].append(timed([*KAIC, "run", "--mode", "quick", "-d", str(out)], env))
+            samples["kaic run --mode quick"].append(
+                timed([*KAIC, "run", "--mode", "quick", "-d", str(out)], env)
+            )
         base = statistics.median(samples["kubectl get nodes -o json"])
         for name, values in samples.items():
             median = statistics.median(values)

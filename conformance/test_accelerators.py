@@ -51,7 +51,12 @@ def test_dra_support_discovery(facts, evidence):
     evidence.add("fact", "resourceSlices", facts.get("resourceSlices") or {})
 
 
-@probe("driver_runtime_management", "discovery", test="TestKaicDiscovery/DriverRuntimeManagement", kind="discovery")
+@probe(
+    "driver_runtime_management",
+    "discovery",
+    test="TestKaicDiscovery/DriverRuntimeManagement",
+    kind="discovery",
+)
 def test_driver_runtime_management_discovery(facts, evidence):
     """Driver versions advertised by DRA attributes and the container runtimes of accelerator nodes."""
     require(facts, "nodes", "resourceSlices")
@@ -75,7 +80,9 @@ def test_gpu_sharing_discovery(facts, evidence):
     evidence.add("fact", "sharingResources", {k: v for k, v in shared.items() if v})
 
 
-@probe("virtualized_accelerator", "discovery", test="TestKaicDiscovery/VirtualizedAccelerator", kind="discovery")
+@probe(
+    "virtualized_accelerator", "discovery", test="TestKaicDiscovery/VirtualizedAccelerator", kind="discovery"
+)
 def test_virtualized_accelerator_discovery(facts, evidence):
     """Virtualized accelerator signs: vGPU node labels and VFIO device classes."""
     require(facts, "nodes", "deviceClasses")
@@ -104,8 +111,12 @@ def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
     require(facts, "resourceSlices", "deviceClasses")
     found = accelerators.inventory(facts)
     if not found["draDrivers"]:
-        without = "; ".join(f"{driver}: {why}" for driver, why in sorted(found["draDriversWithoutDevices"].items()))
-        evidence.add("fact", "draDrivers", f"no DRA driver publishes devices ({without or 'no ResourceSlices'})")
+        without = "; ".join(
+            f"{driver}: {why}" for driver, why in sorted(found["draDriversWithoutDevices"].items())
+        )
+        evidence.add(
+            "fact", "draDrivers", f"no DRA driver publishes devices ({without or 'no ResourceSlices'})"
+        )
         raise NotApplicable(
             f"no DRA driver publishes devices ({without or 'no ResourceSlices'}), so there is nothing to allocate "
             "(a reported fact)"
@@ -116,13 +127,26 @@ def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
 
 
 @probe(
-    "dra_support", "crud", test="TestKaicDra/Crud",
-    creates=("resource.k8s.io/deviceclasses", "resource.k8s.io/resourceslices", "resource.k8s.io/resourceclaims",
-             "resource.k8s.io/resourceclaimtemplates"),
-    rbac=tuple(Rule("resource.k8s.io", kind, ("create", "get", "list", "update", "delete"),
-                    namespaced=kind.startswith("resourceclaim")) for kind in DRA_KINDS),
+    "dra_support",
+    "crud",
+    test="TestKaicDra/Crud",
+    creates=(
+        "resource.k8s.io/deviceclasses",
+        "resource.k8s.io/resourceslices",
+        "resource.k8s.io/resourceclaims",
+        "resource.k8s.io/resourceclaimtemplates",
+    ),
+    rbac=tuple(
+        Rule(
+            "resource.k8s.io",
+            kind,
+            ("create", "get", "list", "update", "delete"),
+            namespaced=kind.startswith("resourceclaim"),
+        )
+        for kind in DRA_KINDS
+    ),
     timeout_s=120,
-)  # fmt: skip
+)
 def test_dra_crud(cluster, namespace, run, facts, evidence):
     """resource.k8s.io/v1 serves all four kinds and resourceclaims/status, and each kind can be created (dry run
     first), read, listed, updated and deleted, without any driver (a class matching nothing, a slice on no node)."""
@@ -133,14 +157,21 @@ def test_dra_crud(cluster, namespace, run, facts, evidence):
     name = f"kaic-{run.id}-crud"
     bodies = {
         "deviceclasses": {"spec": {"selectors": [{"cel": {"expression": "false"}}]}},
-        "resourceslices": {"spec": {
-            "driver": "crud.kaic.dev", "nodeName": f"kaic-{run.id}-no-such-node",
-            "pool": {"name": name, "generation": 1, "resourceSliceCount": 1}, "devices": []}},
+        "resourceslices": {
+            "spec": {
+                "driver": "crud.kaic.dev",
+                "nodeName": f"kaic-{run.id}-no-such-node",
+                "pool": {"name": name, "generation": 1, "resourceSliceCount": 1},
+                "devices": [],
+            }
+        },
         "resourceclaims": {"spec": workloads.claim_spec(name)},
         "resourceclaimtemplates": {"spec": {"spec": workloads.claim_spec(name)}},
-    }  # fmt: skip
+    }
     for kind, body in bodies.items():
-        collection = workloads.dra_path(namespace, kind) if kind.startswith("resourceclaim") else f"{DRA}/{kind}"
+        collection = (
+            workloads.dra_path(namespace, kind) if kind.startswith("resourceclaim") else f"{DRA}/{kind}"
+        )
         obj = {"apiVersion": "resource.k8s.io/v1", "metadata": {"name": name, "labels": run.labels}, **body}
         dry = cluster.create(collection, obj, dry_run=True)
         assert dry["metadata"]["name"] == name and cluster.get_or_none(f"{collection}/{name}") is None, (
@@ -153,7 +184,9 @@ def test_dra_crud(cluster, namespace, run, facts, evidence):
             assert name in [o["metadata"]["name"] for o in cluster.list(collection, labelSelector=selector)]
             created["metadata"]["labels"]["kaic.dev/crud"] = "updated"
             updated = cluster.request("PUT", f"{collection}/{name}", body=created)
-            assert cluster.get(f"{collection}/{name}")["metadata"]["labels"]["kaic.dev/crud"] == "updated", kind
+            assert cluster.get(f"{collection}/{name}")["metadata"]["labels"]["kaic.dev/crud"] == "updated", (
+                kind
+            )
             assert updated["metadata"]["resourceVersion"] != created["metadata"]["resourceVersion"]
         finally:
             cluster.delete(f"{collection}/{name}")
@@ -162,9 +195,15 @@ def test_dra_crud(cluster, namespace, run, facts, evidence):
 
 
 @probe(
-    "dra_support", "claim-lifecycle", test="TestKaicDra/ClaimAllocatedReservedReleased",
-    consumes=("devices",), creates=workloads.CREATES, images=("ubuntu",), rbac=workloads.RBAC, timeout_s=600,
-)  # fmt: skip
+    "dra_support",
+    "claim-lifecycle",
+    test="TestKaicDra/ClaimAllocatedReservedReleased",
+    consumes=("devices",),
+    creates=workloads.CREATES,
+    images=("ubuntu",),
+    rbac=workloads.RBAC,
+    timeout_s=600,
+)
 def test_dra_claim_lifecycle(cluster, namespace, run, facts, evidence):
     """The real scheduler allocates a claim made from a template, reserves it for the pod, and the claim is
     released when the pod goes; where containers run, the container sees the allocated device."""
@@ -177,7 +216,11 @@ def test_dra_claim_lifecycle(cluster, namespace, run, facts, evidence):
         placed = workloads.place(cluster, namespace, body, evidence)
     except TimeoutError:
         # Drivers publish devices and the class exists, yet the real scheduler refuses the claim: DRA is broken.
-        refused = [e["message"] for e in workloads.events(cluster, namespace, "consumer") if e["reason"] == "FailedScheduling"]
+        refused = [
+            e["message"]
+            for e in workloads.events(cluster, namespace, "consumer")
+            if e["reason"] == "FailedScheduling"
+        ]
         claims = cluster.list(workloads.dra_path(namespace, "resourceclaims"))
         if refused and not any((c.get("status") or {}).get("allocation") for c in claims):
             raise AssertionError(
@@ -200,23 +243,38 @@ def test_dra_claim_lifecycle(cluster, namespace, run, facts, evidence):
 
 
 @probe(
-    "dra_support", "unsatisfiable-claim", test="TestKaicDra/UnsatisfiableClaimStaysPending",
-    consumes=("devices",), creates=workloads.CREATES, images=("pause",), rbac=workloads.RBAC, timeout_s=180,
-)  # fmt: skip
+    "dra_support",
+    "unsatisfiable-claim",
+    test="TestKaicDra/UnsatisfiableClaimStaysPending",
+    consumes=("devices",),
+    creates=workloads.CREATES,
+    images=("pause",),
+    rbac=workloads.RBAC,
+    timeout_s=180,
+)
 def test_dra_unsatisfiable_claim(cluster, namespace, run, facts, evidence):
     """A claim whose selector no device matches leaves its pod Pending with FailedScheduling, unallocated."""
     require_dra_v1(facts, run)
     selection = dra_selection(cluster, facts, run, evidence)
     selector = "device.driver == 'no-such-driver.kaic.dev'"
-    cluster.create(workloads.dra_path(namespace, "resourceclaimtemplates"),
-                   workloads.claim_template("nothing", run.labels, selection.device_class, selector))  # fmt: skip
-    container = {"name": "main", "image": images.for_run(run.settings)["pause"],
-                 "securityContext": workloads.RESTRICTED, "resources": {"requests": {}, "limits": {}}}  # fmt: skip
-    body = workloads.pod("unsatisfiable", run.labels, [container], nodes=selection.nodes,
-                         tolerations=selection.tolerations())  # fmt: skip
+    cluster.create(
+        workloads.dra_path(namespace, "resourceclaimtemplates"),
+        workloads.claim_template("nothing", run.labels, selection.device_class, selector),
+    )
+    container = {
+        "name": "main",
+        "image": images.for_run(run.settings)["pause"],
+        "securityContext": workloads.RESTRICTED,
+        "resources": {"requests": {}, "limits": {}},
+    }
+    body = workloads.pod(
+        "unsatisfiable", run.labels, [container], nodes=selection.nodes, tolerations=selection.tolerations()
+    )
     workloads.give_device(body, container, selection, template="nothing")
     cluster.create(workloads.pods_path(namespace), body)
-    workloads.wait_refused(cluster, namespace, "unsatisfiable", 90, "FailedScheduling for the unsatisfiable claim", evidence)
+    workloads.wait_refused(
+        cluster, namespace, "unsatisfiable", 90, "FailedScheduling for the unsatisfiable claim", evidence
+    )
     pod = cluster.get(workloads.pods_path(namespace, "unsatisfiable"))
     evidence.add("event", "unsatisfiable", workloads.events(cluster, namespace, "unsatisfiable"))
     assert pod["status"].get("phase") == "Pending" and not workloads.scheduled_node(pod), "the pod was bound"
@@ -232,18 +290,28 @@ def hardware_selection(cluster, facts, run, evidence) -> accelerators.Selection:
     return selection
 
 
-def one_device_pod(cluster, namespace, run, evidence, selection, name: str = "main", **where) -> workloads.Placement:
+def one_device_pod(
+    cluster, namespace, run, evidence, selection, name: str = "main", **where
+) -> workloads.Placement:
     """Place one identity pod holding one device on the selection's path."""
     template = workloads.device_template(cluster, namespace, run.labels, selection)
     image = images.for_run(run.settings)["ubuntu"]
-    body = workloads.identity_pod(name, run.labels, selection, image, {"main": True}, template=template, **where)
+    body = workloads.identity_pod(
+        name, run.labels, selection, image, {"main": True}, template=template, **where
+    )
     return workloads.place(cluster, namespace, body, evidence)
 
 
 @probe(
-    "driver_runtime_management", "versions-in-pod", test="TestKaicDriverRuntimeManagement/AdvertisedVersionsInPod",
-    consumes=("devices",), creates=workloads.CREATES, images=("ubuntu",), rbac=workloads.RBAC, timeout_s=600,
-)  # fmt: skip
+    "driver_runtime_management",
+    "versions-in-pod",
+    test="TestKaicDriverRuntimeManagement/AdvertisedVersionsInPod",
+    consumes=("devices",),
+    creates=workloads.CREATES,
+    images=("ubuntu",),
+    rbac=workloads.RBAC,
+    timeout_s=600,
+)
 def test_driver_versions_in_pod(cluster, namespace, run, facts, evidence):
     """A scheduler-placed pod holding one device finds the injected driver tool, exactly one device, and the
     driver version its node advertises (DRA attributes, then node labels)."""
@@ -255,8 +323,12 @@ def test_driver_versions_in_pod(cluster, namespace, run, facts, evidence):
     advertised = advertised_driver_versions(cluster, placed.node, profile)
     evidence.add("fact", f"advertised driver versions on {placed.node}", sorted(advertised))
     if not advertised:
-        evidence.warn(f"{placed.node} advertises no driver version ({profile.version_attributes + profile.version_labels})")
-    done = workloads.observe(cluster, namespace, placed, f"{placed.node} advertises {sorted(advertised)}", evidence)
+        evidence.warn(
+            f"{placed.node} advertises no driver version ({profile.version_attributes + profile.version_labels})"
+        )
+    done = workloads.observe(
+        cluster, namespace, placed, f"{placed.node} advertises {sorted(advertised)}", evidence
+    )
     if profile.identity != "nvidia-smi":
         raise Unknown(f"profile {profile.name} has no in-container driver tool kaic can query")
     report = workloads.container_report(done, "main")
@@ -274,7 +346,9 @@ def advertised_driver_versions(cluster, node: str, profile: accelerators.Acceler
     # Without resource.k8s.io/v1 (a cluster without DRA) no slice can advertise anything: node labels only.
     if profile.version_attributes and cluster.get_or_none(DRA) is not None:
         for driver in profile.dra_drivers:
-            listed = cluster.list(f"{DRA}/resourceslices", fieldSelector=f"spec.nodeName={node},spec.driver={driver}")
+            listed = cluster.list(
+                f"{DRA}/resourceslices", fieldSelector=f"spec.nodeName={node},spec.driver={driver}"
+            )
             for rs in current_slices(listed):
                 for device in rs["spec"].get("devices") or []:
                     value = (device.get("attributes") or {}).get(profile.version_attributes[0])
@@ -285,33 +359,52 @@ def advertised_driver_versions(cluster, node: str, profile: accelerators.Acceler
 
 
 @probe(
-    "gpu_sharing", "shared-claim", test="TestKaicGpuSharing/SharedClaimOneDevice",
-    consumes=("devices",), creates=workloads.CREATES, images=("ubuntu",), rbac=workloads.RBAC, timeout_s=600,
-)  # fmt: skip
+    "gpu_sharing",
+    "shared-claim",
+    test="TestKaicGpuSharing/SharedClaimOneDevice",
+    consumes=("devices",),
+    creates=workloads.CREATES,
+    images=("ubuntu",),
+    rbac=workloads.RBAC,
+    timeout_s=600,
+)
 def test_gpu_sharing_shared_claim(cluster, namespace, run, facts, evidence):
     """Two pods sharing one ResourceClaim are both reserved on the same single device of one node, and see the
     same device where containers run."""
     require(facts, "resourceSlices", "deviceClasses")
     if "v1" not in facts["dra"]["servedVersions"] or not accelerators.inventory(facts)["draDrivers"]:
-        raise NotApplicable("no DRA driver publishes devices (or resource.k8s.io/v1 is not served): no claim to share")
+        raise NotApplicable(
+            "no DRA driver publishes devices (or resource.k8s.io/v1 is not served): no claim to share"
+        )
     selection = dra_selection(cluster, facts, run, evidence)
-    cluster.create(workloads.dra_path(namespace, "resourceclaims"),
-                   workloads.claim("shared", run.labels, selection.device_class))  # fmt: skip
+    cluster.create(
+        workloads.dra_path(namespace, "resourceclaims"),
+        workloads.claim("shared", run.labels, selection.device_class),
+    )
     image = images.for_run(run.settings)["ubuntu"]
     placed = [
-        workloads.place(cluster, namespace, workloads.identity_pod(
-            name, run.labels, selection, image, {"main": True}, claim="shared"), evidence)
+        workloads.place(
+            cluster,
+            namespace,
+            workloads.identity_pod(name, run.labels, selection, image, {"main": True}, claim="shared"),
+            evidence,
+        )
         for name in ("first", "second")
-    ]  # fmt: skip
+    ]
     claim = cluster.get(workloads.dra_path(namespace, "resourceclaims", "shared"))
     reserved = {r["uid"] for r in claim["status"].get("reservedFor") or []}
     assert {p.pod["metadata"]["uid"] for p in placed} <= reserved, f"reservedFor holds {reserved}"
-    assert len(claim["status"]["allocation"]["devices"]["results"]) == 1, "the shared claim holds several devices"
+    assert len(claim["status"]["allocation"]["devices"]["results"]) == 1, (
+        "the shared claim holds several devices"
+    )
     assert placed[0].node == placed[1].node, f"sharers landed on {placed[0].node} and {placed[1].node}"
     if not workloads.runs_containers(cluster, placed[0].node):
         evidence.warn(f"node {placed[0].node} runs no containers: in-container identities not compared")
         return
-    seen = [workloads.container_report(workloads.observe(cluster, namespace, p, "", evidence), "main") for p in placed]
+    seen = [
+        workloads.container_report(workloads.observe(cluster, namespace, p, "", evidence), "main")
+        for p in placed
+    ]
     evidence.add("log", "identities", [dataclasses.asdict(r) for r in seen])
     for report in seen:
         assert not (wrong := report.problems(selection.profile, 1)), wrong
@@ -321,7 +414,11 @@ def test_gpu_sharing_shared_claim(cluster, namespace, run, facts, evidence):
 def shared_resources(node: dict, profile: accelerators.AcceleratorProfile) -> list[str]:
     """A node's shared devices: partition resources (e.g. MIG), or the whole-device resource when a replica
     label says it is time-sliced more than once."""
-    resources = [r for r in node["extendedResources"] if profile.sharing_resources and r.startswith(profile.sharing_resources)]
+    resources = [
+        r
+        for r in node["extendedResources"]
+        if profile.sharing_resources and r.startswith(profile.sharing_resources)
+    ]
     replicas = [node["labels"].get(label, "1") for label in profile.sharing_labels]
     if any(value.isdigit() and int(value) > 1 for value in replicas):
         resources += [r for r in profile.extended_resources if r in node["extendedResources"]]
@@ -329,9 +426,15 @@ def shared_resources(node: dict, profile: accelerators.AcceleratorProfile) -> li
 
 
 @probe(
-    "gpu_sharing", "device-plugin-sharing", test="TestKaicGpuSharing/PartitionsOrReplicas",
-    consumes=("devices",), creates=workloads.CREATES, images=("ubuntu",), rbac=workloads.RBAC, timeout_s=600,
-)  # fmt: skip
+    "gpu_sharing",
+    "device-plugin-sharing",
+    test="TestKaicGpuSharing/PartitionsOrReplicas",
+    consumes=("devices",),
+    creates=workloads.CREATES,
+    images=("ubuntu",),
+    rbac=workloads.RBAC,
+    timeout_s=600,
+)
 def test_gpu_sharing_device_plugin(cluster, namespace, run, facts, evidence):
     """Where a node offers shared devices (MIG partitions or time-sliced replicas), two pods on it each get one,
     and both run on the same physical device."""
@@ -346,37 +449,59 @@ def test_gpu_sharing_device_plugin(cluster, namespace, run, facts, evidence):
             f"replica labels {list(profile.sharing_labels)}); DRA claim sharing is probed on its own"
         )
     node, resources = next(iter(shared.items()))
-    plugin = dataclasses.replace(selection, path="device-plugin", extended_resource=resources[0], nodes=(node,))
+    plugin = dataclasses.replace(
+        selection, path="device-plugin", extended_resource=resources[0], nodes=(node,)
+    )
     placed = [one_device_pod(cluster, namespace, run, evidence, plugin, name) for name in ("first", "second")]
-    seen = [workloads.container_report(workloads.observe(cluster, namespace, p, f"both bound to {node}", evidence),
-                                       "main") for p in placed]  # fmt: skip
+    seen = [
+        workloads.container_report(
+            workloads.observe(cluster, namespace, p, f"both bound to {node}", evidence), "main"
+        )
+        for p in placed
+    ]
     for report in seen:
         assert not (wrong := report.problems(profile, 1)), wrong
     assert seen[0].ids == seen[1].ids, f"sharers run on different devices: {seen[0].ids} and {seen[1].ids}"
 
 
 @probe(
-    "virtualized_accelerator", "virtual-device", test="TestKaicVirtualizedAccelerator/RequestedLikePhysical",
-    consumes=("devices",), creates=workloads.CREATES, images=("ubuntu",), rbac=workloads.RBAC, timeout_s=600,
-)  # fmt: skip
+    "virtualized_accelerator",
+    "virtual-device",
+    test="TestKaicVirtualizedAccelerator/RequestedLikePhysical",
+    consumes=("devices",),
+    creates=workloads.CREATES,
+    images=("ubuntu",),
+    rbac=workloads.RBAC,
+    timeout_s=600,
+)
 def test_virtual_device(cluster, namespace, run, facts, evidence):
     """Virtual accelerators are requested like physical ones (same resource name or a DeviceClass) and a pod
     asking for one starts with exactly one."""
     selection = hardware_selection(cluster, facts, run, evidence)
     profile = selection.profile
     nodes = tuple(
-        n["name"] for n in facts["nodes"]["withExtendedResources"]
+        n["name"]
+        for n in facts["nodes"]["withExtendedResources"]
         if any(n["labels"].get(label) == "true" for label in profile.virtual_labels)
-    )  # fmt: skip
+    )
     classes = [c["name"] for c in facts.get("deviceClasses") or [] if c["name"] in profile.virtual_classes]
     evidence.add("fact", "virtual", {"nodes": list(nodes), "deviceClasses": classes})
     if classes:
         virtual = dataclasses.replace(selection, path="dra", device_class=classes[0])
     elif nodes:
-        names = {r for n in facts["nodes"]["withExtendedResources"] if n["name"] in nodes for r in n["extendedResources"]}
-        assert names & set(profile.extended_resources), f"virtual nodes offer {sorted(names)}, not the physical name"
+        names = {
+            r
+            for n in facts["nodes"]["withExtendedResources"]
+            if n["name"] in nodes
+            for r in n["extendedResources"]
+        }
+        assert names & set(profile.extended_resources), (
+            f"virtual nodes offer {sorted(names)}, not the physical name"
+        )
         resource = min(names & set(profile.extended_resources))
-        virtual = dataclasses.replace(selection, path="device-plugin", extended_resource=resource, nodes=nodes)
+        virtual = dataclasses.replace(
+            selection, path="device-plugin", extended_resource=resource, nodes=nodes
+        )
     else:
         raise NotApplicable(
             f"no node labelled {'/'.join(profile.virtual_labels) or '(no label known)'}=true and no DeviceClass "

@@ -113,7 +113,9 @@ def ca_status(cluster) -> Any:
     }
 
 
-def until(cluster, path: str, check: Callable[[], Any], timeout_s: float, what: str, tick_s: float = 5.0) -> Any:
+def until(
+    cluster, path: str, check: Callable[[], Any], timeout_s: float, what: str, tick_s: float = 5.0
+) -> Any:
     """Re-check `check()` whenever the collection at `path` changes (a watch, not a sleep loop), and at least every
     `tick_s` for conditions that need time to pass; TimeoutError naming `what` after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
@@ -154,8 +156,10 @@ class Pool:
         }
         evidence.add("fact", "pool", {"label": label, "nodes": self.nodes, f"allocatable {resource}": counts})
         if any(c != "1" for c in counts.values()):
-            raise Unknown(f"pool {label} must offer exactly one {resource} per node (found {counts}); DRA pools are "
-                          "not exercised by kaic yet")  # fmt: skip
+            raise Unknown(
+                f"pool {label} must offer exactly one {resource} per node (found {counts}); DRA pools are "
+                "not exercised by kaic yet"
+            )
         self.selection = selection
         self.resource = resource
 
@@ -166,8 +170,12 @@ class Pool:
         self, name: str, labels: dict[str, str], image: str, deadline_s: int, spread: str = ""
     ) -> dict[str, Any]:
         """A long-running pod holding one accelerator on the pool; `spread` keeps such pods one per node."""
-        container = {"name": "main", "image": image, "securityContext": workloads.RESTRICTED,
-                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}}  # fmt: skip
+        container = {
+            "name": "main",
+            "image": image,
+            "securityContext": workloads.RESTRICTED,
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+        }
         body = workloads.pod(name, labels, [container], tolerations=self.selection.tolerations())
         workloads.give_device(body, container, self.selection)
         body["spec"]["nodeSelector"] = {self.key: self.value}
@@ -189,10 +197,16 @@ class Pool:
 
 
 @probe(
-    "cluster_autoscaling", "scale-up-down", test="TestKaicClusterAutoscaling/ScaleUpAndDown",
-    disruptive=True, consumes=("node-pool", "devices"), creates=("pods", "policy/poddisruptionbudgets"),
-    images=("pause",), rbac=SCALE_RBAC, timeout_s=75 * 60,
-)  # fmt: skip
+    "cluster_autoscaling",
+    "scale-up-down",
+    test="TestKaicClusterAutoscaling/ScaleUpAndDown",
+    disruptive=True,
+    consumes=("node-pool", "devices"),
+    creates=("pods", "policy/poddisruptionbudgets"),
+    images=("pause",),
+    rbac=SCALE_RBAC,
+    timeout_s=75 * 60,
+)
 def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evidence):
     """N pods fill the named pool, pod N+1 is Unschedulable, the autoscaler adds a pool node that runs it, and
     the pool returns to its N baseline nodes after it is deleted (upstream's contract)."""
@@ -208,9 +222,15 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
     n = len(baseline)
     spread = run.id
 
-    cluster.create(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets", {
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "baseline", "labels": run.labels},
-        "spec": {"minAvailable": n, "selector": {"matchLabels": {RUN_LABEL: spread}}}})  # fmt: skip
+    cluster.create(
+        f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets",
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "baseline", "labels": run.labels},
+            "spec": {"minAvailable": n, "selector": {"matchLabels": {RUN_LABEL: spread}}},
+        },
+    )
     names = [f"baseline-{i}" for i in range(n)]
     for name in names:
         cluster.create(workloads.pods_path(namespace), pool.pod(name, run.labels, image, deadline_s, spread))
@@ -233,9 +253,12 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
     trigger = "trigger"
     cluster.create(workloads.pods_path(namespace), pool.pod(trigger, run.labels, image, deadline_s))
     message = until(
-        cluster, pods, lambda: autoscaling.unschedulable(cluster.get(workloads.pods_path(namespace, trigger))),
-        PENDING_TIMEOUT_S, "the trigger pod marked Unschedulable",
-    )  # fmt: skip
+        cluster,
+        pods,
+        lambda: autoscaling.unschedulable(cluster.get(workloads.pods_path(namespace, trigger))),
+        PENDING_TIMEOUT_S,
+        "the trigger pod marked Unschedulable",
+    )
     evidence.add("text", "trigger unschedulable", message)
     if pool.resource not in message:
         raise Unknown(f"the trigger pod is Unschedulable for a reason other than {pool.resource}: {message}")
@@ -254,7 +277,11 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
     started = time.monotonic()
     try:
         added = until(
-            cluster, pods, trigger_on_new_node, up_s, f"a new {pool.key}={pool.value} node running the trigger pod"
+            cluster,
+            pods,
+            trigger_on_new_node,
+            up_s,
+            f"a new {pool.key}={pool.value} node running the trigger pod",
         )
     except TimeoutError as exc:
         evidence.add("event", "trigger events", workloads.events(cluster, namespace, trigger))
@@ -263,8 +290,12 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
         raise AssertionError(
             f"the autoscaler added no pool node for the pending accelerator pod: {exc}"
         ) from None
-    evidence.add("text", "scale-up", f"node {added[0]} (uid {added[1]}) runs the trigger pod after "
-                 f"{time.monotonic() - started:.0f}s; pool {n} -> {len(pool.read())}")  # fmt: skip
+    evidence.add(
+        "text",
+        "scale-up",
+        f"node {added[0]} (uid {added[1]}) runs the trigger pod after "
+        f"{time.monotonic() - started:.0f}s; pool {n} -> {len(pool.read())}",
+    )
     evidence.add("event", "trigger events", workloads.events(cluster, namespace, trigger))
 
     cluster.delete(workloads.pods_path(namespace, trigger))
@@ -280,15 +311,25 @@ def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evide
         return time.monotonic() - stable_since >= STABLE_S
 
     try:
-        until(cluster, NODES, back_to_baseline, down_s, f"the pool back to its {n} baseline node(s) for {STABLE_S}s")
+        until(
+            cluster,
+            NODES,
+            back_to_baseline,
+            down_s,
+            f"the pool back to its {n} baseline node(s) for {STABLE_S}s",
+        )
     except TimeoutError as exc:
         evidence.add("fact", "pool nodes at timeout", pool.read())
         evidence.add("fact", "autoscaler status at timeout", ca_status(cluster))
         raise AssertionError(
             f"the pool did not shrink back after the trigger pod was deleted: {exc}"
         ) from None
-    evidence.add("text", "scale-down", f"back to {n} node(s) after {time.monotonic() - started:.0f}s "
-                 f"(including {STABLE_S}s of stability); {added[0]} is gone or unusable")  # fmt: skip
+    evidence.add(
+        "text",
+        "scale-down",
+        f"back to {n} node(s) after {time.monotonic() - started:.0f}s "
+        f"(including {STABLE_S}s of stability); {added[0]} is gone or unusable",
+    )
 
 
 def provisioning_request(name: str, labels: dict[str, str], template: str, count: int) -> dict[str, Any]:
@@ -312,35 +353,55 @@ def pr_verdict(obj: dict[str, Any]) -> tuple[str, str] | None:
 
 
 @probe(
-    "cluster_autoscaling", "check-capacity", test="TestKaicClusterAutoscaling/CheckCapacityProvisioningRequest",
-    consumes=("node-pool",), creates=("podtemplates", "autoscaling.x-k8s.io/provisioningrequests"),
-    images=("pause",), rbac=PR_RBAC, timeout_s=300,
-)  # fmt: skip
+    "cluster_autoscaling",
+    "check-capacity",
+    test="TestKaicClusterAutoscaling/CheckCapacityProvisioningRequest",
+    consumes=("node-pool",),
+    creates=("podtemplates", "autoscaling.x-k8s.io/provisioningrequests"),
+    images=("pause",),
+    rbac=PR_RBAC,
+    timeout_s=300,
+)
 def test_cluster_autoscaling_check_capacity(cluster, namespace, run, facts, evidence):
     """A check-capacity ProvisioningRequest for one pool accelerator is found, one for more than the pool holds
     is not (the autoscaler simulates rather than rubber-stamps); no node is bought."""
     detected = detect(cluster, facts, evidence)
     if not detected["provisioningRequestCrd"]:
-        raise Unknown("a node autoscaler is present but the ProvisioningRequest API (autoscaling.x-k8s.io) is not "
-                      "served: the safe check-capacity check cannot run")  # fmt: skip
+        raise Unknown(
+            "a node autoscaler is present but the ProvisioningRequest API (autoscaling.x-k8s.io) is not "
+            "served: the safe check-capacity check cannot run"
+        )
     pool = Pool(cluster, facts, run, evidence)
     if foreign := pool.isolation(namespace):
         raise Unknown(f"the pool is not isolated, its free capacity is unknown: {'; '.join(foreign)}")
     image = images.for_run(run.settings)["pause"]
     body = pool.pod("template", run.labels, image, workloads.POD_DEADLINE_S)
-    cluster.create(f"/api/v1/namespaces/{namespace}/podtemplates", {
-        "apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "one-accelerator", "labels": run.labels},
-        "template": {"metadata": {"labels": run.labels}, "spec": body["spec"]}})  # fmt: skip
+    cluster.create(
+        f"/api/v1/namespaces/{namespace}/podtemplates",
+        {
+            "apiVersion": "v1",
+            "kind": "PodTemplate",
+            "metadata": {"name": "one-accelerator", "labels": run.labels},
+            "template": {"metadata": {"labels": run.labels}, "spec": body["spec"]},
+        },
+    )
     path = f"{PR_API}/namespaces/{namespace}/provisioningrequests"
     results = {}
     for name, count in (("fits", 1), ("too-many", len(pool.nodes) + 1)):
         cluster.create(path, provisioning_request(name, run.labels, "one-accelerator", count))
         try:
-            results[name] = until(cluster, path, lambda n=name: pr_verdict(cluster.get(f"{path}/{n}")), 120,
-                                  f"a check-capacity verdict on {name}")  # fmt: skip
+            results[name] = until(
+                cluster,
+                path,
+                lambda n=name: pr_verdict(cluster.get(f"{path}/{n}")),
+                120,
+                f"a check-capacity verdict on {name}",
+            )
         except TimeoutError as exc:
-            raise Unknown(f"no controller answered a check-capacity ProvisioningRequest ({exc}): the autoscaler "
-                          "may run without --enable-provisioning-requests") from None  # fmt: skip
+            raise Unknown(
+                f"no controller answered a check-capacity ProvisioningRequest ({exc}): the autoscaler "
+                "may run without --enable-provisioning-requests"
+            ) from None
         finally:
             evidence.add(
                 "object",

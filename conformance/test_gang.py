@@ -70,10 +70,15 @@ KUEUE_MEMBER_CPU_M = 100  # with kaic's own Kueue queue the quota is the fence, 
 # The probes declare `consumes=("node-pool",)`: a node fence needs its node's capacity to itself among probes,
 # while kaic's own Kueue queue has a quota nothing else draws on.
 GANG_CREATES = (
-    "pods", "batch/jobs", "scheduling.k8s.io/podgroups", "scheduling.volcano.sh/podgroups",
-    "scheduling.x-k8s.io/podgroups", "kueue.x-k8s.io/resourceflavors", "kueue.x-k8s.io/clusterqueues",
+    "pods",
+    "batch/jobs",
+    "scheduling.k8s.io/podgroups",
+    "scheduling.volcano.sh/podgroups",
+    "scheduling.x-k8s.io/podgroups",
+    "kueue.x-k8s.io/resourceflavors",
+    "kueue.x-k8s.io/clusterqueues",
     "kueue.x-k8s.io/localqueues",
-)  # fmt: skip
+)
 _WRITE = ("create", "get", "list", "delete")
 GANG_RBAC = (
     Rule("", "pods", ("create", "get", "list", "watch", "delete")),
@@ -103,10 +108,17 @@ def gang_choice(cluster: Cluster, facts, run, evidence) -> tuple[gang.Choice, Ga
     require(facts, "apiGroups", "crds")
     settings = run.settings.gang
     choice = gang.choose(settings, gang.Discovery(facts.get("crds") or {}, native_resources(cluster, facts)))
-    evidence.add("fact", "gangScheduler", {
-        "adapter": choice.adapter.name, "apiVersion": choice.version, "why": choice.why,
-        "installed": list(choice.installed), "namespace": settings.namespace or "(kaic's own)",
-    })  # fmt: skip
+    evidence.add(
+        "fact",
+        "gangScheduler",
+        {
+            "adapter": choice.adapter.name,
+            "apiVersion": choice.version,
+            "why": choice.why,
+            "installed": list(choice.installed),
+            "namespace": settings.namespace or "(kaic's own)",
+        },
+    )
     return choice, settings
 
 
@@ -122,11 +134,18 @@ class Fence:
     created: list[str] = field(default_factory=list)  # paths to delete afterwards, in creation order
 
     def member_spec(self, image: str, tolerations: list[dict[str, str]]) -> dict:
-        container = {"name": "main", "image": image, "securityContext": workloads.RESTRICTED,
-                     "resources": {"requests": {"cpu": f"{self.cpu_m}m", "memory": "16Mi"},
-                                   "limits": {"memory": "64Mi"}}}  # fmt: skip
-        return workloads.pod("member", {}, [container], nodes=(self.node,) if self.node else (),
-                             tolerations=tolerations)["spec"]  # fmt: skip
+        container = {
+            "name": "main",
+            "image": image,
+            "securityContext": workloads.RESTRICTED,
+            "resources": {
+                "requests": {"cpu": f"{self.cpu_m}m", "memory": "16Mi"},
+                "limits": {"memory": "64Mi"},
+            },
+        }
+        return workloads.pod(
+            "member", {}, [container], nodes=(self.node,) if self.node else (), tolerations=tolerations
+        )["spec"]
 
 
 def create(cluster: Cluster, fence: Fence, objs: list[gang.Obj]) -> None:
@@ -136,8 +155,9 @@ def create(cluster: Cluster, fence: Fence, objs: list[gang.Obj]) -> None:
 
 
 @contextlib.contextmanager
-def fenced(cluster: Cluster, choice: gang.Choice, settings: Gang, namespace: str, run, evidence,
-           stem: str) -> Iterator[Fence]:  # fmt: skip
+def fenced(
+    cluster: Cluster, choice: gang.Choice, settings: Gang, namespace: str, run, evidence, stem: str
+) -> Iterator[Fence]:
     """Set up the fence; afterwards delete everything the probe made (also in a pre-made namespace, which
     kaic's namespace cleanup does not reach), newest first."""
     fence = Fence(settings.namespace or namespace, 0)
@@ -151,8 +171,17 @@ def fenced(cluster: Cluster, choice: gang.Choice, settings: Gang, namespace: str
             queue = settings.job_labels.get(gang.Kueue.QUEUE_LABEL, "")
             free = kueue_queue(cluster, fence, queue, run, stem)
         fence.cpu_m = gang.member_cpu_m(free, GANG_SIZE)
-        evidence.add("fact", "fence", {"node": fence.node, "queue": fence.queue, "freeCpu": f"{free}m",
-                                       "memberCpu": f"{fence.cpu_m}m", "gangSize": GANG_SIZE})  # fmt: skip
+        evidence.add(
+            "fact",
+            "fence",
+            {
+                "node": fence.node,
+                "queue": fence.queue,
+                "freeCpu": f"{free}m",
+                "memberCpu": f"{fence.cpu_m}m",
+                "gangSize": GANG_SIZE,
+            },
+        )
         if fence.cpu_m < 1:
             raise ProbeError(f"only {free}m CPU free on the fence: too little to size a gang of {GANG_SIZE}")
         yield fence
@@ -202,8 +231,12 @@ def block(cluster, fence: Fence, choice, settings, run, evidence) -> str:
         path = fence.created[-1]
     else:
         watch = PodWatch(cluster, fence.namespace, f"{gang.GANG_LABEL}={name}")
-        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {**run.labels, gang.GANG_LABEL: name}},
-                "spec": fence.member_spec(images.for_run(run.settings)["pause"], list(run.settings.tolerations))}  # fmt: skip
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {**run.labels, gang.GANG_LABEL: name}},
+            "spec": fence.member_spec(images.for_run(run.settings)["pause"], list(run.settings.tolerations)),
+        }
         cluster.create(workloads.pods_path(fence.namespace), body)
         path = workloads.pods_path(fence.namespace, name)
         fence.created.append(path)
@@ -222,8 +255,15 @@ def all_bound(size: int):
 
 
 def record(watch: PodWatch, evidence, what: str) -> None:
-    evidence.add("object", what, {"bound": sorted(watch.ever_bound), "podScheduled": gang.scheduled_times(watch.pods),
-                                  "nodes": {n: workloads.scheduled_node(p) for n, p in watch.pods.items()}})  # fmt: skip
+    evidence.add(
+        "object",
+        what,
+        {
+            "bound": sorted(watch.ever_bound),
+            "podScheduled": gang.scheduled_times(watch.pods),
+            "nodes": {n: workloads.scheduled_node(p) for n, p in watch.pods.items()},
+        },
+    )
 
 
 def check_membership(watch: PodWatch, choice: gang.Choice, group: str) -> None:
@@ -234,9 +274,15 @@ def check_membership(watch: PodWatch, choice: gang.Choice, group: str) -> None:
 
 
 @probe(
-    "gang_scheduling", "fitting-gang", test="TestKaicGangScheduling/FittingGangBindsTogether",
-    consumes=("node-pool",), creates=GANG_CREATES, images=("pause",), rbac=GANG_RBAC, timeout_s=300,
-)  # fmt: skip
+    "gang_scheduling",
+    "fitting-gang",
+    test="TestKaicGangScheduling/FittingGangBindsTogether",
+    consumes=("node-pool",),
+    creates=GANG_CREATES,
+    images=("pause",),
+    rbac=GANG_RBAC,
+    timeout_s=300,
+)
 def test_gang_that_fits(cluster, namespace, run, facts, evidence):
     """A gang of 3 that fits is bound whole (every member gets a node within the deadline) and its pods run."""
     choice, settings = gang_choice(cluster, facts, run, evidence)
@@ -253,8 +299,10 @@ def test_gang_that_fits(cluster, namespace, run, facts, evidence):
                 f"{BIND_DEADLINE_S}s ({choice.adapter.name})"
             )
         check_membership(watch, choice, name)
-        running = watch.until(lambda w: all(p["status"].get("phase") in ("Running", "Succeeded")
-                                            for p in w.pods.values()), BIND_DEADLINE_S)  # fmt: skip
+        running = watch.until(
+            lambda w: all(p["status"].get("phase") in ("Running", "Succeeded") for p in w.pods.values()),
+            BIND_DEADLINE_S,
+        )
         phases = {n: p["status"].get("phase") for n, p in watch.pods.items()}
         evidence.add("object", "phases", phases)
         if not running:
@@ -262,9 +310,15 @@ def test_gang_that_fits(cluster, namespace, run, facts, evidence):
 
 
 @probe(
-    "gang_scheduling", "unfit-gang", test="TestKaicGangScheduling/GangWaitsUntilWholeGroupFits",
-    consumes=("node-pool",), creates=GANG_CREATES, images=("pause",), rbac=GANG_RBAC, timeout_s=420,
-)  # fmt: skip
+    "gang_scheduling",
+    "unfit-gang",
+    test="TestKaicGangScheduling/GangWaitsUntilWholeGroupFits",
+    consumes=("node-pool",),
+    creates=GANG_CREATES,
+    images=("pause",),
+    rbac=GANG_RBAC,
+    timeout_s=420,
+)
 def test_gang_that_cannot_fit(cluster, namespace, run, facts, evidence):
     """A gang of 3 where only 2 fit gets no pod bound for the whole window; freeing the capacity then binds
     all 3 (a solution that lets part of a gang bind fails)."""
@@ -278,8 +332,10 @@ def test_gang_that_cannot_fit(cluster, namespace, run, facts, evidence):
             watch.until(lambda w: w.peak >= GANG_SIZE, GRACE_S)
             record(watch, evidence, "gang")
             if watch.peak >= GANG_SIZE:
-                raise ProbeError(f"all {GANG_SIZE} members held a node at once although only {GANG_SIZE - 1} "
-                                 "could fit: the fence did not hold (capacity changed during the probe?)")  # fmt: skip
+                raise ProbeError(
+                    f"all {GANG_SIZE} members held a node at once although only {GANG_SIZE - 1} "
+                    "could fit: the fence did not hold (capacity changed during the probe?)"
+                )
             raise AssertionError(
                 f"{choice.adapter.name} let part of a gang bind: {len(watch.ever_bound)} of {GANG_SIZE} members "
                 f"were bound, at most {watch.peak} at once, while only {GANG_SIZE - 1} fit"

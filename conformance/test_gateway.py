@@ -41,20 +41,30 @@ def gateway_class(facts, run, evidence) -> str:
     chosen, how = gateway.choose_class(facts, run.settings.gateway_class)
     evidence.add("fact", "gatewayClass", {"chosen": chosen, "how": how})
     if chosen is None:
-        raise Unknown(f"{how}: install a Gateway implementation (or name its class with --gateway-class) and run again")
+        raise Unknown(
+            f"{how}: install a Gateway implementation (or name its class with --gateway-class) and run again"
+        )
     return chosen["name"]
 
 
-@probe("ai_inference", "header-and-weight-routing", test="TestKaicAiInference/RoutesByHeaderAndWeight",
-       creates=("pods", "services", f"{gateway.GROUP}/gateways", f"{gateway.GROUP}/httproutes"),
-       images=("busybox",), rbac=GATEWAY_RBAC, timeout_s=900)  # fmt: skip
+@probe(
+    "ai_inference",
+    "header-and-weight-routing",
+    test="TestKaicAiInference/RoutesByHeaderAndWeight",
+    creates=("pods", "services", f"{gateway.GROUP}/gateways", f"{gateway.GROUP}/httproutes"),
+    images=("busybox",),
+    rbac=GATEWAY_RBAC,
+    timeout_s=900,
+)
 def test_header_and_weight_routing(cluster, namespace, run, facts, evidence):
     """Through a Gateway of the cluster's class, a model header routes to backend B and other requests split
     80/20 between A and B, measured by a client pod inside the cluster."""
     class_name = gateway_class(facts, run, evidence)
     nodes, tolerations = workloads.container_nodes(cluster, run.settings)
     if not nodes:
-        raise Unknown("no Ready node runs containers, so no backend can answer and no client can send requests")
+        raise Unknown(
+            "no Ready node runs containers, so no backend can answer and no client can send requests"
+        )
     image = images.for_run(run.settings)["busybox"]
     core, routes = f"/api/v1/namespaces/{namespace}", f"{gateway.API}/namespaces/{namespace}"
     services = {name: f"kaic-backend-{name}" for name in gateway.WEIGHTS}
@@ -68,7 +78,9 @@ def test_header_and_weight_routing(cluster, namespace, run, facts, evidence):
 
     backends = workloads.PodWatch(cluster, namespace, "kaic.dev/role=gateway-backend")
     for name, service in services.items():
-        cluster.create(f"{core}/pods", backend_pod(name, {**run.labels, "app": service}, image, nodes, tolerations))
+        cluster.create(
+            f"{core}/pods", backend_pod(name, {**run.labels, "app": service}, image, nodes, tolerations)
+        )
     if not backends.until(lambda w: sum(workloads.is_ready(p) for p in w.pods.values()) == 2, 120):
         evidence.add("object", "backend pods", {n: p.get("status") for n, p in backends.pods.items()})
         raise TimeoutError("the two backend pods were not Ready within 120s")
@@ -80,10 +92,16 @@ def test_header_and_weight_routing(cluster, namespace, run, facts, evidence):
     done = next(iter(clients.pods.values()))
     state = ((done["status"].get("containerStatuses") or [{}])[0].get("state") or {}).get("terminated") or {}
     counts = gateway.parse_counts(state.get("message") or "")
-    assert counts is not None, f"the client pod reported no tally ({done['status'].get('phase')}): {state.get('message')!r}"
-    evidence.add("log", "requests answered per backend", {k: vars(v) for k, v in counts.items()} or "unreachable")
+    assert counts is not None, (
+        f"the client pod reported no tally ({done['status'].get('phase')}): {state.get('message')!r}"
+    )
+    evidence.add(
+        "log", "requests answered per backend", {k: vars(v) for k, v in counts.items()} or "unreachable"
+    )
     found = gateway.problems(counts)
-    evidence.add("fact", "routing", found or "every marked request reached B; B's share of plain requests in range")
+    evidence.add(
+        "fact", "routing", found or "every marked request reached B; B's share of plain requests in range"
+    )
     assert not found, f"GatewayClass {class_name}, Gateway address {address}: " + "; ".join(found)
 
 
@@ -98,8 +116,13 @@ def backend_pod(name, labels, image, nodes, tolerations) -> dict:
         "volumeMounts": [{"name": "www", "mountPath": "/www"}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
     }
-    body = workloads.pod(f"backend-{name}", {**labels, "kaic.dev/role": "gateway-backend"}, [container],
-                         nodes=nodes, tolerations=tolerations)  # fmt: skip
+    body = workloads.pod(
+        f"backend-{name}",
+        {**labels, "kaic.dev/role": "gateway-backend"},
+        [container],
+        nodes=nodes,
+        tolerations=tolerations,
+    )
     body["spec"]["volumes"] = [{"name": "www", "emptyDir": {"sizeLimit": "1Mi"}}]
     return body
 
@@ -109,11 +132,21 @@ def client_pod(labels, image, nodes, tolerations, address: str) -> dict:
         "name": "client",
         "image": image,
         "command": ["sh", "-c", gateway.CLIENT],
-        "env": [{"name": "GATEWAY_ADDRESS", "value": f"[{address}]" if ":" in address else address},  # IPv6 in a URL
-                {"name": "GATEWAY_PORT", "value": str(gateway.LISTENER_PORT)}],
+        "env": [
+            {
+                "name": "GATEWAY_ADDRESS",
+                "value": f"[{address}]" if ":" in address else address,
+            },  # IPv6 in a URL
+            {"name": "GATEWAY_PORT", "value": str(gateway.LISTENER_PORT)},
+        ],
         "securityContext": workloads.RESTRICTED,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
-    }  # fmt: skip
-    return workloads.pod("client", {**labels, "kaic.dev/role": "gateway-client"}, [container], nodes=nodes,
-                         tolerations=tolerations)  # fmt: skip
+    }
+    return workloads.pod(
+        "client",
+        {**labels, "kaic.dev/role": "gateway-client"},
+        [container],
+        nodes=nodes,
+        tolerations=tolerations,
+    )

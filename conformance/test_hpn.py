@@ -99,7 +99,9 @@ def stack(cluster, facts, run, evidence) -> hpn.Stack:
             f"rdma/* device-plugin resources are advertised ({found['rdmaResources']}) but no DRA network "
             "driver or NetworkAttachmentDefinition gives pods an interface kaic can observe"
         )
-    drivers = ", ".join(f"{name} ({info['devices']} devices)" for name, info in sorted(slices.items())) or "none"
+    drivers = (
+        ", ".join(f"{name} ({info['devices']} devices)" for name, info in sorted(slices.items())) or "none"
+    )
     raise NotApplicable(
         f"no DRA network driver publishes devices (drivers: {drivers}), no {NAD_CRD} CRD, "
         "no rdma/* resource on any node"
@@ -254,7 +256,9 @@ def test_unmatched_claim(cluster, namespace, run, facts, evidence):
     )
     body["spec"]["resourceClaims"] = [{"name": "net", "resourceClaimTemplateName": "net"}]
     cluster.create(workloads.pods_path(namespace), body)
-    workloads.wait_refused(cluster, namespace, "unmatched", 90, "FailedScheduling for the unmatched network claim", evidence)
+    workloads.wait_refused(
+        cluster, namespace, "unmatched", 90, "FailedScheduling for the unmatched network claim", evidence
+    )
     pod = cluster.get(workloads.pods_path(namespace, "unmatched"))
     evidence.add("event", "unmatched", workloads.events(cluster, namespace, "unmatched"))
     assert not workloads.scheduled_node(pod), f"the pod was bound to {workloads.scheduled_node(pod)}"

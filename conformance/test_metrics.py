@@ -116,9 +116,15 @@ def test_ai_service_metrics_discovery(facts, evidence):
     evidence.add("fact", "metricsApiServices", [s for s in facts["apiServices"] if "metrics" in s["name"]])
 
 
-@probe("ai_service_metrics", "collects-service-metrics", test="TestKaicAIServiceMetrics/CollectsExactRequestCount",
-       creates=("pods", "monitoring.coreos.com/podmonitors", "monitoring.googleapis.com/podmonitorings"), images=("busybox",), rbac=SERVICE_RBAC,
-       timeout_s=600)  # fmt: skip
+@probe(
+    "ai_service_metrics",
+    "collects-service-metrics",
+    test="TestKaicAIServiceMetrics/CollectsExactRequestCount",
+    creates=("pods", "monitoring.coreos.com/podmonitors", "monitoring.googleapis.com/podmonitorings"),
+    images=("busybox",),
+    rbac=SERVICE_RBAC,
+    timeout_s=600,
+)
 def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
     """K requests to a workload's counter must reach the monitoring system's query API as exactly K."""
     require(facts, "crds")
@@ -133,12 +139,16 @@ def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
     cluster.create(workloads.pods_path(namespace), server_pod(run, nodes, tolerations, image))
     registered = ["prometheus.io scrape annotations"]
     if "podmonitors.monitoring.coreos.com" in facts["crds"]:
-        cluster.create(f"/apis/monitoring.coreos.com/v1/namespaces/{namespace}/podmonitors",
-                       pod_monitor(run.labels, monitor_labels(cluster)))  # fmt: skip
+        cluster.create(
+            f"/apis/monitoring.coreos.com/v1/namespaces/{namespace}/podmonitors",
+            pod_monitor(run.labels, monitor_labels(cluster)),
+        )
         registered.append("PodMonitor (Prometheus Operator)")
     if "podmonitorings.monitoring.googleapis.com" in facts["crds"]:
-        cluster.create(f"/apis/monitoring.googleapis.com/v1/namespaces/{namespace}/podmonitorings",
-                       pod_monitoring(run.labels))  # fmt: skip
+        cluster.create(
+            f"/apis/monitoring.googleapis.com/v1/namespaces/{namespace}/podmonitorings",
+            pod_monitoring(run.labels),
+        )
         registered.append("PodMonitoring (Google managed Prometheus)")
     evidence.add("fact", "registration", registered)
     pods = workloads.PodWatch(cluster, namespace, f"app={NAME}")
@@ -251,8 +261,10 @@ def server_pod(run, nodes: tuple[str, ...], tolerations: list[dict[str, str]], i
     body = workloads.pod(NAME, {**run.labels, "app": NAME}, [container], nodes=nodes, tolerations=tolerations)
     body["spec"]["volumes"] = [{"name": "www", "emptyDir": {"sizeLimit": "1Mi"}}]
     body["metadata"]["annotations"] = {
-        "prometheus.io/scrape": "true", "prometheus.io/port": str(PORT), "prometheus.io/path": METRICS_PATH,
-    }  # fmt: skip
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(PORT),
+        "prometheus.io/path": METRICS_PATH,
+    }
     return body
 
 
@@ -300,8 +312,12 @@ def infer(cluster, namespace: str) -> int:
     return int(cluster.request_bytes("GET", f"{pod_proxy(namespace)}/cgi-bin/infer").decode().strip())
 
 
-@probe("accelerator_metrics", "per-device-series", test="TestKaicAcceleratorMetrics/PerDeviceUtilisationAndMemory",
-       rbac=ACCELERATOR_RBAC)  # fmt: skip
+@probe(
+    "accelerator_metrics",
+    "per-device-series",
+    test="TestKaicAcceleratorMetrics/PerDeviceUtilisationAndMemory",
+    rbac=ACCELERATOR_RBAC,
+)
 def test_per_device_series(cluster, run, facts, evidence):
     """Every accelerator found has utilisation and memory series labelled with its device."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
@@ -316,8 +332,15 @@ def test_per_device_series(cluster, run, facts, evidence):
     text, source = exposition(cluster, run.settings.metrics, exporter, selection)
     evidence.add("fact", "exporter", source)
     series = metrics.device_series(metrics.samples(text), exporter)
-    evidence.add("metric", "per-device series", {"utilisation": series.utilisation, "memory": series.memory,
-                                                  "unlabelled": sorted(set(series.unlabelled))})  # fmt: skip
+    evidence.add(
+        "metric",
+        "per-device series",
+        {
+            "utilisation": series.utilisation,
+            "memory": series.memory,
+            "unlabelled": sorted(set(series.unlabelled)),
+        },
+    )
     problems = series.problems(devices)
     assert not problems, f"the exporter at {source}: " + "; ".join(problems)
 
@@ -334,10 +357,17 @@ while [ "$(date +%s)" -lt "$end" ]; do "$n" -benchmark -numbodies=256000 >/dev/n
 }
 
 
-@probe("accelerator_metrics", "utilisation-under-load", test="TestKaicAcceleratorMetrics/UtilisationRisesUnderLoad",
-       disruptive=True, consumes=("devices",), creates=workloads.CREATES, images=("cuda-sample",),
-       rbac=(*workloads.RBAC, *ACCELERATOR_RBAC, Rule("", "pods/proxy", ("get",), namespaced=False)),
-       timeout_s=600)  # fmt: skip
+@probe(
+    "accelerator_metrics",
+    "utilisation-under-load",
+    test="TestKaicAcceleratorMetrics/UtilisationRisesUnderLoad",
+    disruptive=True,
+    consumes=("devices",),
+    creates=workloads.CREATES,
+    images=("cuda-sample",),
+    rbac=(*workloads.RBAC, *ACCELERATOR_RBAC, Rule("", "pods/proxy", ("get",), namespaced=False)),
+    timeout_s=600,
+)
 def test_utilisation_under_load(cluster, namespace, run, facts, evidence):
     """A pod loads the one device it claims: the exporter on its node must report that device's utilisation
     rising above its idle reading. Certified mode only: it runs real work on a real accelerator."""
@@ -346,31 +376,45 @@ def test_utilisation_under_load(cluster, namespace, run, facts, evidence):
     evidence.add("fact", "acceleratorSelection", selection.found)
     load = LOADS.get(selection.profile.name)
     if load is None:
-        raise Unknown(f"kaic knows no load for {selection.profile.name} accelerators: attest manually that "
-                      "utilisation follows a workload")  # fmt: skip
+        raise Unknown(
+            f"kaic knows no load for {selection.profile.name} accelerators: attest manually that "
+            "utilisation follows a workload"
+        )
     exporter = metrics.exporter_with(
         selection.profile.name,
         run.settings.metrics.utilization_metric,
         run.settings.metrics.memory_metric,
     )
     container = {
-        "name": "load", "image": images.for_run(run.settings)["cuda-sample"], "command": ["sh", "-c", load],
+        "name": "load",
+        "image": images.for_run(run.settings)["cuda-sample"],
+        "command": ["sh", "-c", load],
         "securityContext": workloads.RESTRICTED,
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}},
-    }  # fmt: skip
-    body = workloads.pod("load", run.labels, [container], nodes=selection.nodes,
-                         tolerations=selection.tolerations())  # fmt: skip
-    workloads.give_device(body, container, selection,
-                          template=workloads.device_template(cluster, namespace, run.labels, selection))  # fmt: skip
+    }
+    body = workloads.pod(
+        "load", run.labels, [container], nodes=selection.nodes, tolerations=selection.tolerations()
+    )
+    workloads.give_device(
+        body,
+        container,
+        selection,
+        template=workloads.device_template(cluster, namespace, run.labels, selection),
+    )
     placed = workloads.place(cluster, namespace, body, evidence)
     if not workloads.runs_containers(cluster, placed.node):
         raise Unknown(f"node {placed.node} runs no containers, so no device there can be loaded")
     # The device-plugin path does not say which device the pod got: then any device of the node may rise.
     identities = workloads.allocated_identities(cluster, placed, selection.profile) if placed.claims else ()
     evidence.add("fact", "loaded device", list(identities) or f"one device of {placed.node} (device plugin)")
-    workloads.wait_for(cluster, workloads.pods_path(namespace, "load"),
-                       lambda p: (p.get("status") or {}).get("phase") == "Running", 120,
-                       "the load pod Running", evidence)  # fmt: skip
+    workloads.wait_for(
+        cluster,
+        workloads.pods_path(namespace, "load"),
+        lambda p: (p.get("status") or {}).get("phase") == "Running",
+        120,
+        "the load pod Running",
+        evidence,
+    )
 
     def read() -> dict[tuple[str, str], float]:
         text, _ = exposition(cluster, run.settings.metrics, exporter, selection, node=placed.node)
@@ -430,11 +474,20 @@ def exposition(
             )
             return cluster.request_bytes("GET", path).decode(), path
         selector = ",".join(f"{k}={v}" for k, v in (svc["spec"].get("selector") or {}).items())
-        pods = cluster.list(f"/api/v1/namespaces/{meta['namespace']}/pods", labelSelector=selector,
-                            fieldSelector=f"spec.nodeName={node}") if selector else []  # fmt: skip
+        pods = (
+            cluster.list(
+                f"/api/v1/namespaces/{meta['namespace']}/pods",
+                labelSelector=selector,
+                fieldSelector=f"spec.nodeName={node}",
+            )
+            if selector
+            else []
+        )
         for pod in pods:
-            path = (f"/api/v1/namespaces/{meta['namespace']}/pods/{pod['metadata']['name']}:"
-                    f"{port.get('targetPort', port['port'])}/proxy/metrics")  # fmt: skip
+            path = (
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{pod['metadata']['name']}:"
+                f"{port.get('targetPort', port['port'])}/proxy/metrics"
+            )
             return cluster.request_bytes("GET", path).decode(), path
         raise AssertionError(
             f"no pod of the {exporter.vendor} exporter Service {meta['name']} runs on {node}"

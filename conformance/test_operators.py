@@ -61,8 +61,9 @@ OBJECT_RBAC = tuple(
     for p in operators.PROFILES.values()
 ) + tuple(
     Rule(p.runtime.group, p.runtime.plural, ("get",), namespaced=False)
-    for p in operators.PROFILES.values() if p.runtime
-)  # fmt: skip
+    for p in operators.PROFILES.values()
+    if p.runtime
+)
 OBJECTS = tuple(f"{p.resource.group}/{p.resource.plural}" for p in operators.PROFILES.values())
 
 
@@ -108,16 +109,30 @@ def operator_pods(cluster, profile: operators.OperatorProfile, evidence) -> tupl
         f"{k}={v}" for k, v in sorted(((svc.get("spec") or {}).get("selector") or {}).items())
     )
     if not selector:
-        raise Unknown(f"Service {service['namespace']}/{service['name']} selects no pods (its endpoints are managed "
-                      "by hand), so kaic cannot tell which pods are the operator's")  # fmt: skip
+        raise Unknown(
+            f"Service {service['namespace']}/{service['name']} selects no pods (its endpoints are managed "
+            "by hand), so kaic cannot tell which pods are the operator's"
+        )
     pods = list(cluster.list(workloads.pods_path(service["namespace"]), labelSelector=selector))
-    evidence.add("fact", "operatorPods", {"namespace": service["namespace"], "selector": selector,
-                                          "pods": [p["metadata"]["name"] for p in pods]})  # fmt: skip
+    evidence.add(
+        "fact",
+        "operatorPods",
+        {
+            "namespace": service["namespace"],
+            "selector": selector,
+            "pods": [p["metadata"]["name"] for p in pods],
+        },
+    )
     return service["namespace"], selector, pods
 
 
-@probe("robust_controller", "operator-pods-ready", test="TestKaicRobustController/OperatorPodsReady",
-       rbac=INSTALLATION_RBAC, timeout_s=660)  # fmt: skip
+@probe(
+    "robust_controller",
+    "operator-pods-ready",
+    test="TestKaicRobustController/OperatorPodsReady",
+    rbac=INSTALLATION_RBAC,
+    timeout_s=660,
+)
 def test_operator_pods_ready(cluster, run, facts, evidence):
     """Every pod behind the operator's webhook Service is Ready (within --operator-ready-timeout)."""
     profile, settings = chosen(facts, run, evidence)
@@ -139,8 +154,13 @@ def test_operator_pods_ready(cluster, run, facts, evidence):
     )
 
 
-@probe("robust_controller", "crds-established", test="TestKaicRobustController/CrdsEstablished",
-       rbac=(Rule("apiextensions.k8s.io", "customresourcedefinitions", ("get",), namespaced=False),), timeout_s=60)  # fmt: skip
+@probe(
+    "robust_controller",
+    "crds-established",
+    test="TestKaicRobustController/CrdsEstablished",
+    rbac=(Rule("apiextensions.k8s.io", "customresourcedefinitions", ("get",), namespaced=False),),
+    timeout_s=60,
+)
 def test_crds_established(cluster, run, facts, evidence):
     """Every CRD of the operator is registered and Established."""
     profile, _ = chosen(facts, run, evidence)
@@ -155,8 +175,13 @@ def test_crds_established(cluster, run, facts, evidence):
     assert not broken, f"{profile.title} CRDs not Established: {broken}"
 
 
-@probe("robust_controller", "webhook-serving", test="TestKaicRobustController/WebhookServing",
-       rbac=INSTALLATION_RBAC, timeout_s=60)  # fmt: skip
+@probe(
+    "robust_controller",
+    "webhook-serving",
+    test="TestKaicRobustController/WebhookServing",
+    rbac=INSTALLATION_RBAC,
+    timeout_s=60,
+)
 def test_webhook_serving(cluster, run, facts, evidence):
     """The operator's validating webhook is configured for its kind, trusts a CA bundle, and its Service has
     ready endpoints."""
@@ -167,20 +192,26 @@ def test_webhook_serving(cluster, run, facts, evidence):
     )
     configuration, webhook = found
     client = webhook.get("clientConfig") or {}
-    evidence.add("object", f"webhook {profile.validator} in {configuration}",
-                 {k: v for k, v in webhook.items() if k != "clientConfig"} | {"service": client.get("service"),
-                  "caBundleBytes": len(client.get("caBundle") or "")})  # fmt: skip
+    evidence.add(
+        "object",
+        f"webhook {profile.validator} in {configuration}",
+        {k: v for k, v in webhook.items() if k != "clientConfig"}
+        | {"service": client.get("service"), "caBundleBytes": len(client.get("caBundle") or "")},
+    )
     covered = any(
-        profile.resource.group in r.get("apiGroups", []) and {profile.resource.plural, "*"} & set(r.get("resources", []))
+        profile.resource.group in r.get("apiGroups", [])
+        and {profile.resource.plural, "*"} & set(r.get("resources", []))
         and {"CREATE", "*"} & set(r.get("operations", []))
         for r in webhook.get("rules") or []
-    )  # fmt: skip
+    )
     assert covered, f"webhook {profile.validator} has no rule for creating {profile.resource.crd}"
     assert client.get("caBundle"), f"webhook {profile.validator} has no caBundle"
     service = client.get("service")
     if service:
-        slices = cluster.list(f"/apis/discovery.k8s.io/v1/namespaces/{service['namespace']}/endpointslices",
-                              labelSelector=f"kubernetes.io/service-name={service['name']}")  # fmt: skip
+        slices = cluster.list(
+            f"/apis/discovery.k8s.io/v1/namespaces/{service['namespace']}/endpointslices",
+            labelSelector=f"kubernetes.io/service-name={service['name']}",
+        )
         ready = operators.ready_endpoints(slices)
         evidence.add("fact", "readyEndpoints", ready)
         assert ready, (
@@ -188,8 +219,14 @@ def test_webhook_serving(cluster, run, facts, evidence):
         )
 
 
-@probe("robust_controller", "webhook-rejects-invalid", test="TestKaicRobustController/WebhookRejectsInvalid",
-       creates=OBJECTS, rbac=OBJECT_RBAC, timeout_s=60)  # fmt: skip
+@probe(
+    "robust_controller",
+    "webhook-rejects-invalid",
+    test="TestKaicRobustController/WebhookRejectsInvalid",
+    creates=OBJECTS,
+    rbac=OBJECT_RBAC,
+    timeout_s=60,
+)
 def test_webhook_rejects_invalid(cluster, namespace, run, facts, evidence):
     """An object the schema accepts but the operator's rules forbid is denied by the operator's webhook, by name
     (neither a schema error nor a webhook that cannot be called counts)."""
@@ -216,18 +253,30 @@ def test_webhook_rejects_invalid(cluster, namespace, run, facts, evidence):
     )
 
 
-@probe("robust_controller", "controller-reconciles", test="TestKaicRobustController/ControllerReconcilesValid",
-       creates=OBJECTS, rbac=(*OBJECT_RBAC, *INSTALLATION_RBAC, Rule("", "nodes", ("get", "list"), namespaced=False),
-                              Rule("", "events", ("list",))),
-       images=("ray",), timeout_s=660)  # fmt: skip
+@probe(
+    "robust_controller",
+    "controller-reconciles",
+    test="TestKaicRobustController/ControllerReconcilesValid",
+    creates=OBJECTS,
+    rbac=(
+        *OBJECT_RBAC,
+        *INSTALLATION_RBAC,
+        Rule("", "nodes", ("get", "list"), namespaced=False),
+        Rule("", "events", ("list",)),
+    ),
+    images=("ray",),
+    timeout_s=660,
+)
 def test_controller_reconciles(cluster, namespace, run, facts, evidence):
     """A valid object is admitted and the controller drives it to success (a TrainJob: Complete, its pods run to
     completion) within --operator-reconcile-timeout."""
     profile, settings = chosen(facts, run, evidence)
     runtime = settings.runtime or profile.default_runtime
     if profile.runtime and cluster.get_or_none(profile.runtime.path(name=runtime)) is None:
-        raise Unknown(f"{profile.runtime.kind} {runtime} does not exist: install the operator's default runtimes "
-                      "or name one with --operator-runtime")  # fmt: skip
+        raise Unknown(
+            f"{profile.runtime.kind} {runtime} does not exist: install the operator's default runtimes "
+            "or name one with --operator-runtime"
+        )
     body = profile.valid("kaic-valid", run.labels, runtime, images.for_run(run.settings))
     path = profile.resource.path(namespace)
     try:
@@ -251,8 +300,10 @@ def test_controller_reconciles(cluster, namespace, run, facts, evidence):
                 break
         else:
             guard.pods(cluster.list(workloads.pods_path(namespace)))
-    pods = {p["metadata"]["name"]: (p["spec"].get("nodeName", ""), p["status"].get("phase", ""))
-            for p in cluster.list(workloads.pods_path(namespace))}  # fmt: skip
+    pods = {
+        p["metadata"]["name"]: (p["spec"].get("nodeName", ""), p["status"].get("phase", ""))
+        for p in cluster.list(workloads.pods_path(namespace))
+    }
     evidence.add("fact", "pods (node, phase)", pods)
     assert not progress.failed, f"the controller reported {profile.resource.kind} failed: {progress.failed}"
     assert progress.succeeded, (
@@ -263,5 +314,7 @@ def test_controller_reconciles(cluster, namespace, run, facts, evidence):
         {node for node, _ in pods.values() if node and not workloads.runs_containers(cluster, node)}
     )
     if simulated:
-        raise Unknown(f"the {profile.resource.kind} succeeded, but its pods ran on nodes that run no containers "
-                      f"({', '.join(simulated)}), so their success was simulated")  # fmt: skip
+        raise Unknown(
+            f"the {profile.resource.kind} succeeded, but its pods ran on nodes that run no containers "
+            f"({', '.join(simulated)}), so their success was simulated"
+        )

@@ -71,9 +71,16 @@ def test_pod_autoscaling_discovery(facts, evidence):
     )
 
 
-@probe("pod_autoscaling", "scale-on-custom-metric", test="TestKaicPodAutoscaling/ScalesAcceleratorPodsOnCustomMetric",
-       consumes=("devices",), creates=("apps/deployments", "autoscaling/horizontalpodautoscalers", *workloads.CREATES),
-       images=("busybox",), rbac=RBAC, timeout_s=900)  # fmt: skip
+@probe(
+    "pod_autoscaling",
+    "scale-on-custom-metric",
+    test="TestKaicPodAutoscaling/ScalesAcceleratorPodsOnCustomMetric",
+    consumes=("devices",),
+    creates=("apps/deployments", "autoscaling/horizontalpodautoscalers", *workloads.CREATES),
+    images=("busybox",),
+    rbac=RBAC,
+    timeout_s=900,
+)
 def test_scale_on_custom_metric(cluster, namespace, run, facts, evidence):
     """Up on load and down without it, with every replica holding an accelerator."""
     require(facts, "apiGroups", "apiServices", "nodes")
@@ -85,20 +92,30 @@ def test_scale_on_custom_metric(cluster, namespace, run, facts, evidence):
     evidence.add("fact", "acceleratorSelection", {**selection.found, "nodesRunningContainers": nodes})
     template = workloads.device_template(cluster, namespace, run.labels, selection)
     image = images.for_run(run.settings)["busybox"]
-    cluster.create(f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment(run.labels, selection, nodes, image, template))
-    cluster.create(f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers", autoscaler(run.labels))
+    cluster.create(
+        f"/apis/apps/v1/namespaces/{namespace}/deployments",
+        deployment(run.labels, selection, nodes, image, template),
+    )
+    cluster.create(
+        f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers", autoscaler(run.labels)
+    )
     pods = workloads.PodWatch(cluster, namespace, f"app={NAME}", owners=(NAME,))
 
     first = ready_pods(pods, 1, 180, "the first replica Ready", evidence)[0]
-    read_metric(cluster, namespace, version, {first: 0}, 120, evidence, "before any load", absent_is_unknown=True)
+    read_metric(
+        cluster, namespace, version, {first: 0}, 120, evidence, "before any load", absent_is_unknown=True
+    )
     set_load(cluster, namespace, first, 2 * TARGET)
     read_metric(cluster, namespace, version, {first: 2 * TARGET}, 120, evidence, "after the load was set")
     scaled = wait_replicas(cluster, namespace, 2, 240, evidence, "up")
     assert scaled, f"replicas stayed at 1 while the pods averaged {2 * TARGET} against a target of {TARGET}"
     both = ready_pods(pods, 2, 180, "both replicas Ready", evidence)
     placements = [workloads.placement_of(cluster, namespace, pods.pods[p], evidence) for p in both]
-    evidence.add("fact", "replicaDevices", {p.pod["metadata"]["name"]: (p.node, p.devices() or selection.extended_resource)
-                                            for p in placements})  # fmt: skip
+    evidence.add(
+        "fact",
+        "replicaDevices",
+        {p.pod["metadata"]["name"]: (p.node, p.devices() or selection.extended_resource) for p in placements},
+    )
 
     for pod_name in both:
         set_load(cluster, namespace, pod_name, 0)
@@ -124,7 +141,9 @@ def container_nodes(facts, selection: accelerators.Selection) -> list[str]:
     summaries = accelerators.accelerator_nodes(facts)
     nodes = [n for n in selection.nodes if summaries.get(n, {}).get("runsContainers")]
     if not nodes:
-        raise Unknown(f"the accelerator nodes ({', '.join(selection.nodes)}) run no containers, so no pod can serve a metric")
+        raise Unknown(
+            f"the accelerator nodes ({', '.join(selection.nodes)}) run no containers, so no pod can serve a metric"
+        )
     return nodes
 
 
@@ -139,13 +158,20 @@ def deployment(labels, selection, nodes, image, template) -> dict:
         "volumeMounts": [{"name": "www", "mountPath": "/www"}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
     }
-    body = workloads.pod(NAME, {**labels, "app": NAME}, [container], nodes=tuple(nodes),
-                         tolerations=selection.tolerations())  # fmt: skip
+    body = workloads.pod(
+        NAME, {**labels, "app": NAME}, [container], nodes=tuple(nodes), tolerations=selection.tolerations()
+    )
     workloads.give_device(body, container, selection, template=template)
     spec = body["spec"]
-    spec.pop("activeDeadlineSeconds")  # a Deployment's pods may not carry one; the namespace is cleaned instead
+    spec.pop(
+        "activeDeadlineSeconds"
+    )  # a Deployment's pods may not carry one; the namespace is cleaned instead
     spec.update(restartPolicy="Always", volumes=[{"name": "www", "emptyDir": {"sizeLimit": "1Mi"}}])
-    annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(PORT), "prometheus.io/path": "/metrics"}
+    annotations = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(PORT),
+        "prometheus.io/path": "/metrics",
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -168,17 +194,29 @@ def autoscaler(labels) -> dict:
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": NAME},
             "minReplicas": 1,
             "maxReplicas": 2,
-            "metrics": [{"type": "Pods", "pods": {"metric": {"name": METRIC},
-                                                  "target": {"type": "AverageValue", "averageValue": str(TARGET)}}}],
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": METRIC},
+                        "target": {"type": "AverageValue", "averageValue": str(TARGET)},
+                    },
+                }
+            ],
             "behavior": {"scaleUp": now, "scaleDown": now},
         },
-    }  # fmt: skip
+    }
 
 
 def ready_pods(pods: workloads.PodWatch, count: int, timeout_s: float, what: str, evidence) -> list[str]:
     """Names of `count` Ready pods (oldest first), waited for through the pod watch."""
+
     def ready(watch: workloads.PodWatch) -> list[str]:
-        live = [p for p in watch.pods.values() if not p["metadata"].get("deletionTimestamp") and workloads.is_ready(p)]
+        live = [
+            p
+            for p in watch.pods.values()
+            if not p["metadata"].get("deletionTimestamp") and workloads.is_ready(p)
+        ]
         return [p["metadata"]["name"] for p in sorted(live, key=lambda p: p["metadata"]["creationTimestamp"])]
 
     if not pods.until(lambda w: len(ready(w)) >= count, timeout_s):
@@ -194,8 +232,16 @@ def set_load(cluster, namespace: str, pod: str, value: int) -> None:
     assert answer == str(value), f"pod {pod} answered {answer!r} to setting {value}"
 
 
-def read_metric(cluster, namespace, version, want: dict[str, int], timeout_s: float, evidence, when: str,
-                absent_is_unknown: bool = False) -> None:  # fmt: skip
+def read_metric(
+    cluster,
+    namespace,
+    version,
+    want: dict[str, int],
+    timeout_s: float,
+    evidence,
+    when: str,
+    absent_is_unknown: bool = False,
+) -> None:
     """Wait until the custom metrics API reports `want` for those pods, as the HPA would read them.
 
     Never served at all is unknown (the pipeline does not collect these pods); served but not following what the
@@ -217,7 +263,9 @@ def read_metric(cluster, namespace, version, want: dict[str, int], timeout_s: fl
             f"the custom metrics API never reported {METRIC} for the probe's pods, which serve it on :{PORT}/metrics "
             "with the prometheus.io/scrape, port and path annotations: configure the pipeline to collect such pods"
         )
-    raise AssertionError(f"the custom metrics API reported {seen} {when}, not {want}, within {timeout_s:.0f}s")
+    raise AssertionError(
+        f"the custom metrics API reported {seen} {when}, not {want}, within {timeout_s:.0f}s"
+    )
 
 
 def quantity(text: str) -> float:

@@ -48,8 +48,10 @@ def runtime_class(facts, run, evidence) -> str:
     if wanted:
         raise ProbeError(trail)
     if agent_crds:
-        raise Unknown(f"the agent-sandbox API is served ({', '.join(agent_crds)}) but {trail}: name the "
-                      "RuntimeClass its sandboxes run with --sandbox-runtime-class")  # fmt: skip
+        raise Unknown(
+            f"the agent-sandbox API is served ({', '.join(agent_crds)}) but {trail}: name the "
+            "RuntimeClass its sandboxes run with --sandbox-runtime-class"
+        )
     raise NotApplicable(f"{trail}; no {sandboxing.AGENT_SANDBOX_GROUP} CRD is installed")
 
 
@@ -76,12 +78,20 @@ def report_pod(name, run, image, nodes, tolerations, runtime_class=None) -> dict
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
     }
-    return workloads.pod(name, run.labels, [container], nodes=nodes, tolerations=tolerations,
-                         runtime_class=runtime_class)  # fmt: skip
+    return workloads.pod(
+        name, run.labels, [container], nodes=nodes, tolerations=tolerations, runtime_class=runtime_class
+    )
 
 
-@probe("workload_sandboxing", "isolated-from-host", test="TestKaicWorkloadSandboxing/IsolatedFromHost",
-       creates=("pods",), images=("busybox",), rbac=RBAC, timeout_s=600)  # fmt: skip
+@probe(
+    "workload_sandboxing",
+    "isolated-from-host",
+    test="TestKaicWorkloadSandboxing/IsolatedFromHost",
+    creates=("pods",),
+    images=("busybox",),
+    rbac=RBAC,
+    timeout_s=600,
+)
 def test_isolated_from_host(cluster, namespace, run, facts, evidence):
     """A pod of the sandbox runtime runs, and, unlike a plain pod on the same node, has its own kernel and sees
     no host processes, /dev/mem, host paths or host network interfaces."""
@@ -90,10 +100,20 @@ def test_isolated_from_host(cluster, namespace, run, facts, evidence):
     if not nodes:
         raise Unknown(f"no Ready node runs containers, so a {name} pod cannot be observed")
     image = images.for_run(run.settings)["busybox"]
-    node, sandboxed = run_view(cluster, namespace, report_pod("sandboxed", run, image, nodes, tolerations, name),
-                               evidence, f"sandboxed ({name})")  # fmt: skip
-    _, control = run_view(cluster, namespace, report_pod("control", run, image, (node,), tolerations),
-                          evidence, "control (no RuntimeClass)")  # fmt: skip
+    node, sandboxed = run_view(
+        cluster,
+        namespace,
+        report_pod("sandboxed", run, image, nodes, tolerations, name),
+        evidence,
+        f"sandboxed ({name})",
+    )
+    _, control = run_view(
+        cluster,
+        namespace,
+        report_pod("control", run, image, (node,), tolerations),
+        evidence,
+        "control (no RuntimeClass)",
+    )
     found = sandboxing.problems(sandboxed, control)
     evidence.add("fact", "isolation", {check: items or "isolated" for check, items in found.items()})
     assert not (wrong := sandboxing.summary(found)), f"RuntimeClass {name}: {wrong}"

@@ -26,18 +26,30 @@ from kaic.areas import accelerators, images, workloads
 from kaic.probe import NotApplicable, Unknown, probe, require
 
 
-@probe("secure_accelerator_access", "discovery", test="TestKaicDiscovery/SecureAcceleratorAccess", kind="discovery")
+@probe(
+    "secure_accelerator_access",
+    "discovery",
+    test="TestKaicDiscovery/SecureAcceleratorAccess",
+    kind="discovery",
+)
 def test_secure_accelerator_access_discovery(facts, evidence):
     """Where accelerators are: nodes with device resources and nodes named by ResourceSlices."""
     require(facts, "nodes", "resourceSlices")
     slice_nodes = sorted(
-        {node for d in (facts.get("resourceSlices") or {}).values() for p in d["pools"].values() for node in p["nodes"]}
+        {
+            node
+            for d in (facts.get("resourceSlices") or {}).values()
+            for p in d["pools"].values()
+            for node in p["nodes"]
+        }
     )
     evidence.add(
         "fact",
         "acceleratorNodes",
         {
-            "extendedResource": {n["name"]: n["extendedResources"] for n in facts["nodes"]["withExtendedResources"]},
+            "extendedResource": {
+                n["name"]: n["extendedResources"] for n in facts["nodes"]["withExtendedResources"]
+            },
             "resourceSlice": slice_nodes,
         },
     )
@@ -45,8 +57,13 @@ def test_secure_accelerator_access_discovery(facts, evidence):
 
 # ---- behavioural probes: secure accelerator access ---------------------------------------------------------
 
-ACCESS = {"consumes": ("devices",), "creates": workloads.CREATES, "images": ("ubuntu",), "rbac": workloads.RBAC,
-          "timeout_s": 600}  # fmt: skip
+ACCESS = {
+    "consumes": ("devices",),
+    "creates": workloads.CREATES,
+    "images": ("ubuntu",),
+    "rbac": workloads.RBAC,
+    "timeout_s": 600,
+}
 
 
 def accelerator(cluster, facts, run, evidence) -> accelerators.Selection:
@@ -63,17 +80,26 @@ def run_identity_pods(cluster, namespace, run, evidence, selection, pods: dict) 
     The API part (binding, allocation, reservation) always runs; a node that runs no containers ends the probe
     as unknown, naming what the API proved."""
     placed = {name: workloads.place(cluster, namespace, body, evidence) for name, body in pods.items()}
-    proved = "; ".join(f"{name} bound to {p.node}" + (f" with {p.devices()}" if p.claims else "")
-                       for name, p in placed.items())  # fmt: skip
+    proved = "; ".join(
+        f"{name} bound to {p.node}" + (f" with {p.devices()}" if p.claims else "")
+        for name, p in placed.items()
+    )
     reports = {}
     for name, placement in placed.items():
         done = workloads.observe(cluster, namespace, placement, f"the API shows: {proved}", evidence)
-        reports[name] = {c["name"]: workloads.container_report(done, c["name"]) for c in done["spec"]["containers"]}
+        reports[name] = {
+            c["name"]: workloads.container_report(done, c["name"]) for c in done["spec"]["containers"]
+        }
         evidence.add("log", name, {c: dataclasses.asdict(r) for c, r in reports[name].items()})
     return reports
 
 
-@probe("secure_accelerator_access", "positive-access", test="TestSecureAcceleratorAccess/PositiveAccessTest", **ACCESS)
+@probe(
+    "secure_accelerator_access",
+    "positive-access",
+    test="TestSecureAcceleratorAccess/PositiveAccessTest",
+    **ACCESS,
+)
 def test_positive_access(cluster, namespace, run, facts, evidence):
     """A container allocated one accelerator sees exactly one device, the allocated one."""
     selection = accelerator(cluster, facts, run, evidence)
@@ -82,14 +108,20 @@ def test_positive_access(cluster, namespace, run, facts, evidence):
     body = workloads.identity_pod("positive", run.labels, selection, image, {"main": True}, template=template)
     placed = workloads.place(cluster, namespace, body, evidence)
     identities = workloads.allocated_identities(cluster, placed, selection.profile)
-    done = workloads.observe(cluster, namespace, placed, f"the API allocated {', '.join(identities) or 'one device'}", evidence)
+    done = workloads.observe(
+        cluster, namespace, placed, f"the API allocated {', '.join(identities) or 'one device'}", evidence
+    )
     report = workloads.container_report(done, "main")
     evidence.add("log", "positive/main", dataclasses.asdict(report))
     assert not (wrong := report.problems(selection.profile, 1, identities)), wrong
 
 
-@probe("secure_accelerator_access", "negative-isolation", test="TestSecureAcceleratorAccess/NegativeIsolationTest",
-       **ACCESS)  # fmt: skip
+@probe(
+    "secure_accelerator_access",
+    "negative-isolation",
+    test="TestSecureAcceleratorAccess/NegativeIsolationTest",
+    **ACCESS,
+)
 def test_negative_isolation(cluster, namespace, run, facts, evidence):
     """A container on an accelerator node that requested no accelerator sees none."""
     selection = accelerator(cluster, facts, run, evidence)
@@ -99,22 +131,36 @@ def test_negative_isolation(cluster, namespace, run, facts, evidence):
     assert not (wrong := report.problems(selection.profile, 0)), wrong
 
 
-@probe("secure_accelerator_access", "multi-container-isolation",
-       test="TestSecureAcceleratorAccess/MultiContainerIsolationTest", **ACCESS)  # fmt: skip
+@probe(
+    "secure_accelerator_access",
+    "multi-container-isolation",
+    test="TestSecureAcceleratorAccess/MultiContainerIsolationTest",
+    **ACCESS,
+)
 def test_multi_container_isolation(cluster, namespace, run, facts, evidence):
     """In one pod, only the container given the accelerator sees it; its sibling sees none."""
     selection = accelerator(cluster, facts, run, evidence)
     template = workloads.device_template(cluster, namespace, run.labels, selection)
     image = images.for_run(run.settings)["ubuntu"]
-    body = workloads.identity_pod("two-containers", run.labels, selection, image,
-                                  {"with-device": True, "without-device": False}, template=template)  # fmt: skip
+    body = workloads.identity_pod(
+        "two-containers",
+        run.labels,
+        selection,
+        image,
+        {"with-device": True, "without-device": False},
+        template=template,
+    )
     reports = run_identity_pods(cluster, namespace, run, evidence, selection, {"two-containers": body})
     assert not (wrong := reports["two-containers"]["with-device"].problems(selection.profile, 1)), wrong
     assert not (wrong := reports["two-containers"]["without-device"].problems(selection.profile, 0)), wrong
 
 
-@probe("secure_accelerator_access", "disjoint-devices", test="TestKaicSecureAcceleratorAccess/DisjointDevices",
-       **ACCESS)  # fmt: skip
+@probe(
+    "secure_accelerator_access",
+    "disjoint-devices",
+    test="TestKaicSecureAcceleratorAccess/DisjointDevices",
+    **ACCESS,
+)
 def test_disjoint_devices(cluster, namespace, run, facts, evidence):
     """Two pods on one node, one device each, get different devices: in the API's allocation results, and in
     what their containers see where the node runs containers."""
@@ -126,10 +172,16 @@ def test_disjoint_devices(cluster, namespace, run, facts, evidence):
     template = workloads.device_template(cluster, namespace, run.labels, selection)
     image = images.for_run(run.settings)["ubuntu"]
     placed = [
-        workloads.place(cluster, namespace, workloads.identity_pod(
-            name, run.labels, selection, image, {"main": True}, template=template, nodes=(node,)), evidence)
+        workloads.place(
+            cluster,
+            namespace,
+            workloads.identity_pod(
+                name, run.labels, selection, image, {"main": True}, template=template, nodes=(node,)
+            ),
+            evidence,
+        )
         for name in ("first", "second")
-    ]  # fmt: skip
+    ]
     assert {p.node for p in placed} == {node}, f"pods landed on {[p.node for p in placed]}, not only {node}"
     if selection.path == "dra":
         first, second = (set(p.devices()) for p in placed)
@@ -139,16 +191,27 @@ def test_disjoint_devices(cluster, namespace, run, facts, evidence):
         if selection.path == "dra":
             evidence.warn(f"node {node} runs no containers: in-container identities not compared")
             return
-        raise Unknown(f"node {node} runs no containers and device-plugin allocations carry no identity in the API")
-    seen = [workloads.container_report(workloads.observe(cluster, namespace, p, "", evidence), "main") for p in placed]
+        raise Unknown(
+            f"node {node} runs no containers and device-plugin allocations carry no identity in the API"
+        )
+    seen = [
+        workloads.container_report(workloads.observe(cluster, namespace, p, "", evidence), "main")
+        for p in placed
+    ]
     evidence.add("log", "identities", [dataclasses.asdict(r) for r in seen])
     for report in seen:
         assert not (wrong := report.problems(selection.profile, 1)), wrong
-    assert not set(seen[0].ids) & set(seen[1].ids), f"both containers see {set(seen[0].ids) & set(seen[1].ids)}"
+    assert not set(seen[0].ids) & set(seen[1].ids), (
+        f"both containers see {set(seen[0].ids) & set(seen[1].ids)}"
+    )
 
 
-@probe("secure_accelerator_access", "requestless-leaks", test="TestKaicSecureAcceleratorAccess/RequestlessPodsGainNothing",
-       **ACCESS)  # fmt: skip
+@probe(
+    "secure_accelerator_access",
+    "requestless-leaks",
+    test="TestKaicSecureAcceleratorAccess/RequestlessPodsGainNothing",
+    **ACCESS,
+)
 def test_requestless_leaks(cluster, namespace, run, facts, evidence):
     """Pods without a request gain no accelerator through the known leaks: the vendor's visible-devices
     variable set to all, or the vendor's RuntimeClass."""
@@ -156,19 +219,31 @@ def test_requestless_leaks(cluster, namespace, run, facts, evidence):
     profile = selection.profile
     image = images.for_run(run.settings)["ubuntu"]
     pods = {
-        f"env-{index}": workloads.identity_pod(f"env-{index}", run.labels, selection, image, {"main": False},
-                                               env={key: value})
+        f"env-{index}": workloads.identity_pod(
+            f"env-{index}", run.labels, selection, image, {"main": False}, env={key: value}
+        )
         for index, (key, value) in enumerate(profile.leak_env)
-    }  # fmt: skip
+    }
     present = {rc["name"] for rc in facts.get("runtimeClasses") or []}
     for runtime_class in profile.leak_runtime_classes:
         if runtime_class in present:
             pods[f"runtime-{runtime_class}"] = workloads.identity_pod(
-                f"runtime-{runtime_class}", run.labels, selection, image, {"main": False}, runtime_class=runtime_class
+                f"runtime-{runtime_class}",
+                run.labels,
+                selection,
+                image,
+                {"main": False},
+                runtime_class=runtime_class,
             )
-    evidence.add("fact", "leaksTried", {"env": dict(profile.leak_env), "runtimeClasses": sorted(
-        set(profile.leak_runtime_classes) & present), "runtimeClassesAbsent": sorted(
-        set(profile.leak_runtime_classes) - present)})  # fmt: skip
+    evidence.add(
+        "fact",
+        "leaksTried",
+        {
+            "env": dict(profile.leak_env),
+            "runtimeClasses": sorted(set(profile.leak_runtime_classes) & present),
+            "runtimeClassesAbsent": sorted(set(profile.leak_runtime_classes) - present),
+        },
+    )
     if not pods:
         raise NotApplicable(f"profile {profile.name} has no known request-less leak to try (none documented)")
     for name, containers in run_identity_pods(cluster, namespace, run, evidence, selection, pods).items():

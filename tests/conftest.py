@@ -56,7 +56,9 @@ def _real_node_problem(also: tuple[str, ...]) -> str | None:
         return f"missing {', '.join(str(bin_dir() / name) for name in missing)}: run `make cluster`"
     if _held_here:  # this session's own real node is up (asking under the lock again would wait on itself)
         return None
-    with _hold_real_node_lock():  # a node another test run holds is waited for, not mistaken for a broken host
+    with (
+        _hold_real_node_lock()
+    ):  # a node another test run holds is waited for, not mistaken for a broken host
         return node.host_problem()
 
 

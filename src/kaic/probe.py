@@ -31,7 +31,7 @@ __all__ = [
     "probe",
     "require",
     "run_labels",
-]  # fmt: skip
+]
 
 MODES = ("quick", "non-disruptive", "certified")
 KINDS = ("behavioural", "discovery")
@@ -141,6 +141,4 @@ def require(facts: dict[str, Any], *sections: str) -> None:
 
 def crds_in(facts: dict[str, Any], *groups: str) -> dict[str, Any]:
     """Installed CRDs of the given API groups (a CRD name is '<plural>.<group>')."""
-    return {
-        name: crd for name, crd in (facts.get("crds") or {}).items() if name.split(".", 1)[-1] in groups
-    }
+    return {name: crd for name, crd in (facts.get("crds") or {}).items() if name.split(".", 1)[-1] in groups}

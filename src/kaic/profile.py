@@ -104,8 +104,13 @@ def choose_version(profile: Profile, detected: str | None, override: str | None)
         except ProfileError as exc:
             raise ProfileError("--kubernetes-version", "", exc.message) from None
         if chosen not in supported:
-            raise ProfileError("--kubernetes-version", "", _version_error(profile, f"Kubernetes {chosen} is not "
-                               f"covered by profile {profile.id} ({profile.source})").message)  # fmt: skip
+            raise ProfileError(
+                "--kubernetes-version",
+                "",
+                _version_error(
+                    profile, f"Kubernetes {chosen} is not covered by profile {profile.id} ({profile.source})"
+                ).message,
+            )
         seen = f"server reports {detected}" if detected else "server version not detected"
         return chosen, f"set by --kubernetes-version; {seen}"
     if detected is None:

@@ -94,7 +94,10 @@ def _up_and_down_leaves_nothing(state_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def node_cluster(
-    cluster_binaries: Binaries, tmp_path_factory: pytest.TempPathFactory, real_node_lock: Any, require_real_node: Any
+    cluster_binaries: Binaries,
+    tmp_path_factory: pytest.TempPathFactory,
+    real_node_lock: Any,
+    require_real_node: Any,
 ) -> Iterator[LocalCluster]:
     require_real_node()
     cluster = LocalCluster(tmp_path_factory.mktemp("node") / "state")

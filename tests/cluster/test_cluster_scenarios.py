@@ -78,10 +78,17 @@ def assert_device_plugin_pod_binds(api: client.ApiClient, namespace: str, wait_u
     """Without the DRA API the scheduler still binds pods: one asking for example.com/gpu lands in its pool."""
     core = client.CoreV1Api(api)
     limits = {topology.EXTENDED_RESOURCE: "1"}
-    core.create_namespaced_pod(namespace, {
-        "metadata": {"name": "gpu"},
-        "spec": {"containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10", "resources": {"limits": limits}}]},
-    })  # fmt: skip
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "gpu"},
+            "spec": {
+                "containers": [
+                    {"name": "main", "image": "registry.k8s.io/pause:3.10", "resources": {"limits": limits}}
+                ]
+            },
+        },
+    )
     node = wait_until(
         lambda: core.read_namespaced_pod("gpu", namespace).spec.node_name, 30, "no-dra to bind a GPU pod"
     )
@@ -93,17 +100,29 @@ def assert_claim_stays_unallocated(api: client.ApiClient, namespace: str, wait_u
     reports FailedScheduling and leaves the pod Pending and the claim from the template unallocated."""
     resource, core = client.ResourceV1Api(api), client.CoreV1Api(api)
     request = {"name": "gpu", "exactly": {"deviceClassName": topology.DRIVER}}
-    resource.create_namespaced_resource_claim_template(namespace, {
-        "metadata": {"name": "gpu"}, "spec": {"spec": {"devices": {"requests": [request]}}},
-    })  # fmt: skip
-    core.create_namespaced_pod(namespace, {
-        "metadata": {"name": "gpu"},
-        "spec": {
-            "resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": "gpu"}],
-            "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10",
-                            "resources": {"claims": [{"name": "gpu"}]}}],
+    resource.create_namespaced_resource_claim_template(
+        namespace,
+        {
+            "metadata": {"name": "gpu"},
+            "spec": {"spec": {"devices": {"requests": [request]}}},
         },
-    })  # fmt: skip
+    )
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "gpu"},
+            "spec": {
+                "resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": "gpu"}],
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "registry.k8s.io/pause:3.10",
+                        "resources": {"claims": [{"name": "gpu"}]},
+                    }
+                ],
+            },
+        },
+    )
 
     def refused() -> bool:
         events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=gpu").items

@@ -38,11 +38,15 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "src/kaic/schemas/report.schema.json").read_text())
 
 
-
 def kaic(*args: str, kubeconfig: Path | str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CI": "true", "KUBECONFIG": str(kubeconfig)}
     return subprocess.run(
-        [sys.executable, "-m", "kaic", *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+        [sys.executable, "-m", "kaic", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
     )
 
 
@@ -78,7 +82,11 @@ def test_quick_mode_discovers_the_simulated_gpu_pools(local_cluster, admin, tmp_
     assert driver["pools"] and driver["incompletePools"] == {} and driver["staleSlices"] == 0
     assert all(pool["generation"] >= 1 and pool["staleSlices"] == 0 for pool in driver["pools"].values())
     slice_nodes = {n for pool in driver["pools"].values() for n in pool["nodes"]}
-    plugin_nodes = {n["name"] for n in facts["nodes"]["withExtendedResources"] if "example.com/gpu" in n["extendedResources"]}
+    plugin_nodes = {
+        n["name"]
+        for n in facts["nodes"]["withExtendedResources"]
+        if "example.com/gpu" in n["extendedResources"]
+    }
     assert plugin_nodes and slice_nodes and not plugin_nodes & slice_nodes  # never the same GPU both ways
     assert all(not n["runsContainers"] for n in facts["nodes"]["withExtendedResources"])  # kwok nodes
 
@@ -96,13 +104,26 @@ def test_signed_at_run_time_and_verified(local_cluster, tmp_path):
     env_key = {"KAIC_KEY_PASSWORD": "e2e-passphrase"}
     os.environ.update(env_key)
     try:
-        assert kaic("keys", "generate", str(tmp_path / "kaic"), kubeconfig=local_cluster.kubeconfig).returncode == 0
+        assert (
+            kaic("keys", "generate", str(tmp_path / "kaic"), kubeconfig=local_cluster.kubeconfig).returncode
+            == 0
+        )
         out = tmp_path / "signed"
-        proc = kaic("run", "--mode", "quick", "-d", str(out), "--sign-key", str(tmp_path / "kaic.key"),
-                    kubeconfig=local_cluster.kubeconfig)  # fmt: skip
+        proc = kaic(
+            "run",
+            "--mode",
+            "quick",
+            "-d",
+            str(out),
+            "--sign-key",
+            str(tmp_path / "kaic.key"),
+            kubeconfig=local_cluster.kubeconfig,
+        )
         assert proc.returncode == 0, proc.stderr
         assert {ENVELOPE_FILE, BUNDLE_FILE, SIGNATURE_FILE} <= {p.name for p in out.iterdir()}
-        verified = kaic("verify", str(out), "--key", str(tmp_path / "kaic.pub"), kubeconfig=local_cluster.kubeconfig)
+        verified = kaic(
+            "verify", str(out), "--key", str(tmp_path / "kaic.pub"), kubeconfig=local_cluster.kubeconfig
+        )
         assert verified.returncode == 0, verified.stdout + verified.stderr
     finally:
         for name in env_key:
@@ -130,11 +151,21 @@ def test_focused_runs_are_partial_and_the_gate_refuses_a_must_the_new_one_left_o
     leaves MUSTs out, so neither says conformant; NEW leaving out a MUST that OLD justified closes the gate."""
     old, new = tmp_path / "old", tmp_path / "new"
     for out, focus in ((old, "dra_support,cluster_autoscaling"), (new, "dra_support")):
-        proc = kaic("run", "--focus", focus, "--kubernetes-version", "1.35", "-d", str(out),
-                    kubeconfig=local_cluster.kubeconfig)  # fmt: skip
+        proc = kaic(
+            "run",
+            "--focus",
+            focus,
+            "--kubernetes-version",
+            "1.35",
+            "-d",
+            str(out),
+            kubeconfig=local_cluster.kubeconfig,
+        )
         assert proc.returncode == 4, proc.stderr
         report = report_of(out)
-        assert report["verdict"]["result"] == "partial" and "gang_scheduling" in report["verdict"]["mustsNotRun"]
+        assert (
+            report["verdict"]["result"] == "partial" and "gang_scheduling" in report["verdict"]["mustsNotRun"]
+        )
         (suite,) = JUnitXml.fromfile(str(out / KAIC_JUNIT_FILE))
         excluded = {c.name for c in suite if c.classname == "kaic.run"}
         assert "excluded: gang_scheduling" in excluded and suite.skipped >= len(excluded)
@@ -143,15 +174,21 @@ def test_focused_runs_are_partial_and_the_gate_refuses_a_must_the_new_one_left_o
     reasons = json.loads(gate.stdout)["gate"]["reasons"]
     assert [(r["rule"], r["requirement"]) for r in reasons] == [("excluded", "cluster_autoscaling")]
     waivers = tmp_path / "waivers.yaml"
-    waivers.write_text("waivers:\n  - {requirement: cluster_autoscaling, reason: r, owner: o, expires: 2999-01-01}\n")
+    waivers.write_text(
+        "waivers:\n  - {requirement: cluster_autoscaling, reason: r, owner: o, expires: 2999-01-01}\n"
+    )
     waived = kaic("diff", str(old), str(new), "--waivers", str(waivers), kubeconfig=local_cluster.kubeconfig)
     assert waived.returncode == 0, waived.stdout + waived.stderr
 
 
-def _restricted_kubeconfig(admin: kube.Cluster, local_cluster, tmp_path: Path, role_file: str, drop: str) -> Path:
+def _restricted_kubeconfig(
+    admin: kube.Cluster, local_cluster, tmp_path: Path, role_file: str, drop: str
+) -> Path:
     """A ServiceAccount bound to examples/rbac/<role_file> (minus the rule for `drop`), as a token kubeconfig."""
     suffix = f"{os.getpid()}-{drop or 'full'}".replace("/", "-").replace(".", "-")
-    ns = admin.create("/api/v1/namespaces", {"metadata": {"generateName": "kaic-e2e-rbac-"}})["metadata"]["name"]
+    ns = admin.create("/api/v1/namespaces", {"metadata": {"generateName": "kaic-e2e-rbac-"}})["metadata"][
+        "name"
+    ]
     admin.create(f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "kaic"}})
     role = yaml.safe_load((ROOT / "examples/rbac" / role_file).read_text())
     role["metadata"]["name"] = f"kaic-e2e-{suffix}"
@@ -161,13 +198,21 @@ def _restricted_kubeconfig(admin: kube.Cluster, local_cluster, tmp_path: Path, r
         "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
         {
             "metadata": {"name": f"kaic-e2e-{suffix}"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role["metadata"]["name"],
+            },
             "subjects": [{"kind": "ServiceAccount", "name": "kaic", "namespace": ns}],
         },
     )
     token = admin.create(
         f"/api/v1/namespaces/{ns}/serviceaccounts/kaic/token",
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}},
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600},
+        },
     )["status"]["token"]
     config = yaml.safe_load(Path(local_cluster.kubeconfig).read_text())
     config["users"] = [{"name": "kaic-restricted", "user": {"token": token}}]
@@ -241,14 +286,30 @@ IGNORE_THEN_EXEC = (
 IGNORING_SIGINT = ("-c", IGNORE_THEN_EXEC)
 
 
-def _start_held_run(local_cluster, tmp_path: Path, out: Path, ignoring_sigint: bool = False) -> subprocess.Popen[str]:
+def _start_held_run(
+    local_cluster, tmp_path: Path, out: Path, ignoring_sigint: bool = False
+) -> subprocess.Popen[str]:
     profile, probes = _held_profile(tmp_path)
     env = {**os.environ, "CI": "true", "KUBECONFIG": str(local_cluster.kubeconfig)}
     proc = subprocess.Popen(
-        [sys.executable, *(IGNORING_SIGINT if ignoring_sigint else ()), "-m", "kaic", "run", "--profile", str(profile),
-         "--probe-dir", str(probes), "--output-dir", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            *(IGNORING_SIGINT if ignoring_sigint else ()),
+            "-m",
+            "kaic",
+            "run",
+            "--profile",
+            str(profile),
+            "--probe-dir",
+            str(probes),
+            "--output-dir",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     deadline = time.monotonic() + 120
     while not (out / "probe-holding").exists():
         assert proc.poll() is None, proc.communicate()
@@ -258,7 +319,9 @@ def _start_held_run(local_cluster, tmp_path: Path, out: Path, ignoring_sigint: b
 
 
 @pytest.mark.parametrize("ignoring_sigint", [False, True], ids=["default", "ignored-by-parent"])
-def test_sigint_mid_probe_cleans_up_and_keeps_an_incomplete_report(local_cluster, admin, tmp_path, ignoring_sigint):
+def test_sigint_mid_probe_cleans_up_and_keeps_an_incomplete_report(
+    local_cluster, admin, tmp_path, ignoring_sigint
+):
     """Also when started with SIGINT ignored (by `&` in a script, or nohup): the run still stops on it."""
     out = tmp_path / "interrupted"
     proc = _start_held_run(local_cluster, tmp_path, out, ignoring_sigint)
@@ -269,7 +332,9 @@ def test_sigint_mid_probe_cleans_up_and_keeps_an_incomplete_report(local_cluster
     assert proc.returncode == 3, stderr
     report = report_of(out)
     assert report["run"]["complete"] is False and report["run"]["incompleteReason"] == "interrupted"
-    assert f"namespaces/{held}" in report["run"]["cleanup"]["deleted"] or not report["run"]["cleanup"]["error"]
+    assert (
+        f"namespaces/{held}" in report["run"]["cleanup"]["deleted"] or not report["run"]["cleanup"]["error"]
+    )
     assert labelled_leftovers(admin) == []
 
 
@@ -291,8 +356,18 @@ def test_sigkill_leaves_a_valid_report_and_kaic_cleanup_removes_the_rest(local_c
 def test_run_timeout_stops_the_run_cleans_up_and_says_so(local_cluster, admin, tmp_path):
     profile, probes = _held_profile(tmp_path)
     out = tmp_path / "timed-out"
-    proc = kaic("run", "--profile", str(profile), "--probe-dir", str(probes), "--output-dir", str(out),
-                "--timeout", "20s", kubeconfig=local_cluster.kubeconfig)  # fmt: skip
+    proc = kaic(
+        "run",
+        "--profile",
+        str(profile),
+        "--probe-dir",
+        str(probes),
+        "--output-dir",
+        str(out),
+        "--timeout",
+        "20s",
+        kubeconfig=local_cluster.kubeconfig,
+    )
     assert proc.returncode == 3, proc.stderr
     report = report_of(out)
     assert report["run"]["complete"] is False and report["run"]["incompleteReason"] == "run timeout"

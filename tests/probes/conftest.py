@@ -19,7 +19,8 @@ from kaic.localcluster.scenarios import SCENARIOS
 
 @pytest.fixture(scope="session")
 def cluster_for(
-    tmp_path_factory: pytest.TempPathFactory, real_node_lock: Callable[[], contextlib.AbstractContextManager[None]]
+    tmp_path_factory: pytest.TempPathFactory,
+    real_node_lock: Callable[[], contextlib.AbstractContextManager[None]],
 ) -> Iterator[Callable[[str], LocalCluster]]:
     """`cluster_for(scenario)`: that scenario's cluster, reused by consecutive tests; starting another one stops
     the previous (one cluster's memory at a time). The last one stops at the end of the session."""

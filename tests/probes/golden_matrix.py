@@ -36,9 +36,13 @@ def run_kaic(
     focus = ["--focus", ",".join(requirements)] if requirements else []
     args = ["run", *focus, "--kubernetes-version", version, "-o", "json", "--output-dir", str(out), *extra]
     proc = subprocess.run(
-        [sys.executable, "-m", "kaic", *args], capture_output=True, text=True, timeout=900, check=False,
+        [sys.executable, "-m", "kaic", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
         env={**os.environ, "CI": "true", "KUBECONFIG": str(kubeconfig)},
-    )  # fmt: skip
+    )
     assert proc.returncode in (0, 1, 3, 4), proc.stderr[-3000:]  # 3: a MUST errored, still a full run
     report = json.loads((out / REPORT_FILE).read_text())
     assert report["run"]["complete"] is True, proc.stderr[-3000:]
@@ -46,7 +50,12 @@ def run_kaic(
 
 
 def check_scenario(
-    cluster: Any, out: Path, scenario: str, requirements: Iterable[str], expected: dict, *extra: str,
+    cluster: Any,
+    out: Path,
+    scenario: str,
+    requirements: Iterable[str],
+    expected: dict,
+    *extra: str,
     version: str = "1.35",
 ) -> dict:
     """One scenario's golden check: `kaic run` on it (judged as checklist `version`); requirement outcomes as
@@ -63,13 +72,13 @@ def check_scenario(
 
 def probe_outcomes(report: dict) -> dict[str, tuple[str, str]]:
     """Each probe's outcome and whole reason (a long one is shortened, and kept whole as evidence)."""
-    return {
-        p["name"]: (p["outcome"], _full_reason(p)) for r in report["requirements"] for p in r["probes"]
-    }
+    return {p["name"]: (p["outcome"], _full_reason(p)) for r in report["requirements"] for p in r["probes"]}
 
 
 def _full_reason(probe: dict) -> str:
-    whole = [e["content"] for e in probe.get("evidence", []) if (e["kind"], e["name"]) == ("text", FULL_REASON)]
+    whole = [
+        e["content"] for e in probe.get("evidence", []) if (e["kind"], e["name"]) == ("text", FULL_REASON)
+    ]
     return whole[0] if whole else probe.get("reason") or ""
 
 

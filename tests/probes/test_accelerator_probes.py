@@ -17,8 +17,12 @@ from golden_matrix import (
 )
 
 REQUIREMENTS = (
-    "dra_support", "secure_accelerator_access", "driver_runtime_management", "gpu_sharing", "virtualized_accelerator",
-)  # fmt: skip
+    "dra_support",
+    "secure_accelerator_access",
+    "driver_runtime_management",
+    "gpu_sharing",
+    "virtualized_accelerator",
+)
 # Scenarios that break something these requirements depend on; every other scenario keeps conformant's rows.
 OWN_SCENARIOS = {"no-dra", "no-devices", "no-gpu-nodes", "broken-dra", "real-node"}
 # The API-decided probes: real passes by the API server and scheduler on conformant's kwok nodes.
@@ -49,7 +53,10 @@ PROBES = {
         "dra_support.claim-lifecycle": ("failed", DRA_GA),
         "dra_support.unsatisfiable-claim": ("failed", DRA_GA),
         "secure_accelerator_access.positive-access": ("unknown", "node kaic-device-plugin-"),
-        "secure_accelerator_access.disjoint-devices": ("unknown", "device-plugin allocations carry no identity"),
+        "secure_accelerator_access.disjoint-devices": (
+            "unknown",
+            "device-plugin allocations carry no identity",
+        ),
         "driver_runtime_management.versions-in-pod": ("unknown", "advertises []"),
         "gpu_sharing.shared-claim": ("not-applicable", "no DRA driver publishes devices"),
     },
@@ -58,7 +65,10 @@ PROBES = {
         "dra_support.claim-lifecycle": ("not-applicable", "no DRA driver publishes devices"),
         "dra_support.unsatisfiable-claim": ("not-applicable", "no DRA driver publishes devices"),
         "secure_accelerator_access.positive-access": ("unknown", "node kaic-device-plugin-"),
-        "secure_accelerator_access.disjoint-devices": ("unknown", "device-plugin allocations carry no identity"),
+        "secure_accelerator_access.disjoint-devices": (
+            "unknown",
+            "device-plugin allocations carry no identity",
+        ),
     },
     "no-gpu-nodes": {
         "dra_support.crud": ("passed", ""),
@@ -96,7 +106,14 @@ def test_matrix_rows_are_complete_and_broken_scenarios_change_only_their_own_row
 @pytest.mark.cluster
 @pytest.mark.parametrize("scenario", list(PROBES))
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
-    check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, PROBES[scenario], *EXTRA_ARGS.get(scenario, ()))
+    check_scenario(
+        cluster_for(scenario),
+        tmp_path / "run",
+        scenario,
+        REQUIREMENTS,
+        PROBES[scenario],
+        *EXTRA_ARGS.get(scenario, ()),
+    )
 
 
 @pytest.mark.cluster
@@ -104,13 +121,21 @@ def test_device_plugin_path_on_the_conformant_cluster(cluster_for, tmp_path):
     """--allocation-mode device-plugin: pods land on the device-plugin pool; allocations there carry no identity
     the API can show, so disjointness waits for a node that runs containers; DRA's own probes still pass."""
     cluster = cluster_for("conformant")
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, "--allocation-mode", "device-plugin")
-    assert_probes(report, {
-        "secure_accelerator_access.positive-access": ("unknown", "node kaic-device-plugin-"),
-        "secure_accelerator_access.disjoint-devices": ("unknown", "device-plugin allocations carry no identity"),
-        "dra_support.claim-lifecycle": ("passed", ""),
-        "gpu_sharing.shared-claim": ("passed", ""),
-    })  # fmt: skip
+    report = run_kaic(
+        cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, "--allocation-mode", "device-plugin"
+    )
+    assert_probes(
+        report,
+        {
+            "secure_accelerator_access.positive-access": ("unknown", "node kaic-device-plugin-"),
+            "secure_accelerator_access.disjoint-devices": (
+                "unknown",
+                "device-plugin allocations carry no identity",
+            ),
+            "dra_support.claim-lifecycle": ("passed", ""),
+            "gpu_sharing.shared-claim": ("passed", ""),
+        },
+    )
     assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
 
 
@@ -120,6 +145,11 @@ def test_dra_not_served_is_unknown_on_the_1_33_checklist(cluster_for, tmp_path):
     cluster = cluster_for("no-dra")
     report = run_kaic(cluster.kubeconfig, tmp_path / "run", ("dra_support",), version="1.33")
     beta = "resource.k8s.io/v1 is not served (served versions: none); on 1.33 DRA is beta and off by default"
-    assert_probes(report, {f"dra_support.{name}": ("unknown", beta)
-                           for name in ("crud", "claim-lifecycle", "unsatisfiable-claim")})  # fmt: skip
+    assert_probes(
+        report,
+        {
+            f"dra_support.{name}": ("unknown", beta)
+            for name in ("crud", "claim-lifecycle", "unsatisfiable-claim")
+        },
+    )
     assert {r["id"]: r["outcome"] for r in report["requirements"]} == {"dra_support": "unknown"}

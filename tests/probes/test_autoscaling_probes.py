@@ -86,8 +86,15 @@ def test_non_disruptive_runs_only_the_safe_check(autoscaled_cluster_for, tmp_pat
 @pytest.mark.cluster
 def test_without_a_pool_label_the_scale_check_is_unknown(autoscaled_cluster_for, tmp_path):
     cluster = autoscaled_cluster_for("autoscaling")
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", (), "--profile", str(only_this_requirement(tmp_path)),
-                      "--mode", "certified")  # fmt: skip
+    report = run_kaic(
+        cluster.kubeconfig,
+        tmp_path / "run",
+        (),
+        "--profile",
+        str(only_this_requirement(tmp_path)),
+        "--mode",
+        "certified",
+    )
     got = probes(report)
     assert got["cluster_autoscaling.scale-up-down"][0] == "unknown", got
     assert "--autoscaler-node-pool-label" in got["cluster_autoscaling.scale-up-down"][1]
@@ -98,8 +105,17 @@ def test_without_a_pool_label_the_scale_check_is_unknown(autoscaled_cluster_for,
 @pytest.mark.parametrize("scenario", AUTOSCALED)
 def test_certified_scale_up_and_down(scenario, autoscaled_cluster_for, tmp_path):
     cluster = autoscaled_cluster_for(scenario)
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", (), "--profile", str(only_this_requirement(tmp_path)),
-                      "--mode", "certified", POOL, *TIMEOUTS)  # fmt: skip
+    report = run_kaic(
+        cluster.kubeconfig,
+        tmp_path / "run",
+        (),
+        "--profile",
+        str(only_this_requirement(tmp_path)),
+        "--mode",
+        "certified",
+        POOL,
+        *TIMEOUTS,
+    )
     got = probes(report)
     assert outcome(report) == MATRIX[scenario][REQUIREMENT], got
     assert got["cluster_autoscaling.check-capacity"] == ("passed", ""), got

@@ -44,7 +44,9 @@ def test_matrix_rows_are_complete_and_only_the_gateway_scenarios_have_them():
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, require_real_node):
     if scenario != "conformant":
         require_real_node(localgateway.NAME)
-    check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, EXPECTED[scenario], *LOCAL_BUSYBOX)
+    check_scenario(
+        cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, EXPECTED[scenario], *LOCAL_BUSYBOX
+    )
 
 
 @pytest.mark.cluster
@@ -53,7 +55,15 @@ def test_a_gateway_class_that_does_not_exist_is_an_error(cluster_for, tmp_path, 
     classes found, even where advanced_inference_ingress would otherwise be unknown (no InferencePool API)."""
     require_real_node(localgateway.NAME)
     cluster = cluster_for("broken-gateway")
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", (*REQUIREMENTS, "advanced_inference_ingress"),
-                      "--gateway-class", "istio", version="1.36")  # fmt: skip
+    report = run_kaic(
+        cluster.kubeconfig,
+        tmp_path / "run",
+        (*REQUIREMENTS, "advanced_inference_ingress"),
+        "--gateway-class",
+        "istio",
+        version="1.36",
+    )
     wrong = "--gateway-class istio names no GatewayClass (found: traefik (Accepted))"
-    assert_probes(report, {ROUTING: ("error", wrong), "advanced_inference_ingress.endpoint-picker": ("error", wrong)})
+    assert_probes(
+        report, {ROUTING: ("error", wrong), "advanced_inference_ingress.endpoint-picker": ("error", wrong)}
+    )

@@ -59,12 +59,21 @@ def test_a_named_stack_whose_roles_have_no_running_pod_fails(cluster_for, tmp_pa
     report = run_kaic(
         cluster.kubeconfig, tmp_path / "run", ["disaggregated_inference"], *args, version=VERSION
     )
-    assert_probes(report, {"disaggregated_inference.request-through-roles": (
-        "failed", "namespace kube-system: role prefill has no Running pod; role decode has no Running pod")})  # fmt: skip
+    assert_probes(
+        report,
+        {
+            "disaggregated_inference.request-through-roles": (
+                "failed",
+                "namespace kube-system: role prefill has no Running pod; role decode has no Running pod",
+            )
+        },
+    )
     assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
 
 
 @pytest.mark.cluster
 @pytest.mark.parametrize("scenario", list(EXPECTED))
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
-    check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, EXPECTED[scenario], version=VERSION)
+    check_scenario(
+        cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, EXPECTED[scenario], version=VERSION
+    )

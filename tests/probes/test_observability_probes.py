@@ -88,7 +88,13 @@ def test_utilisation_under_load_is_read_for_the_claimed_device_only():
     nvidia = metrics.EXPORTERS["nvidia"]
     idle = metrics.utilisation(metrics.samples(DCGM), nvidia, ["GPU-bbb"])
     assert idle == {("DCGM_FI_DEV_GPU_UTIL", "1"): 0}
-    loaded = metrics.utilisation(metrics.samples(DCGM.replace('UUID="GPU-bbb",Hostname="n1"} 0', 'UUID="GPU-bbb",Hostname="n1"} 97', 1)), nvidia, ["GPU-bbb"])  # fmt: skip
+    loaded = metrics.utilisation(
+        metrics.samples(
+            DCGM.replace('UUID="GPU-bbb",Hostname="n1"} 0', 'UUID="GPU-bbb",Hostname="n1"} 97', 1)
+        ),
+        nvidia,
+        ["GPU-bbb"],
+    )
     assert metrics.risen(idle, loaded) == [("DCGM_FI_DEV_GPU_UTIL", "1")]
     # A rise below a tenth of full scale is no evidence; another device's readings are never read.
     assert metrics.risen(idle, {("DCGM_FI_DEV_GPU_UTIL", "1"): 9}) == []
@@ -142,8 +148,10 @@ def test_query_answers():
 
 
 def service(namespace, name, ports, labels=None):
-    return {"metadata": {"namespace": namespace, "name": name, "labels": labels or {}},
-            "spec": {"ports": [{"name": n, "port": p} for n, p in ports]}}  # fmt: skip
+    return {
+        "metadata": {"namespace": namespace, "name": name, "labels": labels or {}},
+        "spec": {"ports": [{"name": n, "port": p} for n, p in ports]},
+    }
 
 
 def test_prometheus_service_prefers_the_operators_governing_service():
@@ -163,7 +171,11 @@ def test_prometheus_service_prefers_the_operators_governing_service():
 
 
 def test_a_named_prometheus_service_is_namespace_name_and_optional_port():
-    assert metrics.service_ref("monitoring/prometheus-operated") == ("monitoring", "prometheus-operated", None)
+    assert metrics.service_ref("monitoring/prometheus-operated") == (
+        "monitoring",
+        "prometheus-operated",
+        None,
+    )
     assert metrics.service_ref("kube-system/kaic-prometheus:9090") == ("kube-system", "kaic-prometheus", 9090)
     for bad in ("prometheus", "a/b/c", "ns/name:http", "NS/name"):
         with pytest.raises(ValueError, match="NAMESPACE/NAME"):
@@ -187,4 +199,6 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, requi
     query = []
     if scenario == "broken-observability":
         query = ["--metrics-query-url", f"http://{node.NODE_IP}:{cluster.state()['prometheus']['port']}"]
-    check_scenario(cluster, tmp_path / "run", scenario, REQUIREMENTS, PROBES[scenario], *LOCAL_BUSYBOX, *query)
+    check_scenario(
+        cluster, tmp_path / "run", scenario, REQUIREMENTS, PROBES[scenario], *LOCAL_BUSYBOX, *query
+    )

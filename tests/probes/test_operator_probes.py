@@ -26,14 +26,21 @@ OPERATOR_BUILDS = ("trainer-controller-manager", "jobset", operator.manifests_di
 # Only these scenarios install an operator; the later tests reuse `operator`'s cluster, so it comes last.
 OWN_SCENARIOS = {"broken-operator", "operator"}
 RUNTIME = ("--operator-runtime", operator.RUNTIME)
-PROBES = ("operator-pods-ready", "crds-established", "webhook-serving", "webhook-rejects-invalid",
-          "controller-reconciles")  # fmt: skip
+PROBES = (
+    "operator-pods-ready",
+    "crds-established",
+    "webhook-serving",
+    "webhook-rejects-invalid",
+    "controller-reconciles",
+)
 ABSENT = "no supported AI operator is installed"
 NOTHING = {f"robust_controller.{p}": ("unknown", ABSENT) for p in PROBES}
 DEAD = 'failed calling webhook "defaulter.trainjob.trainer.kubeflow.org"'
 EXPECTED = {
-    **dict.fromkeys(("conformant", "no-dra", "no-devices", "no-gang", "broken-gang", "broken-dra", "no-gpu-nodes"),
-                    NOTHING),
+    **dict.fromkeys(
+        ("conformant", "no-dra", "no-devices", "no-gang", "broken-gang", "broken-dra", "no-gpu-nodes"),
+        NOTHING,
+    ),
     "broken-operator": {
         # Pods Ready, CRDs Established, webhook configured with endpoints: only calling it shows it is dead.
         **{f"robust_controller.{p}": ("passed", "") for p in PROBES[:3]},
@@ -41,7 +48,7 @@ EXPECTED = {
         "robust_controller.controller-reconciles": ("failed", "a valid TrainJob was refused: HTTP 500"),
     },
     "operator": {f"robust_controller.{p}": ("passed", "") for p in PROBES},
-}  # fmt: skip
+}
 
 
 def test_matrix_rows_are_complete_and_only_the_operator_scenarios_change_them():
@@ -53,7 +60,9 @@ def test_matrix_rows_are_complete_and_only_the_operator_scenarios_change_them():
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, require_real_node):
     if scenario in OWN_SCENARIOS:
         require_real_node(*OPERATOR_BUILDS)
-    check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, EXPECTED[scenario], *RUNTIME)
+    check_scenario(
+        cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, EXPECTED[scenario], *RUNTIME
+    )
 
 
 @pytest.mark.cluster
@@ -85,6 +94,13 @@ def test_what_the_cluster_lacks_is_unknown(cluster_for, tmp_path, require_real_n
     other = run_kaic(cluster.kubeconfig, tmp_path / "kuberay", REQUIREMENTS, "--operator", "kuberay")
     assert_probes(other, {f"robust_controller.{p}": ("unknown", "KubeRay was asked for") for p in PROBES})
     default = run_kaic(cluster.kubeconfig, tmp_path / "default", REQUIREMENTS)
-    assert_probes(default, {"robust_controller.controller-reconciles":
-                            ("unknown", "ClusterTrainingRuntime torch-distributed does not exist")})  # fmt: skip
+    assert_probes(
+        default,
+        {
+            "robust_controller.controller-reconciles": (
+                "unknown",
+                "ClusterTrainingRuntime torch-distributed does not exist",
+            )
+        },
+    )
     assert_nothing_left(cluster.kubeconfig, default["run"]["id"])

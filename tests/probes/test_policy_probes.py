@@ -50,7 +50,9 @@ def update_node(admin: kube.Cluster, name: str, change: Callable[[dict], None]) 
 
 
 @contextlib.contextmanager
-def accelerator_nodes(admin: kube.Cluster, change: Callable[[dict], None], undo: Callable[[dict], None]) -> Iterator[list[str]]:
+def accelerator_nodes(
+    admin: kube.Cluster, change: Callable[[dict], None], undo: Callable[[dict], None]
+) -> Iterator[list[str]]:
     names = [n["metadata"]["name"] for n in admin.list("/api/v1/nodes", labelSelector=ACCELERATORS)]
     assert names, "the scenario has no accelerator nodes"
     try:
@@ -67,7 +69,9 @@ def taint(node: dict) -> None:
 
 
 def untaint(node: dict) -> None:
-    node["spec"]["taints"] = [t for t in node["spec"].get("taints") or [] if t["key"] != DEDICATED["key"]] or None
+    node["spec"]["taints"] = [
+        t for t in node["spec"].get("taints") or [] if t["key"] != DEDICATED["key"]
+    ] or None
 
 
 def cordon(node: dict) -> None:
@@ -81,7 +85,11 @@ def uncordon(node: dict) -> None:
 @contextlib.contextmanager
 def own_namespace(admin: kube.Cluster, stem: str) -> Iterator[str]:
     """A namespace labelled as kaic's own (so `kaic cleanup --all` would sweep it), deleted afterwards."""
-    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"generateName": f"kaic-{stem}-", "labels": MANAGED}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"generateName": f"kaic-{stem}-", "labels": MANAGED},
+    }
     name = admin.create("/api/v1/namespaces", body)["metadata"]["name"]
     try:
         yield name
@@ -91,13 +99,21 @@ def own_namespace(admin: kube.Cluster, stem: str) -> Iterator[str]:
 
 
 def pause_pod(name: str, nodes: tuple[str, ...] = (), image: str = "registry.k8s.io/pause:3.10") -> dict:
-    container = {"name": "main", "image": image, "securityContext": workloads.RESTRICTED,
-                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}}}  # fmt: skip
-    return workloads.pod(name, MANAGED, [container], nodes=nodes, tolerations=PROFILES["simulated"].tolerations())
+    container = {
+        "name": "main",
+        "image": image,
+        "securityContext": workloads.RESTRICTED,
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
+    }
+    return workloads.pod(
+        name, MANAGED, [container], nodes=nodes, tolerations=PROFILES["simulated"].tolerations()
+    )
 
 
 @pytest.mark.cluster
-def test_tainted_accelerator_nodes_are_unknown_at_once_and_a_toleration_lets_the_probes_pass(cluster_for, tmp_path):
+def test_tainted_accelerator_nodes_are_unknown_at_once_and_a_toleration_lets_the_probes_pass(
+    cluster_for, tmp_path
+):
     cluster = cluster_for("conformant")
     admin = kube.connect(str(cluster.kubeconfig))
     with accelerator_nodes(admin, taint, untaint) as tainted:
@@ -108,7 +124,9 @@ def test_tainted_accelerator_nodes_are_unknown_at_once_and_a_toleration_lets_the
             assert found[name]["outcome"] == "unknown", (name, reason)
             # The shown reason, however short, keeps what to do; the real scheduler's refusal (its condition's
             # message) was judged against the nodes, which the whole reason names.
-            assert "pass --toleration dedicated=team-a:NoSchedule if kaic's pods may run there" in reason, reason
+            assert "pass --toleration dedicated=team-a:NoSchedule if kaic's pods may run there" in reason, (
+                reason
+            )
             assert "the scheduler: 0/" in full and "untolerated taint" in full, full
             for node in (n for n in tainted if n.startswith("kaic-dra-")):
                 assert f"node {node} taint dedicated=team-a:NoSchedule not tolerated" in full, full
@@ -117,8 +135,13 @@ def test_tainted_accelerator_nodes_are_unknown_at_once_and_a_toleration_lets_the
         assert {r["id"]: r["outcome"] for r in report["requirements"]} == {"dra_support": "unknown"}
         assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
 
-        allowed = run_kaic(cluster.kubeconfig, tmp_path / "tolerated", ("dra_support",),
-                           "--toleration", "dedicated=team-a:NoSchedule")  # fmt: skip
+        allowed = run_kaic(
+            cluster.kubeconfig,
+            tmp_path / "tolerated",
+            ("dra_support",),
+            "--toleration",
+            "dedicated=team-a:NoSchedule",
+        )
         assert_probes(allowed, {name: ("passed", "") for name in DRA_PROBES})
         assert_nothing_left(cluster.kubeconfig, allowed["run"]["id"])
 
@@ -148,19 +171,34 @@ def test_cordoned_accelerator_nodes_are_unknown_naming_the_cordon(cluster_for, t
 def denying_policy(admin: kube.Cluster) -> Iterator[None]:
     """A ValidatingAdmissionPolicy (and its binding) that denies every pod in namespaces managed by kaic."""
     policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
         "metadata": {"name": POLICY},
-        "spec": {"failurePolicy": "Fail",
-                 "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                                                         "operations": ["CREATE"], "resources": ["pods"]}]},
-                 "validations": [{"expression": "false", "message": "probe pods are not allowed on this cluster"}]},
-    }  # fmt: skip
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["pods"],
+                    }
+                ]
+            },
+            "validations": [{"expression": "false", "message": "probe pods are not allowed on this cluster"}],
+        },
+    }
     binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
         "metadata": {"name": POLICY},
-        "spec": {"policyName": POLICY, "validationActions": ["Deny"],
-                 "matchResources": {"namespaceSelector": {"matchLabels": MANAGED_BY}}},
-    }  # fmt: skip
+        "spec": {
+            "policyName": POLICY,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": MANAGED_BY}},
+        },
+    }
     admin.create(f"{ADMISSION}/validatingadmissionpolicies", policy)
     admin.create(f"{ADMISSION}/validatingadmissionpolicybindings", binding)
     try:
@@ -196,15 +234,28 @@ def test_a_validating_admission_policy_denying_probe_pods_is_unknown_naming_it(c
     cluster = cluster_for("conformant")
     admin = kube.connect(str(cluster.kubeconfig))
     with denying_policy(admin):
-        report = run_kaic(cluster.kubeconfig, tmp_path / "denied", ("dra_support", "gang_scheduling"),
-                          "--gang-negative-window", "10s")  # fmt: skip
+        report = run_kaic(
+            cluster.kubeconfig,
+            tmp_path / "denied",
+            ("dra_support", "gang_scheduling"),
+            "--gang-negative-window",
+            "10s",
+        )
     found = probes(report)
     named = f"ValidatingAdmissionPolicy {POLICY} (binding {POLICY}) denied it: probe pods are not allowed"
     for name in (*DRA_PROBES, "gang_scheduling.fitting-gang", "gang_scheduling.unfit-gang"):
-        assert found[name]["outcome"] == "unknown" and named in found[name]["reason"], (name, found[name]["reason"])
+        assert found[name]["outcome"] == "unknown" and named in found[name]["reason"], (
+            name,
+            found[name]["reason"],
+        )
         assert found[name]["durationSeconds"] < QUICK_S, (name, found[name]["durationSeconds"])
-    assert "refused the pods of kaic-" in found["gang_scheduling.fitting-gang"]["reason"]  # the controller's refusal
-    assert {r["id"]: r["outcome"] for r in report["requirements"]} == {"dra_support": "unknown", "gang_scheduling": "unknown"}
+    assert (
+        "refused the pods of kaic-" in found["gang_scheduling.fitting-gang"]["reason"]
+    )  # the controller's refusal
+    assert {r["id"]: r["outcome"] for r in report["requirements"]} == {
+        "dra_support": "unknown",
+        "gang_scheduling": "unknown",
+    }
     assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
 
 
@@ -215,33 +266,57 @@ def test_a_resource_quota_refusal_is_named_from_the_api_servers_own_answer(clust
     cluster = cluster_for("conformant")
     admin = kube.connect(str(cluster.kubeconfig))
     with own_namespace(admin, "quota") as namespace:
-        admin.create(f"/api/v1/namespaces/{namespace}/resourcequotas", {
-            "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}})  # fmt: skip
+        admin.create(
+            f"/api/v1/namespaces/{namespace}/resourcequotas",
+            {
+                "apiVersion": "v1",
+                "kind": "ResourceQuota",
+                "metadata": {"name": "no-pods"},
+                "spec": {"hard": {"pods": "0"}},
+            },
+        )
         deadline = time.monotonic() + 30
-        while not (admin.get(f"/api/v1/namespaces/{namespace}/resourcequotas/no-pods").get("status") or {}).get("hard"):
+        while not (
+            admin.get(f"/api/v1/namespaces/{namespace}/resourcequotas/no-pods").get("status") or {}
+        ).get("hard"):
             assert time.monotonic() < deadline, "the quota controller never took the quota up"
             time.sleep(0.5)
         with pytest.raises(ApiException) as refused:
             admin.create(workloads.pods_path(namespace), pause_pod("one"))
         assert refused.value.status == 403
-        assert "ResourceQuota no-pods is exceeded: requested: pods=1" in api_denial(refused.value), refused.value.body
+        assert "ResourceQuota no-pods is exceeded: requested: pods=1" in api_denial(refused.value), (
+            refused.value.body
+        )
 
         body = pause_pod("server")
         body["spec"].pop("activeDeadlineSeconds")
         body["spec"]["restartPolicy"] = "Always"
-        admin.create(f"/apis/apps/v1/namespaces/{namespace}/deployments", {
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "server"},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "server"}},
-                     "template": {"metadata": {"labels": {"app": "server"}}, "spec": body["spec"]}}})  # fmt: skip
+        admin.create(
+            f"/apis/apps/v1/namespaces/{namespace}/deployments",
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "server"},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": "server"}},
+                    "template": {"metadata": {"labels": {"app": "server"}}, "spec": body["spec"]},
+                },
+            },
+        )
         watch = workloads.PodWatch(admin, namespace, "app=server", owners=("server",))
         started = time.monotonic()
-        with pytest.raises(Unknown, match=r"refused the pods of server-[a-z0-9]+: ResourceQuota no-pods is exceeded"):
+        with pytest.raises(
+            Unknown, match=r"refused the pods of server-[a-z0-9]+: ResourceQuota no-pods is exceeded"
+        ):
             watch.until(lambda w: bool(w.pods), 120)
         assert time.monotonic() - started < QUICK_S
 
 
 @pytest.mark.cluster
-def test_an_image_the_node_cannot_pull_is_an_error_at_once_naming_the_image_flag(cluster_for, tmp_path, require_real_node):
+def test_an_image_the_node_cannot_pull_is_an_error_at_once_naming_the_image_flag(
+    cluster_for, tmp_path, require_real_node
+):
     """The case: pod_autoscaling on the real node without --image busybox=kaic.local/busybox:1 (the node
     pulls from no registry; every pull fails at once there)."""
     require_real_node()
@@ -252,7 +327,9 @@ def test_an_image_the_node_cannot_pull_is_an_error_at_once_naming_the_image_flag
     assert "image docker.io/library/busybox:1.36.1 of container server" in found["reason"], found["reason"]
     assert "--image busybox=REF" in found["reason"], found["reason"]
     full = probe_outcomes(report)["pod_autoscaling.scale-on-custom-metric"][1]
-    assert "): ErrImagePull: " in full or "): ImagePullBackOff: " in full, full  # the kubelet's own words follow
+    assert "): ErrImagePull: " in full or "): ImagePullBackOff: " in full, (
+        full
+    )  # the kubelet's own words follow
     assert found["durationSeconds"] < QUICK_S, found["durationSeconds"]
     assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
 

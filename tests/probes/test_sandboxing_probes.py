@@ -50,13 +50,26 @@ def test_matrix_rows_are_complete_and_only_the_sandbox_scenarios_have_them():
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, require_real_node):
     if scenario != "conformant":
         require_real_node(*(GVISOR_BUILDS if scenario == "sandbox" else ()))
-    check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, EXPECTED[scenario],
-                   *LOCAL_BUSYBOX, version=VERSION)  # fmt: skip
+    check_scenario(
+        cluster_for(scenario),
+        tmp_path / "run",
+        scenario,
+        REQUIREMENTS,
+        EXPECTED[scenario],
+        *LOCAL_BUSYBOX,
+        version=VERSION,
+    )
 
 
 @pytest.mark.cluster
 def test_a_runtime_class_that_does_not_exist_is_an_error(cluster_for, tmp_path):
     cluster = cluster_for("conformant")
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, "--sandbox-runtime-class", "gvisor",
-                      version=VERSION)  # fmt: skip
+    report = run_kaic(
+        cluster.kubeconfig,
+        tmp_path / "run",
+        REQUIREMENTS,
+        "--sandbox-runtime-class",
+        "gvisor",
+        version=VERSION,
+    )
     assert_probes(report, {"workload_sandboxing.isolated-from-host": ("error", "names no RuntimeClass")})

@@ -62,6 +62,11 @@ def test_asking_for_an_absent_solution_is_unknown(cluster_for, tmp_path):
         cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, "--gang-scheduler", "kueue", *WINDOW
     )
     hint = "kueue gang scheduling was asked for but its API is not served"
-    assert_probes(report, {"gang_scheduling.fitting-gang": ("unknown", hint),
-                           "gang_scheduling.unfit-gang": ("unknown", "--gang-scheduler-namespace")})  # fmt: skip
+    assert_probes(
+        report,
+        {
+            "gang_scheduling.fitting-gang": ("unknown", hint),
+            "gang_scheduling.unfit-gang": ("unknown", "--gang-scheduler-namespace"),
+        },
+    )
     assert_nothing_left(cluster.kubeconfig, report["run"]["id"])

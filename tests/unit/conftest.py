@@ -214,6 +214,7 @@ class RunPair:
 
         return CliRunner().invoke(diff, [*map(str, self.save()), "--today", today, *args])
 
+
 @pytest.fixture
 def run_pair(tmp_path: Path) -> RunPair:
     return RunPair(tmp_path)

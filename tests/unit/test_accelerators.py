@@ -11,8 +11,16 @@ from kaic.results.outcomes import ProbeError, Unknown
 
 
 def node(name: str, resources: dict[str, str] | None = None, ready: bool = True, **labels: str) -> dict:
-    return {"name": name, "ready": ready, "unschedulable": False, "labels": labels, "taints": [],
-            "extendedResources": resources or {}, "runsContainers": False, "containerRuntime": "kwok://simulated"}  # fmt: skip
+    return {
+        "name": name,
+        "ready": ready,
+        "unschedulable": False,
+        "labels": labels,
+        "taints": [],
+        "extendedResources": resources or {},
+        "runsContainers": False,
+        "containerRuntime": "kwok://simulated",
+    }
 
 
 def facts(*, slices=None, classes=None, plugin_nodes=(), dra_nodes=(), version="v1") -> dict:
@@ -21,8 +29,12 @@ def facts(*, slices=None, classes=None, plugin_nodes=(), dra_nodes=(), version="
         "dra": {"servedVersions": [version] if version else [], "version": version},
         "resourceSlices": slices or {},
         "deviceClasses": classes or [],
-        "nodes": {"total": 4, "ready": 4, "withExtendedResources": list(plugin_nodes),
-                  "withDraDevicesOnly": list(dra_nodes)},
+        "nodes": {
+            "total": 4,
+            "ready": 4,
+            "withExtendedResources": list(plugin_nodes),
+            "withDraDevicesOnly": list(dra_nodes),
+        },
         "runtimeClasses": [],
     }
 
@@ -57,8 +69,15 @@ def test_auto_prefers_a_complete_dra_pool_on_ready_nodes():
 
 def test_device_plugin_mode_and_fallback():
     chosen = detect(LOCAL, "simulated", "device-plugin")
-    assert (chosen.path, chosen.extended_resource, chosen.nodes) == ("device-plugin", "example.com/gpu", ("kaic-device-plugin-0",))
-    not_ready = {**LOCAL, "nodes": {**LOCAL["nodes"], "withDraDevicesOnly": [node("kaic-dra-0", ready=False)]}}
+    assert (chosen.path, chosen.extended_resource, chosen.nodes) == (
+        "device-plugin",
+        "example.com/gpu",
+        ("kaic-device-plugin-0",),
+    )
+    not_ready = {
+        **LOCAL,
+        "nodes": {**LOCAL["nodes"], "withDraDevicesOnly": [node("kaic-dra-0", ready=False)]},
+    }
     assert detect(not_ready).path == "device-plugin"  # no DRA pool on a Ready node
     incomplete = {**LOCAL, "resourceSlices": dra_driver("gpu.example.com", {"kaic-dra-0": 8}, complete=False)}
     chosen = detect(incomplete)
@@ -77,7 +96,10 @@ def test_dra_mode_without_dra_is_unknown_with_the_trail():
 
 
 def test_device_plugin_mode_refuses_a_resource_mapped_to_dra():
-    mapped = {**LOCAL, "deviceClasses": [device_class("gpu.example.com", "gpu.example.com", "example.com/gpu")]}
+    mapped = {
+        **LOCAL,
+        "deviceClasses": [device_class("gpu.example.com", "gpu.example.com", "example.com/gpu")],
+    }
     with pytest.raises(Unknown, match="maps example.com/gpu to DRA"):
         detect(mapped, "simulated", "device-plugin")
 
@@ -85,8 +107,11 @@ def test_device_plugin_mode_refuses_a_resource_mapped_to_dra():
 def test_nvidia_by_device_plugin_and_by_dra():
     plugin = facts(plugin_nodes=[node("gpu-a", {"nvidia.com/gpu": "4"})])
     assert detect(plugin).profile.name == "nvidia"
-    dra = facts(slices=dra_driver("gpu.nvidia.com", {"gpu-a": 4}), classes=[device_class("gpu.nvidia.com", "gpu.nvidia.com")],
-                dra_nodes=[node("gpu-a")])
+    dra = facts(
+        slices=dra_driver("gpu.nvidia.com", {"gpu-a": 4}),
+        classes=[device_class("gpu.nvidia.com", "gpu.nvidia.com")],
+        dra_nodes=[node("gpu-a")],
+    )
     chosen = detect(dra)
     assert (chosen.profile.name, chosen.path, chosen.device_class) == ("nvidia", "dra", "gpu.nvidia.com")
 
@@ -95,8 +120,12 @@ def test_dra_needs_a_device_class_and_v1():
     slices = dra_driver("gpu.nvidia.com", {"gpu-a": 4})
     with pytest.raises(Unknown, match="no DeviceClass selects gpu.nvidia.com"):
         detect(facts(slices=slices, dra_nodes=[node("gpu-a")]))
-    beta = facts(slices=slices, classes=[device_class("gpu.nvidia.com", "gpu.nvidia.com")], version="v1beta1",
-                 dra_nodes=[node("gpu-a")])
+    beta = facts(
+        slices=slices,
+        classes=[device_class("gpu.nvidia.com", "gpu.nvidia.com")],
+        version="v1beta1",
+        dra_nodes=[node("gpu-a")],
+    )
     with pytest.raises(Unknown, match="resource.k8s.io/v1 is not served"):
         detect(beta)
 
@@ -128,50 +157,91 @@ def test_profiles_are_complete_and_honest_about_testing():
         assert profile.identity in ("nvidia-smi", "env", "nodes", "drm-pci")
         assert profile.count_by in ("devices", "ids")
         assert profile.device_globs or profile.count_by == "ids", profile.name
-    assert {p.name for p in PROFILES.values() if p.tested.startswith("untested")} == {"amd", "intel", "google-tpu"}
-    assert PROFILES["nvidia"].tolerations() == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    assert PROFILES["nvidia"].identity_of({"name": "gpu-0", "attributes": {"uuid": {"string": "GPU-1"}}}) == "GPU-1"
-    assert PROFILES["simulated"].identity_of({"name": "gpu-0", "attributes": {"uuid": {"string": "GPU-1"}}}) == "gpu-0"
+    assert {p.name for p in PROFILES.values() if p.tested.startswith("untested")} == {
+        "amd",
+        "intel",
+        "google-tpu",
+    }
+    assert PROFILES["nvidia"].tolerations() == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert (
+        PROFILES["nvidia"].identity_of({"name": "gpu-0", "attributes": {"uuid": {"string": "GPU-1"}}})
+        == "GPU-1"
+    )
+    assert (
+        PROFILES["simulated"].identity_of({"name": "gpu-0", "attributes": {"uuid": {"string": "GPU-1"}}})
+        == "gpu-0"
+    )
 
 
 def test_nodes_that_run_containers_are_preferred_when_there_are_any():
     real = dict(node("kaic-worker"), runsContainers=True)
-    mixed = {**LOCAL, "resourceSlices": dra_driver("gpu.example.com", {"kaic-dra-0": 8, "kaic-worker": 8}),
-             "nodes": {**LOCAL["nodes"], "withDraDevicesOnly": [node("kaic-dra-0"), real]}}  # fmt: skip
+    mixed = {
+        **LOCAL,
+        "resourceSlices": dra_driver("gpu.example.com", {"kaic-dra-0": 8, "kaic-worker": 8}),
+        "nodes": {**LOCAL["nodes"], "withDraDevicesOnly": [node("kaic-dra-0"), real]},
+    }
     assert detect(mixed).nodes == ("kaic-worker",)
     assert detect(LOCAL).nodes == ("kaic-dra-0", "kaic-dra-1")  # none runs containers: all of them
 
 
 @pytest.mark.parametrize("checklist", ["1.34", "1.35", "1.37", "1.40"])
 def test_dra_v1_missing_fails_from_its_ga_minor(checklist):
-    with pytest.raises(AssertionError, match=rf"served versions: v1beta1\): DRA is GA .* checklist {checklist} requires"):
+    with pytest.raises(
+        AssertionError, match=rf"served versions: v1beta1\): DRA is GA .* checklist {checklist} requires"
+    ):
         require_dra_v1(["v1beta1"], checklist)
     require_dra_v1(["v1", "v1beta2"], checklist)  # served: nothing to say
 
 
 def test_dra_v1_missing_before_ga_is_unknown_not_failed():
-    with pytest.raises(Unknown, match=r"served versions: none\); on 1.33 DRA is beta and off by default") as raised:
+    with pytest.raises(
+        Unknown, match=r"served versions: none\); on 1.33 DRA is beta and off by default"
+    ) as raised:
         require_dra_v1([], "1.33")
     assert not isinstance(raised.value, AssertionError)
     require_dra_v1(["v1"], "1.33")
 
 
 def test_cordoned_accelerator_nodes_are_named_cordoned_not_missing():
-    cordoned = {**LOCAL, "nodes": {**LOCAL["nodes"],
-                                   "withDraDevicesOnly": [{**node(n), "unschedulable": True} for n in ("kaic-dra-0", "kaic-dra-1")],
-                                   "withExtendedResources": [{**node("kaic-device-plugin-0", {"example.com/gpu": "8"}),
-                                                              "unschedulable": True}]}}  # fmt: skip
+    cordoned = {
+        **LOCAL,
+        "nodes": {
+            **LOCAL["nodes"],
+            "withDraDevicesOnly": [{**node(n), "unschedulable": True} for n in ("kaic-dra-0", "kaic-dra-1")],
+            "withExtendedResources": [
+                {**node("kaic-device-plugin-0", {"example.com/gpu": "8"}), "unschedulable": True}
+            ],
+        },
+    }
     with pytest.raises(Unknown) as found:
         detect(cordoned, "simulated")
-    assert "on a Ready, schedulable node (pool nodes: kaic-dra-0 cordoned, kaic-dra-1 cordoned)" in found.value.reason
-    assert "no Ready, schedulable node has allocatable example.com/gpu (kaic-device-plugin-0 cordoned)" in found.value.reason
+    assert (
+        "on a Ready, schedulable node (pool nodes: kaic-dra-0 cordoned, kaic-dra-1 cordoned)"
+        in found.value.reason
+    )
+    assert (
+        "no Ready, schedulable node has allocatable example.com/gpu (kaic-device-plugin-0 cordoned)"
+        in found.value.reason
+    )
 
 
 def test_untolerated_taints_are_named_and_the_runs_tolerations_reach_the_pods():
     dedicated = {"key": "dedicated", "value": "team-a", "effect": "NoSchedule"}
-    tainted = {**LOCAL, "nodes": {**LOCAL["nodes"], "withDraDevicesOnly": [
-        {**node("kaic-dra-0"), "taints": [dedicated, {"key": "example.com/gpu", "effect": "NoSchedule"}]},
-        node("kaic-dra-1")]}}  # fmt: skip
+    tainted = {
+        **LOCAL,
+        "nodes": {
+            **LOCAL["nodes"],
+            "withDraDevicesOnly": [
+                {
+                    **node("kaic-dra-0"),
+                    "taints": [dedicated, {"key": "example.com/gpu", "effect": "NoSchedule"}],
+                },
+                node("kaic-dra-1"),
+            ],
+        },
+    }
     chosen = detect(tainted)
     assert chosen.nodes == ("kaic-dra-0", "kaic-dra-1")  # the scheduler decides; the evidence names the taint
     assert chosen.found["untoleratedTaints"] == {"kaic-dra-0": ["dedicated=team-a:NoSchedule"]}

@@ -29,12 +29,19 @@ def pod(
     annotations=None,
 ):
     return {
-        "metadata": {"name": name, "namespace": ns, "ownerReferences": [owner] if owner else [],
-                     "annotations": annotations or {}},
-        "spec": {"nodeName": node_name, "nodeSelector": selector or {},
-                 "containers": [{"name": "c", "resources": resources or {}}]},
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "ownerReferences": [owner] if owner else [],
+            "annotations": annotations or {},
+        },
+        "spec": {
+            "nodeName": node_name,
+            "nodeSelector": selector or {},
+            "containers": [{"name": "c", "resources": resources or {}}],
+        },
         "status": {"phase": phase},
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize("value", ["pool=gpu", "kaic.io/node-pool=autoscale", "a.b/c_d=e-f.g"])
@@ -80,8 +87,18 @@ def test_foreign_workloads():
 
 
 def test_unschedulable_reads_the_scheduler_condition():
-    waiting = {"status": {"conditions": [
-        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/5 nodes: Insufficient x"}]}}  # fmt: skip
+    waiting = {
+        "status": {
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/5 nodes: Insufficient x",
+                }
+            ]
+        }
+    }
     assert autoscaling.unschedulable(waiting) == "0/5 nodes: Insufficient x"
     assert (
         autoscaling.unschedulable({"status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}})
@@ -111,8 +128,14 @@ def test_detection_trail_and_findings():
     )
     assert autoscaling.found_autoscalers({"clusterAutoscalerStatus": "health: Healthy"})
     assert autoscaling.found_autoscalers({"karpenterNodePools": ["gpu"]}) == ["Karpenter NodePools ['gpu']"]
-    deployment = {"metadata": {"name": "ca"}, "spec": {"template": {"spec": {"containers": [
-        {"image": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.36.1"}]}}}}  # fmt: skip
+    deployment = {
+        "metadata": {"name": "ca"},
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"image": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.36.1"}]}
+            }
+        },
+    }
     assert autoscaling.is_cluster_autoscaler(deployment)
     assert not autoscaling.is_cluster_autoscaler({"metadata": {"name": "web"}, "spec": {}})
     assert autoscaling.found_autoscalers({"clusterAutoscalerDeployments": ["ca"]})
@@ -142,9 +165,13 @@ def test_broken_autoscaling_caps_the_cluster_at_its_start():
 
 
 def test_ca_status_gist():
-    text = yaml.safe_dump({
-        "autoscalerStatus": "Running", "clusterWide": {"health": {"status": "Healthy"}},
-        "nodeGroups": [{"name": "g", "health": {"minSize": 1, "maxSize": 2, "status": "Healthy"}}]})  # fmt: skip
+    text = yaml.safe_dump(
+        {
+            "autoscalerStatus": "Running",
+            "clusterWide": {"health": {"status": "Healthy"}},
+            "nodeGroups": [{"name": "g", "health": {"minSize": 1, "maxSize": 2, "status": "Healthy"}}],
+        }
+    )
     assert autoscaling.ca_status(text) == {
         "autoscalerStatus": "Running",
         "health": "Healthy",

@@ -27,7 +27,9 @@ from kaic.results.run_dir import REPORT_FILE, TRACEBACK_FILE
 from kaic.results.writers import write_all
 
 PASSWORD = "correct horse"
-CHECKLIST = Path(__file__).resolve().parents[3] / "shared" / "reference" / "checklists" / "AIConformance-1.37.yaml"
+CHECKLIST = (
+    Path(__file__).resolve().parents[3] / "shared" / "reference" / "checklists" / "AIConformance-1.37.yaml"
+)
 KUBECONFIG = (  # a server on a closed loopback port: valid input, and nothing could answer
     "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
     "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n"
@@ -75,8 +77,17 @@ def _inputs(base: Path, build_sample_report: Any, build_certified_report: Any) -
     _write(base / "kc-nocurrent", KUBECONFIG.replace("current-context: c\n", ""))
     _write(base / "kc-badcurrent", KUBECONFIG.replace("current-context: c", "current-context: gone"))
     _write(base / "kc-contexts-map", "apiVersion: v1\nkind: Config\ncontexts: {a: b}\n")
-    _write(base / "kc-nocluster", KUBECONFIG.replace("context: {cluster: c, user: u}}, {", "context: {cluster: x, user: u}}, {"))
-    _write(base / "kc-badca", KUBECONFIG.replace("server: 'https://127.0.0.1:9'", "server: 'https://127.0.0.1:9', certificate-authority-data: '!!notbase64'"))
+    _write(
+        base / "kc-nocluster",
+        KUBECONFIG.replace("context: {cluster: c, user: u}}, {", "context: {cluster: x, user: u}}, {"),
+    )
+    _write(
+        base / "kc-badca",
+        KUBECONFIG.replace(
+            "server: 'https://127.0.0.1:9'",
+            "server: 'https://127.0.0.1:9', certificate-authority-data: '!!notbase64'",
+        ),
+    )
     # probe modules that cannot be imported
     _write(base / "probes-syntax" / "test_broken.py", "def broken(:\n")
     _write(base / "probes-raise" / "test_raise.py", "raise RuntimeError('boom at import')\n")
@@ -101,22 +112,41 @@ def _inputs(base: Path, build_sample_report: Any, build_certified_report: Any) -
     _report(base / "r-schema", {**good, "schema": "kaic.dev/report/v0"})
     _report(base / "r-deep", "[" * 100_000 + "]" * 100_000)
     _report(base / "r-extra", {**good, "extra": 1})
-    _report(base / "r-noreason", {**good, "requirements": [{**good["requirements"][0], "probes": [
-        {**good["requirements"][0]["probes"][0], "outcome": "unknown", "reason": ""}]}]})
+    _report(
+        base / "r-noreason",
+        {
+            **good,
+            "requirements": [
+                {
+                    **good["requirements"][0],
+                    "probes": [{**good["requirements"][0]["probes"][0], "outcome": "unknown", "reason": ""}],
+                }
+            ],
+        },
+    )
     (base / "r-isdir" / REPORT_FILE).mkdir(parents=True)
     (base / "r-missing").mkdir()
     # waivers
     _write(base / "w-shape.yaml", "- requirement: x\n")
-    _write(base / "w-unknown.yaml", "waivers:\n- {requirement: a, reason: r, owner: o, expires: '2030-01-01', colour: red}\n")
+    _write(
+        base / "w-unknown.yaml",
+        "waivers:\n- {requirement: a, reason: r, owner: o, expires: '2030-01-01', colour: red}\n",
+    )
     _write(base / "w-missing.yaml", "waivers:\n- {requirement: a, reason: r, owner: o}\n")
     _write(base / "w-date.yaml", "waivers:\n- {requirement: a, reason: r, owner: o, expires: 2030-02-30}\n")
-    _write(base / "w-probe.yaml", "waivers:\n- {requirement: a, probe: b.c, reason: r, owner: o, expires: 2030-01-01}\n")
+    _write(
+        base / "w-probe.yaml",
+        "waivers:\n- {requirement: a, probe: b.c, reason: r, owner: o, expires: 2030-01-01}\n",
+    )
     _write(base / "w-number.yaml", "waivers:\n- {requirement: 5, reason: r, owner: o, expires: 2030-01-01}\n")
     # product files, trust files, keys
-    _write(base / "product.yaml", "vendorName: Acme\nplatformName: Acme AI\nplatformVersion: '2'\n"
-           "description: d\ncontactEmailAddress: a@acme.example\nwebsiteUrl: https://acme.example/\n"
-           "documentationUrl: https://acme.example/d\nproductLogoUrl: https://acme.example/l.svg\n"
-           "k8sConformanceUrl: https://github.com/cncf/k8s-conformance\n")  # fmt: skip
+    _write(
+        base / "product.yaml",
+        "vendorName: Acme\nplatformName: Acme AI\nplatformVersion: '2'\n"
+        "description: d\ncontactEmailAddress: a@acme.example\nwebsiteUrl: https://acme.example/\n"
+        "documentationUrl: https://acme.example/d\nproductLogoUrl: https://acme.example/l.svg\n"
+        "k8sConformanceUrl: https://github.com/cncf/k8s-conformance\n",
+    )
     _write(base / "product-missing.yaml", "vendorName: Acme\n")
     _write(base / "trust-nokeys.yaml", "keys: []\n")
     _write(base / "trust-nofp.yaml", "keys:\n- {name: a}\n")
@@ -158,7 +188,11 @@ def world(prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Wo
     monkeypatch.setenv("CI", "true")
     monkeypatch.setenv(keys.PASSWORD_ENV, PASSWORD)
     for var in list(os.environ):
-        if var.startswith("KAIC_") and var != keys.PASSWORD_ENV or var in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
+        if (
+            var.startswith("KAIC_")
+            and var != keys.PASSWORD_ENV
+            or var in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")
+        ):
             monkeypatch.delenv(var)
     return World(tmp_path, inputs, cwd)
 
@@ -183,82 +217,245 @@ class Case:
     config: str | None = None  # a config file's text, passed with --config
 
 
-def case(id: str, args: str | list[str], *names: str, env: dict[str, str | None] | None = None,
-         config: str | None = None) -> Any:  # fmt: skip
-    return pytest.param(Case(id, tuple(args.split() if isinstance(args, str) else args), names, env or {}, config),
-                        id=id)  # fmt: skip
+def case(
+    id: str,
+    args: str | list[str],
+    *names: str,
+    env: dict[str, str | None] | None = None,
+    config: str | None = None,
+) -> Any:
+    return pytest.param(
+        Case(id, tuple(args.split() if isinstance(args, str) else args), names, env or {}, config), id=id
+    )
 
 
 KC = "--kubeconfig {in}/kc"
 RUN = f"run {KC}"
 
 CONFIG = [
-    case("config-negative-timeout", "run", "config.yaml: run.timeout: -5 is not a duration", config="run:\n  timeout: -5\n"),
-    case("config-boolean-timeout", "run", "config.yaml: timeout: true is not a duration", config="timeout: true\n"),
+    case(
+        "config-negative-timeout",
+        "run",
+        "config.yaml: run.timeout: -5 is not a duration",
+        config="run:\n  timeout: -5\n",
+    ),
+    case(
+        "config-boolean-timeout",
+        "run",
+        "config.yaml: timeout: true is not a duration",
+        config="timeout: true\n",
+    ),
     case("config-zero-timeout", "run", "config.yaml: timeout: 0 is not a duration", config="timeout: 0\n"),
-    case("config-infinite-timeout", "run", "config.yaml: timeout: inf is not a duration", config="timeout: .inf\n"),
-    case("config-nan-timeout", "run", "config.yaml: run.timeout: nan is not a duration", config="run:\n  timeout: .nan\n"),
-    case("config-word-timeout", "run", "config.yaml: request-timeout: soon is not a duration", config="request-timeout: soon\n"),
+    case(
+        "config-infinite-timeout",
+        "run",
+        "config.yaml: timeout: inf is not a duration",
+        config="timeout: .inf\n",
+    ),
+    case(
+        "config-nan-timeout",
+        "run",
+        "config.yaml: run.timeout: nan is not a duration",
+        config="run:\n  timeout: .nan\n",
+    ),
+    case(
+        "config-word-timeout",
+        "run",
+        "config.yaml: request-timeout: soon is not a duration",
+        config="request-timeout: soon\n",
+    ),
     case("config-parallel-zero", "run", "config.yaml: parallel: ", "--parallel", config="parallel: 0\n"),
     case("config-parallel-big", "run", "config.yaml: run.parallel: ", "33", config="run:\n  parallel: 33\n"),
     case("config-parallel-fraction", "run", "config.yaml: parallel: ", "2.5", config="parallel: 2.5\n"),
     case("config-parallel-boolean", "run", "config.yaml: parallel: true is not", config="parallel: true\n"),
     case("config-mode-unknown", "plan", "config.yaml: mode: ", "'fast' is not one of", config="mode: fast\n"),
-    case("config-mode-list", "plan", "config.yaml: mode: expected one value, not a list", config="mode: [quick]\n"),
+    case(
+        "config-mode-list",
+        "plan",
+        "config.yaml: mode: expected one value, not a list",
+        config="mode: [quick]\n",
+    ),
     case("config-mode-null", "plan", "config.yaml: plan.mode: has no value", config="plan:\n  mode:\n"),
     case("config-mode-mapping", "plan", "config.yaml: mode: no such command", config="mode: {a: b}\n"),
-    case("config-switch-text", "run", "config.yaml: run.dry-run: 'often' is not true or false", config="run:\n  dry-run: often\n"),
-    case("config-focus-mapping", "plan", "config.yaml: focus: a mapping is not", config="focus: [gang_scheduling, {a: b}]\n"),
-    case("config-version-float", "plan", "config.yaml: plan.kubernetes-version: 1.3 is a number; quote it",
-         config="plan:\n  kubernetes-version: 1.30\n"),
-    case("config-image-not-pair", "plan", "config.yaml: image: ", "use KEY=VALUE", config="image: [ubuntu]\n"),
-    case("config-service", "plan", "config.yaml: prometheus-service: ", "NAMESPACE/NAME", config="prometheus-service: prometheus\n"),
-    case("config-output-other-command", "run", "config.yaml: output: 'table' is not one of", config="output: table\n"),
-    case("config-skip-unknown", "plan", "config.yaml: skip (--skip) bogus: not a requirement", config="skip: bogus\n"),
-    case("config-focus-certified", "plan", "config.yaml: mode (--mode) certified runs every requirement",
-         config="plan:\n  mode: certified\n  focus: [gang_scheduling]\n"),
-    case("env-mode-certified", "plan --focus gang_scheduling", "$KAIC_MODE (--mode) certified runs every requirement",
-         env={"KAIC_MODE": "certified"}),
-    case("config-unknown-key", "plan", "config.yaml: colour: unknown option; valid: ", config="colour: red\n"),
-    case("config-unknown-section-key", "plan", "config.yaml: plan.rbca: unknown option", config="plan:\n  rbca: true\n"),
-    case("config-unknown-command", "plan", "config.yaml: runn: no such command; valid: ", config="runn:\n  mode: quick\n"),
+    case(
+        "config-switch-text",
+        "run",
+        "config.yaml: run.dry-run: 'often' is not true or false",
+        config="run:\n  dry-run: often\n",
+    ),
+    case(
+        "config-focus-mapping",
+        "plan",
+        "config.yaml: focus: a mapping is not",
+        config="focus: [gang_scheduling, {a: b}]\n",
+    ),
+    case(
+        "config-version-float",
+        "plan",
+        "config.yaml: plan.kubernetes-version: 1.3 is a number; quote it",
+        config="plan:\n  kubernetes-version: 1.30\n",
+    ),
+    case(
+        "config-image-not-pair", "plan", "config.yaml: image: ", "use KEY=VALUE", config="image: [ubuntu]\n"
+    ),
+    case(
+        "config-service",
+        "plan",
+        "config.yaml: prometheus-service: ",
+        "NAMESPACE/NAME",
+        config="prometheus-service: prometheus\n",
+    ),
+    case(
+        "config-output-other-command",
+        "run",
+        "config.yaml: output: 'table' is not one of",
+        config="output: table\n",
+    ),
+    case(
+        "config-skip-unknown",
+        "plan",
+        "config.yaml: skip (--skip) bogus: not a requirement",
+        config="skip: bogus\n",
+    ),
+    case(
+        "config-focus-certified",
+        "plan",
+        "config.yaml: mode (--mode) certified runs every requirement",
+        config="plan:\n  mode: certified\n  focus: [gang_scheduling]\n",
+    ),
+    case(
+        "env-mode-certified",
+        "plan --focus gang_scheduling",
+        "$KAIC_MODE (--mode) certified runs every requirement",
+        env={"KAIC_MODE": "certified"},
+    ),
+    case(
+        "config-unknown-key", "plan", "config.yaml: colour: unknown option; valid: ", config="colour: red\n"
+    ),
+    case(
+        "config-unknown-section-key",
+        "plan",
+        "config.yaml: plan.rbca: unknown option",
+        config="plan:\n  rbca: true\n",
+    ),
+    case(
+        "config-unknown-command",
+        "plan",
+        "config.yaml: runn: no such command; valid: ",
+        config="runn:\n  mode: quick\n",
+    ),
     case("config-own-flag", "plan", "config.yaml: config: unknown option", config="config: other.yaml\n"),
     case("config-malformed", "plan", "config.yaml: not valid YAML", "line 2", config="mode: [unclosed\n"),
     case("config-list", "plan", "config.yaml: expected a mapping of option names", config="- a\n- b\n"),
     case("config-recursive", "plan", "config.yaml: ", config="a: &x {b: *x}\n"),
-    case("config-date", "diff {in}/run {in}/run", "config.yaml: today: a YAML date is not", config="today: 2026-01-01\n"),
-    case("config-labels", "plan", "config.yaml: gang-job-labels: ", "KEY=VALUE", config="gang-job-labels: [a]\n"),
-    case("config-endpoint", "plan", "config.yaml: disaggregated-endpoint: ", "http://", config="disaggregated-endpoint: gw\n"),
-    case("config-cleanup-section", "cleanup --all", "config.yaml: cleanup.cleanup-timeout: -1 is not a duration",
-         config="cleanup:\n  cleanup-timeout: -1\n"),
-    case("config-nested-section", "profiles list", "config.yaml: profiles.show.output: 'xml' is not one of",
-         config="profiles:\n  show:\n    output: xml\n"),
+    case(
+        "config-date",
+        "diff {in}/run {in}/run",
+        "config.yaml: today: a YAML date is not",
+        config="today: 2026-01-01\n",
+    ),
+    case(
+        "config-labels",
+        "plan",
+        "config.yaml: gang-job-labels: ",
+        "KEY=VALUE",
+        config="gang-job-labels: [a]\n",
+    ),
+    case(
+        "config-endpoint",
+        "plan",
+        "config.yaml: disaggregated-endpoint: ",
+        "http://",
+        config="disaggregated-endpoint: gw\n",
+    ),
+    case(
+        "config-cleanup-section",
+        "cleanup --all",
+        "config.yaml: cleanup.cleanup-timeout: -1 is not a duration",
+        config="cleanup:\n  cleanup-timeout: -1\n",
+    ),
+    case(
+        "config-nested-section",
+        "profiles list",
+        "config.yaml: profiles.show.output: 'xml' is not one of",
+        config="profiles:\n  show:\n    output: xml\n",
+    ),
     case("config-missing", "--config {in}/nope.yaml plan", "{in}/nope.yaml: no such config file"),
     case("config-directory", "--config {in}/emptydir plan", "--config", "{in}/emptydir"),
     case("config-binary", "--config {in}/binary plan", "{in}/binary: not UTF-8 text"),
-    case("config-env-missing", "plan", "{in}/gone.yaml: no such config file", env={"KAIC_CONFIG": "{in}/gone.yaml"}),
+    case(
+        "config-env-missing",
+        "plan",
+        "{in}/gone.yaml: no such config file",
+        env={"KAIC_CONFIG": "{in}/gone.yaml"},
+    ),
     case("config-env-directory", "plan", "$KAIC_CONFIG (--config)", env={"KAIC_CONFIG": "{in}/emptydir"}),
-]  # fmt: skip
+]
 
 ENVIRONMENT = [
     case("env-mode", "plan", "$KAIC_MODE (--mode): 'fast' is not one of", env={"KAIC_MODE": "fast"}),
     case("env-profile", "plan", "nope: no built-in profile", env={"KAIC_PROFILE": "nope"}),
-    case("env-gang-scheduler", "plan", "$KAIC_GANG_SCHEDULER (--gang-scheduler)", env={"KAIC_GANG_SCHEDULER": "kai"}),
+    case(
+        "env-gang-scheduler",
+        "plan",
+        "$KAIC_GANG_SCHEDULER (--gang-scheduler)",
+        env={"KAIC_GANG_SCHEDULER": "kai"},
+    ),
     case("env-operator", "plan", "$KAIC_OPERATOR (--operator)", env={"KAIC_OPERATOR": "x"}),
-    case("env-gang-labels", "plan", "$KAIC_GANG_JOB_LABELS (--gang-job-labels)", "KEY=VALUE",
-         env={"KAIC_GANG_JOB_LABELS": "nolabel"}),
-    case("env-context", "run", "$KAIC_CONTEXT (--context) nosuch: no such context", "contexts: c, d",
-         env={"KUBECONFIG": "{in}/kc", "KAIC_CONTEXT": "nosuch"}),
-    case("env-kubeconfig-malformed", "run", "{in}/malformed.yaml: kubeconfig is not valid YAML",
-         env={"KUBECONFIG": "{in}/malformed.yaml"}),
-    case("env-kubeconfig-missing", "run", "{in}/gone: no such kubeconfig file", env={"KUBECONFIG": "{in}/gone"}),
-    case("env-kubeconfig-list-missing", "run", "no such kubeconfig file", env={"KUBECONFIG": "{in}/gone:{in}/gone2"}),
-    case("env-kubeconfig-list-bad", "run", "{in}/binary: not a kubeconfig", env={"KUBECONFIG": "{in}/kc:{in}/binary"}),
-    case("env-output-dir", RUN, "$KAIC_OUTPUT_DIR (--output-dir) {in}/afile/sub", env={"KAIC_OUTPUT_DIR": "{in}/afile/sub"}),
-    case("env-sign-key", RUN, "{in}/gone.key: cannot read the private key", env={"KAIC_SIGN_KEY": "{in}/gone.key"}),
-    case("env-sign-key-var", RUN, "env://KAIC_NOPE: the environment variable KAIC_NOPE is not set",
-         env={"KAIC_SIGN_KEY": "env://KAIC_NOPE"}),
-]  # fmt: skip
+    case(
+        "env-gang-labels",
+        "plan",
+        "$KAIC_GANG_JOB_LABELS (--gang-job-labels)",
+        "KEY=VALUE",
+        env={"KAIC_GANG_JOB_LABELS": "nolabel"},
+    ),
+    case(
+        "env-context",
+        "run",
+        "$KAIC_CONTEXT (--context) nosuch: no such context",
+        "contexts: c, d",
+        env={"KUBECONFIG": "{in}/kc", "KAIC_CONTEXT": "nosuch"},
+    ),
+    case(
+        "env-kubeconfig-malformed",
+        "run",
+        "{in}/malformed.yaml: kubeconfig is not valid YAML",
+        env={"KUBECONFIG": "{in}/malformed.yaml"},
+    ),
+    case(
+        "env-kubeconfig-missing", "run", "{in}/gone: no such kubeconfig file", env={"KUBECONFIG": "{in}/gone"}
+    ),
+    case(
+        "env-kubeconfig-list-missing",
+        "run",
+        "no such kubeconfig file",
+        env={"KUBECONFIG": "{in}/gone:{in}/gone2"},
+    ),
+    case(
+        "env-kubeconfig-list-bad",
+        "run",
+        "{in}/binary: not a kubeconfig",
+        env={"KUBECONFIG": "{in}/kc:{in}/binary"},
+    ),
+    case(
+        "env-output-dir",
+        RUN,
+        "$KAIC_OUTPUT_DIR (--output-dir) {in}/afile/sub",
+        env={"KAIC_OUTPUT_DIR": "{in}/afile/sub"},
+    ),
+    case(
+        "env-sign-key",
+        RUN,
+        "{in}/gone.key: cannot read the private key",
+        env={"KAIC_SIGN_KEY": "{in}/gone.key"},
+    ),
+    case(
+        "env-sign-key-var",
+        RUN,
+        "env://KAIC_NOPE: the environment variable KAIC_NOPE is not set",
+        env={"KAIC_SIGN_KEY": "env://KAIC_NOPE"},
+    ),
+]
 
 RUN_CASES = [
     case("run-mode", f"{RUN} --mode fast", "--mode: 'fast' is not one of"),
@@ -272,15 +469,43 @@ RUN_CASES = [
     case("run-timeout-huge", f"{RUN} --timeout {'9' * 30}h", "--timeout: ", "is not a duration"),
     case("run-probe-timeout", f"{RUN} --probe-timeout -1", "--probe-timeout: -1 is not a duration"),
     case("run-cleanup-timeout", f"{RUN} --cleanup-timeout 0s", "--cleanup-timeout: 0s is not a duration"),
-    case("run-request-timeout-nan", f"{RUN} --request-timeout nan", "--request-timeout: nan is not a duration"),
-    case("run-request-timeout-inf", f"{RUN} --request-timeout inf", "--request-timeout: inf is not a duration"),
-    case("run-gang-window", f"{RUN} --gang-negative-window -1s", "--gang-negative-window: -1s is not a duration"),
-    case("run-operator-ready", f"{RUN} --operator-ready-timeout x", "--operator-ready-timeout: x is not a duration"),
-    case("run-operator-reconcile", f"{RUN} --operator-reconcile-timeout 0", "--operator-reconcile-timeout: 0 is not"),
-    case("run-autoscaler-up", f"{RUN} --autoscaler-scale-up-timeout -1m", "--autoscaler-scale-up-timeout: -1m"),
-    case("run-autoscaler-down", f"{RUN} --autoscaler-scale-down-timeout x", "--autoscaler-scale-down-timeout: x"),
-    case("run-autoscaler-label", f"{RUN} --autoscaler-node-pool-label nolabel", "--autoscaler-node-pool-label: "),
-    case("run-accelerator", f"{RUN} --accelerator-profile tpu9", "--accelerator-profile: 'tpu9' is not one of"),
+    case(
+        "run-request-timeout-nan", f"{RUN} --request-timeout nan", "--request-timeout: nan is not a duration"
+    ),
+    case(
+        "run-request-timeout-inf", f"{RUN} --request-timeout inf", "--request-timeout: inf is not a duration"
+    ),
+    case(
+        "run-gang-window",
+        f"{RUN} --gang-negative-window -1s",
+        "--gang-negative-window: -1s is not a duration",
+    ),
+    case(
+        "run-operator-ready",
+        f"{RUN} --operator-ready-timeout x",
+        "--operator-ready-timeout: x is not a duration",
+    ),
+    case(
+        "run-operator-reconcile",
+        f"{RUN} --operator-reconcile-timeout 0",
+        "--operator-reconcile-timeout: 0 is not",
+    ),
+    case(
+        "run-autoscaler-up", f"{RUN} --autoscaler-scale-up-timeout -1m", "--autoscaler-scale-up-timeout: -1m"
+    ),
+    case(
+        "run-autoscaler-down",
+        f"{RUN} --autoscaler-scale-down-timeout x",
+        "--autoscaler-scale-down-timeout: x",
+    ),
+    case(
+        "run-autoscaler-label",
+        f"{RUN} --autoscaler-node-pool-label nolabel",
+        "--autoscaler-node-pool-label: ",
+    ),
+    case(
+        "run-accelerator", f"{RUN} --accelerator-profile tpu9", "--accelerator-profile: 'tpu9' is not one of"
+    ),
     case("run-allocation", f"{RUN} --allocation-mode magic", "--allocation-mode: 'magic' is not one of"),
     case("run-gang-scheduler", f"{RUN} --gang-scheduler kai", "--gang-scheduler: 'kai' is not one of"),
     case("run-operator", f"{RUN} --operator x", "--operator: 'x' is not one of"),
@@ -290,55 +515,165 @@ RUN_CASES = [
     case("run-endpoint", f"{RUN} --disaggregated-endpoint gw.svc", "--disaggregated-endpoint: ", "http://"),
     case("run-attachment", f"{RUN} --network-attachment rdma", "--network-attachment: ", "NAMESPACE/NAME"),
     case("run-role", f"{RUN} --disaggregated-role prefill", "--disaggregated-role: ", "KEY=VALUE"),
-    case("run-gaie", f"{RUN} --gaie-conformance-dir {{in}}/gone", "--gaie-conformance-dir: ", "does not exist"),
-    case("run-gaie-file", f"{RUN} --gaie-conformance-dir {{in}}/afile", "--gaie-conformance-dir: ", "is a file"),
+    case(
+        "run-gaie", f"{RUN} --gaie-conformance-dir {{in}}/gone", "--gaie-conformance-dir: ", "does not exist"
+    ),
+    case(
+        "run-gaie-file", f"{RUN} --gaie-conformance-dir {{in}}/afile", "--gaie-conformance-dir: ", "is a file"
+    ),
     case("run-service", f"{RUN} --prometheus-service prometheus", "--prometheus-service: ", "NAMESPACE/NAME"),
-    case("run-profile-name", f"{RUN} --profile nope", "nope: no built-in profile of that name (available: ai-v1.0)"),
+    case(
+        "run-profile-name",
+        f"{RUN} --profile nope",
+        "nope: no built-in profile of that name (available: ai-v1.0)",
+    ),
     case("run-profile-missing", f"{RUN} --profile ./missing.yaml", "missing.yaml: no such file"),
     case("run-profile-binary", f"{RUN} --profile {{in}}/binary", "{in}/binary: ", "invalid YAML"),
     case("run-profile-malformed", f"{RUN} --profile {{in}}/malformed.yaml", "{in}/malformed.yaml: line 2"),
-    case("run-profile-list", f"{RUN} --profile {{in}}/list.yaml", "{in}/list.yaml: ", "is not of type 'object'"),
-    case("run-profile-empty", f"{RUN} --profile {{in}}/empty.yaml", "{in}/empty.yaml: ", "is not of type 'object'"),
-    case("run-profile-schema", f"{RUN} --profile {{in}}/profile-bad-id.yaml", "{in}/profile-bad-id.yaml: id: 5"),
-    case("run-profile-recursive", f"{RUN} --profile {{in}}/profile-recursive.yaml", "{in}/profile-recursive.yaml: "),
+    case(
+        "run-profile-list", f"{RUN} --profile {{in}}/list.yaml", "{in}/list.yaml: ", "is not of type 'object'"
+    ),
+    case(
+        "run-profile-empty",
+        f"{RUN} --profile {{in}}/empty.yaml",
+        "{in}/empty.yaml: ",
+        "is not of type 'object'",
+    ),
+    case(
+        "run-profile-schema", f"{RUN} --profile {{in}}/profile-bad-id.yaml", "{in}/profile-bad-id.yaml: id: 5"
+    ),
+    case(
+        "run-profile-recursive",
+        f"{RUN} --profile {{in}}/profile-recursive.yaml",
+        "{in}/profile-recursive.yaml: ",
+    ),
     case("run-profile-folder", f"{RUN} --profile {{in}}/emptydir/", "{in}/emptydir"),
-    case("run-version-old", f"{RUN} --kubernetes-version 1.20", "--kubernetes-version: Kubernetes 1.20 is not covered",
-         "supported: 1.33, 1.34, 1.35, 1.36, 1.37"),
-    case("run-version-word", f"{RUN} --kubernetes-version latest", "--kubernetes-version: 'latest' is not a Kubernetes"),
+    case(
+        "run-version-old",
+        f"{RUN} --kubernetes-version 1.20",
+        "--kubernetes-version: Kubernetes 1.20 is not covered",
+        "supported: 1.33, 1.34, 1.35, 1.36, 1.37",
+    ),
+    case(
+        "run-version-word",
+        f"{RUN} --kubernetes-version latest",
+        "--kubernetes-version: 'latest' is not a Kubernetes",
+    ),
     case("run-focus", f"{RUN} --focus bogus", "--focus bogus"),
     case("run-skip", f"{RUN} --skip gang_scheduling,bogus", "--skip bogus"),
-    case("run-certified-focus", f"{RUN} --mode certified --focus gang_scheduling", "certified runs every requirement"),
+    case(
+        "run-certified-focus",
+        f"{RUN} --mode certified --focus gang_scheduling",
+        "certified runs every requirement",
+    ),
     case("run-probe-dir-missing", f"{RUN} --probe-dir {{in}}/gone", "--probe-dir {in}/gone: not a directory"),
-    case("run-probe-dir-syntax", f"{RUN} --probe-dir {{in}}/probes-syntax",
-         "--probe-dir {in}/probes-syntax: test_broken.py cannot be imported: invalid syntax (line 1)"),
-    case("run-probe-dir-raises", f"{RUN} --probe-dir {{in}}/probes-raise",
-         "--probe-dir {in}/probes-raise: test_raise.py cannot be imported: RuntimeError: boom at import"),
-    case("run-probe-dir-binary", f"{RUN} --probe-dir {{in}}/probes-binary", "test_binary.py cannot be imported"),
-    case("run-sign-key-missing", f"{RUN} --sign-key {{in}}/gone.key", "{in}/gone.key: cannot read the private key"),
+    case(
+        "run-probe-dir-syntax",
+        f"{RUN} --probe-dir {{in}}/probes-syntax",
+        "--probe-dir {in}/probes-syntax: test_broken.py cannot be imported: invalid syntax (line 1)",
+    ),
+    case(
+        "run-probe-dir-raises",
+        f"{RUN} --probe-dir {{in}}/probes-raise",
+        "--probe-dir {in}/probes-raise: test_raise.py cannot be imported: RuntimeError: boom at import",
+    ),
+    case(
+        "run-probe-dir-binary", f"{RUN} --probe-dir {{in}}/probes-binary", "test_binary.py cannot be imported"
+    ),
+    case(
+        "run-sign-key-missing",
+        f"{RUN} --sign-key {{in}}/gone.key",
+        "{in}/gone.key: cannot read the private key",
+    ),
     case("run-sign-key-open", f"{RUN} --sign-key {{in}}/open.key", "{in}/open.key: ", "chmod 600"),
-    case("run-sign-key-garbage", f"{RUN} --sign-key {{in}}/not.key", "{in}/not.key: wrong passphrase, or not a PEM"),
-    case("run-sign-key-passphrase", f"{RUN} --sign-key {{in}}/kaic.key", "{in}/kaic.key: wrong passphrase",
-         env={keys.PASSWORD_ENV: "wrong"}),
-    case("run-sign-key-no-passphrase", f"{RUN} --sign-key {{in}}/kaic.key", "no passphrase: set KAIC_KEY_PASSWORD",
-         env={keys.PASSWORD_ENV: None}),
-    case("run-output-file", f"{RUN} --output-dir {{in}}/afile", "--output-dir: Directory '{in}/afile' is a file"),
-    case("run-output-under-file", f"{RUN} --output-dir {{in}}/afile/sub", "--output-dir {in}/afile/sub: cannot create"),
-    case("run-output-proc", f"{RUN} --output-dir /proc/kaic-results", "--output-dir /proc/kaic-results: cannot create"),
+    case(
+        "run-sign-key-garbage",
+        f"{RUN} --sign-key {{in}}/not.key",
+        "{in}/not.key: wrong passphrase, or not a PEM",
+    ),
+    case(
+        "run-sign-key-passphrase",
+        f"{RUN} --sign-key {{in}}/kaic.key",
+        "{in}/kaic.key: wrong passphrase",
+        env={keys.PASSWORD_ENV: "wrong"},
+    ),
+    case(
+        "run-sign-key-no-passphrase",
+        f"{RUN} --sign-key {{in}}/kaic.key",
+        "no passphrase: set KAIC_KEY_PASSWORD",
+        env={keys.PASSWORD_ENV: None},
+    ),
+    case(
+        "run-output-file",
+        f"{RUN} --output-dir {{in}}/afile",
+        "--output-dir: Directory '{in}/afile' is a file",
+    ),
+    case(
+        "run-output-under-file",
+        f"{RUN} --output-dir {{in}}/afile/sub",
+        "--output-dir {in}/afile/sub: cannot create",
+    ),
+    case(
+        "run-output-proc",
+        f"{RUN} --output-dir /proc/kaic-results",
+        "--output-dir /proc/kaic-results: cannot create",
+    ),
     case("run-output-proc-deep", f"{RUN} -d /proc/kaic/x/y", "--output-dir /proc/kaic/x/y: cannot create"),
-    case("run-output-sys", f"{RUN} --output-dir /sys/kaic-results", "--output-dir /sys/kaic-results: cannot create"),
-    case("run-output-nonempty", f"{RUN} --output-dir {{in}}/nonempty", "--output-dir {in}/nonempty: exists and is not empty"),
-    case("run-kubeconfig-malformed", "run --kubeconfig {in}/malformed.yaml",
-         "{in}/malformed.yaml: kubeconfig is not valid YAML: ", "line 2, column 1"),
-    case("run-kubeconfig-binary", "run --kubeconfig {in}/binary", "{in}/binary: not a kubeconfig (not UTF-8 text)"),
+    case(
+        "run-output-sys",
+        f"{RUN} --output-dir /sys/kaic-results",
+        "--output-dir /sys/kaic-results: cannot create",
+    ),
+    case(
+        "run-output-nonempty",
+        f"{RUN} --output-dir {{in}}/nonempty",
+        "--output-dir {in}/nonempty: exists and is not empty",
+    ),
+    case(
+        "run-kubeconfig-malformed",
+        "run --kubeconfig {in}/malformed.yaml",
+        "{in}/malformed.yaml: kubeconfig is not valid YAML: ",
+        "line 2, column 1",
+    ),
+    case(
+        "run-kubeconfig-binary",
+        "run --kubeconfig {in}/binary",
+        "{in}/binary: not a kubeconfig (not UTF-8 text)",
+    ),
     case("run-kubeconfig-empty", "run --kubeconfig {in}/empty.yaml", "{in}/empty.yaml: kubeconfig is empty"),
-    case("run-kubeconfig-list", "run --kubeconfig {in}/list.yaml", "{in}/list.yaml: kubeconfig is not a mapping"),
+    case(
+        "run-kubeconfig-list",
+        "run --kubeconfig {in}/list.yaml",
+        "{in}/list.yaml: kubeconfig is not a mapping",
+    ),
     case("run-kubeconfig-missing", "run --kubeconfig {in}/gone", "{in}/gone: no such kubeconfig file"),
-    case("run-kubeconfig-folder", "run --kubeconfig {in}/emptydir", "{in}/emptydir: cannot read the kubeconfig"),
-    case("run-kubeconfig-contexts", "run --kubeconfig {in}/kc-contexts-map", "{in}/kc-contexts-map: contexts: expected a list"),
-    case("run-context", f"{RUN} --context nosuch", "--context nosuch: no such context in {in}/kc; contexts: c, d"),
-    case("run-no-current-context", "run --kubeconfig {in}/kc-nocurrent", "{in}/kc-nocurrent: no current-context; pass --context (contexts: c, d)"),
-    case("run-gone-current-context", "run --kubeconfig {in}/kc-badcurrent", "current-context gone does not exist", "contexts: c, d"),
-    case("run-context-without-cluster", "run --kubeconfig {in}/kc-nocluster", "{in}/kc-nocluster: context c: "),
+    case(
+        "run-kubeconfig-folder", "run --kubeconfig {in}/emptydir", "{in}/emptydir: cannot read the kubeconfig"
+    ),
+    case(
+        "run-kubeconfig-contexts",
+        "run --kubeconfig {in}/kc-contexts-map",
+        "{in}/kc-contexts-map: contexts: expected a list",
+    ),
+    case(
+        "run-context",
+        f"{RUN} --context nosuch",
+        "--context nosuch: no such context in {in}/kc; contexts: c, d",
+    ),
+    case(
+        "run-no-current-context",
+        "run --kubeconfig {in}/kc-nocurrent",
+        "{in}/kc-nocurrent: no current-context; pass --context (contexts: c, d)",
+    ),
+    case(
+        "run-gone-current-context",
+        "run --kubeconfig {in}/kc-badcurrent",
+        "current-context gone does not exist",
+        "contexts: c, d",
+    ),
+    case(
+        "run-context-without-cluster", "run --kubeconfig {in}/kc-nocluster", "{in}/kc-nocluster: context c: "
+    ),
     case("run-bad-ca", "run --kubeconfig {in}/kc-badca", "{in}/kc-badca: context c: "),
     case("run-no-kubeconfig", "run", "--kubeconfig: none given and none found", "set KUBECONFIG"),
     case("run-unknown-option", f"{RUN} --bogus", "--bogus: no such option of `kaic run`"),
@@ -346,41 +681,66 @@ RUN_CASES = [
     case("run-missing-value", f"{RUN} --focus", "--focus: needs a value"),
     case("run-extra-argument", f"{RUN} extra", "kaic run: Got unexpected extra argument (extra)"),
     case("run-dry-run-profile", f"{RUN} --dry-run --profile nope", "nope: no built-in profile"),
-    case("run-dry-run-output-dir", f"{RUN} --dry-run --kubernetes-version 9.9", "--kubernetes-version: Kubernetes 9.9"),
-]  # fmt: skip
+    case(
+        "run-dry-run-output-dir",
+        f"{RUN} --dry-run --kubernetes-version 9.9",
+        "--kubernetes-version: Kubernetes 9.9",
+    ),
+]
 
 PLAN = [
     case("plan-mode", "plan --mode x", "--mode: 'x' is not one of"),
     case("plan-profile", "plan --profile {in}/profile-bad-id.yaml", "{in}/profile-bad-id.yaml: id: 5"),
-    case("plan-version", "plan --kubernetes-version 2.0", "--kubernetes-version: Kubernetes 2.0 is not covered", "supported:"),
+    case(
+        "plan-version",
+        "plan --kubernetes-version 2.0",
+        "--kubernetes-version: Kubernetes 2.0 is not covered",
+        "supported:",
+    ),
     case("plan-focus", "plan --focus nope", "--focus nope"),
     case("plan-skip", "plan --skip nope", "--skip nope"),
-    case("plan-probe-dir", "plan --probe-dir {in}/probes-syntax", "--probe-dir {in}/probes-syntax: test_broken.py"),
+    case(
+        "plan-probe-dir",
+        "plan --probe-dir {in}/probes-syntax",
+        "--probe-dir {in}/probes-syntax: test_broken.py",
+    ),
     case("plan-image", "plan --image nope=x", "unknown image key(s) nope"),
     case("plan-output", "plan -o yaml", "--output: 'yaml' is not one of"),
     case("plan-allocation", "plan --allocation-mode x", "--allocation-mode: 'x' is not one of"),
     case("plan-gang-window", "plan --gang-negative-window 0", "--gang-negative-window: 0 is not a duration"),
     case("plan-output-dir", "plan --output-dir x", "--output-dir: no such option of `kaic plan`"),
     case("plan-endpoint", "plan --disaggregated-endpoint ftp://x", "--disaggregated-endpoint: "),
-]  # fmt: skip
+]
 
 RESULTS = [
     case("results-missing-arg", "results", "DIRECTORY: missing; it is required"),
     case("results-missing", "results {in}/gone", "DIRECTORY: ", "{in}/gone", "does not exist"),
-    case("results-no-report", "results {in}/r-missing", "{in}/r-missing/report.json: cannot read: No such file"),
+    case(
+        "results-no-report", "results {in}/r-missing", "{in}/r-missing/report.json: cannot read: No such file"
+    ),
     case("results-list", "results {in}/r-list", "{in}/r-list/report.json: $: [] is not of type 'object'"),
-    case("results-run-null", "results {in}/r-runnull", "{in}/r-runnull/report.json: $.run: None is not of type 'object'"),
+    case(
+        "results-run-null",
+        "results {in}/r-runnull",
+        "{in}/r-runnull/report.json: $.run: None is not of type 'object'",
+    ),
     case("results-not-json", "results {in}/r-notjson", "{in}/r-notjson/report.json: not JSON"),
     case("results-binary", "results {in}/r-binary", "{in}/r-binary/report.json: not JSON"),
-    case("results-outcome", "results {in}/r-outcome", "{in}/r-outcome/report.json: $.requirements[0].outcome: "),
+    case(
+        "results-outcome", "results {in}/r-outcome", "{in}/r-outcome/report.json: $.requirements[0].outcome: "
+    ),
     case("results-schema", "results {in}/r-schema", "{in}/r-schema/report.json: $.schema: "),
     case("results-deep", "results {in}/r-deep", "{in}/r-deep/report.json: not JSON"),
     case("results-extra", "results {in}/r-extra", "{in}/r-extra/report.json: $: Additional properties"),
-    case("results-no-reason", "results {in}/r-noreason", "{in}/r-noreason/report.json: $.requirements[0].probes[0].reason"),
+    case(
+        "results-no-reason",
+        "results {in}/r-noreason",
+        "{in}/r-noreason/report.json: $.requirements[0].probes[0].reason",
+    ),
     case("results-report-dir", "results {in}/r-isdir", "{in}/r-isdir/report.json: cannot read"),
     case("results-file", "results {in}/binary", "{in}/binary: not JSON"),
     case("results-output", "results {in}/run -o xml", "--output: 'xml' is not one of"),
-]  # fmt: skip
+]
 
 DIFF = [
     case("diff-missing-args", "diff", "OLD: missing"),
@@ -388,72 +748,173 @@ DIFF = [
     case("diff-old-gone", "diff {in}/gone {in}/run", "{in}/gone: cannot read"),
     case("diff-new-bad", "diff {in}/run {in}/r-runnull", "{in}/r-runnull/report.json: $.run"),
     case("diff-old-list", "diff {in}/r-list {in}/run", "{in}/r-list/report.json: $: "),
-    case("diff-waivers-binary", "diff {in}/run {in}/run --waivers {in}/binary", "{in}/binary: not UTF-8 text"),
-    case("diff-waivers-malformed", "diff {in}/run {in}/run --waivers {in}/malformed.yaml", "{in}/malformed.yaml: not valid YAML"),
-    case("diff-waivers-shape", "diff {in}/run {in}/run --waivers {in}/w-shape.yaml", "{in}/w-shape.yaml: expected a mapping with one key"),
-    case("diff-waivers-unknown", "diff {in}/run {in}/run --waivers {in}/w-unknown.yaml", "waivers[0].colour: unknown key"),
-    case("diff-waivers-missing", "diff {in}/run {in}/run --waivers {in}/w-missing.yaml", "waivers[0].expires: required"),
-    case("diff-waivers-date", "diff {in}/run {in}/run --waivers {in}/w-date.yaml", "waivers[0].expires: '2030-02-30' is not a date"),
-    case("diff-waivers-probe", "diff {in}/run {in}/run --waivers {in}/w-probe.yaml", "waivers[0].probe: 'b.c' is not a probe"),
-    case("diff-waivers-number", "diff {in}/run {in}/run --waivers {in}/w-number.yaml", "waivers[0].requirement: expected a non-empty string"),
-    case("diff-waivers-gone", "diff {in}/run {in}/run --waivers {in}/gone.yaml", "{in}/gone.yaml: cannot read"),
-    case("diff-waivers-folder", "diff {in}/run {in}/run --waivers {in}/emptydir", "--waivers: ", "is a directory"),
+    case(
+        "diff-waivers-binary", "diff {in}/run {in}/run --waivers {in}/binary", "{in}/binary: not UTF-8 text"
+    ),
+    case(
+        "diff-waivers-malformed",
+        "diff {in}/run {in}/run --waivers {in}/malformed.yaml",
+        "{in}/malformed.yaml: not valid YAML",
+    ),
+    case(
+        "diff-waivers-shape",
+        "diff {in}/run {in}/run --waivers {in}/w-shape.yaml",
+        "{in}/w-shape.yaml: expected a mapping with one key",
+    ),
+    case(
+        "diff-waivers-unknown",
+        "diff {in}/run {in}/run --waivers {in}/w-unknown.yaml",
+        "waivers[0].colour: unknown key",
+    ),
+    case(
+        "diff-waivers-missing",
+        "diff {in}/run {in}/run --waivers {in}/w-missing.yaml",
+        "waivers[0].expires: required",
+    ),
+    case(
+        "diff-waivers-date",
+        "diff {in}/run {in}/run --waivers {in}/w-date.yaml",
+        "waivers[0].expires: '2030-02-30' is not a date",
+    ),
+    case(
+        "diff-waivers-probe",
+        "diff {in}/run {in}/run --waivers {in}/w-probe.yaml",
+        "waivers[0].probe: 'b.c' is not a probe",
+    ),
+    case(
+        "diff-waivers-number",
+        "diff {in}/run {in}/run --waivers {in}/w-number.yaml",
+        "waivers[0].requirement: expected a non-empty string",
+    ),
+    case(
+        "diff-waivers-gone", "diff {in}/run {in}/run --waivers {in}/gone.yaml", "{in}/gone.yaml: cannot read"
+    ),
+    case(
+        "diff-waivers-folder",
+        "diff {in}/run {in}/run --waivers {in}/emptydir",
+        "--waivers: ",
+        "is a directory",
+    ),
     case("diff-today", "diff {in}/run {in}/run --today tomorrow", "--today: "),
     case("diff-output", "diff {in}/run {in}/run -o csv", "--output: 'csv' is not one of"),
-]  # fmt: skip
+]
 
 PROFILES = [
     case("profiles-output", "profiles list -o yaml", "--output: 'yaml' is not one of"),
     case("profiles-show-missing-arg", "profiles show", "PROFILE: missing"),
-    case("profiles-show-name", "profiles show ai-v9", "ai-v9: no built-in profile of that name (available: ai-v1.0)"),
+    case(
+        "profiles-show-name",
+        "profiles show ai-v9",
+        "ai-v9: no built-in profile of that name (available: ai-v1.0)",
+    ),
     case("profiles-show-file", "profiles show ./missing.yaml", "missing.yaml: no such file"),
     case("profiles-show-binary", "profiles show {in}/binary", "{in}/binary: "),
     case("profiles-show-malformed", "profiles show {in}/malformed.yaml", "{in}/malformed.yaml: line 2"),
     case("profiles-show-schema", "profiles show {in}/profile-bad-id.yaml", "{in}/profile-bad-id.yaml: id: 5"),
-    case("profiles-show-recursive", "profiles show {in}/profile-recursive.yaml", "{in}/profile-recursive.yaml: "),
+    case(
+        "profiles-show-recursive",
+        "profiles show {in}/profile-recursive.yaml",
+        "{in}/profile-recursive.yaml: ",
+    ),
     case("profiles-show-folder", "profiles show {in}/emptydir/", "{in}/emptydir"),
-    case("profiles-show-version", "profiles show ai-v1.0 --kubernetes-version 1.32", "--kubernetes-version: Kubernetes 1.32", "supported: 1.33"),
-    case("profiles-show-version-word", "profiles show ai-v1.0 --kubernetes-version next", "--kubernetes-version: 'next'"),
-    case("profiles-no-command", "profiles nope", "nope: no such command of `kaic profiles`; valid: list, show"),
-]  # fmt: skip
+    case(
+        "profiles-show-version",
+        "profiles show ai-v1.0 --kubernetes-version 1.32",
+        "--kubernetes-version: Kubernetes 1.32",
+        "supported: 1.33",
+    ),
+    case(
+        "profiles-show-version-word",
+        "profiles show ai-v1.0 --kubernetes-version next",
+        "--kubernetes-version: 'next'",
+    ),
+    case(
+        "profiles-no-command", "profiles nope", "nope: no such command of `kaic profiles`; valid: list, show"
+    ),
+]
 
 IMAGES = [
     case("images-key", "images list --image nope=x", "unknown image key(s) nope; known: "),
     case("images-pair", "images list --image ubuntu", "--image: ", "KEY=VALUE"),
     case("images-output", "images list -o xml", "--output: 'xml' is not one of"),
-]  # fmt: skip
+]
 
 SUBMISSION = [
     case("create-missing", "submission create", "DIR: missing"),
-    case("create-no-checklist", "submission create {in}/certified --product {in}/product.yaml", "--checklist: missing"),
-    case("create-dir-gone", f"submission create {{in}}/gone --checklist {CHECKLIST} --product {{in}}/product.yaml",
-         "DIR: ", "does not exist"),
-    case("create-bad-report", f"submission create {{in}}/r-list --checklist {CHECKLIST} --product {{in}}/product.yaml",
-         "{in}/r-list/report.json: $: "),
-    case("create-not-certified", f"submission create {{in}}/run --checklist {CHECKLIST} --product {{in}}/product.yaml",
-         "{in}/run: run r1 ran in non-disruptive mode"),
-    case("create-product-binary", f"submission create {{in}}/certified --checklist {CHECKLIST} --product {{in}}/binary",
-         "{in}/binary: cannot read the product file"),
-    case("create-product-malformed", f"submission create {{in}}/certified --checklist {CHECKLIST} --product {{in}}/malformed.yaml",
-         "{in}/malformed.yaml: cannot read the product file"),
-    case("create-product-field", f"submission create {{in}}/certified --checklist {CHECKLIST} --product {{in}}/product-missing.yaml",
-         "{in}/product-missing.yaml: field 'platformName' is missing"),
-    case("create-checklist-binary", "submission create {in}/certified --checklist {in}/binary --product {in}/product.yaml",
-         "{in}/binary: cannot read the checklist template"),
-    case("create-checklist-list", "submission create {in}/certified --checklist {in}/list.yaml --product {in}/product.yaml",
-         "{in}/list.yaml: not a checklist template"),
-    case("create-out-file", f"submission create {{in}}/certified --checklist {CHECKLIST} --product {{in}}/product.yaml "
-         "--out {in}/afile", "--out: ", "is a file"),
+    case(
+        "create-no-checklist",
+        "submission create {in}/certified --product {in}/product.yaml",
+        "--checklist: missing",
+    ),
+    case(
+        "create-dir-gone",
+        f"submission create {{in}}/gone --checklist {CHECKLIST} --product {{in}}/product.yaml",
+        "DIR: ",
+        "does not exist",
+    ),
+    case(
+        "create-bad-report",
+        f"submission create {{in}}/r-list --checklist {CHECKLIST} --product {{in}}/product.yaml",
+        "{in}/r-list/report.json: $: ",
+    ),
+    case(
+        "create-not-certified",
+        f"submission create {{in}}/run --checklist {CHECKLIST} --product {{in}}/product.yaml",
+        "{in}/run: run r1 ran in non-disruptive mode",
+    ),
+    case(
+        "create-product-binary",
+        f"submission create {{in}}/certified --checklist {CHECKLIST} --product {{in}}/binary",
+        "{in}/binary: cannot read the product file",
+    ),
+    case(
+        "create-product-malformed",
+        f"submission create {{in}}/certified --checklist {CHECKLIST} --product {{in}}/malformed.yaml",
+        "{in}/malformed.yaml: cannot read the product file",
+    ),
+    case(
+        "create-product-field",
+        f"submission create {{in}}/certified --checklist {CHECKLIST} --product {{in}}/product-missing.yaml",
+        "{in}/product-missing.yaml: field 'platformName' is missing",
+    ),
+    case(
+        "create-checklist-binary",
+        "submission create {in}/certified --checklist {in}/binary --product {in}/product.yaml",
+        "{in}/binary: cannot read the checklist template",
+    ),
+    case(
+        "create-checklist-list",
+        "submission create {in}/certified --checklist {in}/list.yaml --product {in}/product.yaml",
+        "{in}/list.yaml: not a checklist template",
+    ),
+    case(
+        "create-out-file",
+        f"submission create {{in}}/certified --checklist {CHECKLIST} --product {{in}}/product.yaml "
+        "--out {in}/afile",
+        "--out: ",
+        "is a file",
+    ),
     case("lint-missing", "submission lint", "DIR: missing"),
     case("lint-gone", "submission lint {in}/gone", "{in}/gone: ", "no such file or folder"),
     case("lint-no-product", "submission lint {in}/emptydir", "{in}/emptydir: no PRODUCT.yaml in this folder"),
-    case("lint-version", "submission lint {in}/product.yaml --version latest", "--version: 'latest' is not a checklist version"),
+    case(
+        "lint-version",
+        "submission lint {in}/product.yaml --version latest",
+        "--version: 'latest' is not a checklist version",
+    ),
     case("lint-no-version", "submission lint {in}/product.yaml", "no vX.Y/ in the path"),
-    case("lint-checklist-gone", "submission lint {in}/product.yaml --version v1.37 --checklist {in}/gone", "{in}/gone: cannot read the checklist"),
-    case("lint-checklist-binary", "submission lint {in}/product.yaml --version v1.37 --checklist {in}/binary",
-         "{in}/binary: cannot read the checklist template"),
+    case(
+        "lint-checklist-gone",
+        "submission lint {in}/product.yaml --version v1.37 --checklist {in}/gone",
+        "{in}/gone: cannot read the checklist",
+    ),
+    case(
+        "lint-checklist-binary",
+        "submission lint {in}/product.yaml --version v1.37 --checklist {in}/binary",
+        "{in}/binary: cannot read the checklist template",
+    ),
     case("lint-output", "submission lint {in}/product.yaml -o xml", "--output: 'xml' is not one of"),
-]  # fmt: skip
+]
 
 SIGNING = [
     case("keys-missing-arg", "keys generate", "PREFIX: missing"),
@@ -461,47 +922,113 @@ SIGNING = [
     case("keys-sys", "keys generate /sys/kaic-key", "/sys/kaic-key: cannot write the key pair there"),
     case("keys-under-file", "keys generate {in}/afile/k", "{in}/afile/k: cannot write the key pair there"),
     case("keys-existing", "keys generate {in}/kaic", "{in}/kaic.key, {in}/kaic.pub: already exists"),
-    case("keys-no-passphrase", "keys generate {cwd}/k", "no passphrase: set KAIC_KEY_PASSWORD", env={keys.PASSWORD_ENV: None}),
-    case("keys-empty-passphrase", "keys generate {cwd}/k", "an empty passphrase", env={keys.PASSWORD_ENV: ""}),
+    case(
+        "keys-no-passphrase",
+        "keys generate {cwd}/k",
+        "no passphrase: set KAIC_KEY_PASSWORD",
+        env={keys.PASSWORD_ENV: None},
+    ),
+    case(
+        "keys-empty-passphrase", "keys generate {cwd}/k", "an empty passphrase", env={keys.PASSWORD_ENV: ""}
+    ),
     case("sign-missing-arg", "sign", "DIRECTORY: missing"),
     case("sign-gone", "sign {in}/gone --key {in}/kaic.key", "DIRECTORY: ", "does not exist"),
     case("sign-not-run", "sign {in}/emptydir --key {in}/kaic.key", "{in}/emptydir: not a kaic result folder"),
     case("sign-bad-report", "sign {in}/r-runnull --key {in}/kaic.key", "{in}/r-runnull/report.json: $.run"),
     case("sign-already", "sign {in}/signed --key {in}/kaic.key", "{in}/signed: already signed"),
     case("sign-key-gone", "sign {in}/run --key {in}/gone.key", "{in}/gone.key: cannot read the private key"),
-    case("sign-key-env", "sign {in}/run", "env://KAIC_SIGNING_KEY: the environment variable KAIC_SIGNING_KEY is not set"),
+    case(
+        "sign-key-env",
+        "sign {in}/run",
+        "env://KAIC_SIGNING_KEY: the environment variable KAIC_SIGNING_KEY is not set",
+    ),
     case("sign-key-open", "sign {in}/run --key {in}/open.key", "{in}/open.key: ", "chmod 600"),
-    case("sign-key-garbage", "sign {in}/run --key {in}/not.key", "{in}/not.key: wrong passphrase, or not a PEM"),
+    case(
+        "sign-key-garbage", "sign {in}/run --key {in}/not.key", "{in}/not.key: wrong passphrase, or not a PEM"
+    ),
     case("sign-key-public", "sign {in}/run --key {in}/kaic.pub", "{in}/kaic.pub: "),
     case("verify-missing-arg", "verify", "DIRECTORY: missing"),
     case("verify-no-key", "verify {in}/signed", "no trusted key: give --key PUB or --trust FILE"),
-    case("verify-key-gone", "verify {in}/signed --key {in}/gone.pub", "{in}/gone.pub: cannot read the public key"),
+    case(
+        "verify-key-gone",
+        "verify {in}/signed --key {in}/gone.pub",
+        "{in}/gone.pub: cannot read the public key",
+    ),
     case("verify-key-garbage", "verify {in}/signed --key {in}/binary", "{in}/binary: not a PEM public key"),
-    case("verify-trust-binary", "verify {in}/signed --trust {in}/binary", "{in}/binary: cannot read the trust file"),
-    case("verify-trust-malformed", "verify {in}/signed --trust {in}/malformed.yaml", "{in}/malformed.yaml: cannot read the trust file"),
-    case("verify-trust-empty", "verify {in}/signed --trust {in}/trust-nokeys.yaml", "{in}/trust-nokeys.yaml: expected `keys:`"),
-    case("verify-trust-entry", "verify {in}/signed --trust {in}/trust-nofp.yaml", "{in}/trust-nofp.yaml: keys[0]: needs `fingerprint"),
+    case(
+        "verify-trust-binary",
+        "verify {in}/signed --trust {in}/binary",
+        "{in}/binary: cannot read the trust file",
+    ),
+    case(
+        "verify-trust-malformed",
+        "verify {in}/signed --trust {in}/malformed.yaml",
+        "{in}/malformed.yaml: cannot read the trust file",
+    ),
+    case(
+        "verify-trust-empty",
+        "verify {in}/signed --trust {in}/trust-nokeys.yaml",
+        "{in}/trust-nokeys.yaml: expected `keys:`",
+    ),
+    case(
+        "verify-trust-entry",
+        "verify {in}/signed --trust {in}/trust-nofp.yaml",
+        "{in}/trust-nofp.yaml: keys[0]: needs `fingerprint",
+    ),
     case("verify-output", "verify {in}/signed --key {in}/kaic.pub -o xml", "--output: 'xml' is not one of"),
-]  # fmt: skip
+]
 
 CLEANUP_AND_MORE = [
     case("cleanup-neither", f"cleanup {KC}", "exactly one of --run-id ID or --all"),
     case("cleanup-both", f"cleanup {KC} --all --run-id abc", "exactly one of --run-id ID or --all"),
-    case("cleanup-kubeconfig", "cleanup --all --kubeconfig {in}/malformed.yaml", "{in}/malformed.yaml: kubeconfig is not valid YAML"),
-    case("cleanup-context", f"cleanup --all {KC} --context nosuch", "--context nosuch: no such context", "contexts: c, d"),
+    case(
+        "cleanup-kubeconfig",
+        "cleanup --all --kubeconfig {in}/malformed.yaml",
+        "{in}/malformed.yaml: kubeconfig is not valid YAML",
+    ),
+    case(
+        "cleanup-context",
+        f"cleanup --all {KC} --context nosuch",
+        "--context nosuch: no such context",
+        "contexts: c, d",
+    ),
     case("cleanup-no-kubeconfig", "cleanup --all", "--kubeconfig: none given and none found"),
-    case("cleanup-timeout", f"cleanup --all {KC} --cleanup-timeout -1", "--cleanup-timeout: -1 is not a duration"),
-    case("cleanup-request-timeout", f"cleanup --all {KC} --request-timeout 0", "--request-timeout: 0 is not a duration"),
+    case(
+        "cleanup-timeout",
+        f"cleanup --all {KC} --cleanup-timeout -1",
+        "--cleanup-timeout: -1 is not a duration",
+    ),
+    case(
+        "cleanup-request-timeout",
+        f"cleanup --all {KC} --request-timeout 0",
+        "--request-timeout: 0 is not a duration",
+    ),
     case("cluster-scenario", "cluster up --scenario nosuch", "--scenario: 'nosuch' is not one of"),
     case("cluster-timeout", "cluster up --timeout soon", "--timeout: "),
-    case("cluster-kubeconfig", "cluster kubeconfig --state-dir {in}/emptydir", "--state-dir {in}/emptydir: no cluster there; run `kaic cluster up`"),
+    case(
+        "cluster-kubeconfig",
+        "cluster kubeconfig --state-dir {in}/emptydir",
+        "--state-dir {in}/emptydir: no cluster there; run `kaic cluster up`",
+    ),
     case("cluster-state-dir-file", "cluster status --state-dir {in}/afile", "--state-dir: ", "is a file"),
     case("no-such-command", "nosuch", "nosuch: no such command of `kaic`; valid: cleanup, cluster, diff"),
     case("near-command", "rnu", "rnu: no such command of `kaic`"),
     case("root-unknown-option", "--bogus plan", "--bogus: no such option of `kaic`"),
-]  # fmt: skip
+]
 
-ALL = CONFIG + ENVIRONMENT + RUN_CASES + PLAN + RESULTS + DIFF + PROFILES + IMAGES + SUBMISSION + SIGNING + CLEANUP_AND_MORE
+ALL = (
+    CONFIG
+    + ENVIRONMENT
+    + RUN_CASES
+    + PLAN
+    + RESULTS
+    + DIFF
+    + PROFILES
+    + IMAGES
+    + SUBMISSION
+    + SIGNING
+    + CLEANUP_AND_MORE
+)
 
 
 def invoke(world: World, c: Case) -> Any:
@@ -539,7 +1066,9 @@ def test_the_suite_covers_at_least_150_cases() -> None:
     assert len({c.values[0].id for c in ALL}) == len(ALL)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["profiles", "show", "--help"], ["--version"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["run", "--help"], ["profiles", "show", "--help"], ["--version"]]
+)
 def test_a_broken_config_file_never_breaks_help_or_version(world: World, args: list[str]) -> None:
     config = world.cwd / "config.yaml"
     config.write_bytes(b"\x00\xff not yaml: [")
@@ -569,10 +1098,15 @@ def test_read_only_locations_are_named(world: World, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(Path, "mkdir", mkdir)
     monkeypatch.setattr("tempfile.mkstemp", mkstemp)
     cases = [
-        (f"{RUN} --output-dir {read_only}/out",
-         f"--output-dir {read_only}/out: cannot create the results folder there (Read-only file system)"),
-        (f"keys generate {read_only}/k", f"{read_only}/k: cannot write the key pair there (Read-only file system)"),
-    ]  # fmt: skip
+        (
+            f"{RUN} --output-dir {read_only}/out",
+            f"--output-dir {read_only}/out: cannot create the results folder there (Read-only file system)",
+        ),
+        (
+            f"keys generate {read_only}/k",
+            f"{read_only}/k: cannot write the key pair there (Read-only file system)",
+        ),
+    ]
     for args, message in cases:
         before = snapshot(world.root)
         result = CliRunner().invoke(main, world.fmt(args).split())
@@ -597,21 +1131,33 @@ def test_signing_a_read_only_run_folder_is_refused(world: World, monkeypatch: py
 SUBPROCESS = [
     (["run", "--kubeconfig", "{in}/malformed.yaml"], "{in}/malformed.yaml: kubeconfig is not valid YAML"),
     (["results", "{in}/r-list"], "{in}/r-list/report.json: $: [] is not of type 'object'"),
-    (["--config", "{cwd}/config.yaml", "run", "--kubeconfig", "{in}/kc"], "config.yaml: run.timeout: -5 is not"),
+    (
+        ["--config", "{cwd}/config.yaml", "run", "--kubeconfig", "{in}/kc"],
+        "config.yaml: run.timeout: -5 is not",
+    ),
     (["plan", "--probe-dir", "{in}/probes-syntax"], "test_broken.py cannot be imported"),
-    (["run", "--kubeconfig", "{in}/kc", "-d", "{in}/afile/out"], "--output-dir {in}/afile/out: cannot create"),
+    (
+        ["run", "--kubeconfig", "{in}/kc", "-d", "{in}/afile/out"],
+        "--output-dir {in}/afile/out: cannot create",
+    ),
     (["keys", "generate", "/proc/kaic-key"], "/proc/kaic-key: cannot write the key pair there"),
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), SUBPROCESS, ids=[a[0] if a[0] != "--config" else "config" for a, _ in SUBPROCESS])
+@pytest.mark.parametrize(
+    ("args", "message"), SUBPROCESS, ids=[a[0] if a[0] != "--config" else "config" for a, _ in SUBPROCESS]
+)
 def test_the_installed_command_prints_no_traceback(world: World, args: list[str], message: str) -> None:
     (world.cwd / "config.yaml").write_text("run:\n  timeout: -5\n")
     before = snapshot(world.root)
     proc = subprocess.run(
         [sys.executable, "-m", "kaic", *(world.fmt(a) for a in args)],
-        capture_output=True, text=True, timeout=60, check=False, env=dict(os.environ),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=dict(os.environ),
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("kaic: error: ")
@@ -625,8 +1171,12 @@ def test_a_reader_that_went_away_is_exit_3_not_1() -> None:
     os.close(read)  # closed before kaic writes: its first write meets EPIPE
     proc = subprocess.run(
         [sys.executable, "-m", "kaic", "profiles", "show", "ai-v1.0", "-o", "json"],
-        stdout=write, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     os.close(write)
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -635,7 +1185,9 @@ def test_a_reader_that_went_away_is_exit_3_not_1() -> None:
 # ---- internal errors: exit 3, the traceback in a file ------------------------------------------------------
 
 
-def test_a_bug_is_exit_3_with_the_traceback_in_a_temporary_file(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_is_exit_3_with_the_traceback_in_a_temporary_file(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: Any, **kwargs: Any) -> None:
         raise KeyError("a bug in kaic")
 
@@ -653,7 +1205,9 @@ def test_a_bug_is_exit_3_with_the_traceback_in_a_temporary_file(world: World, mo
     assert saved.parent == world.cwd and "Traceback" in saved.read_text() and "broken" in saved.read_text()
 
 
-def test_a_bug_during_a_run_leaves_its_traceback_in_the_output_folder(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_during_a_run_leaves_its_traceback_in_the_output_folder(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(self: Any, cluster: Any) -> Any:
         raise ZeroDivisionError("a bug in the engine")
 
@@ -671,6 +1225,7 @@ def test_a_bug_during_a_run_leaves_its_traceback_in_the_output_folder(world: Wor
 
 def test_exit_1_is_never_an_error(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """An interrupt outside a run, and click's own exceptions, map onto kaic's codes too."""
+
     def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
@@ -697,7 +1252,11 @@ def test_runs_started_at_once_never_share_a_folder(world: World) -> None:
     def start(output_dir: Path | None) -> None:
         barrier.wait()
         try:
-            made.append(Run(RunOptions(kubeconfig=kubeconfig, output_dir=output_dir), PlainReporter(sys.stderr)).out_dir)
+            made.append(
+                Run(
+                    RunOptions(kubeconfig=kubeconfig, output_dir=output_dir), PlainReporter(sys.stderr)
+                ).out_dir
+            )
         except RunError as exc:
             refused.append(str(exc))
 

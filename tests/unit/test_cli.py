@@ -15,7 +15,14 @@ from kaic.results.run_dir import E2E_LOG_FILE, JUNIT_FILE, REPORT_FILE, RESULTS_
 @pytest.fixture
 def runner(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))  # no user config leaks in
-    for var in ("KAIC_MODE", "KAIC_PROFILE", "KAIC_CONFIG", "KAIC_CONTEXT", "KAIC_OUTPUT_DIR", "KAIC_GANG_SCHEDULER"):
+    for var in (
+        "KAIC_MODE",
+        "KAIC_PROFILE",
+        "KAIC_CONFIG",
+        "KAIC_CONTEXT",
+        "KAIC_OUTPUT_DIR",
+        "KAIC_GANG_SCHEDULER",
+    ):
         monkeypatch.delenv(var, raising=False)
     return CliRunner()
 
@@ -38,7 +45,9 @@ def test_precedence_flag_over_env_over_file_over_default(runner, tmp_path):
     assert plan_mode(runner, ["--config", config]) == "quick"
     assert plan_mode(runner, ["--config", config], env={"KAIC_MODE": "certified"}) == "certified"
     result = runner.invoke(
-        main, ["--config", config, "plan", "-o", "json", "--mode", "non-disruptive"], env={"KAIC_MODE": "certified"}
+        main,
+        ["--config", config, "plan", "-o", "json", "--mode", "non-disruptive"],
+        env={"KAIC_MODE": "certified"},
     )
     assert json.loads(result.output)["mode"] == "non-disruptive"
 
@@ -107,7 +116,9 @@ def test_run_refuses_a_non_empty_output_dir(runner, tmp_path):
     (tmp_path / "old" / REPORT_FILE).write_text("{}")
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
-    result = runner.invoke(main, ["run", "--kubeconfig", str(kubeconfig), "--output-dir", str(tmp_path / "old")])
+    result = runner.invoke(
+        main, ["run", "--kubeconfig", str(kubeconfig), "--output-dir", str(tmp_path / "old")]
+    )
     assert result.exit_code == 2 and "not empty" in result.output
     assert (tmp_path / "old" / REPORT_FILE).read_text() == "{}"
 
@@ -146,14 +157,21 @@ def test_a_run_refused_before_it_asks_the_cluster_built_its_plan_once(runner, tm
     (tmp_path / "old" / REPORT_FILE).write_text("{}")
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
-    result = runner.invoke(main, ["run", "--kubeconfig", str(kubeconfig), "--output-dir", str(tmp_path / "old")])
+    result = runner.invoke(
+        main, ["run", "--kubeconfig", str(kubeconfig), "--output-dir", str(tmp_path / "old")]
+    )
     assert result.exit_code == 2 and "not empty" in result.output
     assert plans_built == [MINORS[-1]]
 
 
 @pytest.mark.parametrize(
     ("server", "built"),
-    [(None, MINORS[-1:]), ("^C", MINORS[-1:]), (MINORS[-1], MINORS[-1:]), (MINORS[0], [MINORS[-1], MINORS[0]])],
+    [
+        (None, MINORS[-1:]),
+        ("^C", MINORS[-1:]),
+        (MINORS[-1], MINORS[-1:]),
+        (MINORS[0], [MINORS[-1], MINORS[0]]),
+    ],
     ids=["unreachable", "interrupted", "newest", "older"],
 )
 def test_a_run_plans_again_only_when_the_server_picks_another_checklist(
@@ -176,21 +194,29 @@ def test_a_run_plans_again_only_when_the_server_picks_another_checklist(
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
     out = tmp_path / "out"
-    result = runner.invoke(main, ["run", "--kubeconfig", str(kubeconfig), "-d", str(out), "--request-timeout", "2s"])
+    result = runner.invoke(
+        main, ["run", "--kubeconfig", str(kubeconfig), "-d", str(out), "--request-timeout", "2s"]
+    )
     assert result.exit_code == 3, result.output  # interrupted, or preflight finds no API server
     assert plans_built == built
     assert json.loads((out / REPORT_FILE).read_text())["checklist"]["chosen"] == built[-1]
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("300", 300), ("90s", 90), ("5m", 300), ("1h", 3600), ("250ms", 0.25)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("300", 300), ("90s", 90), ("5m", 300), ("1h", 3600), ("250ms", 0.25)]
+)
 def test_duration(text, seconds):
     assert Duration().convert(text, None, None) == seconds
 
 
 def test_focus_accepts_commas_and_repeats(runner):
-    result = runner.invoke(main, ["plan", "-o", "json", "--focus", "gang_scheduling,ai_inference", "--focus", "pod_autoscaling"])
+    result = runner.invoke(
+        main, ["plan", "-o", "json", "--focus", "gang_scheduling,ai_inference", "--focus", "pod_autoscaling"]
+    )
     assert {r["id"] for r in json.loads(result.output)["requirements"]} == {
-        "gang_scheduling", "ai_inference", "pod_autoscaling"
+        "gang_scheduling",
+        "ai_inference",
+        "pod_autoscaling",
     }
 
 
@@ -204,7 +230,9 @@ def test_light_commands_import_no_heavy_module(args):
         f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
         f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
     assert "HEAVY []" in proc.stderr, proc.stderr
 
 
@@ -214,10 +242,24 @@ def test_run_against_an_unreachable_api_is_incomplete_with_a_valid_report(tmp_pa
     kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "kaic", "run", "--kubeconfig", str(kubeconfig), "--output-dir", str(out),
-         "--request-timeout", "2s"],
-        check=False, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "CI": "true"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "kaic",
+            "run",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--output-dir",
+            str(out),
+            "--request-timeout",
+            "2s",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "CI": "true"},
+    )
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.startswith(f"kaic: connecting to https://127.0.0.1:9 (context c, {kubeconfig})\n")
     report = json.loads((out / REPORT_FILE).read_text())
@@ -229,7 +271,13 @@ def test_run_against_an_unreachable_api_is_incomplete_with_a_valid_report(tmp_pa
     assert "Error" not in proc.stderr  # no urllib3 class names (MaxRetryError, NewConnectionError)
     assert report["verdict"]["exitCode"] == 3
     assert "cleanup" not in report["run"] and report["verdict"]["warnings"] == []  # nothing was created
-    assert {p.name for p in out.iterdir()} >= {REPORT_FILE, JUNIT_FILE, RESULTS_FILE, E2E_LOG_FILE, SUMMARY_FILE}
+    assert {p.name for p in out.iterdir()} >= {
+        REPORT_FILE,
+        JUNIT_FILE,
+        RESULTS_FILE,
+        E2E_LOG_FILE,
+        SUMMARY_FILE,
+    }
     everything = proc.stdout + proc.stderr + "".join(p.read_text() for p in out.iterdir())
     assert "secret-token-value" not in everything
 
@@ -239,14 +287,21 @@ def test_gang_flags_reach_the_probe_settings_with_flag_env_file_precedence(runne
     monkeypatch.setattr("kaic.cli.main._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
     config = write_config(tmp_path, "gang-scheduler: volcano\ngang-negative-window: 45s\n")
     env = {"KAIC_GANG_SCHEDULER_NAMESPACE": "team-a", "KAIC_GANG_JOB_LABELS": "kueue.x-k8s.io/queue-name=q"}
-    for args in ([], ["--gang-scheduler", "kueue", "--gang-job-labels", "a=b,c=d", "--gang-job-labels", "e=f"]):
+    for args in (
+        [],
+        ["--gang-scheduler", "kueue", "--gang-job-labels", "a=b,c=d", "--gang-job-labels", "e=f"],
+    ):
         result = runner.invoke(main, ["--config", config, "plan", *args], env=env)
         assert result.exit_code == 0, result.output
     from_file, from_flags = seen
     assert from_file.gang.scheduler == "volcano" and from_file.gang.window_s == 45.0
     assert from_file.gang.namespace == "team-a"
     assert from_file.gang.job_labels == {"kueue.x-k8s.io/queue-name": "q"}
-    assert from_flags.gang.scheduler == "kueue" and from_flags.gang.job_labels == {"a": "b", "c": "d", "e": "f"}
+    assert from_flags.gang.scheduler == "kueue" and from_flags.gang.job_labels == {
+        "a": "b",
+        "c": "d",
+        "e": "f",
+    }
     bad = runner.invoke(main, ["plan", "--gang-scheduler", "kai"])
     assert bad.exit_code == 2 and "kai" in bad.output
 
@@ -254,9 +309,20 @@ def test_gang_flags_reach_the_probe_settings_with_flag_env_file_precedence(runne
 def test_network_flags_reach_the_probe_settings(runner, tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr("kaic.cli.main._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
-    args = ["--disaggregated-namespace", "llm", "--disaggregated-role", "prefill=llm-d.ai/role=prefill",
-            "--disaggregated-role", "decode=app=decode", "--disaggregated-endpoint", "http://gw.llm.svc:80",
-            "--network-attachment", "default/rdma-net", "--gaie-conformance-dir", str(tmp_path)]  # fmt: skip
+    args = [
+        "--disaggregated-namespace",
+        "llm",
+        "--disaggregated-role",
+        "prefill=llm-d.ai/role=prefill",
+        "--disaggregated-role",
+        "decode=app=decode",
+        "--disaggregated-endpoint",
+        "http://gw.llm.svc:80",
+        "--network-attachment",
+        "default/rdma-net",
+        "--gaie-conformance-dir",
+        str(tmp_path),
+    ]
     for extra in ([], args):
         result = runner.invoke(main, ["plan", *extra])
         assert result.exit_code == 0, result.output
@@ -265,7 +331,9 @@ def test_network_flags_reach_the_probe_settings(runner, tmp_path, monkeypatch):
     assert defaults.network.gaie_conformance_dir is None
     assert given.disaggregated.roles == {"prefill": "llm-d.ai/role=prefill", "decode": "app=decode"}
     assert given.disaggregated.endpoint == "http://gw.llm.svc:80"
-    assert given.network.attachment == "default/rdma-net" and given.network.gaie_conformance_dir == str(tmp_path)
+    assert given.network.attachment == "default/rdma-net" and given.network.gaie_conformance_dir == str(
+        tmp_path
+    )
 
 
 @pytest.mark.parametrize(
@@ -285,8 +353,14 @@ def test_bad_network_flags_exit_2(runner, args, message):
 def test_metrics_flags_reach_the_probe_settings(runner, monkeypatch):
     seen = []
     monkeypatch.setattr("kaic.cli.main._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
-    args = ["--prometheus-service", "monitoring/prometheus-operated:9090",
-            "--metrics-utilization-metric", "u", "--metrics-memory-metric", "m"]  # fmt: skip
+    args = [
+        "--prometheus-service",
+        "monitoring/prometheus-operated:9090",
+        "--metrics-utilization-metric",
+        "u",
+        "--metrics-memory-metric",
+        "m",
+    ]
     assert runner.invoke(main, ["plan", *args]).exit_code == 0
     (given,) = seen
     assert given.metrics.prometheus_service == "monitoring/prometheus-operated:9090"
@@ -300,7 +374,10 @@ def test_the_cleanup_hint_names_the_run(sample_report):
 
     sample_report.run["cleanup"] = {"deleted": [], "error": "connection refused"}
     finalize(sample_report, complete=True, why_incomplete="")
-    assert "cleanup incomplete: connection refused; run `kaic cleanup --run-id r1`" in sample_report.verdict["warnings"]
+    assert (
+        "cleanup incomplete: connection refused; run `kaic cleanup --run-id r1`"
+        in sample_report.verdict["warnings"]
+    )
 
 
 def test_a_spinner_on_a_terminal_and_none_in_a_log(monkeypatch):
@@ -327,7 +404,9 @@ def test_a_spinner_on_a_terminal_and_none_in_a_log(monkeypatch):
 def test_cleanup_says_where_it_connects_and_why_it_could_not(runner, tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
-    result = runner.invoke(main, ["cleanup", "--all", "--kubeconfig", str(kubeconfig), "--request-timeout", "2s"])
+    result = runner.invoke(
+        main, ["cleanup", "--all", "--kubeconfig", str(kubeconfig), "--request-timeout", "2s"]
+    )
     assert result.exit_code == 3, result.output
     assert result.stderr.splitlines() == [
         f"kaic: connecting to https://127.0.0.1:9 (context c, {kubeconfig})",
@@ -335,7 +414,9 @@ def test_cleanup_says_where_it_connects_and_why_it_could_not(runner, tmp_path):
     ]
 
 
-def test_a_run_whose_results_cannot_be_signed_says_so_and_is_not_an_internal_error(runner, tmp_path, monkeypatch):
+def test_a_run_whose_results_cannot_be_signed_says_so_and_is_not_an_internal_error(
+    runner, tmp_path, monkeypatch
+):
     """--sign-key after the run: a signing failure leaves the results unsigned, named, exit 3, no traceback."""
     from kaic.certify import keys
     from kaic.certify import sign as signer
@@ -349,8 +430,20 @@ def test_a_run_whose_results_cannot_be_signed_says_so_and_is_not_an_internal_err
         raise signer.SignError(f"{run_dir}: cannot write the signature (Read-only file system)")
 
     monkeypatch.setattr(signer, "sign_run", unwritable)
-    result = runner.invoke(main, ["run", "--kubeconfig", str(kubeconfig), "-d", str(tmp_path / "out"),
-                                  "--request-timeout", "2s", "--sign-key", str(tmp_path / "k.key")])  # fmt: skip
+    result = runner.invoke(
+        main,
+        [
+            "run",
+            "--kubeconfig",
+            str(kubeconfig),
+            "-d",
+            str(tmp_path / "out"),
+            "--request-timeout",
+            "2s",
+            "--sign-key",
+            str(tmp_path / "k.key"),
+        ],
+    )
     assert result.exit_code == 3, result.output
     assert "kaic: error: --sign-key: the results could not be signed: " in result.stderr
     assert "Read-only file system" in result.stderr and "internal error" not in result.stderr
@@ -360,16 +453,32 @@ def test_a_run_whose_results_cannot_be_signed_says_so_and_is_not_an_internal_err
 def test_tolerations_reach_the_probe_settings_and_the_plan_from_flags_and_config(runner, tmp_path):
     allowed = {"key": "dedicated", "operator": "Equal", "value": "team-a", "effect": "NoSchedule"}
     any_gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}
-    flags = runner.invoke(main, ["plan", "-o", "json", "--toleration", "dedicated=team-a:NoSchedule",
-                                 "--toleration", "nvidia.com/gpu:NoExecute"])  # fmt: skip
+    flags = runner.invoke(
+        main,
+        [
+            "plan",
+            "-o",
+            "json",
+            "--toleration",
+            "dedicated=team-a:NoSchedule",
+            "--toleration",
+            "nvidia.com/gpu:NoExecute",
+        ],
+    )
     assert flags.exit_code == 0, flags.output
     assert json.loads(flags.output)["tolerations"] == [allowed, any_gpu]
-    for text in ("toleration: dedicated=team-a:NoSchedule\n", "plan:\n  toleration: [dedicated=team-a:NoSchedule]\n"):
+    for text in (
+        "toleration: dedicated=team-a:NoSchedule\n",
+        "plan:\n  toleration: [dedicated=team-a:NoSchedule]\n",
+    ):
         result = runner.invoke(main, ["--config", write_config(tmp_path, text), "plan", "-o", "json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.output)["tolerations"] == [allowed]
     text = runner.invoke(main, ["plan", "--toleration", "dedicated:NoSchedule"], env={"COLUMNS": "200"})
-    assert "tolerations (every probe pod, besides the accelerator profile's): dedicated:NoSchedule" in text.output
+    assert (
+        "tolerations (every probe pod, besides the accelerator profile's): dedicated:NoSchedule"
+        in text.output
+    )
     assert json.loads(runner.invoke(main, ["plan", "-o", "json"]).output)["tolerations"] == []
 
 

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-PROBES = '''
+PROBES = """
 import time
 import pytest
 from kaic.results.outcomes import NotApplicable, ProbeError, Unknown
@@ -74,9 +74,9 @@ def test_long_reason():
 @probe("r", "unplanned", test="TestKaicFake/Unplanned")
 def test_unplanned():
     raise AssertionError("must not run")
-'''
+"""
 
-DRIVER = '''
+DRIVER = """
 import json, os, sys
 import pytest
 from kaic.engine.collector import Collector
@@ -105,7 +105,7 @@ print(json.dumps({
     },
     "missing": [s.name for s in collector.missing()],
 }))
-'''
+"""
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["in-process", "xdist"])
@@ -115,8 +115,11 @@ def outcome(request, tmp_path_factory):
     (directory / "test_fake.py").write_text(textwrap.dedent(PROBES))
     proc = subprocess.run(
         [sys.executable, "-c", DRIVER, str(directory), str(request.param)],
-        capture_output=True, text=True, timeout=180, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -158,7 +161,9 @@ def test_unplanned_probes_do_not_run_and_missing_ones_are_reported(outcome):
 
 def test_a_long_reason_is_shortened_and_kept_whole_as_the_first_evidence(outcome):
     got, why, _, kinds, texts = outcome["results"]["r.long-reason"]
-    whole = "; ".join(f"profile {i}: no DeviceClass selects its driver, no node advertises it" for i in range(8))
+    whole = "; ".join(
+        f"profile {i}: no DeviceClass selects its driver, no node advertises it" for i in range(8)
+    )
     assert got == "unknown" and kinds[0] == "text" and texts == {"full reason": whole}
     assert why == "; ".join(whole.split("; ")[:2]) + "…"
     assert outcome["results"]["r.na"][4] == {}  # a short reason is kept as it is, with no copy

@@ -61,11 +61,13 @@ def signed(sample_report, tmp_path):
 def verify_blob(run_cosign, run_dir: Path, pub: Path) -> subprocess.CompletedProcess:
     return run_cosign(
         "verify-blob",
-        "--key", str(pub),
-        "--signature", str(run_dir / SIGNATURE_FILE),
+        "--key",
+        str(pub),
+        "--signature",
+        str(run_dir / SIGNATURE_FILE),
         "--insecure-ignore-tlog=true",
         str(run_dir / REPORT_FILE),
-    )  # fmt: skip
+    )
 
 
 def verify_attestation(
@@ -80,12 +82,15 @@ def verify_attestation(
     source = BUNDLE_FILE if how == "--bundle" else ENVELOPE_FILE
     return run_cosign(
         "verify-blob-attestation",
-        "--key", str(pub),
-        how, str(run_dir / source),
-        "--type", kind,
+        "--key",
+        str(pub),
+        how,
+        str(run_dir / source),
+        "--type",
+        kind,
         "--insecure-ignore-tlog=true",
         str(run_dir / blob),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture

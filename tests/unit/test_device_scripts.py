@@ -38,10 +38,18 @@ def run_script(profile, root: Path, bin_dir: Path, tmp_path: Path, env: dict[str
     shell_path = f"{bin_dir}:{Path(shutil.which('sh')).parent}:/usr/bin:/bin"
     proc = subprocess.run(
         ["sh", "-c", SCRIPT],
-        env={"PATH": shell_path, "KAIC_ROOT": str(root), "KAIC_RESULT_FILE": str(result_file), **settings,
-             **(env or {})},
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
+        env={
+            "PATH": shell_path,
+            "KAIC_ROOT": str(root),
+            "KAIC_RESULT_FILE": str(result_file),
+            **settings,
+            **(env or {}),
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     from_log, from_file = parse_report(proc.stdout), parse_report(result_file.read_text())
     assert from_log == from_file and from_log is not None
     return from_log
@@ -60,7 +68,9 @@ def test_over_allocation_fails(tmp_path):
     report = run_script(NVIDIA, root, bin_dir, tmp_path)
     assert report.devices == ("/dev/nvidia0", "/dev/nvidia1")
     problems = report.problems(NVIDIA, 1, (H200_UUID,))
-    assert any("sees 2 device(s)" in p for p in problems) and any("allocated ['GPU-8886" in p for p in problems)
+    assert any("sees 2 device(s)" in p for p in problems) and any(
+        "allocated ['GPU-8886" in p for p in problems
+    )
 
 
 def test_wrong_device_fails(tmp_path):
@@ -123,4 +133,3 @@ def test_report_from_logs_between_markers_and_garbage():
     text = 'noise\nKAIC-RESULT-BEGIN\n{"devices":[],"ids":["gpu-1"],"tool":"n/a","driverVersion":""}\nKAIC-RESULT-END\n'
     assert parse_report(text).ids == ("gpu-1",)
     assert parse_report("exec format error") is None
-

@@ -46,8 +46,12 @@ def change_of(result, req_id):
 
 def test_outcome_rank_follows_the_verdict_and_classifies_every_move():
     assert [o for o in sorted(Outcome, key=RANK.get, reverse=True)] == [
-        Outcome.PASSED, Outcome.NOT_APPLICABLE, Outcome.UNKNOWN, Outcome.ERROR, Outcome.FAILED,
-    ]  # fmt: skip
+        Outcome.PASSED,
+        Outcome.NOT_APPLICABLE,
+        Outcome.UNKNOWN,
+        Outcome.ERROR,
+        Outcome.FAILED,
+    ]
     assert classify(Outcome.PASSED, Outcome.UNKNOWN) == "regression"
     assert classify(Outcome.NOT_APPLICABLE, Outcome.FAILED) == "regression"
     assert classify(Outcome.UNKNOWN, Outcome.ERROR) == "regression"
@@ -222,8 +226,17 @@ def test_json_shape_is_stable_and_documented(pair):
     assert cli.exit_code == 1
     doc = json.loads(cli.stdout)
     assert list(doc) == [
-        "schema", "old", "new", "gate", "counts", "requirements", "levelChanges", "facts", "waivers", "warnings",
-    ]  # fmt: skip
+        "schema",
+        "old",
+        "new",
+        "gate",
+        "counts",
+        "requirements",
+        "levelChanges",
+        "facts",
+        "waivers",
+        "warnings",
+    ]
     assert doc["schema"] == "kaic.dev/diff/v1"
     assert doc["gate"] == {
         "passed": False,
@@ -237,10 +250,27 @@ def test_json_shape_is_stable_and_documented(pair):
             }
         ],
     }
-    assert doc["counts"] == {"regression": 1, "fix": 0, "changed": 0, "new": 0, "removed": 0, "unchanged": 5,
-                             "waived": 0}  # fmt: skip
-    assert list(doc["old"]) == ["runId", "mode", "complete", "profile", "checklist", "kubernetesVersion",
-                                "clusterUid", "verdict", "incompleteReason", "excluded"]  # fmt: skip
+    assert doc["counts"] == {
+        "regression": 1,
+        "fix": 0,
+        "changed": 0,
+        "new": 0,
+        "removed": 0,
+        "unchanged": 5,
+        "waived": 0,
+    }
+    assert list(doc["old"]) == [
+        "runId",
+        "mode",
+        "complete",
+        "profile",
+        "checklist",
+        "kubernetesVersion",
+        "clusterUid",
+        "verdict",
+        "incompleteReason",
+        "excluded",
+    ]
     first = doc["requirements"][0]
     assert first == {
         "id": "secure_accelerator_access",

@@ -17,8 +17,10 @@ def crds(**served: str) -> dict:
     return {name.replace("_", "."): {**CRD, "versions": [version]} for name, version in served.items()}
 
 
-KUEUE = {f"{kind}.kueue.x-k8s.io": {**CRD, "versions": ["v1beta1", "v1beta2"]}
-         for kind in ("clusterqueues", "localqueues", "resourceflavors", "workloads")}  # fmt: skip
+KUEUE = {
+    f"{kind}.kueue.x-k8s.io": {**CRD, "versions": ["v1beta1", "v1beta2"]}
+    for kind in ("clusterqueues", "localqueues", "resourceflavors", "workloads")
+}
 VOLCANO = {"podgroups.scheduling.volcano.sh": {**CRD, "versions": ["v1beta1"]}}
 COSCHEDULING = {"podgroups.scheduling.x-k8s.io": {**CRD, "versions": ["v1alpha1"]}}
 
@@ -72,9 +74,7 @@ def test_nothing_installed_or_an_absent_choice_is_unknown_with_the_install_hint(
         gang.choose(Gang(scheduler="kueue"), found(native=NATIVE_137))
 
 
-def build(
-    adapter: str, version: str, settings: Gang | None = None, queue: str = ""
-) -> list[gang.Obj]:
+def build(adapter: str, version: str, settings: Gang | None = None, queue: str = "") -> list[gang.Obj]:
     choice = gang.Choice(gang.ADAPTERS[adapter], version, "", (adapter,))
     labels = {"kaic.dev/run-id": "r1"}
     return gang.gang(choice, "g", 3, labels, {"containers": []}, settings or Gang(), queue)
@@ -132,23 +132,34 @@ def test_coscheduling_members_join_by_label_and_the_scheduler_name_and_job_label
     assert template["spec"]["schedulerName"] == "my-scheduler"
 
 
-@pytest.mark.parametrize(("quantity", "millis"), [("2", 2000), ("1.5", 1500), ("250m", 250), ("500000u", 500),
-                                                  ("1n", 1), (0, 0), ("", 0)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("quantity", "millis"),
+    [("2", 2000), ("1.5", 1500), ("250m", 250), ("500000u", 500), ("1n", 1), (0, 0), ("", 0)],
+)
 def test_cpu_quantities(quantity, millis):
     assert gang.cpu_m(quantity) == millis
 
 
 def pod(cpu: str, phase: str = "Running", init: str = "0", overhead: str = "0") -> dict:
-    return {"spec": {"containers": [{"resources": {"requests": {"cpu": cpu}}}, {"resources": {}}],
-                     "initContainers": [{"resources": {"requests": {"cpu": init}}}], "overhead": {"cpu": overhead}},
-            "status": {"phase": phase}}  # fmt: skip
+    return {
+        "spec": {
+            "containers": [{"resources": {"requests": {"cpu": cpu}}}, {"resources": {}}],
+            "initContainers": [{"resources": {"requests": {"cpu": init}}}],
+            "overhead": {"cpu": overhead},
+        },
+        "status": {"phase": phase},
+    }
 
 
 def node(name: str, cpu: str = "8", ready: bool = True, taint: str = "", **extra: str) -> dict:
-    return {"metadata": {"name": name},
-            "spec": {"taints": [{"key": "k", "effect": taint}] if taint else []},
-            "status": {"allocatable": {"cpu": cpu, "memory": "1Gi", "pods": "110", **extra},
-                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}  # fmt: skip
+    return {
+        "metadata": {"name": name},
+        "spec": {"taints": [{"key": "k", "effect": taint}] if taint else []},
+        "status": {
+            "allocatable": {"cpu": cpu, "memory": "1Gi", "pods": "110", **extra},
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
 
 
 def test_requests_count_like_the_scheduler_and_finished_pods_free_their_cpu():
@@ -160,8 +171,13 @@ def test_requests_count_like_the_scheduler_and_finished_pods_free_their_cpu():
 
 
 def test_fence_node_is_usable_prefers_plain_nodes_then_the_most_free_cpu():
-    nodes = [node("gpu", "96", **{"example.com/gpu": "8"}), node("small", "4"), node("big", "16"),
-             node("tainted", "64", taint="NoSchedule"), node("down", "64", ready=False)]  # fmt: skip
+    nodes = [
+        node("gpu", "96", **{"example.com/gpu": "8"}),
+        node("small", "4"),
+        node("big", "16"),
+        node("tainted", "64", taint="NoSchedule"),
+        node("down", "64", ready=False),
+    ]
     assert gang.fence_node(nodes, {"big": [pod("14")]}) == ("small", 4000)
     assert gang.fence_node(nodes, {}) == ("big", 16000)
     assert gang.fence_node(nodes[:1], {}) == ("gpu", 96000)
@@ -183,17 +199,46 @@ def test_member_size_lets_the_gang_fit_alone_and_not_beside_one_blocker(free, si
 
 
 def test_quota_free_is_nominal_minus_reserved_in_the_cpu_flavor():
-    queue = {"spec": {"resourceGroups": [
-        {"coveredResources": ["nvidia.com/gpu"], "flavors": [{"name": "a100", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": "8"}]}]},
-        {"coveredResources": ["cpu", "memory"], "flavors": [{"name": "default", "resources": [
-            {"name": "memory", "nominalQuota": "36Gi"}, {"name": "cpu", "nominalQuota": "9"}]}]}]},
-        "status": {"flavorsReservation": [{"name": "default", "resources": [{"name": "cpu", "total": "2500m"}]}]}}  # fmt: skip
+    queue = {
+        "spec": {
+            "resourceGroups": [
+                {
+                    "coveredResources": ["nvidia.com/gpu"],
+                    "flavors": [
+                        {"name": "a100", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": "8"}]}
+                    ],
+                },
+                {
+                    "coveredResources": ["cpu", "memory"],
+                    "flavors": [
+                        {
+                            "name": "default",
+                            "resources": [
+                                {"name": "memory", "nominalQuota": "36Gi"},
+                                {"name": "cpu", "nominalQuota": "9"},
+                            ],
+                        }
+                    ],
+                },
+            ]
+        },
+        "status": {
+            "flavorsReservation": [{"name": "default", "resources": [{"name": "cpu", "total": "2500m"}]}]
+        },
+    }
     assert gang.quota_free_cpu_m(queue) == 6500
     assert gang.quota_free_cpu_m({"spec": {}}) == 0
 
 
 def test_judging_helpers_read_binds_and_scheduled_times():
-    pods = {"a": {"spec": {"nodeName": "n"}, "status": {"conditions": [
-        {"type": "PodScheduled", "status": "True", "lastTransitionTime": "t1"}]}}, "b": {"spec": {}}}  # fmt: skip
+    pods = {
+        "a": {
+            "spec": {"nodeName": "n"},
+            "status": {
+                "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": "t1"}]
+            },
+        },
+        "b": {"spec": {}},
+    }
     assert gang.bound(pods) == ["a"]
     assert gang.scheduled_times(pods) == {"a": "t1"}

@@ -55,8 +55,14 @@ def test_no_accepted_class_says_what_was_found():
 
 def test_without_the_gateway_api_nothing_is_chosen_even_by_name():
     """No Gateway API is absent-but-installable (the probes' unknown), never bad input."""
-    not_established = {**CRDS, "httproutes.gateway.networking.k8s.io": {"versions": ["v1"], "established": False}}
-    for crds, missing in (({}, ", ".join(gateway.CRDS)), (not_established, "httproutes.gateway.networking.k8s.io")):
+    not_established = {
+        **CRDS,
+        "httproutes.gateway.networking.k8s.io": {"versions": ["v1"], "established": False},
+    }
+    for crds, missing in (
+        ({}, ", ".join(gateway.CRDS)),
+        (not_established, "httproutes.gateway.networking.k8s.io"),
+    ):
         for wanted in (None, "traefik", "missing"):
             chosen, how = gateway.choose_class(facts(CLASSES, crds), wanted)
             assert chosen is None
@@ -82,13 +88,24 @@ def test_an_address_that_never_answered_is_its_own_finding():
         (Counts(160, 40, 0), Counts(0, 20, 0), []),
         (Counts(180, 20, 0), Counts(0, 20, 0), []),  # exactly 10 %
         (Counts(140, 60, 0), Counts(0, 20, 0), []),  # exactly 30 %
-        (Counts(181, 19, 0), Counts(0, 20, 0), ["backend B answered 19 of 200 plain requests (10%), outside"]),
+        (
+            Counts(181, 19, 0),
+            Counts(0, 20, 0),
+            ["backend B answered 19 of 200 plain requests (10%), outside"],
+        ),
         (Counts(100, 100, 0), Counts(0, 20, 0), ["(50%), outside 10%–30% for an 80/20 split"]),
-        (Counts(160, 40, 0), Counts(1, 19, 0), ["1 of 20 requests with X-Gateway-Model-Name: b reached backend A"]),
-        (Counts(0, 0, 200), Counts(0, 0, 20), ["200 of 200 plain requests got no answer",
-                                                "20 of 20 marked requests got no answer"]),
+        (
+            Counts(160, 40, 0),
+            Counts(1, 19, 0),
+            ["1 of 20 requests with X-Gateway-Model-Name: b reached backend A"],
+        ),
+        (
+            Counts(0, 0, 200),
+            Counts(0, 0, 20),
+            ["200 of 200 plain requests got no answer", "20 of 20 marked requests got no answer"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_verdict(plain, marked, wanted):
     found = gateway.problems({"plain": plain, "marked": marked})
     assert len(found) == len(wanted) and all(w in f for w, f in zip(wanted, found, strict=True)), found
@@ -97,15 +114,26 @@ def test_the_verdict(plain, marked, wanted):
 def test_the_route_matches_the_header_first_and_splits_the_rest_by_weight():
     route = gateway.route_body({"kaic.dev/run-id": "r"}, {"a": "svc-a", "b": "svc-b"})
     header, default = route["spec"]["rules"]
-    assert header["matches"] == [{"headers": [{"type": "Exact", "name": "X-Gateway-Model-Name", "value": "b"}]}]
+    assert header["matches"] == [
+        {"headers": [{"type": "Exact", "name": "X-Gateway-Model-Name", "value": "b"}]}
+    ]
     assert header["backendRefs"] == [{"name": "svc-b", "port": gateway.BACKEND_PORT}]
     assert [(r["name"], r["weight"]) for r in default["backendRefs"]] == [("svc-a", 80), ("svc-b", 20)]
     assert route["spec"]["parentRefs"] == [{"name": gateway.GATEWAY}]
 
 
 def test_a_route_parent_is_found_by_its_gateway():
-    route = {"status": {"parents": [{"parentRef": {"name": "other"}}, {"parentRef": {"name": gateway.GATEWAY},
-                                                                       "conditions": [{"type": "Accepted", "status": "True"}]}]}}  # fmt: skip
+    route = {
+        "status": {
+            "parents": [
+                {"parentRef": {"name": "other"}},
+                {
+                    "parentRef": {"name": gateway.GATEWAY},
+                    "conditions": [{"type": "Accepted", "status": "True"}],
+                },
+            ]
+        }
+    }
     assert gateway.condition(gateway.route_parent(route, gateway.GATEWAY), "Accepted") == "True"
     assert gateway.condition(gateway.route_parent({}, gateway.GATEWAY), "Accepted") == ""
 
@@ -122,13 +150,21 @@ def test_the_client_script_counts_what_busybox_wget_gets(tmp_path: Path):
         (tools / tool).symlink_to(busybox)
     (port,) = free_ports(1)
     www = tmp_path / "www"
-    server_script = gateway.backend_server("b").replace("/www", str(www)).replace(str(gateway.BACKEND_PORT), str(port))
+    server_script = (
+        gateway.backend_server("b").replace("/www", str(www)).replace(str(gateway.BACKEND_PORT), str(port))
+    )
     env = {"PATH": str(tools), "GATEWAY_ADDRESS": "127.0.0.1", "GATEWAY_PORT": str(port)}
     server = subprocess.Popen([str(tools / "sh"), "-c", server_script], env=env)
     try:
         client = gateway.CLIENT.replace("/dev/termination-log", str(tmp_path / "termination-log"))
-        out = subprocess.run([str(tools / "sh"), "-c", client], env=env, capture_output=True, text=True,
-                             timeout=120, check=True).stdout  # fmt: skip
+        out = subprocess.run(
+            [str(tools / "sh"), "-c", client],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
     finally:
         server.terminate()
         server.wait()

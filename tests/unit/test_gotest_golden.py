@@ -47,9 +47,14 @@ def _tool(name: str) -> str:
 def _run(args: list[str], **env: str) -> str:
     """Run a Go tool in the golden package; a failing test run exits 1, which is expected here."""
     proc = subprocess.run(
-        args, check=False, cwd=GOLDEN, capture_output=True, text=True, timeout=300,
+        args,
+        check=False,
+        cwd=GOLDEN,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "", **env},
-    )  # fmt: skip
+    )
     assert proc.returncode in (0, 1), proc.stderr
     return proc.stdout
 

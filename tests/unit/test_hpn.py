@@ -10,8 +10,16 @@ import pytest
 
 from kaic.areas import hpn
 
-DRANET = {"dra.net": {"attributes": ["dra.net/ifName", "dra.net/numaNode", "dra.net/rdma"], "devices": 2, "pools": {}}}
-GPUS = {"gpu.example.com": {"attributes": ["driverVersion", "index", "model", "uuid"], "devices": 8, "pools": {}}}
+DRANET = {
+    "dra.net": {
+        "attributes": ["dra.net/ifName", "dra.net/numaNode", "dra.net/rdma"],
+        "devices": 2,
+        "pools": {},
+    }
+}
+GPUS = {
+    "gpu.example.com": {"attributes": ["driverVersion", "index", "model", "uuid"], "devices": 8, "pools": {}}
+}
 
 
 def test_dranet_is_a_network_driver_and_gpus_are_not():

@@ -20,8 +20,12 @@ def client_log(results, model="kaic-model"):
 
 
 def test_the_client_report_is_read_between_markers():
-    log = client_log([{"requestId": "kaic-0", "status": 200, "pod": "sim-1"},
-                      {"requestId": "kaic-1", "status": 0, "pod": None, "error": "URLError()"}])  # fmt: skip
+    log = client_log(
+        [
+            {"requestId": "kaic-0", "status": 200, "pod": "sim-1"},
+            {"requestId": "kaic-1", "status": 0, "pod": None, "error": "URLError()"},
+        ]
+    )
     model, answers = inference.parse_client(log)
     assert model == "kaic-model"
     assert answers == [Answer(200, "sim-1", "kaic-0"), Answer(0, None, "kaic-1", "URLError()")]
@@ -31,8 +35,14 @@ def test_the_client_report_is_read_between_markers():
 
 def test_the_client_script_runs_and_reports_an_unreachable_target():
     env = {"TARGET": "http://127.0.0.1:9", "COUNT": "2", "MODEL": "m", "REQUEST_ID": "kaic-x"}
-    out = subprocess.run([sys.executable, "-c", inference.CLIENT], capture_output=True, text=True, env=env,
-                         timeout=60, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", inference.CLIENT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    ).stdout
     model, answers = inference.parse_client(out)
     assert model == "m" and [(a.status, a.request_id) for a in answers] == [(0, "kaic-x"), (0, "kaic-x")]
 
@@ -50,8 +60,12 @@ def test_the_pool_api_counts_only_when_v1_is_served_and_established(crd, version
 
 
 def test_the_x_k8s_pool_is_not_the_v1_api():
-    assert inference.pool_version({"inferencepools.inference.networking.x-k8s.io": {"versions": ["v1alpha2"],
-                                                                                    "established": True}}) is None  # fmt: skip
+    assert (
+        inference.pool_version(
+            {"inferencepools.inference.networking.x-k8s.io": {"versions": ["v1alpha2"], "established": True}}
+        )
+        is None
+    )
 
 
 def test_a_picker_that_avoids_the_loaded_server_passes():

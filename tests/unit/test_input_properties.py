@@ -28,10 +28,16 @@ from kaic.results import waivers
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=20),
     st.sampled_from(["", "1.35", "MUST", "passed", "2026-01-01", "ai-v1.0", "-5", "5m", "true", "a=b"]),
-)  # fmt: skip
-keys = st.one_of(st.text(max_size=12), st.integers(), st.sampled_from(["mode", "run", "timeout", "waivers", "id"]))
+)
+keys = st.one_of(
+    st.text(max_size=12), st.integers(), st.sampled_from(["mode", "run", "timeout", "waivers", "id"])
+)
 values = st.recursive(
     scalars,
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)),
@@ -94,10 +100,23 @@ def loads_or_refuses(load: Callable[[Path], Any], error: type[Exception], data: 
 
 
 PROFILE = yaml.safe_load((builtin_dir() / "ai-v1.0.yaml").read_text(encoding="utf-8"))
-CONFIG = {"mode": "quick", "run": {"timeout": "5m", "parallel": 2, "focus": ["gang_scheduling"]},
-          "profiles": {"show": {"output": "json"}}, "context": "c"}  # fmt: skip
-WAIVERS = {"waivers": [{"requirement": "gang_scheduling", "probe": "fitting-gang", "reason": "r",
-                        "owner": "o", "expires": "2030-01-01"}]}  # fmt: skip
+CONFIG = {
+    "mode": "quick",
+    "run": {"timeout": "5m", "parallel": 2, "focus": ["gang_scheduling"]},
+    "profiles": {"show": {"output": "json"}},
+    "context": "c",
+}
+WAIVERS = {
+    "waivers": [
+        {
+            "requirement": "gang_scheduling",
+            "probe": "fitting-gang",
+            "reason": "r",
+            "owner": "o",
+            "expires": "2030-01-01",
+        }
+    ]
+}
 
 
 @pytest.fixture(scope="module")

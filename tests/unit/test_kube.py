@@ -122,8 +122,12 @@ def test_kubeconfig_lists_merge_like_kubectl(tmp_path, monkeypatch):
     first = tmp_path / "a"
     first.write_text(KUBECONFIG.format(server="https://127.0.0.1:9"))
     second = tmp_path / "b"
-    second.write_text(KUBECONFIG.format(server="https://127.0.0.1:10").replace("name: c", "name: d")
-                      .replace("cluster: c", "cluster: d").replace("current-context: c", "current-context: d"))
+    second.write_text(
+        KUBECONFIG.format(server="https://127.0.0.1:10")
+        .replace("name: c", "name: d")
+        .replace("cluster: c", "cluster: d")
+        .replace("current-context: c", "current-context: d")
+    )
     listed = f"{tmp_path / 'gone'}:{first}:{second}"
     assert kube.connect(listed).context == "c"
     assert kube.connect(listed, context="d").server() == "https://127.0.0.1:10"

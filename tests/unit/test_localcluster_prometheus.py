@@ -18,8 +18,11 @@ def test_scrapes_annotated_pods_on_the_real_node_only():
 
 def test_the_dropping_variant_drops_pods_kaic_labels_before_anything_else():
     first = prometheus.config(dropping=True)["scrape_configs"][0]["relabel_configs"][0]
-    assert first == {"source_labels": ["__meta_kubernetes_pod_labelpresent_kaic_dev_run_id"], "regex": "true",
-                     "action": "drop"}  # fmt: skip
+    assert first == {
+        "source_labels": ["__meta_kubernetes_pod_labelpresent_kaic_dev_run_id"],
+        "regex": "true",
+        "action": "drop",
+    }
 
 
 def test_only_the_observability_scenarios_run_prometheus():
@@ -36,4 +39,7 @@ def test_the_pod_is_found_behind_its_service_as_kaic_looks_for_one():
     assert pod["spec"]["hostNetwork"] is True
     assert "--web.listen-address=100.64.128.1:40123" in pod["spec"]["containers"][0]["args"]
     assert metrics.prometheus_service([{**service, "metadata": {**service["metadata"]}}]) == (
-        "kube-system", "kaic-prometheus", 9090)
+        "kube-system",
+        "kaic-prometheus",
+        9090,
+    )

@@ -54,4 +54,6 @@ def test_only_the_gateway_scenarios_run_traefik_and_they_need_the_real_node() ->
 
     with_gateway = {name for name, scenario in SCENARIOS.items() if gateway.NAME in components(scenario)}
     assert with_gateway == {"gateway", "broken-gateway"}
-    assert all(SCENARIOS[name].real_node and SCENARIOS[name].gateway in gateway.MODES for name in with_gateway)
+    assert all(
+        SCENARIOS[name].real_node and SCENARIOS[name].gateway in gateway.MODES for name in with_gateway
+    )

@@ -42,14 +42,21 @@ def test_an_operator_asked_for_but_absent_says_how_to_install_it():
 @pytest.mark.parametrize(
     ("message", "kind"),
     [
-        ('admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request: spec.RuntimeRef: ...',
-         "webhook"),
+        (
+            'admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request: spec.RuntimeRef: ...',
+            "webhook",
+        ),
         ('admission webhook "policy.example.com" denied the request: no', "other"),  # someone else's webhook
-        ('Internal error occurred: failed calling webhook "defaulter.trainjob.trainer.kubeflow.org": connection refused',
-         "unreachable"),
-        ('TrainJob.trainer.kubeflow.org "x" is invalid: spec.runtimeRef.name: Required value', "other"),  # schema
+        (
+            'Internal error occurred: failed calling webhook "defaulter.trainjob.trainer.kubeflow.org": connection refused',
+            "unreachable",
+        ),
+        (
+            'TrainJob.trainer.kubeflow.org "x" is invalid: spec.runtimeRef.name: Required value',
+            "other",
+        ),  # schema
     ],
-)  # fmt: skip
+)
 def test_only_the_operators_own_denial_counts(message, kind):
     assert operators.denial(message, TRAINER.validator) == kind
 
@@ -57,19 +64,29 @@ def test_only_the_operators_own_denial_counts(message, kind):
 def test_the_webhook_is_found_by_its_entry_name_in_any_configuration():
     configurations = [
         {"metadata": {"name": "other"}, "webhooks": [{"name": "a.example.com"}]},
-        {"metadata": {"name": "kuberay-validating-webhook-configuration"},
-         "webhooks": [{"name": "vrayjob.kb.io"}, {"name": "vraycluster.kb.io", "failurePolicy": "Fail"}]},
-    ]  # fmt: skip
+        {
+            "metadata": {"name": "kuberay-validating-webhook-configuration"},
+            "webhooks": [{"name": "vrayjob.kb.io"}, {"name": "vraycluster.kb.io", "failurePolicy": "Fail"}],
+        },
+    ]
     assert operators.find_webhook(configurations, KUBERAY.validator) == (
-        "kuberay-validating-webhook-configuration", {"name": "vraycluster.kb.io", "failurePolicy": "Fail"}
-    )  # fmt: skip
+        "kuberay-validating-webhook-configuration",
+        {"name": "vraycluster.kb.io", "failurePolicy": "Fail"},
+    )
     assert operators.find_webhook(configurations, TRAINER.validator) is None
 
 
 def test_ready_endpoints_leave_out_only_those_marked_not_ready():
-    slices = [{"endpoints": [{"addresses": ["100.64.128.1"], "conditions": {"ready": True}},
-                             {"addresses": ["100.64.128.7"], "conditions": {"ready": False}},
-                             {"addresses": ["100.64.128.9"]}]}, {"endpoints": None}]  # fmt: skip
+    slices = [
+        {
+            "endpoints": [
+                {"addresses": ["100.64.128.1"], "conditions": {"ready": True}},
+                {"addresses": ["100.64.128.7"], "conditions": {"ready": False}},
+                {"addresses": ["100.64.128.9"]},
+            ]
+        },
+        {"endpoints": None},
+    ]
     assert operators.ready_endpoints(slices) == ["100.64.128.1", "100.64.128.9"]
 
 
@@ -83,10 +100,18 @@ def condition(kind: str, status: str = "True", **extra: str) -> dict:
         ({}, False, ""),
         ({"conditions": [condition("Created")]}, False, ""),
         ({"conditions": [condition("Complete")]}, True, ""),
-        ({"conditions": [condition("Complete", "False"), condition("Failed", reason="JobsFailed", message="x")]},
-         False, "JobsFailed: x"),
+        (
+            {
+                "conditions": [
+                    condition("Complete", "False"),
+                    condition("Failed", reason="JobsFailed", message="x"),
+                ]
+            },
+            False,
+            "JobsFailed: x",
+        ),
     ],
-)  # fmt: skip
+)
 def test_trainjob_success_is_the_complete_condition(status, succeeded, failed):
     progress = TRAINER.progress({"status": status})
     assert (progress.succeeded, progress.failed) == (succeeded, failed)
@@ -108,8 +133,11 @@ def test_raycluster_success_is_provisioned(status, succeeded, failed):
 
 def test_the_invalid_objects_break_only_a_webhook_rule():
     invalid = TRAINER.invalid("bad", LABELS, IMAGES)
-    assert invalid["spec"]["runtimeRef"] == {"name": "kaic-no-such-runtime", "apiGroup": "trainer.kubeflow.org",
-                                             "kind": "ClusterTrainingRuntime"}  # fmt: skip
+    assert invalid["spec"]["runtimeRef"] == {
+        "name": "kaic-no-such-runtime",
+        "apiGroup": "trainer.kubeflow.org",
+        "kind": "ClusterTrainingRuntime",
+    }
     assert (
         TRAINER.valid("good", LABELS, "kaic-busybox", IMAGES)["spec"]["runtimeRef"]["name"] == "kaic-busybox"
     )
@@ -127,8 +155,16 @@ def test_resource_paths():
 
 
 def test_flags_reach_the_probes_settings():
-    opts = _options(profile="ai-v1.0", mode="non-disruptive", focus=(), skip=(), operator="kuberay",
-                    operator_runtime="mine", operator_ready_timeout=60.0, operator_reconcile_timeout=90.0)  # fmt: skip
+    opts = _options(
+        profile="ai-v1.0",
+        mode="non-disruptive",
+        focus=(),
+        skip=(),
+        operator="kuberay",
+        operator_runtime="mine",
+        operator_ready_timeout=60.0,
+        operator_reconcile_timeout=90.0,
+    )
     assert opts.settings.operator == Operator("kuberay", "mine", 60.0, 90.0)
 
 
@@ -137,11 +173,13 @@ def test_json_patch_does_what_the_kustomizations_ask():
         "metadata": {"name": "validating-webhook-configuration"},
         "webhooks": [{"name": "a", "clientConfig": {"service": {"name": "webhook-service"}}}, {"name": "b"}],
     }
-    ops = [{"op": "replace", "path": "/webhooks/0/clientConfig/service/name", "value": "trainer"},
-           {"op": "replace", "path": "/metadata/name", "value": "validator.trainer.kubeflow.org"},
-           {"op": "add", "path": "/webhooks/1/objectSelector", "value": {"matchLabels": {"x": "y"}}},
-           {"op": "replace", "path": "/webhooks/1", "value": {"name": "c"}},
-           {"op": "add", "path": "/webhooks/-", "value": {"name": "d"}}]  # fmt: skip
+    ops = [
+        {"op": "replace", "path": "/webhooks/0/clientConfig/service/name", "value": "trainer"},
+        {"op": "replace", "path": "/metadata/name", "value": "validator.trainer.kubeflow.org"},
+        {"op": "add", "path": "/webhooks/1/objectSelector", "value": {"matchLabels": {"x": "y"}}},
+        {"op": "replace", "path": "/webhooks/1", "value": {"name": "c"}},
+        {"op": "add", "path": "/webhooks/-", "value": {"name": "d"}},
+    ]
     patched = install.json_patch(doc, ops)
     assert patched["metadata"]["name"] == "validator.trainer.kubeflow.org"
     assert [w["name"] for w in patched["webhooks"]] == ["a", "c", "d"]
@@ -162,7 +200,7 @@ def test_placed_applies_namespace_and_prefix_like_kustomize():
         "roleRef": {"name": "manager-role"},
         "subjects": [{"kind": "ServiceAccount", "name": "controller-manager", "namespace": "system"}],
     }
-    account = {"kind": "ServiceAccount", "metadata": {"name": "controller-manager", "namespace": "system"}}  # fmt: skip
+    account = {"kind": "ServiceAccount", "metadata": {"name": "controller-manager", "namespace": "system"}}
     webhook, binding, account = (
         install.placed(d, "jobset-system", "jobset-") for d in (webhook, binding, account)
     )
@@ -170,9 +208,14 @@ def test_placed_applies_namespace_and_prefix_like_kustomize():
         "namespace" not in webhook["metadata"]
         and webhook["metadata"]["name"] == "jobset-mutating-webhook-configuration"
     )
-    assert webhook["webhooks"][0]["clientConfig"]["service"] == {"name": "jobset-webhook-service",
-                                                                 "namespace": "jobset-system"}  # fmt: skip
+    assert webhook["webhooks"][0]["clientConfig"]["service"] == {
+        "name": "jobset-webhook-service",
+        "namespace": "jobset-system",
+    }
     assert binding["roleRef"]["name"] == "jobset-manager-role"
     assert binding["subjects"][0] | {"kind": "ServiceAccount"} == {
-        "kind": "ServiceAccount", "name": "jobset-controller-manager", "namespace": "jobset-system"}  # fmt: skip
+        "kind": "ServiceAccount",
+        "name": "jobset-controller-manager",
+        "namespace": "jobset-system",
+    }
     assert account["metadata"] == {"name": "jobset-controller-manager", "namespace": "jobset-system"}

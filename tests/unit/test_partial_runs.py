@@ -34,13 +34,20 @@ def selected_run(outcome: Outcome = Outcome.PASSED, **excluded: str) -> Report:
         duration_s=1.0,
     )
     return Report(
-        run={"id": "r", "mode": "non-disruptive", "startedAt": "2026-09-15T10:00:00Z", "complete": False,
-             "focus": ["dra_support"], "skip": [], "excluded": excluded},
+        run={
+            "id": "r",
+            "mode": "non-disruptive",
+            "startedAt": "2026-09-15T10:00:00Z",
+            "complete": False,
+            "focus": ["dra_support"],
+            "skip": [],
+            "excluded": excluded,
+        },
         kaic={"kaic": "0.1.0"},
         profile={"id": "ai-v1.0", "version": "1.0.0"},
         checklist={"detected": "1.35", "chosen": "1.35", "levels": LEVELS},
         requirements=[RequirementResult("dra_support", "accelerators", "MUST", probes=[probe])],
-    )  # fmt: skip
+    )
 
 
 FOCUSED = dict.fromkeys(("ai_inference", "gang_scheduling", "gpu_sharing"), "not in --focus")
@@ -62,19 +69,27 @@ def test_leaving_out_only_shoulds_can_still_be_conformant():
     report = selected_run(gpu_sharing="--skip")
     finalize(report, complete=True, why_incomplete="")
     assert (report.verdict["result"], report.verdict["exitCode"], report.verdict["mustsNotRun"]) == (
-        "conformant", 0, []
-    )  # fmt: skip
+        "conformant",
+        0,
+        [],
+    )
 
 
-@pytest.mark.parametrize(("outcome", "result", "code"), [(Outcome.FAILED, "not-conformant", 1),
-                                                         (Outcome.ERROR, "incomplete", 3),
-                                                         (Outcome.UNKNOWN, "undetermined", 4)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("outcome", "result", "code"),
+    [
+        (Outcome.FAILED, "not-conformant", 1),
+        (Outcome.ERROR, "incomplete", 3),
+        (Outcome.UNKNOWN, "undetermined", 4),
+    ],
+)
 def test_a_selection_that_did_not_pass_keeps_its_verdict_and_warns_of_musts_left_out(outcome, result, code):
     report = selected_run(outcome, ai_inference="--skip")
     finalize(report, complete=True, why_incomplete="")
     assert (report.verdict["result"], report.verdict["exitCode"]) == (result, code)
-    assert "MUST requirements left out of this run, so not judged: ai_inference (--skip)" in (
-        report.verdict["warnings"]
+    assert (
+        "MUST requirements left out of this run, so not judged: ai_inference (--skip)"
+        in (report.verdict["warnings"])
     )
 
 

@@ -64,8 +64,12 @@ def test_modes(profile, probes):
 
 
 def test_version_selects_requirements(profile, probes):
-    assert "dra_support" in {r.id for r, _ in build_plan(profile, "1.35", "quick", probes=probes).requirements}
-    assert "dra_support" not in {r.id for r, _ in build_plan(profile, "1.36", "quick", probes=probes).requirements}
+    assert "dra_support" in {
+        r.id for r, _ in build_plan(profile, "1.35", "quick", probes=probes).requirements
+    }
+    assert "dra_support" not in {
+        r.id for r, _ in build_plan(profile, "1.36", "quick", probes=probes).requirements
+    }
 
 
 def test_focus_and_skip(profile, probes):
@@ -100,7 +104,9 @@ def test_rbac_adds_namespace_rule_only_for_creating_probes(profile, probes):
         creates=("batch/cronjobs",),
         rbac=(Rule("batch", "cronjobs", ("create",)), Rule("batch", "cronjobs", ("delete", "create"))),
     )
-    plan = build_plan(_with(profile, creator), "1.37", "non-disruptive", probes={**probes, creator.name: creator})
+    plan = build_plan(
+        _with(profile, creator), "1.37", "non-disruptive", probes={**probes, creator.name: creator}
+    )
     rules = {(r.group, r.resource): r.verbs for r in plan.rbac()}
     assert rules[("batch", "cronjobs")] == ("create", "delete")
     assert rules[("", "namespaces")] == ("create", "delete", "get", "list")
@@ -137,7 +143,9 @@ def test_lanes_keep_consumers_of_one_thing_apart(profile, probes):
         spec("e"),
         spec("f"),
     ]
-    plan = build_plan(_with(profile, *extra), "1.37", "non-disruptive", probes={**probes, **{s.name: s for s in extra}})
+    plan = build_plan(
+        _with(profile, *extra), "1.37", "non-disruptive", probes={**probes, **{s.name: s for s in extra}}
+    )
     lanes = plan.lanes()
     shared = {lanes[f"gang_scheduling.{n}"] for n in "abc"}
     assert len(shared) == 1  # a and b share devices, b and c share quota
@@ -170,5 +178,7 @@ def test_an_in_house_probe_needs_only_kaic_probe(tmp_path):
     (tmp_path / "test_team.py").write_text(IN_HOUSE)
     spec = catalog([tmp_path])["team_quota.listed"]
     assert (spec.test, spec.rbac, spec.location) == (
-        "TestTeamQuota/Listed", (Rule("", "resourcequotas", ("list",)),), "test_team.py::test_listed"
+        "TestTeamQuota/Listed",
+        (Rule("", "resourcequotas", ("list",)),),
+        "test_team.py::test_listed",
     )

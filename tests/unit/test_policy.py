@@ -27,8 +27,10 @@ from kaic.settings import Settings
 DEDICATED = {"key": "dedicated", "value": "team-a", "effect": "NoSchedule"}
 GPU_TAINT = {"key": "example.com/gpu", "value": "present", "effect": "NoSchedule"}
 GPU_TOLERATION = {"key": "example.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-TAINTED = ("0/5 nodes are available: 2 node(s) had untolerated taint(s), 3 node(s) didn't match Pod's node "
-           "affinity/selector. preemption: 0/5 nodes are available: 5 Preemption is not helpful for scheduling.")  # fmt: skip
+TAINTED = (
+    "0/5 nodes are available: 2 node(s) had untolerated taint(s), 3 node(s) didn't match Pod's node "
+    "affinity/selector. preemption: 0/5 nodes are available: 5 Preemption is not helpful for scheduling."
+)
 
 
 # ---- --toleration ------------------------------------------------------------------------------------------
@@ -37,7 +39,10 @@ TAINTED = ("0/5 nodes are available: 2 node(s) had untolerated taint(s), 3 node(
 @pytest.mark.parametrize(
     ("text", "toleration"),
     [
-        ("dedicated=team-a:NoSchedule", {"key": "dedicated", "operator": "Equal", "value": "team-a", "effect": "NoSchedule"}),
+        (
+            "dedicated=team-a:NoSchedule",
+            {"key": "dedicated", "operator": "Equal", "value": "team-a", "effect": "NoSchedule"},
+        ),
         ("nvidia.com/gpu:NoExecute", {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}),
         ("k=:PreferNoSchedule", {"key": "k", "operator": "Equal", "value": "", "effect": "PreferNoSchedule"}),
     ],
@@ -47,26 +52,49 @@ def test_toleration_forms(text, toleration):
     assert toleration_text(toleration) == text
 
 
-@pytest.mark.parametrize("text", ["dedicated", "dedicated=team-a", "a=b:NoSched", ":NoSchedule", "a=b=c:NoSchedule",
-                                  "a b:NoSchedule", "a:b:NoSchedule", ""])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "dedicated",
+        "dedicated=team-a",
+        "a=b:NoSched",
+        ":NoSchedule",
+        "a=b=c:NoSchedule",
+        "a b:NoSchedule",
+        "a:b:NoSchedule",
+        "",
+    ],
+)
 def test_bad_toleration_names_the_valid_forms(text):
     with pytest.raises(ValueError, match="KEY:EFFECT or KEY=VALUE:EFFECT, EFFECT one of NoSchedule"):
         parse_toleration(text)
 
 
-@pytest.mark.parametrize(("key", "value", "effect"), [("dedicated", "team-a", "NoSchedule"), ("nvidia.com/gpu", "", "NoExecute"),
-                                                   ("a.b/c-d", "1", "PreferNoSchedule")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("key", "value", "effect"),
+    [
+        ("dedicated", "team-a", "NoSchedule"),
+        ("nvidia.com/gpu", "", "NoExecute"),
+        ("a.b/c-d", "1", "PreferNoSchedule"),
+    ],
+)
 def test_a_parsed_toleration_tolerates_the_taint_it_names(key, value, effect):
     toleration = parse_toleration(f"{key}={value}:{effect}")
     assert tolerates(toleration, {"key": key, "value": value, "effect": effect})
     assert not tolerates(toleration, {"key": key, "value": value + "x", "effect": effect})
-    assert tolerates(parse_toleration(f"{key}:{effect}"), {"key": key, "value": value + "x", "effect": effect})
+    assert tolerates(
+        parse_toleration(f"{key}:{effect}"), {"key": key, "value": value + "x", "effect": effect}
+    )
 
 
 def test_untolerated_ignores_preferences_and_lifecycle_taints():
-    taints = [DEDICATED, GPU_TAINT, {"key": "soft", "effect": "PreferNoSchedule"},
-              {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"},
-              {"key": "ToBeDeletedByClusterAutoscaler", "value": "1", "effect": "NoSchedule"}]  # fmt: skip
+    taints = [
+        DEDICATED,
+        GPU_TAINT,
+        {"key": "soft", "effect": "PreferNoSchedule"},
+        {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"},
+        {"key": "ToBeDeletedByClusterAutoscaler", "value": "1", "effect": "NoSchedule"},
+    ]
     assert untolerated(taints, [GPU_TOLERATION]) == ["dedicated=team-a:NoSchedule"]
     assert untolerated(taints, [GPU_TOLERATION, parse_toleration("dedicated=team-a:NoSchedule")]) == []
     assert untolerated(taints, [{"operator": "Exists"}]) == []  # tolerates everything
@@ -76,25 +104,53 @@ def test_untolerated_ignores_preferences_and_lifecycle_taints():
 
 
 def node(name, *, taints=(), cordoned=False, gpus="0", **labels):
-    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **labels}},
-            "spec": {"taints": list(taints), "unschedulable": cordoned},
-            "status": {"allocatable": {"cpu": "8", "example.com/gpu": gpus}}}  # fmt: skip
+    return {
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **labels}},
+        "spec": {"taints": list(taints), "unschedulable": cordoned},
+        "status": {"allocatable": {"cpu": "8", "example.com/gpu": gpus}},
+    }
 
 
 def pod(message, *, pinned=(), claims=False, gpus=0, bound=""):
-    spec = {"tolerations": [GPU_TOLERATION], "nodeName": bound,
-            "containers": [{"name": "main", "resources": {"limits": {"example.com/gpu": str(gpus)} if gpus else {}}}]}  # fmt: skip
+    spec = {
+        "tolerations": [GPU_TOLERATION],
+        "nodeName": bound,
+        "containers": [
+            {"name": "main", "resources": {"limits": {"example.com/gpu": str(gpus)} if gpus else {}}}
+        ],
+    }
     if pinned:
-        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": list(pinned)}]}]}}}  # fmt: skip
+        spec["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {"key": "kubernetes.io/hostname", "operator": "In", "values": list(pinned)}
+                            ]
+                        }
+                    ]
+                }
+            }
+        }
     if claims:
         spec["resourceClaims"] = [{"name": "device", "resourceClaimTemplateName": "one-device"}]
     condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
-    return {"kind": "Pod", "metadata": {"name": "consumer"}, "spec": spec, "status": {"conditions": [condition]}}
+    return {
+        "kind": "Pod",
+        "metadata": {"name": "consumer"},
+        "spec": spec,
+        "status": {"conditions": [condition]},
+    }
 
 
-CLUSTER = [node("gpu-0", taints=[GPU_TAINT, DEDICATED]), node("gpu-1", taints=[GPU_TAINT, DEDICATED]),
-           node("cpu-0"), node("cpu-1"), node("cpu-2")]  # fmt: skip
+CLUSTER = [
+    node("gpu-0", taints=[GPU_TAINT, DEDICATED]),
+    node("gpu-1", taints=[GPU_TAINT, DEDICATED]),
+    node("cpu-0"),
+    node("cpu-1"),
+    node("cpu-2"),
+]
 SLICES = {"gpu-0", "gpu-1"}
 
 
@@ -104,26 +160,37 @@ def test_pinned_accelerator_nodes_all_tainted_is_policy_naming_nodes_and_taints(
     assert "node gpu-1 taint dedicated=team-a:NoSchedule not tolerated" in why
     assert why.endswith(f"(the scheduler: {TAINTED})")
     # What to do comes first, so a reason shortened for people keeps it.
-    assert why.startswith("pod consumer cannot be placed because of the cluster's policy (pass --toleration "
-                          "dedicated=team-a:NoSchedule if kaic's pods may run there): node gpu-0 taint")  # fmt: skip
+    assert why.startswith(
+        "pod consumer cannot be placed because of the cluster's policy (pass --toleration "
+        "dedicated=team-a:NoSchedule if kaic's pods may run there): node gpu-0 taint"
+    )
     assert "--toleration dedicated=team-a:NoSchedule" in shorten(why)
 
 
 def test_unpinned_pod_whose_capable_nodes_are_tainted_is_policy():
     """The rest fail for lack of devices, but the nodes that have them are tainted: policy decides."""
-    message = "0/5 nodes are available: 2 node(s) had untolerated taint(s), 3 node(s) cannot allocate all claims."
+    message = (
+        "0/5 nodes are available: 2 node(s) had untolerated taint(s), 3 node(s) cannot allocate all claims."
+    )
     assert "node gpu-0 taint dedicated" in scheduling_block(pod(message, claims=True), CLUSTER, SLICES)
     plugin = [node("gpu-0", taints=[DEDICATED], gpus="8"), node("cpu-0"), node("cpu-1")]
-    insufficient = "0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 Insufficient example.com/gpu."
+    insufficient = (
+        "0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 Insufficient example.com/gpu."
+    )
     assert "node gpu-0" in scheduling_block(pod(insufficient, gpus=1), plugin, None)
 
 
 def test_an_untainted_capable_node_keeps_the_refusal_a_finding():
     """One eligible node fails for lack of devices: the negative probe's behaviour, not policy."""
     mixed = [node("gpu-0", taints=[DEDICATED]), node("gpu-1"), node("cpu-0")]
-    message = ("0/3 nodes are available: 1 node(s) had untolerated taint(s), 1 node(s) cannot allocate all claims, "
-               "1 node(s) didn't match Pod's node affinity/selector.")  # fmt: skip
-    assert scheduling_block(pod(message, pinned=("gpu-0", "gpu-1"), claims=True), mixed, {"gpu-0", "gpu-1"}) == ""
+    message = (
+        "0/3 nodes are available: 1 node(s) had untolerated taint(s), 1 node(s) cannot allocate all claims, "
+        "1 node(s) didn't match Pod's node affinity/selector."
+    )
+    assert (
+        scheduling_block(pod(message, pinned=("gpu-0", "gpu-1"), claims=True), mixed, {"gpu-0", "gpu-1"})
+        == ""
+    )
 
 
 @pytest.mark.parametrize(
@@ -165,14 +232,28 @@ def test_a_bound_pod_or_a_lifecycle_taint_is_not_blocked():
 
 
 def waiting(image, reason, message):
-    return {"metadata": {"name": "kaic-hpa-abc"}, "status": {"containerStatuses": [
-        {"name": "server", "image": image, "state": {"waiting": {"reason": reason, "message": message}}}]}}  # fmt: skip
+    return {
+        "metadata": {"name": "kaic-hpa-abc"},
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "server",
+                    "image": image,
+                    "state": {"waiting": {"reason": reason, "message": message}},
+                }
+            ]
+        },
+    }
 
 
-@pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"])
+@pytest.mark.parametrize(
+    "reason", ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"]
+)
 def test_an_unpullable_default_image_names_the_image_flag(reason):
-    message = ('Back-off pulling image "docker.io/library/busybox:1.36.1": ErrImagePull: failed to resolve '
-               'reference "docker.io/library/busybox:1.36.1": dial tcp: lookup registry-1.docker.io: no such host')  # fmt: skip
+    message = (
+        'Back-off pulling image "docker.io/library/busybox:1.36.1": ErrImagePull: failed to resolve '
+        'reference "docker.io/library/busybox:1.36.1": dial tcp: lookup registry-1.docker.io: no such host'
+    )
     found = image_problem(waiting("docker.io/library/busybox:1.36.1", reason, message))
     assert found.startswith("image docker.io/library/busybox:1.36.1 of container server in pod kaic-hpa-abc")
     assert "(mirror it and pass --image busybox=REF or --image-mirror PREFIX)" in found
@@ -181,7 +262,9 @@ def test_an_unpullable_default_image_names_the_image_flag(reason):
 
 
 def test_a_mirrored_or_overridden_image():
-    assert "--image ubuntu=REF" in image_problem(waiting("mirror.local/hub/library/ubuntu:22.04", "ErrImagePull", "x"))
+    assert "--image ubuntu=REF" in image_problem(
+        waiting("mirror.local/hub/library/ubuntu:22.04", "ErrImagePull", "x")
+    )
     assert "given with --image" in image_problem(waiting("kaic.local/busybox:2", "ErrImagePull", "not found"))
 
 
@@ -196,26 +279,46 @@ def test_other_waiting_states_are_not_image_problems():
 
 def status_error(code, reason, message):
     exc = ApiException(status=code, reason=reason)
-    exc.body = json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                           "message": message, "reason": reason, "code": code})  # fmt: skip
+    exc.body = json.dumps(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        }
+    )
     return exc
 
 
 # The API server's answers, as it words them (quota: what a 403 body holds; made real in tests/probes for the rest).
-QUOTA = ('pods "consumer" is forbidden: exceeded quota: gpu-quota, requested: pods=1,requests.example.com/gpu=1, '
-         "used: pods=4,requests.example.com/gpu=4, limited: pods=4,requests.example.com/gpu=4")  # fmt: skip
-VAP = ("pods \"consumer\" is forbidden: ValidatingAdmissionPolicy 'no-probes' with binding 'no-probes-binding' "
-       "denied request: probe pods are not allowed on this cluster")  # fmt: skip
-WEBHOOK = 'admission webhook "deny.policy.example.com" denied the request: pods must carry a cost-center label'
-POD_SECURITY = ('pods "consumer" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation '
-                "!= false")  # fmt: skip
+QUOTA = (
+    'pods "consumer" is forbidden: exceeded quota: gpu-quota, requested: pods=1,requests.example.com/gpu=1, '
+    "used: pods=4,requests.example.com/gpu=4, limited: pods=4,requests.example.com/gpu=4"
+)
+VAP = (
+    "pods \"consumer\" is forbidden: ValidatingAdmissionPolicy 'no-probes' with binding 'no-probes-binding' "
+    "denied request: probe pods are not allowed on this cluster"
+)
+WEBHOOK = (
+    'admission webhook "deny.policy.example.com" denied the request: pods must carry a cost-center label'
+)
+POD_SECURITY = (
+    'pods "consumer" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation '
+    "!= false"
+)
 
 
 @pytest.mark.parametrize(
     ("message", "named"),
     [
         (QUOTA, "ResourceQuota gpu-quota is exceeded: requested: pods=1"),
-        (VAP, "ValidatingAdmissionPolicy no-probes (binding no-probes-binding) denied it: probe pods are not allowed"),
+        (
+            VAP,
+            "ValidatingAdmissionPolicy no-probes (binding no-probes-binding) denied it: probe pods are not allowed",
+        ),
         (WEBHOOK, "admission webhook deny.policy.example.com denied it: pods must carry a cost-center label"),
         (POD_SECURITY, "Pod Security admission (restricted:latest) denied it: allowPrivilegeEscalation"),
     ],
@@ -227,8 +330,18 @@ def test_denials_name_the_policy(message, named):
 
 
 def test_other_api_answers_are_not_denials():
-    assert api_denial(status_error(403, "Forbidden", 'pods is forbidden: User "kaic" cannot create resource "pods"')) == ""
-    assert api_denial(status_error(422, "Invalid", 'Pod "x" is invalid: spec.containers[0].image: Required value')) == ""
+    assert (
+        api_denial(
+            status_error(403, "Forbidden", 'pods is forbidden: User "kaic" cannot create resource "pods"')
+        )
+        == ""
+    )
+    assert (
+        api_denial(
+            status_error(422, "Invalid", 'Pod "x" is invalid: spec.containers[0].image: Required value')
+        )
+        == ""
+    )
     assert api_denial(status_error(500, "InternalError", WEBHOOK)) == ""
     assert api_denial(ValueError(WEBHOOK)) == ""
 
@@ -268,17 +381,24 @@ def test_guard_lists_nodes_once_per_scheduler_message_and_raises():
         with pytest.raises(Unknown, match="node gpu-0 taint dedicated=team-a:NoSchedule"):
             guard.pod(blocked)
     assert cluster.calls.count("/api/v1/nodes") == 1
-    guard.pod(pod("0/5 nodes are available: 5 Insufficient cpu.", pinned=("gpu-0",)))  # no policy word: no listing
+    guard.pod(
+        pod("0/5 nodes are available: 5 Insufficient cpu.", pinned=("gpu-0",))
+    )  # no policy word: no listing
     assert cluster.calls.count("/api/v1/nodes") == 1
     with pytest.raises(ProbeError, match="--image busybox=REF"):
         guard.pod(waiting("docker.io/library/busybox:1.36.1", "ImagePullBackOff", "not found"))
 
 
 def test_guard_reads_controller_refusals_of_its_owners_only():
-    event = {"reason": "FailedCreate", "involvedObject": {"kind": "ReplicaSet", "name": "kaic-hpa-5d8f"},
-             "message": f"Error creating: {VAP}"}  # fmt: skip
+    event = {
+        "reason": "FailedCreate",
+        "involvedObject": {"kind": "ReplicaSet", "name": "kaic-hpa-5d8f"},
+        "message": f"Error creating: {VAP}",
+    }
     other = {**event, "involvedObject": {"kind": "Job", "name": "someone-else"}}
-    with pytest.raises(Unknown, match="refused the pods of kaic-hpa-5d8f: ValidatingAdmissionPolicy no-probes"):
+    with pytest.raises(
+        Unknown, match="refused the pods of kaic-hpa-5d8f: ValidatingAdmissionPolicy no-probes"
+    ):
         Guard(Listing(events=[other, event]), "ns", owners=("kaic-hpa",)).creations()
     Guard(Listing(events=[other]), "ns", owners=("kaic-hpa",)).creations()
     Guard(Listing(events=[event]), "ns").creations()  # no owners: nothing to read
@@ -293,11 +413,17 @@ def test_container_nodes_leave_dedicated_nodes_out_while_others_remain():
         return found
 
     control = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
-    cluster = Listing(nodes=[runs("gpu-0", [GPU_TAINT]), runs("team-a", [DEDICATED]), runs("control", [control])])
-    assert container_nodes(cluster, Settings())[0] == ("gpu-0",)  # the accelerator taint is kaic's to tolerate
+    cluster = Listing(
+        nodes=[runs("gpu-0", [GPU_TAINT]), runs("team-a", [DEDICATED]), runs("control", [control])]
+    )
+    assert container_nodes(cluster, Settings())[0] == (
+        "gpu-0",
+    )  # the accelerator taint is kaic's to tolerate
     allowed = parse_toleration("dedicated=team-a:NoSchedule")
     nodes, tolerations = container_nodes(cluster, Settings(tolerations=(allowed,)))
     assert nodes == ("gpu-0", "team-a") and allowed in tolerations and GPU_TOLERATION in tolerations
     assert control["key"] not in {t["key"] for t in tolerations}
     only_dedicated = Listing(nodes=[runs("team-a", [DEDICATED])])
-    assert container_nodes(only_dedicated, Settings())[0] == ("team-a",)  # left to the scheduler, whose refusal names it
+    assert container_nodes(only_dedicated, Settings())[0] == (
+        "team-a",
+    )  # left to the scheduler, whose refusal names it

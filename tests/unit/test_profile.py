@@ -173,7 +173,9 @@ def test_kar_conditional_and_upstream_test_follow_the_reference_matrix(profile: 
     matrix = reference_matrix()
     assert set(matrix) == {req.id for req in profile.requirements}
     for req in profile.requirements:
-        row = matrix[req.id] | ({"conditional": DESIGN_CONDITIONS[req.id]} if req.id in DESIGN_CONDITIONS else {})
+        row = matrix[req.id] | (
+            {"conditional": DESIGN_CONDITIONS[req.id]} if req.id in DESIGN_CONDITIONS else {}
+        )
         assert row == {
             "kar": req.kar,
             "conditional": req.conditional,
@@ -215,13 +217,21 @@ def test_choose_version_falls_back_to_the_nearest_lower_minor(profile: Profile) 
 @pytest.mark.parametrize(
     ("detected", "override", "where", "message"),
     [
-        ("1.32", None, f"{BUILTIN}: checklists: ",
-         "server version 1.32 is older than every checklist; supported: 1.33, 1.34"),
-        ("1.36", "1.32", "--kubernetes-version: ",
-         f"Kubernetes 1.32 is not covered by profile ai-v1.0 ({BUILTIN}); supported: 1.33, 1.34, 1.35, 1.36, 1.37"),
+        (
+            "1.32",
+            None,
+            f"{BUILTIN}: checklists: ",
+            "server version 1.32 is older than every checklist; supported: 1.33, 1.34",
+        ),
+        (
+            "1.36",
+            "1.32",
+            "--kubernetes-version: ",
+            f"Kubernetes 1.32 is not covered by profile ai-v1.0 ({BUILTIN}); supported: 1.33, 1.34, 1.35, 1.36, 1.37",
+        ),
         (None, "latest", "--kubernetes-version: ", "'latest' is not a Kubernetes version such as 1.35"),
     ],
-)  # fmt: skip
+)
 def test_choose_version_refuses(
     profile: Profile, detected: str | None, override: str | None, where: str, message: str
 ) -> None:

@@ -6,8 +6,16 @@ from kaic.areas import accelerators, hpn
 from kaic.kube import resourceslices
 
 
-def rslice(driver: str, pool: str, generation: int, devices: int, node: str | None = None, count: int = 1,
-           name: str = "", attributes: dict | None = None) -> dict:  # fmt: skip
+def rslice(
+    driver: str,
+    pool: str,
+    generation: int,
+    devices: int,
+    node: str | None = None,
+    count: int = 1,
+    name: str = "",
+    attributes: dict | None = None,
+) -> dict:
     """A resource.k8s.io/v1 ResourceSlice as the API server returns it."""
     spec: dict = {
         "driver": driver,
@@ -47,8 +55,11 @@ def test_a_new_generation_without_devices_leaves_the_driver_without_devices():
 
 
 def test_older_generations_never_add_devices_whatever_their_order():
-    slices = [rslice("gpu.example.com", "node-a", 3, 2, "node-a"), rslice("gpu.example.com", "node-a", 1, 8, "node-a"),
-              rslice("gpu.example.com", "node-a", 2, 4, "node-a")]  # fmt: skip
+    slices = [
+        rslice("gpu.example.com", "node-a", 3, 2, "node-a"),
+        rslice("gpu.example.com", "node-a", 1, 8, "node-a"),
+        rslice("gpu.example.com", "node-a", 2, 4, "node-a"),
+    ]
     pool = resourceslices.inventory(slices)["gpu.example.com"]["pools"]["node-a"]
     assert (pool["generation"], pool["devices"], pool["staleSlices"]) == (3, 2, 2)
     assert [rs["metadata"]["name"] for rs in resourceslices.current_slices(slices)] == [
@@ -100,8 +111,10 @@ def test_pools_and_drivers_are_counted_separately():
 
 
 def test_a_network_driver_without_current_devices_is_no_network_driver():
-    slices = [rslice("dra.net", "node-a", 1, 2, "node-a", attributes={"dra.net/rdma": {"bool": True}}),
-              rslice("dra.net", "node-a", 2, 0, "node-a")]  # fmt: skip
+    slices = [
+        rslice("dra.net", "node-a", 1, 2, "node-a", attributes={"dra.net/rdma": {"bool": True}}),
+        rslice("dra.net", "node-a", 2, 0, "node-a"),
+    ]
     assert hpn.network_drivers(resourceslices.inventory(slices)) == []
 
 

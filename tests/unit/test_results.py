@@ -19,7 +19,9 @@ from kaic.results.run_dir import REPORT_FILE
 
 
 def probe(name, outcome, kind="behavioural", reason=""):
-    return ProbeResult(name=f"r.{name}", requirement="r", test="TestX/Y", kind=kind, outcome=outcome, reason=reason)
+    return ProbeResult(
+        name=f"r.{name}", requirement="r", test="TestX/Y", kind=kind, outcome=outcome, reason=reason
+    )
 
 
 def test_reason_required_for_na_and_unknown():
@@ -42,7 +44,9 @@ def test_discovery_error_voids_a_pass():
 
 
 def test_behavioural_outcome_with_reason():
-    req = RequirementResult("r", "c", "MUST", probes=[probe("b", Outcome.FAILED, reason="leak"), probe("c", "passed")])
+    req = RequirementResult(
+        "r", "c", "MUST", probes=[probe("b", Outcome.FAILED, reason="leak"), probe("c", "passed")]
+    )
     req.settle()
     assert (req.outcome, req.reason) == (Outcome.FAILED, "r.b: leak")
 
@@ -50,23 +54,40 @@ def test_behavioural_outcome_with_reason():
 def test_round_trip_and_atomic_save(tmp_path):
     report = Report(
         run={"id": "x", "mode": "quick", "startedAt": "2026-09-15T10:00:00.000Z", "complete": False},
-        kaic={}, profile={"id": "p", "version": "1"}, checklist={"detected": None, "chosen": "1.35"},
-    )  # fmt: skip
+        kaic={},
+        profile={"id": "p", "version": "1"},
+        checklist={"detected": None, "chosen": "1.35"},
+    )
     report.requirements.append(RequirementResult("r", "c", "MUST", probes=[probe("b", Outcome.PASSED)]))
     save(report, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [REPORT_FILE]
     assert load(tmp_path) == report
-    assert json.loads((tmp_path / REPORT_FILE).read_text())["requirements"][0]["probes"][0]["outcome"] == "passed"
+    assert (
+        json.loads((tmp_path / REPORT_FILE).read_text())["requirements"][0]["probes"][0]["outcome"]
+        == "passed"
+    )
 
 
 def test_a_probe_result_travels_from_a_worker_as_report_json_holds_it():
     """The engine's collector and the report loader read a result with the same decoder."""
     result = ProbeResult(
-        "r.b", "r", "TestR/B", "behavioural", Outcome.FAILED, reason="leak", warnings=["slow"],
-        evidence=[Evidence("log", "pod", "boom")], started_at="2026-09-15T10:00:00.000Z", duration_s=1.5,
-    )  # fmt: skip
+        "r.b",
+        "r",
+        "TestR/B",
+        "behavioural",
+        Outcome.FAILED,
+        reason="leak",
+        warnings=["slow"],
+        evidence=[Evidence("log", "pod", "boom")],
+        started_at="2026-09-15T10:00:00.000Z",
+        duration_s=1.5,
+    )
     sent = json.loads(json.dumps(result.to_json()))
-    assert (sent["startedAt"], sent["durationSeconds"], sent["outcome"]) == ("2026-09-15T10:00:00.000Z", 1.5, "failed")
+    assert (sent["startedAt"], sent["durationSeconds"], sent["outcome"]) == (
+        "2026-09-15T10:00:00.000Z",
+        1.5,
+        "failed",
+    )
     assert ProbeResult.from_json(sent) == result
 
 
@@ -82,10 +103,15 @@ def test_saved_artifacts_get_the_usual_mode(tmp_path):
 
 
 # A reason as long as the accelerator detection trail: every vendor profile's findings on both paths.
-TRAIL = "no recognised accelerator on allocation path auto (" + "; ".join(
-    f"{vendor}: dra no DeviceClass selects driver {vendor}.example.com, device-plugin no node advertises "
-    f"{vendor}.com/gpu" for vendor in ("nvidia", "amd", "intel", "google-tpu", "simulated")
-) + "); inventory 4 nodes, 0 ResourceSlices"
+TRAIL = (
+    "no recognised accelerator on allocation path auto ("
+    + "; ".join(
+        f"{vendor}: dra no DeviceClass selects driver {vendor}.example.com, device-plugin no node advertises "
+        f"{vendor}.com/gpu"
+        for vendor in ("nvidia", "amd", "intel", "google-tpu", "simulated")
+    )
+    + "); inventory 4 nodes, 0 ResourceSlices"
+)
 
 
 def test_a_short_reason_is_kept_as_it_is():
@@ -96,14 +122,19 @@ def test_a_short_reason_is_kept_as_it_is():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (TRAIL, ("no recognised accelerator on allocation path auto (nvidia: dra no DeviceClass selects driver "
-                 "nvidia.example.com, device-plugin no node advertises nvidia.com/gpu…")),
+        (
+            TRAIL,
+            (
+                "no recognised accelerator on allocation path auto (nvidia: dra no DeviceClass selects driver "
+                "nvidia.example.com, device-plugin no node advertises nvidia.com/gpu…"
+            ),
+        ),
         ("First finding. " + "x" * 300, ("First finding. " + "x" * 300)[:199] + "…"),  # no end past half
         ("a" * 120 + ". " + "b " * 100, "a" * 120 + "…"),
         ("word " * 100, ("word " * 39).strip() + "…"),
         ("z" * 300, "z" * 199 + "…"),
     ],
-)  # fmt: skip
+)
 def test_a_long_reason_is_cut_at_a_sentence_or_clause_end_with_an_ellipsis(text, expected):
     short = shorten(text)
     assert len(short) <= REASON_CHARS
@@ -111,7 +142,9 @@ def test_a_long_reason_is_cut_at_a_sentence_or_clause_end_with_an_ellipsis(text,
 
 
 def test_a_requirement_names_at_most_two_deciding_probes():
-    req = RequirementResult("r", "c", "MUST", probes=[probe(n, Outcome.UNKNOWN, reason=TRAIL) for n in "abcd"])
+    req = RequirementResult(
+        "r", "c", "MUST", probes=[probe(n, Outcome.UNKNOWN, reason=TRAIL) for n in "abcd"]
+    )
     req.settle()
     assert req.reason.startswith("r.a: no recognised accelerator")
     assert "; r.b: no recognised accelerator" in req.reason and "r.c" not in req.reason
@@ -123,8 +156,12 @@ def test_a_requirement_names_at_most_two_deciding_probes():
 
 
 def test_excluded_musts_come_from_the_checklist_levels_or_fail_closed():
-    report = Report(run={"id": "x", "excluded": {"a": "--skip", "b": "not in --focus"}}, kaic={}, profile={},
-                    checklist={"levels": {"a": "MUST", "b": "SHOULD", "c": "MUST"}})  # fmt: skip
+    report = Report(
+        run={"id": "x", "excluded": {"a": "--skip", "b": "not in --focus"}},
+        kaic={},
+        profile={},
+        checklist={"levels": {"a": "MUST", "b": "SHOULD", "c": "MUST"}},
+    )
     report.requirements.append(RequirementResult("c", "k", "MUST", outcome=Outcome.PASSED))
     assert report.excluded_musts() == ["a"]
     assert (report.level("c"), report.level("b"), report.level("zz")) == ("MUST", "SHOULD", None)

@@ -24,8 +24,16 @@ def test_every_flag_default_is_the_settings_default():
 
 def test_help_shows_the_defaults_from_the_settings():
     text = " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
-    for shown in ("[default: 30s]", "[default: 2m]", "[default: 5m]", "[default: 3m]", "[default: 20m]",
-                  "[default: 30m]", "[default: rdma]", "[default: 4;"):  # fmt: skip
+    for shown in (
+        "[default: 30s]",
+        "[default: 2m]",
+        "[default: 5m]",
+        "[default: 3m]",
+        "[default: 20m]",
+        "[default: 30m]",
+        "[default: rdma]",
+        "[default: 4;",
+    ):
         assert shown in text, shown
 
 
@@ -41,5 +49,8 @@ def test_settings_survive_the_run_settings_file():
         disaggregated=Disaggregated(roles={"prefill": "role=prefill"}),
     )
     assert Settings.from_json(chosen.to_json()) == chosen
-    assert all(dataclasses.is_dataclass(getattr(chosen, f.name)) for f in dataclasses.fields(chosen)
-               if dataclasses.is_dataclass(f.default_factory))  # fmt: skip
+    assert all(
+        dataclasses.is_dataclass(getattr(chosen, f.name))
+        for f in dataclasses.fields(chosen)
+        if dataclasses.is_dataclass(f.default_factory)
+    )

@@ -48,9 +48,7 @@ def make_run(report: Report, run_dir: Path) -> Path:
     run_dir.mkdir()
     save(report, run_dir)
     write_all(report, run_dir)
-    (run_dir / FACTS_FILE).write_text(
-        json.dumps({"clusterUID": "u-1", "version": {"gitVersion": "v1.36.1"}})
-    )
+    (run_dir / FACTS_FILE).write_text(json.dumps({"clusterUID": "u-1", "version": {"gitVersion": "v1.36.1"}}))
     return run_dir
 
 
@@ -316,9 +314,7 @@ TAMPER = {
         {"envelope-malformed"},
     ),
     "payload not base64": (
-        write_file(
-            ENVELOPE_FILE, '{"payloadType": "x", "payload": "%%", "signatures": [{"sig": "AA"}]}'
-        ),
+        write_file(ENVELOPE_FILE, '{"payloadType": "x", "payload": "%%", "signatures": [{"sig": "AA"}]}'),
         {"envelope-malformed"},
     ),
     "signature not a string": (
@@ -350,7 +346,10 @@ TAMPER = {
         resigned(_set("predicate.mustsNotRun", ["gang_scheduling"])),
         {"report-disagrees"},
     ),
-    "trusted key signs another verdict": (resigned(_set("predicate.verdict", "conformant")), {"report-disagrees"}),
+    "trusted key signs another verdict": (
+        resigned(_set("predicate.verdict", "conformant")),
+        {"report-disagrees"},
+    ),
     "detached signature replaced": (
         write_file(SIGNATURE_FILE, base64.b64encode(b"0" * 70).decode()),
         {"detached-signature"},

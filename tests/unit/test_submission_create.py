@@ -316,7 +316,8 @@ def test_an_unknown_template_is_refused_naming_the_expected_one_unless_drift_is_
     )
     expected = load_profile("ai-v1.0").checklists["1.37"]
     with pytest.raises(
-        SubmissionError, match=f"not the official AIConformance-1.37.yaml kaic expects \\(sha256 {expected}\\)"
+        SubmissionError,
+        match=f"not the official AIConformance-1.37.yaml kaic expects \\(sha256 {expected}\\)",
     ):
         create(run_dir, drifted, product_file, tmp_path / "out")
     folder = create(run_dir, drifted, product_file, tmp_path / "out", accept_drift=True)

@@ -49,9 +49,13 @@ def test_valid_file_loads_with_full_probe_names_and_dates(tmp_path):
             date(2026, 12, 31),
             NEGATIVE,
         ),
-        Waiver("ai_service_metrics", "Prometheus moves to a new namespace this week", "sre@example.com",
-               date(2026, 10, 1)),
-    ]  # fmt: skip
+        Waiver(
+            "ai_service_metrics",
+            "Prometheus moves to a new namespace this week",
+            "sre@example.com",
+            date(2026, 10, 1),
+        ),
+    ]
     assert load(write(tmp_path, "waivers: []\n")) == []
 
 
@@ -59,7 +63,10 @@ def test_valid_file_loads_with_full_probe_names_and_dates(tmp_path):
     ("text", "where"),
     [
         ("waivers:\n  - {requirement: a, owner: o, expires: 2026-01-01}\n", "waivers[0].reason: required"),
-        ("waivers:\n  - {requirement: a, reason: '  ', owner: o, expires: 2026-01-01}\n", "waivers[0].reason: expected"),
+        (
+            "waivers:\n  - {requirement: a, reason: '  ', owner: o, expires: 2026-01-01}\n",
+            "waivers[0].reason: expected",
+        ),
         ("waivers:\n  - {requirement: a, reason: r, expires: 2026-01-01}\n", "waivers[0].owner: required"),
         ("waivers:\n  - {requirement: a, reason: r, owner: o}\n", "waivers[0].expires: required"),
         (
@@ -69,16 +76,23 @@ def test_valid_file_loads_with_full_probe_names_and_dates(tmp_path):
             ),
             "waivers[1].expires: '2026-02-30' is not a date",
         ),
-        ("waivers:\n  - {requirement: a, reason: r, owner: o, expires: next week}\n", "waivers[0].expires: 'next week'"),
-        ("waivers:\n  - {requirement: a, reason: r, owner: o, expires: 2026-01-01, reson: x}\n",
-         "waivers[0].reson: unknown key"),
-        ("waivers:\n  - {requirement: a, probe: b.scrape, reason: r, owner: o, expires: 2026-01-01}\n",
-         "waivers[0].probe: 'b.scrape' is not a probe of requirement 'a'"),
+        (
+            "waivers:\n  - {requirement: a, reason: r, owner: o, expires: next week}\n",
+            "waivers[0].expires: 'next week'",
+        ),
+        (
+            "waivers:\n  - {requirement: a, reason: r, owner: o, expires: 2026-01-01, reson: x}\n",
+            "waivers[0].reson: unknown key",
+        ),
+        (
+            "waivers:\n  - {requirement: a, probe: b.scrape, reason: r, owner: o, expires: 2026-01-01}\n",
+            "waivers[0].probe: 'b.scrape' is not a probe of requirement 'a'",
+        ),
         ("waivers:\n  - just a string\n", "waivers[0]: expected a mapping"),
         ("- requirement: a\n", "expected a mapping with one key, 'waivers'"),
         ("waivers: [\n", "not valid YAML"),
     ],
-)  # fmt: skip
+)
 def test_bad_file_names_file_entry_and_field(tmp_path, text, where):
     path = write(tmp_path, text)
     with pytest.raises(WaiverError) as caught:
@@ -105,9 +119,14 @@ def test_waived_must_regression_passes_the_gate_and_says_so(run_pair):
     doc = json.loads(run_pair.diff("--waivers", str(path), "-o", "json").stdout)
     assert doc["gate"] == {"passed": True, "exitCode": 0, "blocking": [], "reasons": []}
     assert doc["requirements"][0]["waivedBy"] == [
-        {"requirement": "secure_accelerator_access", "probe": None, "reason": "accepted", "owner": "me",
-         "expires": "2026-12-31"}
-    ]  # fmt: skip
+        {
+            "requirement": "secure_accelerator_access",
+            "probe": None,
+            "reason": "accepted",
+            "owner": "me",
+            "expires": "2026-12-31",
+        }
+    ]
     assert doc["counts"]["waived"] == 1
     assert doc["waivers"]["applied"] == doc["requirements"][0]["waivedBy"]
 

@@ -264,9 +264,7 @@ def test_report_validates_against_its_schema(sample_report: Report, tmp_path: Pa
     jsonschema.validate(json.loads(save(sample_report, tmp_path).read_text(encoding="utf-8")), SCHEMA)
     interrupted = one_probe_report(Outcome.PASSED).to_dict()
     interrupted["run"].update(complete=False, finishedAt=None, incompleteReason="killed")
-    interrupted["requirements"].append(
-        RequirementResult("req_y", "security", "SHOULD").to_json()
-    )
+    interrupted["requirements"].append(RequirementResult("req_y", "security", "SHOULD").to_json())
     jsonschema.validate(interrupted, SCHEMA)
 
 

@@ -40,7 +40,9 @@ class AcceleratorProfile:
     identity: str = "nodes"  # identity.sh mode: nvidia-smi | env | nodes | drm-pci
     env_pattern: str = ""  # for identity "env": sed BRE whose \1 is one device identity
     count_by: str = "devices"  # what counts visible devices: "devices" (nodes) or "ids" (identities)
-    identity_attribute: str | None = None  # DRA attribute equal to the in-container identity (None: device name)
+    identity_attribute: str | None = (
+        None  # DRA attribute equal to the in-container identity (None: device name)
+    )
     version_attributes: tuple[str, ...] = ()  # DRA attributes that advertise driver versions
     version_labels: tuple[str, ...] = ()  # node labels that advertise them (e.g. GPU feature discovery)
     sharing_resources: tuple[str, ...] = ()  # extended-resource prefixes of shared devices (MIG, replicas)
@@ -65,7 +67,7 @@ class AcceleratorProfile:
         """What the identity script reports for one ResourceSlice device."""
         if self.identity_attribute is None:
             return str(device["name"])
-        value = ((device.get("attributes") or {}).get(self.identity_attribute) or {})
+        value = (device.get("attributes") or {}).get(self.identity_attribute) or {}
         return str(next(iter(value.values()), ""))
 
 
@@ -189,7 +191,8 @@ def inventory(facts: Mapping[str, Any]) -> dict[str, Any]:
         },
         "deviceClasses": sorted(dc["name"] for dc in facts.get("deviceClasses") or []),
         "extendedResources": {
-            n["name"]: n["extendedResources"] for n in (facts.get("nodes") or {}).get("withExtendedResources", [])
+            n["name"]: n["extendedResources"]
+            for n in (facts.get("nodes") or {}).get("withExtendedResources", [])
         },
     }
 
@@ -205,13 +208,19 @@ def require_dra_v1(served: list[str], checklist: str) -> None:
         raise AssertionError(
             f"{why}: DRA is GA and on by default from Kubernetes {DRA_GA}, and checklist {checklist} requires it"
         )
-    raise Unknown(f"{why}; on {checklist} DRA is beta and off by default: enable the API and its feature gates")
+    raise Unknown(
+        f"{why}; on {checklist} DRA is beta and off by default: enable the API and its feature gates"
+    )
 
 
 def accelerator_nodes(facts: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Discovery's summaries of every accelerator node, by name: extended-resource nodes and DRA-only ones."""
     node_facts = facts.get("nodes") or {}
-    return {n["name"]: n for key in ("withExtendedResources", "withDraDevicesOnly") for n in node_facts.get(key, [])}
+    return {
+        n["name"]: n
+        for key in ("withExtendedResources", "withDraDevicesOnly")
+        for n in node_facts.get(key, [])
+    }
 
 
 def _unusable(node: Mapping[str, Any] | None) -> str:
@@ -228,7 +237,9 @@ def _no_usable_node(nodes: Mapping[str, Mapping[str, Any]], names: list[str]) ->
 
 def _observable_first(per_node: dict[str, int], nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     """Only the nodes that run containers, when some do: a probe pod placed there can report what it sees."""
-    running = {name: count for name, count in per_node.items() if (nodes.get(name) or {}).get("runsContainers")}
+    running = {
+        name: count for name, count in per_node.items() if (nodes.get(name) or {}).get("runsContainers")
+    }
     return running or per_node
 
 
@@ -241,13 +252,20 @@ def _dra_option(
     slices = facts.get("resourceSlices") or {}
     drivers = [d for d in profile.dra_drivers if (slices.get(d) or {}).get("devices")]
     if not drivers:
-        why = "; ".join(f"{d}: {uncounted(slices[d])}" for d in profile.dra_drivers if uncounted(slices.get(d) or {}))
+        why = "; ".join(
+            f"{d}: {uncounted(slices[d])}" for d in profile.dra_drivers if uncounted(slices.get(d) or {})
+        )
         return None, f"no ResourceSlice of {', '.join(profile.dra_drivers)} publishes devices" + (
             f" ({why})" if why else ""
         )
     classes = {dc["name"]: dc for dc in facts.get("deviceClasses") or []}
     device_class = next((c for c in profile.device_classes if c in classes), "") or next(
-        (name for name, dc in classes.items() if any(f"'{d}'" in s for d in drivers for s in dc["selectors"])), ""
+        (
+            name
+            for name, dc in classes.items()
+            if any(f"'{d}'" in s for d in drivers for s in dc["selectors"])
+        ),
+        "",
     )
     if not device_class:
         return None, f"no DeviceClass selects {', '.join(drivers)}"
@@ -262,9 +280,15 @@ def _dra_option(
                 continue
             per_node[pool["nodes"][0]] = per_node.get(pool["nodes"][0], 0) + pool["devices"]
     if not per_node:
-        return None, (f"no complete pool of {', '.join(drivers)} on a Ready, schedulable node "
-                      f"(pool nodes: {_no_usable_node(nodes, passed_over)})")  # fmt: skip
-    return {"deviceClass": device_class, "drivers": drivers, "devicesPerNode": _observable_first(per_node, nodes)}, ""
+        return None, (
+            f"no complete pool of {', '.join(drivers)} on a Ready, schedulable node "
+            f"(pool nodes: {_no_usable_node(nodes, passed_over)})"
+        )
+    return {
+        "deviceClass": device_class,
+        "drivers": drivers,
+        "devicesPerNode": _observable_first(per_node, nodes),
+    }, ""
 
 
 def _plugin_option(
@@ -281,19 +305,32 @@ def _plugin_option(
         per_node = {name: count for name, count in offering.items() if not _unusable(nodes.get(name))}
         passed_over += [name for name in offering if name not in per_node]
         if per_node:
-            mapped = [dc["name"] for dc in facts.get("deviceClasses") or [] if dc["extendedResourceName"] == resource]
+            mapped = [
+                dc["name"]
+                for dc in facts.get("deviceClasses") or []
+                if dc["extendedResourceName"] == resource
+            ]
             per_node = _observable_first(per_node, nodes)
-            return {"extendedResource": resource, "devicesPerNode": per_node, "mappedByDeviceClass": mapped}, ""
+            return {
+                "extendedResource": resource,
+                "devicesPerNode": per_node,
+                "mappedByDeviceClass": mapped,
+            }, ""
     resources = ", ".join(profile.extended_resources) or "extended resource"
     if passed_over:
-        return None, f"no Ready, schedulable node has allocatable {resources} ({_no_usable_node(nodes, passed_over)})"
+        return (
+            None,
+            f"no Ready, schedulable node has allocatable {resources} ({_no_usable_node(nodes, passed_over)})",
+        )
     return None, f"no Ready node has allocatable {resources}"
 
 
 def detect(
-    facts: Mapping[str, Any], requested: str = "auto", allocation_mode: str = "auto",
+    facts: Mapping[str, Any],
+    requested: str = "auto",
+    allocation_mode: str = "auto",
     tolerations: tuple[dict[str, str], ...] = (),
-) -> Selection:  # fmt: skip
+) -> Selection:
     """Pick the profile and allocation path; auto prefers a complete DRA pool on Ready, schedulable nodes.
 
     Unrecognised hardware is Unknown with the inventory; an empty cluster is NoAccelerators. Nodes with taints the
@@ -305,7 +342,11 @@ def detect(
     if allocation_mode not in ALLOCATION_MODES:
         raise ProbeError(f"unknown allocation mode {allocation_mode!r}; known: {', '.join(ALLOCATION_MODES)}")
     known = accelerator_nodes(facts)
-    found: dict[str, Any] = {"inventory": inventory(facts), "requested": requested, "allocationMode": allocation_mode}
+    found: dict[str, Any] = {
+        "inventory": inventory(facts),
+        "requested": requested,
+        "allocationMode": allocation_mode,
+    }
     trail: dict[str, dict[str, str]] = {}
     choices: list[Selection] = []
     for profile in [PROFILES[requested]] if requested != "auto" else PROFILES.values():
@@ -314,9 +355,14 @@ def detect(
         trail[profile.name] = {"dra": dra_why or "usable", "device-plugin": plugin_why or "usable"}
         if dra and allocation_mode in ("auto", "dra"):
             choices.append(
-                Selection(profile, "dra", tuple(sorted(dra["devicesPerNode"])), device_class=dra["deviceClass"],
-                          found={**found, "option": dra})
-            )  # fmt: skip
+                Selection(
+                    profile,
+                    "dra",
+                    tuple(sorted(dra["devicesPerNode"])),
+                    device_class=dra["deviceClass"],
+                    found={**found, "option": dra},
+                )
+            )
         elif plugin and allocation_mode in ("auto", "device-plugin"):
             if plugin["mappedByDeviceClass"]:
                 trail[profile.name]["device-plugin"] = (
@@ -325,26 +371,43 @@ def detect(
                 )
                 continue
             choices.append(
-                Selection(profile, "device-plugin", tuple(sorted(plugin["devicesPerNode"])),
-                          extended_resource=plugin["extendedResource"], found={**found, "option": plugin})
-            )  # fmt: skip
+                Selection(
+                    profile,
+                    "device-plugin",
+                    tuple(sorted(plugin["devicesPerNode"])),
+                    extended_resource=plugin["extendedResource"],
+                    found={**found, "option": plugin},
+                )
+            )
     if choices:
         chosen = next((c for c in choices if c.path == "dra"), choices[0])
         chosen = dataclasses.replace(chosen, extra_tolerations=tolerations)
-        tainted = {name: taints for name in chosen.nodes
-                   if (taints := untolerated((known.get(name) or {}).get("taints") or [], chosen.tolerations()))}  # fmt: skip
-        return dataclasses.replace(chosen, found={
-            **chosen.found, "trail": trail, "chosen": {"profile": chosen.profile.name, "path": chosen.path},
-            **({"untoleratedTaints": tainted} if tainted else {}),
-        })  # fmt: skip
+        tainted = {
+            name: taints
+            for name in chosen.nodes
+            if (taints := untolerated((known.get(name) or {}).get("taints") or [], chosen.tolerations()))
+        }
+        return dataclasses.replace(
+            chosen,
+            found={
+                **chosen.found,
+                "trail": trail,
+                "chosen": {"profile": chosen.profile.name, "path": chosen.path},
+                **({"untoleratedTaints": tainted} if tainted else {}),
+            },
+        )
     summary = json.dumps(found["inventory"], sort_keys=True)
     if not any(found["inventory"][k] for k in ("draDrivers", "extendedResources")):
         raise NoAccelerators(
             "no accelerators: no DRA driver publishes devices and no node advertises an extended resource "
             f"(inventory {summary})"
         )
-    why = "; ".join(f"{name}: {', '.join(f'{k} {v}' for k, v in paths.items())}" for name, paths in trail.items())
-    raise Unknown(f"no recognised accelerator on allocation path {allocation_mode} ({why}); inventory {summary}")
+    why = "; ".join(
+        f"{name}: {', '.join(f'{k} {v}' for k, v in paths.items())}" for name, paths in trail.items()
+    )
+    raise Unknown(
+        f"no recognised accelerator on allocation path {allocation_mode} ({why}); inventory {summary}"
+    )
 
 
 @dataclass(frozen=True)
@@ -360,7 +423,9 @@ class DeviceReport:
         """The devices this container can use, counted the profile's way."""
         return self.ids if profile.count_by == "ids" else self.devices
 
-    def problems(self, profile: AcceleratorProfile, count: int, identities: tuple[str, ...] = ()) -> list[str]:
+    def problems(
+        self, profile: AcceleratorProfile, count: int, identities: tuple[str, ...] = ()
+    ) -> list[str]:
         """Why this container's view is wrong for `count` allocated devices with these identities (empty: right).
 
         Over-allocation and leaks both show as more visible devices than allocated; identities are compared

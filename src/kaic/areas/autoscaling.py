@@ -50,11 +50,15 @@ def ca_status(text: str) -> Any:
         "autoscalerStatus": status.get("autoscalerStatus", ""),
         "health": ((status.get("clusterWide") or {}).get("health") or {}).get("status", ""),
         "nodeGroups": [
-            {"name": g.get("name", ""), "minSize": (g.get("health") or {}).get("minSize"),
-             "maxSize": (g.get("health") or {}).get("maxSize"), "health": (g.get("health") or {}).get("status", "")}
+            {
+                "name": g.get("name", ""),
+                "minSize": (g.get("health") or {}).get("minSize"),
+                "maxSize": (g.get("health") or {}).get("maxSize"),
+                "health": (g.get("health") or {}).get("status", ""),
+            }
             for g in status.get("nodeGroups") or []
         ],
-    }  # fmt: skip
+    }
 
 
 def is_cluster_autoscaler(deployment: Mapping[str, Any]) -> bool:

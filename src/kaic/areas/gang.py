@@ -99,11 +99,15 @@ class Native(Adapter):
         return next((v for v in self.versions if "podgroups" in found.native.get(v, ())), None)
 
     def group(self, name: str, size: int, labels: Mapping[str, str], version: str) -> Obj:
-        return Obj("podgroups", {
-            "apiVersion": f"{NATIVE_GROUP}/{version}", "kind": "PodGroup",
-            "metadata": {"name": name, "labels": dict(labels)},
-            "spec": {"schedulingPolicy": {"gang": {"minCount": size}}},
-        })  # fmt: skip
+        return Obj(
+            "podgroups",
+            {
+                "apiVersion": f"{NATIVE_GROUP}/{version}",
+                "kind": "PodGroup",
+                "metadata": {"name": name, "labels": dict(labels)},
+                "spec": {"schedulingPolicy": {"gang": {"minCount": size}}},
+            },
+        )
 
     def join(self, job_body: dict[str, Any], group: str, version: str, scheduler_name: str) -> None:
         template = job_body["spec"]["template"]
@@ -122,8 +126,12 @@ class Kueue(Adapter):
     pods_exist_while_waiting = False
     version = "v1beta2"  # Kueue 0.15+ (storage version from 0.16)
     QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-    CRDS = ("clusterqueues.kueue.x-k8s.io", "localqueues.kueue.x-k8s.io", "resourceflavors.kueue.x-k8s.io",
-            "workloads.kueue.x-k8s.io")  # fmt: skip
+    CRDS = (
+        "clusterqueues.kueue.x-k8s.io",
+        "localqueues.kueue.x-k8s.io",
+        "resourceflavors.kueue.x-k8s.io",
+        "workloads.kueue.x-k8s.io",
+    )
 
     def detect(self, found: Discovery) -> str | None:
         return self.version if all(found.serves(crd, self.version) for crd in self.CRDS) else None
@@ -149,15 +157,42 @@ class Kueue(Adapter):
         meta = {"name": name, "labels": dict(labels)}
         api = f"kueue.x-k8s.io/{self.version}"
         return [
-            Obj("resourceflavors", {"apiVersion": api, "kind": "ResourceFlavor", "metadata": meta, "spec": {}}, False),
-            Obj("clusterqueues", {"apiVersion": api, "kind": "ClusterQueue", "metadata": meta, "spec": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-                "resourceGroups": [{"coveredResources": ["cpu", "memory"], "flavors": [{"name": name, "resources": [
-                    {"name": "cpu", "nominalQuota": f"{cpu_m}m"}, {"name": "memory", "nominalQuota": "64Gi"}]}]}],
-            }}, False),
-            Obj("localqueues", {"apiVersion": api, "kind": "LocalQueue", "metadata": meta,
-                                "spec": {"clusterQueue": name}}),
-        ]  # fmt: skip
+            Obj(
+                "resourceflavors",
+                {"apiVersion": api, "kind": "ResourceFlavor", "metadata": meta, "spec": {}},
+                False,
+            ),
+            Obj(
+                "clusterqueues",
+                {
+                    "apiVersion": api,
+                    "kind": "ClusterQueue",
+                    "metadata": meta,
+                    "spec": {
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                        "resourceGroups": [
+                            {
+                                "coveredResources": ["cpu", "memory"],
+                                "flavors": [
+                                    {
+                                        "name": name,
+                                        "resources": [
+                                            {"name": "cpu", "nominalQuota": f"{cpu_m}m"},
+                                            {"name": "memory", "nominalQuota": "64Gi"},
+                                        ],
+                                    }
+                                ],
+                            }
+                        ],
+                    },
+                },
+                False,
+            ),
+            Obj(
+                "localqueues",
+                {"apiVersion": api, "kind": "LocalQueue", "metadata": meta, "spec": {"clusterQueue": name}},
+            ),
+        ]
 
 
 class Volcano(Adapter):
@@ -172,10 +207,15 @@ class Volcano(Adapter):
         return self.version if found.serves("podgroups.scheduling.volcano.sh", self.version) else None
 
     def group(self, name: str, size: int, labels: Mapping[str, str], version: str) -> Obj:
-        return Obj("podgroups", {
-            "apiVersion": f"scheduling.volcano.sh/{version}", "kind": "PodGroup",
-            "metadata": {"name": name, "labels": dict(labels)}, "spec": {"minMember": size},
-        })  # fmt: skip
+        return Obj(
+            "podgroups",
+            {
+                "apiVersion": f"scheduling.volcano.sh/{version}",
+                "kind": "PodGroup",
+                "metadata": {"name": name, "labels": dict(labels)},
+                "spec": {"minMember": size},
+            },
+        )
 
     def join(self, job_body: dict[str, Any], group: str, version: str, scheduler_name: str) -> None:
         """Naming the group on every pod keeps Volcano from wrapping each pod in its own minMember=1 group."""
@@ -200,11 +240,15 @@ class Coscheduling(Adapter):
         return self.version if found.serves("podgroups.scheduling.x-k8s.io", self.version) else None
 
     def group(self, name: str, size: int, labels: Mapping[str, str], version: str) -> Obj:
-        return Obj("podgroups", {
-            "apiVersion": f"scheduling.x-k8s.io/{version}", "kind": "PodGroup",
-            "metadata": {"name": name, "labels": dict(labels)},
-            "spec": {"minMember": size, "scheduleTimeoutSeconds": self.SCHEDULE_TIMEOUT_S},
-        })  # fmt: skip
+        return Obj(
+            "podgroups",
+            {
+                "apiVersion": f"scheduling.x-k8s.io/{version}",
+                "kind": "PodGroup",
+                "metadata": {"name": name, "labels": dict(labels)},
+                "spec": {"minMember": size, "scheduleTimeoutSeconds": self.SCHEDULE_TIMEOUT_S},
+            },
+        )
 
     def join(self, job_body: dict[str, Any], group: str, version: str, scheduler_name: str) -> None:
         template = job_body["spec"]["template"]
@@ -246,8 +290,12 @@ def choose(settings: Gang, found: Discovery) -> Choice:
             + INSTALL_HINT
         )
     name = next(iter(installed))
-    return Choice(ADAPTERS[name], installed[name], f"{name} (auto-detected; found {', '.join(installed)})",
-                  tuple(installed))  # fmt: skip
+    return Choice(
+        ADAPTERS[name],
+        installed[name],
+        f"{name} (auto-detected; found {', '.join(installed)})",
+        tuple(installed),
+    )
 
 
 def job(name: str, size: int, labels: Mapping[str, str], pod_spec: dict[str, Any]) -> dict[str, Any]:
@@ -267,8 +315,15 @@ def job(name: str, size: int, labels: Mapping[str, str], pod_spec: dict[str, Any
     }
 
 
-def gang(choice: Choice, name: str, size: int, labels: Mapping[str, str], pod_spec: dict[str, Any],
-         settings: Gang, queue: str = "") -> list[Obj]:  # fmt: skip
+def gang(
+    choice: Choice,
+    name: str,
+    size: int,
+    labels: Mapping[str, str],
+    pod_spec: dict[str, Any],
+    settings: Gang,
+    queue: str = "",
+) -> list[Obj]:
     """The objects of one gang in creation order: its group object (if the solution reads one), then the Job."""
     adapter = choice.adapter
     group = adapter.group(name, size, labels, choice.version)
@@ -333,8 +388,10 @@ def fence_node(
 
     def key(node: Mapping[str, Any]) -> tuple[bool, int, str]:
         allocatable = (node.get("status") or {}).get("allocatable") or {}
-        plain = all(r in ("cpu", "memory", "pods", "ephemeral-storage") or r.startswith("hugepages-")
-                    for r in allocatable)  # fmt: skip
+        plain = all(
+            r in ("cpu", "memory", "pods", "ephemeral-storage") or r.startswith("hugepages-")
+            for r in allocatable
+        )
         name = node["metadata"]["name"]
         return plain, free_cpu_m(node, list(pods_by_node.get(name, []))), name
 
@@ -368,8 +425,13 @@ def quota_free_cpu_m(cluster_queue: Mapping[str, Any]) -> int:
                 continue
             status = cluster_queue.get("status") or {}
             used = status.get("flavorsReservation") or status.get("flavorsUsage") or []
-            taken = sum(cpu_m(r.get("total", 0)) for f in used if f.get("name") == flavor["name"]
-                        for r in f.get("resources") or [] if r.get("name") == "cpu")  # fmt: skip
+            taken = sum(
+                cpu_m(r.get("total", 0))
+                for f in used
+                if f.get("name") == flavor["name"]
+                for r in f.get("resources") or []
+                if r.get("name") == "cpu"
+            )
             return cpu_m(nominal) - taken
     return 0
 

@@ -119,8 +119,10 @@ def problems(counts: Mapping[str, Counts]) -> list[str]:
     answered = plain.a + plain.b
     low, high = B_SHARE
     if answered and not low <= plain.b / answered <= high:
-        found.append(f"backend B answered {plain.b} of {answered} plain requests ({plain.b / answered:.0%}), "
-                     f"outside {low:.0%}–{high:.0%} for an {WEIGHTS['a']}/{WEIGHTS['b']} split")  # fmt: skip
+        found.append(
+            f"backend B answered {plain.b} of {answered} plain requests ({plain.b / answered:.0%}), "
+            f"outside {low:.0%}–{high:.0%} for an {WEIGHTS['a']}/{WEIGHTS['b']} split"
+        )
     return found
 
 
@@ -163,8 +165,12 @@ def condition(obj: Mapping[str, Any], kind: str) -> str:
 def rejected(obj: Mapping[str, Any]) -> bool:
     """The implementation marked the object's current generation not Accepted."""
     generation = (obj.get("metadata") or {}).get("generation")
-    return any(c.get("type") == "Accepted" and c.get("status") == "False" and c.get("observedGeneration") == generation
-               for c in (obj.get("status") or {}).get("conditions") or [])  # fmt: skip
+    return any(
+        c.get("type") == "Accepted"
+        and c.get("status") == "False"
+        and c.get("observedGeneration") == generation
+        for c in (obj.get("status") or {}).get("conditions") or []
+    )
 
 
 def route_parent(route: Mapping[str, Any], gateway: str) -> dict[str, Any]:
@@ -180,10 +186,16 @@ def gateway_body(labels: Mapping[str, str], gateway_class: str) -> dict[str, Any
         "metadata": {"name": GATEWAY, "labels": dict(labels)},
         "spec": {
             "gatewayClassName": gateway_class,
-            "listeners": [{"name": "http", "protocol": "HTTP", "port": LISTENER_PORT,
-                           "allowedRoutes": {"namespaces": {"from": "Same"}}}],
+            "listeners": [
+                {
+                    "name": "http",
+                    "protocol": "HTTP",
+                    "port": LISTENER_PORT,
+                    "allowedRoutes": {"namespaces": {"from": "Same"}},
+                }
+            ],
         },
-    }  # fmt: skip
+    }
 
 
 def route_body(labels: Mapping[str, str], services: Mapping[str, str]) -> dict[str, Any]:
@@ -203,11 +215,14 @@ def route_body(labels: Mapping[str, str], services: Mapping[str, str]) -> dict[s
         "spec": {
             "parentRefs": [{"name": GATEWAY}],
             "rules": [
-                {"matches": [{"headers": [{"type": "Exact", "name": HEADER, "value": MARK}]}], "backendRefs": [ref("b")]},
+                {
+                    "matches": [{"headers": [{"type": "Exact", "name": HEADER, "value": MARK}]}],
+                    "backendRefs": [ref("b")],
+                },
                 {"backendRefs": [ref(name, weight) for name, weight in WEIGHTS.items()]},
             ],
         },
-    }  # fmt: skip
+    }
 
 
 def service_body(name: str, labels: Mapping[str, str], selector: Mapping[str, str]) -> dict[str, Any]:
@@ -215,8 +230,11 @@ def service_body(name: str, labels: Mapping[str, str], selector: Mapping[str, st
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name, "labels": dict(labels)},
-        "spec": {"selector": dict(selector), "ports": [{"name": "http", "port": BACKEND_PORT, "targetPort": BACKEND_PORT}]},
-    }  # fmt: skip
+        "spec": {
+            "selector": dict(selector),
+            "ports": [{"name": "http", "port": BACKEND_PORT, "targetPort": BACKEND_PORT}],
+        },
+    }
 
 
 def programmed_address(cluster: Cluster, base: str, evidence: Recorder, timeout_s: float) -> str:
@@ -257,5 +275,10 @@ def parent_accepted(
 
 
 def conditions(status: Mapping[str, Any]) -> str:
-    return ", ".join(f"{c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
-                     for c in status.get("conditions") or []) or "no conditions"  # fmt: skip
+    return (
+        ", ".join(
+            f"{c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message')})"
+            for c in status.get("conditions") or []
+        )
+        or "no conditions"
+    )

@@ -25,12 +25,18 @@ DEFAULTS: dict[str, Image] = {
     "agnhost": Image("registry.k8s.io/e2e-test-images/agnhost:2.53", "HTTP backends and network checks"),
     "python": Image("docker.io/library/python:3.13-alpine", "metric-exposing sample services"),
     # Tags unverified against a running Inference Extension (none can be built here).
-    "inference-sim": Image("ghcr.io/llm-d/llm-d-inference-sim:v0.7.1", "model servers behind the probe's InferencePool"),
-    "inference-epp": Image("registry.k8s.io/gateway-api-inference-extension/epp:v1.2.1", "the InferencePool's endpoint picker"),
+    "inference-sim": Image(
+        "ghcr.io/llm-d/llm-d-inference-sim:v0.7.1", "model servers behind the probe's InferencePool"
+    ),
+    "inference-epp": Image(
+        "registry.k8s.io/gateway-api-inference-extension/epp:v1.2.1", "the InferencePool's endpoint picker"
+    ),
     # The tag is from KubeRay's samples (unverified against a running KubeRay): its head must start Ray.
     "ray": Image("docker.io/rayproject/ray:2.46.0", "KubeRay head of the operator probe's RayCluster"),
     # NVIDIA's CUDA sample with nbody (tag unverified: no GPU Kubernetes node was available to kaic's tests).
-    "cuda-sample": Image("nvcr.io/nvidia/k8s/cuda-sample:nbody-cuda11.7.1", "load on one GPU for accelerator_metrics"),
+    "cuda-sample": Image(
+        "nvcr.io/nvidia/k8s/cuda-sample:nbody-cuda11.7.1", "load on one GPU for accelerator_metrics"
+    ),
 }
 
 

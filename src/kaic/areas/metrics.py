@@ -44,13 +44,28 @@ class Exporter:
 
 
 EXPORTERS = {
-    "nvidia": Exporter("nvidia", r"dcgm", 9400, ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_PROF_GR_ENGINE_ACTIVE"),
-                       ("DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE")),
-    "amd": Exporter("amd", r"amd.*(metrics|exporter)|device-metrics-exporter", 5000, ("gpu_gfx_activity",),
-                    ("gpu_used_vram", "gpu_total_vram")),
-    "intel": Exporter("intel", r"habana|gaudi|xpu-?(manager|smi)", 41611, ("habanalabs_utilization",),
-                      ("habanalabs_memory_used_bytes",)),
-}  # fmt: skip
+    "nvidia": Exporter(
+        "nvidia",
+        r"dcgm",
+        9400,
+        ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_PROF_GR_ENGINE_ACTIVE"),
+        ("DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE"),
+    ),
+    "amd": Exporter(
+        "amd",
+        r"amd.*(metrics|exporter)|device-metrics-exporter",
+        5000,
+        ("gpu_gfx_activity",),
+        ("gpu_used_vram", "gpu_total_vram"),
+    ),
+    "intel": Exporter(
+        "intel",
+        r"habana|gaudi|xpu-?(manager|smi)",
+        41611,
+        ("habanalabs_utilization",),
+        ("habanalabs_memory_used_bytes",),
+    ),
+}
 
 
 def exporter_with(vendor: str, utilisation: str | None = None, memory: str | None = None) -> Exporter | None:
@@ -60,10 +75,12 @@ def exporter_with(vendor: str, utilisation: str | None = None, memory: str | Non
     if not (utilisation or memory):
         return known
     return Exporter(
-        vendor, known.name_pattern if known else r"$^", known.port if known else 0,
+        vendor,
+        known.name_pattern if known else r"$^",
+        known.port if known else 0,
         (utilisation,) if utilisation else known.utilisation if known else (),
         (memory,) if memory else known.memory if known else (),
-    )  # fmt: skip
+    )
 
 
 def samples(text: str) -> list[Sample]:
@@ -152,9 +169,10 @@ def utilisation(
     return {
         (sample.name, device): sample.value
         for sample in found
-        if _kind(sample, exporter) == "utilisation" and (device := _device(sample)) is not None
+        if _kind(sample, exporter) == "utilisation"
+        and (device := _device(sample)) is not None
         and (not wanted or wanted & {sample.labels.get(k) for k in DEVICE_LABELS})
-    }  # fmt: skip
+    }
 
 
 def risen(
@@ -162,9 +180,10 @@ def risen(
 ) -> list[tuple[str, str]]:
     """The (series, device) readings that rose under load by MIN_RISE of their full scale."""
     return sorted(
-        key for key, value in loaded.items()
+        key
+        for key, value in loaded.items()
         if value - idle.get(key, 0.0) >= MIN_RISE * (1.0 if key[0] in RATIO_SERIES else 100.0)
-    )  # fmt: skip
+    )
 
 
 def exporter_for(name: str, labels: Mapping[str, str]) -> Exporter | None:
@@ -208,8 +227,14 @@ def service_ref(text: str) -> tuple[str, str, int | None]:
 
 def query_port(service: Mapping[str, Any]) -> int | None:
     """The port a Prometheus Service serves its HTTP API on: named web/http, or numbered 9090."""
-    return next((p["port"] for p in (service.get("spec") or {}).get("ports") or []
-                 if p.get("name") in ("web", "http", "http-web") or p.get("port") == 9090), None)  # fmt: skip
+    return next(
+        (
+            p["port"]
+            for p in (service.get("spec") or {}).get("ports") or []
+            if p.get("name") in ("web", "http", "http-web") or p.get("port") == 9090
+        ),
+        None,
+    )
 
 
 def prometheus_service(services: Iterable[Mapping[str, Any]]) -> tuple[str, str, int] | None:

@@ -149,10 +149,16 @@ def _raycluster(name: str, labels: Mapping[str, str], image: str, groups: tuple[
         return {"spec": {"containers": [container]}}
 
     workers = [
-        {"groupName": group, "replicas": 0, "minReplicas": 0, "maxReplicas": 1, "rayStartParams": {},
-         "template": pod("worker")}
+        {
+            "groupName": group,
+            "replicas": 0,
+            "minReplicas": 0,
+            "maxReplicas": 1,
+            "rayStartParams": {},
+            "template": pod("worker"),
+        }
         for group in groups
-    ]  # fmt: skip
+    ]
     spec = {"headGroupSpec": {"rayStartParams": {}, "template": pod("head")}, "workerGroupSpecs": workers}
     return RAYCLUSTER.body(name, labels, spec)
 

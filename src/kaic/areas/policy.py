@@ -24,8 +24,13 @@ from kaic.results.outcomes import ProbeError, Unknown
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 TOLERATION_FORMS = "KEY:EFFECT or KEY=VALUE:EFFECT, EFFECT one of " + ", ".join(EFFECTS)
 # Taints a node carries for its health or lifecycle (Kubernetes, cloud providers, node autoscalers): not policy.
-LIFECYCLE_TAINTS = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/", "ToBeDeletedByClusterAutoscaler",
-                    "DeletionCandidateOfClusterAutoscaler", "karpenter.sh/")  # fmt: skip
+LIFECYCLE_TAINTS = (
+    "node.kubernetes.io/",
+    "node.cloudprovider.kubernetes.io/",
+    "ToBeDeletedByClusterAutoscaler",
+    "DeletionCandidateOfClusterAutoscaler",
+    "karpenter.sh/",
+)
 IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 # What the scheduler says about a node policy excludes (taint wording of 1.25 and earlier, and since).
 _SCHEDULER_POLICY = re.compile(r"untolerated taint|that the pod didn't tolerate|were unschedulable")
@@ -64,7 +69,9 @@ def tolerates(toleration: Mapping[str, str], taint: Mapping[str, str]) -> bool:
         return False
     if toleration.get("operator") == "Exists":
         return not toleration.get("key") or toleration["key"] == taint.get("key")
-    return toleration.get("key") == taint.get("key") and (toleration.get("value") or "") == (taint.get("value") or "")
+    return toleration.get("key") == taint.get("key") and (toleration.get("value") or "") == (
+        taint.get("value") or ""
+    )
 
 
 def untolerated(taints: Iterable[Mapping[str, str]], tolerations: Sequence[Mapping[str, str]]) -> list[str]:
@@ -82,7 +89,9 @@ def untolerated(taints: Iterable[Mapping[str, str]], tolerations: Sequence[Mappi
 CORDONED = "cordoned"
 
 
-def node_block(unschedulable: bool, taints: Iterable[Mapping[str, str]], tolerations: Sequence[Mapping[str, str]]) -> list[str]:
+def node_block(
+    unschedulable: bool, taints: Iterable[Mapping[str, str]], tolerations: Sequence[Mapping[str, str]]
+) -> list[str]:
     """What policy keeps such a pod off a node with: [CORDONED], its untolerated taints, or [] (nothing)."""
     return [CORDONED] if unschedulable else untolerated(taints, tolerations)
 
@@ -95,7 +104,11 @@ def remedy(causes: Iterable[str]) -> str:
     """What the user can do: the --toleration flags naming the taints, uncordoning."""
     causes = set(causes)
     taints = sorted(causes - {CORDONED})
-    steps = [f"pass {' '.join(f'--toleration {t}' for t in taints)} if kaic's pods may run there"] if taints else []
+    steps = (
+        [f"pass {' '.join(f'--toleration {t}' for t in taints)} if kaic's pods may run there"]
+        if taints
+        else []
+    )
     if CORDONED in causes:
         steps.append("cordoned nodes take no new pods: uncordon them to probe there")
     return "; ".join(steps)
@@ -109,7 +122,11 @@ def unschedulable_message(pod: Mapping[str, Any]) -> str:
     if (pod.get("spec") or {}).get("nodeName"):
         return ""
     for cond in (pod.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
             return str(cond.get("message") or "")
     return ""
 
@@ -119,7 +136,9 @@ def names_policy(message: str) -> bool:
     return bool(_SCHEDULER_POLICY.search(message))
 
 
-def _matches(labels: Mapping[str, str], name: str, expressions: Iterable[Mapping[str, Any]], fields: bool) -> bool:
+def _matches(
+    labels: Mapping[str, str], name: str, expressions: Iterable[Mapping[str, Any]], fields: bool
+) -> bool:
     for expr in expressions:
         key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
         value = name if fields else labels.get(key)
@@ -146,8 +165,9 @@ def placed_on(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
     labels, name = meta.get("labels") or {}, meta.get("name", "")
     if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
         return False
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})  # fmt: skip
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
     terms = required.get("nodeSelectorTerms") or []
     return not terms or any(
         _matches(labels, name, t.get("matchExpressions") or [], False)
@@ -162,8 +182,11 @@ def _extended(pod: Mapping[str, Any]) -> set[str]:
     spec = pod.get("spec") or {}
     for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
         for part in ("requests", "limits"):
-            names |= {r for r in ((c.get("resources") or {}).get(part) or {})
-                      if r not in _STANDARD_RESOURCES and not r.startswith("hugepages-")}  # fmt: skip
+            names |= {
+                r
+                for r in ((c.get("resources") or {}).get(part) or {})
+                if r not in _STANDARD_RESOURCES and not r.startswith("hugepages-")
+            }
     return names
 
 
@@ -179,7 +202,10 @@ def capable(pod: Mapping[str, Any], node: Mapping[str, Any], device_nodes: set[s
 
 
 def scheduling_block(
-    pod: Mapping[str, Any], nodes: Iterable[Mapping[str, Any]], device_nodes: set[str] | None, message: str = ""
+    pod: Mapping[str, Any],
+    nodes: Iterable[Mapping[str, Any]],
+    device_nodes: set[str] | None,
+    message: str = "",
 ) -> str:
     """Why the cluster's policy keeps an unbound pod off every node it could use ("" when it does not): the
     scheduler refused it naming a taint or cordon (`message`, else the pod's PodScheduled condition), and every
@@ -201,8 +227,10 @@ def scheduling_block(
         return ""
     causes = "; ".join(f"node {name} {describe(why)}" for name, why in sorted(blocks.items()))
     # What to do comes first: a reason shortened for people keeps the flag to pass, however many nodes follow.
-    return (f"pod {(pod.get('metadata') or {}).get('name', '')} cannot be placed because of the cluster's policy "
-            f"({remedy(c for why in blocks.values() for c in why)}): {causes} (the scheduler: {message.strip()})")  # fmt: skip
+    return (
+        f"pod {(pod.get('metadata') or {}).get('name', '')} cannot be placed because of the cluster's policy "
+        f"({remedy(c for why in blocks.values() for c in why)}): {causes} (the scheduler: {message.strip()})"
+    )
 
 
 # ---- the kubelet -------------------------------------------------------------------------------------------
@@ -224,19 +252,27 @@ def image_problem(pod: Mapping[str, Any]) -> str:
         if waiting.get("reason") in IMAGE_PULL_REASONS:
             image = c.get("image", "")
             key = image_key(image)
-            mirror = (f"mirror it and pass --image {key}=REF or --image-mirror PREFIX" if key else
-                      "it was given with --image or --image-mirror, check that reference")  # fmt: skip
+            mirror = (
+                f"mirror it and pass --image {key}=REF or --image-mirror PREFIX"
+                if key
+                else "it was given with --image or --image-mirror, check that reference"
+            )
             # What to do comes before the kubelet's words: a reason shortened for people keeps the flag to pass.
-            return (f"image {image} of container {c.get('name', '')} in pod {(pod.get('metadata') or {}).get('name', '')} "
-                    f"cannot be pulled ({mirror}): {waiting['reason']}: {waiting.get('message', '').strip()}")  # fmt: skip
+            return (
+                f"image {image} of container {c.get('name', '')} in pod {(pod.get('metadata') or {}).get('name', '')} "
+                f"cannot be pulled ({mirror}): {waiting['reason']}: {waiting.get('message', '').strip()}"
+            )
     return ""
 
 
 # ---- the API server ----------------------------------------------------------------------------------------
 
 _WEBHOOK = re.compile(r'admission webhook "(?P<name>[^"]+)" denied the request:?\s*(?P<why>.*)', re.DOTALL)
-_VAP = re.compile(r"ValidatingAdmissionPolicy '(?P<name>[^']+)'(?: with binding '(?P<binding>[^']+)')? denied request:?"
-                  r"\s*(?P<why>.*)", re.DOTALL)  # fmt: skip
+_VAP = re.compile(
+    r"ValidatingAdmissionPolicy '(?P<name>[^']+)'(?: with binding '(?P<binding>[^']+)')? denied request:?"
+    r"\s*(?P<why>.*)",
+    re.DOTALL,
+)
 _QUOTA = re.compile(r"exceeded quota: (?P<name>[^,]+),?\s*(?P<why>.*)", re.DOTALL)
 _POD_SECURITY = re.compile(r'violates PodSecurity "(?P<level>[^"]+)":?\s*(?P<why>.*)', re.DOTALL)
 

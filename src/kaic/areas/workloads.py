@@ -67,7 +67,9 @@ def claim_spec(device_class: str, count: int = 1, selector: str | None = None) -
     return {"devices": {"requests": [{"name": CLAIM_REQUEST, "exactly": exactly}]}}
 
 
-def claim(name: str, labels: Mapping[str, str], device_class: str, selector: str | None = None) -> dict[str, Any]:
+def claim(
+    name: str, labels: Mapping[str, str], device_class: str, selector: str | None = None
+) -> dict[str, Any]:
     return {
         "apiVersion": "resource.k8s.io/v1",
         "kind": "ResourceClaim",
@@ -103,7 +105,12 @@ def identity_container(
 
 
 def give_device(
-    pod_body: dict[str, Any], container: dict[str, Any], selection: Selection, *, template: str = "", claim: str = ""
+    pod_body: dict[str, Any],
+    container: dict[str, Any],
+    selection: Selection,
+    *,
+    template: str = "",
+    claim: str = "",
 ) -> None:
     """Let `container` use one device: the pod's claim `device` from a template or a shared claim (DRA), or a
     limit on the extended resource (device plugin)."""
@@ -122,7 +129,10 @@ def device_template(cluster: Cluster, namespace: str, labels: Mapping[str, str],
     """On the DRA path, the template every one-device pod claims from; "" on the device-plugin path."""
     if selection.path != "dra":
         return ""
-    cluster.create(dra_path(namespace, "resourceclaimtemplates"), claim_template(TEMPLATE, labels, selection.device_class))
+    cluster.create(
+        dra_path(namespace, "resourceclaimtemplates"),
+        claim_template(TEMPLATE, labels, selection.device_class),
+    )
     return TEMPLATE
 
 
@@ -141,8 +151,14 @@ def identity_pod(
 ) -> dict[str, Any]:
     """A pod of identity containers on the selection's nodes; `devices` says which containers get a device."""
     containers = {c: identity_container(c, image, selection.profile, env) for c in devices}
-    body = pod(name, labels, list(containers.values()), nodes=nodes or selection.nodes,
-               tolerations=selection.tolerations(), runtime_class=runtime_class)  # fmt: skip
+    body = pod(
+        name,
+        labels,
+        list(containers.values()),
+        nodes=nodes or selection.nodes,
+        tolerations=selection.tolerations(),
+        runtime_class=runtime_class,
+    )
     for container, wanted in devices.items():
         if wanted:
             give_device(body, containers[container], selection, template=template, claim=claim)
@@ -173,19 +189,30 @@ def pod(
             "nodeAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": {
                     "nodeSelectorTerms": [
-                        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": list(nodes)}]}
+                        {
+                            "matchExpressions": [
+                                {"key": "kubernetes.io/hostname", "operator": "In", "values": list(nodes)}
+                            ]
+                        }
                     ]
                 }
             }
         }
     if runtime_class:
         spec["runtimeClassName"] = runtime_class
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": dict(labels)}, "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": spec,
+    }
 
 
 def events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, str]]:
     """The events about one object, oldest first, trimmed to what explains its state."""
-    items = cluster.list(f"/api/v1/namespaces/{namespace}/events", fieldSelector=f"involvedObject.name={name}")
+    items = cluster.list(
+        f"/api/v1/namespaces/{namespace}/events", fieldSelector=f"involvedObject.name={name}"
+    )
     return [
         {"type": e.get("type", ""), "reason": e.get("reason", ""), "message": e.get("message", "")}
         for e in sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
@@ -223,13 +250,22 @@ def wait_for(
         time.sleep(0.5)
 
 
-def wait_refused(cluster: Cluster, namespace: str, name: str, timeout_s: float, what: str, evidence: Recorder) -> str:
+def wait_refused(
+    cluster: Cluster, namespace: str, name: str, timeout_s: float, what: str, evidence: Recorder
+) -> str:
     """Wait for the scheduler to refuse a pod (its FailedScheduling message), as negative probes expect; a refusal
     the cluster's policy explains is not the behaviour under test (Unknown, naming it)."""
     path = pods_path(namespace, name)
 
     def refusal(_: dict[str, Any]) -> str:
-        return next((e["message"] for e in reversed(events(cluster, namespace, name)) if e["reason"] == "FailedScheduling"), "")
+        return next(
+            (
+                e["message"]
+                for e in reversed(events(cluster, namespace, name))
+                if e["reason"] == "FailedScheduling"
+            ),
+            "",
+        )
 
     message = wait_for(cluster, path, refusal, timeout_s, what, evidence)
     Guard(cluster, namespace).pod(cluster.get(path), message)
@@ -237,7 +273,10 @@ def wait_refused(cluster: Cluster, namespace: str, name: str, timeout_s: float, 
 
 
 def is_ready(obj: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in (obj.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (obj.get("status") or {}).get("conditions") or []
+    )
 
 
 def scheduled_node(obj: dict[str, Any]) -> str:
@@ -256,7 +295,9 @@ def container_report(pod_obj: dict[str, Any], container: str) -> DeviceReport:
         if status["name"] == container:
             message = ((status.get("state") or {}).get("terminated") or {}).get("message") or ""
             report = parse_report(message)
-            assert report is not None, f"container {container} of {pod_obj['metadata']['name']} reported nothing"
+            assert report is not None, (
+                f"container {container} of {pod_obj['metadata']['name']} reported nothing"
+            )
             return report
     raise AssertionError(f"pod {pod_obj['metadata']['name']} has no status for container {container}")
 
@@ -273,7 +314,9 @@ def slice_device(cluster: Cluster, node: str, device: tuple[str, str, str]) -> d
     return None
 
 
-def allocated_identities(cluster: Cluster, placement: Placement, profile: AcceleratorProfile) -> tuple[str, ...]:
+def allocated_identities(
+    cluster: Cluster, placement: Placement, profile: AcceleratorProfile
+) -> tuple[str, ...]:
     """What the identity script should report for the placement's allocated devices; fails on an unpublished one."""
     identities = []
     for device in placement.devices():
@@ -304,7 +347,9 @@ def container_nodes(cluster: Cluster, settings: Settings) -> tuple[tuple[str, ..
     return tuple(sorted(n["name"] for n in open_to_kaic or usable)), tolerations
 
 
-def pod_log(cluster: Cluster, namespace: str, name: str, container: str = "", since_s: int | None = None) -> str:
+def pod_log(
+    cluster: Cluster, namespace: str, name: str, container: str = "", since_s: int | None = None
+) -> str:
     """A container's log (pods/log); results travel in logs because exec is often forbidden."""
     query = {"container": container or None, "sinceSeconds": since_s}
     data = cluster.request_bytes("GET", f"{pods_path(namespace, name)}/log", query=query)
@@ -330,7 +375,9 @@ class Placement:
 
 def reserved_for(claim_obj: dict[str, Any], uid: str) -> bool:
     status = claim_obj.get("status") or {}
-    return bool(status.get("allocation")) and any(r.get("uid") == uid for r in status.get("reservedFor") or [])
+    return bool(status.get("allocation")) and any(
+        r.get("uid") == uid for r in status.get("reservedFor") or []
+    )
 
 
 def claim_names(pod_obj: dict[str, Any]) -> dict[str, str] | None:
@@ -341,15 +388,21 @@ def claim_names(pod_obj: dict[str, Any]) -> dict[str, str] | None:
     return names if all(names.values()) else None
 
 
-def place(cluster: Cluster, namespace: str, body: dict[str, Any], evidence: Recorder, timeout_s: float = 90) -> Placement:
+def place(
+    cluster: Cluster, namespace: str, body: dict[str, Any], evidence: Recorder, timeout_s: float = 90
+) -> Placement:
     """Create the pod and wait until it is bound and every claim it uses is allocated and reserved for it."""
     name = body["metadata"]["name"]
     path = pods_path(namespace, name)
     cluster.create(pods_path(namespace), body)
     pod_obj = wait_for(
-        cluster, path, lambda p: p if scheduled_node(p) and claim_names(p) is not None else None, timeout_s,
-        f"pod {name} bound by the scheduler", evidence,
-    )  # fmt: skip
+        cluster,
+        path,
+        lambda p: p if scheduled_node(p) and claim_names(p) is not None else None,
+        timeout_s,
+        f"pod {name} bound by the scheduler",
+        evidence,
+    )
     return placement_of(cluster, namespace, pod_obj, evidence, timeout_s)
 
 
@@ -361,25 +414,40 @@ def placement_of(
     claims = {}
     for ref, claim_name in (claim_names(pod_obj) or {}).items():
         claims[ref] = wait_for(
-            cluster, dra_path(namespace, "resourceclaims", claim_name),
-            lambda c: c if reserved_for(c, pod_obj["metadata"]["uid"]) else None, timeout_s,
-            f"claim {claim_name} allocated and reserved for pod {name}", evidence,
-        )  # fmt: skip
+            cluster,
+            dra_path(namespace, "resourceclaims", claim_name),
+            lambda c: c if reserved_for(c, pod_obj["metadata"]["uid"]) else None,
+            timeout_s,
+            f"claim {claim_name} allocated and reserved for pod {name}",
+            evidence,
+        )
         evidence.add("object", f"claim {claim_name}", claims[ref]["status"])
     return Placement(pod_obj, scheduled_node(pod_obj), claims)
 
 
-def observe(cluster: Cluster, namespace: str, placement: Placement, api_result: str, evidence: Recorder,
-            timeout_s: float = 300) -> dict[str, Any]:  # fmt: skip
+def observe(
+    cluster: Cluster,
+    namespace: str,
+    placement: Placement,
+    api_result: str,
+    evidence: Recorder,
+    timeout_s: float = 300,
+) -> dict[str, Any]:
     """Wait for a placed pod to finish. On a node that runs no containers (kwok) what a container sees cannot be
     observed: Unknown, naming what the API already proved (`api_result`)."""
     if not runs_containers(cluster, placement.node):
-        raise Unknown(f"node {placement.node} runs no containers, so what the containers see is not observable; {api_result}")
+        raise Unknown(
+            f"node {placement.node} runs no containers, so what the containers see is not observable; {api_result}"
+        )
     name = placement.pod["metadata"]["name"]
     return wait_for(
-        cluster, pods_path(namespace, name), lambda p: p if terminated(p) else None, timeout_s,
-        f"pod {name} finished", evidence,
-    )  # fmt: skip
+        cluster,
+        pods_path(namespace, name),
+        lambda p: p if terminated(p) else None,
+        timeout_s,
+        f"pod {name} finished",
+        evidence,
+    )
 
 
 class PodWatch:
@@ -408,7 +476,9 @@ class PodWatch:
             self.pods[name] = pod_obj
         if scheduled_node(pod_obj):
             self.ever_bound.add(name)
-        self.peak = max(self.peak, sum(1 for p in self.pods.values() if scheduled_node(p) and not terminated(p)))
+        self.peak = max(
+            self.peak, sum(1 for p in self.pods.values() if scheduled_node(p) and not terminated(p))
+        )
 
     def until(self, done: Callable[[PodWatch], bool], timeout_s: float) -> bool:
         """Follow changes until `done(self)` holds (True) or `timeout_s` passes (False). Pods held by the cluster's

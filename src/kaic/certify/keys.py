@@ -88,8 +88,10 @@ def generate(path_prefix: Path | str, passphrase: bytes) -> KeyPair:
     except OSError as exc:
         with contextlib.suppress(OSError):
             private_path.unlink(missing_ok=True)  # never half a pair
-        raise KeyProblem(f"{path_prefix}: cannot write the key pair there ({exc.strerror or exc}); "
-                         "choose a writable folder") from None
+        raise KeyProblem(
+            f"{path_prefix}: cannot write the key pair there ({exc.strerror or exc}); "
+            "choose a writable folder"
+        ) from None
     return KeyPair(private_path, public_path, fingerprint(key.public_key()))
 
 

@@ -211,5 +211,7 @@ def sign_run(run_dir: Path, private_key: EllipticCurvePrivateKey) -> list[Path]:
     try:
         return [atomic_write_text(run_dir / name, text) for name, text in texts.items()]
     except OSError as exc:
-        raise SignError(f"{run_dir}: cannot write the signatures there ({exc.strerror or exc}); "
-                        "sign a writable copy of the folder") from None
+        raise SignError(
+            f"{run_dir}: cannot write the signatures there ({exc.strerror or exc}); "
+            "sign a writable copy of the folder"
+        ) from None

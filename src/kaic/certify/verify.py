@@ -295,9 +295,7 @@ def _bundle(run_dir: Path, env: _Envelope, keys: Sequence[TrustedKey]) -> list[F
             Finding("bundle-signature", f"{path.name}: the signature does not verify with the trusted key")
         ]
     if (inner.payload_type, inner.payload) != (env.payload_type, env.payload):
-        return [
-            Finding("bundle-mismatch", f"{path.name} signs another statement than {ENVELOPE_FILE}")
-        ]
+        return [Finding("bundle-mismatch", f"{path.name} signs another statement than {ENVELOPE_FILE}")]
     return []
 
 

@@ -63,15 +63,25 @@ def _check(node: dict[Any, Any], command: click.Command, path: Path, where: str)
         field, key = f"{where}{raw}", str(raw).replace("-", "_")
         if isinstance(value, dict):
             if str(raw) not in subs:
-                raise ConfigError(f"{path}: {field}: no such command; valid: {', '.join(sorted(subs)) or 'none'}")
+                raise ConfigError(
+                    f"{path}: {field}: no such command; valid: {', '.join(sorted(subs)) or 'none'}"
+                )
             checked[str(raw)] = _check(value, subs[str(raw)], path, f"{field}.")
             continue
         # A top-level key sets that option of every command that has it; a section sets its command's own.
-        owners = _owners(command, key, "kaic") if not where else [("", command)] if key in _params(command) else []
+        owners = (
+            _owners(command, key, "kaic") if not where else [("", command)] if key in _params(command) else []
+        )
         if not owners:
-            valid = set().union(*(_all_flags(s) for s in subs.values())) if not where else _flags(_params(command))
+            valid = (
+                set().union(*(_all_flags(s) for s in subs.values()))
+                if not where
+                else _flags(_params(command))
+            )
             raise ConfigError(f"{path}: {field}: unknown option; valid: {', '.join(sorted(valid)) or 'none'}")
-        texts = [_value(f"{path}: {field}", name, owner, _params(owner)[key], value) for name, owner in owners]
+        texts = [
+            _value(f"{path}: {field}", name, owner, _params(owner)[key], value) for name, owner in owners
+        ]
         checked[key] = texts[0]
     return checked
 
@@ -103,19 +113,27 @@ def _value(where: str, name: str, command: click.Command, param: click.Option, v
         param.process_value(click.Context(command, info_name=command.name), raw)
     except click.BadParameter as exc:
         message = exc.message.rstrip(".")
-        raise ConfigError(f"{where}: {message}" + ("" if ";" in message else f"; give a value as for {flag}")) from None
+        raise ConfigError(
+            f"{where}: {message}" + ("" if ";" in message else f"; give a value as for {flag}")
+        ) from None
     return raw
 
 
 def _text(where: str, flag: str, param: click.Option, item: Any) -> str:
     """One scalar as a command-line word; YAML's booleans and unquoted decimals would be read wrongly."""
     if isinstance(item, bool):
-        raise ConfigError(f"{where}: {str(item).lower()} is not a {param.type.name}; give a value as for {flag}")
+        raise ConfigError(
+            f"{where}: {str(item).lower()} is not a {param.type.name}; give a value as for {flag}"
+        )
     if isinstance(item, float) and param.type is click.STRING:
         raise ConfigError(f"{where}: {item!r} is a number; quote it (YAML reads 1.30 as 1.3)")
     if not isinstance(item, (str, int, float)):
-        kind = {type(None): "null", dict: "a mapping", list: "a list"}.get(type(item), f"a YAML {type(item).__name__}")
-        raise ConfigError(f"{where}: {kind} is not a {param.type.name}; give a value as for {flag} (quote it)")
+        kind = {type(None): "null", dict: "a mapping", list: "a list"}.get(
+            type(item), f"a YAML {type(item).__name__}"
+        )
+        raise ConfigError(
+            f"{where}: {kind} is not a {param.type.name}; give a value as for {flag} (quote it)"
+        )
     return str(item)
 
 

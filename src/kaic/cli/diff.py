@@ -113,8 +113,9 @@ def _render(result: Diff, old: Path, new: Path) -> None:
         console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     for reason in result.reasons:
         said = f"{reason.requirement}: {reason.text}" if reason.requirement else reason.text
-        console.print(f"rule {reason.rule}: {said}", style="red", markup=False, highlight=False,
-                      soft_wrap=True)
+        console.print(
+            f"rule {reason.rule}: {said}", style="red", markup=False, highlight=False, soft_wrap=True
+        )
     style = "bold green" if result.exit_code == 0 else "bold red"
     console.print(_gate_line(result), style=style, markup=False, highlight=False, soft_wrap=True)
 

@@ -74,7 +74,9 @@ class KaicGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except BrokenPipeError as exc:  # click would turn it into exit 1 ("a MUST failed") before main sees it
+        except (
+            BrokenPipeError
+        ) as exc:  # click would turn it into exit 1 ("a MUST failed") before main sees it
             raise _PipeClosed from exc
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
@@ -101,7 +103,10 @@ class KaicGroup(click.Group):
         except (click.Abort, KeyboardInterrupt, EOFError):
             click.echo("kaic: interrupted", err=True)
             sys.exit(ExitCode.INCOMPLETE)
-        except (BrokenPipeError, _PipeClosed):  # the reader went away (`kaic ... | head`): nothing left to say to it
+        except (
+            BrokenPipeError,
+            _PipeClosed,
+        ):  # the reader went away (`kaic ... | head`): nothing left to say to it
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
             sys.exit(ExitCode.INCOMPLETE)
         except Exception as exc:  # noqa: BLE001 - the one place where a bug in kaic becomes exit 3
@@ -192,13 +197,20 @@ def named_input_error(exc: Exception) -> InputError:
     if ctx is not None and flag.startswith("--"):
         param = next((p for p in ctx.command.params if isinstance(p, click.Option) and flag in p.opts), None)
         source = ctx.get_parameter_source(param.name) if param is not None and param.name else None
-        if param is not None and source in (click.core.ParameterSource.ENVIRONMENT, click.core.ParameterSource.DEFAULT_MAP):
+        if param is not None and source in (
+            click.core.ParameterSource.ENVIRONMENT,
+            click.core.ParameterSource.DEFAULT_MAP,
+        ):
             text = _source_subject(param, ctx) + text[len(flag) :]
     return InputError(text)
 
 
 def _source_subject(param: click.Parameter, ctx: click.Context | None) -> str:
-    flag = next((o for o in param.opts if o.startswith("--")), param.opts[0]) if param.opts else param.name or "option"
+    flag = (
+        next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        if param.opts
+        else param.name or "option"
+    )
     source = ctx.get_parameter_source(param.name) if ctx and param.name else None
     if source is click.core.ParameterSource.ENVIRONMENT and isinstance(param, click.Option):
         names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or ())

@@ -18,7 +18,9 @@ def images() -> None:
 
 @images.command("list")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--image", "overrides", multiple=True, callback=key_value_pairs, help="Override one image: KEY=REF.")
+@click.option(
+    "--image", "overrides", multiple=True, callback=key_value_pairs, help="Override one image: KEY=REF."
+)
 @click.option("--image-mirror", help="Registry prefix replacing every default image's registry.")
 def list_command(output: str, overrides: dict[str, str], image_mirror: str | None) -> None:
     """Every image key, its default and the reference a run would use."""

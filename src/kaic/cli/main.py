@@ -197,19 +197,38 @@ def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Which gang-scheduling solution the gang probes judge and how to reach it (upstream's -gang-* flags)."""
     for option in reversed(
         [
-            click.option("--gang-scheduler", type=click.Choice(SCHEDULERS), default="auto", show_default=True,
-                         envvar="KAIC_GANG_SCHEDULER", help="Gang-scheduling solution to judge, or auto-detect."),
-            click.option("--gang-scheduler-namespace", envvar="KAIC_GANG_SCHEDULER_NAMESPACE",
-                         help="Pre-made namespace wired to the solution (e.g. holding a Kueue LocalQueue)."),
-            click.option("--gang-job-labels", multiple=True, envvar="KAIC_GANG_JOB_LABELS",
-                         callback=lambda ctx, param, v: key_value_pairs(ctx, param, split_commas(ctx, param, v)),
-                         help="Labels for the gang Jobs, KEY=VALUE (e.g. kueue.x-k8s.io/queue-name=team-q)."),
-            click.option("--gang-scheduler-name", help="spec.schedulerName of gang pods [default: the solution's]."),
-            click.option("--gang-negative-window", type=Duration(), default=duration_text(Gang.window_s),
-                         show_default=True,
-                         help="How long a gang that cannot fit must stay wholly unbound."),
+            click.option(
+                "--gang-scheduler",
+                type=click.Choice(SCHEDULERS),
+                default="auto",
+                show_default=True,
+                envvar="KAIC_GANG_SCHEDULER",
+                help="Gang-scheduling solution to judge, or auto-detect.",
+            ),
+            click.option(
+                "--gang-scheduler-namespace",
+                envvar="KAIC_GANG_SCHEDULER_NAMESPACE",
+                help="Pre-made namespace wired to the solution (e.g. holding a Kueue LocalQueue).",
+            ),
+            click.option(
+                "--gang-job-labels",
+                multiple=True,
+                envvar="KAIC_GANG_JOB_LABELS",
+                callback=lambda ctx, param, v: key_value_pairs(ctx, param, split_commas(ctx, param, v)),
+                help="Labels for the gang Jobs, KEY=VALUE (e.g. kueue.x-k8s.io/queue-name=team-q).",
+            ),
+            click.option(
+                "--gang-scheduler-name", help="spec.schedulerName of gang pods [default: the solution's]."
+            ),
+            click.option(
+                "--gang-negative-window",
+                type=Duration(),
+                default=duration_text(Gang.window_s),
+                show_default=True,
+                help="How long a gang that cannot fit must stay wholly unbound.",
+            ),
         ]
-    ):  # fmt: skip
+    ):
         fn = option(fn)
     return fn
 
@@ -219,23 +238,45 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     workload_sandboxing judges (upstream's -sandbox-runtime-class) and which GatewayClass ai_inference uses."""
     for option in reversed(
         [
-            click.option("--operator", type=click.Choice(OPERATORS), default="auto", show_default=True,
-                         envvar="KAIC_OPERATOR", help="AI operator to judge, or the first supported one installed."),
-            click.option("--operator-runtime", help="Runtime the valid object uses [default: the operator's, "
-                         "e.g. torch-distributed]."),
-            click.option("--operator-ready-timeout", type=Duration(), default=duration_text(Operator.ready_timeout_s),
-                         show_default=True,
-                         help="How long the operator's pods may take to be Ready."),
-            click.option("--operator-reconcile-timeout", type=Duration(), default=duration_text(Operator.reconcile_timeout_s),
-                         show_default=True,
-                         help="How long the controller may take to reconcile a valid object to success."),
-            click.option("--sandbox-runtime-class", envvar="KAIC_SANDBOX_RUNTIME_CLASS",
-                         help="RuntimeClass whose pods workload_sandboxing judges [default: the first whose name or "
-                         "handler names a sandbox, e.g. gvisor]."),
-            click.option("--gateway-class", envvar="KAIC_GATEWAY_CLASS",
-                         help="GatewayClass ai_inference routes through [default: the first Accepted one by name]."),
+            click.option(
+                "--operator",
+                type=click.Choice(OPERATORS),
+                default="auto",
+                show_default=True,
+                envvar="KAIC_OPERATOR",
+                help="AI operator to judge, or the first supported one installed.",
+            ),
+            click.option(
+                "--operator-runtime",
+                help="Runtime the valid object uses [default: the operator's, e.g. torch-distributed].",
+            ),
+            click.option(
+                "--operator-ready-timeout",
+                type=Duration(),
+                default=duration_text(Operator.ready_timeout_s),
+                show_default=True,
+                help="How long the operator's pods may take to be Ready.",
+            ),
+            click.option(
+                "--operator-reconcile-timeout",
+                type=Duration(),
+                default=duration_text(Operator.reconcile_timeout_s),
+                show_default=True,
+                help="How long the controller may take to reconcile a valid object to success.",
+            ),
+            click.option(
+                "--sandbox-runtime-class",
+                envvar="KAIC_SANDBOX_RUNTIME_CLASS",
+                help="RuntimeClass whose pods workload_sandboxing judges [default: the first whose name or "
+                "handler names a sandbox, e.g. gvisor].",
+            ),
+            click.option(
+                "--gateway-class",
+                envvar="KAIC_GATEWAY_CLASS",
+                help="GatewayClass ai_inference routes through [default: the first Accepted one by name].",
+            ),
         ]
-    ):  # fmt: skip
+    ):
         fn = option(fn)
     return fn
 
@@ -252,11 +293,15 @@ def _checked_pool_label(ctx: click.Context, param: click.Parameter, value: str |
 
 def _checked_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value and not value.startswith(("http://", "https://")):
-        raise click.BadParameter(f"{value!r}: use an http:// or https:// URL reachable from inside the cluster")
+        raise click.BadParameter(
+            f"{value!r}: use an http:// or https:// URL reachable from inside the cluster"
+        )
     return value
 
 
-def _checked_tolerations(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[dict[str, str]]:
+def _checked_tolerations(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> list[dict[str, str]]:
     from kaic.areas.policy import parse_toleration
 
     try:
@@ -286,28 +331,55 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     images are the `inference-sim` and `inference-epp` keys of --image."""
     for option in reversed(
         [
-            click.option("--gaie-conformance-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-                         help="Checkout of gateway-api-inference-extension whose conformance suite to run (needs go)."),
-            click.option("--network-device-class", help="DeviceClass of the DRA network driver's claims [default: "
-                         "the first whose selector names the driver]."),
-            click.option("--network-attribute", default=Network.attribute, show_default=True,
-                         help="Boolean device attribute the network claim selects on (e.g. dra.net/rdma)."),
-            click.option("--network-attachment", callback=_checked_attachment,
-                         help="NAMESPACE/NAME of the NetworkAttachmentDefinition to attach [default: the first]."),
-            click.option("--disaggregated-namespace", help="Namespace of the disaggregated serving stack to judge."),
-            click.option("--disaggregated-role", "disaggregated_roles", multiple=True, callback=key_value_pairs,
-                         help="ROLE=LABEL-SELECTOR of one role (repeatable) [default: prefill=llm-d.ai/role=prefill, "
-                         "decode=llm-d.ai/role=decode]."),
-            click.option("--disaggregated-endpoint", callback=_checked_url,
-                         help="Base URL of the stack's OpenAI-style API, as reached from inside the cluster."),
-            click.option("--disaggregated-model", help="Model to request [default: the first /v1/models lists]."),
+            click.option(
+                "--gaie-conformance-dir",
+                type=click.Path(exists=True, file_okay=False, path_type=Path),
+                help="Checkout of gateway-api-inference-extension whose conformance suite to run (needs go).",
+            ),
+            click.option(
+                "--network-device-class",
+                help="DeviceClass of the DRA network driver's claims [default: "
+                "the first whose selector names the driver].",
+            ),
+            click.option(
+                "--network-attribute",
+                default=Network.attribute,
+                show_default=True,
+                help="Boolean device attribute the network claim selects on (e.g. dra.net/rdma).",
+            ),
+            click.option(
+                "--network-attachment",
+                callback=_checked_attachment,
+                help="NAMESPACE/NAME of the NetworkAttachmentDefinition to attach [default: the first].",
+            ),
+            click.option(
+                "--disaggregated-namespace", help="Namespace of the disaggregated serving stack to judge."
+            ),
+            click.option(
+                "--disaggregated-role",
+                "disaggregated_roles",
+                multiple=True,
+                callback=key_value_pairs,
+                help="ROLE=LABEL-SELECTOR of one role (repeatable) [default: prefill=llm-d.ai/role=prefill, "
+                "decode=llm-d.ai/role=decode].",
+            ),
+            click.option(
+                "--disaggregated-endpoint",
+                callback=_checked_url,
+                help="Base URL of the stack's OpenAI-style API, as reached from inside the cluster.",
+            ),
+            click.option(
+                "--disaggregated-model", help="Model to request [default: the first /v1/models lists]."
+            ),
         ]
-    ):  # fmt: skip
+    ):
         fn = option(fn)
     return fn
 
 
-@click.group("kaic", cls=KaicGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    "kaic", cls=KaicGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+)
 @click.version_option(__version__, prog_name="kaic")
 @click.option(
     "--config",
@@ -595,7 +667,10 @@ def results(directory: Path, output: str) -> None:
 @click.option("--run-id", help="Remove what this run left.")
 @click.option("--all", "everything", is_flag=True, help="Remove what every kaic run left.")
 @click.option(
-    "--cleanup-timeout", type=Duration(), default=duration_text(CLEANUP_TIMEOUT_S), show_default=True,
+    "--cleanup-timeout",
+    type=Duration(),
+    default=duration_text(CLEANUP_TIMEOUT_S),
+    show_default=True,
     help="Cleanup wait bound.",
 )
 def cleanup(**kwargs: Any) -> None:

@@ -25,8 +25,11 @@ class Duration(click.ParamType):
         elif not isinstance(value, bool) and (match := _DURATION.match(str(value).strip())):
             seconds = float(match[1]) * _UNIT[match[2]]
         if not 0 < seconds <= threading.TIMEOUT_MAX:  # also NaN; zero would wait for nothing
-            self.fail(f"{value} is not a duration; use seconds above 0 (300) or a Go duration such as 90s, 5m, 1h",
-                      param, ctx)  # fmt: skip
+            self.fail(
+                f"{value} is not a duration; use seconds above 0 (300) or a Go duration such as 90s, 5m, 1h",
+                param,
+                ctx,
+            )
         return seconds
 
 

@@ -46,7 +46,10 @@ def classify(excinfo: pytest.ExceptionInfo[BaseException] | None, when: str) -> 
     if isinstance(exc, ProbeOutcome):
         return exc.outcome, exc.reason
     if when != "teardown" and (denied := api_denial(exc)):
-        return Outcome.UNKNOWN, denied  # the cluster's policy refused a create: not a verdict, not kaic's fault
+        return (
+            Outcome.UNKNOWN,
+            denied,
+        )  # the cluster's policy refused a create: not a verdict, not kaic's fault
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if when != "call":
         return Outcome.ERROR, f"{when} failed: {type(exc).__name__}: {message}"
@@ -70,7 +73,9 @@ def assemble(
     evidence = list(recorder.evidence)
     for phase in phases:
         if phase.traceback:
-            evidence.append(Evidence(kind="log", name=f"{phase.when} traceback", content=_tail(phase.traceback)))
+            evidence.append(
+                Evidence(kind="log", name=f"{phase.when} traceback", content=_tail(phase.traceback))
+            )
         if phase.when == "teardown" and phase.outcome is not Outcome.PASSED:
             if outcome is Outcome.PASSED:
                 outcome, reason = Outcome.ERROR, f"cleanup: {phase.reason}"

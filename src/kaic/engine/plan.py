@@ -55,8 +55,10 @@ def _catalog(directories: tuple[Path, ...]) -> dict[str, ProbeSpec]:
                 del sys.modules[module_name]
                 if index == 0:
                     raise  # kaic's own probes: a bug in kaic, not bad input
-                raise PlanError(f"--probe-dir {directory}: {path.name} cannot be imported: {_one_line(exc)}; "
-                                "fix the module or leave out that --probe-dir") from None
+                raise PlanError(
+                    f"--probe-dir {directory}: {path.name} cannot be imported: {_one_line(exc)}; "
+                    "fix the module or leave out that --probe-dir"
+                ) from None
             for obj in vars(module).values():
                 probe = getattr(obj, "kaic_probe", None)
                 if isinstance(probe, ProbeSpec):
@@ -150,7 +152,12 @@ class Plan:
 
 
 def rule_dict(rule: Rule) -> dict[str, Any]:
-    return {"apiGroup": rule.group, "resource": rule.resource, "verbs": list(rule.verbs), "namespaced": rule.namespaced}
+    return {
+        "apiGroup": rule.group,
+        "resource": rule.resource,
+        "verbs": list(rule.verbs),
+        "namespaced": rule.namespaced,
+    }
 
 
 def merge_rules(rules: list[Rule]) -> list[Rule]:
@@ -203,10 +210,14 @@ def build_plan(
     for req, _ in requirements:
         for name in req.probes:
             if name not in available:
-                raise PlanError(f"profile {profile.id}: requirement {req.id} lists probe {name}, which kaic lacks")
+                raise PlanError(
+                    f"profile {profile.id}: requirement {req.id} lists probe {name}, which kaic lacks"
+                )
             spec = available[name]
             if spec.requirement != req.id:
-                raise PlanError(f"profile {profile.id}: probe {name} belongs to {spec.requirement}, not {req.id}")
+                raise PlanError(
+                    f"profile {profile.id}: probe {name} belongs to {spec.requirement}, not {req.id}"
+                )
             if spec.runs_in(mode):
                 chosen.append(spec)
             elif mode != "quick":  # quick mode skips every behavioural probe, and says so once

@@ -55,7 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "requirement(id): the conformance requirement a probe provides evidence for")
+    config.addinivalue_line(
+        "markers", "requirement(id): the conformance requirement a probe provides evidence for"
+    )
     # Lanes are marked whether or not xdist runs: without it every probe simply runs in this process.
     config.addinivalue_line("markers", "xdist_group(name): probes in one group never run at the same time")
 
@@ -120,7 +122,9 @@ def run(pytestconfig: pytest.Config) -> RunContext:
     if not path:
         raise pytest.UsageError("probes run through `kaic run`; --kaic-run is missing")
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return RunContext(**{**data, "out_dir": Path(data["out_dir"]), "settings": Settings.from_json(data["settings"])})
+    return RunContext(
+        **{**data, "out_dir": Path(data["out_dir"]), "settings": Settings.from_json(data["settings"])}
+    )
 
 
 @pytest.fixture(scope="session")

@@ -141,17 +141,22 @@ def pytest_args(directories: list[Path], *extra: str) -> list[str]:
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return [
         *(str(d) for d in directories),
-        "--rootdir", str(directories[0]),
-        "-c", os.devnull,
+        "--rootdir",
+        str(directories[0]),
+        "-c",
+        os.devnull,
         "--import-mode=importlib",
-        "-p", "no:cacheprovider",
-        "-p", "pytest_timeout",
-        "-p", "kaic.engine.plugin",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "pytest_timeout",
+        "-p",
+        "kaic.engine.plugin",
         "--timeout-method=signal",
         "--strict-markers",
         "-v",
         *extra,
-    ]  # fmt: skip
+    ]
 
 
 def plan_for(profile: Profile, opts: RunOptions, version: str) -> Plan:
@@ -175,7 +180,12 @@ def skeleton(plan: Plan, run_id: str, opts: RunOptions, detected: str | None, wh
             "excluded": plan.excluded,
         },
         kaic=_versions(),
-        profile={"id": profile.id, "version": profile.version, "path": str(profile.source), "sha256": profile.sha256},
+        profile={
+            "id": profile.id,
+            "version": profile.version,
+            "path": str(profile.source),
+            "sha256": profile.sha256,
+        },
         checklist={
             "detected": detected,
             "chosen": plan.version,
@@ -288,10 +298,16 @@ class Run:
         self._save()
         if version_error:
             return False, f"preflight: API server {cluster.server()} unreachable: {version_error}"
-        self.reporter.note(f"run {self.id}: {plan.profile.id}, checklist {plan.version} ({why}), mode {plan.mode}")
+        self.reporter.note(
+            f"run {self.id}: {plan.profile.id}, checklist {plan.version} ({why}), mode {plan.mode}"
+        )
         with self.reporter.waiting(f"preflight: checking {len(plan.rbac())} permissions"):
             preflight = run_preflight(cluster, plan.rbac())
-        self.report.run["preflight"] = {"ok": preflight.ok, "missing": preflight.missing, "error": preflight.error}
+        self.report.run["preflight"] = {
+            "ok": preflight.ok,
+            "missing": preflight.missing,
+            "error": preflight.error,
+        }
         if not preflight.ok:
             return False, f"preflight: {preflight.problem()}"
         with self.reporter.waiting("discovering the cluster's facts"):
@@ -320,9 +336,7 @@ class Run:
                 "context": self.opts.context,
                 "request_timeout": self.opts.request_timeout,
                 "settings": self.opts.settings.to_json(),
-                "probes": {
-                    p.name: {"timeout": self._timeout(p), "lane": lanes[p.name]} for p in plan.probes
-                },
+                "probes": {p.name: {"timeout": self._timeout(p), "lane": lanes[p.name]} for p in plan.probes},
             },
         )
         collector = Collector(plan.probes, self.reporter.probe_started, self._record)
@@ -336,7 +350,11 @@ class Run:
             code = pytest.main(args, plugins=[collector])
         interrupted = code == pytest.ExitCode.INTERRUPTED
         for spec in collector.missing():
-            why = "interrupted before it finished" if interrupted else f"produced no result (see {log_path.name})"
+            why = (
+                "interrupted before it finished"
+                if interrupted
+                else f"produced no result (see {log_path.name})"
+            )
             self._record(_unfinished(spec, why))
         if interrupted:
             raise KeyboardInterrupt
@@ -369,7 +387,9 @@ class Run:
         report = self.report
         if cluster is not None and self.probes_started:  # before the probes kaic has created nothing
             try:
-                deleted = cleanup.sweep(cluster, self.id, self.opts.settings.cleanup_timeout_s, self.cleanup_kinds)
+                deleted = cleanup.sweep(
+                    cluster, self.id, self.opts.settings.cleanup_timeout_s, self.cleanup_kinds
+                )
                 report.run["cleanup"] = {"deleted": deleted, "error": ""}
             except Exception as exc:  # noqa: BLE001 - a failed sweep is reported, and `kaic cleanup` finishes it
                 report.run["cleanup"] = {"deleted": [], "error": kube.describe_error(exc)}

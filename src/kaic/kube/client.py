@@ -88,7 +88,9 @@ class Cluster:
         data = self.request_bytes(method, path, body, query)
         return json.loads(data) if data else None
 
-    def request_bytes(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> bytes:
+    def request_bytes(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+    ) -> bytes:
         """The raw response body: what a pod or service answers through the API server's proxy is not JSON."""
         serialized = self.api.param_serialize(
             method,
@@ -150,15 +152,23 @@ class Cluster:
         deadline = time.monotonic() + timeout_s
         version = resource_version or (yield from self._relist(path, query))
         while (left := deadline - time.monotonic()) > 0:
-            params = {**query, "watch": "true", "allowWatchBookmarks": "true", "resourceVersion": version,
-                      "timeoutSeconds": max(1, int(left))}  # fmt: skip
+            params = {
+                **query,
+                "watch": "true",
+                "allowWatchBookmarks": "true",
+                "resourceVersion": version,
+                "timeoutSeconds": max(1, int(left)),
+            }
             resp = self.api.call_api(
                 *self.api.param_serialize(
-                    "GET", path, query_params=[(k, v) for k, v in params.items() if v is not None],
-                    header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+                    "GET",
+                    path,
+                    query_params=[(k, v) for k, v in params.items() if v is not None],
+                    header_params={"Accept": "application/json"},
+                    auth_settings=["BearerToken"],
                 ),
                 _request_timeout=(self.request_timeout, left + self.request_timeout),
-            )  # fmt: skip
+            )
             if resp.status != 200:
                 body = resp.read().decode(errors="replace")
                 raise ApiException.from_response(http_resp=resp, body=body, data=None)
@@ -195,7 +205,9 @@ class Cluster:
         return self.api.configuration.host
 
 
-def connect(kubeconfig: str | None = None, context: str | None = None, request_timeout: float = REQUEST_TIMEOUT_S) -> Cluster:
+def connect(
+    kubeconfig: str | None = None, context: str | None = None, request_timeout: float = REQUEST_TIMEOUT_S
+) -> Cluster:
     """A client from the kubeconfig (flag, $KUBECONFIG, ~/.kube/config) or, in a pod, the service account.
 
     Only files are read here, nothing is sent: every problem is a KubeconfigError before a run starts.
@@ -209,7 +221,9 @@ def connect(kubeconfig: str | None = None, context: str | None = None, request_t
                 config_file=path, context=chosen, client_configuration=configuration, persist_config=False
             )
         except (k8s_config.ConfigException, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise KubeconfigError(f"{path}: context {chosen}: {exc}; fix the kubeconfig or pick another --context")
+            raise KubeconfigError(
+                f"{path}: context {chosen}: {exc}; fix the kubeconfig or pick another --context"
+            )
         source = path
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
         try:
@@ -238,8 +252,9 @@ def _checked_context(path: str, context: str | None) -> str:
         data = _read_kubeconfig(file)
         for section in ("clusters", "contexts", "users"):
             items = data.get(section) or []
-            if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("name"), str)
-                                                      for i in items):  # fmt: skip
+            if not isinstance(items, list) or not all(
+                isinstance(i, dict) and isinstance(i.get("name"), str) for i in items
+            ):
                 raise KubeconfigError(f"{file}: {section}: expected a list of entries each with a name")
         names += [c["name"] for c in data.get("contexts") or [] if c["name"] not in names]
         if current is None and data.get("current-context"):

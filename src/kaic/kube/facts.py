@@ -80,7 +80,12 @@ def _nodes(cluster: Cluster, device_nodes: set[str]) -> dict[str, Any]:
             accelerated.append(info)
         elif info["name"] in device_nodes:
             dra_only.append(info)
-    return {"total": total, "ready": ready, "withExtendedResources": accelerated, "withDraDevicesOnly": dra_only}
+    return {
+        "total": total,
+        "ready": ready,
+        "withExtendedResources": accelerated,
+        "withDraDevicesOnly": dra_only,
+    }
 
 
 def _resource_api(groups: dict[str, Any]) -> str | None:
@@ -97,7 +102,8 @@ def _device_classes(cluster: Cluster, version: str) -> list[dict[str, Any]]:
         {
             "name": dc["metadata"]["name"],
             "selectors": [
-                (s.get("cel") or {}).get("expression", "") for s in (dc.get("spec") or {}).get("selectors") or []
+                (s.get("cel") or {}).get("expression", "")
+                for s in (dc.get("spec") or {}).get("selectors") or []
             ],
             "extendedResourceName": (dc.get("spec") or {}).get("extendedResourceName", ""),
         }
@@ -175,7 +181,10 @@ def discover(cluster: Cluster) -> dict[str, Any]:
     section("apiGroups", lambda: _groups(cluster))
     groups = facts["apiGroups"] or {}
     dra = _resource_api(groups)
-    facts["dra"] = {"servedVersions": (groups.get("resource.k8s.io") or {}).get("versions", []), "version": dra}
+    facts["dra"] = {
+        "servedVersions": (groups.get("resource.k8s.io") or {}).get("versions", []),
+        "version": dra,
+    }
     if dra:
         section("deviceClasses", lambda: _device_classes(cluster, dra))
         section("resourceSlices", lambda: _resource_slices(cluster, dra))

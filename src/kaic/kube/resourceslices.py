@@ -56,15 +56,21 @@ def inventory(slices: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         driver["staleSlices"] += stale
         if len(current) < expected:
             driver["incompletePools"][pool_name] = {
-                "generation": generation, "slices": len(current), "expectedSlices": expected, "staleSlices": stale,
-            }  # fmt: skip
+                "generation": generation,
+                "slices": len(current),
+                "expectedSlices": expected,
+                "staleSlices": stale,
+            }
             continue
         devices = [d for rs in current for d in (rs.get("spec") or {}).get("devices") or []]
         nodes = sorted({rs["spec"]["nodeName"] for rs in current if (rs.get("spec") or {}).get("nodeName")})
         driver["pools"][pool_name] = {
-            "generation": generation, "nodes": nodes, "devices": len(devices), "slices": len(current),
+            "generation": generation,
+            "nodes": nodes,
+            "devices": len(devices),
+            "slices": len(current),
             "staleSlices": stale,
-        }  # fmt: skip
+        }
         driver["devices"] += len(devices)
         for device in devices:
             driver["attributes"].update((device.get("attributes") or {}).keys())

@@ -36,10 +36,14 @@ WRONG_PORT = 8000
 MODES = ("serving", "wrong-entrypoint")
 CRDS_DIR = "gateway-api-crds"
 RBAC_FILE = "traefik-gateway-rbac.yml"  # Traefik's docs/content/reference/dynamic-configuration/kubernetes-gateway-rbac.yml
+
+
 class GatewayInstall:
     """CRDs, Traefik's RBAC for kaic's client identity, the GatewayClass and the Traefik process."""
 
-    def __init__(self, bin_dir: Path, pki: ClusterPKI, kubeconfig_path: Path, state_dir: Path, process: Any) -> None:
+    def __init__(
+        self, bin_dir: Path, pki: ClusterPKI, kubeconfig_path: Path, state_dir: Path, process: Any
+    ) -> None:
         self.bin_dir, self.pki, self.state_dir, self.process = bin_dir, pki, state_dir, process
         self.cluster = kube.connect(str(kubeconfig_path))
         for needed in (bin_dir / NAME, bin_dir / CRDS_DIR, bin_dir / RBAC_FILE):
@@ -64,11 +68,18 @@ class GatewayInstall:
         role = next(doc for doc in load(self.bin_dir / RBAC_FILE) if doc["kind"] == "ClusterRole")
         name = f"kaic-{role['metadata']['name']}"
         create(self.cluster, {**role, "metadata": {"name": name}})
-        create(self.cluster, {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": [{"kind": "User", "name": IDENTITY.user, "apiGroup": "rbac.authorization.k8s.io"}],
-        })  # fmt: skip
+        create(
+            self.cluster,
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": [
+                    {"kind": "User", "name": IDENTITY.user, "apiGroup": "rbac.authorization.k8s.io"}
+                ],
+            },
+        )
 
     def start(self, server: str, mode: str, timeout: float) -> dict[str, Any]:
         """Traefik with the kubernetesGateway provider only; /ping on loopback tells when it serves."""
@@ -99,8 +110,15 @@ class GatewayInstall:
 
     def offer_class(self, timeout: float) -> None:
         """The GatewayClass an install of Traefik creates; Traefik itself must accept it."""
-        create(self.cluster, {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-                     "metadata": {"name": CLASS}, "spec": {"controllerName": CONTROLLER}})  # fmt: skip
+        create(
+            self.cluster,
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "GatewayClass",
+                "metadata": {"name": CLASS},
+                "spec": {"controllerName": CONTROLLER},
+            },
+        )
         self.wait(COLLECTIONS["GatewayClass"], CLASS, "Accepted", timeout)
 
     def wait(self, collection: str, name: str, kind: str, timeout: float) -> None:
@@ -110,12 +128,22 @@ class GatewayInstall:
             last = obj
             if condition(obj.get("status") or {}, kind) == "True":
                 return
-        raise ClusterError(f"{name} not {kind} within {timeout:.0f}s ({(last.get('status') or {}).get('conditions')}):\n"
-                           f"{self.process(NAME).log_tail()}")  # fmt: skip
+        raise ClusterError(
+            f"{name} not {kind} within {timeout:.0f}s ({(last.get('status') or {}).get('conditions')}):\n"
+            f"{self.process(NAME).log_tail()}"
+        )
 
 
-def install(bin_dir: Path, pki: ClusterPKI, kubeconfig_path: Path, state_dir: Path, process: Any, server: str,
-            mode: str, timeout: float) -> dict[str, Any]:  # fmt: skip
+def install(
+    bin_dir: Path,
+    pki: ClusterPKI,
+    kubeconfig_path: Path,
+    state_dir: Path,
+    process: Any,
+    server: str,
+    mode: str,
+    timeout: float,
+) -> dict[str, Any]:
     """CRDs, RBAC, Traefik, then its GatewayClass Accepted."""
     gateway = GatewayInstall(bin_dir, pki, kubeconfig_path, state_dir, process)
     gateway.install_crds(timeout)

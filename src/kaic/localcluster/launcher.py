@@ -182,17 +182,28 @@ class LocalCluster:
             if scenario.real_node:
                 state["real_node"] = self._start_real_node(scenario, state["server"], binaries, timeout)
             if scenario.metrics_adapter:
-                state["metrics_adapter"] = self._start_metrics_adapter(scenario, state["server"], binaries, timeout)
+                state["metrics_adapter"] = self._start_metrics_adapter(
+                    scenario, state["server"], binaries, timeout
+                )
             if scenario.monitoring:
-                state["prometheus"] = self._install_prometheus(scenario, ports["kube-apiserver"], binaries, timeout)
+                state["prometheus"] = self._install_prometheus(
+                    scenario, ports["kube-apiserver"], binaries, timeout
+                )
             if scenario.operator:
                 self._install_operator(scenario, ports["kube-apiserver"], binaries, timeout)
             if scenario.runtime_classes:
                 self._create_runtime_classes(scenario.runtime_classes)
             if scenario.gateway:
-                state["gateway"] = gateway.install(binaries.kaic_cluster.parent, self.pki, self.kubeconfig,
-                                                   self.state_dir, self.process, state["server"], scenario.gateway,
-                                                   timeout)  # fmt: skip
+                state["gateway"] = gateway.install(
+                    binaries.kaic_cluster.parent,
+                    self.pki,
+                    self.kubeconfig,
+                    self.state_dir,
+                    self.process,
+                    state["server"],
+                    scenario.gateway,
+                    timeout,
+                )
         except BaseException:
             self.stop_processes()
             raise
@@ -455,8 +466,13 @@ class LocalCluster:
             (binaries.cluster_autoscaler.parent / autoscaler.PROVISIONING_REQUEST_CRD).read_text()
         )
         path = self.state_dir / f"{autoscaler.BINARY}.kubeconfig"
-        kubeconfig.write(path, self.state()["server"], self.pki.ca.cert, self.pki.client(pki.CLUSTER_AUTOSCALER),
-                         pki.CLUSTER_AUTOSCALER.user)  # fmt: skip
+        kubeconfig.write(
+            path,
+            self.state()["server"],
+            self.pki.ca.cert,
+            self.pki.client(pki.CLUSTER_AUTOSCALER),
+            pki.CLUSTER_AUTOSCALER.user,
+        )
         with self.api_client() as api:
             client.ApiextensionsV1Api(api).create_custom_resource_definition(crd)
             core = client.CoreV1Api(api)
@@ -466,8 +482,10 @@ class LocalCluster:
                 )
             process = self.process(autoscaler.BINARY)
             port = ports[autoscaler.BINARY]
-            process.start([str(binaries.cluster_autoscaler), *autoscaler.flags(pool, path, port)],
-                          env=autoscaler.env(path))  # fmt: skip
+            process.start(
+                [str(binaries.cluster_autoscaler), *autoscaler.flags(pool, path, port)],
+                env=autoscaler.env(path),
+            )
             wait_healthy(process, f"http://127.0.0.1:{port}/health-check", timeout)
 
             def at_min_size() -> bool:
@@ -481,13 +499,20 @@ class LocalCluster:
                 timeout,
                 f"the Cluster Autoscaler's node group at its minimum of {pool.min_size} Ready node(s)",
             )
+
     def _start_metrics_adapter(
         self, scenario: Scenario, server: str, binaries: Binaries, timeout: float
     ) -> dict[str, Any]:
         with self.api_client() as api:
             metrics_adapter.grant(api)
-            info = metrics_adapter.start(self.pki, self.process, self.state_dir, server, binaries.kaic_cluster.parent,
-                                         stale=scenario.metrics_adapter == "stale")  # fmt: skip
+            info = metrics_adapter.start(
+                self.pki,
+                self.process,
+                self.state_dir,
+                server,
+                binaries.kaic_cluster.parent,
+                stale=scenario.metrics_adapter == "stale",
+            )
             metrics_adapter.register(api, self.pki.ca.cert.read_bytes(), info["port"])
             metrics_adapter.wait_available(api, timeout, self.process)
         return info
@@ -499,8 +524,12 @@ class LocalCluster:
         real_node = self.real_node()
         bin_dir = binaries.kaic_cluster.parent
         node_binaries = node.find_node_binaries(bin_dir)
-        images.import_images(node_binaries.ctr, real_node.containerd_socket, [prometheus.image(bin_dir)],
-                             real_node.dir / "images")  # fmt: skip
+        images.import_images(
+            node_binaries.ctr,
+            real_node.containerd_socket,
+            [prometheus.image(bin_dir)],
+            real_node.dir / "images",
+        )
         cluster = kube.connect(str(self.kubeconfig))
         return prometheus.install(cluster, scenario.monitoring == "dropping", server_port, timeout)
 
@@ -553,7 +582,9 @@ def _ready_nodes(core: client.CoreV1Api) -> set[str]:
     return {
         item.metadata.name
         for item in core.list_node().items
-        if item.metadata and item.metadata.name and item.status
+        if item.metadata
+        and item.metadata.name
+        and item.status
         and any(c.type == "Ready" and c.status == "True" for c in item.status.conditions or [])
     }
 

@@ -61,40 +61,80 @@ def grant(api: client.ApiClient) -> None:
     """The RBAC upstream adapter deployments grant, before the adapter starts (it reads its CA at once)."""
     rbac = client.RbacAuthorizationV1Api(api)
     subject = [{"kind": "User", "name": IDENTITY.user, "apiGroup": "rbac.authorization.k8s.io"}]
-    rbac.create_cluster_role(client.V1ClusterRole.model_validate({
-        "metadata": {"name": NAME},
-        "rules": [{"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["get", "list"]}],
-    }))  # fmt: skip
+    rbac.create_cluster_role(
+        client.V1ClusterRole.model_validate(
+            {
+                "metadata": {"name": NAME},
+                "rules": [{"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["get", "list"]}],
+            }
+        )
+    )
     for role in (NAME, "system:auth-delegator"):
-        rbac.create_cluster_role_binding(client.V1ClusterRoleBinding.model_validate({
-            "metadata": {"name": f"{NAME}:{role.replace(':', '-')}"}, "subjects": subject,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        }))  # fmt: skip
-    rbac.create_namespaced_role_binding(NAMESPACE, client.V1RoleBinding.model_validate({
-        "metadata": {"name": f"{NAME}:auth-reader"}, "subjects": subject,
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "extension-apiserver-authentication-reader"},
-    }))  # fmt: skip
+        rbac.create_cluster_role_binding(
+            client.V1ClusterRoleBinding.model_validate(
+                {
+                    "metadata": {"name": f"{NAME}:{role.replace(':', '-')}"},
+                    "subjects": subject,
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                }
+            )
+        )
+    rbac.create_namespaced_role_binding(
+        NAMESPACE,
+        client.V1RoleBinding.model_validate(
+            {
+                "metadata": {"name": f"{NAME}:auth-reader"},
+                "subjects": subject,
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "extension-apiserver-authentication-reader",
+                },
+            }
+        ),
+    )
 
 
 def register(api: client.ApiClient, ca_bundle: bytes, port: int) -> None:
     """Service, EndpointSlice (the node address) and the APIServices the aggregator routes to them."""
     core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
-    core.create_namespaced_service(NAMESPACE, client.V1Service.model_validate({
-        "metadata": {"name": NAME}, "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]},
-    }))  # fmt: skip
-    discovery.create_namespaced_endpoint_slice(NAMESPACE, client.V1EndpointSlice.model_validate({
-        "metadata": {"name": NAME, "labels": {"kubernetes.io/service-name": NAME}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": True}}],
-        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
-    }))  # fmt: skip
+    core.create_namespaced_service(
+        NAMESPACE,
+        client.V1Service.model_validate(
+            {
+                "metadata": {"name": NAME},
+                "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]},
+            }
+        ),
+    )
+    discovery.create_namespaced_endpoint_slice(
+        NAMESPACE,
+        client.V1EndpointSlice.model_validate(
+            {
+                "metadata": {"name": NAME, "labels": {"kubernetes.io/service-name": NAME}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": True}}],
+                "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+            }
+        ),
+    )
     registration = client.ApiregistrationV1Api(api)
     for priority, version in enumerate(VERSIONS):
-        registration.create_api_service(client.V1APIService.model_validate({
-            "metadata": {"name": f"{version}.{GROUP}"},
-            "spec": {"group": GROUP, "version": version, "service": {"namespace": NAMESPACE, "name": NAME, "port": 443},
-                     "caBundle": base64.b64encode(ca_bundle).decode(), "groupPriorityMinimum": 100, "versionPriority": 200 - priority},
-        }))  # fmt: skip
+        registration.create_api_service(
+            client.V1APIService.model_validate(
+                {
+                    "metadata": {"name": f"{version}.{GROUP}"},
+                    "spec": {
+                        "group": GROUP,
+                        "version": version,
+                        "service": {"namespace": NAMESPACE, "name": NAME, "port": 443},
+                        "caBundle": base64.b64encode(ca_bundle).decode(),
+                        "groupPriorityMinimum": 100,
+                        "versionPriority": 200 - priority,
+                    },
+                }
+            )
+        )
 
 
 def wait_available(api: client.ApiClient, timeout: float, process: Any) -> None:
@@ -113,6 +153,7 @@ def wait_available(api: client.ApiClient, timeout: float, process: Any) -> None:
         if not process(NAME).alive():
             raise ClusterError(f"{NAME} exited:\n{process(NAME).log_tail()}")
         if time.monotonic() > deadline:
-            raise ClusterError(f"{GROUP} not Available within {timeout:.0f}s ({states}):\n{process(NAME).log_tail()}")
+            raise ClusterError(
+                f"{GROUP} not Available within {timeout:.0f}s ({states}):\n{process(NAME).log_tail()}"
+            )
         time.sleep(0.5)
-

@@ -50,8 +50,15 @@ CERT_DIR = (
     "/tmp/k8s-webhook-server/serving-certs"  # controller-runtime's default, where both read tls.crt/key
 )
 RUN_AS = 65532
-CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
-                  "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "ClusterTrainingRuntime"}  # fmt: skip
+CLUSTER_SCOPED = {
+    "Namespace",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "ClusterTrainingRuntime",
+}
 
 
 def manifests_dir(bin_dir: Path) -> Path:
@@ -128,26 +135,52 @@ class TrainerInstall:
     def objects(self) -> list[dict[str, Any]]:
         trainer, jobset = self.manifests / "trainer", self.manifests / "jobset"
         return [
-            *({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-              for ns in (TRAINER_NAMESPACE, JOBSET_NAMESPACE)),
+            *(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                for ns in (TRAINER_NAMESPACE, JOBSET_NAMESPACE)
+            ),
             # JobSet's CRD has one version: its conversion-webhook patch would only add a dependency on the webhook.
             *load(jobset / "crd/bases/jobset.x-k8s.io_jobsets.yaml"),
-            *(doc for crd in sorted((trainer / "crds").glob("trainer.kubeflow.org_*.yaml")) for doc in load(crd)),
-            *(placed(doc, JOBSET_NAMESPACE, JOBSET_PREFIX) for name in ("service_account", "role", "role_binding")
-              for doc in load(jobset / f"rbac/{name}.yaml")),
-            *(placed(doc, TRAINER_NAMESPACE) for name in ("service_account", "role", "role_binding")
-              for doc in load(trainer / f"rbac/{name}.yaml")),
-            self._certificate(JOBSET_NAMESPACE, f"{JOBSET_PREFIX}webhook-server-cert", f"{JOBSET_PREFIX}webhook-service"),
+            *(
+                doc
+                for crd in sorted((trainer / "crds").glob("trainer.kubeflow.org_*.yaml"))
+                for doc in load(crd)
+            ),
+            *(
+                placed(doc, JOBSET_NAMESPACE, JOBSET_PREFIX)
+                for name in ("service_account", "role", "role_binding")
+                for doc in load(jobset / f"rbac/{name}.yaml")
+            ),
+            *(
+                placed(doc, TRAINER_NAMESPACE)
+                for name in ("service_account", "role", "role_binding")
+                for doc in load(trainer / f"rbac/{name}.yaml")
+            ),
+            self._certificate(
+                JOBSET_NAMESPACE, f"{JOBSET_PREFIX}webhook-server-cert", f"{JOBSET_PREFIX}webhook-service"
+            ),
             self._certificate(TRAINER_NAMESPACE, "kubeflow-trainer-webhook-cert", TRAINER_SERVICE),
             *self._jobset_manager(jobset),
             *self._trainer_manager(trainer),
-            *self._webhooks(jobset / "webhook", JOBSET_NAMESPACE, JOBSET_PREFIX,
-                            {"patches/mutating-patch.yaml": "MutatingWebhookConfiguration",
-                             "patches/validating-patch.yaml": "ValidatingWebhookConfiguration"}),
-            *self._webhooks(trainer / "webhook", TRAINER_NAMESPACE, "",
-                            {"patch_mutating.yaml": "MutatingWebhookConfiguration",
-                             "patch_validating.yaml": "ValidatingWebhookConfiguration"}),
-        ]  # fmt: skip
+            *self._webhooks(
+                jobset / "webhook",
+                JOBSET_NAMESPACE,
+                JOBSET_PREFIX,
+                {
+                    "patches/mutating-patch.yaml": "MutatingWebhookConfiguration",
+                    "patches/validating-patch.yaml": "ValidatingWebhookConfiguration",
+                },
+            ),
+            *self._webhooks(
+                trainer / "webhook",
+                TRAINER_NAMESPACE,
+                "",
+                {
+                    "patch_mutating.yaml": "MutatingWebhookConfiguration",
+                    "patch_validating.yaml": "ValidatingWebhookConfiguration",
+                },
+            ),
+        ]
 
     def _certificate(self, namespace: str, secret: str, service: str) -> dict[str, Any]:
         """The webhook's serving certificate, for the name the API server dials (service.namespace.svc)."""
@@ -163,8 +196,12 @@ class TrainerInstall:
         }
 
     def _config_map(self, name: str, namespace: str, key: str, config: dict[str, Any]) -> dict[str, Any]:
-        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace},
-                "data": {key: yaml.safe_dump(config)}}  # fmt: skip
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {key: yaml.safe_dump(config)},
+        }
 
     def _on_the_node(
         self, deployment: dict[str, Any], image: str, ports: dict[str, int], config: str
@@ -179,19 +216,27 @@ class TrainerInstall:
             imagePullPolicy="Never",
             args=["--config=/controller_manager_config.yaml", "--zap-log-level=2"],
             # Explicit env wins over the kubelet's service variables: the `kubernetes` ClusterIP is not routed.
-            env=[{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
-                 {"name": "KUBERNETES_SERVICE_PORT", "value": str(self.server_port)}],
+            env=[
+                {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+                {"name": "KUBERNETES_SERVICE_PORT", "value": str(self.server_port)},
+            ],
             ports=[{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in ports.items()],
             resources={"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "1Gi"}},
-        )  # fmt: skip
+        )
         container["securityContext"] = {**container.get("securityContext", {}), "runAsUser": RUN_AS}
         for probe in ("livenessProbe", "readinessProbe"):
             container[probe]["httpGet"]["port"] = "health"
             container[probe]["initialDelaySeconds"] = 1
             container[probe]["periodSeconds"] = 2
         mounts = container.setdefault("volumeMounts", [])
-        mounts.append({"name": "config", "mountPath": "/controller_manager_config.yaml",
-                       "subPath": "controller_manager_config.yaml", "readOnly": True})  # fmt: skip
+        mounts.append(
+            {
+                "name": "config",
+                "mountPath": "/controller_manager_config.yaml",
+                "subPath": "controller_manager_config.yaml",
+                "readOnly": True,
+            }
+        )
 
     def _servers(self, config: dict[str, Any], ports: dict[str, int]) -> dict[str, Any]:
         """Webhook and health servers on the node address, no metrics server, no leader election."""
@@ -213,8 +258,13 @@ class TrainerInstall:
         config["certManagement"] = {"enable": False}
         self._on_the_node(deployment, TRAINER_IMAGE, PORTS["trainer"], "kubeflow-trainer-config")
         service["spec"]["ports"] = [p for p in service["spec"]["ports"] if p["name"] == "webhook-server"]
-        return [self._config_map("kubeflow-trainer-config", TRAINER_NAMESPACE, "controller_manager_config.yaml", config),
-                deployment, service]  # fmt: skip
+        return [
+            self._config_map(
+                "kubeflow-trainer-config", TRAINER_NAMESPACE, "controller_manager_config.yaml", config
+            ),
+            deployment,
+            service,
+        ]
 
     def _jobset_manager(self, jobset: Path) -> list[dict[str, Any]]:
         docs = [placed(doc, JOBSET_NAMESPACE, JOBSET_PREFIX) for doc in load(jobset / "manager/manager.yaml")]
@@ -235,8 +285,13 @@ class TrainerInstall:
             placed(doc, JOBSET_NAMESPACE, JOBSET_PREFIX) for doc in load(jobset / "webhook/service.yaml")
         ]
         service["spec"]["ports"][0]["targetPort"] = PORTS["jobset"]["webhook"]
-        return [self._config_map(f"{JOBSET_PREFIX}manager-config", JOBSET_NAMESPACE, "controller_manager_config.yaml",
-                                 config), deployment, service]  # fmt: skip
+        return [
+            self._config_map(
+                f"{JOBSET_PREFIX}manager-config", JOBSET_NAMESPACE, "controller_manager_config.yaml", config
+            ),
+            deployment,
+            service,
+        ]
 
     def _webhooks(
         self, directory: Path, namespace: str, prefix: str, patches: dict[str, str]
@@ -260,12 +315,22 @@ class TrainerInstall:
             "image": images.BUSYBOX,
             "imagePullPolicy": "Never",
             "command": ["sh", "-c", "echo kaic-busybox trained"],
-            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                "runAsNonRoot": True, "runAsUser": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
-        }  # fmt: skip
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+                "runAsNonRoot": True,
+                "runAsUser": RUN_AS,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+        }
         pod = {"metadata": {}, "spec": {**node.placement(), "containers": [container]}}
-        job = {"name": "node", "template": {"metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
-                                            "spec": {"template": pod}}}  # fmt: skip
+        job = {
+            "name": "node",
+            "template": {
+                "metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
+                "spec": {"template": pod},
+            },
+        }
         return {
             "apiVersion": "trainer.kubeflow.org/v1alpha1",
             "kind": "ClusterTrainingRuntime",
@@ -278,10 +343,15 @@ class TrainerInstall:
         for obj in self.objects():
             create(self.cluster, obj)
             if obj["kind"] == "CustomResourceDefinition":
-                self._wait(f"{COLLECTIONS['CustomResourceDefinition']}/{obj['metadata']['name']}",
-                           lambda crd: any(c["type"] == "Established" and c["status"] == "True"
-                                           for c in (crd.get("status") or {}).get("conditions") or []),
-                           timeout, "CRD Established")  # fmt: skip
+                self._wait(
+                    f"{COLLECTIONS['CustomResourceDefinition']}/{obj['metadata']['name']}",
+                    lambda crd: any(
+                        c["type"] == "Established" and c["status"] == "True"
+                        for c in (crd.get("status") or {}).get("conditions") or []
+                    ),
+                    timeout,
+                    "CRD Established",
+                )
         for namespace, name in (
             (JOBSET_NAMESPACE, f"{JOBSET_PREFIX}webhook-service"),
             (TRAINER_NAMESPACE, TRAINER_SERVICE),
@@ -307,12 +377,16 @@ class TrainerInstall:
     def _wait_endpoints(self, namespace: str, service: str, timeout: float) -> None:
         path = f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
         deadline = time.monotonic() + timeout
-        while not any((e.get("conditions") or {}).get("ready")
-                      for s in self.cluster.list(path, labelSelector=f"kubernetes.io/service-name={service}")
-                      for e in s.get("endpoints") or []):  # fmt: skip
+        while not any(
+            (e.get("conditions") or {}).get("ready")
+            for s in self.cluster.list(path, labelSelector=f"kubernetes.io/service-name={service}")
+            for e in s.get("endpoints") or []
+        ):
             if time.monotonic() > deadline:
-                pods = {p["metadata"]["name"]: p.get("status", {}).get("conditions")
-                        for p in self.cluster.list(f"/api/v1/namespaces/{namespace}/pods")}  # fmt: skip
+                pods = {
+                    p["metadata"]["name"]: p.get("status", {}).get("conditions")
+                    for p in self.cluster.list(f"/api/v1/namespaces/{namespace}/pods")
+                }
                 raise ClusterError(
                     f"no ready endpoint for {namespace}/{service} after {timeout:.0f}s; pods: {pods}"
                 )

@@ -231,11 +231,17 @@ class ClusterPKI:
         )
         return client, serving
 
-    def issue_serving(self, stem: str, dns_names: tuple[str, ...], ip_addresses: tuple[str, ...] = ()) -> Pair:
+    def issue_serving(
+        self, stem: str, dns_names: tuple[str, ...], ip_addresses: tuple[str, ...] = ()
+    ) -> Pair:
         """A serving certificate from the cluster CA, e.g. for a webhook the apiserver calls by Service name."""
         pair = self._pair(stem)
         Authority.load(self.ca).issue(
-            pair, _name(dns_names[0]), ExtendedKeyUsageOID.SERVER_AUTH, dns_names=dns_names, ip_addresses=ip_addresses
+            pair,
+            _name(dns_names[0]),
+            ExtendedKeyUsageOID.SERVER_AUTH,
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
         )
         return pair
 

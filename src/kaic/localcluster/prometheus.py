@@ -42,27 +42,49 @@ def image(bin_dir: Path) -> images.Image:
 def config(dropping: bool) -> dict[str, Any]:
     """prometheus.yml: one pod job, kept by the scrape annotations, addressed by the port annotation."""
     relabel: list[dict[str, Any]] = [
-        {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], "regex": "true", "action": "keep"},
+        {
+            "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+            "regex": "true",
+            "action": "keep",
+        },
         {"source_labels": ["__meta_kubernetes_pod_node_name"], "regex": node.NODE_NAME, "action": "keep"},
         {"source_labels": ["__meta_kubernetes_pod_ip"], "regex": POD_ADDRESS, "action": "keep"},
-        {"source_labels": ["__meta_kubernetes_pod_ip", "__meta_kubernetes_pod_annotation_prometheus_io_port"],
-         "regex": r"(.+);(\d+)", "replacement": "$1:$2", "target_label": "__address__"},
-        {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"], "regex": "(.+)",
-         "target_label": "__metrics_path__"},
+        {
+            "source_labels": [
+                "__meta_kubernetes_pod_ip",
+                "__meta_kubernetes_pod_annotation_prometheus_io_port",
+            ],
+            "regex": r"(.+);(\d+)",
+            "replacement": "$1:$2",
+            "target_label": "__address__",
+        },
+        {
+            "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
+            "regex": "(.+)",
+            "target_label": "__metrics_path__",
+        },
         {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
         {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-    ]  # fmt: skip
+    ]
     if dropping:
-        relabel.insert(0, {"source_labels": [f"__meta_kubernetes_pod_labelpresent_{RUN_ID_LABEL}"],
-                           "regex": "true", "action": "drop"})  # fmt: skip
+        relabel.insert(
+            0,
+            {
+                "source_labels": [f"__meta_kubernetes_pod_labelpresent_{RUN_ID_LABEL}"],
+                "regex": "true",
+                "action": "drop",
+            },
+        )
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
-        "scrape_configs": [{
-            "job_name": "kubernetes-pods",
-            "kubernetes_sd_configs": [{"role": "pod"}],  # in-cluster: its service account
-            "relabel_configs": relabel,
-        }],
-    }  # fmt: skip
+        "scrape_configs": [
+            {
+                "job_name": "kubernetes-pods",
+                "kubernetes_sd_configs": [{"role": "pod"}],  # in-cluster: its service account
+                "relabel_configs": relabel,
+            }
+        ],
+    }
 
 
 def objects(dropping: bool, server_port: int, port: int) -> list[tuple[str, dict[str, Any]]]:
@@ -72,43 +94,72 @@ def objects(dropping: bool, server_port: int, port: int) -> list[tuple[str, dict
         **node.placement(),
         "serviceAccountName": SERVICE,
         "hostNetwork": True,
-        "containers": [{
-            "name": NAME,
-            "image": IMAGE,
-            "imagePullPolicy": "Never",
-            "args": ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
-                     "--storage.tsdb.retention.time=1h", f"--web.listen-address={node.NODE_IP}:{port}"],
-            # Explicit env wins over the kubelet's service variables: the `kubernetes` ClusterIP is not routed.
-            "env": [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
-                    {"name": "KUBERNETES_SERVICE_PORT", "value": str(server_port)}],
-            "ports": [{"name": "web", "containerPort": port, "protocol": "TCP"}],
-            "readinessProbe": {"httpGet": {"host": node.NODE_IP, "path": "/-/ready", "port": "web"},
-                               "periodSeconds": 2},
-            "volumeMounts": [{"name": "config", "mountPath": "/etc/prometheus", "readOnly": True},
-                             {"name": "data", "mountPath": "/prometheus"}],
-            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "1Gi"}},
-        }],
-        "volumes": [{"name": "config", "configMap": {"name": SERVICE}},
-                    {"name": "data", "emptyDir": {"sizeLimit": "256Mi"}}],
-    }  # fmt: skip
+        "containers": [
+            {
+                "name": NAME,
+                "image": IMAGE,
+                "imagePullPolicy": "Never",
+                "args": [
+                    "--config.file=/etc/prometheus/prometheus.yml",
+                    "--storage.tsdb.path=/prometheus",
+                    "--storage.tsdb.retention.time=1h",
+                    f"--web.listen-address={node.NODE_IP}:{port}",
+                ],
+                # Explicit env wins over the kubelet's service variables: the `kubernetes` ClusterIP is not routed.
+                "env": [
+                    {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+                    {"name": "KUBERNETES_SERVICE_PORT", "value": str(server_port)},
+                ],
+                "ports": [{"name": "web", "containerPort": port, "protocol": "TCP"}],
+                "readinessProbe": {
+                    "httpGet": {"host": node.NODE_IP, "path": "/-/ready", "port": "web"},
+                    "periodSeconds": 2,
+                },
+                "volumeMounts": [
+                    {"name": "config", "mountPath": "/etc/prometheus", "readOnly": True},
+                    {"name": "data", "mountPath": "/prometheus"},
+                ],
+                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "1Gi"}},
+            }
+        ],
+        "volumes": [
+            {"name": "config", "configMap": {"name": SERVICE}},
+            {"name": "data", "emptyDir": {"sizeLimit": "256Mi"}},
+        ],
+    }
     rbac = "/apis/rbac.authorization.k8s.io/v1"
     return [
         (f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts", {"metadata": meta}),
         # What kubernetes_sd's pod role reads: pods, cluster-wide.
-        (f"{rbac}/clusterroles", {"metadata": {"name": SERVICE},
-                                  "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]}),
-        (f"{rbac}/clusterrolebindings", {
-            "metadata": {"name": SERVICE},
-            "subjects": [{"kind": "ServiceAccount", "name": SERVICE, "namespace": NAMESPACE}],
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": SERVICE},
-        }),
-        (f"/api/v1/namespaces/{NAMESPACE}/configmaps",
-         {"metadata": meta, "data": {"prometheus.yml": yaml.safe_dump(config(dropping), sort_keys=False)}}),
+        (
+            f"{rbac}/clusterroles",
+            {
+                "metadata": {"name": SERVICE},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+            },
+        ),
+        (
+            f"{rbac}/clusterrolebindings",
+            {
+                "metadata": {"name": SERVICE},
+                "subjects": [{"kind": "ServiceAccount", "name": SERVICE, "namespace": NAMESPACE}],
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": SERVICE},
+            },
+        ),
+        (
+            f"/api/v1/namespaces/{NAMESPACE}/configmaps",
+            {"metadata": meta, "data": {"prometheus.yml": yaml.safe_dump(config(dropping), sort_keys=False)}},
+        ),
         (f"/api/v1/namespaces/{NAMESPACE}/pods", {"metadata": meta, "spec": pod_spec}),
         # Named and labelled as charts name Prometheus, port `web`: what kaic looks for.
-        (f"/api/v1/namespaces/{NAMESPACE}/services", {"metadata": meta, "spec": {
-            "selector": LABELS, "ports": [{"name": "web", "port": 9090, "targetPort": "web"}]}}),
-    ]  # fmt: skip
+        (
+            f"/api/v1/namespaces/{NAMESPACE}/services",
+            {
+                "metadata": meta,
+                "spec": {"selector": LABELS, "ports": [{"name": "web", "port": 9090, "targetPort": "web"}]},
+            },
+        ),
+    ]
 
 
 def install(cluster: kube.Cluster, dropping: bool, server_port: int, timeout: float) -> dict[str, Any]:

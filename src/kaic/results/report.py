@@ -123,7 +123,9 @@ class RequirementResult:
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)
 
-    def settle(self, undecided: str = "no behavioural probe decided this requirement; attest it manually") -> None:
+    def settle(
+        self, undecided: str = "no behavioural probe decided this requirement; attest it manually"
+    ) -> None:
         """Recompute the outcome from the probes (discovery probes only count when they errored)."""
         behavioural = [p.outcome for p in self.probes if p.kind == "behavioural"]
         errors = [p for p in self.probes if p.kind != "behavioural" and p.outcome is Outcome.ERROR]
@@ -248,7 +250,11 @@ def parse(data: bytes, path: Path | str) -> Report:
         raise ReportError(f"{path}: {error.json_path}: {_short(error.message)}; {_EXPECTED}")
     try:
         return Report.from_dict(doc)
-    except (ValueError, TypeError, KeyError) as exc:  # rules beyond the schema, e.g. an unknown needs a reason
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+    ) as exc:  # rules beyond the schema, e.g. an unknown needs a reason
         raise ReportError(f"{path}: {exc}; {_EXPECTED}") from None
 
 

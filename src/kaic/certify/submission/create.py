@@ -71,7 +71,9 @@ def create(
         raise SubmissionError(f"{run_dir}: the run folder lacks {', '.join(missing)}")
     folder = out_root / f"v{minor}" / (product.pop(DIRECTORY, "") or _slug(product["platformName"]))
     if folder.exists() and any(folder.iterdir()):
-        raise SubmissionError(f"{folder} exists and is not empty; remove it or choose another --out or directory")
+        raise SubmissionError(
+            f"{folder} exists and is not empty; remove it or choose another --out or directory"
+        )
     texts = {
         PRODUCT_FILE: render(template, report, product),
         README_FILE: readme(report, template, product, folder.name),
@@ -97,7 +99,9 @@ def _certified_run(run_dir: Path) -> Report:
         )
     if not report.run.get("complete"):
         why = report.run.get("incompleteReason") or "no reason recorded"
-        raise SubmissionError(f"{run_dir}: run {run_id} is incomplete ({why}); a submission needs a complete run")
+        raise SubmissionError(
+            f"{run_dir}: run {run_id} is incomplete ({why}); a submission needs a complete run"
+        )
     left_out = report.excluded_musts()
     if left_out:  # certified mode refuses --focus/--skip; a report that says otherwise is not one kaic wrote
         raise SubmissionError(

@@ -167,7 +167,9 @@ def _minor(product_file: Path, version: str | None, data: Any) -> str:
     if version is not None:
         minor = minor_of(version)
         if minor is None:
-            raise SubmissionError(f"--version: {version!r} is not a checklist version; give one such as v1.37")
+            raise SubmissionError(
+                f"--version: {version!r} is not a checklist version; give one such as v1.37"
+            )
         return minor
     matches = VERSION_IN_PATH.findall(product_file.as_posix())
     if matches:
@@ -500,8 +502,7 @@ class _Linter:
                 self.add(
                     WARNING,
                     self.name(path),
-                    f"{entry}: the validator parses a file of this name, "
-                    "and lint could not read its tests",
+                    f"{entry}: the validator parses a file of this name, and lint could not read its tests",
                 )
 
     def name(self, path: Path) -> str:

@@ -102,12 +102,16 @@ def gotest_junit(stream: Iterable[Event], tool_version: str) -> str:
         return "".join(lines)
 
     test_main_failed = package_action == "fail" and not by_action["fail"]
-    suites = _element(None, "testsuites", {
-        "tests": str(len(finished)),
-        "failures": str(len(by_action["fail"]) + test_main_failed),  # gotestsum counts TestMain only here
-        "errors": "0",
-        "time": _seconds(package_elapsed),
-    })  # fmt: skip
+    suites = _element(
+        None,
+        "testsuites",
+        {
+            "tests": str(len(finished)),
+            "failures": str(len(by_action["fail"]) + test_main_failed),  # gotestsum counts TestMain only here
+            "errors": "0",
+            "time": _seconds(package_elapsed),
+        },
+    )
     suite_attrs = {"tests": str(len(finished)), "failures": str(len(by_action["fail"]))}
     if by_action["skip"]:
         suite_attrs["skipped"] = str(len(by_action["skip"]))

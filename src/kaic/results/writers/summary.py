@@ -146,6 +146,9 @@ def render_summary(report: Report, console: Console) -> None:
     console.print(table)
     for req_id, probe in summary.problems:
         console.print(Text(f"{probe.name} ({req_id}): {outcome_message(probe)}", style=_STYLE[probe.outcome]))
-        if probe.outcome in (Outcome.FAILED, Outcome.ERROR):  # unknowns: the reason says it; evidence in summary.md
+        if probe.outcome in (
+            Outcome.FAILED,
+            Outcome.ERROR,
+        ):  # unknowns: the reason says it; evidence in summary.md
             for detail in probe_details(probe):
                 console.print(Text(detail, style="dim"))
