@@ -1,8 +1,8 @@
 """The run's knobs, typed, each with its one default.
 
-The CLI's flags take their defaults from here, the engine hands the chosen values to every probe process (in the
-run's settings file) and probes read them as `run.settings`. It imports nothing of kaic, so the cluster access
-layer, the engine, the areas and the CLI all read the same defaults.
+The CLI's flags take their defaults from here, the engine hands the chosen values to every probe process (in
+the run's settings file) and probes read them as `run.settings`. It imports nothing of kaic, so the cluster
+access layer, the engine, the areas and the CLI all read the same defaults.
 """
 
 from __future__ import annotations

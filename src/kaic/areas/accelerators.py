@@ -175,8 +175,8 @@ def select_present(facts: Mapping[str, Any], settings: Settings) -> Selection:
 
 
 def inventory(facts: Mapping[str, Any]) -> dict[str, Any]:
-    """What the cluster offers, vendor-neutral: DRA drivers with devices (discovery's counts: complete pools at
-    their newest generation), those without and why, DeviceClasses, extended resources."""
+    """What the cluster offers, vendor-neutral: DRA drivers with devices (discovery's counts: complete pools
+    at their newest generation), those without and why, DeviceClasses, extended resources."""
     drivers = facts.get("resourceSlices") or {}
     return {
         "draDrivers": {
@@ -198,15 +198,16 @@ def inventory(facts: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def require_dra_v1(served: list[str], checklist: str) -> None:
-    """dra_support's verdict on resource.k8s.io/v1 not being served. Before DRA_GA it is beta and off by default:
-    absent but installable (unknown). From DRA_GA it is GA and on by default, so a cluster judged by such a
-    checklist that does not serve it fails the MUST."""
+    """dra_support's verdict on resource.k8s.io/v1 not being served. Before DRA_GA it is beta and off by
+    default: absent but installable (unknown). From DRA_GA it is GA and on by default, so a cluster judged by
+    such a checklist that does not serve it fails the MUST."""
     if "v1" in served:
         return
     why = f"resource.k8s.io/v1 is not served (served versions: {', '.join(served) or 'none'})"
     if minor_key(checklist) >= minor_key(DRA_GA):
         raise AssertionError(
-            f"{why}: DRA is GA and on by default from Kubernetes {DRA_GA}, and checklist {checklist} requires it"
+            f"{why}: DRA is GA and on by default from Kubernetes {DRA_GA}, "
+            f"and checklist {checklist} requires it"
         )
     raise Unknown(
         f"{why}; on {checklist} DRA is beta and off by default: enable the API and its feature gates"
@@ -224,7 +225,8 @@ def accelerator_nodes(facts: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _unusable(node: Mapping[str, Any] | None) -> str:
-    """Why no pod can be placed on a node ("" when one can): not known, not Ready, or cordoned (policy, named)."""
+    """Why no pod can be placed on a node ("" when one can): not known, not Ready, or cordoned (policy,
+    named)."""
     if not node:
         return "not a known node"
     return "not Ready" if not node["ready"] else "cordoned" if node["unschedulable"] else ""
@@ -333,9 +335,9 @@ def detect(
 ) -> Selection:
     """Pick the profile and allocation path; auto prefers a complete DRA pool on Ready, schedulable nodes.
 
-    Unrecognised hardware is Unknown with the inventory; an empty cluster is NoAccelerators. Nodes with taints the
-    chosen profile's pods would not tolerate stay chosen (the scheduler decides, and a wait that sees it refuse
-    names the taint) but are named in the evidence.
+    Unrecognised hardware is Unknown with the inventory; an empty cluster is NoAccelerators. Nodes with taints
+    the chosen profile's pods would not tolerate stay chosen (the scheduler decides, and a wait that sees it
+    refuse names the taint) but are named in the evidence.
     """
     if requested != "auto" and requested not in PROFILES:
         raise ProbeError(f"unknown accelerator profile {requested!r}; known: auto, {', '.join(PROFILES)}")
@@ -366,8 +368,9 @@ def detect(
         elif plugin and allocation_mode in ("auto", "device-plugin"):
             if plugin["mappedByDeviceClass"]:
                 trail[profile.name]["device-plugin"] = (
-                    f"DeviceClass {', '.join(plugin['mappedByDeviceClass'])} maps {plugin['extendedResource']} "
-                    "to DRA, so requests for it are not device-plugin allocations; use --allocation-mode dra"
+                    f"DeviceClass {', '.join(plugin['mappedByDeviceClass'])} maps "
+                    f"{plugin['extendedResource']} to DRA, so requests for it are not device-plugin "
+                    "allocations; use --allocation-mode dra"
                 )
                 continue
             choices.append(
@@ -426,7 +429,8 @@ class DeviceReport:
     def problems(
         self, profile: AcceleratorProfile, count: int, identities: tuple[str, ...] = ()
     ) -> list[str]:
-        """Why this container's view is wrong for `count` allocated devices with these identities (empty: right).
+        """Why this container's view is wrong for `count` allocated devices with these identities (empty:
+        right).
 
         Over-allocation and leaks both show as more visible devices than allocated; identities are compared
         only where the container can report them (a driver tool or injected variables)."""

@@ -77,7 +77,8 @@ def found_autoscalers(detected: Mapping[str, Any]) -> list[str]:
         found.append("Cluster Autoscaler (status ConfigMap kube-system/cluster-autoscaler-status)")
     if detected.get("clusterAutoscalerDeployments"):
         found.append(
-            f"Cluster Autoscaler Deployments in kube-system {sorted(detected['clusterAutoscalerDeployments'])}"
+            "Cluster Autoscaler Deployments in kube-system "
+            f"{sorted(detected['clusterAutoscalerDeployments'])}"
         )
     if detected.get("karpenterNodePools"):
         found.append(f"Karpenter NodePools {sorted(detected['karpenterNodePools'])}")
@@ -94,7 +95,8 @@ def trail(detected: Mapping[str, Any]) -> str:
         "no node autoscaler found: no ConfigMap kube-system/cluster-autoscaler-status, "
         "no cluster-autoscaler Deployment in kube-system, "
         f"Karpenter CRDs {'present, no NodePool' if detected.get('karpenterCrds') else 'absent'}, "
-        f"Cluster API CRDs {'present, no autoscaler annotations' if detected.get('clusterApiCrds') else 'absent'}, "
+        "Cluster API CRDs "
+        f"{'present, no autoscaler annotations' if detected.get('clusterApiCrds') else 'absent'}, "
         f"ProvisioningRequest CRD {'present' if detected.get('provisioningRequestCrd') else 'absent'}"
     )
 

@@ -1,10 +1,10 @@
 """Gang-scheduling adapters: how kaic forms one all-or-nothing group of pods with each solution it knows.
 
 Every gang is a batch/v1 Job of N pods (upstream's TestGangScheduling also submits a plain Job) plus what the
-solution reads to treat those pods as one group. An adapter recognises its solution from discovery facts, builds
-the group object and the Job, and says which group a pod ended up in, so a solution that quietly regroups pods
-(Volcano's one-pod "shadow" PodGroups) is caught rather than judged. Capacity arithmetic for the fence that makes
-"only N of N+1 fit" exact lives here too. Pure: nothing in this module talks to a cluster.
+solution reads to treat those pods as one group. An adapter recognises its solution from discovery facts,
+builds the group object and the Job, and says which group a pod ended up in, so a solution that quietly
+regroups pods (Volcano's one-pod "shadow" PodGroups) is caught rather than judged. Capacity arithmetic for the
+fence that makes "only N of N+1 fit" exact lives here too. Pure: nothing in this module talks to a cluster.
 """
 
 from __future__ import annotations
@@ -58,10 +58,11 @@ class Adapter:
     """One gang-scheduling solution. Subclasses fill in the class attributes and the four methods."""
 
     name: ClassVar[str]
-    # What keeps exactly N of N+1 members from fitting: "node" (a node's free CPU) or "quota" (an admission quota).
+    # What keeps exactly N of N+1 members from fitting: "node" (a node's free CPU) or "quota" (an admission
+    # quota).
     fence: ClassVar[str] = "node"
-    # Whether a waiting gang's pods exist, unbound (a scheduler gates them), or are not created at all (a queue
-    # keeps the Job suspended until the whole gang is admitted).
+    # Whether a waiting gang's pods exist, unbound (a scheduler gates them), or are not created at all (a
+    # queue keeps the Job suspended until the whole gang is admitted).
     pods_exist_while_waiting: ClassVar[bool] = True
     default_scheduler_name: ClassVar[str] = ""
 
@@ -90,9 +91,9 @@ class Native(Adapter):
     """Kubernetes' own PodGroup: `spec.schedulingPolicy.gang.minCount`, joined by `spec.schedulingGroup`."""
 
     name = "native"
-    # Served versions with a standalone PodGroup that pods join through spec.schedulingGroup.podGroupName, newest
-    # first: 1.37 beta (gate GenericWorkload), 1.37 alpha, 1.36 alpha. 1.35's v1alpha1 Workload (pods joined by
-    # spec.workloadRef) had another shape and is not built.
+    # Served versions with a standalone PodGroup that pods join through spec.schedulingGroup.podGroupName,
+    # newest first: 1.37 beta (gate GenericWorkload), 1.37 alpha, 1.36 alpha. 1.35's v1alpha1 Workload (pods
+    # joined by spec.workloadRef) had another shape and is not built.
     versions = ("v1beta1", "v1alpha3", "v1alpha2")
 
     def detect(self, found: Discovery) -> str | None:
@@ -228,7 +229,8 @@ class Volcano(Adapter):
 
 
 class Coscheduling(Adapter):
-    """scheduler-plugins' Coscheduling: a PodGroup (`minMember`) joined by label, usually a second scheduler."""
+    """scheduler-plugins' Coscheduling: a PodGroup (`minMember`) joined by label, usually a second
+    scheduler."""
 
     name = "coscheduling"
     default_scheduler_name = "scheduler-plugins-scheduler"
@@ -324,7 +326,8 @@ def gang(
     settings: Gang,
     queue: str = "",
 ) -> list[Obj]:
-    """The objects of one gang in creation order: its group object (if the solution reads one), then the Job."""
+    """The objects of one gang in creation order: its group object (if the solution reads one), then the
+    Job."""
     adapter = choice.adapter
     group = adapter.group(name, size, labels, choice.version)
     body = job(name, size, {**labels, **settings.job_labels}, pod_spec)
@@ -347,8 +350,9 @@ def cpu_m(quantity: str | float) -> int:
 
 
 def pod_cpu_request_m(pod: Mapping[str, Any]) -> int:
-    """The CPU the scheduler counts for a pod: the larger of its containers' sum and its largest init container,
-    plus overhead (sidecar init containers are counted as plain init containers: an upper bound is safe)."""
+    """The CPU the scheduler counts for a pod: the larger of its containers' sum and its largest init
+    container, plus overhead (sidecar init containers are counted as plain init containers: an upper bound is
+    safe)."""
     spec = pod.get("spec") or {}
 
     def request(container: Mapping[str, Any]) -> int:
@@ -413,7 +417,8 @@ def member_cpu_m(free_m: int, size: int) -> int:
 
 
 def quota_free_cpu_m(cluster_queue: Mapping[str, Any]) -> int:
-    """CPU a Kueue ClusterQueue can still admit in its first flavor that covers CPU: nominal minus reserved."""
+    """CPU a Kueue ClusterQueue can still admit in its first flavor that covers CPU: nominal minus
+    reserved."""
     for group in (cluster_queue.get("spec") or {}).get("resourceGroups") or []:
         if "cpu" not in group.get("coveredResources", []):
             continue

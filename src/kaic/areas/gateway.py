@@ -1,10 +1,12 @@
-"""Gateway API for inference: the objects the ai_inference probe routes through, and how its counts are judged.
+"""Gateway API for inference: the objects the ai_inference probe routes through, and how its counts are
+judged.
 
 Two backends answer with their own name. One HTTPRoute sends requests that carry `X-Gateway-Model-Name: b` (an
-OpenAI-style model header) to B and splits all others 80/20 between A and B. A client pod inside the cluster sends
-PLAIN plain and MARKED marked requests to the Gateway's address and reports which backend answered each, so the
-verdict below needs no cluster: any marked request answered by A, B's share of plain requests outside 10–30 %
-(3.5 standard deviations either side of 20 % for 200 requests), or a request no backend answered, fails.
+OpenAI-style model header) to B and splits all others 80/20 between A and B. A client pod inside the cluster
+sends PLAIN plain and MARKED marked requests to the Gateway's address and reports which backend answered each,
+so the verdict below needs no cluster: any marked request answered by A, B's share of plain requests outside
+10–30 % (3.5 standard deviations either side of 20 % for 200 requests), or a request no backend answered,
+fails.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ RESULT = "kaic-gateway-counts"
 WARMUP_S = 60  # tries, a second apart, the client gives the Gateway to answer at all
 _LINE = re.compile(r"^(plain|marked) a=(\d+) b=(\d+) failed=(\d+)$")
 
-# The client: wait (bounded) until the route answers at all, as a data plane may lag its status by a moment, then
-# count which backend answered each request; the tally goes to the termination message (no exec needed). An
-# address that never answers is reported as such instead of timing out request by request. (`timeout`, since
-# Debian's static busybox 1.35 wget crashes on its own -T.)
+# The client: wait (bounded) until the route answers at all, as a data plane may lag its status by a moment,
+# then count which backend answered each request; the tally goes to the termination message (no exec needed).
+# An address that never answers is reported as such instead of timing out request by request. (`timeout`,
+# since Debian's static busybox 1.35 wget crashes on its own -T.)
 CLIENT = (
     r"""set -u
 url="http://$GATEWAY_ADDRESS:$GATEWAY_PORT/"
@@ -90,8 +92,8 @@ class Counts:
 
 
 def parse_counts(text: str) -> dict[str, Counts] | None:
-    """The client's tally ("plain a=160 b=40 failed=0", then "marked ...") after its marker; {} when the Gateway's
-    address never answered; None when the client reported nothing usable."""
+    """The client's tally ("plain a=160 b=40 failed=0", then "marked ...") after its marker; {} when the
+    Gateway's address never answered; None when the client reported nothing usable."""
     lines = [line.strip() for line in text.splitlines()]
     if RESULT not in lines:
         return None
@@ -239,8 +241,8 @@ def service_body(name: str, labels: Mapping[str, str], selector: Mapping[str, st
 
 def programmed_address(cluster: Cluster, base: str, evidence: Recorder, timeout_s: float) -> str:
     """Watch the probe's Gateway under `base` (its namespace's gateway.networking.k8s.io/v1 path) until it is
-    Programmed with an address. Never Programmed is a failure, and so is an implementation that marks the current
-    generation not Accepted (it has said it will not program it)."""
+    Programmed with an address. Never Programmed is a failure, and so is an implementation that marks the
+    current generation not Accepted (it has said it will not program it)."""
     status: dict[str, Any] = {}
     for _, obj in cluster.watch(f"{base}/gateways", timeout_s, fieldSelector=f"metadata.name={GATEWAY}"):
         status = obj.get("status") or {}
@@ -249,8 +251,8 @@ def programmed_address(cluster: Cluster, base: str, evidence: Recorder, timeout_
     evidence.add("object", "gateway status", status)
     listeners = "; ".join(f"{item.get('name')}: {conditions(item)}" for item in status.get("listeners") or [])
     assert condition(status, "Programmed") == "True", (
-        f"Gateway {GATEWAY} (listener HTTP :{LISTENER_PORT}) was not Programmed (waited up to {timeout_s:.0f}s): "
-        f"{conditions(status)}; listeners: {listeners or 'none'}"
+        f"Gateway {GATEWAY} (listener HTTP :{LISTENER_PORT}) was not Programmed (waited up to "
+        f"{timeout_s:.0f}s): {conditions(status)}; listeners: {listeners or 'none'}"
     )
     assert status.get("addresses"), f"Gateway {GATEWAY} is Programmed but publishes no address"
     return str(status["addresses"][0]["value"])
@@ -269,8 +271,8 @@ def parent_accepted(
     evidence.add("object", f"{name} parent status", parent)
     for kind in ("Accepted", "ResolvedRefs"):
         assert condition(parent, kind) == "True", (
-            f"{collection.rsplit('/', 1)[-1]} {name} is not {kind} by Gateway {GATEWAY} within {timeout_s:.0f}s: "
-            f"{conditions(parent) if parent else 'no status from the implementation'}"
+            f"{collection.rsplit('/', 1)[-1]} {name} is not {kind} by Gateway {GATEWAY} within "
+            f"{timeout_s:.0f}s: {conditions(parent) if parent else 'no status from the implementation'}"
         )
 
 

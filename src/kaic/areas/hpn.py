@@ -1,9 +1,9 @@
-"""High-performance networking: which secondary-network stack to judge, which devices a claim must land on, and
-what a pod saw of its interfaces.
+"""High-performance networking: which secondary-network stack to judge, which devices a claim must land on,
+and what a pod saw of its interfaces.
 
-Three stacks are recognised, in this order: a DRA network driver (DraNet `dra.net`, or any driver whose devices
-publish network attributes such as `rdma` or `ifName`), Multus NetworkAttachmentDefinitions, and device-plugin
-`rdma/*` resources. Only the first two give a pod an extra interface kaic can observe.
+Three stacks are recognised, in this order: a DRA network driver (DraNet `dra.net`, or any driver whose
+devices publish network attributes such as `rdma` or `ifName`), Multus NetworkAttachmentDefinitions, and
+device-plugin `rdma/*` resources. Only the first two give a pod an extra interface kaic can observe.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The one map of every image a probe runs, with overrides for air-gapped clusters.
 
-Probes name images by key (`@probe(images=(...))`, `kaic.areas.images.DEFAULTS`); a run resolves each key once:
-an explicit `--image KEY=REF` wins, otherwise `--image-mirror` replaces the default's registry.
+Probes name images by key (`@probe(images=(...))`, `kaic.areas.images.DEFAULTS`); a run resolves each key
+once: an explicit `--image KEY=REF` wins, otherwise `--image-mirror` replaces the default's registry.
 """
 
 from __future__ import annotations

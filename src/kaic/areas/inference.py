@@ -2,8 +2,8 @@
 
 The client is a Python script in a pod (traffic must come from inside the cluster): it sends OpenAI-style
 completion requests and prints, between markers, each answer's status, the `x-inference-pod` header a model
-server sets (llm-d-inference-sim sets it from POD_NAME) and the `x-request-id` it sent. Each prompt starts with
-its request id, so no prefix-cache affinity ties the requests to the server that answered the first.
+server sets (llm-d-inference-sim sets it from POD_NAME) and the `x-request-id` it sent. Each prompt starts
+with its request id, so no prefix-cache affinity ties the requests to the server that answered the first.
 """
 
 from __future__ import annotations

@@ -123,7 +123,8 @@ class DeviceSeries:
             found.append(f"device {device} has no {missing} series")
         if len(self.complete()) < expected_devices:
             found.append(
-                f"{len(self.complete())} device(s) have utilisation and memory series, {expected_devices} expected"
+                f"{len(self.complete())} device(s) have utilisation and memory series, "
+                f"{expected_devices} expected"
             )
         return found
 
@@ -219,7 +220,8 @@ def service_ref(text: str) -> tuple[str, str, int | None]:
     found = re.fullmatch(r"([a-z0-9-]{1,63})/([a-z0-9-]{1,63})(?::(\d{1,5}))?", text)
     if not found:
         raise ValueError(
-            f"{text!r}: use NAMESPACE/NAME or NAMESPACE/NAME:PORT of a Service, e.g. monitoring/prometheus-operated:9090"
+            f"{text!r}: use NAMESPACE/NAME or NAMESPACE/NAME:PORT of a Service, e.g. "
+            "monitoring/prometheus-operated:9090"
         )
     namespace, name, port = found.groups()
     return namespace, name, int(port) if port else None

@@ -3,11 +3,11 @@
 A profile says, for one operator: the CRDs that mark it installed, the validating webhook (by the name of the
 webhook entry, which is stable across install methods) that judges the probed kind, a valid object and an
 invalid one that only the webhook (never the OpenAPI schema) turns away, and what "reconciled to success"
-means for the valid one. Probes (conformance/test_operators.py) only read profiles; adding an operator is a new
-entry in PROFILES.
+means for the valid one. Probes (conformance/test_operators.py) only read profiles; adding an operator is a
+new entry in PROFILES.
 
-`kubeflow-trainer` follows the upstream suite (TrainJob on a ClusterTrainingRuntime, success = Complete) and runs
-for real on kaic's local cluster; `kuberay` is written from KubeRay's documented API and webhook and is
+`kubeflow-trainer` follows the upstream suite (TrainJob on a ClusterTrainingRuntime, success = Complete) and
+runs for real on kaic's local cluster; `kuberay` is written from KubeRay's documented API and webhook and is
 **untested against a running operator**.
 """
 
@@ -72,7 +72,8 @@ class OperatorProfile:
     install_hint: str
     # Where the operator usually runs, for the record when its webhook names no service.
     namespace: str = ""
-    # A cluster-scoped object the valid object refers to and the operator's install provides (Trainer's runtime).
+    # A cluster-scoped object the valid object refers to and the operator's install provides (Trainer's
+    # runtime).
     runtime: Resource | None = None
     default_runtime: str = ""
     images: tuple[str, ...] = ()  # keys of kaic.areas.images.DEFAULTS the valid object runs
@@ -223,7 +224,8 @@ def select(choice: str, crds: Iterable[str]) -> tuple[OperatorProfile, list[str]
 
 
 def find_webhook(configurations: Iterable[Mapping[str, Any]], name: str) -> tuple[str, dict[str, Any]] | None:
-    """(configuration name, webhook entry) of the validating webhook called `name`, wherever it is configured."""
+    """(configuration name, webhook entry) of the validating webhook called `name`, wherever it is
+    configured."""
     for configuration in configurations:
         for webhook in configuration.get("webhooks") or []:
             if webhook.get("name") == name:

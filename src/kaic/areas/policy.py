@@ -1,11 +1,11 @@
 """The cluster's own policy, told apart from the behaviour a probe tests.
 
-Taints kaic's pods do not tolerate, cordoned nodes, admission denials (webhooks, ValidatingAdmissionPolicies, Pod
-Security), ResourceQuota and images that cannot be pulled say nothing about conformance. A probe held up by one
-ends unknown (policy) or error (an image), naming the cause, as soon as the scheduler, the API server or the
-kubelet says so: never failed or passed, never after the full wait. A pod the scheduler refuses for any other
-reason (too few devices, an unsatisfiable claim, a gang that does not fit) is what negative probes test, so the
-scheduler's refusal counts as policy only when policy alone keeps the pod off every node it could use.
+Taints kaic's pods do not tolerate, cordoned nodes, admission denials (webhooks, ValidatingAdmissionPolicies,
+Pod Security), ResourceQuota and images that cannot be pulled say nothing about conformance. A probe held up
+by one ends unknown (policy) or error (an image), naming the cause, as soon as the scheduler, the API server
+or the kubelet says so: never failed or passed, never after the full wait. A pod the scheduler refuses for any
+other reason (too few devices, an unsatisfiable claim, a gang that does not fit) is what negative probes test,
+so the scheduler's refusal counts as policy only when policy alone keeps the pod off every node it could use.
 
 The parsing here is pure; `Guard` asks the cluster, and the waits in `kaic.areas.workloads` consult it.
 """
@@ -23,7 +23,8 @@ from kaic.results.outcomes import ProbeError, Unknown
 
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 TOLERATION_FORMS = "KEY:EFFECT or KEY=VALUE:EFFECT, EFFECT one of " + ", ".join(EFFECTS)
-# Taints a node carries for its health or lifecycle (Kubernetes, cloud providers, node autoscalers): not policy.
+# Taints a node carries for its health or lifecycle (Kubernetes, cloud providers, node autoscalers): not
+# policy.
 LIFECYCLE_TAINTS = (
     "node.kubernetes.io/",
     "node.cloudprovider.kubernetes.io/",
@@ -75,8 +76,8 @@ def tolerates(toleration: Mapping[str, str], taint: Mapping[str, str]) -> bool:
 
 
 def untolerated(taints: Iterable[Mapping[str, str]], tolerations: Sequence[Mapping[str, str]]) -> list[str]:
-    """The policy taints that keep a pod with `tolerations` off a node (NoSchedule, NoExecute; lifecycle taints
-    are not policy)."""
+    """The policy taints that keep a pod with `tolerations` off a node (NoSchedule, NoExecute; lifecycle
+    taints are not policy)."""
     return [
         taint_text(t)
         for t in taints
@@ -118,7 +119,8 @@ def remedy(causes: Iterable[str]) -> str:
 
 
 def unschedulable_message(pod: Mapping[str, Any]) -> str:
-    """The scheduler's last word on an unbound pod: PodScheduled=False, reason Unschedulable ("" otherwise)."""
+    """The scheduler's last word on an unbound pod: PodScheduled=False, reason Unschedulable (""
+    otherwise)."""
     if (pod.get("spec") or {}).get("nodeName"):
         return ""
     for cond in (pod.get("status") or {}).get("conditions") or []:
@@ -208,10 +210,10 @@ def scheduling_block(
     message: str = "",
 ) -> str:
     """Why the cluster's policy keeps an unbound pod off every node it could use ("" when it does not): the
-    scheduler refused it naming a taint or cordon (`message`, else the pod's PodScheduled condition), and every
-    node the pod's placement allows that offers what it asks for is cordoned or tainted against it. Nodes that
-    lack the capability, or that the pod's own placement rules out, do not count: a pod that fits nowhere for
-    lack of devices stays the probe's finding."""
+    scheduler refused it naming a taint or cordon (`message`, else the pod's PodScheduled condition), and
+    every node the pod's placement allows that offers what it asks for is cordoned or tainted against it.
+    Nodes that lack the capability, or that the pod's own placement rules out, do not count: a pod that fits
+    nowhere for lack of devices stays the probe's finding."""
     message = message or unschedulable_message(pod)
     if (pod.get("spec") or {}).get("nodeName") or not names_policy(message):
         return ""
@@ -237,7 +239,8 @@ def scheduling_block(
 
 
 def image_key(ref: str) -> str | None:
-    """The `--image` key whose default (or its mirrored copy) is `ref`; None for an image given by override."""
+    """The `--image` key whose default (or its mirrored copy) is `ref`; None for an image given by
+    override."""
     for key, image in DEFAULTS.items():
         if ref == image.ref or ref.endswith("/" + registry_split(image.ref)[1]):
             return key
@@ -257,10 +260,12 @@ def image_problem(pod: Mapping[str, Any]) -> str:
                 if key
                 else "it was given with --image or --image-mirror, check that reference"
             )
-            # What to do comes before the kubelet's words: a reason shortened for people keeps the flag to pass.
+            # What to do comes before the kubelet's words: a reason shortened for people keeps the flag to
+            # pass.
             return (
-                f"image {image} of container {c.get('name', '')} in pod {(pod.get('metadata') or {}).get('name', '')} "
-                f"cannot be pulled ({mirror}): {waiting['reason']}: {waiting.get('message', '').strip()}"
+                f"image {image} of container {c.get('name', '')} in pod "
+                f"{(pod.get('metadata') or {}).get('name', '')} cannot be pulled ({mirror}): "
+                f"{waiting['reason']}: {waiting.get('message', '').strip()}"
             )
     return ""
 
@@ -310,7 +315,8 @@ def api_denial(exc: BaseException) -> str:
 
 class Guard:
     """What a wait consults on each poll or watch event: raises Unknown when policy holds kaic's pods (taints,
-    cordons; admission or quota denying a controller's pod creation), ProbeError when an image cannot be pulled.
+    cordons; admission or quota denying a controller's pod creation), ProbeError when an image cannot be
+    pulled.
 
     Nodes are listed only when the scheduler names policy, once per distinct scheduler message; a controller's
     FailedCreate events (of `owners`: names of the Jobs, Deployments or custom objects whose pods are awaited,
@@ -325,8 +331,8 @@ class Guard:
         self._events_at = 0.0
 
     def pod(self, pod: Mapping[str, Any], refusal: str = "") -> None:
-        """Raise if policy or an image holds this pod; `refusal`: a FailedScheduling message to judge instead of
-        the pod's condition (a negative probe's evidence)."""
+        """Raise if policy or an image holds this pod; `refusal`: a FailedScheduling message to judge instead
+        of the pod's condition (a negative probe's evidence)."""
         if problem := image_problem(pod):
             raise ProbeError(problem)
         message = refusal or unschedulable_message(pod)
@@ -340,7 +346,8 @@ class Guard:
             raise Unknown(self._judged[key])
 
     def _device_nodes(self, pod: Mapping[str, Any]) -> set[str] | None:
-        """Nodes with a ResourceSlice of their own, for a pod with claims; None when slices may serve any node."""
+        """Nodes with a ResourceSlice of their own, for a pod with claims; None when slices may serve any
+        node."""
         if not (pod.get("spec") or {}).get("resourceClaims"):
             return None
         from kaic.areas.workloads import DRA
@@ -353,7 +360,8 @@ class Guard:
         return found
 
     def creations(self) -> None:
-        """A controller refused, by policy, the pods of one of `owners` (read at most every EVENTS_EVERY_S)."""
+        """A controller refused, by policy, the pods of one of `owners` (read at most every
+        EVENTS_EVERY_S)."""
         if not self.owners or time.monotonic() - self._events_at < self.EVENTS_EVERY_S:
             return
         self._events_at = time.monotonic()

@@ -66,8 +66,9 @@ def is_sandbox(runtime_class: Mapping[str, str]) -> bool:
 def choose_runtime_class(
     runtime_classes: Iterable[Mapping[str, str]], wanted: str | None
 ) -> tuple[dict[str, str] | None, str]:
-    """The RuntimeClass to judge and how it was chosen: the one named by --sandbox-runtime-class, else the first
-    (by name) that looks like a sandbox. (None, trail) when there is none; the trail says what was searched."""
+    """The RuntimeClass to judge and how it was chosen: the one named by --sandbox-runtime-class, else the
+    first (by name) that looks like a sandbox. (None, trail) when there is none; the trail says what was
+    searched."""
     classes = sorted((dict(rc) for rc in runtime_classes), key=lambda rc: rc["name"])
     if wanted:
         named = next((rc for rc in classes if rc["name"] == wanted), None)
@@ -92,8 +93,8 @@ def problems(sandboxed: View, control: View) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {check: [] for check in CHECKS}
     if (sandboxed.kernel, sandboxed.boot_id) == (control.kernel, control.boot_id):
         found["kernel"].append(
-            f"shares the node's kernel: the same kernel ({control.kernel}) and boot_id ({control.boot_id}) as the "
-            "control pod"
+            f"shares the node's kernel: the same kernel ({control.kernel}) and boot_id ({control.boot_id}) "
+            "as the control pod"
         )
     if sandboxed.host_processes:
         found["processes"].append(f"sees host processes: {', '.join(sandboxed.host_processes)}")

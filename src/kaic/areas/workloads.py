@@ -227,9 +227,10 @@ def wait_for(
     what: str,
     evidence: Recorder,
 ) -> Any:
-    """Poll `path` until `check(obj)` is truthy and return that; on timeout record the events, then raise. A pod
-    that the cluster's policy or an unpullable image holds ends the wait at once (`kaic.areas.policy.Guard`), before
-    `check` is asked, so no check can take policy for the behaviour it waits for."""
+    """Poll `path` until `check(obj)` is truthy and return that; on timeout record the events, then raise. A
+    pod that the cluster's policy or an unpullable image holds ends the wait at once
+    (`kaic.areas.policy.Guard`), before `check` is asked, so no check can take policy for the behaviour it
+    waits for."""
     namespace, name = path.split("/namespaces/", 1)[-1].split("/")[0], path.rsplit("/", 1)[-1]
     guard = Guard(cluster, namespace)
     deadline = time.monotonic() + timeout_s
@@ -253,8 +254,8 @@ def wait_for(
 def wait_refused(
     cluster: Cluster, namespace: str, name: str, timeout_s: float, what: str, evidence: Recorder
 ) -> str:
-    """Wait for the scheduler to refuse a pod (its FailedScheduling message), as negative probes expect; a refusal
-    the cluster's policy explains is not the behaviour under test (Unknown, naming it)."""
+    """Wait for the scheduler to refuse a pod (its FailedScheduling message), as negative probes expect; a
+    refusal the cluster's policy explains is not the behaviour under test (Unknown, naming it)."""
     path = pods_path(namespace, name)
 
     def refusal(_: dict[str, Any]) -> str:
@@ -317,7 +318,8 @@ def slice_device(cluster: Cluster, node: str, device: tuple[str, str, str]) -> d
 def allocated_identities(
     cluster: Cluster, placement: Placement, profile: AcceleratorProfile
 ) -> tuple[str, ...]:
-    """What the identity script should report for the placement's allocated devices; fails on an unpublished one."""
+    """What the identity script should report for the placement's allocated devices; fails on an unpublished
+    one."""
     identities = []
     for device in placement.devices():
         item = slice_device(cluster, placement.node, device)
@@ -433,11 +435,12 @@ def observe(
     evidence: Recorder,
     timeout_s: float = 300,
 ) -> dict[str, Any]:
-    """Wait for a placed pod to finish. On a node that runs no containers (kwok) what a container sees cannot be
-    observed: Unknown, naming what the API already proved (`api_result`)."""
+    """Wait for a placed pod to finish. On a node that runs no containers (kwok) what a container sees cannot
+    be observed: Unknown, naming what the API already proved (`api_result`)."""
     if not runs_containers(cluster, placement.node):
         raise Unknown(
-            f"node {placement.node} runs no containers, so what the containers see is not observable; {api_result}"
+            f"node {placement.node} runs no containers, so what the containers see is not observable; "
+            f"{api_result}"
         )
     name = placement.pod["metadata"]["name"]
     return wait_for(
@@ -456,8 +459,8 @@ class PodWatch:
     was ever bound, even one deleted or finished since, and the most pods that held a node at one time."""
 
     def __init__(self, cluster: Cluster, namespace: str, selector: str, owners: tuple[str, ...] = ()) -> None:
-        """`owners`: the objects whose controllers make the pods (Job, Deployment, …), so that their refusal by
-        admission or quota ends a wait at once (`kaic.areas.policy.Guard.creations`)."""
+        """`owners`: the objects whose controllers make the pods (Job, Deployment, …), so that their refusal
+        by admission or quota ends a wait at once (`kaic.areas.policy.Guard.creations`)."""
         self.cluster, self.namespace, self.selector = cluster, namespace, selector
         self.guard = Guard(cluster, namespace, owners)
         page = cluster.get(pods_path(namespace), labelSelector=selector)
@@ -481,9 +484,9 @@ class PodWatch:
         )
 
     def until(self, done: Callable[[PodWatch], bool], timeout_s: float) -> bool:
-        """Follow changes until `done(self)` holds (True) or `timeout_s` passes (False). Pods held by the cluster's
-        policy or an unpullable image end it at once (`kaic.areas.policy.Guard`), before `done` is asked; with owners,
-        their controllers' refusals are read at least every Guard.EVENTS_EVERY_S."""
+        """Follow changes until `done(self)` holds (True) or `timeout_s` passes (False). Pods held by the
+        cluster's policy or an unpullable image end it at once (`kaic.areas.policy.Guard`), before `done` is
+        asked; with owners, their controllers' refusals are read at least every Guard.EVENTS_EVERY_S."""
         deadline = time.monotonic() + timeout_s
         while not self._done(done):
             left = deadline - time.monotonic()

@@ -115,7 +115,8 @@ def _read_private_pem(ref: str) -> bytes:
 
 
 def load_private(ref: str, passphrase: bytes | Callable[[], bytes]) -> EllipticCurvePrivateKey:
-    """The P-256 key at `ref` (a path or env://VAR); a callable passphrase is asked only for an encrypted key."""
+    """The P-256 key at `ref` (a path or env://VAR); a callable passphrase is asked only for an encrypted
+    key."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 

@@ -80,9 +80,9 @@ def _render(result: Diff, old: Path, new: Path) -> None:
     for name, path, report in (("OLD", old, result.old), ("NEW", new, result.new)):
         summary = run_summary(report)
         console.print(
-            f"{name} {path}: run {summary['runId']}, {summary['profile']['id']} {summary['profile']['version']}, "
-            f"checklist {summary['checklist']['chosen']}, Kubernetes {summary['kubernetesVersion']}, "
-            f"mode {summary['mode']}, verdict {summary['verdict']}",
+            f"{name} {path}: run {summary['runId']}, {summary['profile']['id']} "
+            f"{summary['profile']['version']}, checklist {summary['checklist']['chosen']}, Kubernetes "
+            f"{summary['kubernetesVersion']}, mode {summary['mode']}, verdict {summary['verdict']}",
             markup=False,
             highlight=False,
             soft_wrap=True,

@@ -1,8 +1,8 @@
 """kaic's error contract, in one place: what a user sees when something goes wrong, and the exit code.
 
 - Bad input (a flag, file, config key, environment variable, report, profile, probe module, key or output
-  location): one line `kaic: error: <file|flag|key>: <what is wrong>; <what would be valid>` on stderr, exit 2,
-  before a run id or an output folder exists. click's own usage errors are reworded into the same line.
+  location): one line `kaic: error: <file|flag|key>: <what is wrong>; <what would be valid>` on stderr, exit
+  2, before a run id or an output folder exists. click's own usage errors are reworded into the same line.
 - A bug inside kaic: `kaic: internal error: ...` naming a file that holds the traceback (in the run's output
   folder when there is one, else a temporary file), exit 3. No traceback reaches the terminal.
 - Exit 1 is never used for either: it means a MUST failed (run), regressed (diff) or errors were found
@@ -44,7 +44,8 @@ class InputError(click.ClickException):
 
 
 class OperationError(InputError):
-    """Input was fine but the operation could not be completed (a local cluster that would not start): exit 3."""
+    """Input was fine but the operation could not be completed (a local cluster that would not start): exit
+    3."""
 
     exit_code = ExitCode.INCOMPLETE
 
@@ -55,7 +56,8 @@ def remember_output_dir(path: Path) -> None:
 
 
 def load_report(path: Path) -> Report:
-    """A saved run (its folder or report.json), or an InputError naming the path: one message for every command."""
+    """A saved run (its folder or report.json), or an InputError naming the path: one message for every
+    command."""
     from kaic.results import report as results
 
     try:

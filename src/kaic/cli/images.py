@@ -1,4 +1,5 @@
-"""`kaic images list`: the images a run would pull, after overrides, for mirroring into air-gapped registries."""
+"""`kaic images list`: the images a run would pull, after overrides, for mirroring into air-gapped
+registries."""
 
 from __future__ import annotations
 

@@ -116,8 +116,9 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--toleration",
                 multiple=True,
                 callback=_checked_tolerations,
-                help="Let every probe pod tolerate this taint: KEY[=VALUE]:EFFECT, EFFECT NoSchedule, PreferNoSchedule "
-                "or NoExecute; KEY:EFFECT tolerates any value (repeatable; for dedicated accelerator nodes).",
+                help="Let every probe pod tolerate this taint: KEY[=VALUE]:EFFECT, "
+                "EFFECT NoSchedule, PreferNoSchedule or NoExecute; KEY:EFFECT tolerates any value "
+                "(repeatable; for dedicated accelerator nodes).",
             ),
             click.option(
                 "--image",
@@ -132,11 +133,13 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--metrics-endpoint",
-                help="Accelerator exporter's /metrics: a URL, or an API server path (/api/v1/namespaces/…/proxy/metrics).",
+                help="Accelerator exporter's /metrics: a URL, "
+                "or an API server path (/api/v1/namespaces/…/proxy/metrics).",
             ),
             click.option(
                 "--metrics-utilization-metric",
-                help="Accelerator utilisation series name [default: the exporter's, e.g. DCGM_FI_DEV_GPU_UTIL].",
+                help="Accelerator utilisation series name "
+                "[default: the exporter's, e.g. DCGM_FI_DEV_GPU_UTIL].",
             ),
             click.option(
                 "--metrics-memory-metric",
@@ -144,20 +147,22 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--metrics-query-url",
-                help="Prometheus-compatible query API base URL [default: a Prometheus Service found in the cluster].",
+                help="Prometheus-compatible query API base URL "
+                "[default: a Prometheus Service found in the cluster].",
             ),
             click.option(
                 "--prometheus-service",
                 callback=_checked_service,
-                help="NAMESPACE/NAME[:PORT] of the Prometheus Service to query through the API server's service "
-                "proxy [default: found by name and port].",
+                help="NAMESPACE/NAME[:PORT] of the Prometheus Service to query through the API server's "
+                "service proxy [default: found by name and port].",
             ),
             click.option(
                 "--probe-dir",
                 "probe_dirs",
                 multiple=True,
                 type=click.Path(path_type=Path),
-                help="Extra probe modules (test_*.py) for in-house requirements of a profile file (repeatable).",
+                help="Extra probe modules (test_*.py) for in-house requirements of a profile file "
+                "(repeatable).",
             ),
             click.option(
                 "--skip",
@@ -234,8 +239,9 @@ def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Which AI operator the robust_controller probes judge (upstream's -operator* flags), which sandbox runtime
-    workload_sandboxing judges (upstream's -sandbox-runtime-class) and which GatewayClass ai_inference uses."""
+    """Which AI operator the robust_controller probes judge (upstream's -operator* flags), which sandbox
+    runtime workload_sandboxing judges (upstream's -sandbox-runtime-class) and which GatewayClass ai_inference
+    uses."""
     for option in reversed(
         [
             click.option(

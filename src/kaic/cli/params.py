@@ -14,7 +14,8 @@ _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
 
 
 class Duration(click.ParamType):
-    """Seconds, or a Go-style duration such as 90s, 5m, 1h; more than zero (every one is a wait), never a boolean."""
+    """Seconds, or a Go-style duration such as 90s, 5m, 1h; more than zero (every one is a wait), never a
+    boolean."""
 
     name = "duration"
 

@@ -116,7 +116,8 @@ class Plan:
         return max(1, min(cap, len(busy)))
 
     def cleanup_kinds(self) -> frozenset[str]:
-        """What the post-run sweep must look at: the namespaces probes get, and cluster-scoped kinds they create."""
+        """What the post-run sweep must look at: the namespaces probes get, and cluster-scoped kinds they
+        create."""
         kinds = {kind for p in self.probes for kind in p.creates}
         return frozenset(kinds | {"namespaces"} if kinds else kinds)
 

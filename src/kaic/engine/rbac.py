@@ -1,4 +1,5 @@
-"""ClusterRole manifests generated from the probes' declared permissions (examples/rbac/ is built from this)."""
+"""ClusterRole manifests generated from the probes' declared permissions (examples/rbac/ is built from
+this)."""
 
 from __future__ import annotations
 

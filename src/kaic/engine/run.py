@@ -109,7 +109,8 @@ def prepare_output_dir(path: Path) -> bool:
 
 
 def _new_or_empty(path: Path) -> bool:
-    """mkdir, without exist_ok: True when this call made the folder; an existing one must be an empty folder."""
+    """mkdir, without exist_ok: True when this call made the folder; an existing one must be an empty
+    folder."""
     try:
         path.mkdir()
         return True
@@ -136,7 +137,8 @@ def _versions() -> dict[str, str]:
 
 
 def pytest_args(directories: list[Path], *extra: str) -> list[str]:
-    """pytest isolated from the user's setup: no ini file, no autoloaded plugins, no cache, no PYTEST_ADDOPTS."""
+    """pytest isolated from the user's setup: no ini file, no autoloaded plugins, no cache, no
+    PYTEST_ADDOPTS."""
     os.environ.pop("PYTEST_ADDOPTS", None)
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return [
@@ -208,7 +210,8 @@ def skeleton(plan: Plan, run_id: str, opts: RunOptions, detected: str | None, wh
 
 @contextlib.contextmanager
 def _interrupts(run_timeout_s: float | None) -> Iterator[dict[str, bool]]:
-    """SIGINT, SIGTERM and the run timeout arrive as KeyboardInterrupt, which pytest turns into an orderly stop."""
+    """SIGINT, SIGTERM and the run timeout arrive as KeyboardInterrupt, which pytest turns into an orderly
+    stop."""
     state = {"timed_out": False}
 
     def on_term(signum: int, frame: Any) -> None:
@@ -416,7 +419,8 @@ def finalize(report: Report, complete: bool, why_incomplete: str) -> None:
     ]
     if (report.run.get("cleanup") or {}).get("error"):
         warnings.append(
-            f"cleanup incomplete: {report.run['cleanup']['error']}; run `kaic cleanup --run-id {report.run['id']}`"
+            f"cleanup incomplete: {report.run['cleanup']['error']}; "
+            f"run `kaic cleanup --run-id {report.run['id']}`"
         )
     if quick:
         discovered = complete and all(p.outcome is not Outcome.ERROR for p in report.probes())

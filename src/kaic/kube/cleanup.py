@@ -18,7 +18,9 @@ CLUSTER_SCOPED = {
     "resource.k8s.io/resourceslices": "/apis/resource.k8s.io/v1/resourceslices",
     "node.k8s.io/runtimeclasses": "/apis/node.k8s.io/v1/runtimeclasses",
     "scheduling.k8s.io/priorityclasses": "/apis/scheduling.k8s.io/v1/priorityclasses",
-    "admissionregistration.k8s.io/validatingwebhookconfigurations": "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+    "admissionregistration.k8s.io/validatingwebhookconfigurations": (
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+    ),
     "rbac.authorization.k8s.io/clusterroles": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
     "rbac.authorization.k8s.io/clusterrolebindings": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
     "kueue.x-k8s.io/clusterqueues": "/apis/kueue.x-k8s.io/v1beta2/clusterqueues",

@@ -35,8 +35,8 @@ class AccessError(Exception):
 
 
 class KubeconfigError(Exception):
-    """The kubeconfig is missing, malformed or lacks the context asked for: bad input (exit 2), checked before a
-    run writes anything; the message names the file or flag and what would be valid."""
+    """The kubeconfig is missing, malformed or lacks the context asked for: bad input (exit 2), checked before
+    a run writes anything; the message names the file or flag and what would be valid."""
 
 
 class _Retry(urllib3.Retry):
@@ -142,12 +142,13 @@ class Cluster:
     def watch(
         self, path: str, timeout_s: float, resource_version: str = "", **query: Any
     ) -> Generator[tuple[str, dict[str, Any]], None, None]:
-        """A collection's current items as ADDED, then its changes as (type, object) until `timeout_s` is spent.
+        """A collection's current items as ADDED, then its changes as (type, object) until `timeout_s` is
+        spent.
 
-        One list then a watch from its resourceVersion, so no change slips between state and events (a caller that
-        already listed passes `resource_version` and gets only the changes); a watch the server ends early is
-        resumed, an expired resourceVersion (410) starts over with a fresh list. The caller stops whenever it has
-        seen enough; the deadline bounds the loop when it never does.
+        One list then a watch from its resourceVersion, so no change slips between state and events (a caller
+        that already listed passes `resource_version` and gets only the changes); a watch the server ends
+        early is resumed, an expired resourceVersion (410) starts over with a fresh list. The caller stops
+        whenever it has seen enough; the deadline bounds the loop when it never does.
         """
         deadline = time.monotonic() + timeout_s
         version = resource_version or (yield from self._relist(path, query))
@@ -300,7 +301,8 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def describe_error(exc: BaseException) -> str:
-    """A one-line, credential-free description of a failed call, in kubectl's words (no client class names)."""
+    """A one-line, credential-free description of a failed call, in kubectl's words (no client class
+    names)."""
     if isinstance(exc, ApiException):
         message = ""
         try:

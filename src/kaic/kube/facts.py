@@ -68,8 +68,8 @@ def node_summary(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _nodes(cluster: Cluster, device_nodes: set[str]) -> dict[str, Any]:
-    """Counts, plus the summaries of accelerator nodes: those with extended resources and those named only by a
-    ResourceSlice (DRA drivers advertise no extended resource), so probes never list every node again."""
+    """Counts, plus the summaries of accelerator nodes: those with extended resources and those named only by
+    a ResourceSlice (DRA drivers advertise no extended resource), so probes never list every node again."""
     total = ready = 0
     accelerated, dra_only = [], []
     for node in cluster.list("/api/v1/nodes"):

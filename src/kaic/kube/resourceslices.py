@@ -1,6 +1,6 @@
-"""ResourceSlice pools as the scheduler sees them: a pool exists only at its newest generation, and its devices
-count only once that generation is complete. Discovery computes this once (facts `resourceSlices`); probes that
-read slices live filter them the same way.
+"""ResourceSlice pools as the scheduler sees them: a pool exists only at its newest generation, and its
+devices count only once that generation is complete. Discovery computes this once (facts `resourceSlices`);
+probes that read slices live filter them the same way.
 """
 
 from __future__ import annotations
@@ -32,16 +32,16 @@ def _newest(group: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 
 def current_slices(slices: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Only each pool's newest generation: the scheduler reads nothing else, and a driver may not yet have deleted
-    the slices of an older one (their devices no longer exist)."""
+    """Only each pool's newest generation: the scheduler reads nothing else, and a driver may not yet have
+    deleted the slices of an older one (their devices no longer exist)."""
     return [rs for group in _by_pool(slices).values() for rs in _newest(group)]
 
 
 def inventory(slices: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per driver, the devices the scheduler can allocate: a pool counts at its newest generation and only once
-    that generation is complete (`resourceSliceCount` slices of it seen). Counted pools (`pools`) record their
-    generation and the older slices ignored; pools whose newest generation is incomplete are `incompletePools`,
-    counted nowhere."""
+    """Per driver, the devices the scheduler can allocate: a pool counts at its newest generation and only
+    once that generation is complete (`resourceSliceCount` slices of it seen). Counted pools (`pools`) record
+    their generation and the older slices ignored; pools whose newest generation is incomplete are
+    `incompletePools`, counted nowhere."""
     drivers: dict[str, Any] = {}
     for (driver_name, pool_name), group in _by_pool(slices).items():
         driver = drivers.setdefault(
@@ -80,10 +80,11 @@ def inventory(slices: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def uncounted(driver: Mapping[str, Any]) -> str:
-    """What a driver's slices show beyond its counted devices: incomplete pools, stale slices ("" if nothing)."""
+    """What a driver's slices show beyond its counted devices: incomplete pools, stale slices ("" if
+    nothing)."""
     found = [
-        f"pool {name} generation {pool['generation']} has {pool['slices']} of {pool['expectedSlices']} slices "
-        "(incomplete, not counted)"
+        f"pool {name} generation {pool['generation']} has {pool['slices']} of {pool['expectedSlices']} "
+        "slices (incomplete, not counted)"
         for name, pool in sorted((driver.get("incompletePools") or {}).items())
     ]
     if driver.get("staleSlices"):

@@ -1,15 +1,16 @@
-"""The local cluster's Gateway API implementation: the standard Gateway API CRDs and Traefik as a host process.
+"""The local cluster's Gateway API implementation: the standard Gateway API CRDs and Traefik as a host
+process.
 
 The CRDs are the standard install of the sigs.k8s.io/gateway-api module (`make cluster` copies them into
 cluster/bin/gateway-api-crds); Traefik (cluster/gateway, upstream's main) runs its kubernetesGateway provider
 beside the real node's daemons: it reads the API server over loopback with a client certificate bound to the
 ClusterRole Traefik documents for that provider, proxies on the node address 100.64.128.1 (pods reach it over
-the bridge; it reaches the backend pods the same way) and writes GatewayClass, Gateway and route status itself.
-The GatewayClass `traefik` names Traefik's controller, as an install by Traefik's chart would.
+the bridge; it reaches the backend pods the same way) and writes GatewayClass, Gateway and route status
+itself. The GatewayClass `traefik` names Traefik's controller, as an install by Traefik's chart would.
 
 `wrong-entrypoint`: Traefik's HTTP entrypoint listens on :8000 (its chart's container port) while Gateways ask
-for port 80, as the Gateway API conformance suite's do: Traefik accepts the class but has no entrypoint for the
-listener, so such a Gateway is never Programmed.
+for port 80, as the Gateway API conformance suite's do: Traefik accepts the class but has no entrypoint for
+the listener, so such a Gateway is never Programmed.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ LISTENER_PORT = 80
 WRONG_PORT = 8000
 MODES = ("serving", "wrong-entrypoint")
 CRDS_DIR = "gateway-api-crds"
-RBAC_FILE = "traefik-gateway-rbac.yml"  # Traefik's docs/content/reference/dynamic-configuration/kubernetes-gateway-rbac.yml
+# Traefik's docs/content/reference/dynamic-configuration/kubernetes-gateway-rbac.yml
+RBAC_FILE = "traefik-gateway-rbac.yml"
 
 
 class GatewayInstall:
@@ -102,7 +104,8 @@ class GatewayInstall:
             "--log.nocolor=true",
         ]
         process: Managed = self.process(NAME)
-        # Traefik's transports honour the proxy variables; its backends are pods on the node's bridge, reached directly.
+        # Traefik's transports honour the proxy variables; its backends are pods on the node's bridge, reached
+        # directly.
         no_proxy = {name: "" for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")}
         process.start(argv, env={"KUBECONFIG": str(config), **no_proxy})
         wait_healthy(process, f"http://127.0.0.1:{ping}/ping", timeout)

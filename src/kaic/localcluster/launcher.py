@@ -53,8 +53,8 @@ SERVICE_CIDR = "100.96.0.0/16"
 SERVICE_IP = "100.96.0.1"
 STATE_FILE = "state.json"
 ENV_BIN = "KAIC_CLUSTER_BIN"
-# Start order; `down` stops in reverse. The Cluster Autoscaler, the metrics adapter and Traefik run only in their
-# scenarios.
+# Start order; `down` stops in reverse. The Cluster Autoscaler, the metrics adapter and Traefik run only in
+# their scenarios.
 COMPONENTS = (
     "etcd",
     "egress",
@@ -148,10 +148,12 @@ class LocalCluster:
         (self.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
     def _prepare_state_dir(self) -> None:
-        """Refuse a running cluster; clear a dead one's leftovers; never clear a directory that is not ours."""
+        """Refuse a running cluster; clear a dead one's leftovers; never clear a directory that is not
+        ours."""
         if running := self.running():
             raise ClusterError(
-                f"cluster already up in {self.state_dir} ({', '.join(running)}); run `kaic cluster down` first"
+                f"cluster already up in {self.state_dir} ({', '.join(running)}); "
+                "run `kaic cluster down` first"
             )
         if self.state_dir.exists() and any(self.state_dir.iterdir()):
             if not (self.state_dir / STATE_FILE).exists():
@@ -389,7 +391,8 @@ class LocalCluster:
 
     @staticmethod
     def _scheduler_config(scenario: Scenario, kubeconfig_path: Path) -> dict[str, Any]:
-        """The default profile less `scenario.scheduler_disabled_plugins` (multiPoint: every extension point)."""
+        """The default profile less `scenario.scheduler_disabled_plugins` (multiPoint: every extension
+        point)."""
         return {
             "apiVersion": "kubescheduler.config.k8s.io/v1",
             "kind": "KubeSchedulerConfiguration",
@@ -429,7 +432,8 @@ class LocalCluster:
         return new_client_from_config(config_file=str(self.kubeconfig))
 
     def _publish(self, scenario: Scenario, timeout: float) -> None:
-        """Create the nodes and what the simulated driver publishes; wait for Ready nodes and the default SA."""
+        """Create the nodes and what the simulated driver publishes; wait for Ready nodes and the default
+        SA."""
         with self.api_client() as api:
             core = client.CoreV1Api(api)
             resource = client.ResourceV1Api(api)
@@ -459,8 +463,8 @@ class LocalCluster:
         it has brought its node group to the minimum size."""
         if not os.access(binaries.cluster_autoscaler, os.X_OK):
             raise ClusterError(
-                f"{binaries.cluster_autoscaler} missing: the autoscaling scenarios need the Cluster Autoscaler "
-                "(a kwok-provider build placed in cluster/bin, see cluster/README.md)"
+                f"{binaries.cluster_autoscaler} missing: the autoscaling scenarios need the Cluster "
+                "Autoscaler (a kwok-provider build placed in cluster/bin, see cluster/README.md)"
             )
         crd = yaml.safe_load(
             (binaries.cluster_autoscaler.parent / autoscaler.PROVISIONING_REQUEST_CRD).read_text()
@@ -545,7 +549,8 @@ class LocalCluster:
         return info
 
     def _install_operator(self, scenario: Scenario, port: int, binaries: Binaries, timeout: float) -> None:
-        """Kubeflow Trainer and JobSet as pods of the real node; their pods start, so allow more than `timeout`."""
+        """Kubeflow Trainer and JobSet as pods of the real node; their pods start, so allow more than
+        `timeout`."""
         directory = binaries.kaic_cluster.parent
         operator.import_images(self.real_node(), directory)
         install = operator.TrainerInstall(directory, self.pki, self.kubeconfig, port)

@@ -1,7 +1,7 @@
 """Upstream manifests into the local cluster: a file's YAML documents, each created at its kind's collection.
 
-The operator and Gateway API installs create upstream's own files (CRDs, RBAC, webhooks, policies) as they are,
-through kaic's API access; a refusal names the object it was about.
+The operator and Gateway API installs create upstream's own files (CRDs, RBAC, webhooks, policies) as they
+are, through kaic's API access; a refusal names the object it was about.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ COLLECTIONS = {
     "MutatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
     "ValidatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
     "ValidatingAdmissionPolicy": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies",
-    "ValidatingAdmissionPolicyBinding": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
+    "ValidatingAdmissionPolicyBinding": (
+        "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings"
+    ),
     "ClusterTrainingRuntime": "/apis/trainer.kubeflow.org/v1alpha1/clustertrainingruntimes",
     "GatewayClass": "/apis/gateway.networking.k8s.io/v1/gatewayclasses",
 }

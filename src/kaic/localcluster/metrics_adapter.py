@@ -1,10 +1,10 @@
 """The local cluster's custom metrics pipeline: `kaic-metrics-adapter`, registered as custom.metrics.k8s.io.
 
-The adapter (cluster/metrics-adapter, on sigs.k8s.io/custom-metrics-apiserver) runs on this host beside the real
-node's daemons and listens on the node address: the aggregator reaches an APIService through its Service's
-endpoints, and endpoints may not be loopback. It scrapes the pods on the node's bridge that carry the
-prometheus.io/scrape annotations, so the real HPA controller scales on what those pods serve. With `stale` it
-serves each pod's first reading forever: the broken pipeline a pod-autoscaling probe must fail on.
+The adapter (cluster/metrics-adapter, on sigs.k8s.io/custom-metrics-apiserver) runs on this host beside the
+real node's daemons and listens on the node address: the aggregator reaches an APIService through its
+Service's endpoints, and endpoints may not be loopback. It scrapes the pods on the node's bridge that carry
+the prometheus.io/scrape annotations, so the real HPA controller scales on what those pods serve. With `stale`
+it serves each pod's first reading forever: the broken pipeline a pod-autoscaling probe must fail on.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ BINARY = NAME
 def start(
     pki: ClusterPKI, process: Any, state_dir: Path, server: str, bin_dir: Path, stale: bool
 ) -> dict[str, Any]:
-    """Start the adapter process with its own identity and serving certificate; return what `register` needs."""
+    """Start the adapter process with its own identity and serving certificate; return what `register`
+    needs."""
     binary = bin_dir / BINARY
     if not binary.exists():
         raise ClusterError(f"{binary} is missing; build it with `make cluster`")

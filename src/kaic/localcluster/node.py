@@ -44,8 +44,8 @@ POD_SUBNET = "100.64.128.0/24"
 NODE_IP = "100.64.128.1"
 BRIDGE = "kaic0"
 # Pods that may run here tolerate this taint and select the node by name or by the pool label. It is the taint
-# GPU node pools commonly carry (key = the accelerator resource), so accelerator probes, whose profiles tolerate
-# it, can use the node's DRA GPUs, while the kwok-only tests' pods stay off it.
+# GPU node pools commonly carry (key = the accelerator resource), so accelerator probes, whose profiles
+# tolerate it, can use the node's DRA GPUs, while the kwok-only tests' pods stay off it.
 TAINT = {"key": topology.EXTENDED_RESOURCE, "value": "present", "effect": "NoSchedule"}
 POOL_LABEL = "kaic.io/node-pool"
 POOL = "real"

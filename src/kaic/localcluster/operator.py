@@ -1,14 +1,16 @@
-"""Kubeflow Trainer on the real node: the upstream controller manager and JobSet, which it drives TrainJobs with.
+"""Kubeflow Trainer on the real node: the upstream controller manager and JobSet, which it drives TrainJobs
+with.
 
 Both are built from their Go modules (cluster/trainer) and run as pods of the real node, as their own
 manifests deploy them, with the changes this host needs: local images, host networking (pods have no route to
 the API server, whose Service is not routed; on the host network they reach it on loopback) and their webhook
 and health servers bound to the node address 100.64.128.1, so their Services' endpoints are that address and
-the API server calls the webhooks through the egress proxy. CRDs, RBAC, webhook configurations, Deployments and
-Services come from the manifests `make cluster` copies out of the modules (cluster/bin/operator-manifests);
-this module applies what their kustomizations would (namespace, name prefix, their JSON patches) and no more.
-Certificates come from the cluster's PKI instead of the controllers' own rotators (the kubelet would take a
-minute to project a rotated Secret), so the webhook configurations carry the cluster CA as caBundle.
+the API server calls the webhooks through the egress proxy. CRDs, RBAC, webhook configurations, Deployments
+and Services come from the manifests `make cluster` copies out of the modules
+(cluster/bin/operator-manifests); this module applies what their kustomizations would (namespace, name prefix,
+their JSON patches) and no more. Certificates come from the cluster's PKI instead of the controllers' own
+rotators (the kubelet would take a minute to project a rotated Secret), so the webhook configurations carry
+the cluster CA as caBundle.
 
 `broken`: the Trainer Service's webhook port points at a port nothing listens on, as when a controller's
 webhook server is down while its pods report Ready.
@@ -139,7 +141,8 @@ class TrainerInstall:
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
                 for ns in (TRAINER_NAMESPACE, JOBSET_NAMESPACE)
             ),
-            # JobSet's CRD has one version: its conversion-webhook patch would only add a dependency on the webhook.
+            # JobSet's CRD has one version: its conversion-webhook patch would only add a dependency on the
+            # webhook.
             *load(jobset / "crd/bases/jobset.x-k8s.io_jobsets.yaml"),
             *(
                 doc
@@ -206,7 +209,8 @@ class TrainerInstall:
     def _on_the_node(
         self, deployment: dict[str, Any], image: str, ports: dict[str, int], config: str
     ) -> None:
-        """Host network on the real node, the local image, the API server on loopback, the config file mounted."""
+        """Host network on the real node, the local image, the API server on loopback, the config file
+        mounted."""
         spec = deployment["spec"]["template"]["spec"]
         spec.update(node.placement(), hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
         spec.setdefault("volumes", []).append({"name": "config", "configMap": {"name": config}})
@@ -215,7 +219,8 @@ class TrainerInstall:
             image=image,
             imagePullPolicy="Never",
             args=["--config=/controller_manager_config.yaml", "--zap-log-level=2"],
-            # Explicit env wins over the kubelet's service variables: the `kubernetes` ClusterIP is not routed.
+            # Explicit env wins over the kubelet's service variables: the `kubernetes` ClusterIP is not
+            # routed.
             env=[
                 {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
                 {"name": "KUBERNETES_SERVICE_PORT", "value": str(self.server_port)},
@@ -274,7 +279,8 @@ class TrainerInstall:
         config["internalCertManagement"] = {"enable": False}
         self._on_the_node(deployment, JOBSET_IMAGE, PORTS["jobset"], f"{JOBSET_PREFIX}manager-config")
         spec = deployment["spec"]["template"]["spec"]
-        # What JobSet's default overlay adds (config/default/manager_webhook_patch.yaml): the certificate volume.
+        # What JobSet's default overlay adds (config/default/manager_webhook_patch.yaml): the certificate
+        # volume.
         spec["volumes"].append(
             {"name": "cert", "secret": {"secretName": f"{JOBSET_PREFIX}webhook-server-cert"}}
         )
@@ -309,7 +315,8 @@ class TrainerInstall:
         return found
 
     def runtime(self) -> dict[str, Any]:
-        """kaic's runtime: torch-distributed's shape (one `node` job, the trainer step) with the local busybox."""
+        """kaic's runtime: torch-distributed's shape (one `node` job, the trainer step) with the local
+        busybox."""
         container = {
             "name": "node",
             "image": images.BUSYBOX,

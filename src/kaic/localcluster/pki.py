@@ -234,7 +234,8 @@ class ClusterPKI:
     def issue_serving(
         self, stem: str, dns_names: tuple[str, ...], ip_addresses: tuple[str, ...] = ()
     ) -> Pair:
-        """A serving certificate from the cluster CA, e.g. for a webhook the apiserver calls by Service name."""
+        """A serving certificate from the cluster CA, e.g. for a webhook the apiserver calls by Service
+        name."""
         pair = self._pair(stem)
         Authority.load(self.ca).issue(
             pair,

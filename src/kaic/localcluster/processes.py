@@ -26,7 +26,8 @@ class ClusterError(RuntimeError):
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` distinct loopback ports nobody listens on now (the kernel's picks, held until all are chosen)."""
+    """`count` distinct loopback ports nobody listens on now (the kernel's picks, held until all are
+    chosen)."""
     with contextlib.ExitStack() as stack:
         probes = [
             stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)

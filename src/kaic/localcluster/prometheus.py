@@ -2,11 +2,11 @@
 
 A pod, not a host process, because the API server's services/proxy forwards only to endpoints that are pods:
 behind a Service of its own it is found and queried the way kaic finds an in-cluster Prometheus. It uses the
-node's network (the `kubernetes` ClusterIP is not routed here, so it reaches the API server on loopback with its
-service account) and listens on the node address. It discovers pods with kubernetes_sd and scrapes those on the
-real node's bridge that carry the common prometheus.io scrape annotations. `dropping` adds one relabelling rule
-that drops every pod kaic labelled: the monitoring system runs and answers queries, but never collects a probe's
-workload, which is what an ai_service_metrics probe must fail on.
+node's network (the `kubernetes` ClusterIP is not routed here, so it reaches the API server on loopback with
+its service account) and listens on the node address. It discovers pods with kubernetes_sd and scrapes those
+on the real node's bridge that carry the common prometheus.io scrape annotations. `dropping` adds one
+relabelling rule that drops every pod kaic labelled: the monitoring system runs and answers queries, but never
+collects a probe's workload, which is what an ai_service_metrics probe must fail on.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def objects(dropping: bool, server_port: int, port: int) -> list[tuple[str, dict
                     "--storage.tsdb.retention.time=1h",
                     f"--web.listen-address={node.NODE_IP}:{port}",
                 ],
-                # Explicit env wins over the kubelet's service variables: the `kubernetes` ClusterIP is not routed.
+                # Explicit env wins over the kubelet's service variables: the `kubernetes` ClusterIP is not
+                # routed.
                 "env": [
                     {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
                     {"name": "KUBERNETES_SERVICE_PORT", "value": str(server_port)},
@@ -177,7 +178,7 @@ def install(cluster: kube.Cluster, dropping: bool, server_port: int, timeout: fl
             if time.monotonic() > deadline:
                 pod = cluster.get_or_none(f"/api/v1/namespaces/{NAMESPACE}/pods/{SERVICE}") or {}
                 raise ClusterError(
-                    f"Prometheus not ready through {ready} within {timeout:.0f}s: {kube.describe_error(error)}; "
-                    f"pod status: {pod.get('status')}"
+                    f"Prometheus not ready through {ready} within {timeout:.0f}s: "
+                    f"{kube.describe_error(error)}; pod status: {pod.get('status')}"
                 ) from None
         time.sleep(0.5)

@@ -47,7 +47,8 @@ class Scenario:
     # Whether the simulated driver publishes its DeviceClass, and whether it publishes ResourceSlices.
     driver_installed: bool = True
     publish_slices: bool = True
-    # The driver its DeviceClass's CEL selector names; anything but DRIVER matches none of the published devices.
+    # The driver its DeviceClass's CEL selector names; anything but DRIVER matches none of the published
+    # devices.
     class_selects_driver: str = DRIVER
     # Apiserver readiness checks this shape cannot pass (left out of the wait for /readyz).
     readyz_exclude: tuple[str, ...] = ()
@@ -73,8 +74,8 @@ class Scenario:
     # RuntimeClasses (name, handler) created once the real node is up; the handler must be one of its
     # containerd's runtimes (runc, or runsc with `gvisor`).
     runtime_classes: tuple[tuple[str, str], ...] = ()
-    # The standard Gateway API CRDs and Traefik's kubernetesGateway provider on the node address (`gateway.py`):
-    # "serving", or "wrong-entrypoint" (Traefik listens where no Gateway listener asks for).
+    # The standard Gateway API CRDs and Traefik's kubernetesGateway provider on the node address
+    # (`gateway.py`): "serving", or "wrong-entrypoint" (Traefik listens where no Gateway listener asks for).
     gateway: str | None = None
 
     def gates_for_scheduler(self) -> dict[str, bool]:
@@ -134,14 +135,14 @@ SCENARIOS = {
         ),
         Scenario(
             "autoscaling",
-            "as conformant, plus the upstream Cluster Autoscaler (kwok provider) running a one-GPU node group "
-            "(min 1, max 2) labelled kaic.io/node-pool=autoscale, with ProvisioningRequests enabled",
+            "as conformant, plus the upstream Cluster Autoscaler (kwok provider) running a one-GPU node "
+            "group (min 1, max 2) labelled kaic.io/node-pool=autoscale, with ProvisioningRequests enabled",
             autoscaler=AutoscaledPool(),
         ),
         Scenario(
             "broken-autoscaling",
-            "as autoscaling, but --max-nodes-total caps the cluster at its starting size: the autoscaler runs "
-            "and reports, the pool says max 2, yet no node is ever added",
+            "as autoscaling, but --max-nodes-total caps the cluster at its starting size: the autoscaler "
+            "runs and reports, the pool says max 2, yet no node is ever added",
             autoscaler=AutoscaledPool(
                 max_nodes_total=sum(p.nodes for p in DEFAULT_POOLS) + AutoscaledPool().min_size
             ),
@@ -149,8 +150,8 @@ SCENARIOS = {
         Scenario(
             "real-node",
             "as conformant, plus the real node (containers really run; its GPUs from the upstream "
-            "dra-example-driver, injected through CDI) and a custom metrics API server scraping the pods there, "
-            "so the real HPA controller scales on what pods serve",
+            "dra-example-driver, injected through CDI) and a custom metrics API server scraping the pods "
+            "there, so the real HPA controller scales on what pods serve",
             real_node=True,
             metrics_adapter="serving",
         ),
@@ -163,51 +164,52 @@ SCENARIOS = {
         ),
         Scenario(
             "observability",
-            "as conformant, plus the real node and upstream Prometheus (built from its module) discovering pods "
-            "with kubernetes_sd and scraping those with the prometheus.io annotations every 5s",
+            "as conformant, plus the real node and upstream Prometheus (built from its module) discovering "
+            "pods with kubernetes_sd and scraping those with the prometheus.io annotations every 5s",
             real_node=True,
             monitoring="scraping",
         ),
         Scenario(
             "broken-observability",
-            "as observability, but a relabelling rule drops every pod labelled kaic.dev/run-id: Prometheus runs "
-            "and answers queries, yet never collects a probe's workload",
+            "as observability, but a relabelling rule drops every pod labelled kaic.dev/run-id: Prometheus "
+            "runs and answers queries, yet never collects a probe's workload",
             real_node=True,
             monitoring="dropping",
         ),
         Scenario(
             "operator",
-            "as conformant, plus a real node running Kubeflow Trainer v2.3.0 and JobSet v0.12.0, built from their "
-            "modules, with the ClusterTrainingRuntime kaic-busybox",
+            "as conformant, plus a real node running Kubeflow Trainer v2.3.0 and JobSet v0.12.0, built from "
+            "their modules, with the ClusterTrainingRuntime kaic-busybox",
             real_node=True,
             operator=True,
         ),
         Scenario(
             "broken-operator",
-            "as operator, but the Trainer webhook's Service sends the API server to a port nothing listens on",
+            "as operator, but the Trainer webhook's Service "
+            "sends the API server to a port nothing listens on",
             real_node=True,
             operator=True,
             operator_broken=True,
         ),
         Scenario(
             "sandbox",
-            "as conformant, plus the real node with gVisor's runsc as the runtime handler runsc and a RuntimeClass "
-            "gvisor: its pods run on gVisor's own kernel",
+            "as conformant, plus the real node with gVisor's runsc as the runtime handler runsc and a "
+            "RuntimeClass gvisor: its pods run on gVisor's own kernel",
             real_node=True,
             gvisor=True,
             runtime_classes=(("gvisor", "runsc"),),
         ),
         Scenario(
             "broken-sandbox",
-            "as conformant, plus the real node and a RuntimeClass named sandboxed whose handler is plain runc: "
-            "it looks like a sandbox runtime, yet its pods share the node's kernel",
+            "as conformant, plus the real node and a RuntimeClass named sandboxed whose handler is plain "
+            "runc: it looks like a sandbox runtime, yet its pods share the node's kernel",
             real_node=True,
             runtime_classes=(("sandboxed", "runc"),),
         ),
         Scenario(
             "gateway",
-            "as conformant, plus the real node, the standard Gateway API v1.6.3 CRDs and Traefik v3.6.12 as the "
-            "Gateway implementation (GatewayClass traefik), proxying on the node address port 80",
+            "as conformant, plus the real node, the standard Gateway API v1.6.3 CRDs and Traefik v3.6.12 as "
+            "the Gateway implementation (GatewayClass traefik), proxying on the node address port 80",
             real_node=True,
             gateway="serving",
         ),

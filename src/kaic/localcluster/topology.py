@@ -86,7 +86,8 @@ def node(pool: NodePool, name: str, pod_cidr: str) -> dict[str, Any]:
 
 
 def device_class(selects_driver: str = DRIVER) -> dict[str, Any]:
-    """The driver's DeviceClass; `selects_driver` other than DRIVER gives a class that matches none of its devices."""
+    """The driver's DeviceClass; `selects_driver` other than DRIVER gives a class that matches none of its
+    devices."""
     return {
         "apiVersion": "resource.k8s.io/v1",
         "kind": "DeviceClass",

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a kill -9 mid-write) sees the old file or the new one, never half of one."""
+"""Atomic file writes: a reader (or a kill -9 mid-write) sees the old file or the new one, never half of
+one."""
 
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ from kaic.results.outcomes import REASON_REQUIRED, Outcome, Verdict, aggregate, 
 from kaic.results.run_dir import REPORT_FILE
 
 REPORT_SCHEMA_VERSION = "kaic.dev/report/v1"
-# report.json spells every key in camelCase, like Kubernetes objects; these fields differ from their Python names.
+# report.json spells every key in camelCase, like Kubernetes objects; these fields differ from their Python
+# names.
 _JSON_NAMES = {"upstream_test": "upstreamTest", "started_at": "startedAt", "duration_s": "durationSeconds"}
 _PY_NAMES = {v: k for k, v in _JSON_NAMES.items()}
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json"

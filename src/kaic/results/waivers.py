@@ -3,11 +3,11 @@
 A waiver file is YAML (kube-bench users have asked for one since 2020, aquasecurity/kube-bench#571):
 
     waivers:
-      - requirement: accelerator_metrics      # required: the requirement id
-        probe: scrape                         # optional: only this probe (short or full "<requirement>.<probe>")
+      - requirement: accelerator_metrics   # required: the requirement id
+        probe: scrape                      # optional: only this probe (short or full "<requirement>.<probe>")
         reason: exporter restarts after the driver upgrade, vendor case 1234   # required
-        owner: platform-team@example.com      # required: who answers for it
-        expires: 2026-12-31                   # required: YYYY-MM-DD, valid through that day
+        owner: platform-team@example.com   # required: who answers for it
+        expires: 2026-12-31                # required: YYYY-MM-DD, valid through that day
 
 Every waiver expires, so an accepted regression cannot be forgotten: once expired it no longer applies and
 `kaic diff` says so. A bad file is refused whole, naming the file, the entry and the field.
@@ -33,7 +33,8 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML that leaves dates as text, so a bad date is reported against its entry, not as a YAML error."""
+    """Safe YAML that leaves dates as text, so a bad date is reported against its entry, not as a YAML
+    error."""
 
 
 _Loader.yaml_implicit_resolvers = {

@@ -6,5 +6,5 @@ checklist (PRODUCT.yaml) plus evidence files. kaic keeps no copy of the checklis
 
 
 class SubmissionError(ValueError):
-    """A run, checklist, product file or folder that cannot be used; the message names it and says what would be
-    valid (the CLI shows it as bad input, exit 2)."""
+    """A run, checklist, product file or folder that cannot be used; the message names it and says what would
+    be valid (the CLI shows it as bad input, exit 2)."""

@@ -260,7 +260,8 @@ def readme(report: Report, template: Template, product: dict[str, str], director
     copied = ", ".join(f"`{name}`" for name in COPIED[:-1]) + f" and `{COPIED[-1]}`"
     return f"""# {product["platformName"]} {product["platformVersion"]}: Kubernetes AI Conformance v{minor}
 
-{PRODUCT_FILE} is the official `AIConformance-{minor}.yaml` filled from a certified, complete kaic run: statuses,
+{PRODUCT_FILE} is the official `AIConformance-{minor}.yaml` filled from a certified, complete kaic run: \
+statuses,
 evidence and notes come from the run; the metadata from the vendor. {copied}
 are the run's own files, copied unchanged; tests named `TestKaic…` are kaic's, the others repeat the upstream
 suite's checks of the same name.
@@ -282,7 +283,8 @@ suite's checks of the same name.
 
 ```sh
 pip install kaic=={kaic}
-kaic run --mode certified --profile {profile.get("id")} --kubernetes-version {minor}{selection} --output-dir results
+kaic run --mode certified --profile {profile.get("id")} --kubernetes-version {minor}{selection} \
+--output-dir results
 kaic submission create results --checklist AIConformance-{minor}.yaml --product product.yaml
 kaic submission lint v{minor}/{directory} --checklist AIConformance-{minor}.yaml --online
 ```

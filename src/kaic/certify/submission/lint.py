@@ -449,7 +449,10 @@ class _Linter:
             hint = ""
             base, _, anchor = ref.partition("#")
             if not file_url and anchor and (self.folder / base).exists():
-                hint = f"; the validator takes '#…' as part of the name: write '{_FILE_URL}{PurePosixPath(base)}#{anchor}'"
+                hint = (
+                    "; the validator takes '#…' as part of the name: "
+                    f"write '{_FILE_URL}{PurePosixPath(base)}#{anchor}'"
+                )
             self.add(ERROR, where, f"{ref!r} is not a file in the submission folder{hint}")
             return
         if not path.resolve().is_relative_to(self.folder):

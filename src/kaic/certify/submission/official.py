@@ -64,7 +64,8 @@ def known_digests() -> dict[str, str]:
 
 
 def upstream_tests() -> dict[str, str]:
-    """requirement id -> the upstream Go test that checks it (what the validator looks up without #fragment)."""
+    """requirement id -> the upstream Go test that checks it (what the validator looks up without
+    #fragment)."""
     return {r.id: r.upstream_test for r in _profile().requirements if r.upstream_test}
 
 

@@ -22,7 +22,8 @@ def strip_ansi(text: str) -> str:
 
 
 def outcome_label(outcome: Outcome) -> str:
-    """The tag readers know: "N/A" as in PRODUCT.yaml, otherwise the signed-summary result (FAILED, UNKNOWN…)."""
+    """The tag readers know: "N/A" as in PRODUCT.yaml, otherwise the signed-summary result (FAILED,
+    UNKNOWN…)."""
     return "N/A" if outcome is Outcome.NOT_APPLICABLE else TABLE[outcome].summary_result
 
 

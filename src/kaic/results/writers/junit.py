@@ -65,7 +65,8 @@ def _timestamp(value: str) -> str:
 
 
 def gotest_junit(stream: Iterable[Event], tool_version: str) -> str:
-    """gotestsum's report of one package: failed, then skipped, then passed testcases, each in finishing order.
+    """gotestsum's report of one package: failed, then skipped, then passed testcases, each in finishing
+    order.
 
     As gotestsum does, a top-level test's text includes its subtests' output unless one of them failed (the
     failed subtest then carries it), and a failed package without a failed test (an incomplete run) gets a

@@ -20,7 +20,9 @@ EXIT_MEANING = {
     ExitCode.CONFORMANT: "every MUST requirement passed",
     ExitCode.NOT_CONFORMANT: "a MUST requirement failed",
     ExitCode.USAGE: "usage or input error",
-    ExitCode.INCOMPLETE: "the run is incomplete (preflight failed, a MUST errored, a timeout or an interrupt)",
+    ExitCode.INCOMPLETE: (
+        "the run is incomplete (preflight failed, a MUST errored, a timeout or an interrupt)"
+    ),
     ExitCode.UNDETERMINED: "nothing failed, but a MUST requirement needs manual attestation or did not run",
 }
 PROBLEMS = (Outcome.FAILED, Outcome.ERROR, Outcome.UNKNOWN)  # outcomes whose evidence a reader must see
