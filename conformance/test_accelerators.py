@@ -71,7 +71,8 @@ def test_driver_runtime_management_discovery(facts, evidence):
 
 @probe("gpu_sharing", "discovery", test="TestKaicDiscovery/GpuSharing", kind="discovery")
 def test_gpu_sharing_discovery(facts, evidence):
-    """Sharing signs: MIG or replica resources on nodes, DRA shared counters are judged by the behavioural probe."""
+    """Sharing signs: MIG or replica resources on nodes, DRA shared counters are judged by the behavioural
+    probe."""
     require(facts, "nodes")
     shared = {
         n["name"]: [r for r in n["extendedResources"] if any(m in r for m in SHARING_RESOURCE_MARKERS)]
@@ -118,8 +119,8 @@ def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
             "fact", "draDrivers", f"no DRA driver publishes devices ({without or 'no ResourceSlices'})"
         )
         raise NotApplicable(
-            f"no DRA driver publishes devices ({without or 'no ResourceSlices'}), so there is nothing to allocate "
-            "(a reported fact)"
+            f"no DRA driver publishes devices ({without or 'no ResourceSlices'}), so there is nothing to "
+            "allocate (a reported fact)"
         )
     selection = accelerators.select(facts, run.settings, "dra")
     evidence.add("fact", "acceleratorSelection", selection.found)
@@ -148,8 +149,9 @@ def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
     timeout_s=120,
 )
 def test_dra_crud(cluster, namespace, run, facts, evidence):
-    """resource.k8s.io/v1 serves all four kinds and resourceclaims/status, and each kind can be created (dry run
-    first), read, listed, updated and deleted, without any driver (a class matching nothing, a slice on no node)."""
+    """resource.k8s.io/v1 serves all four kinds and resourceclaims/status, and each kind can be created (dry
+    run first), read, listed, updated and deleted, without any driver (a class matching nothing, a slice on no
+    node)."""
     require_dra_v1(facts, run)
     served = {r["name"]: r["verbs"] for r in cluster.get(DRA)["resources"]}
     evidence.add("fact", "resource.k8s.io/v1 resources", sorted(served))
@@ -215,7 +217,8 @@ def test_dra_claim_lifecycle(cluster, namespace, run, facts, evidence):
     try:
         placed = workloads.place(cluster, namespace, body, evidence)
     except TimeoutError:
-        # Drivers publish devices and the class exists, yet the real scheduler refuses the claim: DRA is broken.
+        # Drivers publish devices and the class exists, yet the real scheduler refuses the claim: DRA is
+        # broken.
         refused = [
             e["message"]
             for e in workloads.events(cluster, namespace, "consumer")
@@ -324,7 +327,8 @@ def test_driver_versions_in_pod(cluster, namespace, run, facts, evidence):
     evidence.add("fact", f"advertised driver versions on {placed.node}", sorted(advertised))
     if not advertised:
         evidence.warn(
-            f"{placed.node} advertises no driver version ({profile.version_attributes + profile.version_labels})"
+            f"{placed.node} advertises no driver version "
+            f"({profile.version_attributes + profile.version_labels})"
         )
     done = workloads.observe(
         cluster, namespace, placed, f"{placed.node} advertises {sorted(advertised)}", evidence
@@ -436,8 +440,8 @@ def shared_resources(node: dict, profile: accelerators.AcceleratorProfile) -> li
     timeout_s=600,
 )
 def test_gpu_sharing_device_plugin(cluster, namespace, run, facts, evidence):
-    """Where a node offers shared devices (MIG partitions or time-sliced replicas), two pods on it each get one,
-    and both run on the same physical device."""
+    """Where a node offers shared devices (MIG partitions or time-sliced replicas), two pods on it each get
+    one, and both run on the same physical device."""
     selection = hardware_selection(cluster, facts, run, evidence)
     profile = selection.profile
     shared = {n["name"]: shared_resources(n, profile) for n in facts["nodes"]["withExtendedResources"]}
@@ -504,8 +508,8 @@ def test_virtual_device(cluster, namespace, run, facts, evidence):
         )
     else:
         raise NotApplicable(
-            f"no node labelled {'/'.join(profile.virtual_labels) or '(no label known)'}=true and no DeviceClass "
-            f"{'/'.join(profile.virtual_classes) or '(none known)'} for profile {profile.name}"
+            f"no node labelled {'/'.join(profile.virtual_labels) or '(no label known)'}=true and no "
+            f"DeviceClass {'/'.join(profile.virtual_classes) or '(none known)'} for profile {profile.name}"
         )
     placed = one_device_pod(cluster, namespace, run, evidence, virtual, "virtual")
     done = workloads.observe(cluster, namespace, placed, f"bound to {placed.node}", evidence)

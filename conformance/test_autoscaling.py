@@ -61,8 +61,8 @@ CAPI_MIN = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
 
 
 def detect(cluster, facts, evidence) -> dict[str, Any]:
-    """Cluster Autoscaler status or Deployment in kube-system, Karpenter NodePools, Cluster API scaling annotations, the ProvisioningRequest
-    CRD; NotApplicable with the trail when no autoscaler is found."""
+    """Cluster Autoscaler status or Deployment in kube-system, Karpenter NodePools, Cluster API scaling
+    annotations, the ProvisioningRequest CRD; NotApplicable with the trail when no autoscaler is found."""
     require(facts, "crds")
     crds = facts["crds"] or {}
     detected: dict[str, Any] = {
@@ -116,8 +116,8 @@ def ca_status(cluster) -> Any:
 def until(
     cluster, path: str, check: Callable[[], Any], timeout_s: float, what: str, tick_s: float = 5.0
 ) -> Any:
-    """Re-check `check()` whenever the collection at `path` changes (a watch, not a sleep loop), and at least every
-    `tick_s` for conditions that need time to pass; TimeoutError naming `what` after `timeout_s`."""
+    """Re-check `check()` whenever the collection at `path` changes (a watch, not a sleep loop), and at least
+    every `tick_s` for conditions that need time to pass; TimeoutError naming `what` after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     version = cluster.get(path, limit=1)["metadata"]["resourceVersion"]
     while not (result := check()):
@@ -140,8 +140,8 @@ class Pool:
         if not label:
             raise Unknown(
                 "a node autoscaler is present but no accelerator pool was named: pass "
-                "--autoscaler-node-pool-label key=value (an isolated pool, min N >= 1, max >= N+1, one accelerator "
-                "per node) in certified mode"
+                "--autoscaler-node-pool-label key=value (an isolated pool, min N >= 1, max >= N+1, one "
+                "accelerator per node) in certified mode"
             )
         self.key, self.value = autoscaling.parse_pool_label(label)
         self.cluster = cluster
@@ -363,8 +363,8 @@ def pr_verdict(obj: dict[str, Any]) -> tuple[str, str] | None:
     timeout_s=300,
 )
 def test_cluster_autoscaling_check_capacity(cluster, namespace, run, facts, evidence):
-    """A check-capacity ProvisioningRequest for one pool accelerator is found, one for more than the pool holds
-    is not (the autoscaler simulates rather than rubber-stamps); no node is bought."""
+    """A check-capacity ProvisioningRequest for one pool accelerator is found, one for more than the pool
+    holds is not (the autoscaler simulates rather than rubber-stamps); no node is bought."""
     detected = detect(cluster, facts, evidence)
     if not detected["provisioningRequestCrd"]:
         raise Unknown(
@@ -411,5 +411,6 @@ def test_cluster_autoscaling_check_capacity(cluster, namespace, run, facts, evid
             cluster.delete(f"{path}/{name}")
     assert results["fits"] == ("Provisioned=True", "CapacityIsFound"), f"one accelerator: {results['fits']}"
     assert results["too-many"][0] in ("Provisioned=False", "Failed=True"), (
-        f"{len(pool.nodes) + 1} accelerators on {len(pool.nodes)} one-accelerator nodes: {results['too-many']}"
+        f"{len(pool.nodes) + 1} accelerators on "
+        f"{len(pool.nodes)} one-accelerator nodes: {results['too-many']}"
     )

@@ -66,8 +66,8 @@ def role_pods(cluster, namespace, roles: dict[str, str]) -> dict[str, list[str]]
     timeout_s=420,
 )
 def test_request_through_roles(cluster, namespace, run, facts, evidence):
-    """Every role has a Running pod, and one request with a unique x-request-id is answered 200 and logged by a
-    pod of every role."""
+    """Every role has a Running pod, and one request with a unique x-request-id is answered 200 and logged by
+    a pod of every role."""
     require(facts, "crds")
     roles = inference.parse_roles(run.settings.disaggregated.roles)
     target_ns = run.settings.disaggregated.namespace

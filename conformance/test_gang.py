@@ -61,7 +61,7 @@ def test_cluster_autoscaling_discovery(facts, evidence):
     )
 
 
-# ---- gang scheduling: behavioural probes ---------------------------------------------------------------------
+# ---- gang scheduling: behavioural probes -------------------------------------------------------------------
 
 GANG_SIZE = 3  # members of every gang; N+1 for the gang that cannot fit, where only N = 2 do
 BIND_DEADLINE_S = 120  # for a gang that fits to have every member bound
@@ -95,7 +95,8 @@ GANG_RBAC = (
 
 
 def native_resources(cluster: Cluster, facts) -> dict[str, tuple[str, ...]]:
-    """The resources of every served scheduling.k8s.io version (PodGroups moved between versions by release)."""
+    """The resources of every served scheduling.k8s.io version (PodGroups moved between versions by
+    release)."""
     served = (facts["apiGroups"].get(gang.NATIVE_GROUP) or {}).get("versions") or []
     found = {}
     for version in served:
@@ -125,7 +126,8 @@ def gang_choice(cluster: Cluster, facts, run, evidence) -> tuple[gang.Choice, Ga
 @dataclass
 class Fence:
     """Where a gang runs and how big each member is: GANG_SIZE members fit, and with one member-sized blocker
-    in place only GANG_SIZE - 1 do. Either a node's free CPU (members pinned to it) or a Kueue queue's quota."""
+    in place only GANG_SIZE - 1 do. Either a node's free CPU (members pinned to it) or a Kueue queue's
+    quota."""
 
     namespace: str
     cpu_m: int
@@ -284,7 +286,8 @@ def check_membership(watch: PodWatch, choice: gang.Choice, group: str) -> None:
     timeout_s=300,
 )
 def test_gang_that_fits(cluster, namespace, run, facts, evidence):
-    """A gang of 3 that fits is bound whole (every member gets a node within the deadline) and its pods run."""
+    """A gang of 3 that fits is bound whole (every member gets a node within the deadline) and its pods
+    run."""
     choice, settings = gang_choice(cluster, facts, run, evidence)
     with fenced(cluster, choice, settings, namespace, run, evidence, "fits") as fence:
         name = f"kaic-{run.id}-fits"
@@ -337,8 +340,8 @@ def test_gang_that_cannot_fit(cluster, namespace, run, facts, evidence):
                     "could fit: the fence did not hold (capacity changed during the probe?)"
                 )
             raise AssertionError(
-                f"{choice.adapter.name} let part of a gang bind: {len(watch.ever_bound)} of {GANG_SIZE} members "
-                f"were bound, at most {watch.peak} at once, while only {GANG_SIZE - 1} fit"
+                f"{choice.adapter.name} let part of a gang bind: {len(watch.ever_bound)} of {GANG_SIZE} "
+                f"members were bound, at most {watch.peak} at once, while only {GANG_SIZE - 1} fit"
             )
         waiting = sorted(watch.pods)
         evidence.add(
@@ -355,7 +358,7 @@ def test_gang_that_cannot_fit(cluster, namespace, run, facts, evidence):
         record(watch, evidence, "gang")
         if not done:
             raise AssertionError(
-                f"after the capacity was freed only {len(watch.ever_bound)} of {GANG_SIZE} members were bound "
-                f"within {BIND_DEADLINE_S}s"
+                f"after the capacity was freed only {len(watch.ever_bound)} of {GANG_SIZE} members were "
+                f"bound within {BIND_DEADLINE_S}s"
             )
         check_membership(watch, choice, name)

@@ -72,7 +72,8 @@ def test_header_and_weight_routing(cluster, namespace, run, facts, evidence):
         cluster.create(f"{core}/services", gateway.service_body(service, run.labels, {"app": service}))
     cluster.create(f"{routes}/gateways", gateway.gateway_body(run.labels, class_name))
     cluster.create(f"{routes}/httproutes", gateway.route_body(run.labels, services))
-    # Cloud implementations may take minutes to program a Gateway; the pods start once it is (their deadline runs).
+    # Cloud implementations may take minutes to program a Gateway; the pods start once it is (their deadline
+    # runs).
     address = gateway.programmed_address(cluster, routes, evidence, timeout_s=300)
     gateway.parent_accepted(cluster, f"{routes}/httproutes", gateway.ROUTE, evidence, timeout_s=60)
 

@@ -176,7 +176,8 @@ def test_secondary_interface(cluster, namespace, run, facts, evidence):
             workloads.claim_template("net", run.labels, chosen.device_class, chosen.selector()),
         )
         evidence.add("fact", "claimSelector", chosen.selector())
-    # The scheduler picks the node (one with a matching device on the DRA path); it serves only if a peer exists.
+    # The scheduler picks the node (one with a matching device on the DRA path); it serves only if a peer
+    # exists.
     server = net_pod("server", run, chosen, nodes, tolerations, {"SERVE": "1" if len(nodes) > 1 else ""})
     placed = workloads.place(cluster, namespace, server, evidence)
     for device in placed.devices():
@@ -184,7 +185,8 @@ def test_secondary_interface(cluster, namespace, run, facts, evidence):
         assert item is not None, f"allocated device {device} is not published for node {placed.node}"
         evidence.add("object", f"allocated {device[2]}", item)
         assert hpn.matches(item, chosen.attribute, chosen.driver), (
-            f"claim `{chosen.selector()}` got {'/'.join(device)}, which does not publish {chosen.attribute}=true"
+            f"claim `{chosen.selector()}` got {'/'.join(device)}, "
+            f"which does not publish {chosen.attribute}=true"
         )
     if not workloads.runs_containers(cluster, placed.node):
         raise Unknown(

@@ -170,7 +170,8 @@ def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
         evidence.add("metric", name, query.value(f'max({name}{{conformance_run="{run.id}"}})'))
     assert collected is not None, (
         f"the monitoring system never collected {PREFIX}_requests_total of the run's workload within "
-        f"{COLLECTION_TIMEOUT_S}s (its own /metrics says {metrics.total(exposed, f'{PREFIX}_requests_total', {})})"
+        f"{COLLECTION_TIMEOUT_S}s (its own /metrics says "
+        f"{metrics.total(exposed, f'{PREFIX}_requests_total', {})})"
     )
     assert collected == REQUESTS, (
         f"the monitoring system reports {collected:g} requests, {REQUESTS} were sent"
@@ -291,7 +292,8 @@ def pod_monitor(labels: dict[str, str], selected_by: dict[str, str]) -> dict:
 
 
 def pod_monitoring(labels: dict[str, str]) -> dict:
-    """Google Cloud Managed Service for Prometheus's own kind (not exercised: no managed collector runs here)."""
+    """Google Cloud Managed Service for Prometheus's own kind (not exercised: no managed collector runs
+    here)."""
     return {
         "apiVersion": "monitoring.googleapis.com/v1",
         "kind": "PodMonitoring",
@@ -345,8 +347,8 @@ def test_per_device_series(cluster, run, facts, evidence):
     assert not problems, f"the exporter at {source}: " + "; ".join(problems)
 
 
-# The load: NVIDIA's CUDA sample nbody in benchmark mode, repeated; it waits first so kaic reads the device idle
-# after the claim made it the pod's alone. The image's sample path is not verified on hardware.
+# The load: NVIDIA's CUDA sample nbody in benchmark mode, repeated; it waits first so kaic reads the device
+# idle after the claim made it the pod's alone. The image's sample path is not verified on hardware.
 IDLE_S, LOAD_S, READ_EVERY_S = 20, 150, 5
 LOADS = {
     "nvidia": r"""n=$(command -v nbody || ls /cuda-samples/nbody /tmp/nbody 2>/dev/null | head -n1)
@@ -442,7 +444,8 @@ def test_utilisation_under_load(cluster, namespace, run, facts, evidence):
 
 def device_count(facts, selection: accelerators.Selection) -> int:
     """Devices one exporter read must cover: an exporter runs per node and one read (an endpoint, or a Service
-    through the proxy) reaches one instance, so the fewest devices any accelerator node of the selection has."""
+    through the proxy) reaches one instance, so the fewest devices any accelerator node of the selection
+    has."""
     option = selection.found.get("option") or {}
     return min((int(n) for n in (option.get("devicesPerNode") or {}).values()), default=0)
 
@@ -493,6 +496,6 @@ def exposition(
             f"no pod of the {exporter.vendor} exporter Service {meta['name']} runs on {node}"
         )
     raise Unknown(
-        f"{exporter.vendor} accelerators are present but no {exporter.vendor} metrics exporter Service is found "
-        "(install one such as dcgm-exporter, or give --metrics-endpoint)"
+        f"{exporter.vendor} accelerators are present but no {exporter.vendor} metrics exporter Service is "
+        "found (install one such as dcgm-exporter, or give --metrics-endpoint)"
     )

@@ -2,9 +2,9 @@
 
 The operator is chosen by its CRDs (`--operator`, else the first supported one installed;
 `kaic.areas.operators`). Five checks, as upstream's `TestRobustCRDControllerOperation` has five subtests, but
-each is kaic's own (`TestKaicRobustController/*`): kaic finds the operator's pods through its webhook's Service
-rather than a fixed label, asks the webhook's Service for ready endpoints, insists that the denial names the
-operator's webhook, and does not count success that a node without containers simulated.
+each is kaic's own (`TestKaicRobustController/*`): kaic finds the operator's pods through its webhook's
+Service rather than a fixed label, asks the webhook's Service for ready endpoints, insists that the denial
+names the operator's webhook, and does not count success that a node without containers simulated.
 
 Proves `robust_controller`: an AI operator with its own CRDs and admission webhook is installed and working:
 it rejects invalid objects and reconciles valid ones.
@@ -103,7 +103,8 @@ def operator_pods(cluster, profile: operators.OperatorProfile, evidence) -> tupl
     )
     svc = cluster.get_or_none(f"/api/v1/namespaces/{service['namespace']}/services/{service['name']}")
     assert svc is not None, (
-        f"webhook {profile.validator} names Service {service['namespace']}/{service['name']}, which does not exist"
+        f"webhook {profile.validator} names Service {service['namespace']}/{service['name']}, "
+        "which does not exist"
     )
     selector = ",".join(
         f"{k}={v}" for k, v in sorted(((svc.get("spec") or {}).get("selector") or {}).items())
@@ -215,7 +216,8 @@ def test_webhook_serving(cluster, run, facts, evidence):
         ready = operators.ready_endpoints(slices)
         evidence.add("fact", "readyEndpoints", ready)
         assert ready, (
-            f"Service {service['namespace']}/{service['name']} of webhook {profile.validator} has no ready endpoint"
+            f"Service {service['namespace']}/{service['name']} "
+            f"of webhook {profile.validator} has no ready endpoint"
         )
 
 
@@ -228,8 +230,8 @@ def test_webhook_serving(cluster, run, facts, evidence):
     timeout_s=60,
 )
 def test_webhook_rejects_invalid(cluster, namespace, run, facts, evidence):
-    """An object the schema accepts but the operator's rules forbid is denied by the operator's webhook, by name
-    (neither a schema error nor a webhook that cannot be called counts)."""
+    """An object the schema accepts but the operator's rules forbid is denied by the operator's webhook, by
+    name (neither a schema error nor a webhook that cannot be called counts)."""
     profile, _ = chosen(facts, run, evidence)
     body = profile.invalid("kaic-invalid", run.labels, images.for_run(run.settings))
     path = profile.resource.path(namespace)
@@ -268,8 +270,8 @@ def test_webhook_rejects_invalid(cluster, namespace, run, facts, evidence):
     timeout_s=660,
 )
 def test_controller_reconciles(cluster, namespace, run, facts, evidence):
-    """A valid object is admitted and the controller drives it to success (a TrainJob: Complete, its pods run to
-    completion) within --operator-reconcile-timeout."""
+    """A valid object is admitted and the controller drives it to success (a TrainJob: Complete, its pods run
+    to completion) within --operator-reconcile-timeout."""
     profile, settings = chosen(facts, run, evidence)
     runtime = settings.runtime or profile.default_runtime
     if profile.runtime and cluster.get_or_none(profile.runtime.path(name=runtime)) is None:

@@ -131,8 +131,9 @@ def metrics_api_version(facts) -> str:
         if service and service.get("available") is True:
             return version
     raise Unknown(
-        f"no custom metrics API is registered and Available ({', '.join(sorted(services)) or 'none registered'}): "
-        "install a metrics adapter (prometheus-adapter, KEDA, a managed one) and run again"
+        "no custom metrics API is registered and Available "
+        f"({', '.join(sorted(services)) or 'none registered'}): install a metrics adapter "
+        "(prometheus-adapter, KEDA, a managed one) and run again"
     )
 
 
@@ -142,7 +143,8 @@ def container_nodes(facts, selection: accelerators.Selection) -> list[str]:
     nodes = [n for n in selection.nodes if summaries.get(n, {}).get("runsContainers")]
     if not nodes:
         raise Unknown(
-            f"the accelerator nodes ({', '.join(selection.nodes)}) run no containers, so no pod can serve a metric"
+            f"the accelerator nodes ({', '.join(selection.nodes)}) run no containers, "
+            "so no pod can serve a metric"
         )
     return nodes
 
@@ -244,8 +246,8 @@ def read_metric(
 ) -> None:
     """Wait until the custom metrics API reports `want` for those pods, as the HPA would read them.
 
-    Never served at all is unknown (the pipeline does not collect these pods); served but not following what the
-    pods serve is a failure of the pipeline the HPA depends on."""
+    Never served at all is unknown (the pipeline does not collect these pods); served but not following what
+    the pods serve is a failure of the pipeline the HPA depends on."""
     path = f"/apis/{METRIC_API}/{version}/namespaces/{namespace}/pods/*/{METRIC}"
     deadline, seen = time.monotonic() + timeout_s, None
     while True:
@@ -260,8 +262,9 @@ def read_metric(
     evidence.add("metric", f"{METRIC} {when}", seen or {})
     if not seen and absent_is_unknown:
         raise Unknown(
-            f"the custom metrics API never reported {METRIC} for the probe's pods, which serve it on :{PORT}/metrics "
-            "with the prometheus.io/scrape, port and path annotations: configure the pipeline to collect such pods"
+            f"the custom metrics API never reported {METRIC} for the probe's pods, which serve it on "
+            f":{PORT}/metrics with the prometheus.io/scrape, port and path annotations: configure the "
+            "pipeline to collect such pods"
         )
     raise AssertionError(
         f"the custom metrics API reported {seen} {when}, not {want}, within {timeout_s:.0f}s"

@@ -37,7 +37,8 @@ def test_workload_sandboxing_discovery(facts, evidence):
 
 
 def runtime_class(facts, run, evidence) -> str:
-    """The RuntimeClass to judge; none means the requirement's context is absent (not-applicable, with the trail)."""
+    """The RuntimeClass to judge; none means the requirement's context is absent (not-applicable, with the
+    trail)."""
     require(facts, "runtimeClasses", "crds")
     wanted = run.settings.sandbox_runtime_class
     chosen, trail = sandboxing.choose_runtime_class(facts["runtimeClasses"], wanted)
@@ -93,8 +94,8 @@ def report_pod(name, run, image, nodes, tolerations, runtime_class=None) -> dict
     timeout_s=600,
 )
 def test_isolated_from_host(cluster, namespace, run, facts, evidence):
-    """A pod of the sandbox runtime runs, and, unlike a plain pod on the same node, has its own kernel and sees
-    no host processes, /dev/mem, host paths or host network interfaces."""
+    """A pod of the sandbox runtime runs, and, unlike a plain pod on the same node, has its own kernel and
+    sees no host processes, /dev/mem, host paths or host network interfaces."""
     name = runtime_class(facts, run, evidence)
     nodes, tolerations = workloads.container_nodes(cluster, run.settings)
     if not nodes:

@@ -67,7 +67,8 @@ ACCESS = {
 
 
 def accelerator(cluster, facts, run, evidence) -> accelerators.Selection:
-    """The detected profile and path; no accelerator anywhere means isolation cannot be exercised (unknown)."""
+    """The detected profile and path; no accelerator anywhere means isolation cannot be exercised
+    (unknown)."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
     selection = accelerators.select(facts, run.settings)
     evidence.add("fact", "acceleratorSelection", selection.found)
