@@ -80,7 +80,7 @@ chmod +x /www/cgi-bin/infer /www/cgi-bin/metrics
 echo -1 > /www/count
 /www/cgi-bin/infer >/dev/null
 exec httpd -f -p PORT -h /www
-""".replace("PREFIX", PREFIX).replace("PORT", str(PORT))
+""".replace("PREFIX", PREFIX).replace("PORT", str(PORT))  # noqa: E501 - shell lines in a raw string
 
 SERVICE_RBAC = (
     *workloads.RBAC,

@@ -47,7 +47,7 @@ EOF
 chmod +x /www/cgi-bin/set
 QUERY_STRING=value=0 /www/cgi-bin/set >/dev/null
 exec httpd -f -p PORT -h /www
-""".replace("METRIC", METRIC).replace("PORT", str(PORT))
+""".replace("METRIC", METRIC).replace("PORT", str(PORT))  # noqa: E501 - shell lines in a raw string
 
 RBAC = (
     *workloads.RBAC,

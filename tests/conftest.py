@@ -19,8 +19,8 @@ from kaic.localcluster.launcher import Binaries, LocalCluster, bin_dir, find_bin
 from kaic.localcluster.processes import ClusterError
 from kaic.localcluster.scenarios import SCENARIOS
 
-# A host holds one real node (one bridge, one pod subnet): every test run on this host that starts one, from this
-# checkout or another, takes this lock first and holds it until that node is down.
+# A host holds one real node (one bridge, one pod subnet): every test run on this host that starts one, from
+# this checkout or another, takes this lock first and holds it until that node is down.
 REAL_NODE_LOCK = "/tmp/kaic-real-node.lock"
 
 

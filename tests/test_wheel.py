@@ -1,4 +1,5 @@
-"""The built wheel carries the probes and the profiles: install it into a fresh venv and run kaic from there."""
+"""The built wheel carries the probes and the profiles: install it into a fresh venv and run kaic from
+there."""
 
 import json
 import subprocess

@@ -15,7 +15,8 @@ from kaic.localcluster.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.cluster
 
-# scenario: (resource.k8s.io served, DeviceClass, ResourceSlices, nodes with example.com/gpu, PodGroups served)
+# scenario: (resource.k8s.io served, DeviceClass, ResourceSlices, nodes with example.com/gpu, PodGroups
+# served)
 SHAPES = {
     "no-dra": (False, 0, 0, 2, False),
     "no-devices": (True, 0, 0, 2, True),
@@ -75,7 +76,8 @@ def assert_gang_binds_partially(api: client.ApiClient, gang: Any, namespace: str
 
 
 def assert_device_plugin_pod_binds(api: client.ApiClient, namespace: str, wait_until: Any) -> None:
-    """Without the DRA API the scheduler still binds pods: one asking for example.com/gpu lands in its pool."""
+    """Without the DRA API the scheduler still binds pods: one asking for example.com/gpu lands in its
+    pool."""
     core = client.CoreV1Api(api)
     limits = {topology.EXTENDED_RESOURCE: "1"}
     core.create_namespaced_pod(

@@ -1,4 +1,5 @@
-"""`kaic.kube.client.Cluster.watch` against the real API server: state first, then changes, bounded by its deadline."""
+"""`kaic.kube.client.Cluster.watch` against the real API server: state first, then changes, bounded by its
+deadline."""
 
 from __future__ import annotations
 

@@ -147,8 +147,9 @@ def test_default_mode_verdict_follows_the_musts(local_cluster, tmp_path):
 
 
 def test_focused_runs_are_partial_and_the_gate_refuses_a_must_the_new_one_left_out(local_cluster, tmp_path):
-    """dra_support passes and cluster_autoscaling is not-applicable on the conformant scenario (1.35): each run
-    leaves MUSTs out, so neither says conformant; NEW leaving out a MUST that OLD justified closes the gate."""
+    """dra_support passes and cluster_autoscaling is not-applicable on the conformant scenario (1.35): each
+    run leaves MUSTs out, so neither says conformant; NEW leaving out a MUST that OLD justified closes the
+    gate."""
     old, new = tmp_path / "old", tmp_path / "new"
     for out, focus in ((old, "dra_support,cluster_autoscaling"), (new, "dra_support")):
         proc = kaic(
@@ -184,7 +185,8 @@ def test_focused_runs_are_partial_and_the_gate_refuses_a_must_the_new_one_left_o
 def _restricted_kubeconfig(
     admin: kube.Cluster, local_cluster, tmp_path: Path, role_file: str, drop: str
 ) -> Path:
-    """A ServiceAccount bound to examples/rbac/<role_file> (minus the rule for `drop`), as a token kubeconfig."""
+    """A ServiceAccount bound to examples/rbac/<role_file> (minus the rule for `drop`), as a token
+    kubeconfig."""
     suffix = f"{os.getpid()}-{drop or 'full'}".replace("/", "-").replace(".", "-")
     ns = admin.create("/api/v1/namespaces", {"metadata": {"generateName": "kaic-e2e-rbac-"}})["metadata"][
         "name"
@@ -224,7 +226,8 @@ def _restricted_kubeconfig(
 
 
 def test_preflight_with_a_restricted_identity(local_cluster, admin, tmp_path):
-    """The shipped quick-mode ClusterRole is enough; without one of its rules preflight names what is missing."""
+    """The shipped quick-mode ClusterRole is enough; without one of its rules preflight names what is
+    missing."""
     enough = _restricted_kubeconfig(admin, local_cluster, tmp_path, "kaic-quick.yaml", drop="")
     proc = kaic("run", "--mode", "quick", "--output-dir", str(tmp_path / "ok"), kubeconfig=enough)
     assert proc.returncode == 0, proc.stderr

@@ -22,8 +22,8 @@ def cluster_for(
     tmp_path_factory: pytest.TempPathFactory,
     real_node_lock: Callable[[], contextlib.AbstractContextManager[None]],
 ) -> Iterator[Callable[[str], LocalCluster]]:
-    """`cluster_for(scenario)`: that scenario's cluster, reused by consecutive tests; starting another one stops
-    the previous (one cluster's memory at a time). The last one stops at the end of the session."""
+    """`cluster_for(scenario)`: that scenario's cluster, reused by consecutive tests; starting another one
+    stops the previous (one cluster's memory at a time). The last one stops at the end of the session."""
     try:
         binaries = find_binaries()
     except ClusterError as error:

@@ -59,8 +59,8 @@ def check_scenario(
     version: str = "1.35",
 ) -> dict:
     """One scenario's golden check: `kaic run` on it (judged as checklist `version`); requirement outcomes as
-    the matrix says, probe outcomes as `expected` says, no fact section failed, and nothing labelled by the run
-    left behind."""
+    the matrix says, probe outcomes as `expected` says, no fact section failed, and nothing labelled by the
+    run left behind."""
     requirements = tuple(requirements)
     report = run_kaic(cluster.kubeconfig, out, requirements, *extra, version=version)
     assert_matches_matrix(report, scenario, requirements)
@@ -106,8 +106,8 @@ def assert_nothing_left(kubeconfig: Path, run_id: str) -> None:
 
 def assert_rows(requirements: Iterable[str], own_scenarios: set[str], scenarios: Iterable[str]) -> None:
     """Every scenario an area claims (`scenarios`) has a valid row for each of its requirements, and no other
-    scenario has one (scenarios built for another area leave them out); claimed scenarios not in `own_scenarios`
-    keep conformant's rows, so a broken scenario can only change what it breaks."""
+    scenario has one (scenarios built for another area leave them out); claimed scenarios not in
+    `own_scenarios` keep conformant's rows, so a broken scenario can only change what it breaks."""
     requirements, scenarios = tuple(requirements), set(scenarios)
     assert scenarios <= set(MATRIX)
     for scenario, rows in MATRIX.items():

@@ -87,8 +87,8 @@ PROBES = {
     },
     "no-gang": API_DECIDED,
     "broken-gang": API_DECIDED,
-    # Containers really run: the devices each one sees (CDI-injected GPU_DEVICE_* from the upstream driver) are
-    # compared with what the API allocated.
+    # Containers really run: the devices each one sees (CDI-injected GPU_DEVICE_* from the upstream driver)
+    # are compared with what the API allocated.
     "real-node": {
         **API_DECIDED,
         "secure_accelerator_access.positive-access": ("passed", ""),
@@ -118,8 +118,9 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
 
 @pytest.mark.cluster
 def test_device_plugin_path_on_the_conformant_cluster(cluster_for, tmp_path):
-    """--allocation-mode device-plugin: pods land on the device-plugin pool; allocations there carry no identity
-    the API can show, so disjointness waits for a node that runs containers; DRA's own probes still pass."""
+    """--allocation-mode device-plugin: pods land on the device-plugin pool; allocations there carry no
+    identity the API can show, so disjointness waits for a node that runs containers; DRA's own probes still
+    pass."""
     cluster = cluster_for("conformant")
     report = run_kaic(
         cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, "--allocation-mode", "device-plugin"
@@ -141,7 +142,8 @@ def test_device_plugin_path_on_the_conformant_cluster(cluster_for, tmp_path):
 
 @pytest.mark.cluster
 def test_dra_not_served_is_unknown_on_the_1_33_checklist(cluster_for, tmp_path):
-    """Before 1.34 DRA is beta and off by default: the same no-dra cluster judged as 1.33 is unknown, not failed."""
+    """Before 1.34 DRA is beta and off by default: the same no-dra cluster judged as 1.33 is unknown, not
+    failed."""
     cluster = cluster_for("no-dra")
     report = run_kaic(cluster.kubeconfig, tmp_path / "run", ("dra_support",), version="1.33")
     beta = "resource.k8s.io/v1 is not served (served versions: none); on 1.33 DRA is beta and off by default"

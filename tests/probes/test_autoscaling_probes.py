@@ -2,8 +2,8 @@
 scenario runs it.
 
 Every scenario of the golden matrix has a cluster_autoscaling row. Without an autoscaler the requirement is
-not-applicable with the detection trail. On `autoscaling` the certified run passes: the real scheduler marks the
-extra accelerator pod Unschedulable, CA (kwok provider) creates a node that kwok makes Ready, the pod runs
+not-applicable with the detection trail. On `autoscaling` the certified run passes: the real scheduler marks
+the extra accelerator pod Unschedulable, CA (kwok provider) creates a node that kwok makes Ready, the pod runs
 there, and CA removes the node once it is idle; on `broken-autoscaling` (CA capped by --max-nodes-total) the
 same run fails. Certified mode runs whole profiles, so these runs use a copy of ai-v1.0 reduced to this
 requirement.
@@ -34,8 +34,8 @@ CLAIMED = [s for s in SCENARIOS if not SCENARIOS[s].real_node]
 
 @pytest.fixture
 def autoscaled_cluster_for(cluster_for):
-    """`cluster_for`, for scenarios that run the Cluster Autoscaler: skipped where it was not built (its module
-    is not on the Go module proxy, see cluster/README.md), in CI too."""
+    """`cluster_for`, for scenarios that run the Cluster Autoscaler: skipped where it was not built (its
+    module is not on the Go module proxy, see cluster/README.md), in CI too."""
     if not os.access(bin_dir() / autoscaler.BINARY, os.X_OK):
         pytest.skip(f"needs {bin_dir() / autoscaler.BINARY} (a kwok-provider build, see cluster/README.md)")
     return cluster_for

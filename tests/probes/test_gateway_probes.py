@@ -1,5 +1,6 @@
 """The ai_inference probes against the real local cluster: Traefik (built from its module) as the Gateway
-implementation on the real node's address, the standard Gateway API CRDs, backends and a client pod on the node.
+implementation on the real node's address, the standard Gateway API CRDs, backends and a client pod on the
+node.
 
 `conformant` has no Gateway API: unknown. `gateway` passes: header routing and the 80/20 split measured from a
 pod. `broken-gateway` fails: Traefik's HTTP entrypoint is :8000, so the probe's port-80 Gateway is never

@@ -1,7 +1,7 @@
 """The observability probes: what they conclude from real exposition text and real query answers, and their
-golden rows. The kwok scenarios run no monitoring system; `observability` runs upstream Prometheus scraping the
-real node's annotated pods, `broken-observability` the same Prometheus dropping kaic's pods. The simulated GPUs
-have no exporter anywhere, so accelerator_metrics is unknown (or not applicable without accelerators).
+golden rows. The kwok scenarios run no monitoring system; `observability` runs upstream Prometheus scraping
+the real node's annotated pods, `broken-observability` the same Prometheus dropping kaic's pods. The simulated
+GPUs have no exporter anywhere, so accelerator_metrics is unknown (or not applicable without accelerators).
 
 Requirement outcomes must match tests/golden/matrix.yaml; probe outcomes say why.
 """
@@ -80,7 +80,10 @@ def test_a_device_without_memory_series_or_label_fails():
 
 
 def test_unknown_vendor_falls_back_to_upstream_name_rules():
-    text = '# TYPE acc_util gauge\nacc_util{device_id="a"} 3\n# TYPE acc_hbm_used gauge\nacc_hbm_used{device_id="a"} 9\n'
+    text = (
+        '# TYPE acc_util gauge\nacc_util{device_id="a"} 3\n'
+        '# TYPE acc_hbm_used gauge\nacc_hbm_used{device_id="a"} 9\n'
+    )
     assert metrics.device_series(metrics.samples(text), None).problems(1) == []
 
 
@@ -194,8 +197,8 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, requi
     if SCENARIOS[scenario].monitoring:
         require_real_node(prometheus.NAME)
     cluster = cluster_for(scenario)
-    # `observability`: kaic finds the Prometheus Service and queries it through the API server's service proxy;
-    # `broken-observability`: the same query API named by --metrics-query-url, as users can.
+    # `observability`: kaic finds the Prometheus Service and queries it through the API server's service
+    # proxy; `broken-observability`: the same query API named by --metrics-query-url, as users can.
     query = []
     if scenario == "broken-observability":
         query = ["--metrics-query-url", f"http://{node.NODE_IP}:{cluster.state()['prometheus']['port']}"]

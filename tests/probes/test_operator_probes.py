@@ -1,8 +1,8 @@
 """The robust_controller probes against the real local cluster, scenario by scenario.
 
-In `operator` and `broken-operator` the real trainer-controller-manager and JobSet run as pods of the real node
-(src/kaic/localcluster/operator.py): the API server calls their webhooks, and a valid TrainJob's pod runs to
-completion on that node. Every other scenario has no operator (unknown). Requirement outcomes must match
+In `operator` and `broken-operator` the real trainer-controller-manager and JobSet run as pods of the real
+node (src/kaic/localcluster/operator.py): the API server calls their webhooks, and a valid TrainJob's pod runs
+to completion on that node. Every other scenario has no operator (unknown). Requirement outcomes must match
 tests/golden/matrix.yaml, probe outcomes say why.
 """
 
@@ -88,7 +88,8 @@ def test_the_valid_trainjob_really_ran_on_the_real_node(cluster_for, tmp_path, r
 
 @pytest.mark.cluster
 def test_what_the_cluster_lacks_is_unknown(cluster_for, tmp_path, require_real_node):
-    """On the operator cluster: another operator asked for, or the default runtime absent, is unknown, not failed."""
+    """On the operator cluster: another operator asked for, or the default runtime absent, is unknown, not
+    failed."""
     require_real_node(*OPERATOR_BUILDS)
     cluster = cluster_for("operator")
     other = run_kaic(cluster.kubeconfig, tmp_path / "kuberay", REQUIREMENTS, "--operator", "kuberay")

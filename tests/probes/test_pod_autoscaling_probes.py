@@ -1,5 +1,6 @@
-"""The pod-autoscaling probe against the real local cluster: the real HPA controller, a real custom metrics API
-server (kaic-metrics-adapter) scraping pods that really run on the real node, and a stale adapter it must fail on.
+"""The pod-autoscaling probe against the real local cluster: the real HPA controller, a real custom metrics
+API server (kaic-metrics-adapter) scraping pods that really run on the real node, and a stale adapter it must
+fail on.
 
 Requirement outcomes must match tests/golden/matrix.yaml; probe outcomes say why.
 """

@@ -148,7 +148,8 @@ def test_tainted_accelerator_nodes_are_unknown_at_once_and_a_toleration_lets_the
 
 @pytest.mark.cluster
 def test_cordoned_accelerator_nodes_are_unknown_naming_the_cordon(cluster_for, tmp_path):
-    """Cordoned at discovery: the selection names them; cordoned under a waiting pod: the scheduler's refusal."""
+    """Cordoned at discovery: the selection names them; cordoned under a waiting pod: the scheduler's
+    refusal."""
     cluster = cluster_for("conformant")
     admin = kube.connect(str(cluster.kubeconfig))
     with accelerator_nodes(admin, cordon, uncordon) as cordoned:
@@ -211,7 +212,8 @@ def denying_policy(admin: kube.Cluster) -> Iterator[None]:
 
 
 def enforced(admin: kube.Cluster, wanted: bool) -> None:
-    """Wait until the API server enforces the policy (or no longer does): a dry-run pod in kaic's namespaces."""
+    """Wait until the API server enforces the policy (or no longer does): a dry-run pod in kaic's
+    namespaces."""
     with own_namespace(admin, "vap") as namespace:
         deadline = time.monotonic() + 60
         while True:
@@ -230,7 +232,8 @@ def enforced(admin: kube.Cluster, wanted: bool) -> None:
 @pytest.mark.cluster
 def test_a_validating_admission_policy_denying_probe_pods_is_unknown_naming_it(cluster_for, tmp_path):
     """Pods kaic creates are refused on create; a gang Job's pods are refused to the Job controller, which the
-    wait reads from its FailedCreate events (without that, the gang that cannot fit would 'pass': nothing bound)."""
+    wait reads from its FailedCreate events (without that, the gang that cannot fit would 'pass': nothing
+    bound)."""
     cluster = cluster_for("conformant")
     admin = kube.connect(str(cluster.kubeconfig))
     with denying_policy(admin):
@@ -261,8 +264,8 @@ def test_a_validating_admission_policy_denying_probe_pods_is_unknown_naming_it(c
 
 @pytest.mark.cluster
 def test_a_resource_quota_refusal_is_named_from_the_api_servers_own_answer(cluster_for):
-    """kaic makes its own namespaces, so a run cannot meet a quota here; the real API server's answers can: a pod
-    create refused (the 403 body) and a Deployment's pods refused to its controller (FailedCreate)."""
+    """kaic makes its own namespaces, so a run cannot meet a quota here; the real API server's answers can: a
+    pod create refused (the 403 body) and a Deployment's pods refused to its controller (FailedCreate)."""
     cluster = cluster_for("conformant")
     admin = kube.connect(str(cluster.kubeconfig))
     with own_namespace(admin, "quota") as namespace:

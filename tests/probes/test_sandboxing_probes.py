@@ -1,10 +1,10 @@
 """The workload_sandboxing probes against the real local cluster (judged as the 1.37 checklist, the only one
 that has the requirement).
 
-`conformant` has no RuntimeClass and no agent-sandbox API: not-applicable, with the trail. `broken-sandbox` has
-a RuntimeClass named `sandboxed` whose handler is plain runc on the real node: its pod and the control pod beside
-it run on the same kernel, so the probe fails. `sandbox` has a RuntimeClass `gvisor` whose handler runs gVisor's
-runsc on the real node (cluster/README.md): its pod runs on gVisor's own kernel, so the probe passes.
+`conformant` has no RuntimeClass and no agent-sandbox API: not-applicable, with the trail. `broken-sandbox`
+has a RuntimeClass named `sandboxed` whose handler is plain runc on the real node: its pod and the control pod
+beside it run on the same kernel, so the probe fails. `sandbox` has a RuntimeClass `gvisor` whose handler runs
+gVisor's runsc on the real node (cluster/README.md): its pod runs on gVisor's own kernel, so the probe passes.
 """
 
 from __future__ import annotations

@@ -192,7 +192,8 @@ class RunPair:
 
     @staticmethod
     def record_levels(report: Report, **extra: str) -> Report:
-        """Record the checklist's levels, as kaic run does: the report's requirements plus `extra` (id=level)."""
+        """Record the checklist's levels, as kaic run does: the report's requirements plus `extra`
+        (id=level)."""
         report.checklist["levels"] = {r.id: r.level for r in report.requirements} | extra
         return report
 

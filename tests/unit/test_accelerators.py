@@ -40,7 +40,8 @@ def facts(*, slices=None, classes=None, plugin_nodes=(), dra_nodes=(), version="
 
 
 def dra_driver(driver: str, nodes: dict[str, int], complete: bool = True) -> dict:
-    """Discovery's facts of one driver publishing a pool per node (an incomplete one waits for a second slice)."""
+    """Discovery's facts of one driver publishing a pool per node (an incomplete one waits for a second
+    slice)."""
     return resourceslices.inventory(
         rslice(driver, n, 1, d, n, count=1 if complete else 2) for n, d in nodes.items()
     )

@@ -1,9 +1,10 @@
 """Bad input to every command: one `kaic: error:` line naming the file, flag or key, exit 2, nothing written.
 
-Each case runs in-process (click's CliRunner) in a fresh folder with its own HOME and config dir, and checks the
-exit code, that the message names what is wrong, that no traceback shows, and that no file anywhere under the
-test's folder was created or changed. A few cases run the installed entry point in a subprocess, which is what
-CI gates call. Internal errors (exit 3, traceback in a file) and the output folder's atomic claim are at the end.
+Each case runs in-process (click's CliRunner) in a fresh folder with its own HOME and config dir, and checks
+the exit code, that the message names what is wrong, that no traceback shows, and that no file anywhere under
+the test's folder was created or changed. A few cases run the installed entry point in a subprocess, which is
+what CI gates call. Internal errors (exit 3, traceback in a file) and the output folder's atomic claim are at
+the end.
 """
 
 from __future__ import annotations
@@ -198,7 +199,8 @@ def world(prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Wo
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under `root` with its size and modification time: what 'nothing written' means."""
+    """Every file and folder under `root` with its size and modification time: what 'nothing written'
+    means."""
     found = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
@@ -1078,7 +1080,8 @@ def test_a_broken_config_file_never_breaks_help_or_version(world: World, args: l
 
 
 def test_read_only_locations_are_named(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A read-only filesystem (EROFS) the way root meets one too: --output-dir, keys and sign name the path."""
+    """A read-only filesystem (EROFS) the way root meets one too: --output-dir, keys and sign name the
+    path."""
     import errno
 
     real_mkdir, real_mkstemp = Path.mkdir, __import__("tempfile").mkstemp

@@ -381,7 +381,8 @@ def test_the_cleanup_hint_names_the_run(sample_report):
 
 
 def test_a_spinner_on_a_terminal_and_none_in_a_log(monkeypatch):
-    """Preflight waits show a rich status on a terminal; a log (not a TTY, or CI set) gets no spinner frames."""
+    """Preflight waits show a rich status on a terminal; a log (not a TTY, or CI set) gets no spinner
+    frames."""
     import io
 
     from rich.console import Console
@@ -410,14 +411,18 @@ def test_cleanup_says_where_it_connects_and_why_it_could_not(runner, tmp_path):
     assert result.exit_code == 3, result.output
     assert result.stderr.splitlines() == [
         f"kaic: connecting to https://127.0.0.1:9 (context c, {kubeconfig})",
-        "kaic: cleanup incomplete: connection refused (is the API server running, and are host and port right?)",
+        (
+            "kaic: cleanup incomplete: connection refused "
+            "(is the API server running, and are host and port right?)"
+        ),
     ]
 
 
 def test_a_run_whose_results_cannot_be_signed_says_so_and_is_not_an_internal_error(
     runner, tmp_path, monkeypatch
 ):
-    """--sign-key after the run: a signing failure leaves the results unsigned, named, exit 3, no traceback."""
+    """--sign-key after the run: a signing failure leaves the results unsigned, named, exit 3, no
+    traceback."""
     from kaic.certify import keys
     from kaic.certify import sign as signer
 

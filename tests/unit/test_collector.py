@@ -69,7 +69,8 @@ def test_setup(broken_setup):
 
 @probe("r", "long-reason", test="TestKaicFake/LongReason")
 def test_long_reason():
-    raise Unknown("; ".join(f"profile {i}: no DeviceClass selects its driver, no node advertises it" for i in range(8)))
+    raise Unknown("; ".join(f"profile {i}: no DeviceClass selects its driver, no node advertises it" \
+for i in range(8)))
 
 @probe("r", "unplanned", test="TestKaicFake/Unplanned")
 def test_unplanned():

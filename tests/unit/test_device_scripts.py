@@ -130,6 +130,9 @@ def test_amd_counts_render_nodes(tmp_path):
 
 
 def test_report_from_logs_between_markers_and_garbage():
-    text = 'noise\nKAIC-RESULT-BEGIN\n{"devices":[],"ids":["gpu-1"],"tool":"n/a","driverVersion":""}\nKAIC-RESULT-END\n'
+    text = (
+        "noise\nKAIC-RESULT-BEGIN\n"
+        '{"devices":[],"ids":["gpu-1"],"tool":"n/a","driverVersion":""}\nKAIC-RESULT-END\n'
+    )
     assert parse_report(text).ids == ("gpu-1",)
     assert parse_report("exec format error") is None

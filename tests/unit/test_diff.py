@@ -318,12 +318,13 @@ def test_report_json_file_paths_work_like_folders(pair):
 
 
 def test_the_command_imports_no_heavy_module(pair):
-    """Registering it costs nothing; a JSON diff loads neither rich nor the cluster or test machinery (jsonschema
-    it does: every report is checked against the report schema before use)."""
+    """Registering it costs nothing; a JSON diff loads neither rich nor the cluster or test machinery
+    (jsonschema it does: every report is checked against the report schema before use)."""
     a, b = pair.save()
     code = (
         "import sys\nfrom kaic.cli.diff import diff\n"
-        "early = sorted(m for m in ('rich', 'kaic.results.report', 'kaic.results.waivers') if m in sys.modules)\n"
+        "early = sorted(m for m in ('rich', 'kaic.results.report', 'kaic.results.waivers') "
+        "if m in sys.modules)\n"
         f"try:\n    diff([{str(a)!r}, {str(b)!r}, '-o', 'json'])\nexcept SystemExit:\n    pass\n"
         "late = sorted(m for m in ('rich', 'kubernetes', 'pytest') if m in sys.modules)\n"
         "print('HEAVY', early, late, file=sys.stderr)"

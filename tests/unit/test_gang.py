@@ -1,4 +1,5 @@
-"""Gang adapters: detection from discovery facts, the objects each solution reads, group identity, the fence."""
+"""Gang adapters: detection from discovery facts, the objects each solution reads, group identity, the
+fence."""
 
 from __future__ import annotations
 

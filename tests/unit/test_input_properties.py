@@ -1,5 +1,5 @@
-"""Property: whatever a user hands kaic's loaders (profile, config, waivers, report), they load or raise kaic's
-own input error, which commands turn into exit 2; never any other exception (a traceback, exit 3).
+"""Property: whatever a user hands kaic's loaders (profile, config, waivers, report), they load or raise
+kaic's own input error, which commands turn into exit 2; never any other exception (a traceback, exit 3).
 
 Documents come from three sources: arbitrary bytes, arbitrary YAML/JSON values, and kaic's own valid
 documents with one value somewhere replaced by an arbitrary one (these get past the first checks, where the

@@ -43,12 +43,18 @@ def test_an_operator_asked_for_but_absent_says_how_to_install_it():
     ("message", "kind"),
     [
         (
-            'admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request: spec.RuntimeRef: ...',
+            (
+                'admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request: '
+                "spec.RuntimeRef: ..."
+            ),
             "webhook",
         ),
         ('admission webhook "policy.example.com" denied the request: no', "other"),  # someone else's webhook
         (
-            'Internal error occurred: failed calling webhook "defaulter.trainjob.trainer.kubeflow.org": connection refused',
+            (
+                'Internal error occurred: failed calling webhook "defaulter.trainjob.trainer.kubeflow.org": '
+                "connection refused"
+            ),
             "unreachable",
         ),
         (

@@ -161,7 +161,8 @@ def test_lanes_keep_consumers_of_one_thing_apart(profile, probes):
 
 
 IN_HOUSE = '''
-from kaic.probe import RUN_ID_LABEL, NotApplicable, ProbeError, Recorder, Rule, Unknown, crds_in, probe, require
+from kaic.probe import RUN_ID_LABEL, NotApplicable, ProbeError, Recorder, Rule, Unknown, crds_in, \
+probe, require
 
 
 @probe("team_quota", "listed", test="TestTeamQuota/Listed", rbac=(Rule("", "resourcequotas", ("list",)),))

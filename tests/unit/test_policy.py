@@ -100,7 +100,7 @@ def test_untolerated_ignores_preferences_and_lifecycle_taints():
     assert untolerated(taints, [{"operator": "Exists"}]) == []  # tolerates everything
 
 
-# ---- the scheduler -------------------------------------------------------------------------------------------
+# ---- the scheduler -----------------------------------------------------------------------------------------
 
 
 def node(name, *, taints=(), cordoned=False, gpus="0", **labels):
@@ -196,9 +196,15 @@ def test_an_untainted_capable_node_keeps_the_refusal_a_finding():
 @pytest.mark.parametrize(
     "message",
     [
-        "0/5 nodes are available: 2 cannot allocate all claims, 3 node(s) didn't match Pod's node affinity/selector.",
+        (
+            "0/5 nodes are available: 2 cannot allocate all claims, "
+            "3 node(s) didn't match Pod's node affinity/selector."
+        ),
         "0/3 nodes are available: 3 Insufficient example.com/gpu.",
-        "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found.",
+        (
+            "0/1 nodes are available: 1 Insufficient cpu. "
+            "preemption: 0/1 nodes are available: 1 No preemption victims found."
+        ),
         "",
     ],
 )
@@ -293,7 +299,8 @@ def status_error(code, reason, message):
     return exc
 
 
-# The API server's answers, as it words them (quota: what a 403 body holds; made real in tests/probes for the rest).
+# The API server's answers, as it words them (quota: what a 403 body holds; made real in tests/probes for the
+# rest).
 QUOTA = (
     'pods "consumer" is forbidden: exceeded quota: gpu-quota, requested: pods=1,requests.example.com/gpu=1, '
     "used: pods=4,requests.example.com/gpu=4, limited: pods=4,requests.example.com/gpu=4"
@@ -317,7 +324,10 @@ POD_SECURITY = (
         (QUOTA, "ResourceQuota gpu-quota is exceeded: requested: pods=1"),
         (
             VAP,
-            "ValidatingAdmissionPolicy no-probes (binding no-probes-binding) denied it: probe pods are not allowed",
+            (
+                "ValidatingAdmissionPolicy no-probes (binding no-probes-binding) denied it: "
+                "probe pods are not allowed"
+            ),
         ),
         (WEBHOOK, "admission webhook deny.policy.example.com denied it: pods must carry a cost-center label"),
         (POD_SECURITY, "Pod Security admission (restricted:latest) denied it: allowPrivilegeEscalation"),

@@ -147,8 +147,8 @@ def test_summaries_are_our_own_words(profile: Profile) -> None:
 
 
 def reference_matrix() -> dict[str, dict[str, str | None]]:
-    """Requirement id -> KAR, conditional and upstream test, read from the reference matrix's requirement table
-    (one row of ten columns per requirement)."""
+    """Requirement id -> KAR, conditional and upstream test, read from the reference matrix's requirement
+    table (one row of ten columns per requirement)."""
     rows = {}
     for line in (REFERENCE / "README.md").read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -227,7 +227,10 @@ def test_choose_version_falls_back_to_the_nearest_lower_minor(profile: Profile) 
             "1.36",
             "1.32",
             "--kubernetes-version: ",
-            f"Kubernetes 1.32 is not covered by profile ai-v1.0 ({BUILTIN}); supported: 1.33, 1.34, 1.35, 1.36, 1.37",
+            (
+                f"Kubernetes 1.32 is not covered by profile ai-v1.0 ({BUILTIN}); "
+                "supported: 1.33, 1.34, 1.35, 1.36, 1.37"
+            ),
         ),
         (None, "latest", "--kubernetes-version: ", "'latest' is not a Kubernetes version such as 1.35"),
     ],

@@ -114,7 +114,8 @@ def test_commands_import_neither_kubernetes_pytest_nor_jsonschema() -> None:
         "import sys; from kaic.cli.profiles import profiles\n"
         "for args in (['list'], ['show', 'ai-v1.0'], ['show', 'ai-v1.0', '-o', 'json']):\n"
         "    profiles.main(args, standalone_mode=False)\n"
-        "sys.stderr.write(repr(sorted(m for m in ('jsonschema', 'kubernetes', 'pytest') if m in sys.modules)))"
+        "sys.stderr.write(repr(sorted(m for m in ('jsonschema', 'kubernetes', 'pytest') "
+        "if m in sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr == "[]"

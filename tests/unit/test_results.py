@@ -125,8 +125,8 @@ def test_a_short_reason_is_kept_as_it_is():
         (
             TRAIL,
             (
-                "no recognised accelerator on allocation path auto (nvidia: dra no DeviceClass selects driver "
-                "nvidia.example.com, device-plugin no node advertises nvidia.com/gpu…"
+                "no recognised accelerator on allocation path auto (nvidia: dra no DeviceClass selects "
+                "driver nvidia.example.com, device-plugin no node advertises nvidia.com/gpu…"
             ),
         ),
         ("First finding. " + "x" * 300, ("First finding. " + "x" * 300)[:199] + "…"),  # no end past half

@@ -696,7 +696,8 @@ JUNIT = """<?xml version="1.0" encoding="UTF-8"?>
 \t\t<testcase classname="example.com/test" name="TestKaicGpuSharing" time="0.000000">
 \t\t\t<skipped message="no sharing"></skipped>
 \t\t</testcase>
-\t\t<testcase classname="example.com/test" name="TestSecureAcceleratorAccess/PositiveAccessTest" time="0.500000"/>
+\t\t<testcase classname="example.com/test" name="TestSecureAcceleratorAccess/PositiveAccessTest" \
+time="0.500000"/>
 \t\t<testcase classname="example.com/test" name="TestWorkloadSandboxing" time="0.100000"/>
 \t</testsuite>
 </testsuites>
@@ -1044,7 +1045,8 @@ def test_other_upstream_tests_failed_are_errors_skipped_warnings(kops: Path) -> 
 
 @needs_corpus
 def test_only_implemented_requirements_answer_for_their_upstream_test(kops: Path) -> None:
-    """cluster_autoscaling N/A beside a skipped TestAcceleratorClusterAutoscaling: what the validator wants."""
+    """cluster_autoscaling N/A beside a skipped TestAcceleratorClusterAutoscaling: what the validator
+    wants."""
     put(kops, go_test_artifacts(with_result("TestAcceleratorClusterAutoscaling", "skip")))
     edit(kops, "cluster_autoscaling", status="N/A", notes="On-premises: no node groups to scale.")
     assert [(f.level, f.field) for f in kops_findings(kops)] == [("warning", f"{AUTOSCALE}.status")]
@@ -1468,11 +1470,13 @@ def test_online_lint_checks_metadata_and_evidence_urls(tmp_path: Path, server: s
 
 
 def test_lint_imports_no_heavy_module(tmp_path: Path) -> None:
-    """kubernetes, pytest and jsonschema stay unloaded: lint runs in a vendor's CI, not only beside a cluster."""
+    """kubernetes, pytest and jsonschema stay unloaded: lint runs in a vendor's CI, not only beside a
+    cluster."""
     folder, template = write_submission(tmp_path, good_product()), make_template(tmp_path)
     code = (
         "import sys\nfrom kaic.cli.submission import submission\n"
-        f"try:\n    submission(['lint', {str(folder)!r}, '--checklist', {str(template)!r}])\nexcept SystemExit:\n    pass\n"
+        f"try:\n    submission(['lint', {str(folder)!r}, '--checklist', {str(template)!r}])\n"
+        "except SystemExit:\n    pass\n"
         "print('HEAVY', sorted(m for m in ('kubernetes', 'pytest', 'jsonschema') if m in sys.modules))"
     )
     proc = subprocess.run(

@@ -1,4 +1,5 @@
-"""The derived artifacts: parsed back with the tools their readers use, and checked against the outcome table."""
+"""The derived artifacts: parsed back with the tools their readers use, and checked against the outcome
+table."""
 
 from __future__ import annotations
 
