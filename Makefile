@@ -186,7 +186,7 @@ cluster-clean:
 # lint           ruff format --check and ruff check, mypy (src/kaic; settings in pyproject.toml); gofmt and go vet.
 # rbac-examples  regenerates examples/rbac/ from the probes' declared permissions.
 # docs           regenerates docs/cli.md from the click commands and docs/test-plans.md from the probe modules'
-#                docstrings (tests/unit/test_docs.py keeps both current).
+#                docstrings (tests/unit/cli/test_docs.py keeps both current).
 
 PYTHON ?= python3
 VENV := .venv
@@ -238,8 +238,9 @@ docs: venv
 
 # ---- Signing interop -------------------------------------------------------------------------------------
 # cosign         cosign (COSIGN_VERSION) into .tools/bin from the Go module proxy; the interop tests
-#                (tests/unit/test_cosign_interop.py) verify kaic's signatures and bundles with it: skipped
-#                without it, a failure when CI=true. A cold build is long (about 9 minutes, a 140 MB binary).
+#                (tests/unit/certify/test_cosign_interop.py) verify kaic's signatures and bundles with it:
+#                skipped without it, a failure when CI=true. A cold build is long (about 9 minutes, a 140 MB
+#                binary).
 
 COSIGN_VERSION := v3.1.3
 

@@ -5,7 +5,7 @@ None of the components whose behaviour these probes judge can run here: the Gate
 llm-d-inference-sim, DraNet, Multus and LeaderWorkerSet are all refused by the Go module proxy, and kaic never
 stands in for them with code written to please a probe. So the scenarios exercise the absent paths and their
 discovery trails, plus one real negative (a named namespace whose roles have no Running pod); the positive
-paths are covered by tests/unit/test_hpn.py and tests/unit/test_inference.py only and are untested against a
+paths are covered by tests/unit/areas/test_hpn.py and test_inference.py only and are untested against a
 real implementation (docs/areas.md, cluster/README.md).
 """
 

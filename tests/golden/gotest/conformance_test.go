@@ -1,7 +1,7 @@
 // Package conformance is the golden truth for kaic's go-test artifacts (results.json, e2e.log, junit.xml).
 //
 // Its tests have the names, outcomes and log lines of the sample report in tests/unit/conftest.py
-// (build_sample_report); tests/unit/test_gotest_golden.py runs it with go test -json, go test -v and
+// (build_sample_report); tests/unit/results/test_gotest_golden.py runs it with go test -json, go test -v and
 // gotestsum and compares what Go prints with what kaic writes. Change both together.
 package conformance
 

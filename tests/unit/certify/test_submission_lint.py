@@ -29,7 +29,7 @@ from kaic.cli.submission import submission
 from kaic.results.writers.gotest import Event, results_json, verbose_log
 from kaic.results.writers.junit import gotest_junit
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[4] / "shared" / "reference"
 CHECKLISTS = REFERENCE / "checklists"
 SUBMISSIONS = REFERENCE / "submissions"
 PRODUCTS = sorted(SUBMISSIONS.glob("v*/*/PRODUCT.yaml"))

@@ -2,39 +2,10 @@
 
 from __future__ import annotations
 
+from api_objects import rslice
+
 from kaic.areas import accelerators, hpn
 from kaic.kube import resourceslices
-
-
-def rslice(
-    driver: str,
-    pool: str,
-    generation: int,
-    devices: int,
-    node: str | None = None,
-    count: int = 1,
-    name: str = "",
-    attributes: dict | None = None,
-) -> dict:
-    """A resource.k8s.io/v1 ResourceSlice as the API server returns it."""
-    spec: dict = {
-        "driver": driver,
-        "pool": {"name": pool, "generation": generation, "resourceSliceCount": count},
-        "devices": [
-            {"name": f"dev-{i}", "attributes": attributes or {"uuid": {"string": f"{pool}-{generation}-{i}"}}}
-            for i in range(devices)
-        ],
-    }
-    if node:
-        spec["nodeName"] = node
-    else:
-        spec["allNodes"] = True
-    return {
-        "apiVersion": "resource.k8s.io/v1",
-        "kind": "ResourceSlice",
-        "metadata": {"name": name or f"{node or 'cluster'}-{driver}-{pool}-{generation}"},
-        "spec": spec,
-    }
 
 
 def test_a_new_generation_without_devices_leaves_the_driver_without_devices():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_resourceslices import rslice
+from api_objects import rslice
 
 from kaic.areas.accelerators import PROFILES, NoAccelerators, detect, require_dra_v1
 from kaic.kube import resourceslices

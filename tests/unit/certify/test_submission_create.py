@@ -20,7 +20,7 @@ from kaic.results.report import ProbeResult, Report, RequirementResult, save
 from kaic.results.run_dir import E2E_LOG_FILE
 from kaic.results.writers import write_all
 
-CHECKLISTS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "checklists"
+CHECKLISTS = Path(__file__).resolve().parents[4] / "shared" / "reference" / "checklists"
 TEMPLATE = CHECKLISTS / "AIConformance-1.37.yaml"
 pytestmark = pytest.mark.skipif(
     not TEMPLATE.is_file(), reason=f"the official checklists are not at {CHECKLISTS}"

@@ -26,7 +26,7 @@ from kaic.results.run_dir import (
     SIGNATURE_FILE,
 )
 
-LOCAL_COSIGN = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "cosign"
+LOCAL_COSIGN = Path(__file__).resolve().parents[3] / ".tools" / "bin" / "cosign"
 
 
 @pytest.fixture(scope="module")

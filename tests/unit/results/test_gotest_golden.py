@@ -1,9 +1,9 @@
 """kaic's go-test artifacts against the real thing.
 
 tests/golden/gotest is a Go package whose tests carry the names, outcomes and log lines of the sample report
-(conftest.build_sample_report). Go and gotestsum run it; kaic writes the same run from the report; once
-file:line prefixes, durations and times are normalised the two must agree line for line. gotestsum also
-replays kaic's own results.json, which must give kaic's junit.xml exactly.
+(build_sample_report in tests/unit/conftest.py). Go and gotestsum run it; kaic writes the same run from the
+report; once file:line prefixes, durations and times are normalised the two must agree line for line.
+gotestsum also replays kaic's own results.json, which must give kaic's junit.xml exactly.
 
 Without `go` or `gotestsum` these tests skip, except in CI (CI=true), where they fail. gotestsum is looked
 for on PATH, then in .tools/bin (`GOBIN=$PWD/.tools/bin go install gotest.tools/gotestsum@v1.13.0`).
@@ -26,7 +26,7 @@ from kaic.results.report import Report
 from kaic.results.run_dir import JUNIT_FILE, RESULTS_FILE
 from kaic.results.writers import gotest, junit, tool_version, write_all
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 GOLDEN = REPO / "tests" / "golden" / "gotest"
 _FILE_LINE = re.compile(r"^( +)[\w.-]+\.go:\d+: ", re.MULTILINE)  # t.Log's "file.go:NN: " prefix
 _DURATION = re.compile(r"\(\d+\.\d\ds\)")

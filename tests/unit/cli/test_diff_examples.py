@@ -11,7 +11,7 @@ from kaic.cli.diff import diff
 from kaic.cli.main import run
 from kaic.results.waivers import load
 
-CI = Path(__file__).resolve().parents[2] / "examples" / "ci"
+CI = Path(__file__).resolve().parents[3] / "examples" / "ci"
 RECIPES = ("github-actions-upgrade-gate.yml", "gitlab-upgrade-gate.yml")
 COMMANDS = {"run": run, "diff": diff}
 COMPLETED = re.compile(r"\|\| \{ code=\$\?; case \$code in 1\|4\) ;; \*\) exit \$code ;; esac; \}$")

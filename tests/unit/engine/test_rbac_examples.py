@@ -9,7 +9,7 @@ from kaic.engine.rbac import cluster_role
 from kaic.engine.run import RunOptions, plan_only
 from kaic.probe import MODES
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rbac"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "rbac"
 
 
 @pytest.mark.parametrize("mode", MODES)
