@@ -64,7 +64,6 @@ class ProbeSpec:
     images: tuple[str, ...] = ()  # keys of kaic.areas.images.DEFAULTS
     rbac: tuple[Rule, ...] = ()
     timeout_s: float = 300.0
-    summary: str = field(default="", compare=False)
     location: str = field(default="", compare=False)  # "<module file>::<function>", as in pytest node ids
 
     def runs_in(self, mode: str) -> bool:
@@ -106,11 +105,8 @@ def probe(
     _check(spec)
 
     def decorate(fn: F) -> F:
-        summary = (fn.__doc__ or "").strip().splitlines()
         fn.kaic_probe = dataclasses.replace(  # type: ignore[attr-defined]
-            spec,
-            summary=summary[0] if summary else "",
-            location=f"{Path(fn.__code__.co_filename).name}::{fn.__name__}",
+            spec, location=f"{Path(fn.__code__.co_filename).name}::{fn.__name__}"
         )
         return pytest.mark.requirement(requirement)(fn)
 
