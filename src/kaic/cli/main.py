@@ -27,7 +27,7 @@ from kaic.cli.errors import (
     remember_output_dir,
 )
 from kaic.cli.images import images
-from kaic.cli.params import Duration, duration_text, key_value_pairs, split_commas
+from kaic.cli.params import Duration, duration_option, key_value_pairs, split_commas
 from kaic.cli.profiles import profiles
 from kaic.cli.signing import keys, sign, verify
 from kaic.cli.submission import submission
@@ -53,17 +53,21 @@ def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         [
             click.option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file [env: KUBECONFIG]."),
             click.option("--context", envvar="KAIC_CONTEXT", help="Kubeconfig context [env: KAIC_CONTEXT]."),
-            click.option(
+            duration_option(
                 "--request-timeout",
-                type=Duration(),
-                default=duration_text(REQUEST_TIMEOUT_S),
-                show_default=True,
+                seconds=REQUEST_TIMEOUT_S,
                 help="Timeout of one API request.",
             ),
         ]
     ):
         fn = option(fn)
     return fn
+
+
+# `kaic run` and `kaic cleanup` wait on the same cleanup.
+cleanup_timeout_option = duration_option(
+    "--cleanup-timeout", seconds=CLEANUP_TIMEOUT_S, help="Cleanup wait bound."
+)
 
 
 def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -101,14 +105,14 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--accelerator-profile",
                 type=click.Choice(["auto", *ACCELERATOR_PROFILES]),
-                default="auto",
+                default=Settings.accelerator_profile,
                 show_default=True,
                 help="Accelerator family (simulated, nvidia, amd, intel, google-tpu) or auto-detect.",
             ),
             click.option(
                 "--allocation-mode",
                 type=click.Choice(ALLOCATION_MODES),
-                default="auto",
+                default=Settings.allocation_mode,
                 show_default=True,
                 help="How probes ask for devices; auto prefers a complete DRA pool on Ready nodes.",
             ),
@@ -178,18 +182,14 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 help="key=value naming an isolated accelerator node pool the autoscaler may grow by one node "
                 "(certified mode; unset: the scale-up check is unknown).",
             ),
-            click.option(
+            duration_option(
                 "--autoscaler-scale-up-timeout",
-                type=Duration(),
-                default=duration_text(Autoscaler.scale_up_timeout_s),
-                show_default=True,
+                seconds=Autoscaler.scale_up_timeout_s,
                 help="How long a pending accelerator pod may wait for the new node.",
             ),
-            click.option(
+            duration_option(
                 "--autoscaler-scale-down-timeout",
-                type=Duration(),
-                default=duration_text(Autoscaler.scale_down_timeout_s),
-                show_default=True,
+                seconds=Autoscaler.scale_down_timeout_s,
                 help="How long the pool may take to return to its baseline size.",
             ),
         ]
@@ -205,7 +205,7 @@ def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--gang-scheduler",
                 type=click.Choice(SCHEDULERS),
-                default="auto",
+                default=Gang.scheduler,
                 show_default=True,
                 envvar="KAIC_GANG_SCHEDULER",
                 help="Gang-scheduling solution to judge, or auto-detect.",
@@ -225,11 +225,9 @@ def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--gang-scheduler-name", help="spec.schedulerName of gang pods [default: the solution's]."
             ),
-            click.option(
+            duration_option(
                 "--gang-negative-window",
-                type=Duration(),
-                default=duration_text(Gang.window_s),
-                show_default=True,
+                seconds=Gang.window_s,
                 help="How long a gang that cannot fit must stay wholly unbound.",
             ),
         ]
@@ -247,7 +245,7 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--operator",
                 type=click.Choice(OPERATORS),
-                default="auto",
+                default=Operator.operator,
                 show_default=True,
                 envvar="KAIC_OPERATOR",
                 help="AI operator to judge, or the first supported one installed.",
@@ -256,18 +254,14 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--operator-runtime",
                 help="Runtime the valid object uses [default: the operator's, e.g. torch-distributed].",
             ),
-            click.option(
+            duration_option(
                 "--operator-ready-timeout",
-                type=Duration(),
-                default=duration_text(Operator.ready_timeout_s),
-                show_default=True,
+                seconds=Operator.ready_timeout_s,
                 help="How long the operator's pods may take to be Ready.",
             ),
-            click.option(
+            duration_option(
                 "--operator-reconcile-timeout",
-                type=Duration(),
-                default=duration_text(Operator.reconcile_timeout_s),
-                show_default=True,
+                seconds=Operator.reconcile_timeout_s,
                 help="How long the controller may take to reconcile a valid object to success.",
             ),
             click.option(
@@ -512,13 +506,7 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 )
 @click.option("--probe-timeout", type=Duration(), help="Cap on each probe's own timeout.")
 @click.option("--timeout", type=Duration(), help="Timeout of the whole run (then: incomplete, exit 3).")
-@click.option(
-    "--cleanup-timeout",
-    type=Duration(),
-    default=duration_text(CLEANUP_TIMEOUT_S),
-    show_default=True,
-    help="Cleanup wait bound.",
-)
+@cleanup_timeout_option
 @click.option(
     "--parallel",
     type=click.IntRange(1, 32),
@@ -672,13 +660,7 @@ def results(directory: Path, output: str) -> None:
 @cluster_options
 @click.option("--run-id", help="Remove what this run left.")
 @click.option("--all", "everything", is_flag=True, help="Remove what every kaic run left.")
-@click.option(
-    "--cleanup-timeout",
-    type=Duration(),
-    default=duration_text(CLEANUP_TIMEOUT_S),
-    show_default=True,
-    help="Cleanup wait bound.",
-)
+@cleanup_timeout_option
 def cleanup(**kwargs: Any) -> None:
     """Delete objects kaic created and labelled (after a killed run). Touches nothing else."""
     if bool(kwargs["run_id"]) == bool(kwargs["everything"]):

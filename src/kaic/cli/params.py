@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import re
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
+F = TypeVar("F", bound=Callable[..., Any])
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
 
@@ -34,9 +36,10 @@ class Duration(click.ParamType):
         return seconds
 
 
-def duration_text(seconds: float) -> str:
-    """A default duration as --help shows it: whole minutes as 5m, else seconds as 90s."""
-    return f"{seconds / 60:g}m" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g}s"
+def duration_option(*decls: str, seconds: float, **attrs: Any) -> Callable[[F], F]:
+    """A Duration flag defaulting to `seconds` (a typed setting's default), shown in --help as 30s or 5m."""
+    shown = f"{seconds / 60:g}m" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g}s"
+    return click.option(*decls, type=Duration(), default=shown, show_default=True, **attrs)
 
 
 def key_value_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
