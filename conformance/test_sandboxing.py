@@ -2,21 +2,28 @@
 
 Proves `workload_sandboxing`: workloads can run in a sandbox that keeps them apart from the host kernel.
 
-Test plan:
-
-1. Choose the RuntimeClass: `--sandbox-runtime-class`, else the first (by name) whose name or handler contains
-   `gvisor`, `runsc`, `kata`, `sandboxed`, `quark` or `krun`. None and no `agents.x-k8s.io` API:
-   not-applicable, with that trail; the agent-sandbox API served but no such class: unknown; a named class
-   that does not exist: error.
-2. *isolated-from-host:* a pod of that RuntimeClass runs and reports what it sees; then a claimless control
-   pod without a RuntimeClass does the same on the same node. No node that runs containers: unknown; a pod
-   that reports nothing fails.
-3. The sandboxed pod must have its own kernel and boot_id (not the control pod's), and see no host processes,
-   `/dev/mem`, host paths or host interfaces.
+Every behavioural probe first chooses the RuntimeClass: `--sandbox-runtime-class`, else the first (by name)
+whose name or handler contains `gvisor`, `runsc`, `kata`, `sandboxed`, `quark` or `krun`. None and no
+`agents.x-k8s.io` API: not-applicable, with that trail; the agent-sandbox API served but no such class:
+unknown; a named class that does not exist: error.
 """
 
+from __future__ import annotations
+
 from kaic.areas import images, sandboxing, workloads
-from kaic.probe import NotApplicable, ProbeError, Rule, Unknown, crds_in, probe, require
+from kaic.probe import (
+    Cluster,
+    Facts,
+    NotApplicable,
+    ProbeError,
+    Recorder,
+    Rule,
+    RunContext,
+    Unknown,
+    crds_in,
+    probe,
+    require,
+)
 
 RBAC = (
     Rule("", "pods", ("create", "get", "list", "delete")),
@@ -27,8 +34,11 @@ RBAC = (
 
 
 @probe("workload_sandboxing", "discovery", test="TestKaicDiscovery/WorkloadSandboxing", kind="discovery")
-def test_workload_sandboxing_discovery(facts, evidence):
-    """Sandboxing runtimes (RuntimeClass name or handler) and the agent-sandbox API."""
+def test_workload_sandboxing_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: Workload sandboxing, discovery
+    Description: Records the RuntimeClasses whose name or handler names a sandbox runtime and the
+    agent-sandbox API's CRDs; a record, never a verdict.
+    """
     require(facts, "runtimeClasses", "crds")
     evidence.add(
         "fact", "sandboxRuntimeClasses", [rc for rc in facts["runtimeClasses"] if sandboxing.is_sandbox(rc)]
@@ -36,7 +46,7 @@ def test_workload_sandboxing_discovery(facts, evidence):
     evidence.add("fact", "agentSandboxCrds", crds_in(facts, sandboxing.AGENT_SANDBOX_GROUP))
 
 
-def runtime_class(facts, run, evidence) -> str:
+def runtime_class(facts: Facts, run: RunContext, evidence: Recorder) -> str:
     """The RuntimeClass to judge; none means the requirement's context is absent (not-applicable, with the
     trail)."""
     require(facts, "runtimeClasses", "crds")
@@ -56,7 +66,9 @@ def runtime_class(facts, run, evidence) -> str:
     raise NotApplicable(f"{trail}; no {sandboxing.AGENT_SANDBOX_GROUP} CRD is installed")
 
 
-def run_view(cluster, namespace, body, evidence, label: str) -> tuple[str, sandboxing.View]:
+def run_view(
+    cluster: Cluster, namespace: str, body: dict, evidence: Recorder, label: str
+) -> tuple[str, sandboxing.View]:
     """Run one report pod to the end; its node and what it saw. A pod that reports nothing fails the probe."""
     placed = workloads.place(cluster, namespace, body, evidence)
     done = workloads.observe(cluster, namespace, placed, "", evidence)
@@ -70,7 +82,14 @@ def run_view(cluster, namespace, body, evidence, label: str) -> tuple[str, sandb
     return placed.node, view
 
 
-def report_pod(name, run, image, nodes, tolerations, runtime_class=None) -> dict:
+def report_pod(
+    name: str,
+    run: RunContext,
+    image: str,
+    nodes: tuple[str, ...],
+    tolerations: list[dict[str, str]],
+    runtime_class: str | None = None,
+) -> dict:
     container = {
         "name": "report",
         "image": image,
@@ -93,9 +112,20 @@ def report_pod(name, run, image, nodes, tolerations, runtime_class=None) -> dict
     rbac=RBAC,
     timeout_s=600,
 )
-def test_isolated_from_host(cluster, namespace, run, facts, evidence):
-    """A pod of the sandbox runtime runs, and, unlike a plain pod on the same node, has its own kernel and
-    sees no host processes, /dev/mem, host paths or host network interfaces."""
+def test_isolated_from_host(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Workload sandboxing, isolated from the host
+    Description: A pod of the sandbox RuntimeClass MUST have its own kernel and boot_id and MUST NOT see host
+    processes, `/dev/mem`, host paths or host network interfaces, where a plain pod on the same node does.
+
+    1. Choose the RuntimeClass (above).
+    2. A pod of that RuntimeClass runs and reports what it sees; then a control pod without a RuntimeClass
+       does the same on the same node. No node that runs containers: unknown; a pod that reports nothing
+       fails.
+    3. The sandboxed pod's kernel and boot_id must differ from the control pod's, and it must see none of the
+       host's processes, `/dev/mem`, host paths or host interfaces.
+    """
     name = runtime_class(facts, run, evidence)
     nodes, tolerations = workloads.container_nodes(cluster, run.settings)
     if not nodes:

@@ -13,19 +13,26 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kaic.kube.labels import RUN_ID_LABEL, run_labels
 from kaic.results.outcomes import NotApplicable, ProbeError, Unknown
 from kaic.results.report import Recorder
+from kaic.settings import Settings
+
+if TYPE_CHECKING:
+    from kaic.kube.client import Cluster
 
 __all__ = [
     "RUN_ID_LABEL",
+    "Cluster",
+    "Facts",
     "NotApplicable",
     "ProbeError",
     "ProbeSpec",
     "Recorder",
     "Rule",
+    "RunContext",
     "Unknown",
     "crds_in",
     "probe",
@@ -40,6 +47,37 @@ _TEST_NAME = re.compile(r"^Test[A-Z][A-Za-z0-9]*(/[A-Za-z0-9_]+)?$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9-]*$")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+Facts = dict[str, Any]  # what the engine discovered once per run (kaic.kube.facts), the `facts` fixture
+
+
+def __getattr__(name: str) -> Any:
+    """`Cluster` (the `cluster` fixture's type) is imported on first use: it loads the kubernetes client,
+    which commands that only read probe metadata do without."""
+    if name == "Cluster":
+        from kaic.kube.client import Cluster
+
+        return Cluster
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The `run` fixture: the run's id, mode, checklist and knobs, as `kaic run` wrote them for pytest."""
+
+    id: str
+    mode: str
+    checklist: str  # the chosen checklist's Kubernetes minor, e.g. "1.35"
+    out_dir: Path
+    kubeconfig: str | None
+    context: str | None
+    request_timeout: float
+    settings: Settings  # the run's knobs (--gang-negative-window, --toleration, ...)
+    probes: dict[str, dict[str, Any]]  # planned probe -> timeout and lane
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return run_labels(self.id)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,7 @@ import pytest
 
 from kaic.engine.collector import RESULT_PROPERTY, Phase, assemble, classify
 from kaic.kube import client as kube
-from kaic.kube.labels import run_labels
-from kaic.probe import ProbeSpec
+from kaic.probe import Facts, ProbeSpec, RunContext
 from kaic.results.outcomes import ProbeOutcome
 from kaic.results.report import Recorder
 from kaic.results.run_dir import FACTS_FILE
@@ -31,23 +29,6 @@ from kaic.settings import Settings
 _RECORDER = pytest.StashKey[Recorder]()
 _PHASES = pytest.StashKey[list[Phase]]()
 _STARTED = pytest.StashKey[tuple[datetime, float]]()
-
-
-@dataclass(frozen=True)
-class RunContext:
-    id: str
-    mode: str
-    checklist: str  # the chosen checklist's Kubernetes minor, e.g. "1.35"
-    out_dir: Path
-    kubeconfig: str | None
-    context: str | None
-    request_timeout: float
-    settings: Settings  # the run's knobs (--gang-negative-window, --toleration, ...)
-    probes: dict[str, dict[str, Any]]  # planned probe -> timeout and lane
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return run_labels(self.id)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -133,7 +114,7 @@ def cluster(run: RunContext) -> kube.Cluster:
 
 
 @pytest.fixture(scope="session")
-def facts(run: RunContext) -> dict[str, Any]:
+def facts(run: RunContext) -> Facts:
     """The facts the engine discovered before any probe ran (one discovery per run)."""
     return json.loads((run.out_dir / FACTS_FILE).read_text(encoding="utf-8"))
 
