@@ -4,32 +4,38 @@ removes it again (certified mode: it buys a node), and answers a check-capacity 
 Proves `cluster_autoscaling`: where the platform scales nodes, it adds an accelerator node when a pod needs
 one and removes it when it is no longer needed.
 
-Test plan:
+Both behavioural probes first:
 
-1. Both probes first detect a node autoscaler: the Cluster Autoscaler (its status or Deployment in
-   kube-system), Karpenter NodePools, Cluster API scaling annotations, the ProvisioningRequest CRD. None:
-   not-applicable, the reason listing what was looked for.
-2. The pool: `--autoscaler-node-pool-label` names an isolated accelerator pool (N ≥ 1 Ready, schedulable
-   nodes, max ≥ N+1, one accelerator per node, nothing else pending for it). Unset, no such node, not exactly
-   one accelerator per node, or other workloads on the pool: unknown.
-3. *scale-up-down* (certified mode): N pods fill the pool, one per node; pod N+1 is Unschedulable for want of
-   the accelerator (for another reason: unknown), and the autoscaler must add a pool node that runs it within
-   `--autoscaler-scale-up-timeout` without a baseline node changing; once that pod is deleted the pool must
-   return to its N baseline nodes, and stay there 30 s, within `--autoscaler-scale-down-timeout`.
-4. *check-capacity:* a check-capacity ProvisioningRequest for one pool accelerator must be found
-   (`Provisioned=True`, `CapacityIsFound`) and one for more than the pool holds must not (the autoscaler
-   simulates rather than rubber-stamps); no node is bought. The ProvisioningRequest API not served, or no
-   controller answering within 120 s: unknown.
+1. Detect a node autoscaler: the Cluster Autoscaler (its status or Deployment in kube-system), Karpenter
+   NodePools, Cluster API scaling annotations, the ProvisioningRequest CRD. None: not-applicable, the reason
+   listing what was looked for.
+2. Take the pool: `--autoscaler-node-pool-label` names an isolated accelerator pool (N ≥ 1 Ready,
+   schedulable nodes, max ≥ N+1, one accelerator per node, nothing else pending for it). Unset, no such node,
+   not exactly one accelerator per node, or other workloads on the pool: unknown.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from kaic.areas import accelerators, autoscaling, images, policy, workloads
-from kaic.probe import NotApplicable, Rule, Unknown, crds_in, probe, require
+from kaic.probe import (
+    Cluster,
+    Facts,
+    NotApplicable,
+    Recorder,
+    Rule,
+    RunContext,
+    Unknown,
+    crds_in,
+    probe,
+    require,
+)
 
 NODES = "/api/v1/nodes"
 PR_API = "/apis/autoscaling.x-k8s.io/v1"
@@ -58,11 +64,23 @@ PR_RBAC = (
     Rule("autoscaling.x-k8s.io", "provisioningrequests", ("create", "get", "list", "watch", "delete")),
 )
 CAPI_MIN = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
+AUTOSCALER_GROUPS = ("karpenter.sh", "cluster.x-k8s.io", "autoscaling.x-k8s.io")
 
 
-def detect(cluster, facts, evidence) -> dict[str, Any]:
-    """Cluster Autoscaler status or Deployment in kube-system, Karpenter NodePools, Cluster API scaling
-    annotations, the ProvisioningRequest CRD; NotApplicable with the trail when no autoscaler is found."""
+@probe("cluster_autoscaling", "discovery", test="TestKaicDiscovery/ClusterAutoscaling", kind="discovery")
+def test_cluster_autoscaling_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: Cluster autoscaling, discovery
+    Description: Records the CRDs of node autoscalers known by their APIs (Karpenter, Cluster API,
+    ProvisioningRequest); a record, never a verdict.
+    """
+    require(facts, "crds")
+    evidence.add("fact", "autoscalerCrds", crds_in(facts, *AUTOSCALER_GROUPS))
+
+
+@pytest.fixture
+def autoscaler(cluster: Cluster, facts: Facts, evidence: Recorder) -> dict[str, Any]:
+    """Step 1: Cluster Autoscaler status or Deployment in kube-system, Karpenter NodePools, Cluster API
+    scaling annotations, the ProvisioningRequest CRD; NotApplicable with the trail when none is found."""
     require(facts, "crds")
     crds = facts["crds"] or {}
     detected: dict[str, Any] = {
@@ -91,15 +109,13 @@ def detect(cluster, facts, evidence) -> dict[str, Any]:
             if CAPI_MIN in (m["metadata"].get("annotations") or {})
         ]
     evidence.add("fact", "autoscalerDetection", detected)
-    evidence.add(
-        "fact", "autoscalerCrds", crds_in(facts, "karpenter.sh", "cluster.x-k8s.io", "autoscaling.x-k8s.io")
-    )
+    evidence.add("fact", "autoscalerCrds", crds_in(facts, *AUTOSCALER_GROUPS))
     if not autoscaling.found_autoscalers(detected):
         raise NotApplicable(autoscaling.trail(detected))
     return detected
 
 
-def ca_status(cluster) -> Any:
+def ca_status(cluster: Cluster) -> Any:
     """The gist of the Cluster Autoscaler's status ConfigMap, "" without one."""
     status = cluster.get_or_none("/api/v1/namespaces/{}/configmaps/{}".format(*autoscaling.CA_STATUS))
     if not status:
@@ -114,7 +130,7 @@ def ca_status(cluster) -> Any:
 
 
 def until(
-    cluster, path: str, check: Callable[[], Any], timeout_s: float, what: str, tick_s: float = 5.0
+    cluster: Cluster, path: str, check: Callable[[], Any], timeout_s: float, what: str, tick_s: float = 5.0
 ) -> Any:
     """Re-check `check()` whenever the collection at `path` changes (a watch, not a sleep loop), and at least
     every `tick_s` for conditions that need time to pass; TimeoutError naming `what` after `timeout_s`."""
@@ -132,36 +148,29 @@ def until(
     return result
 
 
+@pytest.fixture
+def provisioning_requests(autoscaler: dict[str, Any]) -> None:
+    """The ProvisioningRequest API must be served for the check-capacity probe (before the pool is taken)."""
+    if not autoscaler["provisioningRequestCrd"]:
+        raise Unknown(
+            "a node autoscaler is present but the ProvisioningRequest API (autoscaling.x-k8s.io) is not "
+            "served: the safe check-capacity check cannot run"
+        )
+
+
+@dataclass
 class Pool:
     """The named pool and how its pods ask for one accelerator."""
 
-    def __init__(self, cluster, facts, run, evidence) -> None:
-        label = run.settings.autoscaler.node_pool_label
-        if not label:
-            raise Unknown(
-                "a node autoscaler is present but no accelerator pool was named: pass "
-                "--autoscaler-node-pool-label key=value (an isolated pool, min N >= 1, max >= N+1, one "
-                "accelerator per node) in certified mode"
-            )
-        self.key, self.value = autoscaling.parse_pool_label(label)
-        self.cluster = cluster
-        self.nodes = self.read()
-        if not self.nodes:
-            raise Unknown(f"no Ready, schedulable node is labelled {label}: the pool needs N >= 1 nodes")
-        selection = accelerators.select(facts, run.settings, "device-plugin")
-        resource = selection.extended_resource
-        counts = {
-            n: (self.cluster.get(f"{NODES}/{n}")["status"].get("allocatable") or {}).get(resource)
-            for n in self.nodes
-        }
-        evidence.add("fact", "pool", {"label": label, "nodes": self.nodes, f"allocatable {resource}": counts})
-        if any(c != "1" for c in counts.values()):
-            raise Unknown(
-                f"pool {label} must offer exactly one {resource} per node (found {counts}); DRA pools are "
-                "not exercised by kaic yet"
-            )
-        self.selection = selection
-        self.resource = resource
+    cluster: Cluster
+    key: str
+    value: str
+    selection: accelerators.Selection
+    nodes: dict[str, str] = field(default_factory=dict)  # name -> uid, when the probe began
+
+    @property
+    def resource(self) -> str:
+        return self.selection.extended_resource
 
     def read(self) -> dict[str, str]:
         return autoscaling.pool_nodes(self.cluster.list(NODES), self.key, self.value)
@@ -196,6 +205,48 @@ class Pool:
         return autoscaling.foreign_workloads(pods, namespace, self.nodes, self.key, self.value, self.resource)
 
 
+@pytest.fixture
+def pool(
+    autoscaler: dict[str, Any],
+    cluster: Cluster,
+    namespace: str,
+    run: RunContext,
+    facts: Facts,
+    evidence: Recorder,
+) -> Pool:
+    """Step 2: the named pool, checked to hold N >= 1 nodes of one accelerator each and nothing else."""
+    label = run.settings.autoscaler.node_pool_label
+    if not label:
+        raise Unknown(
+            "a node autoscaler is present but no accelerator pool was named: pass "
+            "--autoscaler-node-pool-label key=value (an isolated pool, min N >= 1, max >= N+1, one "
+            "accelerator per node) in certified mode"
+        )
+    key, value = autoscaling.parse_pool_label(label)
+    pool = Pool(cluster, key, value, accelerators.select(facts, run.settings, "device-plugin"))
+    pool.nodes = pool.read()
+    if not pool.nodes:
+        raise Unknown(f"no Ready, schedulable node is labelled {label}: the pool needs N >= 1 nodes")
+    counts = {
+        n: (cluster.get(f"{NODES}/{n}")["status"].get("allocatable") or {}).get(pool.resource)
+        for n in pool.nodes
+    }
+    evidence.add(
+        "fact", "pool", {"label": label, "nodes": pool.nodes, f"allocatable {pool.resource}": counts}
+    )
+    if any(c != "1" for c in counts.values()):
+        raise Unknown(
+            f"pool {label} must offer exactly one {pool.resource} per node (found {counts}); DRA pools are "
+            "not exercised by kaic yet"
+        )
+    if foreign := pool.isolation(namespace):
+        raise Unknown(
+            "the pool is not isolated, so kaic neither scales it nor judges its free capacity: "
+            + "; ".join(foreign)
+        )
+    return pool
+
+
 @probe(
     "cluster_autoscaling",
     "scale-up-down",
@@ -207,13 +258,24 @@ class Pool:
     rbac=SCALE_RBAC,
     timeout_s=75 * 60,
 )
-def test_cluster_autoscaling_scale_up_down(cluster, namespace, run, facts, evidence):
-    """N pods fill the named pool, pod N+1 is Unschedulable, the autoscaler adds a pool node that runs it, and
-    the pool returns to its N baseline nodes after it is deleted (upstream's contract)."""
-    detect(cluster, facts, evidence)
-    pool = Pool(cluster, facts, run, evidence)
-    if foreign := pool.isolation(namespace):
-        raise Unknown(f"the pool is not isolated, kaic will not scale it: {'; '.join(foreign)}")
+def test_cluster_autoscaling_scale_up_down(
+    cluster: Cluster, namespace: str, pool: Pool, run: RunContext, evidence: Recorder
+) -> None:
+    """Testname: Cluster autoscaling, an accelerator node added for a pending pod and removed after it
+    Description: For a pod that is Unschedulable for want of an accelerator, the autoscaler MUST add a pool
+    node that runs it without changing a baseline node, and MUST return the pool to its baseline once the pod
+    is gone (upstream's contract; certified mode, since it buys a node).
+
+    1. Detect the autoscaler and take the pool (above).
+    2. N pods, one per node (anti-affinity, a PodDisruptionBudget of N), fill the pool; they must run on the
+       N baseline nodes within 300 s (else unknown).
+    3. Pod N+1 must be marked Unschedulable within 120 s, for want of the accelerator (for another reason:
+       unknown).
+    4. The autoscaler must add a pool node that runs it within `--autoscaler-scale-up-timeout`, without a
+       baseline node changing (failed otherwise).
+    5. Once that pod is deleted the pool must return to its N baseline nodes, and stay there 30 s, within
+       `--autoscaler-scale-down-timeout`.
+    """
     up_s = run.settings.autoscaler.scale_up_timeout_s
     down_s = run.settings.autoscaler.scale_down_timeout_s
     deadline_s = int(BASELINE_TIMEOUT_S + PENDING_TIMEOUT_S + up_s + down_s + 300)
@@ -362,18 +424,25 @@ def pr_verdict(obj: dict[str, Any]) -> tuple[str, str] | None:
     rbac=PR_RBAC,
     timeout_s=300,
 )
-def test_cluster_autoscaling_check_capacity(cluster, namespace, run, facts, evidence):
-    """A check-capacity ProvisioningRequest for one pool accelerator is found, one for more than the pool
-    holds is not (the autoscaler simulates rather than rubber-stamps); no node is bought."""
-    detected = detect(cluster, facts, evidence)
-    if not detected["provisioningRequestCrd"]:
-        raise Unknown(
-            "a node autoscaler is present but the ProvisioningRequest API (autoscaling.x-k8s.io) is not "
-            "served: the safe check-capacity check cannot run"
-        )
-    pool = Pool(cluster, facts, run, evidence)
-    if foreign := pool.isolation(namespace):
-        raise Unknown(f"the pool is not isolated, its free capacity is unknown: {'; '.join(foreign)}")
+def test_cluster_autoscaling_check_capacity(
+    cluster: Cluster,
+    namespace: str,
+    autoscaler: dict[str, Any],
+    pool: Pool,
+    run: RunContext,
+    evidence: Recorder,
+) -> None:
+    """Testname: Cluster autoscaling, check-capacity ProvisioningRequests
+    Description: A check-capacity ProvisioningRequest for one pool accelerator MUST be found
+    (`Provisioned=True`, `CapacityIsFound`) and one for more than the pool holds MUST NOT: the autoscaler
+    simulates rather than rubber-stamps. No node is bought.
+
+    1. Detect the autoscaler and take the pool (above). The ProvisioningRequest API not served: unknown.
+    2. A PodTemplate asks for one pool accelerator.
+    3. A ProvisioningRequest for 1 such pod must be answered `Provisioned=True`, `CapacityIsFound`; one for
+       N+1 must be answered `Provisioned=False` or `Failed=True`. No controller answering within 120 s:
+       unknown.
+    """
     image = images.for_run(run.settings)["pause"]
     body = pool.pod("template", run.labels, image, workloads.POD_DEADLINE_S)
     cluster.create(
@@ -389,11 +458,16 @@ def test_cluster_autoscaling_check_capacity(cluster, namespace, run, facts, evid
     results = {}
     for name, count in (("fits", 1), ("too-many", len(pool.nodes) + 1)):
         cluster.create(path, provisioning_request(name, run.labels, "one-accelerator", count))
+        url = f"{path}/{name}"
+
+        def answered(url: str = url) -> tuple[str, str] | None:
+            return pr_verdict(cluster.get(url))
+
         try:
             results[name] = until(
                 cluster,
                 path,
-                lambda n=name: pr_verdict(cluster.get(f"{path}/{n}")),
+                answered,
                 120,
                 f"a check-capacity verdict on {name}",
             )
@@ -404,11 +478,9 @@ def test_cluster_autoscaling_check_capacity(cluster, namespace, run, facts, evid
             ) from None
         finally:
             evidence.add(
-                "object",
-                f"ProvisioningRequest {name} ({count} pods)",
-                cluster.get(f"{path}/{name}").get("status"),
+                "object", f"ProvisioningRequest {name} ({count} pods)", cluster.get(url).get("status")
             )
-            cluster.delete(f"{path}/{name}")
+            cluster.delete(url)
     assert results["fits"] == ("Provisioned=True", "CapacityIsFound"), f"one accelerator: {results['fits']}"
     assert results["too-many"][0] in ("Provisioned=False", "Failed=True"), (
         f"{len(pool.nodes) + 1} accelerators on "

@@ -1,14 +1,12 @@
-"""Scheduling and orchestration: gang scheduling and cluster autoscaling (pod autoscaling has its own module).
-
-Gang probes judge by binding (a pod's spec.nodeName, followed with a watch started before the gang is
-created), never by Job status counters: the scheduler's decision is what gang scheduling is about, and kwok
-nodes (which run no containers) leave it real.
+"""Gang scheduling: a group of pods bound all together or not at all, judged by binding.
 
 Proves `gang_scheduling`: a gang scheduler binds a group of pods all together or not at all.
 
-Test plan (`TestKaicGangScheduling/*`: kaic's own checks, since upstream's `TestGangScheduling` differs in
-detail). Every gang is a `batch/v1` Job of 3 pods plus the group object its solution reads
-(`kaic.areas.gang`).
+Gang probes judge by binding (a pod's spec.nodeName, followed with a watch started before the gang is
+created), never by Job status counters: the scheduler's decision is what gang scheduling is about, and kwok
+nodes (which run no containers) leave it real. These are kaic's own checks (`TestKaicGangScheduling/*`), since
+upstream's `TestGangScheduling` differs in detail. Every gang is a `batch/v1` Job of 3 pods plus the group
+object its solution reads (`kaic.areas.gang`). Both behavioural probes first:
 
 1. Choose the solution (`--gang-scheduler`). No solution installed: unknown ("install one and re-run, or point
    kaic at it with --gang-scheduler/--gang-scheduler-namespace").
@@ -17,51 +15,37 @@ detail). Every gang is a `batch/v1` Job of 3 pods plus the group object its solu
    CPU with half a member of margin either way; on a real cluster that node's spare CPU is reserved for the
    probe's minute or so. Kueue is fenced by quota: kaic's own ResourceFlavor, ClusterQueue (open only to the
    probe's namespace) and LocalQueue, or the free quota of a pre-made queue named by `--gang-job-labels` (its
-   free CPU is split over the gang, so give kaic a small queue whose members also fit on a node).
-3. *fitting-gang:* a gang of 3 that fits gets every member bound within 120 s, each in kaic's group, and its
-   pods start.
-4. *unfit-gang (⊖):* a member-sized blocker takes part of the fenced capacity so only 2 of 3 members fit; no
-   member may be bound for the whole window (`--gang-negative-window`); then the blocker goes and all 3 must
-   bind. Any bind in the window is a partial gang (failed), unless all 3 held a node at once, which means the
-   fence did not hold (error).
+   free CPU is split over the gang, so give kaic a small queue whose members also fit on a node). Everything
+   the probe made is deleted afterwards, newest first, also in a pre-made namespace.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
 
 from kaic.areas import gang, images, workloads
 from kaic.areas.workloads import PodWatch
-from kaic.kube.client import Cluster
-from kaic.probe import ProbeError, Rule, crds_in, probe, require
+from kaic.probe import Cluster, Facts, ProbeError, Recorder, Rule, RunContext, crds_in, probe, require
 from kaic.settings import Gang
 
 GANG_GROUPS = ("kueue.x-k8s.io", "scheduling.volcano.sh", "scheduling.x-k8s.io", "scheduling.run.ai")
 
 
 @probe("gang_scheduling", "discovery", test="TestKaicDiscovery/GangScheduling", kind="discovery")
-def test_gang_scheduling_discovery(facts, evidence):
-    """Gang-scheduling solutions: Kueue, Volcano, coscheduling, KAI CRDs, and the native Workload API."""
+def test_gang_scheduling_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: Gang scheduling, discovery
+    Description: Records the gang-scheduling solutions the cluster serves (Kueue, Volcano, coscheduling and
+    KAI CRDs, and the native scheduling.k8s.io API's versions); a record, never a verdict.
+    """
     require(facts, "crds", "apiGroups")
     evidence.add("fact", "gangCrds", crds_in(facts, *GANG_GROUPS))
     evidence.add("fact", "nativeSchedulingVersions", facts["apiGroups"].get("scheduling.k8s.io", {}))
 
-
-@probe("cluster_autoscaling", "discovery", test="TestKaicDiscovery/ClusterAutoscaling", kind="discovery")
-def test_cluster_autoscaling_discovery(facts, evidence):
-    """Node autoscalers known by their APIs: Karpenter, Cluster API, ProvisioningRequest."""
-    require(facts, "crds")
-    evidence.add(
-        "fact",
-        "autoscalerCrds",
-        crds_in(facts, "karpenter.sh", "cluster.x-k8s.io", "autoscaling.x-k8s.io"),
-    )
-
-
-# ---- gang scheduling: behavioural probes -------------------------------------------------------------------
 
 GANG_SIZE = 3  # members of every gang; N+1 for the gang that cannot fit, where only N = 2 do
 BIND_DEADLINE_S = 120  # for a gang that fits to have every member bound
@@ -94,7 +78,7 @@ GANG_RBAC = (
 )
 
 
-def native_resources(cluster: Cluster, facts) -> dict[str, tuple[str, ...]]:
+def native_resources(cluster: Cluster, facts: Facts) -> dict[str, tuple[str, ...]]:
     """The resources of every served scheduling.k8s.io version (PodGroups moved between versions by
     release)."""
     served = (facts["apiGroups"].get(gang.NATIVE_GROUP) or {}).get("versions") or []
@@ -105,7 +89,9 @@ def native_resources(cluster: Cluster, facts) -> dict[str, tuple[str, ...]]:
     return found
 
 
-def gang_choice(cluster: Cluster, facts, run, evidence) -> tuple[gang.Choice, Gang]:
+@pytest.fixture
+def solution(cluster: Cluster, run: RunContext, facts: Facts, evidence: Recorder) -> gang.Choice:
+    """The gang-scheduling solution to judge (step 1); unknown when none is installed."""
     require(facts, "apiGroups", "crds")
     settings = run.settings.gang
     choice = gang.choose(settings, gang.Discovery(facts.get("crds") or {}, native_resources(cluster, facts)))
@@ -120,58 +106,103 @@ def gang_choice(cluster: Cluster, facts, run, evidence) -> tuple[gang.Choice, Ga
             "namespace": settings.namespace or "(kaic's own)",
         },
     )
-    return choice, settings
+    return choice
 
 
 @dataclass
 class Fence:
-    """Where a gang runs and how big each member is: GANG_SIZE members fit, and with one member-sized blocker
+    """Where gangs run and how big each member is: GANG_SIZE members fit, and with one member-sized blocker
     in place only GANG_SIZE - 1 do. Either a node's free CPU (members pinned to it) or a Kueue queue's
     quota."""
 
+    cluster: Cluster
+    choice: gang.Choice
+    run: RunContext
     namespace: str
-    cpu_m: int
+    cpu_m: int = 0
     node: str = ""
     queue: str = ""
     created: list[str] = field(default_factory=list)  # paths to delete afterwards, in creation order
 
-    def member_spec(self, image: str, tolerations: list[dict[str, str]]) -> dict:
+    @property
+    def settings(self) -> Gang:
+        return self.run.settings.gang
+
+    def member_spec(self) -> dict[str, Any]:
         container = {
             "name": "main",
-            "image": image,
+            "image": images.for_run(self.run.settings)["pause"],
             "securityContext": workloads.RESTRICTED,
             "resources": {
                 "requests": {"cpu": f"{self.cpu_m}m", "memory": "16Mi"},
                 "limits": {"memory": "64Mi"},
             },
         }
-        return workloads.pod(
-            "member", {}, [container], nodes=(self.node,) if self.node else (), tolerations=tolerations
-        )["spec"]
+        nodes = (self.node,) if self.node else ()
+        tolerations = list(self.run.settings.tolerations)
+        return workloads.pod("member", {}, [container], nodes=nodes, tolerations=tolerations)["spec"]
+
+    def create(self, objs: list[gang.Obj]) -> None:
+        for obj in objs:
+            self.cluster.create(obj.collection(self.namespace), obj.body)
+            self.created.append(obj.path(self.namespace))
+
+    def submit(self, name: str, size: int) -> PodWatch:
+        """Start watching the gang's pods, then create its group object and Job (so no bind can be
+        missed)."""
+        watch = PodWatch(self.cluster, self.namespace, f"{gang.GANG_LABEL}={name}", owners=(name,))
+        spec = self.member_spec()
+        self.create(gang.gang(self.choice, name, size, self.run.labels, spec, self.settings, self.queue))
+        return watch
+
+    def block(self, evidence: Recorder) -> str:
+        """Take one member's worth of the fenced capacity and wait until that is bound; returns what to
+        delete."""
+        name = f"kaic-{self.run.id}-blocker"
+        if self.queue:
+            watch = self.submit(name, 1)
+            path = self.created[-1]
+        else:
+            watch = PodWatch(self.cluster, self.namespace, f"{gang.GANG_LABEL}={name}")
+            body = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "labels": {**self.run.labels, gang.GANG_LABEL: name}},
+                "spec": self.member_spec(),
+            }
+            self.cluster.create(workloads.pods_path(self.namespace), body)
+            path = workloads.pods_path(self.namespace, name)
+            self.created.append(path)
+        if not watch.until(lambda w: bool(w.ever_bound), BIND_DEADLINE_S):
+            raise ProbeError(
+                f"the blocker {name} holding one member's capacity was not bound in {BIND_DEADLINE_S}s"
+            )
+        where = self.node or f"queue {self.queue}"
+        evidence.add("text", "blocker", f"{name} holds {self.cpu_m}m CPU on {where}")
+        return path
 
 
-def create(cluster: Cluster, fence: Fence, objs: list[gang.Obj]) -> None:
-    for obj in objs:
-        cluster.create(obj.collection(fence.namespace), obj.body)
-        fence.created.append(obj.path(fence.namespace))
-
-
-@contextlib.contextmanager
-def fenced(
-    cluster: Cluster, choice: gang.Choice, settings: Gang, namespace: str, run, evidence, stem: str
+@pytest.fixture
+def fence(
+    request: pytest.FixtureRequest,
+    cluster: Cluster,
+    solution: gang.Choice,
+    namespace: str,
+    run: RunContext,
+    evidence: Recorder,
 ) -> Iterator[Fence]:
-    """Set up the fence; afterwards delete everything the probe made (also in a pre-made namespace, which
-    kaic's namespace cleanup does not reach), newest first."""
-    fence = Fence(settings.namespace or namespace, 0)
+    """Fence the capacity (step 2); afterwards delete everything the probe made (also in a pre-made
+    namespace, which kaic's namespace cleanup does not reach), newest first."""
+    fence = Fence(cluster, solution, run, run.settings.gang.namespace or namespace)
     try:
-        if choice.adapter.fence == "node":
+        if solution.adapter.fence == "node":
             try:
                 fence.node, free = gang.fence_node(list(cluster.list("/api/v1/nodes")), busy_pods(cluster))
             except LookupError as exc:
                 raise ProbeError(f"no node to size a gang on: {exc}") from None
         else:
-            queue = settings.job_labels.get(gang.Kueue.QUEUE_LABEL, "")
-            free = kueue_queue(cluster, fence, queue, run, stem)
+            stem = request.function.kaic_probe.name.partition(".")[2]
+            free = kueue_queue(fence, stem)
         fence.cpu_m = gang.member_cpu_m(free, GANG_SIZE)
         evidence.add(
             "fact",
@@ -192,71 +223,36 @@ def fenced(
             cluster.delete(path, propagationPolicy="Background")
 
 
-def busy_pods(cluster: Cluster, node: str = "") -> dict[str, list[dict]]:
-    """Unfinished bound pods by node (of one node, or of all)."""
-    selector = "status.phase!=Succeeded,status.phase!=Failed" + (f",spec.nodeName={node}" if node else "")
-    found = defaultdict(list)
+def busy_pods(cluster: Cluster) -> dict[str, list[Mapping[str, Any]]]:
+    """Unfinished bound pods by node."""
+    selector = "status.phase!=Succeeded,status.phase!=Failed"
+    found: defaultdict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for pod in cluster.list("/api/v1/pods", fieldSelector=selector):
         if name := pod["spec"].get("nodeName"):
             found[name].append(pod)
     return found
 
 
-def kueue_queue(cluster: Cluster, fence: Fence, queue: str, run, stem: str) -> int:
+def kueue_queue(fence: Fence, stem: str) -> int:
     """The queue the gang goes to and the CPU quota it has free: a pre-made queue's (from --gang-job-labels),
     else kaic's own queue, sized for GANG_SIZE small members and a half to spare."""
     api = f"/apis/kueue.x-k8s.io/{gang.Kueue.version}"
-    if queue:
-        local = cluster.get(f"{api}/namespaces/{fence.namespace}/localqueues/{queue}")
+    if queue := fence.settings.job_labels.get(gang.Kueue.QUEUE_LABEL, ""):
+        local = fence.cluster.get(f"{api}/namespaces/{fence.namespace}/localqueues/{queue}")
         fence.queue = queue
-        return gang.quota_free_cpu_m(cluster.get(f"{api}/clusterqueues/{local['spec']['clusterQueue']}"))
-    fence.queue = f"kaic-{run.id}-{stem}"
+        cluster_queue = fence.cluster.get(f"{api}/clusterqueues/{local['spec']['clusterQueue']}")
+        return gang.quota_free_cpu_m(cluster_queue)
+    fence.queue = f"kaic-{fence.run.id}-{stem}"
     quota = int(KUEUE_MEMBER_CPU_M * (GANG_SIZE + 0.5))
-    create(cluster, fence, gang.Kueue().queue_objects(fence.queue, fence.namespace, run.labels, quota))
+    fence.create(gang.Kueue().queue_objects(fence.queue, fence.namespace, fence.run.labels, quota))
     return quota
 
 
-def submit(cluster, fence: Fence, choice, settings, run, name: str, size: int) -> PodWatch:
-    """Start watching the gang's pods, then create its group object and Job (so no bind can be missed)."""
-    watch = PodWatch(cluster, fence.namespace, f"{gang.GANG_LABEL}={name}", owners=(name,))
-    image = images.for_run(run.settings)["pause"]
-    spec = fence.member_spec(image, list(run.settings.tolerations))
-    create(cluster, fence, gang.gang(choice, name, size, run.labels, spec, settings, fence.queue))
-    return watch
-
-
-def block(cluster, fence: Fence, choice, settings, run, evidence) -> str:
-    """Take one member's worth of the fenced capacity and wait until that is bound; returns what to delete."""
-    name = f"kaic-{run.id}-blocker"
-    if fence.queue:
-        watch = submit(cluster, fence, choice, settings, run, name, 1)
-        path = fence.created[-1]
-    else:
-        watch = PodWatch(cluster, fence.namespace, f"{gang.GANG_LABEL}={name}")
-        body = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "labels": {**run.labels, gang.GANG_LABEL: name}},
-            "spec": fence.member_spec(images.for_run(run.settings)["pause"], list(run.settings.tolerations)),
-        }
-        cluster.create(workloads.pods_path(fence.namespace), body)
-        path = workloads.pods_path(fence.namespace, name)
-        fence.created.append(path)
-    if not watch.until(lambda w: bool(w.ever_bound), BIND_DEADLINE_S):
-        raise ProbeError(
-            f"the blocker {name} holding one member's capacity was not bound in {BIND_DEADLINE_S}s"
-        )
-    evidence.add(
-        "text", "blocker", f"{name} holds {fence.cpu_m}m CPU on {fence.node or 'queue ' + fence.queue}"
-    )
-    return path
-
-
-def all_bound(size: int):
+def all_bound(size: int) -> Callable[[PodWatch], bool]:
     return lambda w: len(w.ever_bound) >= size
 
 
-def record(watch: PodWatch, evidence, what: str) -> None:
+def record(watch: PodWatch, evidence: Recorder, what: str) -> None:
     evidence.add(
         "object",
         what,
@@ -285,31 +281,38 @@ def check_membership(watch: PodWatch, choice: gang.Choice, group: str) -> None:
     rbac=GANG_RBAC,
     timeout_s=300,
 )
-def test_gang_that_fits(cluster, namespace, run, facts, evidence):
-    """A gang of 3 that fits is bound whole (every member gets a node within the deadline) and its pods
-    run."""
-    choice, settings = gang_choice(cluster, facts, run, evidence)
-    with fenced(cluster, choice, settings, namespace, run, evidence, "fits") as fence:
-        name = f"kaic-{run.id}-fits"
-        watch = submit(cluster, fence, choice, settings, run, name, GANG_SIZE)
-        done = watch.until(all_bound(GANG_SIZE), BIND_DEADLINE_S)
-        record(watch, evidence, "gang")
-        if not done:
-            for pod in list(watch.pods)[:1]:
-                evidence.add("event", pod, workloads.events(cluster, fence.namespace, pod))
-            raise AssertionError(
-                f"only {len(watch.ever_bound)} of {GANG_SIZE} members of a gang that fits were bound within "
-                f"{BIND_DEADLINE_S}s ({choice.adapter.name})"
-            )
-        check_membership(watch, choice, name)
-        running = watch.until(
-            lambda w: all(p["status"].get("phase") in ("Running", "Succeeded") for p in w.pods.values()),
-            BIND_DEADLINE_S,
+def test_gang_that_fits(cluster: Cluster, fence: Fence, run: RunContext, evidence: Recorder) -> None:
+    """Testname: Gang scheduling, a gang that fits binds whole
+    Description: A gang of 3 that fits MUST have every member bound within 120 s, each in kaic's group, and
+    its pods MUST start.
+
+    1. Choose the solution and fence the capacity (above).
+    2. Submit a gang of 3 sized to fit; every member must be bound within 120 s, else the probe fails with the
+       first member's events.
+    3. Every pod must be in kaic's group: a solution that regrouped them (a shadow group) was never tested
+       (error).
+    4. Every bound member must reach Running (or Succeeded) within 120 s.
+    """
+    name = f"kaic-{run.id}-fits"
+    watch = fence.submit(name, GANG_SIZE)
+    done = watch.until(all_bound(GANG_SIZE), BIND_DEADLINE_S)
+    record(watch, evidence, "gang")
+    if not done:
+        for pod in list(watch.pods)[:1]:
+            evidence.add("event", pod, workloads.events(cluster, fence.namespace, pod))
+        raise AssertionError(
+            f"only {len(watch.ever_bound)} of {GANG_SIZE} members of a gang that fits were bound within "
+            f"{BIND_DEADLINE_S}s ({fence.choice.adapter.name})"
         )
-        phases = {n: p["status"].get("phase") for n, p in watch.pods.items()}
-        evidence.add("object", "phases", phases)
-        if not running:
-            raise TimeoutError(f"bound members did not start within {BIND_DEADLINE_S}s: {phases}")
+    check_membership(watch, fence.choice, name)
+    running = watch.until(
+        lambda w: all(p["status"].get("phase") in ("Running", "Succeeded") for p in w.pods.values()),
+        BIND_DEADLINE_S,
+    )
+    phases = {n: p["status"].get("phase") for n, p in watch.pods.items()}
+    evidence.add("object", "phases", phases)
+    if not running:
+        raise TimeoutError(f"bound members did not start within {BIND_DEADLINE_S}s: {phases}")
 
 
 @probe(
@@ -322,43 +325,51 @@ def test_gang_that_fits(cluster, namespace, run, facts, evidence):
     rbac=GANG_RBAC,
     timeout_s=420,
 )
-def test_gang_that_cannot_fit(cluster, namespace, run, facts, evidence):
-    """A gang of 3 where only 2 fit gets no pod bound for the whole window; freeing the capacity then binds
-    all 3 (a solution that lets part of a gang bind fails)."""
-    choice, settings = gang_choice(cluster, facts, run, evidence)
-    with fenced(cluster, choice, settings, namespace, run, evidence, "waits") as fence:
-        blocker = block(cluster, fence, choice, settings, run, evidence)
-        name = f"kaic-{run.id}-waits"
-        watch = submit(cluster, fence, choice, settings, run, name, GANG_SIZE)
-        if watch.until(lambda w: bool(w.ever_bound), settings.window_s):
-            # Did the whole gang bind in one go (the fence was wrong), or only part of it?
-            watch.until(lambda w: w.peak >= GANG_SIZE, GRACE_S)
-            record(watch, evidence, "gang")
-            if watch.peak >= GANG_SIZE:
-                raise ProbeError(
-                    f"all {GANG_SIZE} members held a node at once although only {GANG_SIZE - 1} "
-                    "could fit: the fence did not hold (capacity changed during the probe?)"
-                )
-            raise AssertionError(
-                f"{choice.adapter.name} let part of a gang bind: {len(watch.ever_bound)} of {GANG_SIZE} "
-                f"members were bound, at most {watch.peak} at once, while only {GANG_SIZE - 1} fit"
-            )
-        waiting = sorted(watch.pods)
-        evidence.add(
-            "text", "window", f"no member bound in {settings.window_s:.0f}s; pods waiting: {waiting}"
-        )
-        if choice.adapter.pods_exist_while_waiting and len(waiting) < GANG_SIZE:
-            raise ProbeError(
-                f"the Job created {len(waiting)} of {GANG_SIZE} pods: the scheduler never saw the gang"
-            )
-        for pod in waiting[:1]:
-            evidence.add("event", pod, workloads.events(cluster, fence.namespace, pod))
-        cluster.delete(blocker, propagationPolicy="Background")
-        done = watch.until(all_bound(GANG_SIZE), BIND_DEADLINE_S)
+def test_gang_that_cannot_fit(cluster: Cluster, fence: Fence, run: RunContext, evidence: Recorder) -> None:
+    """Testname: Gang scheduling, a gang that cannot fit waits whole (⊖)
+    Description: While only 2 of a gang's 3 members fit, no member MUST be bound for the whole window; once
+    the capacity is freed all 3 MUST bind.
+
+    1. Choose the solution and fence the capacity (above).
+    2. A member-sized blocker takes part of the fenced capacity, so only 2 of 3 members fit; it must be bound
+       within 120 s (else error).
+    3. Submit the gang of 3: no member may be bound for the whole window (`--gang-negative-window`). Any bind
+       in the window is a partial gang (failed), unless all 3 held a node at once, which means the fence did
+       not hold (error). A solution whose pods exist while waiting must have created all 3 (else error: the
+       scheduler never saw the gang).
+    4. Delete the blocker: all 3 members must be bound within 120 s, each in kaic's group.
+    """
+    choice, window_s = fence.choice, fence.settings.window_s
+    blocker = fence.block(evidence)
+    name = f"kaic-{run.id}-waits"
+    watch = fence.submit(name, GANG_SIZE)
+    if watch.until(lambda w: bool(w.ever_bound), window_s):
+        # Did the whole gang bind in one go (the fence was wrong), or only part of it?
+        watch.until(lambda w: w.peak >= GANG_SIZE, GRACE_S)
         record(watch, evidence, "gang")
-        if not done:
-            raise AssertionError(
-                f"after the capacity was freed only {len(watch.ever_bound)} of {GANG_SIZE} members were "
-                f"bound within {BIND_DEADLINE_S}s"
+        if watch.peak >= GANG_SIZE:
+            raise ProbeError(
+                f"all {GANG_SIZE} members held a node at once although only {GANG_SIZE - 1} "
+                "could fit: the fence did not hold (capacity changed during the probe?)"
             )
-        check_membership(watch, choice, name)
+        raise AssertionError(
+            f"{choice.adapter.name} let part of a gang bind: {len(watch.ever_bound)} of {GANG_SIZE} "
+            f"members were bound, at most {watch.peak} at once, while only {GANG_SIZE - 1} fit"
+        )
+    waiting = sorted(watch.pods)
+    evidence.add("text", "window", f"no member bound in {window_s:.0f}s; pods waiting: {waiting}")
+    if choice.adapter.pods_exist_while_waiting and len(waiting) < GANG_SIZE:
+        raise ProbeError(
+            f"the Job created {len(waiting)} of {GANG_SIZE} pods: the scheduler never saw the gang"
+        )
+    for pod in waiting[:1]:
+        evidence.add("event", pod, workloads.events(cluster, fence.namespace, pod))
+    cluster.delete(blocker, propagationPolicy="Background")
+    done = watch.until(all_bound(GANG_SIZE), BIND_DEADLINE_S)
+    record(watch, evidence, "gang")
+    if not done:
+        raise AssertionError(
+            f"after the capacity was freed only {len(watch.ever_bound)} of {GANG_SIZE} members were "
+            f"bound within {BIND_DEADLINE_S}s"
+        )
+    check_membership(watch, choice, name)
