@@ -25,7 +25,7 @@ from kaic.results.report import (
     save,
 )
 from kaic.results.writers import gotest, junit, summary, tool_version, write_all
-from kaic.results.writers._text import excerpt
+from kaic.results.writers._text import excerpt, strip_ansi
 
 SCHEMA = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 GO_KEY_ORDER = ["Time", "Action", "Package", "Test", "Output", "Elapsed"]
@@ -361,6 +361,11 @@ def test_excerpt_keeps_the_head_or_a_logs_tail() -> None:
     assert excerpt(text, tail=True, max_lines=3).splitlines()[1:] == ["97", "98", "99"]
     assert excerpt("short") == "short"
     assert len(excerpt("x" * 10_000)) < 2100
+
+
+def test_strip_ansi_removes_csi_sequences_two_byte_escapes_and_a_lone_esc() -> None:
+    assert strip_ansi("\x1b[1;31m--- FAIL\x1b[0m: x \x1b[?25l(") == "--- FAIL: x ("
+    assert strip_ansi("\x1bMup\x1b\\ end\x1b") == "up end"
 
 
 def test_a_long_reason_reads_short_in_every_artifact_and_whole_in_the_evidence() -> None:

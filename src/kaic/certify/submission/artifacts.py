@@ -18,11 +18,11 @@ from pathlib import Path
 
 from kaic.certify.submission import SubmissionError
 from kaic.results.run_dir import E2E_LOG_FILE, JUNIT_FILE, RESULTS_FILE
+from kaic.results.writers._text import strip_ansi
 from kaic.results.writers.gotest import fold_actions
 
 _RESULT_LINE = re.compile(r"^\s*--- (PASS|FAIL|SKIP): (\S+) \(")
 _PACKAGE_LINE = re.compile(r"^(PASS|FAIL|ok  )")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b")  # CSI sequences, else a lone ESC
 _DOWNLOADING = "go: downloading "
 
 
@@ -126,7 +126,7 @@ def _noise(lines: list[str]) -> tuple[str, ...]:
 
 def _e2e_log(text: str) -> Artifact:
     raw = text.splitlines()
-    lines = [_ANSI.sub("", line) for line in raw]  # a coloured `--- FAIL` still fails
+    lines = [strip_ansi(line) for line in raw]  # a coloured `--- FAIL` still fails
     results = [m for m in map(_RESULT_LINE.match, lines) if m]
     if not results and not any(_PACKAGE_LINE.match(line) for line in lines):
         raise ArtifactError("no `--- PASS|FAIL|SKIP:` or package result line of `go test -v` output")

@@ -11,13 +11,14 @@ from kaic.results.outcomes import TABLE, Outcome
 from kaic.results.report import Evidence, ProbeResult
 from kaic.results.run_dir import REPORT_FILE
 
-# CSI sequences (colours, cursor moves) and the two-byte escapes; terminals' noise in captured logs.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+# CSI sequences (colours, cursor moves), the two-byte escapes, else a lone ESC: terminals' noise in logs.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]?")
 EXCERPT_LINES = 20
 EXCERPT_CHARS = 2000
 
 
 def strip_ansi(text: str) -> str:
+    """`text` without terminal escapes, so a coloured line reads (and parses) as the plain one."""
     return _ANSI.sub("", text)
 
 
