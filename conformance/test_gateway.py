@@ -15,6 +15,7 @@ Test plan:
 """
 
 from kaic.areas import gateway, images, workloads
+from kaic.kube.conditions import is_ready
 from kaic.probe import Rule, Unknown, crds_in, probe, require
 
 GATEWAY_RBAC = (
@@ -82,7 +83,7 @@ def test_header_and_weight_routing(cluster, namespace, run, facts, evidence):
         cluster.create(
             f"{core}/pods", backend_pod(name, {**run.labels, "app": service}, image, nodes, tolerations)
         )
-    if not backends.until(lambda w: sum(workloads.is_ready(p) for p in w.pods.values()) == 2, 120):
+    if not backends.until(lambda w: sum(is_ready(p) for p in w.pods.values()) == 2, 120):
         evidence.add("object", "backend pods", {n: p.get("status") for n, p in backends.pods.items()})
         raise TimeoutError("the two backend pods were not Ready within 120s")
 

@@ -26,6 +26,7 @@ import subprocess
 from pathlib import Path
 
 from kaic.areas import gateway, images, inference, workloads
+from kaic.kube.conditions import is_ready
 from kaic.probe import NotApplicable, ProbeError, Rule, Unknown, crds_in, probe, require
 
 SIMS = ("sim-0", "sim-1", "sim-2")
@@ -253,7 +254,7 @@ def test_endpoint_picker(cluster, namespace, run, facts, evidence):
         workloads.wait_for(
             cluster,
             workloads.pods_path(namespace, name),
-            workloads.is_ready,
+            is_ready,
             300,
             f"pod {name} Ready",
             evidence,

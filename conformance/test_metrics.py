@@ -38,6 +38,7 @@ import urllib.request
 
 from kaic.areas import accelerators, images, metrics, workloads
 from kaic.kube.client import Cluster
+from kaic.kube.conditions import is_ready
 from kaic.probe import ProbeError, Recorder, Rule, Unknown, crds_in, probe, require
 from kaic.settings import Metrics
 
@@ -152,7 +153,7 @@ def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
         registered.append("PodMonitoring (Google managed Prometheus)")
     evidence.add("fact", "registration", registered)
     pods = workloads.PodWatch(cluster, namespace, f"app={NAME}")
-    if not pods.until(lambda w: any(workloads.is_ready(p) for p in w.pods.values()), 180):
+    if not pods.until(lambda w: any(is_ready(p) for p in w.pods.values()), 180):
         evidence.add("object", "pods", {n: p.get("status") for n, p in pods.pods.items()})
         raise TimeoutError("the metrics workload was not Ready within 180s")
 

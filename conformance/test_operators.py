@@ -36,6 +36,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kaic.areas import images, operators, policy, workloads
 from kaic.kube.client import describe_error
+from kaic.kube.conditions import is_ready
 from kaic.probe import ProbeError, Rule, Unknown, crds_in, probe, require
 from kaic.settings import Operator
 
@@ -139,7 +140,7 @@ def test_operator_pods_ready(cluster, run, facts, evidence):
     profile, settings = chosen(facts, run, evidence)
     namespace, selector, pods = operator_pods(cluster, profile, evidence)
     deadline = time.monotonic() + settings.ready_timeout_s
-    while not (pods and all(workloads.is_ready(p) for p in pods)):
+    while not (pods and all(is_ready(p) for p in pods)):
         if time.monotonic() > deadline:
             evidence.add("object", "operator pods", {p["metadata"]["name"]: p.get("status") for p in pods})
             raise AssertionError(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 
 from kaic.areas import accelerators, images, workloads
+from kaic.kube.conditions import is_ready
 from kaic.probe import NotApplicable, Rule, Unknown, probe, require
 
 METRIC = "kaic_probe_load"
@@ -214,11 +215,7 @@ def ready_pods(pods: workloads.PodWatch, count: int, timeout_s: float, what: str
     """Names of `count` Ready pods (oldest first), waited for through the pod watch."""
 
     def ready(watch: workloads.PodWatch) -> list[str]:
-        live = [
-            p
-            for p in watch.pods.values()
-            if not p["metadata"].get("deletionTimestamp") and workloads.is_ready(p)
-        ]
+        live = [p for p in watch.pods.values() if not p["metadata"].get("deletionTimestamp") and is_ready(p)]
         return [p["metadata"]["name"] for p in sorted(live, key=lambda p: p["metadata"]["creationTimestamp"])]
 
     if not pods.until(lambda w: len(ready(w)) >= count, timeout_s):

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from kaic.kube.conditions import is_ready
+
 CA_STATUS = ("kube-system", "cluster-autoscaler-status")
 PROVISIONING_REQUESTS = "provisioningrequests.autoscaling.x-k8s.io"
 KARPENTER_CRDS = ("nodepools.karpenter.sh", "nodeclaims.karpenter.sh")
@@ -101,18 +103,11 @@ def trail(detected: Mapping[str, Any]) -> str:
     )
 
 
-def ready(node: Mapping[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (node.get("status") or {}).get("conditions") or []
-    )
-
-
 def usable(node: Mapping[str, Any]) -> bool:
     """Ready, schedulable and not being removed by the autoscaler."""
     spec = node.get("spec") or {}
     marked = any(t.get("key") == TO_BE_DELETED_TAINT for t in spec.get("taints") or [])
-    return ready(node) and not spec.get("unschedulable") and not marked
+    return is_ready(node) and not spec.get("unschedulable") and not marked
 
 
 def pool_nodes(nodes: Iterable[Mapping[str, Any]], key: str, value: str) -> dict[str, str]:

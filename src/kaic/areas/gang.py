@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from kaic.kube.conditions import is_ready
 from kaic.results.outcomes import Unknown
 from kaic.settings import Gang
 
@@ -365,12 +366,9 @@ def pod_cpu_request_m(pod: Mapping[str, Any]) -> int:
 
 def usable(node: Mapping[str, Any]) -> bool:
     """A node the default scheduler may use for an ordinary pod: Ready, schedulable, no hard taints."""
-    spec, status = node.get("spec") or {}, node.get("status") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
-    )
+    spec = node.get("spec") or {}
     hard = [t for t in spec.get("taints") or [] if t.get("effect") in ("NoSchedule", "NoExecute")]
-    return ready and not spec.get("unschedulable") and not hard
+    return is_ready(node) and not spec.get("unschedulable") and not hard
 
 
 def free_cpu_m(node: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kaic.kube.conditions import condition
 from kaic.results.outcomes import ProbeError
 
 if TYPE_CHECKING:
@@ -157,11 +158,6 @@ def _names(classes: list[dict[str, Any]]) -> str:
         ", ".join(f"{c['name']} ({'Accepted' if c['accepted'] else 'not Accepted'})" for c in classes)
         or "none"
     )
-
-
-def condition(obj: Mapping[str, Any], kind: str) -> str:
-    """A condition's status ("True", "False", "Unknown"), "" when absent."""
-    return next((c.get("status", "") for c in obj.get("conditions") or [] if c.get("type") == kind), "")
 
 
 def rejected(obj: Mapping[str, Any]) -> bool:

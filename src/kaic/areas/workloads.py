@@ -273,13 +273,6 @@ def wait_refused(
     return str(message)
 
 
-def is_ready(obj: dict[str, Any]) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (obj.get("status") or {}).get("conditions") or []
-    )
-
-
 def scheduled_node(obj: dict[str, Any]) -> str:
     return str((obj.get("spec") or {}).get("nodeName") or "")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from kaic.kube import resourceslices
 from kaic.kube.client import Cluster, describe_error
+from kaic.kube.conditions import is_ready, is_true
 from kaic.probe import Rule
 
 STANDARD_RESOURCES = frozenset({"cpu", "memory", "pods", "ephemeral-storage"})
@@ -27,13 +28,6 @@ RULES = (
     Rule("gateway.networking.k8s.io", "gatewayclasses", ("list",), namespaced=False),
     Rule("node.k8s.io", "runtimeclasses", ("list",), namespaced=False),
 )
-
-
-def _condition(obj: dict[str, Any], kind: str) -> str:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == kind:
-            return str(cond.get("status", "Unknown"))
-    return "Unknown"
 
 
 def _groups(cluster: Cluster) -> dict[str, Any]:
@@ -56,7 +50,7 @@ def node_summary(node: dict[str, Any]) -> dict[str, Any]:
     annotations = meta.get("annotations") or {}
     return {
         "name": meta.get("name", ""),
-        "ready": _condition(node, "Ready") == "True",
+        "ready": is_ready(node),
         "unschedulable": bool((node.get("spec") or {}).get("unschedulable")),
         "labels": meta.get("labels") or {},
         "taints": (node.get("spec") or {}).get("taints") or [],
@@ -119,7 +113,7 @@ def _crds(cluster: Cluster) -> dict[str, Any]:
     return {
         crd["metadata"]["name"]: {
             "versions": [v["name"] for v in (crd.get("spec") or {}).get("versions") or [] if v.get("served")],
-            "established": _condition(crd, "Established") == "True",
+            "established": is_true(crd, "Established"),
             "bundleVersion": (crd["metadata"].get("annotations") or {}).get(
                 "gateway.networking.k8s.io/bundle-version", ""
             ),
@@ -133,7 +127,7 @@ def _api_services(cluster: Cluster) -> list[dict[str, Any]]:
     return [
         {
             "name": svc["metadata"]["name"],
-            "available": _condition(svc, "Available") == "True",
+            "available": is_true(svc, "Available"),
             "service": "{namespace}/{name}".format(**svc["spec"]["service"]),
         }
         for svc in cluster.list("/apis/apiregistration.k8s.io/v1/apiservices")
@@ -148,7 +142,7 @@ def _gateway_classes(cluster: Cluster, groups: dict[str, Any]) -> list[dict[str,
         {
             "name": gc["metadata"]["name"],
             "controllerName": (gc.get("spec") or {}).get("controllerName", ""),
-            "accepted": _condition(gc, "Accepted") == "True",
+            "accepted": is_true(gc, "Accepted"),
             "supportedFeatures": [
                 f["name"] if isinstance(f, dict) else f
                 for f in (gc.get("status") or {}).get("supportedFeatures") or []

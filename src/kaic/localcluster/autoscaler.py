@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from kaic.kube.conditions import is_ready
 from kaic.localcluster import topology
 
 BINARY = "cluster-autoscaler"
@@ -144,9 +145,5 @@ def group_nodes(nodes: list[dict[str, Any]]) -> list[str]:
     return [
         n["metadata"]["name"]
         for n in nodes
-        if (n["metadata"].get("annotations") or {}).get(GROUP_ANNOTATION) == GROUP
-        and any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in (n.get("status") or {}).get("conditions") or []
-        )
+        if (n["metadata"].get("annotations") or {}).get(GROUP_ANNOTATION) == GROUP and is_ready(n)
     ]

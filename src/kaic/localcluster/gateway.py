@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from kaic.areas.gateway import condition
 from kaic.kube import client as kube
+from kaic.kube.conditions import is_true
 from kaic.localcluster import kubeconfig
 from kaic.localcluster.manifests import COLLECTIONS, create, load
 from kaic.localcluster.node import NODE_IP
@@ -129,7 +129,7 @@ class GatewayInstall:
         last: dict[str, Any] = {}
         for _, obj in self.cluster.watch(collection, timeout, fieldSelector=f"metadata.name={name}"):
             last = obj
-            if condition(obj.get("status") or {}, kind) == "True":
+            if is_true(obj, kind):
                 return
         raise ClusterError(
             f"{name} not {kind} within {timeout:.0f}s ({(last.get('status') or {}).get('conditions')}):\n"

@@ -23,6 +23,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
 
 from kaic.kube import client as kube
+from kaic.kube.conditions import is_ready
 from kaic.localcluster import (
     DEFAULT_STATE_DIR,
     ENV_STATE_DIR,
@@ -449,7 +450,7 @@ class LocalCluster:
                     else:
                         resource.create_resource_slice(client.V1ResourceSlice.model_validate(obj))
             names = {node["metadata"]["name"] for node in node_objects}
-            _wait_for(lambda: names <= _ready_nodes(core), timeout, f"nodes {sorted(names)} Ready (kwok)")
+            _wait_for(lambda: names <= _ready_nodes(api), timeout, f"nodes {sorted(names)} Ready (kwok)")
             _wait_for(
                 lambda: _exists(lambda: core.read_namespaced_service_account("default", "default")),
                 timeout,
@@ -583,15 +584,9 @@ class LocalCluster:
         return {name: self.process(name).rss_bytes() for name in COMPONENTS}
 
 
-def _ready_nodes(core: client.CoreV1Api) -> set[str]:
-    return {
-        item.metadata.name
-        for item in core.list_node().items
-        if item.metadata
-        and item.metadata.name
-        and item.status
-        and any(c.type == "Ready" and c.status == "True" for c in item.status.conditions or [])
-    }
+def _ready_nodes(api: client.ApiClient) -> set[str]:
+    nodes = api.sanitize_for_serialization(client.CoreV1Api(api).list_node().items)
+    return {node["metadata"]["name"] for node in nodes if is_ready(node)}
 
 
 def _exists(read: Any) -> bool:

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from kaic.kube.conditions import is_ready
 from kaic.localcluster import images, kubeconfig, topology
 from kaic.localcluster.pki import DRA_DRIVER as DRIVER_IDENTITY
 from kaic.localcluster.pki import ClusterPKI, Pair
@@ -275,9 +276,7 @@ class RealNode:
 
         def ready() -> bool:
             with contextlib.suppress(client.ApiException):
-                status = core.read_node(NODE_NAME).status
-                conditions = (status.conditions if status else None) or []
-                return any(c.type == "Ready" and c.status == "True" for c in conditions)
+                return is_ready(api.sanitize_for_serialization(core.read_node(NODE_NAME)))
             return False
 
         def published() -> bool:

@@ -9,6 +9,7 @@ import pytest
 
 from kaic.areas import gateway
 from kaic.areas.gateway import Counts
+from kaic.kube.conditions import condition
 from kaic.localcluster.launcher import bin_dir
 from kaic.localcluster.processes import free_ports
 from kaic.results.outcomes import ProbeError
@@ -134,8 +135,8 @@ def test_a_route_parent_is_found_by_its_gateway():
             ]
         }
     }
-    assert gateway.condition(gateway.route_parent(route, gateway.GATEWAY), "Accepted") == "True"
-    assert gateway.condition(gateway.route_parent({}, gateway.GATEWAY), "Accepted") == ""
+    assert condition(gateway.route_parent(route, gateway.GATEWAY), "Accepted") == "True"
+    assert condition(gateway.route_parent({}, gateway.GATEWAY), "Accepted") == ""
 
 
 def test_the_client_script_counts_what_busybox_wget_gets(tmp_path: Path):
