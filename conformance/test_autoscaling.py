@@ -317,7 +317,7 @@ def test_cluster_autoscaling_scale_up_down(
     message = until(
         cluster,
         pods,
-        lambda: autoscaling.unschedulable(cluster.get(workloads.pods_path(namespace, trigger))),
+        lambda: policy.unschedulable_message(cluster.get(workloads.pods_path(namespace, trigger))),
         PENDING_TIMEOUT_S,
         "the trigger pod marked Unschedulable",
     )

@@ -161,18 +161,6 @@ def foreign_workloads(
     return sorted(foreign)
 
 
-def unschedulable(pod: Mapping[str, Any]) -> str | None:
-    """The scheduler's message when it marked the pod Unschedulable, else None."""
-    for cond in (pod.get("status") or {}).get("conditions") or []:
-        if (
-            cond.get("type") == "PodScheduled"
-            and cond.get("status") == "False"
-            and cond.get("reason") == "Unschedulable"
-        ):
-            return str(cond.get("message") or "")
-    return None
-
-
 def scaled_down(current: Mapping[str, str], baseline: Mapping[str, str], added: tuple[str, str]) -> bool:
     """The pool is its baseline again: exactly the baseline nodes (same uids) usable, the added node not."""
     return dict(current) == dict(baseline) and current.get(added[0]) != added[1]

@@ -86,27 +86,6 @@ def test_foreign_workloads():
     ]
 
 
-def test_unschedulable_reads_the_scheduler_condition():
-    waiting = {
-        "status": {
-            "conditions": [
-                {
-                    "type": "PodScheduled",
-                    "status": "False",
-                    "reason": "Unschedulable",
-                    "message": "0/5 nodes: Insufficient x",
-                }
-            ]
-        }
-    }
-    assert autoscaling.unschedulable(waiting) == "0/5 nodes: Insufficient x"
-    assert (
-        autoscaling.unschedulable({"status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}})
-        is None
-    )
-    assert autoscaling.unschedulable({}) is None
-
-
 def test_scaled_down_needs_the_exact_baseline():
     baseline = {"a": "1"}
     assert autoscaling.scaled_down({"a": "1"}, baseline, ("b", "2"))

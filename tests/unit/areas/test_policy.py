@@ -17,6 +17,7 @@ from kaic.areas.policy import (
     scheduling_block,
     tolerates,
     toleration_text,
+    unschedulable_message,
     untolerated,
 )
 from kaic.engine.collector import classify
@@ -232,6 +233,15 @@ def test_a_bound_pod_or_a_lifecycle_taint_is_not_blocked():
     assert scheduling_block(pod(TAINTED, bound="gpu-0"), CLUSTER, None) == ""
     dying = [node("gpu-0", taints=[{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"}])]
     assert scheduling_block(pod(TAINTED, pinned=("gpu-0",)), dying, None) == ""
+
+
+def test_unschedulable_message_is_the_schedulers_word_on_an_unbound_pod_only():
+    assert unschedulable_message(pod("0/5 nodes: Insufficient x")) == "0/5 nodes: Insufficient x"
+    assert unschedulable_message(pod("0/5 nodes: Insufficient x", bound="gpu-0")) == ""
+    scheduled = pod("")
+    scheduled["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}]
+    assert unschedulable_message(scheduled) == ""
+    assert unschedulable_message({}) == ""
 
 
 # ---- the kubelet -------------------------------------------------------------------------------------------
