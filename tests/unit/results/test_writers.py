@@ -340,6 +340,15 @@ def test_summary_says_why_there_is_no_verdict() -> None:
     assert "No verdict: quick mode: discovery only, no verdict (exit code 0)" in summary.markdown(report)
 
 
+def test_a_judged_report_without_an_exit_code_still_summarises() -> None:
+    report = one_probe_report(Outcome.PASSED)
+    report.verdict = {"result": "partial", "mustsNotRun": ["gang_scheduling"]}
+    assert "**Verdict: partial; MUSTs not run: gang_scheduling**" in summary.markdown(report)
+    console = Console(record=True, width=200)
+    summary.render_summary(report, console)
+    assert "Verdict: partial; MUSTs not run: gang_scheduling" in console.export_text()
+
+
 def test_every_exit_code_has_a_meaning() -> None:
     assert set(summary.EXIT_MEANING) == set(ExitCode)
 

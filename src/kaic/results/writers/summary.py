@@ -46,13 +46,14 @@ class Summary:
 
 
 def _verdict_line(report: Report) -> str:
-    """The verdict and what its exit code means; quick mode and unjudged runs say why there is none."""
+    """The verdict and what its exit code means (where one is recorded); quick mode and unjudged runs say why
+    there is none."""
     result, code, said = (report.verdict.get(k) for k in ("result", "exitCode", "summary"))
     if result:
         left_out = ", ".join(report.verdict.get("mustsNotRun") or [])
         not_run = f"; MUSTs not run: {left_out}" if left_out else ""
-        meaning = EXIT_MEANING[ExitCode(report.verdict["exitCode"])]
-        return f"Verdict: {result} (exit code {code}: {meaning}){not_run}"
+        exit_code = "" if code is None else f" (exit code {code}: {EXIT_MEANING[ExitCode(code)]})"
+        return f"Verdict: {result}{exit_code}{not_run}"
     if code is not None:
         return f"No verdict: {said or 'none recorded'} (exit code {code})"
     return "No verdict: the run was not judged"
