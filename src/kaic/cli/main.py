@@ -47,9 +47,17 @@ from kaic.settings import (
 )
 
 
+def _with_options(fn: Callable[..., Any], options: list[Callable[[Any], Any]]) -> Callable[..., Any]:
+    """`fn` with a group of click options, listed in the order --help shows them."""
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """kubectl-style access flags shared by every command that talks to a cluster."""
-    for option in reversed(
+    return _with_options(
+        fn,
         [
             click.option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file [env: KUBECONFIG]."),
             click.option("--context", envvar="KAIC_CONTEXT", help="Kubeconfig context [env: KAIC_CONTEXT]."),
@@ -58,10 +66,8 @@ def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 seconds=REQUEST_TIMEOUT_S,
                 help="Timeout of one API request.",
             ),
-        ]
-    ):
-        fn = option(fn)
-    return fn
+        ],
+    )
 
 
 # `kaic run` and `kaic cleanup` wait on the same cleanup.
@@ -72,7 +78,8 @@ cleanup_timeout_option = duration_option(
 
 def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """What to judge: profile, checklist version, mode, focus and skip (shared by run and plan)."""
-    for option in reversed(
+    return _with_options(
+        fn,
         [
             click.option(
                 "--profile",
@@ -192,15 +199,14 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 seconds=Autoscaler.scale_down_timeout_s,
                 help="How long the pool may take to return to its baseline size.",
             ),
-        ]
-    ):
-        fn = option(fn)
-    return fn
+        ],
+    )
 
 
 def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Which gang-scheduling solution the gang probes judge and how to reach it (upstream's -gang-* flags)."""
-    for option in reversed(
+    return _with_options(
+        fn,
         [
             click.option(
                 "--gang-scheduler",
@@ -230,17 +236,16 @@ def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 seconds=Gang.window_s,
                 help="How long a gang that cannot fit must stay wholly unbound.",
             ),
-        ]
-    ):
-        fn = option(fn)
-    return fn
+        ],
+    )
 
 
 def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Which AI operator the robust_controller probes judge (upstream's -operator* flags), which sandbox
     runtime workload_sandboxing judges (upstream's -sandbox-runtime-class) and which GatewayClass ai_inference
     uses."""
-    for option in reversed(
+    return _with_options(
+        fn,
         [
             click.option(
                 "--operator",
@@ -275,10 +280,8 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 envvar="KAIC_GATEWAY_CLASS",
                 help="GatewayClass ai_inference routes through [default: the first Accepted one by name].",
             ),
-        ]
-    ):
-        fn = option(fn)
-    return fn
+        ],
+    )
 
 
 def _checked_pool_label(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -329,7 +332,8 @@ def _checked_attachment(ctx: click.Context, param: click.Parameter, value: str |
 def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """What the inference-ingress, high-performance-networking and disaggregated-inference probes judge; their
     images are the `inference-sim` and `inference-epp` keys of --image."""
-    for option in reversed(
+    return _with_options(
+        fn,
         [
             click.option(
                 "--gaie-conformance-dir",
@@ -371,10 +375,8 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--disaggregated-model", help="Model to request [default: the first /v1/models lists]."
             ),
-        ]
-    ):
-        fn = option(fn)
-    return fn
+        ],
+    )
 
 
 @click.group(
