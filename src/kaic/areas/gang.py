@@ -55,8 +55,22 @@ class Obj:
         return f"{self.collection(namespace)}/{self.body['metadata']['name']}"
 
 
+def _pod_group(api_version: str, name: str, labels: Mapping[str, str], spec: dict[str, Any]) -> Obj:
+    """A PodGroup: the native API, Volcano and scheduler-plugins each have one, in their own group."""
+    return Obj(
+        "podgroups",
+        {
+            "apiVersion": api_version,
+            "kind": "PodGroup",
+            "metadata": {"name": name, "labels": dict(labels)},
+            "spec": spec,
+        },
+    )
+
+
 class Adapter:
-    """One gang-scheduling solution. Subclasses fill in the class attributes and the four methods."""
+    """One gang-scheduling solution. Subclasses fill in the class attributes and the methods (`detect` only
+    where no set of CRDs tells the API is served)."""
 
     name: ClassVar[str]
     # What keeps exactly N of N+1 members from fitting: "node" (a node's free CPU) or "quota" (an admission
@@ -66,10 +80,14 @@ class Adapter:
     # queue keeps the Job suspended until the whole gang is admitted).
     pods_exist_while_waiting: ClassVar[bool] = True
     default_scheduler_name: ClassVar[str] = ""
+    # An add-on's API: the CRDs that serve it, each at `version`.
+    crds: ClassVar[tuple[str, ...]] = ()
+    version: ClassVar[str] = ""
 
     def detect(self, found: Discovery) -> str | None:
         """The API version kaic will speak with this solution, or None when it is not installed."""
-        raise NotImplementedError
+        served = self.crds and all(found.serves(crd, self.version) for crd in self.crds)
+        return self.version if served else None
 
     def group(self, name: str, size: int, labels: Mapping[str, str], version: str) -> Obj | None:
         """The group object members join (None when the solution makes its own)."""
@@ -101,14 +119,8 @@ class Native(Adapter):
         return next((v for v in self.versions if "podgroups" in found.native.get(v, ())), None)
 
     def group(self, name: str, size: int, labels: Mapping[str, str], version: str) -> Obj:
-        return Obj(
-            "podgroups",
-            {
-                "apiVersion": f"{NATIVE_GROUP}/{version}",
-                "kind": "PodGroup",
-                "metadata": {"name": name, "labels": dict(labels)},
-                "spec": {"schedulingPolicy": {"gang": {"minCount": size}}},
-            },
+        return _pod_group(
+            f"{NATIVE_GROUP}/{version}", name, labels, {"schedulingPolicy": {"gang": {"minCount": size}}}
         )
 
     def join(self, job_body: dict[str, Any], group: str, version: str, scheduler_name: str) -> None:
@@ -128,15 +140,12 @@ class Kueue(Adapter):
     pods_exist_while_waiting = False
     version = "v1beta2"  # Kueue 0.15+ (storage version from 0.16)
     QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-    CRDS = (
+    crds = (
         "clusterqueues.kueue.x-k8s.io",
         "localqueues.kueue.x-k8s.io",
         "resourceflavors.kueue.x-k8s.io",
         "workloads.kueue.x-k8s.io",
     )
-
-    def detect(self, found: Discovery) -> str | None:
-        return self.version if all(found.serves(crd, self.version) for crd in self.CRDS) else None
 
     def group(self, name: str, size: int, labels: Mapping[str, str], version: str) -> None:
         return None  # Kueue makes one Workload per Job itself
@@ -203,21 +212,11 @@ class Volcano(Adapter):
     name = "volcano"
     default_scheduler_name = "volcano"
     version = "v1beta1"
+    crds = ("podgroups.scheduling.volcano.sh",)
     GROUP_ANNOTATION = "scheduling.k8s.io/group-name"
 
-    def detect(self, found: Discovery) -> str | None:
-        return self.version if found.serves("podgroups.scheduling.volcano.sh", self.version) else None
-
     def group(self, name: str, size: int, labels: Mapping[str, str], version: str) -> Obj:
-        return Obj(
-            "podgroups",
-            {
-                "apiVersion": f"scheduling.volcano.sh/{version}",
-                "kind": "PodGroup",
-                "metadata": {"name": name, "labels": dict(labels)},
-                "spec": {"minMember": size},
-            },
-        )
+        return _pod_group(f"scheduling.volcano.sh/{version}", name, labels, {"minMember": size})
 
     def join(self, job_body: dict[str, Any], group: str, version: str, scheduler_name: str) -> None:
         """Naming the group on every pod keeps Volcano from wrapping each pod in its own minMember=1 group."""
@@ -236,22 +235,13 @@ class Coscheduling(Adapter):
     name = "coscheduling"
     default_scheduler_name = "scheduler-plugins-scheduler"
     version = "v1alpha1"
+    crds = ("podgroups.scheduling.x-k8s.io",)
     GROUP_LABEL = "scheduling.x-k8s.io/pod-group"
     SCHEDULE_TIMEOUT_S = 60
 
-    def detect(self, found: Discovery) -> str | None:
-        return self.version if found.serves("podgroups.scheduling.x-k8s.io", self.version) else None
-
     def group(self, name: str, size: int, labels: Mapping[str, str], version: str) -> Obj:
-        return Obj(
-            "podgroups",
-            {
-                "apiVersion": f"scheduling.x-k8s.io/{version}",
-                "kind": "PodGroup",
-                "metadata": {"name": name, "labels": dict(labels)},
-                "spec": {"minMember": size, "scheduleTimeoutSeconds": self.SCHEDULE_TIMEOUT_S},
-            },
-        )
+        spec = {"minMember": size, "scheduleTimeoutSeconds": self.SCHEDULE_TIMEOUT_S}
+        return _pod_group(f"scheduling.x-k8s.io/{version}", name, labels, spec)
 
     def join(self, job_body: dict[str, Any], group: str, version: str, scheduler_name: str) -> None:
         template = job_body["spec"]["template"]

@@ -48,6 +48,7 @@ def test_add_ons_are_detected_from_established_crds_of_the_version_kaic_speaks()
     assert gang.Kueue().detect(found(KUEUE)) == "v1beta2"
     old_kueue = {name: {**crd, "versions": ["v1beta1"]} for name, crd in KUEUE.items()}
     assert gang.Kueue().detect(found(old_kueue)) is None
+    assert gang.Kueue().detect(found(dict(list(KUEUE.items())[1:]))) is None  # every CRD, not some
     assert gang.Volcano().detect(found(VOLCANO)) == "v1beta1"
     assert gang.Coscheduling().detect(found(COSCHEDULING)) == "v1alpha1"
     pending = {"podgroups.scheduling.volcano.sh": {"established": False, "versions": ["v1beta1"]}}
