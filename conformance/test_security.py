@@ -23,6 +23,7 @@ unknown, naming what the API proved.
 import dataclasses
 
 from kaic.areas import accelerators, images, workloads
+from kaic.kube.facts import slice_nodes
 from kaic.probe import NotApplicable, Unknown, probe, require
 
 
@@ -35,14 +36,6 @@ from kaic.probe import NotApplicable, Unknown, probe, require
 def test_secure_accelerator_access_discovery(facts, evidence):
     """Where accelerators are: nodes with device resources and nodes named by ResourceSlices."""
     require(facts, "nodes", "resourceSlices")
-    slice_nodes = sorted(
-        {
-            node
-            for d in (facts.get("resourceSlices") or {}).values()
-            for p in d["pools"].values()
-            for node in p["nodes"]
-        }
-    )
     evidence.add(
         "fact",
         "acceleratorNodes",
@@ -50,7 +43,7 @@ def test_secure_accelerator_access_discovery(facts, evidence):
             "extendedResource": {
                 n["name"]: n["extendedResources"] for n in facts["nodes"]["withExtendedResources"]
             },
-            "resourceSlice": slice_nodes,
+            "resourceSlice": sorted(slice_nodes(facts)),
         },
     )
 

@@ -6,7 +6,7 @@ that cannot be read is recorded under `errors` with the reason, never silently l
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kaic.kube import resourceslices
@@ -159,6 +159,16 @@ def _runtime_classes(cluster: Cluster) -> list[dict[str, str]]:
     ]
 
 
+def slice_nodes(facts: Mapping[str, Any]) -> set[str]:
+    """The nodes discovered ResourceSlices name: where DRA devices are, whatever a node advertises."""
+    return {
+        name
+        for driver in (facts.get("resourceSlices") or {}).values()
+        for pool in driver["pools"].values()
+        for name in pool["nodes"]
+    }
+
+
 def discover(cluster: Cluster) -> dict[str, Any]:
     """Every fact section; an unreadable section becomes an entry in `errors`, not an exception."""
     facts: dict[str, Any] = {"errors": {}}
@@ -182,12 +192,7 @@ def discover(cluster: Cluster) -> dict[str, Any]:
     if dra:
         section("deviceClasses", lambda: _device_classes(cluster, dra))
         section("resourceSlices", lambda: _resource_slices(cluster, dra))
-    device_nodes = {
-        name
-        for driver in (facts.get("resourceSlices") or {}).values()
-        for pool in driver["pools"].values()
-        for name in pool["nodes"]
-    }
+    device_nodes = slice_nodes(facts)
     section("nodes", lambda: _nodes(cluster, device_nodes))
     section("crds", lambda: _crds(cluster))
     section("apiServices", lambda: _api_services(cluster))

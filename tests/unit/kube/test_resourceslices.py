@@ -6,6 +6,7 @@ from api_objects import rslice
 
 from kaic.areas import accelerators, hpn
 from kaic.kube import resourceslices
+from kaic.kube.facts import slice_nodes
 
 
 def test_a_new_generation_without_devices_leaves_the_driver_without_devices():
@@ -87,6 +88,18 @@ def test_a_network_driver_without_current_devices_is_no_network_driver():
         rslice("dra.net", "node-a", 2, 0, "node-a"),
     ]
     assert hpn.network_drivers(resourceslices.inventory(slices)) == []
+
+
+def test_slice_nodes_are_the_nodes_of_counted_pools_of_every_driver():
+    slices = [
+        rslice("gpu.example.com", "node-a", 1, 8, "node-a"),
+        rslice("gpu.example.com", "node-b", 1, 8, "node-b", count=2),  # incomplete: not counted
+        rslice("dra.net", "node-a", 1, 2, "node-a"),
+        rslice("dra.net", "node-c", 1, 2, "node-c"),
+        rslice("dra.net", "fabric", 1, 3),  # network-attached: no node
+    ]
+    assert slice_nodes({"resourceSlices": resourceslices.inventory(slices)}) == {"node-a", "node-c"}
+    assert slice_nodes({"resourceSlices": None}) == set()  # the section could not be read
 
 
 def test_no_slices_no_drivers():
