@@ -25,7 +25,7 @@ from kaic.results.report import (
     save,
 )
 from kaic.results.writers import gotest, junit, summary, tool_version, write_all
-from kaic.results.writers._text import excerpt, strip_ansi
+from kaic.results.writers.text import excerpt, strip_ansi
 
 SCHEMA = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 GO_KEY_ORDER = ["Time", "Action", "Package", "Test", "Output", "Elapsed"]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from kaic.certify.submission import SubmissionError
 from kaic.results.run_dir import E2E_LOG_FILE, JUNIT_FILE, RESULTS_FILE
-from kaic.results.writers._text import strip_ansi
 from kaic.results.writers.gotest import fold_actions
+from kaic.results.writers.text import strip_ansi
 
 _RESULT_LINE = re.compile(r"^\s*--- (PASS|FAIL|SKIP): (\S+) \(")
 _PACKAGE_LINE = re.compile(r"^(PASS|FAIL|ok  )")

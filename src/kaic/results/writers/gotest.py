@@ -20,7 +20,7 @@ from typing import Any
 
 from kaic.results.outcomes import TABLE
 from kaic.results.report import ProbeResult, Report
-from kaic.results.writers._text import probe_messages
+from kaic.results.writers.text import probe_messages
 
 PACKAGE = "kaic.dev/conformance"  # kaic's own package: its events never pose as the upstream suite's
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # when a report carries no times: output stays deterministic

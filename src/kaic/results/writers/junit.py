@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 
 from kaic.results.outcomes import TABLE, ExitCode, Outcome
 from kaic.results.report import Report
-from kaic.results.writers._text import outcome_message, probe_messages, strip_ansi
 from kaic.results.writers.gotest import PACKAGE, Event
+from kaic.results.writers.text import outcome_message, probe_messages, strip_ansi
 
 KAIC_SUITE = "kaic"
 RUN_CLASSNAME = "kaic.run"  # run-level testcases of kaic-junit.xml: what no probe's testcase can say

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from kaic.results.outcomes import ExitCode, Outcome
 from kaic.results.report import ProbeResult, Report, shorten
-from kaic.results.writers._text import outcome_message, probe_details
+from kaic.results.writers.text import outcome_message, probe_details
 
 EXIT_MEANING = {
     ExitCode.CONFORMANT: "every MUST requirement passed",
