@@ -7,44 +7,44 @@ allocates them), `driver_runtime_management` (a pod gets the driver version its 
 `gpu_sharing` (pods can share one device) and `virtualized_accelerator` (virtual accelerators are requested
 like physical ones).
 
-Test plan. Every `dra_support` probe first needs resource.k8s.io/v1: a cluster that does not serve it fails
+Every `dra_support` probe first needs resource.k8s.io/v1: a cluster that does not serve it fails
 `dra_support` from the 1.34 checklist (DRA is GA and on by default there) and is unknown at 1.33.
 
-1. *dra_support, crud:* resource.k8s.io/v1 serves DeviceClasses, ResourceClaims, ResourceClaimTemplates,
-   ResourceSlices and resourceclaims/status, and each kind can be created (dry run first), read, listed,
-   updated and deleted, without any driver (a class matching nothing, a slice on no node).
-2. *dra_support, claim-lifecycle:* the real scheduler allocates a claim made from a template, reserves it for
-   the pod, and the claim is released when the pod goes; where containers run, the container sees the
-   allocated device. No DRA driver publishing devices is not-applicable (a reported fact).
-3. *dra_support, unsatisfiable-claim (⊖):* a claim whose selector no device matches leaves its pod Pending
-   with FailedScheduling, unallocated.
-4. *driver_runtime_management, versions-in-pod:* a scheduler-placed pod holding one device finds the injected
-   driver tool, exactly one device, and the driver version its node advertises (DRA attributes, then node
-   labels); a profile with no in-container driver tool kaic can query is unknown.
-5. *gpu_sharing, shared-claim:* two pods sharing one ResourceClaim are both reserved on the same single device
-   of one node, and see the same device where containers run; no DRA driver publishing devices is
-   not-applicable.
-6. *gpu_sharing, device-plugin-sharing:* where a node offers shared devices (MIG partitions or time-sliced
-   replicas), two pods on it each get one, and both run on the same physical device; no such node is
-   not-applicable.
-7. *virtualized_accelerator, virtual-device:* virtual accelerators (on nodes with the profile's vGPU label, or
-   through its virtual DeviceClass) are requested like physical ones (same resource name or a DeviceClass) and
-   a pod asking for one starts with exactly one; neither present is not-applicable.
+The probes that hold devices choose one accelerator profile and allocation path (`--accelerator-profile`,
+`--allocation-mode`; a DRA pool on Ready, schedulable nodes is preferred): accelerators kaic does not
+recognise are unknown. Where a node runs no containers (kwok), what a container sees cannot be observed.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from typing import Any
 
 from kaic.areas import accelerators, images, workloads
 from kaic.areas.workloads import DRA
 from kaic.kube.resourceslices import current_slices
-from kaic.probe import RUN_ID_LABEL, NotApplicable, Rule, Unknown, probe, require
+from kaic.probe import (
+    RUN_ID_LABEL,
+    Cluster,
+    Facts,
+    NotApplicable,
+    Recorder,
+    Rule,
+    RunContext,
+    Unknown,
+    probe,
+    require,
+)
 
 SHARING_RESOURCE_MARKERS = ("mig-", "shared", "replicas")
 
 
 @probe("dra_support", "discovery", test="TestKaicDiscovery/DraSupport", kind="discovery")
-def test_dra_support_discovery(facts, evidence):
-    """Served resource.k8s.io versions, DeviceClasses, and the drivers publishing ResourceSlices."""
+def test_dra_support_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: DRA support, discovery
+    Description: Records the served resource.k8s.io versions, the DeviceClasses and the drivers publishing
+    ResourceSlices; a record, never a verdict.
+    """
     require(facts, "apiGroups", "deviceClasses", "resourceSlices")
     evidence.add("fact", "resource.k8s.io", facts["dra"])
     evidence.add("fact", "deviceClasses", facts.get("deviceClasses") or [])
@@ -57,8 +57,11 @@ def test_dra_support_discovery(facts, evidence):
     test="TestKaicDiscovery/DriverRuntimeManagement",
     kind="discovery",
 )
-def test_driver_runtime_management_discovery(facts, evidence):
-    """Driver versions advertised by DRA attributes and the container runtimes of accelerator nodes."""
+def test_driver_runtime_management_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: Driver runtime management, discovery
+    Description: Records the attributes each DRA driver publishes (driver versions among them) and the
+    container runtime of every node with an extended resource; a record, never a verdict.
+    """
     require(facts, "nodes", "resourceSlices")
     drivers = facts.get("resourceSlices") or {}
     evidence.add("fact", "driverAttributes", {d: info["attributes"] for d, info in drivers.items()})
@@ -70,9 +73,11 @@ def test_driver_runtime_management_discovery(facts, evidence):
 
 
 @probe("gpu_sharing", "discovery", test="TestKaicDiscovery/GpuSharing", kind="discovery")
-def test_gpu_sharing_discovery(facts, evidence):
-    """Sharing signs: MIG or replica resources on nodes, DRA shared counters are judged by the behavioural
-    probe."""
+def test_gpu_sharing_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: GPU sharing, discovery
+    Description: Records, per node, the extended resources that name shared devices (MIG partitions, shared
+    or replica resources); DRA sharing is left to the behavioural probes; a record, never a verdict.
+    """
     require(facts, "nodes")
     shared = {
         n["name"]: [r for r in n["extendedResources"] if any(m in r for m in SHARING_RESOURCE_MARKERS)]
@@ -84,8 +89,11 @@ def test_gpu_sharing_discovery(facts, evidence):
 @probe(
     "virtualized_accelerator", "discovery", test="TestKaicDiscovery/VirtualizedAccelerator", kind="discovery"
 )
-def test_virtualized_accelerator_discovery(facts, evidence):
-    """Virtualized accelerator signs: vGPU node labels and VFIO device classes."""
+def test_virtualized_accelerator_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: Virtualized accelerator, discovery
+    Description: Records the nodes labelled `nvidia.com/vgpu.present=true` and the DeviceClasses named for
+    VFIO; a record, never a verdict.
+    """
     require(facts, "nodes", "deviceClasses")
     vgpu = [
         n["name"]
@@ -101,13 +109,15 @@ def test_virtualized_accelerator_discovery(facts, evidence):
 DRA_KINDS = ("deviceclasses", "resourceclaims", "resourceclaimtemplates", "resourceslices")
 
 
-def require_dra_v1(facts, run) -> None:
+def require_dra_v1(facts: Facts, run: RunContext) -> None:
     """dra_support's own prerequisite, judged by the run's checklist (accelerators.require_dra_v1)."""
     require(facts, "apiGroups")
     accelerators.require_dra_v1(facts["dra"]["servedVersions"], run.checklist)
 
 
-def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
+def dra_selection(
+    cluster: Cluster, facts: Facts, run: RunContext, evidence: Recorder
+) -> accelerators.Selection:
     """The DRA path of the chosen profile; no driver publishing devices is a fact (N/A), not a failure."""
     require(facts, "resourceSlices", "deviceClasses")
     found = accelerators.inventory(facts)
@@ -148,16 +158,27 @@ def dra_selection(cluster, facts, run, evidence) -> accelerators.Selection:
     ),
     timeout_s=120,
 )
-def test_dra_crud(cluster, namespace, run, facts, evidence):
-    """resource.k8s.io/v1 serves all four kinds and resourceclaims/status, and each kind can be created (dry
-    run first), read, listed, updated and deleted, without any driver (a class matching nothing, a slice on no
-    node)."""
+def test_dra_crud(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: DRA support, every kind served and writable
+    Description: resource.k8s.io/v1 MUST serve DeviceClasses, ResourceClaims, ResourceClaimTemplates,
+    ResourceSlices and resourceclaims/status, and MUST let each kind be created (dry run first), read,
+    listed, updated and deleted without any driver.
+
+    1. resource.k8s.io/v1 must be served (above), and its discovery must list the four kinds and
+       resourceclaims/status.
+    2. For each kind, an object no driver is needed for (a DeviceClass matching nothing, a ResourceSlice on no
+       node, a claim and a claim template of that class): a dry-run create must answer and persist nothing.
+    3. The object is then created, read (same uid), listed by the run's label, updated (a new label, a new
+       resourceVersion) and deleted, and must be gone within 30 s.
+    """
     require_dra_v1(facts, run)
     served = {r["name"]: r["verbs"] for r in cluster.get(DRA)["resources"]}
     evidence.add("fact", "resource.k8s.io/v1 resources", sorted(served))
     assert {*DRA_KINDS, "resourceclaims/status"} <= set(served), f"v1 lacks {set(DRA_KINDS) - set(served)}"
     name = f"kaic-{run.id}-crud"
-    bodies = {
+    bodies: dict[str, dict[str, Any]] = {
         "deviceclasses": {"spec": {"selectors": [{"cel": {"expression": "false"}}]}},
         "resourceslices": {
             "spec": {
@@ -206,9 +227,23 @@ def test_dra_crud(cluster, namespace, run, facts, evidence):
     rbac=workloads.RBAC,
     timeout_s=600,
 )
-def test_dra_claim_lifecycle(cluster, namespace, run, facts, evidence):
-    """The real scheduler allocates a claim made from a template, reserves it for the pod, and the claim is
-    released when the pod goes; where containers run, the container sees the allocated device."""
+def test_dra_claim_lifecycle(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: DRA support, claim allocated, reserved and released
+    Description: The real scheduler MUST allocate a claim made from a template and reserve it for the pod,
+    and the claim MUST be released when the pod goes; where containers run, the container MUST see the
+    allocated device.
+
+    1. resource.k8s.io/v1 must be served (above); no DRA driver publishing devices is not-applicable (a
+       reported fact); then choose the profile on the DRA path.
+    2. A pod claims one device from a ResourceClaimTemplate: it must be bound and its claim allocated and
+       reserved for it within 90 s. Never bound while the scheduler reports FailedScheduling and no claim is
+       allocated fails: drivers publish devices, yet the scheduler refuses the claim.
+    3. Where its node runs containers, the container must see exactly one device, the allocated one;
+       elsewhere a warning says its identity was not checked.
+    4. The pod is deleted: the pod and its claim must be gone within 60 s.
+    """
     require_dra_v1(facts, run)
     selection = dra_selection(cluster, facts, run, evidence)
     template = workloads.device_template(cluster, namespace, run.labels, selection)
@@ -255,8 +290,20 @@ def test_dra_claim_lifecycle(cluster, namespace, run, facts, evidence):
     rbac=workloads.RBAC,
     timeout_s=180,
 )
-def test_dra_unsatisfiable_claim(cluster, namespace, run, facts, evidence):
-    """A claim whose selector no device matches leaves its pod Pending with FailedScheduling, unallocated."""
+def test_dra_unsatisfiable_claim(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: DRA support, unsatisfiable claim stays pending (⊖)
+    Description: A pod whose claim no device matches MUST stay Pending with FailedScheduling, and its claim
+    MUST NOT be allocated.
+
+    1. resource.k8s.io/v1 must be served (above); no DRA driver publishing devices is not-applicable; then
+       choose the profile on the DRA path.
+    2. A claim template of the chosen DeviceClass selects `device.driver == 'no-such-driver.kaic.dev'`; a pod
+       on the accelerator nodes claims from it.
+    3. The scheduler must report FailedScheduling within 90 s; the pod must be Pending and unbound, and no
+       claim in the namespace allocated.
+    """
     require_dra_v1(facts, run)
     selection = dra_selection(cluster, facts, run, evidence)
     selector = "device.driver == 'no-such-driver.kaic.dev'"
@@ -285,7 +332,9 @@ def test_dra_unsatisfiable_claim(cluster, namespace, run, facts, evidence):
         assert not (claim.get("status") or {}).get("allocation"), f"{claim['metadata']['name']} was allocated"
 
 
-def hardware_selection(cluster, facts, run, evidence) -> accelerators.Selection:
+def hardware_selection(
+    cluster: Cluster, facts: Facts, run: RunContext, evidence: Recorder
+) -> accelerators.Selection:
     """For hardware-conditional requirements: no accelerator at all means the requirement does not apply."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
     selection = accelerators.select_present(facts, run.settings)
@@ -294,7 +343,13 @@ def hardware_selection(cluster, facts, run, evidence) -> accelerators.Selection:
 
 
 def one_device_pod(
-    cluster, namespace, run, evidence, selection, name: str = "main", **where
+    cluster: Cluster,
+    namespace: str,
+    run: RunContext,
+    evidence: Recorder,
+    selection: accelerators.Selection,
+    name: str = "main",
+    **where: Any,
 ) -> workloads.Placement:
     """Place one identity pod holding one device on the selection's path."""
     template = workloads.device_template(cluster, namespace, run.labels, selection)
@@ -315,9 +370,22 @@ def one_device_pod(
     rbac=workloads.RBAC,
     timeout_s=600,
 )
-def test_driver_versions_in_pod(cluster, namespace, run, facts, evidence):
-    """A scheduler-placed pod holding one device finds the injected driver tool, exactly one device, and the
-    driver version its node advertises (DRA attributes, then node labels)."""
+def test_driver_versions_in_pod(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Driver runtime management, advertised driver version in the pod
+    Description: A scheduler-placed pod holding one device MUST find the injected driver tool, exactly one
+    device, and the driver version its node advertises.
+
+    1. Choose the profile and path (above); no accelerator at all is unknown.
+    2. A pod holding one device is placed by the scheduler, and the driver versions its node advertises are
+       read: the profile's first version attribute on the node's DRA devices, and its first version label.
+       None advertised is a warning, and the version is then not compared.
+    3. The pod runs to the end where its node runs containers (elsewhere unknown, naming what the node
+       advertises); a profile with no in-container driver tool kaic can query is unknown.
+    4. The driver tool must be present, the container must see exactly one device, and its driver version
+       must be one the node advertises.
+    """
     require(facts, "nodes", "resourceSlices", "deviceClasses")
     selection = accelerators.select(facts, run.settings)
     evidence.add("fact", "acceleratorSelection", selection.found)
@@ -344,9 +412,11 @@ def test_driver_versions_in_pod(cluster, namespace, run, facts, evidence):
     )
 
 
-def advertised_driver_versions(cluster, node: str, profile: accelerators.AcceleratorProfile) -> set[str]:
+def advertised_driver_versions(
+    cluster: Cluster, node: str, profile: accelerators.AcceleratorProfile
+) -> set[str]:
     """The driver version a node advertises: the first version attribute of its devices, the first label."""
-    found = set()
+    found: set[str] = set()
     # Without resource.k8s.io/v1 (a cluster without DRA) no slice can advertise anything: node labels only.
     if profile.version_attributes and cluster.get_or_none(DRA) is not None:
         for driver in profile.dra_drivers:
@@ -372,9 +442,20 @@ def advertised_driver_versions(cluster, node: str, profile: accelerators.Acceler
     rbac=workloads.RBAC,
     timeout_s=600,
 )
-def test_gpu_sharing_shared_claim(cluster, namespace, run, facts, evidence):
-    """Two pods sharing one ResourceClaim are both reserved on the same single device of one node, and see the
-    same device where containers run."""
+def test_gpu_sharing_shared_claim(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: GPU sharing, one claim shared by two pods
+    Description: Two pods sharing one ResourceClaim MUST both be reserved on the same single device of one
+    node, and MUST see that same device where containers run.
+
+    1. resource.k8s.io/v1 not served, or no DRA driver publishing devices, is not-applicable; then choose the
+       profile on the DRA path.
+    2. One ResourceClaim of the chosen DeviceClass, and two pods that both use it, placed by the scheduler.
+    3. The claim must be reserved for both pods and hold a single device, and both pods must be on one node.
+    4. Where that node runs containers, each container must see exactly one device, the same one; elsewhere a
+       warning says the identities were not compared.
+    """
     require(facts, "resourceSlices", "deviceClasses")
     if "v1" not in facts["dra"]["servedVersions"] or not accelerators.inventory(facts)["draDrivers"]:
         raise NotApplicable(
@@ -415,7 +496,7 @@ def test_gpu_sharing_shared_claim(cluster, namespace, run, facts, evidence):
     assert seen[0].ids == seen[1].ids, f"sharers see different devices: {seen[0].ids} and {seen[1].ids}"
 
 
-def shared_resources(node: dict, profile: accelerators.AcceleratorProfile) -> list[str]:
+def shared_resources(node: dict[str, Any], profile: accelerators.AcceleratorProfile) -> list[str]:
     """A node's shared devices: partition resources (e.g. MIG), or the whole-device resource when a replica
     label says it is time-sliced more than once."""
     resources = [
@@ -439,9 +520,21 @@ def shared_resources(node: dict, profile: accelerators.AcceleratorProfile) -> li
     rbac=workloads.RBAC,
     timeout_s=600,
 )
-def test_gpu_sharing_device_plugin(cluster, namespace, run, facts, evidence):
-    """Where a node offers shared devices (MIG partitions or time-sliced replicas), two pods on it each get
-    one, and both run on the same physical device."""
+def test_gpu_sharing_device_plugin(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: GPU sharing, partitions or replicas of one device
+    Description: Where a node offers shared devices (MIG partitions or time-sliced replicas), two pods on it
+    MUST each get one, and both MUST run on the same physical device.
+
+    1. Choose the profile and path (above); no accelerator at all is not-applicable.
+    2. A node's shared devices are the profile's partition resources (e.g. `nvidia.com/mig-*`), or its
+       whole-device resource where a replica label says more than 1; no node offering them is
+       not-applicable.
+    3. Two pods, each asking for one unit of the first such node's first shared resource, are placed on that
+       node and run to the end (a node that runs no containers: unknown).
+    4. Each container must see exactly one device, and both the same one.
+    """
     selection = hardware_selection(cluster, facts, run, evidence)
     profile = selection.profile
     shared = {n["name"]: shared_resources(n, profile) for n in facts["nodes"]["withExtendedResources"]}
@@ -478,9 +571,20 @@ def test_gpu_sharing_device_plugin(cluster, namespace, run, facts, evidence):
     rbac=workloads.RBAC,
     timeout_s=600,
 )
-def test_virtual_device(cluster, namespace, run, facts, evidence):
-    """Virtual accelerators are requested like physical ones (same resource name or a DeviceClass) and a pod
-    asking for one starts with exactly one."""
+def test_virtual_device(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Virtualized accelerator, requested like a physical one
+    Description: Virtual accelerators MUST be requested like physical ones (through a DeviceClass, or by the
+    physical device's extended resource name), and a pod asking for one MUST start with exactly one.
+
+    1. Choose the profile and path (above); no accelerator at all is not-applicable.
+    2. The profile's virtual DeviceClass is used where one exists; else the nodes whose vGPU label is `true`,
+       which must offer the physical device's extended resource name (failed otherwise); neither is
+       not-applicable.
+    3. A pod asking for one virtual device is placed and runs to the end (a node that runs no containers:
+       unknown); its container must see exactly one device.
+    """
     selection = hardware_selection(cluster, facts, run, evidence)
     profile = selection.profile
     nodes = tuple(
