@@ -2,29 +2,24 @@
 
 Proves `secure_accelerator_access`: a container sees only the accelerators allocated to it.
 
-Test plan. Each probe places its pods through the API (binding, allocation and reservation are always
-checked); what a container sees needs a node that runs containers, and on one that runs none the probe is
-unknown, naming what the API proved.
+`positive-access`, `negative-isolation` and `multi-container-isolation` are upstream's tests of those names;
+`disjoint-devices` and `requestless-leaks` are kaic's own.
 
-1. *positive-access* (upstream's `PositiveAccessTest`): a container allocated one accelerator sees exactly one
-   device, the allocated one.
-2. *negative-isolation* (upstream's `NegativeIsolationTest`): a container on an accelerator node that
-   requested no accelerator sees none.
-3. *multi-container-isolation* (upstream's `MultiContainerIsolationTest`): in one pod, only the container
-   given the accelerator sees it; its sibling sees none.
-4. *disjoint-devices:* two pods on one node, one device each, get different devices: in the API's allocation
-   results, and in what their containers see where the node runs containers; no node offering two devices is
-   unknown.
-5. *requestless-leaks:* pods without a request gain no accelerator through the known leaks: the vendor's
-   visible-devices variable set to all, or the vendor's RuntimeClass; a profile with no known leak is
-   not-applicable.
+Every behavioural probe first chooses one accelerator profile and allocation path (`--accelerator-profile`,
+`--allocation-mode`): no accelerator, or none kaic recognises, is unknown. Each places its pods through the
+API (binding, allocation and reservation are always checked); what a container sees needs a node that runs
+containers, and on one that runs none the probe is unknown, naming what the API proved, unless its steps say
+otherwise.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from typing import Any
 
 from kaic.areas import accelerators, images, workloads
 from kaic.kube.facts import slice_nodes
-from kaic.probe import NotApplicable, Unknown, probe, require
+from kaic.probe import Cluster, Facts, NotApplicable, Recorder, RunContext, Unknown, probe, require
 
 
 @probe(
@@ -33,8 +28,11 @@ from kaic.probe import NotApplicable, Unknown, probe, require
     test="TestKaicDiscovery/SecureAcceleratorAccess",
     kind="discovery",
 )
-def test_secure_accelerator_access_discovery(facts, evidence):
-    """Where accelerators are: nodes with device resources and nodes named by ResourceSlices."""
+def test_secure_accelerator_access_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: Secure accelerator access, discovery
+    Description: Records where accelerators are: the nodes with extended resources (and which) and the nodes
+    that ResourceSlices name; a record, never a verdict.
+    """
     require(facts, "nodes", "resourceSlices")
     evidence.add(
         "fact",
@@ -50,7 +48,7 @@ def test_secure_accelerator_access_discovery(facts, evidence):
 
 # ---- behavioural probes: secure accelerator access ---------------------------------------------------------
 
-ACCESS = {
+ACCESS: dict[str, Any] = {
     "consumes": ("devices",),
     "creates": workloads.CREATES,
     "images": ("ubuntu",),
@@ -59,7 +57,9 @@ ACCESS = {
 }
 
 
-def accelerator(cluster, facts, run, evidence) -> accelerators.Selection:
+def accelerator(
+    cluster: Cluster, facts: Facts, run: RunContext, evidence: Recorder
+) -> accelerators.Selection:
     """The detected profile and path; no accelerator anywhere means isolation cannot be exercised
     (unknown)."""
     require(facts, "nodes", "resourceSlices", "deviceClasses")
@@ -68,7 +68,14 @@ def accelerator(cluster, facts, run, evidence) -> accelerators.Selection:
     return selection
 
 
-def run_identity_pods(cluster, namespace, run, evidence, selection, pods: dict) -> dict:
+def run_identity_pods(
+    cluster: Cluster,
+    namespace: str,
+    run: RunContext,
+    evidence: Recorder,
+    selection: accelerators.Selection,
+    pods: dict[str, dict[str, Any]],
+) -> dict[str, dict[str, accelerators.DeviceReport]]:
     """Place every pod, then read each container's report: {pod: {container: DeviceReport}}.
 
     The API part (binding, allocation, reservation) always runs; a node that runs no containers ends the probe
@@ -94,8 +101,18 @@ def run_identity_pods(cluster, namespace, run, evidence, selection, pods: dict) 
     test="TestSecureAcceleratorAccess/PositiveAccessTest",
     **ACCESS,
 )
-def test_positive_access(cluster, namespace, run, facts, evidence):
-    """A container allocated one accelerator sees exactly one device, the allocated one."""
+def test_positive_access(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Secure accelerator access, the allocated device and only it
+    Description: A container allocated one accelerator MUST see exactly one device, the allocated one.
+
+    1. Choose the profile and path (above).
+    2. A pod whose one container holds one device (from a claim template on the DRA path, else the extended
+       resource) is placed; on the DRA path the identities of its allocated devices are read from the node's
+       ResourceSlices (an allocated device they do not publish fails).
+    3. The container must see exactly one device and, where its identity is known, the allocated one.
+    """
     selection = accelerator(cluster, facts, run, evidence)
     template = workloads.device_template(cluster, namespace, run.labels, selection)
     image = images.for_run(run.settings)["ubuntu"]
@@ -116,8 +133,16 @@ def test_positive_access(cluster, namespace, run, facts, evidence):
     test="TestSecureAcceleratorAccess/NegativeIsolationTest",
     **ACCESS,
 )
-def test_negative_isolation(cluster, namespace, run, facts, evidence):
-    """A container on an accelerator node that requested no accelerator sees none."""
+def test_negative_isolation(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Secure accelerator access, no request sees none
+    Description: A container on an accelerator node that requested no accelerator MUST NOT see any.
+
+    1. Choose the profile and path (above).
+    2. A pod on the accelerator nodes whose one container requests no device is placed.
+    3. Its container must see no device.
+    """
     selection = accelerator(cluster, facts, run, evidence)
     image = images.for_run(run.settings)["ubuntu"]
     pods = {"no-request": workloads.identity_pod("no-request", run.labels, selection, image, {"main": False})}
@@ -131,8 +156,17 @@ def test_negative_isolation(cluster, namespace, run, facts, evidence):
     test="TestSecureAcceleratorAccess/MultiContainerIsolationTest",
     **ACCESS,
 )
-def test_multi_container_isolation(cluster, namespace, run, facts, evidence):
-    """In one pod, only the container given the accelerator sees it; its sibling sees none."""
+def test_multi_container_isolation(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Secure accelerator access, only the container given the device sees it
+    Description: In one pod, the container given an accelerator MUST see exactly one device, and its sibling
+    that requested none MUST NOT see any.
+
+    1. Choose the profile and path (above).
+    2. A pod of two containers, one holding one device and one holding none, is placed.
+    3. The first container must see exactly one device, the second none.
+    """
     selection = accelerator(cluster, facts, run, evidence)
     template = workloads.device_template(cluster, namespace, run.labels, selection)
     image = images.for_run(run.settings)["ubuntu"]
@@ -155,9 +189,21 @@ def test_multi_container_isolation(cluster, namespace, run, facts, evidence):
     test="TestKaicSecureAcceleratorAccess/DisjointDevices",
     **ACCESS,
 )
-def test_disjoint_devices(cluster, namespace, run, facts, evidence):
-    """Two pods on one node, one device each, get different devices: in the API's allocation results, and in
-    what their containers see where the node runs containers."""
+def test_disjoint_devices(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Secure accelerator access, two pods get different devices
+    Description: Two pods on one node holding one device each MUST get different devices: in the API's
+    allocation results, and in what their containers see where the node runs containers.
+
+    1. Choose the profile and path (above); no node offering two devices on that path is unknown.
+    2. Two pods, each holding one device, are placed on the first node offering two, and both must be bound
+       there.
+    3. On the DRA path each claim must hold one device, and not the same one.
+    4. Where the node runs containers, each container must see exactly one device, and the two containers
+       different ones. A node that runs none is a warning on the DRA path (the API has shown the devices
+       differ) and unknown on the device-plugin path, whose allocations carry no identity in the API.
+    """
     selection = accelerator(cluster, facts, run, evidence)
     per_node = selection.found["option"]["devicesPerNode"]
     node = next((n for n in selection.nodes if per_node[n] >= 2), None)
@@ -206,9 +252,19 @@ def test_disjoint_devices(cluster, namespace, run, facts, evidence):
     test="TestKaicSecureAcceleratorAccess/RequestlessPodsGainNothing",
     **ACCESS,
 )
-def test_requestless_leaks(cluster, namespace, run, facts, evidence):
-    """Pods without a request gain no accelerator through the known leaks: the vendor's visible-devices
-    variable set to all, or the vendor's RuntimeClass."""
+def test_requestless_leaks(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Secure accelerator access, no device without a request
+    Description: Pods that request no accelerator MUST NOT gain one through the known leaks: the vendor's
+    visible-devices variable set to all, or the vendor's RuntimeClass.
+
+    1. Choose the profile and path (above).
+    2. One pod without a request per leak the profile knows: its visible-devices variable (e.g.
+       `NVIDIA_VISIBLE_DEVICES=all`), and its RuntimeClass where the cluster has it. A profile with no known
+       leak to try is not-applicable.
+    3. Every such container must see no device.
+    """
     selection = accelerator(cluster, facts, run, evidence)
     profile = selection.profile
     image = images.for_run(run.settings)["ubuntu"]
