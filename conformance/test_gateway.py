@@ -2,21 +2,16 @@
 
 Proves `ai_inference`: a Gateway API implementation routes inference traffic by request header and by weight.
 
-Test plan:
-
-1. Choose the GatewayClass: `--gateway-class`, else the first Accepted one by name. The Gateway API CRDs not
-   Established at v1, no Accepted class, or a named one not Accepted: unknown; a named class that does not
-   exist is an error naming the classes found.
-2. *header-and-weight-routing:* two backends, A and B, each a Service and a pod; a Gateway of that class (HTTP
-   listener on port 80, as the Gateway API conformance suite's) and an HTTPRoute to both. The Gateway must be
-   `Programmed` and its HTTPRoute `Accepted`/`ResolvedRefs`. No node that runs containers: unknown.
-3. A client pod inside the cluster sends 200 plain and 20 `X-Gateway-Model-Name: b` requests: no marked
-   request may reach A, and B's share of the 80/20 split must lie in 10–30 %.
+Every behavioural probe first chooses the GatewayClass: `--gateway-class`, else the first Accepted one by
+name. The Gateway API CRDs (GatewayClasses, Gateways, HTTPRoutes) not Established at v1, no Accepted class, or
+a named one not Accepted: unknown; a named class that does not exist is an error naming the classes found.
 """
+
+from __future__ import annotations
 
 from kaic.areas import gateway, images, workloads
 from kaic.kube.conditions import is_ready
-from kaic.probe import Rule, Unknown, crds_in, probe, require
+from kaic.probe import Cluster, Facts, Recorder, Rule, RunContext, Unknown, crds_in, probe, require
 
 GATEWAY_RBAC = (
     Rule("", "pods", ("create", "get", "list", "watch", "delete")),
@@ -29,14 +24,17 @@ GATEWAY_RBAC = (
 
 
 @probe("ai_inference", "discovery", test="TestKaicDiscovery/AiInference", kind="discovery")
-def test_ai_inference_discovery(facts, evidence):
-    """Gateway API CRDs (with bundle version) and the GatewayClasses with their Accepted condition."""
+def test_ai_inference_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: AI inference, discovery
+    Description: Records the Gateway API CRDs (with their bundle version) and the GatewayClasses with their
+    Accepted condition; a record, never a verdict.
+    """
     require(facts, "crds", "gatewayClasses")
     evidence.add("fact", "gatewayApiCrds", crds_in(facts, "gateway.networking.k8s.io"))
     evidence.add("fact", "gatewayClasses", facts.get("gatewayClasses") or [])
 
 
-def gateway_class(facts, run, evidence) -> str:
+def gateway_class(facts: Facts, run: RunContext, evidence: Recorder) -> str:
     """The GatewayClass to route through (gateway.choose_class); none to use is unknown (nothing to judge)."""
     require(facts, "crds", "gatewayClasses")
     chosen, how = gateway.choose_class(facts, run.settings.gateway_class)
@@ -57,9 +55,24 @@ def gateway_class(facts, run, evidence) -> str:
     rbac=GATEWAY_RBAC,
     timeout_s=900,
 )
-def test_header_and_weight_routing(cluster, namespace, run, facts, evidence):
-    """Through a Gateway of the cluster's class, a model header routes to backend B and other requests split
-    80/20 between A and B, measured by a client pod inside the cluster."""
+def test_header_and_weight_routing(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: AI inference, routing by header and by weight
+    Description: Through a Gateway of the chosen class, every request carrying `X-Gateway-Model-Name: b` MUST
+    reach backend B, and other requests MUST split between backends A and B as the route's 80/20 weights say.
+
+    1. Choose the GatewayClass (above); no node that runs containers is unknown.
+    2. Two backends, A and B, each a Service; a Gateway of that class with an HTTP listener on port 80 (as the
+       Gateway API conformance suite's), and an HTTPRoute that sends the marked requests to B and splits the
+       others 80/20. The Gateway must be `Programmed` with an address within 300 s (one the implementation
+       marks not Accepted fails at once), and the HTTPRoute `Accepted` and `ResolvedRefs` by it within 60 s.
+    3. A pod behind each Service answers with its backend's name; both must be Ready within 120 s.
+    4. A client pod inside the cluster gives the address up to 60 s to answer at all, then sends 200 plain
+       and 20 marked requests and reports which backend answered each.
+    5. The address must answer, every request must be answered by a backend, no marked request may reach A,
+       and B's share of the answered plain requests must lie in 10–30 %.
+    """
     class_name = gateway_class(facts, run, evidence)
     nodes, tolerations = workloads.container_nodes(cluster, run.settings)
     if not nodes:
@@ -107,7 +120,9 @@ def test_header_and_weight_routing(cluster, namespace, run, facts, evidence):
     assert not found, f"GatewayClass {class_name}, Gateway address {address}: " + "; ".join(found)
 
 
-def backend_pod(name, labels, image, nodes, tolerations) -> dict:
+def backend_pod(
+    name: str, labels: dict[str, str], image: str, nodes: tuple[str, ...], tolerations: list[dict[str, str]]
+) -> dict:
     container = {
         "name": "server",
         "image": image,
@@ -129,7 +144,13 @@ def backend_pod(name, labels, image, nodes, tolerations) -> dict:
     return body
 
 
-def client_pod(labels, image, nodes, tolerations, address: str) -> dict:
+def client_pod(
+    labels: dict[str, str],
+    image: str,
+    nodes: tuple[str, ...],
+    tolerations: list[dict[str, str]],
+    address: str,
+) -> dict:
     container = {
         "name": "client",
         "image": image,

@@ -4,21 +4,12 @@ metrics.
 Proves `advanced_inference_ingress`: the Gateway API Inference Extension routes to a pool of model servers by
 their live state.
 
-Test plan:
-
-1. Detection: `inferencepools.inference.networking.k8s.io` serving `v1` and an Accepted GatewayClass
-   (`--gateway-class`, resolved as for `ai_inference`: a class that does not exist is an error); either
-   missing is unknown.
-2. *endpoint-picker:* three `inference-sim` pods (llm-d-inference-sim; `POD_NAME` makes it answer with
-   `x-inference-pod`) behind an InferencePool with the Inference Extension's endpoint picker (`inference-epp`,
-   with its own ServiceAccount and Role), `sim-0` reporting a 95 % full KV cache through `--fake-metrics`, the
-   others 5 %.
-3. A Gateway and HTTPRoute to the pool must be Programmed/Accepted; then 5 warm-up and 20 judged requests from
-   a client pod: every judged request must be answered 200 by a pool member and none by `sim-0`.
-4. *gaie-suite:* with `--gaie-conformance-dir`, `go test ./conformance -run TestConformance -args
-   --gateway-class=… --report-output=…` in that checkout; every profile of the report must be `success`.
-   Unset, this probe is not-applicable.
+Both behavioural probes detect what the requirement needs: `inferencepools.inference.networking.k8s.io`
+serving `v1`, and an Accepted GatewayClass (`--gateway-class`, chosen as for `ai_inference`: a class that does
+not exist is an error); either missing is unknown.
 """
+
+from __future__ import annotations
 
 import json
 import os
@@ -27,7 +18,19 @@ from pathlib import Path
 
 from kaic.areas import gateway, images, inference, workloads
 from kaic.kube.conditions import is_ready
-from kaic.probe import NotApplicable, ProbeError, Rule, Unknown, crds_in, probe, require
+from kaic.probe import (
+    Cluster,
+    Facts,
+    NotApplicable,
+    ProbeError,
+    Recorder,
+    Rule,
+    RunContext,
+    Unknown,
+    crds_in,
+    probe,
+    require,
+)
 
 SIMS = ("sim-0", "sim-1", "sim-2")
 SKEWED = SIMS[0]
@@ -55,8 +58,11 @@ RBAC = (
     test="TestKaicDiscovery/AdvancedInferenceIngress",
     kind="discovery",
 )
-def test_advanced_inference_ingress_discovery(facts, evidence):
-    """Gateway API Inference Extension CRDs (InferencePool and friends) and whether v1 is served."""
+def test_advanced_inference_ingress_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: Advanced inference ingress, discovery
+    Description: Records the Gateway API Inference Extension's CRDs (InferencePool and its companions) and
+    whether InferencePool v1 is served; a record, never a verdict.
+    """
     require(facts, "crds")
     evidence.add(
         "fact", "inferenceCrds", crds_in(facts, inference.POOL_GROUP, "inference.networking.x-k8s.io")
@@ -64,7 +70,7 @@ def test_advanced_inference_ingress_discovery(facts, evidence):
     evidence.add("fact", "inferencePoolV1", inference.pool_version(facts["crds"]) or "not served")
 
 
-def gateway_class(facts, run, evidence) -> str:
+def gateway_class(facts: Facts, run: RunContext, evidence: Recorder) -> str:
     """The GatewayClass to route through; unknown (the profile's text) when the API or a class is missing."""
     require(facts, "crds", "gatewayClasses")
     crds = crds_in(facts, inference.POOL_GROUP, "inference.networking.x-k8s.io")
@@ -92,7 +98,14 @@ def gateway_class(facts, run, evidence) -> str:
     return chosen["name"]
 
 
-def sim_pod(name, run, image, kv_cache: float, nodes, tolerations) -> dict:
+def sim_pod(
+    name: str,
+    run: RunContext,
+    image: str,
+    kv_cache: float,
+    nodes: tuple[str, ...],
+    tolerations: list[dict[str, str]],
+) -> dict:
     container = {
         "name": "sim",
         "image": image,
@@ -117,7 +130,9 @@ def sim_pod(name, run, image, kv_cache: float, nodes, tolerations) -> dict:
     )
 
 
-def picker_objects(namespace, run, image, nodes, tolerations) -> list[tuple[str, dict]]:
+def picker_objects(
+    namespace: str, run: RunContext, image: str, nodes: tuple[str, ...], tolerations: list[dict[str, str]]
+) -> list[tuple[str, dict]]:
     """The endpoint picker as the Inference Extension deploys it: service account, role, pod and service."""
     meta = {"name": "epp", "labels": run.labels}
     rules = [
@@ -185,7 +200,7 @@ def picker_objects(namespace, run, image, nodes, tolerations) -> list[tuple[str,
     ]
 
 
-def routing_objects(namespace, run, class_name) -> list[tuple[str, dict]]:
+def routing_objects(namespace: str, run: RunContext, class_name: str) -> list[tuple[str, dict]]:
     """InferencePool over the sims, and a Gateway whose HTTPRoute sends everything to the pool."""
     pool = {
         "apiVersion": f"{inference.POOL_GROUP}/v1",
@@ -233,9 +248,25 @@ def routing_objects(namespace, run, class_name) -> list[tuple[str, dict]]:
     rbac=RBAC,
     timeout_s=600,
 )
-def test_endpoint_picker(cluster, namespace, run, facts, evidence):
-    """Requests through a Gateway to an InferencePool of three model servers are answered, and the endpoint
-    picker never sends one to the server whose KV cache is reported nearly full."""
+def test_endpoint_picker(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Advanced inference ingress, the endpoint picker avoids a loaded server
+    Description: Requests through a Gateway to an InferencePool of three model servers MUST be answered by
+    members of the pool, and the endpoint picker MUST NOT send any to the server whose KV cache is reported
+    nearly full.
+
+    1. Detect the InferencePool API and the GatewayClass (above); no node that runs containers is unknown.
+    2. Three `inference-sim` pods (llm-d-inference-sim; `POD_NAME` makes it answer with `x-inference-pod`),
+       `sim-0` reporting a 95 % full KV cache through `--fake-metrics`, the others 5 %; the Inference
+       Extension's endpoint picker (`inference-epp`, with its own ServiceAccount and Role) and its Service; an
+       InferencePool over the sims whose picker fails closed; a Gateway of the class and an HTTPRoute to the
+       pool. Each sim and the picker must be Ready within 300 s.
+    3. The Gateway must be `Programmed` with an address within 180 s, and the HTTPRoute and the InferencePool
+       `Accepted` and `ResolvedRefs` by it within 120 s each.
+    4. A client pod sends 5 warm-up and 20 judged requests through the Gateway: every judged request must be
+       answered 200 by a pool member, and none by `sim-0`.
+    """
     class_name = gateway_class(facts, run, evidence)
     refs = images.for_run(run.settings)
     nodes, tolerations = workloads.container_nodes(cluster, run.settings)
@@ -284,8 +315,18 @@ def test_endpoint_picker(cluster, namespace, run, facts, evidence):
     rbac=(),
     timeout_s=1800,
 )
-def test_gaie_suite(run, facts, evidence):
-    """The Gateway API Inference Extension's own conformance suite, run from the user's checkout, passes."""
+def test_gaie_suite(run: RunContext, facts: Facts, evidence: Recorder) -> None:
+    """Testname: Advanced inference ingress, the Inference Extension's own conformance suite
+    Description: The Gateway API Inference Extension's conformance suite, run from the user's checkout
+    against the chosen GatewayClass, MUST pass every profile.
+
+    1. Without `--gaie-conformance-dir` the probe is not-applicable (endpoint-picker judges the requirement
+       alone); then detect the InferencePool API and the GatewayClass (above). Any `--context` is an error:
+       the suite reads the kubeconfig's current context.
+    2. `go test ./conformance -run TestConformance -timeout 25m -args --gateway-class=… --report-output=…`
+       runs in that checkout; a suite that cannot run, or writes no report, is an error.
+    3. Every profile of the report must be `success` at its core, and go test must exit 0.
+    """
     suite = run.settings.network.gaie_conformance_dir
     if not suite:
         raise NotApplicable(
