@@ -3,22 +3,18 @@
 Proves `disaggregated_inference`: an inference service split into separately scaled roles (such as prefill and
 decode) answers a request that passes through every role.
 
-Test plan:
-
-1. kaic deploys no serving stack of its own: `--disaggregated-namespace`, `--disaggregated-role` selectors
-   (llm-d's prefill and decode by default) and `--disaggregated-endpoint` name the user's stack. Without a
-   namespace the probe is unknown and names the role pods it found anywhere.
-2. *request-through-roles:* every role needs a Running pod (else failed); no `--disaggregated-endpoint`:
-   unknown after that check.
-3. A client pod sends one request with a unique `x-request-id`, which must be answered 200 and appear (as a
-   whole token) in the recent logs of a pod of every role (any container).
+kaic deploys no serving stack of its own: `--disaggregated-namespace`, `--disaggregated-role` selectors
+(llm-d's prefill and decode by default) and `--disaggregated-endpoint` name the user's stack.
 """
+
+from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 from kaic.areas import images, inference, workloads
-from kaic.probe import Rule, Unknown, crds_in, probe, require
+from kaic.probe import Cluster, Facts, Recorder, Rule, RunContext, Unknown, crds_in, probe, require
 
 SERVING_GROUPS = ("llm-d.ai", "leaderworkerset.x-k8s.io", "nvidia.com")
 RBAC = (
@@ -33,13 +29,16 @@ RBAC = (
 @probe(
     "disaggregated_inference", "discovery", test="TestKaicDiscovery/DisaggregatedInference", kind="discovery"
 )
-def test_disaggregated_inference_discovery(facts, evidence):
-    """Disaggregated-serving stacks known by their CRDs (llm-d, LeaderWorkerSet, Dynamo)."""
+def test_disaggregated_inference_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: Disaggregated inference, discovery
+    Description: Records the CRDs of disaggregated-serving stacks (llm-d, LeaderWorkerSet, Dynamo); a record,
+    never a verdict.
+    """
     require(facts, "crds")
     evidence.add("fact", "servingCrds", crds_in(facts, *SERVING_GROUPS))
 
 
-def role_pods(cluster, namespace, roles: dict[str, str]) -> dict[str, list[str]]:
+def role_pods(cluster: Cluster, namespace: str, roles: dict[str, str]) -> dict[str, list[str]]:
     """Running pods of each role (namespace "" = every namespace, as namespace/name)."""
     found = {}
     for role, selector in roles.items():
@@ -65,9 +64,20 @@ def role_pods(cluster, namespace, roles: dict[str, str]) -> dict[str, list[str]]
     rbac=RBAC,
     timeout_s=420,
 )
-def test_request_through_roles(cluster, namespace, run, facts, evidence):
-    """Every role has a Running pod, and one request with a unique x-request-id is answered 200 and logged by
-    a pod of every role."""
+def test_request_through_roles(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Disaggregated inference, one request through every role
+    Description: Every role of the named serving stack MUST have a Running pod, and one request with a unique
+    `x-request-id` MUST be answered 200 and logged by a pod of every role.
+
+    1. Without `--disaggregated-namespace` the probe is unknown, naming the Running role pods it found in any
+       namespace.
+    2. Every role must have a Running pod in that namespace; no `--disaggregated-endpoint` is then unknown.
+    3. A client pod sends one completion request with a unique `x-request-id` to the endpoint (the model of
+       `--disaggregated-model`, else the first the endpoint lists); it must be answered 200.
+    4. The id must appear, as a whole token, in the recent log (any container) of a Running pod of every role.
+    """
     require(facts, "crds")
     roles = inference.parse_roles(run.settings.disaggregated.roles)
     target_ns = run.settings.disaggregated.namespace
@@ -126,7 +136,7 @@ def test_request_through_roles(cluster, namespace, run, facts, evidence):
     assert not problems, f"{endpoint}: {'; '.join(problems)}"
 
 
-def pod_logs(cluster, namespace, name, since_s):
+def pod_logs(cluster: Cluster, namespace: str, name: str, since_s: int) -> Iterator[str]:
     """Each container's recent log (serving pods often put a routing sidecar beside the model server)."""
     pod = cluster.get(workloads.pods_path(namespace, name))
     for container in pod["spec"]["containers"]:
