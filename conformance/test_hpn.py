@@ -4,23 +4,33 @@ interface.
 Proves `high_performance_networking` (conditional: platform): where the platform offers fast pod-to-pod
 networking, the extra network devices can be claimed and carry traffic.
 
-Test plan:
-
-1. Detection, in order: a DRA driver publishing network devices (`dra.net`, or attributes such as `rdma`,
-   `ifName`), a NetworkAttachmentDefinition, `rdma/*` resources; none is not-applicable with that trail,
-   `rdma/*` alone is unknown.
-2. *secondary-interface:* a pod claims a device by the driver's boolean attribute (`--network-attribute`, rdma
-   by default), for DraNet `"rdma" in device.attributes["dra.net"] && device.attributes["dra.net"].rdma ==
-   true` (or attaches the NetworkAttachmentDefinition); the allocated device must publish the attribute true
-   and the pod must report an IPv4 interface besides its pod network.
-3. Where another node can hold such a pod, 1 MiB sent from there to the secondary address must raise that
-   interface's receive counter.
-4. *unmatched-claim (⊖):* a claim of the same class no device matches leaves its pod unbound with
-   FailedScheduling and the claim unallocated.
+Every behavioural probe first detects the stack, taking the first found of: a DRA driver publishing network
+devices (`dra.net`, or one whose devices publish attributes such as `rdma` or `ifName`), a
+NetworkAttachmentDefinition (`--network-attachment`, else the first defined), `rdma/*` resources; none of them
+is not-applicable, with that trail. It is unknown where the DRA driver publishes no `--network-attribute`
+attribute (`rdma` by default) or no DeviceClass selects it (`--network-device-class` names one), where the
+NetworkAttachmentDefinition API defines no network, and where only `rdma/*` resources exist (they give a pod
+no interface kaic can observe).
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 from kaic.areas import hpn, images, workloads
-from kaic.probe import NotApplicable, Rule, Unknown, crds_in, probe, require
+from kaic.probe import (
+    Cluster,
+    Facts,
+    NotApplicable,
+    Recorder,
+    Rule,
+    RunContext,
+    Unknown,
+    crds_in,
+    probe,
+    require,
+)
 
 NAD_CRD = f"network-attachment-definitions.{hpn.MULTUS_GROUP}"
 RBAC = (
@@ -36,13 +46,16 @@ RBAC = (
     test="TestKaicDiscovery/HighPerformanceNetworking",
     kind="discovery",
 )
-def test_high_performance_networking_discovery(facts, evidence):
-    """Secondary-network signs: DRA network drivers, NetworkAttachmentDefinitions, RDMA resources."""
+def test_high_performance_networking_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: High-performance networking, discovery
+    Description: Records the signs of a secondary network: DRA drivers publishing network devices,
+    NetworkAttachmentDefinition CRDs and `rdma/*` resources per node; a record, never a verdict.
+    """
     require(facts, "crds", "nodes", "resourceSlices")
     evidence.add("fact", "networking", signs(facts))
 
 
-def signs(facts) -> dict:
+def signs(facts: Facts) -> dict[str, Any]:
     rdma = {
         n["name"]: sorted(r for r in n["extendedResources"] if r.startswith("rdma/"))
         for n in facts["nodes"]["withExtendedResources"]
@@ -54,7 +67,7 @@ def signs(facts) -> dict:
     }
 
 
-def stack(cluster, facts, run, evidence) -> hpn.Stack:
+def stack(cluster: Cluster, facts: Facts, run: RunContext, evidence: Recorder) -> hpn.Stack:
     """The stack to judge, or not-applicable/unknown with the discovery trail."""
     require(facts, "crds", "nodes", "resourceSlices", "deviceClasses")
     found = signs(facts)
@@ -108,8 +121,15 @@ def stack(cluster, facts, run, evidence) -> hpn.Stack:
     )
 
 
-def net_pod(name, run, chosen: hpn.Stack, nodes, tolerations, env) -> dict:
-    container = {
+def net_pod(
+    name: str,
+    run: RunContext,
+    chosen: hpn.Stack,
+    nodes: tuple[str, ...],
+    tolerations: list[dict[str, str]],
+    env: dict[str, str],
+) -> dict:
+    container: dict[str, Any] = {
         "name": "net",
         "image": images.for_run(run.settings)["busybox"],
         "command": ["sh", "-c", hpn.SCRIPT],
@@ -126,10 +146,10 @@ def net_pod(name, run, chosen: hpn.Stack, nodes, tolerations, env) -> dict:
     return body
 
 
-def first_view(cluster, namespace, name, timeout_s, evidence) -> hpn.View:
+def first_view(cluster: Cluster, namespace: str, name: str, timeout_s: float, evidence: Recorder) -> hpn.View:
     """The pod's first report, read from its log while it keeps running (it may be serving)."""
 
-    def reported(pod):
+    def reported(pod: dict[str, Any]) -> str | None:
         if (pod.get("status") or {}).get("phase") not in ("Running", "Succeeded", "Failed"):
             return None
         log = workloads.pod_log(cluster, namespace, name)
@@ -147,7 +167,9 @@ def first_view(cluster, namespace, name, timeout_s, evidence) -> hpn.View:
     return hpn.parse_views(log)[0]
 
 
-def peer_nodes(facts, chosen: hpn.Stack, container_nodes, server_node) -> tuple[str, ...]:
+def peer_nodes(
+    facts: Facts, chosen: hpn.Stack, container_nodes: Sequence[str], server_node: str
+) -> tuple[str, ...]:
     """Other nodes a client can run on: for a DRA driver, only nodes its pools publish devices for."""
     if chosen.kind == "dra":
         pools = (facts.get("resourceSlices") or {})[chosen.driver]["pools"].values()
@@ -164,9 +186,24 @@ def peer_nodes(facts, chosen: hpn.Stack, container_nodes, server_node) -> tuple[
     rbac=RBAC,
     timeout_s=600,
 )
-def test_secondary_interface(cluster, namespace, run, facts, evidence):
-    """A pod given a network device (a claim on the driver's rdma attribute, or a NetworkAttachmentDefinition)
-    lands on a matching device, sees a second interface, and carries traffic from another node over it."""
+def test_secondary_interface(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: High-performance networking, a working secondary interface
+    Description: A pod given a network device (a claim on the driver's boolean attribute, or a
+    NetworkAttachmentDefinition) MUST land on a matching device and see an interface besides its pod network,
+    and that interface MUST carry traffic from another node.
+
+    1. Detect the stack (above).
+    2. A server pod claims a device by the attribute, for DraNet `"rdma" in device.attributes["dra.net"] &&
+       device.attributes["dra.net"].rdma == true` (or attaches the NetworkAttachmentDefinition); every device
+       allocated to it must publish the attribute as true. A node that runs no containers is then unknown.
+    3. Within 180 s the pod must report an IPv4 interface besides loopback and the one holding its pod IP.
+    4. Where another node that runs containers can hold such a pod (for a DRA driver, one its pools publish
+       devices for), a client pod there sends 1 MiB to the secondary address: it must succeed, and the
+       server's receive counter on that interface must rise by at least as much. With no such node, a
+       warning says cross-node traffic was not checked.
+    """
     chosen = stack(cluster, facts, run, evidence)
     evidence.add("fact", "stack", vars(chosen))
     nodes, tolerations = workloads.container_nodes(cluster, run.settings)
@@ -238,8 +275,19 @@ def test_secondary_interface(cluster, namespace, run, facts, evidence):
     rbac=RBAC,
     timeout_s=180,
 )
-def test_unmatched_claim(cluster, namespace, run, facts, evidence):
-    """A network claim no device matches leaves its pod Pending with FailedScheduling, unallocated."""
+def test_unmatched_claim(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: High-performance networking, an unmatched network claim stays pending (⊖)
+    Description: A pod whose network claim no device matches MUST NOT be bound, and its claim MUST NOT be
+    allocated.
+
+    1. Detect the stack (above); one without DRA claims (a NetworkAttachmentDefinition) is not-applicable.
+    2. A claim template of the chosen DeviceClass selects `device.driver == "unmatched.kaic.dev"`; a pod
+       claims from it.
+    3. The scheduler must report FailedScheduling within 90 s; the pod must be unbound and no claim in the
+       namespace allocated.
+    """
     chosen = stack(cluster, facts, run, evidence)
     if chosen.kind != "dra":
         raise NotApplicable(f"the {chosen.kind} stack has no claims; the unmatched-claim case is DRA's")
@@ -247,7 +295,7 @@ def test_unmatched_claim(cluster, namespace, run, facts, evidence):
         workloads.dra_path(namespace, "resourceclaimtemplates"),
         workloads.claim_template("net", run.labels, chosen.device_class, hpn.UNMATCHED_SELECTOR),
     )
-    container = {
+    container: dict[str, Any] = {
         "name": "main",
         "image": images.for_run(run.settings)["pause"],
         "securityContext": workloads.RESTRICTED,
