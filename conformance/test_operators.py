@@ -9,22 +9,10 @@ names the operator's webhook, and does not count success that a node without con
 Proves `robust_controller`: an AI operator with its own CRDs and admission webhook is installed and working:
 it rejects invalid objects and reconciles valid ones.
 
-Test plan. A profile per operator says how to recognise it (its CRDs; its validating webhook by the webhook's
-entry name, whatever the configuration is called), a valid object, an invalid one that the CRD schema accepts
-but the operator's webhook must deny, and what success means. No supported operator installed (or not the one
-`--operator` names), or the runtime absent, is unknown.
-
-1. *operator-pods-ready:* every pod behind the webhook's Service is Ready (within `--operator-ready-timeout`).
-2. *crds-established:* every CRD of the profile is Established.
-3. *webhook-serving:* the webhook has a rule for creating the probed kind, a `caBundle`, and its Service has
-   ready endpoints.
-4. *webhook-rejects-invalid (⊖):* the invalid object is denied and the denial names the operator's webhook
-   (`admission webhook "<name>" denied the request`). Admitted, or refused because a webhook on its path
-   cannot be called, fails; refused by anything else (the schema, another admission plugin) is an error: the
-   webhook was not exercised.
-5. *controller-reconciles (⊕):* the valid object is admitted and reaches success within
-   `--operator-reconcile-timeout`; success whose pods ran on nodes that run no containers (kwok) is unknown,
-   never a pass.
+A profile per operator says how to recognise it (its CRDs; its validating webhook by the webhook's entry name,
+whatever the configuration is called), a valid object, an invalid one that the CRD schema accepts but the
+operator's webhook must deny, and what success means. A behavioural probe that finds no supported operator
+installed (or not the one `--operator` names) is unknown.
 """
 
 from __future__ import annotations
@@ -37,7 +25,18 @@ from kubernetes.client.exceptions import ApiException
 from kaic.areas import images, operators, policy, workloads
 from kaic.kube.client import describe_error
 from kaic.kube.conditions import is_ready
-from kaic.probe import ProbeError, Rule, Unknown, crds_in, probe, require
+from kaic.probe import (
+    Cluster,
+    Facts,
+    ProbeError,
+    Recorder,
+    Rule,
+    RunContext,
+    Unknown,
+    crds_in,
+    probe,
+    require,
+)
 from kaic.settings import Operator
 
 OPERATOR_GROUPS = (
@@ -69,13 +68,16 @@ OBJECTS = tuple(f"{p.resource.group}/{p.resource.plural}" for p in operators.PRO
 
 
 @probe("robust_controller", "discovery", test="TestKaicDiscovery/RobustController", kind="discovery")
-def test_robust_controller_discovery(facts, evidence):
-    """AI operators known by their CRDs (Kubeflow Trainer, KubeRay, KServe, Dynamo, NIM, Slinky)."""
+def test_robust_controller_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: Robust controller, discovery
+    Description: Records the CRDs of the AI operators kaic knows (Kubeflow Trainer, KubeRay, KServe, Dynamo,
+    NIM, Slinky); a record, never a verdict.
+    """
     require(facts, "crds")
     evidence.add("fact", "operatorCrds", crds_in(facts, *OPERATOR_GROUPS))
 
 
-def chosen(facts, run, evidence) -> tuple[operators.OperatorProfile, Operator]:
+def chosen(facts: Facts, run: RunContext, evidence: Recorder) -> tuple[operators.OperatorProfile, Operator]:
     """The operator to judge; none installed (or not the one asked for) is unknown: it could be installed."""
     require(facts, "crds")
     settings = run.settings.operator
@@ -87,11 +89,13 @@ def chosen(facts, run, evidence) -> tuple[operators.OperatorProfile, Operator]:
     return profile, settings
 
 
-def webhook_of(cluster, profile: operators.OperatorProfile) -> tuple[str, dict[str, Any]] | None:
+def webhook_of(cluster: Cluster, profile: operators.OperatorProfile) -> tuple[str, dict[str, Any]] | None:
     return operators.find_webhook(cluster.list(WEBHOOKS), profile.validator)
 
 
-def operator_pods(cluster, profile: operators.OperatorProfile, evidence) -> tuple[str, str, list[dict]]:
+def operator_pods(
+    cluster: Cluster, profile: operators.OperatorProfile, evidence: Recorder
+) -> tuple[str, str, list[dict]]:
     """(namespace, selector, pods) of the operator: the pods behind its webhook's Service."""
     found = webhook_of(cluster, profile)
     assert found is not None, (
@@ -135,8 +139,17 @@ def operator_pods(cluster, profile: operators.OperatorProfile, evidence) -> tupl
     rbac=INSTALLATION_RBAC,
     timeout_s=660,
 )
-def test_operator_pods_ready(cluster, run, facts, evidence):
-    """Every pod behind the operator's webhook Service is Ready (within --operator-ready-timeout)."""
+def test_operator_pods_ready(cluster: Cluster, run: RunContext, facts: Facts, evidence: Recorder) -> None:
+    """Testname: Robust controller, operator pods Ready
+    Description: Every pod behind the operator's validating webhook Service MUST be Ready within
+    `--operator-ready-timeout`.
+
+    1. Choose the operator (above).
+    2. Its pods are those its webhook's Service selects: no such webhook, a webhook that calls a URL instead
+       of a Service, or a Service that does not exist fails; a Service that selects no pods (its endpoints
+       managed by hand) is unknown.
+    3. Pods must match that selector, and all be Ready within `--operator-ready-timeout`.
+    """
     profile, settings = chosen(facts, run, evidence)
     namespace, selector, pods = operator_pods(cluster, profile, evidence)
     deadline = time.monotonic() + settings.ready_timeout_s
@@ -163,8 +176,13 @@ def test_operator_pods_ready(cluster, run, facts, evidence):
     rbac=(Rule("apiextensions.k8s.io", "customresourcedefinitions", ("get",), namespaced=False),),
     timeout_s=60,
 )
-def test_crds_established(cluster, run, facts, evidence):
-    """Every CRD of the operator is registered and Established."""
+def test_crds_established(cluster: Cluster, run: RunContext, facts: Facts, evidence: Recorder) -> None:
+    """Testname: Robust controller, CRDs Established
+    Description: Every CRD of the operator's profile MUST be registered and Established.
+
+    1. Choose the operator (above).
+    2. Each CRD of the profile must exist with its `Established` condition True.
+    """
     profile, _ = chosen(facts, run, evidence)
     state = {}
     for name in profile.crds:
@@ -184,9 +202,15 @@ def test_crds_established(cluster, run, facts, evidence):
     rbac=INSTALLATION_RBAC,
     timeout_s=60,
 )
-def test_webhook_serving(cluster, run, facts, evidence):
-    """The operator's validating webhook is configured for its kind, trusts a CA bundle, and its Service has
-    ready endpoints."""
+def test_webhook_serving(cluster: Cluster, run: RunContext, facts: Facts, evidence: Recorder) -> None:
+    """Testname: Robust controller, webhook serving
+    Description: The operator's validating webhook MUST be configured for creating its kind and trust a CA
+    bundle, and, where it calls a Service, that Service MUST have ready endpoints.
+
+    1. Choose the operator (above).
+    2. The webhook must be configured, with a rule for creating the probed kind and a `caBundle`.
+    3. Where it calls a Service, that Service's EndpointSlices must hold a ready endpoint.
+    """
     profile, _ = chosen(facts, run, evidence)
     found = webhook_of(cluster, profile)
     assert found is not None, (
@@ -230,9 +254,20 @@ def test_webhook_serving(cluster, run, facts, evidence):
     rbac=OBJECT_RBAC,
     timeout_s=60,
 )
-def test_webhook_rejects_invalid(cluster, namespace, run, facts, evidence):
-    """An object the schema accepts but the operator's rules forbid is denied by the operator's webhook, by
-    name (neither a schema error nor a webhook that cannot be called counts)."""
+def test_webhook_rejects_invalid(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Robust controller, webhook rejects an invalid object (⊖)
+    Description: An object the CRD schema accepts but the operator's rules forbid MUST be denied by the
+    operator's own webhook, by name.
+
+    1. Choose the operator (above).
+    2. The profile's invalid object is created in the probe's namespace.
+    3. It must be denied, and the denial must name the operator's webhook (`admission webhook "<name>" denied
+       the request`). Admitted (then deleted), or refused because a webhook on its path cannot be called,
+       fails; refused by anything else (the schema, another admission plugin) is an error: the webhook was
+       not exercised.
+    """
     profile, _ = chosen(facts, run, evidence)
     body = profile.invalid("kaic-invalid", run.labels, images.for_run(run.settings))
     path = profile.resource.path(namespace)
@@ -270,9 +305,22 @@ def test_webhook_rejects_invalid(cluster, namespace, run, facts, evidence):
     images=("ray",),
     timeout_s=660,
 )
-def test_controller_reconciles(cluster, namespace, run, facts, evidence):
-    """A valid object is admitted and the controller drives it to success (a TrainJob: Complete, its pods run
-    to completion) within --operator-reconcile-timeout."""
+def test_controller_reconciles(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Robust controller, controller reconciles a valid object (⊕)
+    Description: A valid object MUST be admitted and the controller MUST drive it to success (a TrainJob:
+    Complete, its pods run to completion) within `--operator-reconcile-timeout`.
+
+    1. Choose the operator (above); a runtime the profile needs (`--operator-runtime`, else its default) that
+       does not exist is unknown.
+    2. The profile's valid object is created: refused by the cluster's policy (not the operator's webhook) is
+       unknown; refused otherwise fails.
+    3. It is watched until the controller reports success or failure, within `--operator-reconcile-timeout`;
+       between watch spans the namespace's pods are checked, so that policy holding them ends the wait as
+       unknown and an image that cannot be pulled as an error. Failure, or no success in time, fails.
+    4. Success whose pods ran on nodes that run no containers (kwok) is unknown, never a pass.
+    """
     profile, settings = chosen(facts, run, evidence)
     runtime = settings.runtime or profile.default_runtime
     if profile.runtime and cluster.get_or_none(profile.runtime.path(name=runtime)) is None:
