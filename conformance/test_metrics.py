@@ -6,27 +6,13 @@ query API must report the number of requests the workload really served.
 Proves `ai_service_metrics` (a monitoring system collects the metrics a workload exposes) and
 `accelerator_metrics` (an exporter publishes per-device accelerator metrics).
 
-Test plan:
-
-1. *ai_service_metrics, collects-service-metrics:* find the query API (`--metrics-query-url`, else
-   `--prometheus-service`, else a Prometheus Service found by name, `prometheus-operated` first, and port,
-   `web`/`http`/9090, queried through the API server's `services/proxy`); none, or one that does not answer
-   `vector(1)` with 1: unknown. No node that runs containers: unknown.
-2. A small inference-shaped workload (busybox httpd with a CGI script) serves a request counter, a latency
-   histogram and a queue-depth gauge labelled with the run id; it is registered with the platform's monitoring
-   (a PodMonitor when the Prometheus Operator is installed, a PodMonitoring when Google managed Prometheus is,
-   the `prometheus.io` scrape annotations always). kaic sends exactly K requests through the API server's pod
-   proxy; the query API must report exactly K for the run's counter, and the workload's scrape target must be
-   up.
-3. *accelerator_metrics, per-device-series:* the exporter of the accelerators found (DCGM, AMD's
-   device-metrics-exporter, Intel Gaudi): its `/metrics` (`--metrics-endpoint`, else a Service that looks like
-   the vendor's exporter, read through the API server's proxy) must carry utilisation and memory series (the
-   exporter's names, or `--metrics-utilization-metric`/`--metrics-memory-metric`) for every device found, each
-   labelled with its device.
-4. *accelerator_metrics, utilisation-under-load* (certified mode only: it runs real work on a real
-   accelerator): a pod loads the one device it claims (a CUDA sample on `nvidia`); the exporter on its node
-   must report that device's utilisation rising above its idle reading. A profile kaic knows no load for, or a
-   node that runs no containers: unknown.
+The `accelerator_metrics` probes apply only where accelerators are (none at all: not-applicable) and choose
+one accelerator profile and allocation path (`--accelerator-profile`, `--allocation-mode`; accelerators kaic
+does not recognise are unknown). They read the `/metrics` of the vendor's exporter (DCGM, AMD's
+device-metrics-exporter, Intel Gaudi): `--metrics-endpoint`, else a Service that looks like the vendor's
+exporter, read through the API server's proxy; no exporter kaic knows for the profile, or no such Service, is
+unknown. Utilisation and memory series are told apart by the exporter's names, or by
+`--metrics-utilization-metric` and `--metrics-memory-metric`.
 """
 
 from __future__ import annotations
@@ -37,9 +23,19 @@ import urllib.parse
 import urllib.request
 
 from kaic.areas import accelerators, images, metrics, workloads
-from kaic.kube.client import Cluster
 from kaic.kube.conditions import is_ready
-from kaic.probe import ProbeError, Recorder, Rule, Unknown, crds_in, probe, require
+from kaic.probe import (
+    Cluster,
+    Facts,
+    ProbeError,
+    Recorder,
+    Rule,
+    RunContext,
+    Unknown,
+    crds_in,
+    probe,
+    require,
+)
 from kaic.settings import Metrics
 
 MONITORING_GROUPS = ("monitoring.coreos.com", "monitoring.googleapis.com")
@@ -102,16 +98,22 @@ ACCELERATOR_RBAC = (
 
 
 @probe("accelerator_metrics", "discovery", test="TestKaicDiscovery/AcceleratorMetrics", kind="discovery")
-def test_accelerator_metrics_discovery(facts, evidence):
-    """Monitoring stacks that could scrape accelerator exporters, and the accelerator nodes to cover."""
+def test_accelerator_metrics_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: Accelerator metrics, discovery
+    Description: Records the monitoring CRDs (Prometheus Operator, Google managed Prometheus) that could
+    scrape accelerator exporters, and the nodes with extended resources to cover; a record, never a verdict.
+    """
     require(facts, "crds", "nodes")
     evidence.add("fact", "monitoringCrds", crds_in(facts, *MONITORING_GROUPS))
     evidence.add("fact", "acceleratorNodes", [n["name"] for n in facts["nodes"]["withExtendedResources"]])
 
 
 @probe("ai_service_metrics", "discovery", test="TestKaicDiscovery/AiServiceMetrics", kind="discovery")
-def test_ai_service_metrics_discovery(facts, evidence):
-    """Monitoring systems that can collect a workload's own metrics (operator CRDs, metrics APIs)."""
+def test_ai_service_metrics_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: AI service metrics, discovery
+    Description: Records what could collect a workload's own metrics: the monitoring CRDs and the
+    APIServices of metrics APIs; a record, never a verdict.
+    """
     require(facts, "crds", "apiServices")
     evidence.add("fact", "monitoringCrds", crds_in(facts, *MONITORING_GROUPS))
     evidence.add("fact", "metricsApiServices", [s for s in facts["apiServices"] if "metrics" in s["name"]])
@@ -126,8 +128,28 @@ def test_ai_service_metrics_discovery(facts, evidence):
     rbac=SERVICE_RBAC,
     timeout_s=600,
 )
-def test_collects_service_metrics(cluster, namespace, run, facts, evidence):
-    """K requests to a workload's counter must reach the monitoring system's query API as exactly K."""
+def test_collects_service_metrics(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: AI service metrics, the exact request count collected
+    Description: The monitoring system MUST collect the metrics a workload exposes: after K requests to the
+    workload, its query API MUST report exactly K for the workload's request counter, and the workload's
+    scrape target MUST be up.
+
+    1. Find the query API: `--metrics-query-url`, else `--prometheus-service` (one that does not exist is an
+       error), else a Prometheus Service found by name (`prometheus-operated` first) and port (`web`, `http`
+       or 9090), queried through the API server's `services/proxy`. None, or one that does not answer
+       `vector(1)` with 1, is unknown; so is no node that runs containers.
+    2. A small inference-shaped workload (busybox httpd with a CGI script) serves a request counter, a latency
+       histogram and a queue-depth gauge labelled with the run id. It is registered with the platform's
+       monitoring: a PodMonitor (labelled as the installed Prometheus objects select them) when the Prometheus
+       Operator is installed, a PodMonitoring when Google managed Prometheus is, the `prometheus.io` scrape
+       annotations always. It must be Ready within 180 s.
+    3. kaic sends exactly K = 10 requests through the API server's pod proxy; the workload must count them 1
+       to K.
+    4. Within 180 s the query API must report exactly K for the run's counter (the largest of its series, so
+       a target two scrape jobs read counts once), and `up` of the workload's target must be 1.
+    """
     require(facts, "crds")
     query = QueryApi.find(cluster, run.settings.metrics, evidence)
     assert_query_works(query)
@@ -187,7 +209,7 @@ class QueryApi:
     """A Prometheus-compatible HTTP query API: --metrics-query-url, or a Prometheus Service through the API
     server's services/proxy (reachable wherever kaic's kubeconfig is)."""
 
-    def __init__(self, cluster, base: str, through_api_server: bool) -> None:
+    def __init__(self, cluster: Cluster, base: str, through_api_server: bool) -> None:
         self.cluster, self.base, self.through_api_server = cluster, base.rstrip("/"), through_api_server
 
     @classmethod
@@ -200,7 +222,7 @@ class QueryApi:
             service = cluster.get_or_none(f"/api/v1/namespaces/{namespace}/services/{name}")
             if service is None:
                 raise ProbeError(f"--prometheus-service {named}: no such Service")
-            found = (
+            found: tuple[str, str, int] | None = (
                 namespace,
                 name,
                 port or metrics.query_port(service) or service["spec"]["ports"][0]["port"],
@@ -249,7 +271,9 @@ def assert_query_works(query: QueryApi) -> None:
         raise Unknown(f"the query API at {query.base} answers vector(1) with {one}")
 
 
-def server_pod(run, nodes: tuple[str, ...], tolerations: list[dict[str, str]], image: str) -> dict:
+def server_pod(
+    run: RunContext, nodes: tuple[str, ...], tolerations: list[dict[str, str]], image: str
+) -> dict:
     container = {
         "name": "server",
         "image": image,
@@ -270,7 +294,7 @@ def server_pod(run, nodes: tuple[str, ...], tolerations: list[dict[str, str]], i
     return body
 
 
-def monitor_labels(cluster) -> dict[str, str]:
+def monitor_labels(cluster: Cluster) -> dict[str, str]:
     """Labels the installed Prometheus objects select PodMonitors by (an unselected monitor is never read)."""
     labels: dict[str, str] = {}
     for prometheus in cluster.list("/apis/monitoring.coreos.com/v1/prometheuses"):
@@ -310,7 +334,7 @@ def pod_proxy(namespace: str) -> str:
     return f"/api/v1/namespaces/{namespace}/pods/{NAME}:{PORT}/proxy"
 
 
-def infer(cluster, namespace: str) -> int:
+def infer(cluster: Cluster, namespace: str) -> int:
     """One request, as a client would send it (no exec); the answer is the workload's count so far."""
     return int(cluster.request_bytes("GET", f"{pod_proxy(namespace)}/cgi-bin/infer").decode().strip())
 
@@ -321,8 +345,16 @@ def infer(cluster, namespace: str) -> int:
     test="TestKaicAcceleratorMetrics/PerDeviceUtilisationAndMemory",
     rbac=ACCELERATOR_RBAC,
 )
-def test_per_device_series(cluster, run, facts, evidence):
-    """Every accelerator found has utilisation and memory series labelled with its device."""
+def test_per_device_series(cluster: Cluster, run: RunContext, facts: Facts, evidence: Recorder) -> None:
+    """Testname: Accelerator metrics, utilisation and memory per device
+    Description: The accelerators' exporter MUST publish a utilisation and a memory series for every device,
+    each labelled with its device.
+
+    1. Choose the profile and path, and read the exporter's `/metrics` once (above).
+    2. No utilisation or memory series may lack a device label, every device with one of them must have the
+       other, and at least as many devices must have both as the fewest any accelerator node of the selection
+       offers (one read reaches one exporter instance, and an exporter runs per node).
+    """
     require(facts, "nodes", "resourceSlices", "deviceClasses")
     selection = accelerators.select_present(facts, run.settings)
     devices = device_count(facts, selection)
@@ -371,9 +403,23 @@ while [ "$(date +%s)" -lt "$end" ]; do "$n" -benchmark -numbodies=256000 >/dev/n
     rbac=(*workloads.RBAC, *ACCELERATOR_RBAC, Rule("", "pods/proxy", ("get",), namespaced=False)),
     timeout_s=600,
 )
-def test_utilisation_under_load(cluster, namespace, run, facts, evidence):
-    """A pod loads the one device it claims: the exporter on its node must report that device's utilisation
-    rising above its idle reading. Certified mode only: it runs real work on a real accelerator."""
+def test_utilisation_under_load(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Accelerator metrics, utilisation rises under load
+    Description: While a pod loads the one device it claims, the exporter on its node MUST report that
+    device's utilisation rising above its idle reading.
+
+    1. Certified mode only: it runs real work on a real accelerator. Choose the profile and path (above); a
+       profile kaic knows no load for (it has one for `nvidia`: the CUDA sample nbody) is unknown.
+    2. A pod claims one device and waits 20 s before its load; a node that runs no containers is unknown.
+       The loaded device is the claim's (its identity from the node's ResourceSlices); on the device-plugin
+       path, any device of the node.
+    3. Once the pod is Running (within 120 s), the exporter on its node (its pod there, through the API
+       server's proxy, unless `--metrics-endpoint` is given) must report the device's idle utilisation.
+    4. Read every 5 s for up to 170 s: the utilisation must rise by at least 10 % of full scale over the idle
+       reading. A load pod that ends first is an error: kaic's load failed, not the platform.
+    """
     require(facts, "nodes", "resourceSlices", "deviceClasses")
     selection = accelerators.select_present(facts, run.settings)
     evidence.add("fact", "acceleratorSelection", selection.found)
@@ -443,7 +489,7 @@ def test_utilisation_under_load(cluster, namespace, run, facts, evidence):
     )
 
 
-def device_count(facts, selection: accelerators.Selection) -> int:
+def device_count(facts: Facts, selection: accelerators.Selection) -> int:
     """Devices one exporter read must cover: an exporter runs per node and one read (an endpoint, or a Service
     through the proxy) reaches one instance, so the fewest devices any accelerator node of the selection
     has."""
@@ -452,7 +498,11 @@ def device_count(facts, selection: accelerators.Selection) -> int:
 
 
 def exposition(
-    cluster: Cluster, settings: Metrics, exporter: metrics.Exporter | None, selection, node: str = ""
+    cluster: Cluster,
+    settings: Metrics,
+    exporter: metrics.Exporter | None,
+    selection: accelerators.Selection,
+    node: str = "",
 ) -> tuple[str, str]:
     """The exporter's text and where it came from: --metrics-endpoint, else a Service that looks like the
     vendor's exporter, read through the API server's proxy (its pod on `node` when one is named)."""

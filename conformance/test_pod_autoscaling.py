@@ -6,20 +6,7 @@ replicas, never by the HPA's own status.
 Proves `pod_autoscaling`: where the HorizontalPodAutoscaler is offered, it scales pods holding accelerators on
 a custom metric.
 
-Test plan (*scale-on-custom-metric*, `TestKaicPodAutoscaling/...`; upstream has no test for it):
-
-1. `autoscaling/v2` not served: not-applicable. The custom metrics API (`custom.metrics.k8s.io`, v1beta2 or
-   v1beta1) must be registered and Available; otherwise unknown ("install a metrics adapter").
-2. A Deployment (image key `busybox`, whose httpd serves the gauge) whose pods each hold one accelerator (DRA
-   claim template or extended resource, on nodes that run containers) and serve the gauge `kaic_probe_load` on
-   `:8080/metrics`, with the common `prometheus.io/scrape`, `port` and `path` annotations; the probe sets the
-   value through the API server's pod proxy (`POST .../pods/NAME:8080/proxy/cgi-bin/set?value=N`, no exec).
-3. An HPA (`Pods` metric, target average 10, 1–2 replicas, stabilisation 0 s both ways). The metric must first
-   be reported as 0 (never reported at all: unknown, the pipeline does not collect such pods).
-4. The probe sets one pod to 20: the metric must follow (still 0: failed, a stale pipeline), and the
-   Deployment must reach 2 replicas whose new pod also gets a device.
-5. Every pod set to 0: the Deployment must come back to 1 (failed otherwise, with the HPA's conditions as
-   evidence).
+Upstream has no test for it: the probe is kaic's own.
 """
 
 from __future__ import annotations
@@ -28,7 +15,17 @@ import time
 
 from kaic.areas import accelerators, images, workloads
 from kaic.kube.conditions import is_ready
-from kaic.probe import NotApplicable, Rule, Unknown, probe, require
+from kaic.probe import (
+    Cluster,
+    Facts,
+    NotApplicable,
+    Recorder,
+    Rule,
+    RunContext,
+    Unknown,
+    probe,
+    require,
+)
 
 METRIC = "kaic_probe_load"
 PORT = 8080
@@ -62,8 +59,11 @@ RBAC = (
 
 
 @probe("pod_autoscaling", "discovery", test="TestKaicDiscovery/PodAutoscaling", kind="discovery")
-def test_pod_autoscaling_discovery(facts, evidence):
-    """Metrics APIs an HPA can scale on (resource, custom, external) and whether each is Available."""
+def test_pod_autoscaling_discovery(facts: Facts, evidence: Recorder) -> None:
+    """Testname: Pod autoscaling, discovery
+    Description: Records the metrics APIs an HPA can scale on (resource, custom, external) and whether each
+    is Available; a record, never a verdict.
+    """
     require(facts, "apiServices")
     evidence.add(
         "fact",
@@ -82,8 +82,32 @@ def test_pod_autoscaling_discovery(facts, evidence):
     rbac=RBAC,
     timeout_s=900,
 )
-def test_scale_on_custom_metric(cluster, namespace, run, facts, evidence):
-    """Up on load and down without it, with every replica holding an accelerator."""
+def test_scale_on_custom_metric(
+    cluster: Cluster, namespace: str, run: RunContext, facts: Facts, evidence: Recorder
+) -> None:
+    """Testname: Pod autoscaling, accelerator pods scaled on a custom metric
+    Description: A HorizontalPodAutoscaler MUST scale a Deployment of pods that each hold an accelerator up
+    when the pods' custom metric rises above its target and back down when it falls, and every replica MUST
+    hold an accelerator.
+
+    1. `autoscaling/v2` not served is not-applicable. The custom metrics API (`custom.metrics.k8s.io`, v1beta2
+       or v1beta1) must be registered and Available; otherwise unknown ("install a metrics adapter").
+    2. Choose the accelerator profile and path (`--accelerator-profile`, `--allocation-mode`; no accelerator,
+       or none kaic recognises, is unknown) and its nodes that run containers (none: unknown).
+    3. A Deployment (image key `busybox`, whose httpd serves the gauge) on those nodes, whose pods each hold
+       one accelerator (DRA claim template or extended resource) and serve the gauge `kaic_probe_load` on
+       `:8080/metrics`, with the common `prometheus.io/scrape`, `port` and `path` annotations; the probe sets
+       the value through the API server's pod proxy (`POST .../pods/NAME:8080/proxy/cgi-bin/set?value=N`, no
+       exec).
+    4. An HPA (`Pods` metric, target average 10, 1–2 replicas, stabilisation 0 s both ways). Once the first
+       replica is Ready, the metric must be reported as 0 within 120 s (never reported at all: unknown, the
+       pipeline does not collect such pods).
+    5. The probe sets that pod to 20: the metric must follow within 120 s (failed otherwise: a stale
+       pipeline), and the Deployment must reach 2 replicas within 240 s, both Ready and, on the DRA path,
+       each with its claim allocated and reserved for it.
+    6. Every pod set to 0: the Deployment must come back to 1 within 240 s (failed otherwise, with the HPA's
+       conditions as evidence).
+    """
     require(facts, "apiGroups", "apiServices", "nodes")
     if "v2" not in (facts["apiGroups"].get("autoscaling") or {}).get("versions", []):
         raise NotApplicable("the platform does not serve the HorizontalPodAutoscaler API (autoscaling/v2)")
@@ -124,7 +148,7 @@ def test_scale_on_custom_metric(cluster, namespace, run, facts, evidence):
     assert down, "replicas stayed at 2 after every pod served 0 (scale-down stabilisation is 0 s)"
 
 
-def metrics_api_version(facts) -> str:
+def metrics_api_version(facts: Facts) -> str:
     """The served custom.metrics.k8s.io version; an absent or unavailable pipeline is unknown, not failed."""
     services = {s["name"]: s for s in facts["apiServices"] if s["name"].endswith(f".{METRIC_API}")}
     for version in ("v1beta2", "v1beta1"):
@@ -138,7 +162,7 @@ def metrics_api_version(facts) -> str:
     )
 
 
-def container_nodes(facts, selection: accelerators.Selection) -> list[str]:
+def container_nodes(facts: Facts, selection: accelerators.Selection) -> list[str]:
     """The selection's nodes that run containers: the pods must really serve their metric."""
     summaries = accelerators.accelerator_nodes(facts)
     nodes = [n for n in selection.nodes if summaries.get(n, {}).get("runsContainers")]
@@ -150,7 +174,9 @@ def container_nodes(facts, selection: accelerators.Selection) -> list[str]:
     return nodes
 
 
-def deployment(labels, selection, nodes, image, template) -> dict:
+def deployment(
+    labels: dict[str, str], selection: accelerators.Selection, nodes: list[str], image: str, template: str
+) -> dict:
     container = {
         "name": "server",
         "image": image,
@@ -187,7 +213,7 @@ def deployment(labels, selection, nodes, image, template) -> dict:
     }
 
 
-def autoscaler(labels) -> dict:
+def autoscaler(labels: dict[str, str]) -> dict:
     now = {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 15}]}
     return {
         "apiVersion": "autoscaling/v2",
@@ -211,7 +237,9 @@ def autoscaler(labels) -> dict:
     }
 
 
-def ready_pods(pods: workloads.PodWatch, count: int, timeout_s: float, what: str, evidence) -> list[str]:
+def ready_pods(
+    pods: workloads.PodWatch, count: int, timeout_s: float, what: str, evidence: Recorder
+) -> list[str]:
     """Names of `count` Ready pods (oldest first), waited for through the pod watch."""
 
     def ready(watch: workloads.PodWatch) -> list[str]:
@@ -224,7 +252,7 @@ def ready_pods(pods: workloads.PodWatch, count: int, timeout_s: float, what: str
     return ready(pods)[:count]
 
 
-def set_load(cluster, namespace: str, pod: str, value: int) -> None:
+def set_load(cluster: Cluster, namespace: str, pod: str, value: int) -> None:
     """What a client would do: talk to the pod (through the API server's proxy, no exec)."""
     path = f"/api/v1/namespaces/{namespace}/pods/{pod}:{PORT}/proxy/cgi-bin/set"
     answer = cluster.request_bytes("POST", path, query={"value": str(value)}).decode().strip()
@@ -232,12 +260,12 @@ def set_load(cluster, namespace: str, pod: str, value: int) -> None:
 
 
 def read_metric(
-    cluster,
-    namespace,
-    version,
+    cluster: Cluster,
+    namespace: str,
+    version: str,
     want: dict[str, int],
     timeout_s: float,
-    evidence,
+    evidence: Recorder,
     when: str,
     absent_is_unknown: bool = False,
 ) -> None:
@@ -273,7 +301,9 @@ def quantity(text: str) -> float:
     return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
 
 
-def wait_replicas(cluster, namespace: str, replicas: int, timeout_s: float, evidence, direction: str) -> bool:
+def wait_replicas(
+    cluster: Cluster, namespace: str, replicas: int, timeout_s: float, evidence: Recorder, direction: str
+) -> bool:
     """Watch the Deployment until the HPA sets `replicas`; record the HPA's conditions either way."""
     path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
     reached = False
