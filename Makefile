@@ -183,7 +183,7 @@ cluster-clean:
 # unit           the tests that need no cluster and no Go build (tests/unit), for the edit-test loop.
 # test           the whole suite: unit tests, the local-cluster tests and kaic end to end against it.
 # demo           starts the local reference cluster, runs `kaic run --profile ai-v1.0` against it, stops it.
-# lint           ruff format --check and ruff check, mypy (src/kaic; settings in pyproject.toml); gofmt and go vet.
+# lint           ruff format --check and ruff check, mypy (src/kaic and conformance/; settings in pyproject.toml); gofmt and go vet.
 # rbac-examples  regenerates examples/rbac/ from the probes' declared permissions.
 # docs           regenerates docs/cli.md from the click commands and docs/test-plans.md from the probe modules'
 #                docstrings (tests/unit/cli/test_docs.py keeps both current).
