@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
-from kaic.localcluster.launcher import Binaries, components
+from kaic.localcluster import routes
+from kaic.localcluster.launcher import SERVICE_IP, Binaries, LocalCluster, components
 from kaic.localcluster.processes import port_in_use
 from kaic.localcluster.scenarios import SCENARIOS
 
@@ -59,3 +65,34 @@ def test_down_leaves_no_process_port_or_file(cluster_binaries: Binaries, tmp_pat
     assert not state_dir.exists()
     assert [pid for pid in pids if running(pid)] == []
     assert [port for port in state["ports"].values() if port_in_use(port)] == []
+    if isinstance(guard := state["route_guard"], dict):
+        assert not routes.installed(guard["metric"]), "down left the cluster's route guard behind"
+
+
+def test_simulated_addresses_are_refused_on_this_host(
+    local_cluster: LocalCluster, api: client.ApiClient
+) -> None:
+    """While the cluster is up, a connect to a kwok pod address (or a service address) fails at once with "No
+    route to host" instead of leaving the host by the default route. The kernel is asked first, and the
+    connect is tried only once it says so, so no packet can leave even if the guard were missing."""
+    if why := routes.unavailable():
+        pytest.skip(f"no route guard on this host: {why}")
+    state = local_cluster.state()
+    assert state["route_guard"] == {
+        "unreachable": "100.64.0.0/10",
+        "metric": state["ports"]["kube-apiserver"],
+    }
+    cidr = next(
+        n.spec.pod_cidr
+        for n in client.CoreV1Api(api).list_node().items
+        if (n.metadata.annotations or {}).get("kwok.x-k8s.io/node") == "fake" and n.spec.pod_cidr
+    )
+    pod_address = str(ipaddress.ip_network(cidr)[7])
+    for address in (pod_address, SERVICE_IP):
+        assert routes.refuses(address), f"the kernel would route {address} somewhere"
+    started = time.monotonic()
+    with pytest.raises(OSError) as refused, socket.socket() as sock:
+        sock.settimeout(5)
+        sock.connect((pod_address, 80))
+    assert refused.value.errno == errno.EHOSTUNREACH
+    assert time.monotonic() - started < 1

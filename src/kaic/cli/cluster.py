@@ -55,13 +55,15 @@ def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
     shape = SCENARIOS[scenario]
     shape = dataclasses.replace(shape, real_node=shape.real_node or real_node)
     try:
-        local.up(shape, find_binaries(), timeout=timeout)
+        state = local.up(shape, find_binaries(), timeout=timeout)
     except ClusterError as error:
         raise OperationError(str(error)) from error
     shown = f"{scenario}, real node {node.NODE_NAME}" if shape.real_node else scenario
     click.echo(
         f"cluster up ({shown}) in {time.monotonic() - started:.1f}s; logs in {local.state_dir / 'logs'}"
     )
+    if isinstance(guard := state["route_guard"], str):
+        click.echo(f"route guard: {guard} (simulated addresses are refused by the egress proxy alone)")
     click.echo(f"export KUBECONFIG={local.kubeconfig}")
 
 

@@ -36,6 +36,7 @@ from kaic.localcluster import (
     operator,
     pki,
     prometheus,
+    routes,
     topology,
 )
 from kaic.localcluster.node import POD_SUBNET, RealNode
@@ -159,7 +160,7 @@ class LocalCluster:
         if self.state_dir.exists() and any(self.state_dir.iterdir()):
             if not (self.state_dir / STATE_FILE).exists():
                 raise ClusterError(f"{self.state_dir} is not empty and holds no kaic cluster; choose another")
-            self.real_node().teardown()
+            self._host_teardown()
             shutil.rmtree(self.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
 
@@ -175,8 +176,16 @@ class LocalCluster:
             "kubeconfig": str(self.kubeconfig),
             "ready": False,
         }
-        self._write_state(state)
+        why_not = routes.unavailable()
+        state["route_guard"] = (
+            {"unreachable": str(routes.SIMULATED), "metric": ports["kube-apiserver"]}
+            if why_not is None
+            else f"none: {why_not}"
+        )
+        self._write_state(state)  # first, so teardown can undo a start that fails half way
         try:
+            if why_not is None:
+                routes.add(ports["kube-apiserver"])
             self.pki.create(SERVICE_IP)
             self._start(scenario, binaries, ports, timeout)
             self._publish(scenario, timeout)
@@ -566,9 +575,16 @@ class LocalCluster:
                 )
 
     def stop_processes(self) -> None:
-        self.real_node().teardown()
+        self._host_teardown()
         for name in reversed(COMPONENTS):
             self.process(name).stop()
+
+    def _host_teardown(self) -> None:
+        """Undo what the cluster changed on the host outside its state directory: the real node's side and
+        the route guard."""
+        self.real_node().teardown()
+        if isinstance(guard := self.state().get("route_guard"), dict):
+            routes.remove(guard["metric"])
 
     def down(self) -> list[int]:
         """Stop everything and remove the state directory; return ports still in use (should be none)."""
