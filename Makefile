@@ -214,9 +214,10 @@ test: venv tools cosign cluster
 	$(VENV)/bin/python -m pytest
 
 # Exit codes 0 (conformant), 1 (not conformant) and 4 (undetermined) are completed runs; the cluster always stops.
+# The run gets what `cluster up` tells a user to export (KUBECONFIG, KAIC_CONFIG), and no flag beyond them.
 demo: venv cluster
-	$(KAIC) cluster up
-	rm -rf $(DEMO_DIR); KUBECONFIG=$$($(KAIC) cluster kubeconfig) $(KAIC) run --profile ai-v1.0 --output-dir $(DEMO_DIR); \
+	$(KAIC) cluster up > $(DEMO_DIR).env && cat $(DEMO_DIR).env
+	rm -rf $(DEMO_DIR); . ./$(DEMO_DIR).env; rm -f $(DEMO_DIR).env; $(KAIC) run --profile ai-v1.0 --output-dir $(DEMO_DIR); \
 	  rc=$$?; $(KAIC) cluster down; case $$rc in 0|1|4) echo "demo: run completed (exit $$rc), results in $(DEMO_DIR)";; *) exit $$rc;; esac
 
 lint: venv

@@ -48,6 +48,17 @@ def test_down_leaves_no_process_port_or_file(cluster_binaries: Binaries, tmp_pat
     started = run_cli("up", "--scenario", "no-gpu-nodes", state_dir=state_dir)
     assert started.returncode == 0, started.stderr
     assert f"export KUBECONFIG={state_dir / 'kubeconfig'}" in started.stdout
+    config = state_dir / "kaic.yaml"
+    assert f"export KAIC_CONFIG={config}" in started.stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "kaic", "images", "list", "-o", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KAIC_CONFIG": str(config)},
+    )
+    used = {row["key"]: row["image"] for row in json.loads(listed.stdout)}
+    assert used["busybox"] == "kaic.local/busybox:1" and used["pause"] == "kaic.local/pause:1", used
 
     again = run_cli("up", state_dir=state_dir)
     assert again.returncode != 0 and "already up" in again.stderr

@@ -21,6 +21,7 @@ from kaic.engine.collector import FULL_REASON
 from kaic.kube import client as kube
 from kaic.kube.cleanup import CLUSTER_SCOPED
 from kaic.kube.labels import selector
+from kaic.localcluster.launcher import LocalCluster
 from kaic.results.run_dir import REPORT_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,10 +30,17 @@ OUTCOMES = {"passed", "failed", "not-applicable", "unknown", "error"}
 
 
 def run_kaic(
-    kubeconfig: Path, out: Path, requirements: Iterable[str], *extra: str, version: str = "1.35"
+    cluster: LocalCluster,
+    out: Path,
+    requirements: Iterable[str],
+    *extra: str,
+    version: str = "1.35",
+    local_images: bool = True,
 ) -> dict:
-    """`kaic run --focus <requirements>` in a subprocess, judged as checklist `version`; returns report.json.
-    No requirements: no --focus (certified mode refuses one; such runs pass a reduced --profile instead)."""
+    """`kaic run --focus <requirements>` in a subprocess, judged as checklist `version`, with the environment
+    `kaic cluster up` tells a user to export (KUBECONFIG, and KAIC_CONFIG for the local images unless
+    `local_images` is false); returns report.json. No requirements: no --focus (certified mode refuses one;
+    such runs pass a reduced --profile instead)."""
     focus = ["--focus", ",".join(requirements)] if requirements else []
     args = ["run", *focus, "--kubernetes-version", version, "-o", "json", "--output-dir", str(out), *extra]
     proc = subprocess.run(
@@ -41,7 +49,12 @@ def run_kaic(
         text=True,
         timeout=900,
         check=False,
-        env={**os.environ, "CI": "true", "KUBECONFIG": str(kubeconfig)},
+        env={
+            **os.environ,
+            "CI": "true",
+            "KUBECONFIG": str(cluster.kubeconfig),
+            **({"KAIC_CONFIG": str(cluster.config)} if local_images else {}),
+        },
     )
     assert proc.returncode in (0, 1, 3, 4), proc.stderr[-3000:]  # 3: a MUST errored, still a full run
     report = json.loads((out / REPORT_FILE).read_text())
@@ -62,7 +75,7 @@ def check_scenario(
     the matrix says, probe outcomes as `expected` says, no fact section failed, and nothing labelled by the
     run left behind."""
     requirements = tuple(requirements)
-    report = run_kaic(cluster.kubeconfig, out, requirements, *extra, version=version)
+    report = run_kaic(cluster, out, requirements, *extra, version=version)
     assert_matches_matrix(report, scenario, requirements)
     assert_probes(report, expected)
     assert report["facts"]["errors"] == {}

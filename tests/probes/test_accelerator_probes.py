@@ -36,7 +36,6 @@ API_DECIDED = {
 KWOK = "runs no containers"
 DRA_GA = "DRA is GA and on by default from Kubernetes 1.34, and checklist 1.35 requires it"
 # The real node runs containers from locally built images only; busybox runs the identity script there.
-EXTRA_ARGS: dict[str, tuple[str, ...]] = {"real-node": ("--image", "ubuntu=kaic.local/busybox:1")}
 PROBES = {
     "conformant": {
         **API_DECIDED,
@@ -112,7 +111,6 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
         scenario,
         REQUIREMENTS,
         PROBES[scenario],
-        *EXTRA_ARGS.get(scenario, ()),
     )
 
 
@@ -122,9 +120,7 @@ def test_device_plugin_path_on_the_conformant_cluster(cluster_for, tmp_path):
     identity the API can show, so disjointness waits for a node that runs containers; DRA's own probes still
     pass."""
     cluster = cluster_for("conformant")
-    report = run_kaic(
-        cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, "--allocation-mode", "device-plugin"
-    )
+    report = run_kaic(cluster, tmp_path / "run", REQUIREMENTS, "--allocation-mode", "device-plugin")
     assert_probes(
         report,
         {
@@ -145,7 +141,7 @@ def test_dra_not_served_is_unknown_on_the_1_33_checklist(cluster_for, tmp_path):
     """Before 1.34 DRA is beta and off by default: the same no-dra cluster judged as 1.33 is unknown, not
     failed."""
     cluster = cluster_for("no-dra")
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", ("dra_support",), version="1.33")
+    report = run_kaic(cluster, tmp_path / "run", ("dra_support",), version="1.33")
     beta = "resource.k8s.io/v1 is not served (served versions: none); on 1.33 DRA is beta and off by default"
     assert_probes(
         report,

@@ -65,7 +65,7 @@ def test_every_scenario_has_a_row():
 @pytest.mark.parametrize("scenario", [s for s in CLAIMED if s not in AUTOSCALED])
 def test_no_autoscaler_is_not_applicable(scenario, cluster_for, tmp_path):
     cluster = cluster_for(scenario)
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", (REQUIREMENT,), POOL)
+    report = run_kaic(cluster, tmp_path / "run", (REQUIREMENT,), POOL)
     assert outcome(report) == MATRIX[scenario][REQUIREMENT] == "not-applicable"
     got = probes(report)
     assert got["cluster_autoscaling.check-capacity"][0] == "not-applicable"
@@ -76,7 +76,7 @@ def test_no_autoscaler_is_not_applicable(scenario, cluster_for, tmp_path):
 def test_non_disruptive_runs_only_the_safe_check(autoscaled_cluster_for, tmp_path):
     """check-capacity: one accelerator is found, more than the pool holds is not; nothing is scaled."""
     cluster = autoscaled_cluster_for("autoscaling")
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", (REQUIREMENT,), POOL)
+    report = run_kaic(cluster, tmp_path / "run", (REQUIREMENT,), POOL)
     got = probes(report)
     assert got["cluster_autoscaling.check-capacity"] == ("passed", ""), got
     assert "cluster_autoscaling.scale-up-down" not in got
@@ -87,7 +87,7 @@ def test_non_disruptive_runs_only_the_safe_check(autoscaled_cluster_for, tmp_pat
 def test_without_a_pool_label_the_scale_check_is_unknown(autoscaled_cluster_for, tmp_path):
     cluster = autoscaled_cluster_for("autoscaling")
     report = run_kaic(
-        cluster.kubeconfig,
+        cluster,
         tmp_path / "run",
         (),
         "--profile",
@@ -106,7 +106,7 @@ def test_without_a_pool_label_the_scale_check_is_unknown(autoscaled_cluster_for,
 def test_certified_scale_up_and_down(scenario, autoscaled_cluster_for, tmp_path):
     cluster = autoscaled_cluster_for(scenario)
     report = run_kaic(
-        cluster.kubeconfig,
+        cluster,
         tmp_path / "run",
         (),
         "--profile",

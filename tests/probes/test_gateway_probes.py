@@ -21,7 +21,6 @@ from kaic.localcluster import gateway as localgateway
 
 REQUIREMENTS = ("ai_inference",)
 OWN_SCENARIOS = {"conformant", "gateway", "broken-gateway"}
-LOCAL_BUSYBOX = ("--image", "busybox=kaic.local/busybox:1")
 ROUTING = "ai_inference.header-and-weight-routing"
 EXPECTED = {
     "conformant": {
@@ -45,9 +44,7 @@ def test_matrix_rows_are_complete_and_only_the_gateway_scenarios_have_them():
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, require_real_node):
     if scenario != "conformant":
         require_real_node(localgateway.NAME)
-    check_scenario(
-        cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, EXPECTED[scenario], *LOCAL_BUSYBOX
-    )
+    check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, EXPECTED[scenario])
 
 
 @pytest.mark.cluster
@@ -57,7 +54,7 @@ def test_a_gateway_class_that_does_not_exist_is_an_error(cluster_for, tmp_path, 
     require_real_node(localgateway.NAME)
     cluster = cluster_for("broken-gateway")
     report = run_kaic(
-        cluster.kubeconfig,
+        cluster,
         tmp_path / "run",
         (*REQUIREMENTS, "advanced_inference_ingress"),
         "--gateway-class",

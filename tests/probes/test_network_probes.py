@@ -57,9 +57,7 @@ def test_a_named_stack_whose_roles_have_no_running_pod_fails(cluster_for, tmp_pa
         "--disaggregated-endpoint",
         "http://kaic.invalid:8000",
     )
-    report = run_kaic(
-        cluster.kubeconfig, tmp_path / "run", ["disaggregated_inference"], *args, version=VERSION
-    )
+    report = run_kaic(cluster, tmp_path / "run", ["disaggregated_inference"], *args, version=VERSION)
     assert_probes(
         report,
         {

@@ -26,7 +26,6 @@ CLAIMED = [
     *(s for s, shape in SCENARIOS.items() if not (shape.real_node or shape.autoscaler)),
     *OWN_SCENARIOS,
 ]
-LOCAL_BUSYBOX = ("--image", "busybox=kaic.local/busybox:1")
 PROBES = {
     "conformant": {
         "ai_service_metrics.collects-service-metrics": ("unknown", "no monitoring system found"),
@@ -202,6 +201,4 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, requi
     query = []
     if scenario == "broken-observability":
         query = ["--metrics-query-url", f"http://{node.NODE_IP}:{cluster.state()['prometheus']['port']}"]
-    check_scenario(
-        cluster, tmp_path / "run", scenario, REQUIREMENTS, PROBES[scenario], *LOCAL_BUSYBOX, *query
-    )
+    check_scenario(cluster, tmp_path / "run", scenario, REQUIREMENTS, PROBES[scenario], *query)

@@ -71,7 +71,7 @@ def test_the_valid_trainjob_really_ran_on_the_real_node(cluster_for, tmp_path, r
     named Trainer's webhook."""
     require_real_node(*OPERATOR_BUILDS)
     cluster = cluster_for("operator")
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, *RUNTIME)
+    report = run_kaic(cluster, tmp_path / "run", REQUIREMENTS, *RUNTIME)
     probes = {p["name"]: p for r in report["requirements"] for p in r["probes"]}
     evidence = {
         e["name"]: e["content"] for e in probes["robust_controller.controller-reconciles"]["evidence"]
@@ -92,9 +92,9 @@ def test_what_the_cluster_lacks_is_unknown(cluster_for, tmp_path, require_real_n
     failed."""
     require_real_node(*OPERATOR_BUILDS)
     cluster = cluster_for("operator")
-    other = run_kaic(cluster.kubeconfig, tmp_path / "kuberay", REQUIREMENTS, "--operator", "kuberay")
+    other = run_kaic(cluster, tmp_path / "kuberay", REQUIREMENTS, "--operator", "kuberay")
     assert_probes(other, {f"robust_controller.{p}": ("unknown", "KubeRay was asked for") for p in PROBES})
-    default = run_kaic(cluster.kubeconfig, tmp_path / "default", REQUIREMENTS)
+    default = run_kaic(cluster, tmp_path / "default", REQUIREMENTS)
     assert_probes(
         default,
         {

@@ -25,7 +25,6 @@ CLAIMED = [
     *(s for s, shape in SCENARIOS.items() if not (shape.real_node or shape.autoscaler)),
     *OWN_SCENARIOS,
 ]
-LOCAL_BUSYBOX = ("--image", "busybox=kaic.local/busybox:1")
 PROBES = {
     "conformant": {PROBE: ("unknown", "no custom metrics API is registered and Available")},
     "real-node": {PROBE: ("passed", "")},
@@ -40,6 +39,4 @@ def test_matrix_rows_are_complete_and_only_pipeline_scenarios_move_them():
 @pytest.mark.cluster
 @pytest.mark.parametrize("scenario", list(PROBES))
 def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
-    check_scenario(
-        cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, PROBES[scenario], *LOCAL_BUSYBOX
-    )
+    check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, PROBES[scenario])

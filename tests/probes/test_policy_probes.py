@@ -117,7 +117,7 @@ def test_tainted_accelerator_nodes_are_unknown_at_once_and_a_toleration_lets_the
     cluster = cluster_for("conformant")
     admin = kube.connect(str(cluster.kubeconfig))
     with accelerator_nodes(admin, taint, untaint) as tainted:
-        report = run_kaic(cluster.kubeconfig, tmp_path / "tainted", ("dra_support",))
+        report = run_kaic(cluster, tmp_path / "tainted", ("dra_support",))
         found, whole = probes(report), probe_outcomes(report)
         for name in DRA_PROBES:
             reason, full = found[name]["reason"], whole[name][1]
@@ -136,7 +136,7 @@ def test_tainted_accelerator_nodes_are_unknown_at_once_and_a_toleration_lets_the
         assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
 
         allowed = run_kaic(
-            cluster.kubeconfig,
+            cluster,
             tmp_path / "tolerated",
             ("dra_support",),
             "--toleration",
@@ -153,7 +153,7 @@ def test_cordoned_accelerator_nodes_are_unknown_naming_the_cordon(cluster_for, t
     cluster = cluster_for("conformant")
     admin = kube.connect(str(cluster.kubeconfig))
     with accelerator_nodes(admin, cordon, uncordon) as cordoned:
-        report = run_kaic(cluster.kubeconfig, tmp_path / "cordoned", ("dra_support",))
+        report = run_kaic(cluster, tmp_path / "cordoned", ("dra_support",))
         for name in DRA_PROBES:
             outcome, reason = probe_outcomes(report)[name]
             assert outcome == "unknown" and "kaic-dra-0 cordoned" in reason, (name, reason)
@@ -238,7 +238,7 @@ def test_a_validating_admission_policy_denying_probe_pods_is_unknown_naming_it(c
     admin = kube.connect(str(cluster.kubeconfig))
     with denying_policy(admin):
         report = run_kaic(
-            cluster.kubeconfig,
+            cluster,
             tmp_path / "denied",
             ("dra_support", "gang_scheduling"),
             "--gang-negative-window",
@@ -320,11 +320,11 @@ def test_a_resource_quota_refusal_is_named_from_the_api_servers_own_answer(clust
 def test_an_image_the_node_cannot_pull_is_an_error_at_once_naming_the_image_flag(
     cluster_for, tmp_path, require_real_node
 ):
-    """The case: pod_autoscaling on the real node without --image busybox=kaic.local/busybox:1 (the node
-    pulls from no registry; every pull fails at once there)."""
+    """The case: pod_autoscaling on the real node without the local image map `kaic cluster up` writes (the
+    node pulls from no registry; every pull fails at once there)."""
     require_real_node()
     cluster = cluster_for("real-node")
-    report = run_kaic(cluster.kubeconfig, tmp_path / "run", ("pod_autoscaling",))
+    report = run_kaic(cluster, tmp_path / "run", ("pod_autoscaling",), local_images=False)
     found = probes(report)["pod_autoscaling.scale-on-custom-metric"]
     assert found["outcome"] == "error", found
     assert "image docker.io/library/busybox:1.36.1 of container server" in found["reason"], found["reason"]

@@ -20,7 +20,6 @@ from golden_matrix import (
 REQUIREMENTS = ("workload_sandboxing",)
 OWN_SCENARIOS = {"conformant", "sandbox", "broken-sandbox"}
 VERSION = "1.37"
-LOCAL_BUSYBOX = ("--image", "busybox=kaic.local/busybox:1")
 GVISOR_BUILDS = ("runsc", "kaic-runsc")
 EXPECTED = {
     "conformant": {
@@ -56,7 +55,6 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, requi
         scenario,
         REQUIREMENTS,
         EXPECTED[scenario],
-        *LOCAL_BUSYBOX,
         version=VERSION,
     )
 
@@ -65,7 +63,7 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, requi
 def test_a_runtime_class_that_does_not_exist_is_an_error(cluster_for, tmp_path):
     cluster = cluster_for("conformant")
     report = run_kaic(
-        cluster.kubeconfig,
+        cluster,
         tmp_path / "run",
         REQUIREMENTS,
         "--sandbox-runtime-class",

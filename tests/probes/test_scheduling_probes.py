@@ -58,9 +58,7 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
 def test_asking_for_an_absent_solution_is_unknown(cluster_for, tmp_path):
     """--gang-scheduler kueue on a cluster without Kueue: unknown with the install hint, nothing created."""
     cluster = cluster_for("conformant")
-    report = run_kaic(
-        cluster.kubeconfig, tmp_path / "run", REQUIREMENTS, "--gang-scheduler", "kueue", *WINDOW
-    )
+    report = run_kaic(cluster, tmp_path / "run", REQUIREMENTS, "--gang-scheduler", "kueue", *WINDOW)
     hint = "kueue gang scheduling was asked for but its API is not served"
     assert_probes(
         report,

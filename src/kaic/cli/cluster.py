@@ -65,6 +65,7 @@ def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
     if isinstance(guard := state["route_guard"], str):
         click.echo(f"route guard: {guard} (simulated addresses are refused by the egress proxy alone)")
     click.echo(f"export KUBECONFIG={local.kubeconfig}")
+    click.echo(f"export KAIC_CONFIG={local.config}  # the local images: kaic run needs no --image")
 
 
 @cluster.command()

@@ -23,6 +23,10 @@ from pathlib import Path
 
 BUSYBOX = "kaic.local/busybox:1"
 PAUSE = "kaic.local/pause:1"
+# What `kaic run` uses for the probe image keys (kaic.areas.images) that this node can serve: the config file
+# `kaic cluster up` writes gives these as --image, under kaic's own names, never the upstream ones they stand
+# in for. "ubuntu" runs only the accelerator identity script, which needs no more than busybox's sh.
+PROBE_IMAGES = {"busybox": BUSYBOX, "pause": PAUSE, "ubuntu": BUSYBOX}
 NAMESPACE = "k8s.io"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -129,6 +129,7 @@ class LocalCluster:
         self.state_dir = state_dir.absolute()
         self.pki = pki.ClusterPKI(self.state_dir / "pki")
         self.kubeconfig = self.state_dir / "kubeconfig"
+        self.config = self.state_dir / "kaic.yaml"  # kaic's config file for runs against this cluster
         self.egress_socket = self.state_dir / "egress.sock"
 
     def process(self, name: str) -> Managed:
@@ -250,6 +251,7 @@ class LocalCluster:
         wait_healthy(apiserver, readyz, timeout, tls_context(ca, admin.cert, admin.key))
 
         kubeconfig.write(self.kubeconfig, server, ca, admin, pki.ADMIN.user)
+        self._write_config()
         component_configs = {}
         for name, identity in (
             ("kube-controller-manager", pki.CONTROLLER_MANAGER),
@@ -280,6 +282,14 @@ class LocalCluster:
         context = tls_context(ca)
         for name in starts:
             wait_healthy(self.process(name), f"https://127.0.0.1:{ports[name]}/healthz", timeout, context)
+
+    def _write_config(self) -> None:
+        """kaic's config file for this cluster: the local images as --image, so a plain `kaic run` works."""
+        pairs = [f"{key}={ref}" for key, ref in images.PROBE_IMAGES.items()]
+        self.config.write_text(
+            "# Written by `kaic cluster up`: use with `export KAIC_CONFIG=<this file>` or --config.\n"
+            + yaml.safe_dump({"image": pairs}, sort_keys=False)
+        )
 
     def _etcd_flags(self, ports: dict[str, int]) -> list[str]:
         client_url = f"http://127.0.0.1:{ports['etcd']}"

@@ -51,3 +51,12 @@ def test_archive_is_reproducible(tmp_path: Path) -> None:
     images.write_archive(image, tmp_path / "a.tar")
     images.write_archive(image, tmp_path / "b.tar")
     assert read_archive(tmp_path / "a.tar") == read_archive(tmp_path / "b.tar")
+
+
+def test_the_local_image_map_names_probe_image_keys_and_only_local_images() -> None:
+    """The config file `kaic cluster up` writes gives these as --image: every key must be one a run knows,
+    and every image kaic's own (never labelled as the upstream image it stands in for)."""
+    from kaic.areas.images import DEFAULTS
+
+    assert set(images.PROBE_IMAGES) <= set(DEFAULTS)
+    assert all(ref.startswith("kaic.local/") for ref in images.PROBE_IMAGES.values())
