@@ -1,7 +1,9 @@
-"""Named cluster shapes: the conformant reference and broken variants that kaic must not pass.
+"""Named cluster shapes: the reference AI cluster, the focused shapes it is made of, and broken variants that
+kaic must not pass.
 
-Each broken scenario changes one thing relative to `conformant`, so a probe's verdict can move only
-in its own rows of the golden matrix.
+`reference` (the default) runs every real component that builds here at once; `conformant` is its kwok-only
+core. Each broken scenario changes one thing relative to its focused shape, so a probe's verdict can move
+only in its own rows of the golden matrix.
 """
 
 from __future__ import annotations
@@ -85,6 +87,20 @@ class Scenario:
 SCENARIOS = {
     scenario.name: scenario
     for scenario in (
+        Scenario(
+            "reference",
+            "every real component that builds here, together: conformant's DRA, device-plugin and native "
+            "gang scheduling, plus the real node (DRA GPUs through CDI), the custom metrics adapter, "
+            "Prometheus, Kubeflow Trainer with JobSet, gVisor's runsc behind a RuntimeClass gvisor, and "
+            "Traefik with the Gateway API CRDs",
+            real_node=True,
+            metrics_adapter="serving",
+            monitoring="scraping",
+            operator=True,
+            gvisor=True,
+            runtime_classes=(("gvisor", "runsc"),),
+            gateway="serving",
+        ),
         Scenario(
             "conformant",
             "DRA with a simulated GPU driver, device-plugin GPUs, native gang scheduling",
@@ -222,7 +238,7 @@ SCENARIOS = {
         ),
     )
 }
-DEFAULT_SCENARIO = "conformant"
+DEFAULT_SCENARIO = "reference"
 
 
 def flag_value(settings: dict[str, bool]) -> str:

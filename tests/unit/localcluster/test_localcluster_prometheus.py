@@ -25,9 +25,9 @@ def test_the_dropping_variant_drops_pods_kaic_labels_before_anything_else():
     }
 
 
-def test_only_the_observability_scenarios_run_prometheus():
+def test_only_the_observability_scenarios_and_the_reference_run_prometheus():
     running = {name for name, shape in SCENARIOS.items() if shape.monitoring}
-    assert running == {"observability", "broken-observability"}
+    assert running == {"reference", "observability", "broken-observability"}
     assert all(SCENARIOS[name].real_node for name in running)
 
 

@@ -48,12 +48,12 @@ def test_scenarios_change_only_their_own_facts() -> None:
     assert all(pool.gpus_per_node == 0 for pool in SCENARIOS["no-gpu-nodes"].pools)
 
 
-def test_only_the_gateway_scenarios_run_traefik_and_they_need_the_real_node() -> None:
+def test_only_the_gateway_scenarios_and_the_reference_run_traefik_and_they_need_the_real_node() -> None:
     from kaic.localcluster import gateway
     from kaic.localcluster.launcher import components
 
     with_gateway = {name for name, scenario in SCENARIOS.items() if gateway.NAME in components(scenario)}
-    assert with_gateway == {"gateway", "broken-gateway"}
+    assert with_gateway == {"reference", "gateway", "broken-gateway"}
     assert all(
         SCENARIOS[name].real_node and SCENARIOS[name].gateway in gateway.MODES for name in with_gateway
     )
