@@ -10,6 +10,10 @@
 #                ctr, runc (cgo, for nsenter), the CNI plugins bridge, host-local and loopback into cluster/bin/cni,
 #                kaic-pause (the sandbox image's binary), busybox from Debian's busybox-static package, and
 #                the dra-example-driver kubelet plugin (cluster/dra); gVisor's runsc and kaic-runsc (cluster/gvisor).
+# karpenter      Karpenter's kwok cloud provider (cluster/karpenter) and its CRDs into cluster/bin; not part of
+#                `cluster` (cluster/README.md, section "Karpenter (kwok provider)").
+# kueue          Kueue's controller manager and its manifests into cluster/bin (cluster/README.md, "Kueue"); not
+#                part of `cluster` yet.
 # cluster-clean  removes cluster/bin (the Go module and build caches are left alone).
 
 GO ?= go
@@ -134,6 +138,30 @@ $(OPERATOR_MANIFESTS)/.copied: $(TRAINER_MOD)
 	     $$jobset/config/components/webhook $(OPERATOR_MANIFESTS)/jobset/ \
 	  && chmod -R u+w $(OPERATOR_MANIFESTS) && touch $@ && echo "cluster: operator manifests from $$trainer and $$jobset"
 
+# Kueue's controller manager (`cmd/kueue`; sigs.k8s.io/kueue pinned in cluster/trainer/go.mod): Kueue requires
+# k8s.io/* v0.35.3, controller-runtime v0.23, Trainer v2.2.0 and JobSet v0.11.1, and compiles against the newer
+# versions cluster/trainer/go.mod already pins. Beside it the manifests its `config/default` kustomization deploys
+# (CRDs, RBAC, manager Deployment and its Configuration ConfigMap, webhook configurations and Service, the internal
+# cert Secret, the visibility APIService, and the default kustomization's patches). Not yet part of `cluster`.
+KUEUE_MANIFESTS := $(CLUSTER_BIN)/kueue-manifests
+KUEUE_VERSION := $(shell awk '$$1 == "sigs.k8s.io/kueue" {print $$2}' cluster/trainer/go.mod)
+.PHONY: kueue
+kueue: $(CLUSTER_BIN)/kueue-controller-manager $(KUEUE_MANIFESTS)/.copied
+
+$(CLUSTER_BIN)/kueue-controller-manager: $(TRAINER_MOD)
+	@$(call timed,kueue module download,cluster/trainer,$(GO) list -deps sigs.k8s.io/kueue/cmd/kueue >/dev/null)
+	@$(call timed,kueue-controller-manager compile+link,cluster/trainer,CGO_ENABLED=0 $(GO) build -trimpath \
+	  -ldflags '-X sigs.k8s.io/kueue/pkg/version.GitVersion=$(KUEUE_VERSION)' \
+	  -o ../bin/kueue-controller-manager sigs.k8s.io/kueue/cmd/kueue)
+
+$(KUEUE_MANIFESTS)/.copied: $(TRAINER_MOD)
+	@rm -rf $(KUEUE_MANIFESTS) && mkdir -p $(KUEUE_MANIFESTS)
+	@kueue=$$(cd cluster/trainer && $(GO) list -m -f '{{.Dir}}' sigs.k8s.io/kueue) \
+	  && cp -r $$kueue/config/components/crd $$kueue/config/components/rbac $$kueue/config/components/manager \
+	     $$kueue/config/components/webhook $$kueue/config/components/internalcert $$kueue/config/components/visibility \
+	     $$kueue/config/default $(KUEUE_MANIFESTS)/ \
+	  && chmod -R u+w $(KUEUE_MANIFESTS) && touch $@ && echo "cluster: kueue manifests from $$kueue"
+
 # The Gateway API implementation of the `gateway` scenarios (src/kaic/localcluster/gateway.py): Traefik's own main,
 # pinned in cluster/gateway/go.mod at v3.6.12 (v3.7.x imports github.com/traefik/traefik/dynamic/ext, a nested
 # module the Go module proxy refuses; see cluster/README.md), the ClusterRole Traefik documents for its
@@ -173,6 +201,30 @@ $(CLUSTER_BIN)/runsc: $(GVISOR_MOD)
 
 $(CLUSTER_BIN)/kaic-runsc: $(GVISOR_MOD) $(shell find cluster/gvisor/cmd -name '*.go' 2>/dev/null)
 	@$(call timed,kaic-runsc compile+link,cluster/gvisor,CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/kaic-runsc ./cmd/kaic-runsc)
+
+# Karpenter with its kwok cloud provider (cluster/karpenter/go.mod: upstream's kwok/ main package, no code of ours)
+# and the CRDs it needs: NodePool and NodeClaim as the kwok chart ships them, and KWOKNodeClass. Its own target, not
+# part of `cluster` yet. The module's `go` line (1.26.9) is above the machine's Go: GOTOOLCHAIN=auto fetches that
+# toolchain through the module proxy (checksum-verified, kept in GOMODCACHE) where the local Go is older.
+KARPENTER_MOD := cluster/karpenter/go.mod cluster/karpenter/go.sum
+KARPENTER_GO := GOTOOLCHAIN=auto $(GO)
+KARPENTER_VERSION := $(shell awk '$$1 == "sigs.k8s.io/karpenter" {print $$2}' cluster/karpenter/go.mod)
+KARPENTER_CRDS := $(CLUSTER_BIN)/karpenter-crds
+.PHONY: karpenter
+karpenter: $(CLUSTER_BIN)/karpenter $(KARPENTER_CRDS)/.copied
+
+$(CLUSTER_BIN)/karpenter: $(KARPENTER_MOD)
+	@$(call timed,karpenter module download,cluster/karpenter,$(KARPENTER_GO) list -deps tool >/dev/null)
+	@$(call timed,karpenter compile+link,cluster/karpenter,CGO_ENABLED=0 $(KARPENTER_GO) build -trimpath \
+	  -ldflags '-X sigs.k8s.io/karpenter/pkg/operator.Version=$(KARPENTER_VERSION)' \
+	  -o ../bin/karpenter sigs.k8s.io/karpenter/kwok)
+
+$(KARPENTER_CRDS)/.copied: $(KARPENTER_MOD)
+	@rm -rf $(KARPENTER_CRDS) && mkdir -p $(KARPENTER_CRDS) \
+	  && dir=$$(cd cluster/karpenter && $(KARPENTER_GO) list -m -f '{{.Dir}}' sigs.k8s.io/karpenter) \
+	  && install -m 0644 $$dir/kwok/charts/crds/karpenter.sh_nodepools.yaml $$dir/kwok/charts/crds/karpenter.sh_nodeclaims.yaml \
+	     $$dir/kwok/apis/crds/karpenter.kwok.sh_kwoknodeclasses.yaml $(KARPENTER_CRDS)/ \
+	  && touch $@ && echo "cluster: Karpenter CRDs from $$dir"
 
 cluster-clean:
 	rm -rf $(CLUSTER_BIN)
