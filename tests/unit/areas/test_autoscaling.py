@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from kaic.areas import autoscaling
-from kaic.localcluster import autoscaler
+from kaic.localcluster import autoscaler, karpenter, topology
+from kaic.localcluster.launcher import components
 from kaic.localcluster.scenarios import SCENARIOS
 
 
@@ -160,3 +161,37 @@ def test_ca_status_gist():
         autoscaling.ca_status("Cluster-autoscaler status at 2020: Healthy")
         == "Cluster-autoscaler status at 2020: Healthy"
     )
+
+
+def test_local_karpenter_objects():
+    pool = SCENARIOS["karpenter"].karpenter
+    assert pool is not None and pool.label == SCENARIOS["autoscaling"].autoscaler.label
+    (kind,) = karpenter.instance_types(pool)
+    assert kind["name"] == "kaic-sim-1gpu" and kind["resources"]["example.com/gpu"] == "1"
+    assert kind["resources"]["cpu"] == topology.NODE_RESOURCES["cpu"] == "96"
+    keys = {r["key"] for r in kind["offerings"][0]["requirements"]}
+    assert keys == {"karpenter.sh/capacity-type", "topology.kubernetes.io/zone"}, "kwok reads no other key"
+    body = karpenter.node_pool(pool)
+    template = body["spec"]["template"]
+    assert template["metadata"]["labels"][topology.POOL_LABEL] == topology.AUTOSCALED_POOL
+    assert template["spec"]["nodeClassRef"]["name"] == karpenter.node_class()["metadata"]["name"]
+    assert template["spec"]["requirements"] == [
+        {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [kind["name"]]}
+    ]
+    assert body["spec"]["limits"] == {"nodes": "2"}
+    assert body["spec"]["disruption"]["consolidationPolicy"] == "WhenEmpty"
+    assert "--disable-leader-election" in karpenter.flags(1, 2, "types.json")
+
+
+def test_broken_karpenter_limits_cpu_below_its_only_instance_type():
+    broken = SCENARIOS["broken-karpenter"].karpenter
+    assert broken is not None
+    limit = karpenter.node_pool(broken)["spec"]["limits"]["cpu"]
+    (kind,) = karpenter.instance_types(broken)
+    assert 0 < int(limit) < int(kind["resources"]["cpu"])
+
+
+def test_only_the_karpenter_scenarios_run_karpenter():
+    running = {name for name, scenario in SCENARIOS.items() if karpenter.BINARY in components(scenario)}
+    assert running == {"karpenter", "broken-karpenter"}
+    assert all(SCENARIOS[name].scales_nodes and not SCENARIOS[name].real_node for name in running)
