@@ -85,6 +85,11 @@ def test_foreign_workloads():
         "other/waiting is pending for the pool",
         "other/wants-gpu is pending for example.com/gpu",
     ]
+    empty = autoscaling.foreign_workloads(pods, "kaic", {}, "pool", "gpu", "example.com/gpu")
+    assert empty == [
+        "other/waiting is pending for the pool",
+        "other/wants-gpu is pending for example.com/gpu",
+    ], "an empty (Karpenter) pool is isolated only while nothing else waits for it"
 
 
 def test_scaled_down_needs_the_exact_baseline():
@@ -95,6 +100,27 @@ def test_scaled_down_needs_the_exact_baseline():
         "a replaced baseline node is no return"
     )
     assert not autoscaling.scaled_down({}, baseline, ("b", "2"))
+    assert autoscaling.scaled_down({}, {}, ("b", "2")), "an empty pool is back once the added node is gone"
+    assert not autoscaling.scaled_down({"b": "2"}, {}, ("b", "2"))
+
+
+def test_karpenter_pools_by_template_label_or_single_value_requirement():
+    def nodepool(name, labels=None, requirements=()):
+        template = {"metadata": {"labels": labels or {}}, "spec": {"requirements": list(requirements)}}
+        return {"metadata": {"name": name}, "spec": {"template": template}}
+
+    pools = [
+        nodepool("labelled", {"pool": "gpu"}),
+        nodepool("required", requirements=[{"key": "pool", "operator": "In", "values": ["gpu"]}]),
+        nodepool("either", requirements=[{"key": "pool", "operator": "In", "values": ["gpu", "cpu"]}]),
+        nodepool("other", {"pool": "cpu"}),
+        {"metadata": {"name": "bare"}, "spec": {}},
+    ]
+    assert autoscaling.karpenter_pools(pools, "pool", "gpu") == ["labelled", "required"]
+    local = SCENARIOS["karpenter"].karpenter
+    assert local is not None
+    key, value = autoscaling.parse_pool_label(local.label)
+    assert autoscaling.karpenter_pools([karpenter.node_pool(local)], key, value) == [karpenter.NODE_POOL]
 
 
 def test_detection_trail_and_findings():
