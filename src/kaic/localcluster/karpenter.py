@@ -5,8 +5,8 @@ Karpenter runs on this host against the API server. Its instance types come from
 the device-plugin pool's nodes with a single GPU. One KWOKNodeClass and one NodePool offer only that type,
 labelled as the autoscaled pool, so the pool starts at zero nodes and grows only for pods that select it. A
 node Karpenter creates carries `kwok.x-k8s.io/node: fake`, so our kwok makes it Ready and runs its pods.
-Empty nodes go `consolidate_after` after their last pod left (cluster/README.md, "Karpenter (kwok
-provider)").
+An empty node goes about 40 s after its last pod left: `consolidate_after`, then Karpenter's disruption
+polling and re-validation (cluster/README.md, "Karpenter (kwok provider)").
 """
 
 from __future__ import annotations
