@@ -10,8 +10,8 @@
 #                ctr, runc (cgo, for nsenter), the CNI plugins bridge, host-local and loopback into cluster/bin/cni,
 #                kaic-pause (the sandbox image's binary), busybox from Debian's busybox-static package, and
 #                the dra-example-driver kubelet plugin (cluster/dra); gVisor's runsc and kaic-runsc (cluster/gvisor).
-# karpenter      Karpenter's kwok cloud provider (cluster/karpenter) and its CRDs into cluster/bin; not part of
-#                `cluster` (cluster/README.md, section "Karpenter (kwok provider)").
+# karpenter      Karpenter's kwok cloud provider (cluster/karpenter) and its CRDs into cluster/bin, for the
+#                `karpenter` scenarios; part of `cluster` too (cluster/README.md, "Karpenter (kwok provider)").
 # kueue          Kueue's controller manager and its manifests into cluster/bin (cluster/README.md, "Kueue"); not
 #                part of `cluster` yet.
 # cluster-clean  removes cluster/bin (the Go module and build caches are left alone).
@@ -203,15 +203,17 @@ $(CLUSTER_BIN)/kaic-runsc: $(GVISOR_MOD) $(shell find cluster/gvisor/cmd -name '
 	@$(call timed,kaic-runsc compile+link,cluster/gvisor,CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/kaic-runsc ./cmd/kaic-runsc)
 
 # Karpenter with its kwok cloud provider (cluster/karpenter/go.mod: upstream's kwok/ main package, no code of ours)
-# and the CRDs it needs: NodePool and NodeClaim as the kwok chart ships them, and KWOKNodeClass. Its own target, not
-# part of `cluster` yet. The module's `go` line (1.26.9) is above the machine's Go: GOTOOLCHAIN=auto fetches that
-# toolchain through the module proxy (checksum-verified, kept in GOMODCACHE) where the local Go is older.
+# and the CRDs it needs: NodePool and NodeClaim as the kwok chart ships them, and KWOKNodeClass. Its own target,
+# and part of `cluster` (the `karpenter` scenarios run it). The module's `go` line (1.26.9) is above the machine's
+# Go: GOTOOLCHAIN=auto fetches that toolchain through the module proxy (checksum-verified, kept in GOMODCACHE)
+# where the local Go is older.
 KARPENTER_MOD := cluster/karpenter/go.mod cluster/karpenter/go.sum
 KARPENTER_GO := GOTOOLCHAIN=auto $(GO)
 KARPENTER_VERSION := $(shell awk '$$1 == "sigs.k8s.io/karpenter" {print $$2}' cluster/karpenter/go.mod)
 KARPENTER_CRDS := $(CLUSTER_BIN)/karpenter-crds
 .PHONY: karpenter
 karpenter: $(CLUSTER_BIN)/karpenter $(KARPENTER_CRDS)/.copied
+cluster: karpenter
 
 $(CLUSTER_BIN)/karpenter: $(KARPENTER_MOD)
 	@$(call timed,karpenter module download,cluster/karpenter,$(KARPENTER_GO) list -deps tool >/dev/null)

@@ -10,8 +10,10 @@ Both behavioural probes first:
    NodePools, Cluster API scaling annotations, the ProvisioningRequest CRD. None: not-applicable, the reason
    listing what was looked for.
 2. Take the pool: `--autoscaler-node-pool-label` names an isolated accelerator pool (N ≥ 1 Ready,
-   schedulable nodes, max ≥ N+1, one accelerator per node, nothing else pending for it). Unset, no such node,
-   not exactly one accelerator per node, or other workloads on the pool: unknown.
+   schedulable nodes, max ≥ N+1, one accelerator per node, nothing else pending for it). N = 0 where a
+   Karpenter NodePool labels its nodes so (Karpenter pools have no minimum and commonly start empty). Unset,
+   no such node and no such NodePool, not exactly one accelerator per node, or other workloads on the pool or
+   pending for it: unknown.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ PR_RBAC = (
 )
 CAPI_MIN = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
 AUTOSCALER_GROUPS = ("karpenter.sh", "cluster.x-k8s.io", "autoscaling.x-k8s.io")
+SCALE_UP_DOWN = "cluster_autoscaling.scale-up-down"
 
 
 @probe("cluster_autoscaling", "discovery", test="TestKaicDiscovery/ClusterAutoscaling", kind="discovery")
@@ -96,11 +99,7 @@ def autoscaler(cluster: Cluster, facts: Facts, evidence: Recorder) -> dict[str, 
         "clusterApiAutoscaled": [],
         "provisioningRequestCrd": autoscaling.PROVISIONING_REQUESTS in crds,
     }
-    if "nodepools.karpenter.sh" in crds:
-        version = crds["nodepools.karpenter.sh"]["versions"][0]
-        detected["karpenterNodePools"] = [
-            p["metadata"]["name"] for p in cluster.list(f"/apis/karpenter.sh/{version}/nodepools")
-        ]
+    detected["karpenterNodePools"] = [p["metadata"]["name"] for p in karpenter_nodepools(cluster, facts)]
     if "machinedeployments.cluster.x-k8s.io" in crds:
         version = crds["machinedeployments.cluster.x-k8s.io"]["versions"][0]
         detected["clusterApiAutoscaled"] = [
@@ -113,6 +112,12 @@ def autoscaler(cluster: Cluster, facts: Facts, evidence: Recorder) -> dict[str, 
     if not autoscaling.found_autoscalers(detected):
         raise NotApplicable(autoscaling.trail(detected))
     return detected
+
+
+def karpenter_nodepools(cluster: Cluster, facts: Facts) -> list[dict[str, Any]]:
+    """Karpenter's NodePools, where its CRD is served."""
+    crd = (facts["crds"] or {}).get("nodepools.karpenter.sh")
+    return list(cluster.list(f"/apis/karpenter.sh/{crd['versions'][0]}/nodepools")) if crd else []
 
 
 def ca_status(cluster: Cluster) -> Any:
@@ -149,13 +154,18 @@ def until(
 
 
 @pytest.fixture
-def provisioning_requests(autoscaler: dict[str, Any]) -> None:
-    """The ProvisioningRequest API must be served for the check-capacity probe (before the pool is taken)."""
-    if not autoscaler["provisioningRequestCrd"]:
-        raise Unknown(
-            "a node autoscaler is present but the ProvisioningRequest API (autoscaling.x-k8s.io) is not "
-            "served: the safe check-capacity check cannot run"
-        )
+def provisioning_requests(autoscaler: dict[str, Any], run: RunContext) -> None:
+    """The ProvisioningRequest API must be served for the check-capacity probe (before the pool is taken).
+    Without it (Karpenter serves none) the check is not-applicable where scale-up-down runs too, judging the
+    autoscaler by a real scale-up, and unknown where this check is the only one."""
+    if autoscaler["provisioningRequestCrd"]:
+        return
+    why = "a node autoscaler is present but the ProvisioningRequest API (autoscaling.x-k8s.io) is not served"
+    if SCALE_UP_DOWN in run.probes:
+        raise NotApplicable(f"{why}; scale-up-down judges the autoscaler by a real scale-up in this run")
+    raise Unknown(
+        f"{why}: the safe check-capacity check cannot run (certified mode judges a real scale-up instead)"
+    )
 
 
 @dataclass
@@ -214,19 +224,26 @@ def pool(
     facts: Facts,
     evidence: Recorder,
 ) -> Pool:
-    """Step 2: the named pool, checked to hold N >= 1 nodes of one accelerator each and nothing else."""
+    """Step 2: the named pool, checked to hold N >= 1 nodes of one accelerator each (or N = 0 for a Karpenter
+    NodePool) and nothing else."""
     label = run.settings.autoscaler.node_pool_label
     if not label:
         raise Unknown(
             "a node autoscaler is present but no accelerator pool was named: pass "
-            "--autoscaler-node-pool-label key=value (an isolated pool, min N >= 1, max >= N+1, one "
-            "accelerator per node) in certified mode"
+            "--autoscaler-node-pool-label key=value (an isolated pool, min N >= 1 or a Karpenter NodePool, "
+            "max >= N+1, one accelerator per node) in certified mode"
         )
     key, value = autoscaling.parse_pool_label(label)
     pool = Pool(cluster, key, value, accelerators.select(facts, run.settings, "device-plugin"))
     pool.nodes = pool.read()
     if not pool.nodes:
-        raise Unknown(f"no Ready, schedulable node is labelled {label}: the pool needs N >= 1 nodes")
+        nodepools = autoscaling.karpenter_pools(karpenter_nodepools(cluster, facts), key, value)
+        if not nodepools:
+            raise Unknown(
+                f"no Ready, schedulable node is labelled {label} and no Karpenter NodePool labels its nodes "
+                "so: the pool needs N >= 1 nodes"
+            )
+        evidence.add("fact", "empty Karpenter pool", {"label": label, "nodePools": nodepools})
     counts = {
         n: (cluster.get(f"{NODES}/{n}")["status"].get("allocatable") or {}).get(pool.resource)
         for n in pool.nodes
@@ -268,13 +285,13 @@ def test_cluster_autoscaling_scale_up_down(
 
     1. Detect the autoscaler and take the pool (above).
     2. N pods, one per node (anti-affinity, a PodDisruptionBudget of N), fill the pool; they must run on the
-       N baseline nodes within 300 s (else unknown).
+       N baseline nodes within 300 s (else unknown). N = 0 (an empty Karpenter pool): no baseline pods.
     3. Pod N+1 must be marked Unschedulable within 120 s, for want of the accelerator (for another reason:
-       unknown).
+       unknown); with N = 0 there is no pool node, so any Unschedulable reason is the want of one.
     4. The autoscaler must add a pool node that runs it within `--autoscaler-scale-up-timeout`, without a
        baseline node changing (failed otherwise).
-    5. Once that pod is deleted the pool must return to its N baseline nodes, and stay there 30 s, within
-       `--autoscaler-scale-down-timeout`.
+    5. Once that pod is deleted the pool must return to its N baseline nodes (N = 0: no node), and stay there
+       30 s, within `--autoscaler-scale-down-timeout`.
     """
     up_s = run.settings.autoscaler.scale_up_timeout_s
     down_s = run.settings.autoscaler.scale_down_timeout_s
@@ -284,36 +301,38 @@ def test_cluster_autoscaling_scale_up_down(
     n = len(baseline)
     spread = run.id
 
-    cluster.create(
-        f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets",
-        {
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": {"name": "baseline", "labels": run.labels},
-            "spec": {"minAvailable": n, "selector": {"matchLabels": {RUN_LABEL: spread}}},
-        },
-    )
-    names = [f"baseline-{i}" for i in range(n)]
-    for name in names:
-        cluster.create(workloads.pods_path(namespace), pool.pod(name, run.labels, image, deadline_s, spread))
-
     guard = policy.Guard(cluster, namespace)
-
-    def baseline_running() -> dict[str, str] | None:
-        pods = [cluster.get(workloads.pods_path(namespace, name)) for name in names]
-        guard.pods(pods)
-        if all((p.get("status") or {}).get("phase") == "Running" for p in pods):
-            return {p["metadata"]["name"]: workloads.scheduled_node(p) for p in pods}
-        return None
-
     pods = workloads.pods_path(namespace)
-    placed = until(cluster, pods, baseline_running, BASELINE_TIMEOUT_S, f"{n} baseline pods Running")
-    evidence.add("object", "baseline placement", placed)
-    if sorted(placed.values()) != sorted(baseline):
-        raise Unknown(f"baseline pods did not take one pool node each ({placed}, pool {sorted(baseline)})")
+    if n:
+        cluster.create(
+            f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets",
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": "baseline", "labels": run.labels},
+                "spec": {"minAvailable": n, "selector": {"matchLabels": {RUN_LABEL: spread}}},
+            },
+        )
+        names = [f"baseline-{i}" for i in range(n)]
+        for name in names:
+            cluster.create(pods, pool.pod(name, run.labels, image, deadline_s, spread))
+
+        def baseline_running() -> dict[str, str] | None:
+            members = [cluster.get(workloads.pods_path(namespace, name)) for name in names]
+            guard.pods(members)
+            if all((p.get("status") or {}).get("phase") == "Running" for p in members):
+                return {p["metadata"]["name"]: workloads.scheduled_node(p) for p in members}
+            return None
+
+        placed = until(cluster, pods, baseline_running, BASELINE_TIMEOUT_S, f"{n} baseline pods Running")
+        evidence.add("object", "baseline placement", placed)
+        if sorted(placed.values()) != sorted(baseline):
+            raise Unknown(
+                f"baseline pods did not take one pool node each ({placed}, pool {sorted(baseline)})"
+            )
 
     trigger = "trigger"
-    cluster.create(workloads.pods_path(namespace), pool.pod(trigger, run.labels, image, deadline_s))
+    cluster.create(pods, pool.pod(trigger, run.labels, image, deadline_s))
     message = until(
         cluster,
         pods,
@@ -322,7 +341,7 @@ def test_cluster_autoscaling_scale_up_down(
         "the trigger pod marked Unschedulable",
     )
     evidence.add("text", "trigger unschedulable", message)
-    if pool.resource not in message:
+    if n and pool.resource not in message:
         raise Unknown(f"the trigger pod is Unschedulable for a reason other than {pool.resource}: {message}")
 
     def trigger_on_new_node() -> tuple[str, str] | None:
@@ -427,7 +446,7 @@ def pr_verdict(obj: dict[str, Any]) -> tuple[str, str] | None:
 def test_cluster_autoscaling_check_capacity(
     cluster: Cluster,
     namespace: str,
-    autoscaler: dict[str, Any],
+    provisioning_requests: None,
     pool: Pool,
     run: RunContext,
     evidence: Recorder,
@@ -437,7 +456,9 @@ def test_cluster_autoscaling_check_capacity(
     (`Provisioned=True`, `CapacityIsFound`) and one for more than the pool holds MUST NOT: the autoscaler
     simulates rather than rubber-stamps. No node is bought.
 
-    1. Detect the autoscaler and take the pool (above). The ProvisioningRequest API not served: unknown.
+    1. Detect the autoscaler. The ProvisioningRequest API not served: not-applicable where scale-up-down
+       runs too (it judges the autoscaler by a real scale-up), unknown otherwise. Take the pool (above); an
+       empty one: unknown, there is no capacity to find.
     2. A PodTemplate asks for one pool accelerator.
     3. A ProvisioningRequest for 1 such pod must be answered `Provisioned=True`, `CapacityIsFound`; one for
        N+1 must be answered `Provisioned=False` or `Failed=True`. No controller answering within 120 s:
@@ -456,6 +477,8 @@ def test_cluster_autoscaling_check_capacity(
     )
     path = f"{PR_API}/namespaces/{namespace}/provisioningrequests"
     results = {}
+    if not pool.nodes:
+        raise Unknown("the pool has no node yet (an empty Karpenter pool): there is no capacity to check")
     for name, count in (("fits", 1), ("too-many", len(pool.nodes) + 1)):
         cluster.create(path, provisioning_request(name, run.labels, "one-accelerator", count))
         url = f"{path}/{name}"

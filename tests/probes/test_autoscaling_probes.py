@@ -1,12 +1,13 @@
-"""The cluster autoscaling probes against the real local cluster, with the upstream Cluster Autoscaler where a
-scenario runs it.
+"""The cluster autoscaling probes against the real local cluster, with the upstream Cluster Autoscaler or
+Karpenter where a scenario runs one.
 
 Every scenario of the golden matrix has a cluster_autoscaling row. Without an autoscaler the requirement is
 not-applicable with the detection trail. On `autoscaling` the certified run passes: the real scheduler marks
 the extra accelerator pod Unschedulable, CA (kwok provider) creates a node that kwok makes Ready, the pod runs
 there, and CA removes the node once it is idle; on `broken-autoscaling` (CA capped by --max-nodes-total) the
-same run fails. Certified mode runs whole profiles, so these runs use a copy of ai-v1.0 reduced to this
-requirement.
+same run fails. On `karpenter` the pool starts empty: Karpenter creates a node for the pending pod and removes
+it once empty; on `broken-karpenter` (a NodePool CPU limit below its only instance type) it adds none.
+Certified mode runs whole profiles, so these runs use a copy of ai-v1.0 reduced to this requirement.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ import pytest
 import yaml
 from golden_matrix import MATRIX, ROOT, assert_nothing_left, assert_rows, probe_outcomes, run_kaic
 
-from kaic.localcluster import autoscaler
+from kaic.localcluster import autoscaler, karpenter
 from kaic.localcluster.launcher import bin_dir
 from kaic.localcluster.scenarios import SCENARIOS
 
 REQUIREMENT = "cluster_autoscaling"
-AUTOSCALED = ("autoscaling", "broken-autoscaling")
+AUTOSCALED = tuple(s for s in SCENARIOS if SCENARIOS[s].scales_nodes)
 POOL = "--autoscaler-node-pool-label=kaic.io/node-pool=autoscale"
-# The local CA adds a node within seconds and removes an idle one after ~20 s; these bound a broken run.
+# The local autoscalers add a node within seconds and remove an empty one within a minute; these bound a
+# broken run.
 TIMEOUTS = ("--autoscaler-scale-up-timeout=90s", "--autoscaler-scale-down-timeout=150s")
 NONE_FOUND = "no node autoscaler found"
 # The scenarios this file claims: every kwok-only one (the real-node scenarios belong to other areas).
@@ -34,11 +36,21 @@ CLAIMED = [s for s in SCENARIOS if not SCENARIOS[s].real_node]
 
 @pytest.fixture
 def autoscaled_cluster_for(cluster_for):
-    """`cluster_for`, for scenarios that run the Cluster Autoscaler: skipped where it was not built (its
-    module is not on the Go module proxy, see cluster/README.md), in CI too."""
-    if not os.access(bin_dir() / autoscaler.BINARY, os.X_OK):
-        pytest.skip(f"needs {bin_dir() / autoscaler.BINARY} (a kwok-provider build, see cluster/README.md)")
-    return cluster_for
+    """`cluster_for(scenario)` for the scenarios that run a node autoscaler. Without the Cluster Autoscaler
+    they skip, in CI too (its module is not on the Go module proxy, see cluster/README.md); without Karpenter
+    they skip, and fail in CI (`make cluster` builds it)."""
+
+    def start(scenario):
+        built = bool(SCENARIOS[scenario].karpenter)
+        binary = bin_dir() / (karpenter.BINARY if built else autoscaler.BINARY)
+        if not os.access(binary, os.X_OK):
+            why = f"needs {binary} (cluster/README.md)"
+            if built and os.environ.get("CI") == "true":
+                pytest.fail(f"CI builds Karpenter with `make cluster`: {why}")
+            pytest.skip(why)
+        return cluster_for(scenario)
+
+    return start
 
 
 def only_this_requirement(tmp_path: Path) -> Path:
@@ -72,13 +84,25 @@ def test_no_autoscaler_is_not_applicable(scenario, cluster_for, tmp_path):
     assert NONE_FOUND in got["cluster_autoscaling.check-capacity"][1], got
 
 
+# Non-disruptive mode runs only check-capacity: CA finds one accelerator and not more than the pool holds;
+# Karpenter serves no ProvisioningRequest API, so there nothing is judged without certified mode.
+NON_DISRUPTIVE = {
+    "autoscaling": ("passed", ""),
+    "karpenter": ("unknown", "the ProvisioningRequest API (autoscaling.x-k8s.io) is not served"),
+}
+
+
 @pytest.mark.cluster
-def test_non_disruptive_runs_only_the_safe_check(autoscaled_cluster_for, tmp_path):
-    """check-capacity: one accelerator is found, more than the pool holds is not; nothing is scaled."""
-    cluster = autoscaled_cluster_for("autoscaling")
+@pytest.mark.parametrize("scenario", sorted(NON_DISRUPTIVE))
+def test_non_disruptive_runs_only_the_safe_check(scenario, autoscaled_cluster_for, tmp_path):
+    """check-capacity alone; nothing is scaled."""
+    cluster = autoscaled_cluster_for(scenario)
     report = run_kaic(cluster, tmp_path / "run", (REQUIREMENT,), POOL)
     got = probes(report)
-    assert got["cluster_autoscaling.check-capacity"] == ("passed", ""), got
+    want, why = NON_DISRUPTIVE[scenario]
+    assert got["cluster_autoscaling.check-capacity"][0] == want, got
+    assert why in got["cluster_autoscaling.check-capacity"][1], got
+    assert outcome(report) == want
     assert "cluster_autoscaling.scale-up-down" not in got
     assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
 
@@ -118,10 +142,14 @@ def test_certified_scale_up_and_down(scenario, autoscaled_cluster_for, tmp_path)
     )
     got = probes(report)
     assert outcome(report) == MATRIX[scenario][REQUIREMENT], got
-    assert got["cluster_autoscaling.check-capacity"] == ("passed", ""), got
-    if scenario == "autoscaling":
-        assert got["cluster_autoscaling.scale-up-down"] == ("passed", ""), got
+    if SCENARIOS[scenario].karpenter:
+        assert got["cluster_autoscaling.check-capacity"][0] == "not-applicable", got
+        assert "ProvisioningRequest API" in got["cluster_autoscaling.check-capacity"][1], got
     else:
+        assert got["cluster_autoscaling.check-capacity"] == ("passed", ""), got
+    if scenario.startswith("broken-"):
         assert got["cluster_autoscaling.scale-up-down"][0] == "failed", got
         assert "added no pool node" in got["cluster_autoscaling.scale-up-down"][1], got
+    else:
+        assert got["cluster_autoscaling.scale-up-down"] == ("passed", ""), got
     assert_nothing_left(cluster.kubeconfig, report["run"]["id"])

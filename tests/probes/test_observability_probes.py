@@ -23,7 +23,7 @@ REQUIREMENTS = ("accelerator_metrics", "ai_service_metrics")
 # accelerators moves a row (accelerator_metrics does not apply). The two Prometheus scenarios move the other.
 OWN_SCENARIOS = {"no-gpu-nodes", "observability", "broken-observability"}
 CLAIMED = [
-    *(s for s, shape in SCENARIOS.items() if not (shape.real_node or shape.autoscaler)),
+    *(s for s, shape in SCENARIOS.items() if not (shape.real_node or shape.scales_nodes)),
     *OWN_SCENARIOS,
 ]
 PROBES = {

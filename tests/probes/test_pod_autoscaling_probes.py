@@ -22,7 +22,7 @@ OWN_SCENARIOS = {"real-node", "broken-pod-autoscaling"}
 PROBE = "pod_autoscaling.scale-on-custom-metric"
 # The plain kwok scenarios and the two with a metrics pipeline (other areas' special scenarios list none).
 CLAIMED = [
-    *(s for s, shape in SCENARIOS.items() if not (shape.real_node or shape.autoscaler)),
+    *(s for s, shape in SCENARIOS.items() if not (shape.real_node or shape.scales_nodes)),
     *OWN_SCENARIOS,
 ]
 PROBES = {

@@ -2,7 +2,9 @@
 
 The contract is upstream's TestAcceleratorClusterAutoscaling (kubernetes-sigs/ai-conformance): on an isolated
 pool of N >= 1 nodes with one accelerator each, N baseline pods fill the pool, pod N+1 is Unschedulable, a new
-pool node appears and runs it, and once it is deleted the pool returns to its N baseline nodes.
+pool node appears and runs it, and once it is deleted the pool returns to its N baseline nodes. A Karpenter
+NodePool has no minimum and commonly starts empty: there N = 0 (no baseline pods) and the pool must return to
+zero nodes.
 """
 
 from __future__ import annotations
@@ -101,6 +103,22 @@ def trail(detected: Mapping[str, Any]) -> str:
         f"{'present, no autoscaler annotations' if detected.get('clusterApiCrds') else 'absent'}, "
         f"ProvisioningRequest CRD {'present' if detected.get('provisioningRequestCrd') else 'absent'}"
     )
+
+
+def karpenter_pools(nodepools: Iterable[Mapping[str, Any]], key: str, value: str) -> list[str]:
+    """The Karpenter NodePools whose nodes carry `key=value`: a template label, or a requirement that allows
+    that value alone (Karpenter labels its nodes with both)."""
+
+    def labels_pool(spec: Mapping[str, Any]) -> bool:
+        template = spec.get("template") or {}
+        if ((template.get("metadata") or {}).get("labels") or {}).get(key) == value:
+            return True
+        return any(
+            r.get("key") == key and r.get("operator") == "In" and r.get("values") == [value]
+            for r in (template.get("spec") or {}).get("requirements") or []
+        )
+
+    return sorted(p["metadata"]["name"] for p in nodepools if labels_pool(p.get("spec") or {}))
 
 
 def usable(node: Mapping[str, Any]) -> bool:

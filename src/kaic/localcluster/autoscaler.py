@@ -33,7 +33,6 @@ MAX_ANNOTATION = "cluster-autoscaler.kwok.nodegroup/max-count"
 DESIRED_ANNOTATION = "cluster-autoscaler.kwok.nodegroup/desired-count"
 # Node names are "<group>-<5 random characters>".
 GROUP = "kaic-autoscale"
-POOL = "autoscale"
 
 
 @dataclass(frozen=True)
@@ -48,19 +47,13 @@ class AutoscaledPool:
     @property
     def label(self) -> str:
         """The `--autoscaler-node-pool-label` value that names this pool."""
-        return f"{topology.POOL_LABEL}={POOL}"
+        return f"{topology.POOL_LABEL}={topology.AUTOSCALED_POOL}"
 
 
 def template_node(pool: AutoscaledPool) -> dict[str, Any]:
     """A node like the device-plugin pool's, with one GPU. No hostname label: CA copies the template's
     labels verbatim onto every node it creates."""
-    resources = {
-        "cpu": "96",
-        "memory": "1Ti",
-        "pods": "110",
-        "ephemeral-storage": "2Ti",
-        topology.EXTENDED_RESOURCE: str(pool.gpus_per_node),
-    }
+    resources = {**topology.NODE_RESOURCES, topology.EXTENDED_RESOURCE: str(pool.gpus_per_node)}
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -70,11 +63,10 @@ def template_node(pool: AutoscaledPool) -> dict[str, Any]:
                 "type": "kwok",
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64",
-                "node.kubernetes.io/instance-type": "kaic-sim-1gpu",
-                "topology.kubernetes.io/zone": "kaic-sim-a",
-                topology.POOL_LABEL: POOL,
-                "example.com/gpu.present": "true",
-                "example.com/gpu.product": topology.GPU_MODEL,
+                "node.kubernetes.io/instance-type": topology.instance_type(pool.gpus_per_node),
+                "topology.kubernetes.io/zone": topology.ZONE,
+                topology.POOL_LABEL: topology.AUTOSCALED_POOL,
+                **topology.DEVICE_PLUGIN_LABELS,
             },
             "annotations": {
                 GROUP_ANNOTATION: GROUP,

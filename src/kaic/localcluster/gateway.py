@@ -21,9 +21,8 @@ from typing import Any
 import yaml
 
 from kaic.kube import client as kube
-from kaic.kube.conditions import is_true
 from kaic.localcluster import kubeconfig
-from kaic.localcluster.manifests import COLLECTIONS, create, load
+from kaic.localcluster.manifests import create, load, wait_condition
 from kaic.localcluster.node import NODE_IP
 from kaic.localcluster.pki import ClientIdentity, ClusterPKI
 from kaic.localcluster.processes import ClusterError, Managed, free_ports, wait_healthy
@@ -63,7 +62,7 @@ class GatewayInstall:
                 if doc["kind"] == "CustomResourceDefinition":
                     crds.append(doc["metadata"]["name"])
         for name in crds:
-            self.wait(COLLECTIONS["CustomResourceDefinition"], name, "Established", timeout)
+            wait_condition(self.cluster, "CustomResourceDefinition", name, "Established", timeout)
 
     def grant(self) -> None:
         """Traefik's documented ClusterRole, bound to kaic's user for Traefik instead of a ServiceAccount."""
@@ -122,19 +121,7 @@ class GatewayInstall:
                 "spec": {"controllerName": CONTROLLER},
             },
         )
-        self.wait(COLLECTIONS["GatewayClass"], CLASS, "Accepted", timeout)
-
-    def wait(self, collection: str, name: str, kind: str, timeout: float) -> None:
-        """Watch one object until its condition `kind` is True."""
-        last: dict[str, Any] = {}
-        for _, obj in self.cluster.watch(collection, timeout, fieldSelector=f"metadata.name={name}"):
-            last = obj
-            if is_true(obj, kind):
-                return
-        raise ClusterError(
-            f"{name} not {kind} within {timeout:.0f}s ({(last.get('status') or {}).get('conditions')}):\n"
-            f"{self.process(NAME).log_tail()}"
-        )
+        wait_condition(self.cluster, "GatewayClass", CLASS, "Accepted", timeout, self.process(NAME))
 
 
 def install(

@@ -30,7 +30,9 @@ from kaic.localcluster import (
     autoscaler,
     gateway,
     images,
+    karpenter,
     kubeconfig,
+    manifests,
     metrics_adapter,
     node,
     operator,
@@ -55,8 +57,8 @@ SERVICE_CIDR = "100.96.0.0/16"
 SERVICE_IP = "100.96.0.1"
 STATE_FILE = "state.json"
 ENV_BIN = "KAIC_CLUSTER_BIN"
-# Start order; `down` stops in reverse. The Cluster Autoscaler, the metrics adapter and Traefik run only in
-# their scenarios.
+# Start order; `down` stops in reverse. The Cluster Autoscaler, Karpenter, the metrics adapter and Traefik run
+# only in their scenarios.
 COMPONENTS = (
     "etcd",
     "egress",
@@ -65,6 +67,7 @@ COMPONENTS = (
     "kube-scheduler",
     "kwok",
     autoscaler.BINARY,
+    karpenter.BINARY,
     metrics_adapter.NAME,
     gateway.NAME,
 )
@@ -86,6 +89,7 @@ def components(scenario: Scenario) -> tuple[str, ...]:
     """What `up` starts for `scenario`, in start order."""
     optional = {
         autoscaler.BINARY: scenario.autoscaler,
+        karpenter.BINARY: scenario.karpenter,
         metrics_adapter.NAME: scenario.metrics_adapter,
         gateway.NAME: scenario.gateway,
     }
@@ -101,6 +105,7 @@ class Binaries:
     kaic_cluster: Path
     kwok: Path
     cluster_autoscaler: Path
+    karpenter: Path
 
 
 def bin_dir() -> Path:
@@ -112,7 +117,12 @@ def bin_dir() -> Path:
 
 def find_binaries() -> Binaries:
     directory = bin_dir()
-    found = Binaries(directory / "kaic-cluster", directory / "kwok", directory / autoscaler.BINARY)
+    found = Binaries(
+        directory / "kaic-cluster",
+        directory / "kwok",
+        directory / autoscaler.BINARY,
+        directory / karpenter.BINARY,
+    )
     missing = [str(path) for path in (found.kaic_cluster, found.kwok) if not os.access(path, os.X_OK)]
     if missing:
         raise ClusterError(
@@ -192,6 +202,8 @@ class LocalCluster:
             self._publish(scenario, timeout)
             if scenario.autoscaler:
                 self._start_autoscaler(scenario.autoscaler, binaries, ports, timeout)
+            if scenario.karpenter:
+                state["karpenter"] = self._start_karpenter(scenario.karpenter, binaries, timeout)
             if scenario.real_node:
                 state["real_node"] = self._start_real_node(scenario, state["server"], binaries, timeout)
             if scenario.metrics_adapter:
@@ -523,6 +535,46 @@ class LocalCluster:
                 timeout,
                 f"the Cluster Autoscaler's node group at its minimum of {pool.min_size} Ready node(s)",
             )
+
+    def _start_karpenter(
+        self, pool: karpenter.KarpenterPool, binaries: Binaries, timeout: float
+    ) -> dict[str, Any]:
+        """CRDs Established, the instance types, Karpenter Ready, then its NodeClass and NodePool, and the
+        NodePool Ready (Karpenter validated it and resolved the class)."""
+        crds = binaries.karpenter.parent / karpenter.CRDS_DIR
+        if not os.access(binaries.karpenter, os.X_OK) or not crds.is_dir():
+            raise ClusterError(
+                f"{binaries.karpenter} or {crds} missing: the karpenter scenarios need Karpenter "
+                "(`make karpenter`, see cluster/README.md)"
+            )
+        cluster = kube.connect(str(self.kubeconfig))
+        for path in sorted(crds.glob("*.yaml")):
+            for doc in manifests.load(path):
+                manifests.create(cluster, doc)
+                manifests.wait_condition(
+                    cluster, "CustomResourceDefinition", doc["metadata"]["name"], "Established", timeout
+                )
+        types = self.state_dir / karpenter.INSTANCE_TYPES_FILE
+        types.write_text(json.dumps(karpenter.instance_types(pool), indent=2) + "\n")
+        config = self.state_dir / f"{karpenter.BINARY}.kubeconfig"
+        kubeconfig.write(
+            config,
+            self.state()["server"],
+            self.pki.ca.cert,
+            self.pki.issue_client(pki.KARPENTER),
+            pki.KARPENTER.user,
+        )
+        metrics_port, health_port = free_ports(2)
+        process = self.process(karpenter.BINARY)
+        process.start(
+            [str(binaries.karpenter), *karpenter.flags(metrics_port, health_port, types)],
+            env={"KUBECONFIG": str(config)},
+        )
+        wait_healthy(process, f"http://127.0.0.1:{health_port}/readyz", timeout)
+        manifests.create(cluster, karpenter.node_class())
+        manifests.create(cluster, karpenter.node_pool(pool))
+        manifests.wait_condition(cluster, "NodePool", karpenter.NODE_POOL, "Ready", timeout, process)
+        return {"metrics_port": metrics_port, "health_port": health_port, "node_pool": karpenter.NODE_POOL}
 
     def _start_metrics_adapter(
         self, scenario: Scenario, server: str, binaries: Binaries, timeout: float

@@ -13,7 +13,8 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from kaic.kube import client as kube
-from kaic.localcluster.processes import ClusterError
+from kaic.kube.conditions import is_true
+from kaic.localcluster.processes import ClusterError, Managed
 
 # The kinds the local installs create; {ns} is the object's namespace.
 COLLECTIONS = {
@@ -34,6 +35,8 @@ COLLECTIONS = {
     ),
     "ClusterTrainingRuntime": "/apis/trainer.kubeflow.org/v1alpha1/clustertrainingruntimes",
     "GatewayClass": "/apis/gateway.networking.k8s.io/v1/gatewayclasses",
+    "KWOKNodeClass": "/apis/karpenter.kwok.sh/v1alpha1/kwoknodeclasses",
+    "NodePool": "/apis/karpenter.sh/v1/nodepools",
 }
 
 
@@ -49,3 +52,25 @@ def create(cluster: kube.Cluster, obj: dict[str, Any]) -> None:
         raise ClusterError(
             f"creating {obj['kind']} {obj['metadata']['name']}: {kube.describe_error(error)}"
         ) from None
+
+
+def wait_condition(
+    cluster: kube.Cluster,
+    kind: str,
+    name: str,
+    condition: str,
+    timeout: float,
+    process: Managed | None = None,
+) -> None:
+    """Watch the cluster-scoped object `name` of `kind` until its `condition` is True; the error shows its
+    last conditions and, when given, the log of the process expected to set it."""
+    last: dict[str, Any] = {}
+    for _, obj in cluster.watch(COLLECTIONS[kind], timeout, fieldSelector=f"metadata.name={name}"):
+        last = obj
+        if is_true(obj, condition):
+            return
+    conditions = (last.get("status") or {}).get("conditions")
+    raise ClusterError(
+        f"{kind} {name} not {condition} within {timeout:.0f}s ({conditions})"
+        + (f":\n{process.log_tail()}" if process else "")
+    )

@@ -57,6 +57,10 @@ APISERVER_KUBELET = ClientIdentity(
 FRONT_PROXY_CLIENT = ClientIdentity("front-proxy-client", "front-proxy-client")
 # The Cluster Autoscaler creates and deletes nodes and writes its status in kube-system.
 CLUSTER_AUTOSCALER = ClientIdentity("cluster-autoscaler", "kaic-cluster-autoscaler", ("system:masters",))
+# Karpenter creates, taints and deletes nodes, evicts pods and finalizes its objects cluster-wide; its chart's
+# RBAC is Helm templates (ClusterRoles, Roles in its namespace, kube-system and kube-node-lease), so it gets
+# the same rights as the Cluster Autoscaler.
+KARPENTER = ClientIdentity("karpenter", "kaic-karpenter", ("system:masters",))
 # The real node's dra-example-driver: cluster-wide like the simulated driver (its chart grants a ClusterRole).
 DRA_DRIVER = ClientIdentity("dra-driver", "kaic-dra-driver", ("system:masters",))
 CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK, APISERVER_KUBELET, CLUSTER_AUTOSCALER, DRA_DRIVER)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kaic.localcluster.autoscaler import AutoscaledPool
+from kaic.localcluster.karpenter import KarpenterPool
 from kaic.localcluster.topology import CPU_ONLY_POOLS, DEFAULT_POOLS, DRIVER, NodePool
 
 # Native gang scheduling in 1.37 is the beta `GenericWorkload` gate (`GangScheduling` folded into it)
@@ -60,6 +61,8 @@ class Scenario:
     scheduler_emulated_version: str | None = None
     # An accelerator node group run by the upstream Cluster Autoscaler (kwok provider), if any.
     autoscaler: AutoscaledPool | None = None
+    # An accelerator NodePool run by Karpenter (kwok provider), starting at zero nodes, if any.
+    karpenter: KarpenterPool | None = None
     # One real worker node (kubelet + containerd, `node.py`) beside the kwok nodes; needs root.
     real_node: bool = False
     # The custom metrics adapter (`metrics_adapter.py`) on the real node's network: "serving" or "stale".
@@ -79,6 +82,11 @@ class Scenario:
     # The standard Gateway API CRDs and Traefik's kubernetesGateway provider on the node address
     # (`gateway.py`): "serving", or "wrong-entrypoint" (Traefik listens where no Gateway listener asks for).
     gateway: str | None = None
+
+    @property
+    def scales_nodes(self) -> bool:
+        """A node autoscaler runs: the Cluster Autoscaler or Karpenter."""
+        return bool(self.autoscaler or self.karpenter)
 
     def gates_for_scheduler(self) -> dict[str, bool]:
         return self.gates if self.scheduler_gates is None else self.scheduler_gates
@@ -162,6 +170,18 @@ SCENARIOS = {
             autoscaler=AutoscaledPool(
                 max_nodes_total=sum(p.nodes for p in DEFAULT_POOLS) + AutoscaledPool().min_size
             ),
+        ),
+        Scenario(
+            "karpenter",
+            "as conformant, plus Karpenter v1.15.0 (kwok provider) with one NodePool of one-GPU nodes "
+            "labelled kaic.io/node-pool=autoscale, from zero up to 2 nodes, empty nodes removed after 10s",
+            karpenter=KarpenterPool(),
+        ),
+        Scenario(
+            "broken-karpenter",
+            "as karpenter, but the NodePool's CPU limit (48) is below its only instance type's 96 CPUs: "
+            "Karpenter runs and the NodePool is Ready, yet no node is ever added",
+            karpenter=KarpenterPool(cpu_limit="48"),
         ),
         Scenario(
             "real-node",

@@ -24,6 +24,13 @@ POD_CIDR = "100.64.0.0/17"
 POOL_LABEL = "kaic.io/node-pool"
 # kwok manages only nodes with this annotation; probes read it as "runs no containers".
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+ZONE = "kaic-sim-a"
+# Every simulated node's size, GPUs aside.
+NODE_RESOURCES = {"cpu": "96", "memory": "1Ti", "pods": "110", "ephemeral-storage": "2Ti"}
+# What a device-plugin GPU node is labelled with, as GPU feature discovery would.
+DEVICE_PLUGIN_LABELS = {"example.com/gpu.present": "true", "example.com/gpu.product": GPU_MODEL}
+# The pool the node autoscalers (Cluster Autoscaler, Karpenter) grow and shrink.
+AUTOSCALED_POOL = "autoscale"
 _UUID_NAMESPACE = uuid.UUID("6f1c1d52-4a1e-4d4b-9a55-2a0c9f0e7c11")
 
 
@@ -50,6 +57,10 @@ DEFAULT_POOLS = (
 CPU_ONLY_POOLS = (NodePool("cpu", 2, GpuPath.NONE, gpus_per_node=0),)
 
 
+def instance_type(gpus_per_node: int) -> str:
+    return f"kaic-sim-{gpus_per_node}gpu" if gpus_per_node else "kaic-sim-cpu"
+
+
 def node_names(pool: NodePool) -> list[str]:
     return [f"kaic-{pool.name}-{index}" for index in range(pool.nodes)]
 
@@ -66,14 +77,14 @@ def node(pool: NodePool, name: str, pod_cidr: str) -> dict[str, Any]:
         "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
         "kubernetes.io/arch": "amd64",
-        "node.kubernetes.io/instance-type": "kaic-sim-8gpu" if pool.gpus_per_node else "kaic-sim-cpu",
-        "topology.kubernetes.io/zone": "kaic-sim-a",
+        "node.kubernetes.io/instance-type": instance_type(pool.gpus_per_node),
+        "topology.kubernetes.io/zone": ZONE,
         POOL_LABEL: pool.name,
     }
-    resources = {"cpu": "96", "memory": "1Ti", "pods": "110", "ephemeral-storage": "2Ti"}
+    resources = dict(NODE_RESOURCES)
     if pool.gpu_path is GpuPath.DEVICE_PLUGIN:
         resources[EXTENDED_RESOURCE] = str(pool.gpus_per_node)
-        labels |= {"example.com/gpu.present": "true", "example.com/gpu.product": GPU_MODEL}
+        labels |= DEVICE_PLUGIN_LABELS
     elif pool.gpu_path is GpuPath.DRA:
         labels |= {"example.com/gpu.present": "true", "example.com/gpu.dra-driver": DRIVER}
     return {

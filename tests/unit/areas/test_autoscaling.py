@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from kaic.areas import autoscaling
-from kaic.localcluster import autoscaler
+from kaic.localcluster import autoscaler, karpenter, topology
+from kaic.localcluster.launcher import components
 from kaic.localcluster.scenarios import SCENARIOS
 
 
@@ -84,6 +85,11 @@ def test_foreign_workloads():
         "other/waiting is pending for the pool",
         "other/wants-gpu is pending for example.com/gpu",
     ]
+    empty = autoscaling.foreign_workloads(pods, "kaic", {}, "pool", "gpu", "example.com/gpu")
+    assert empty == [
+        "other/waiting is pending for the pool",
+        "other/wants-gpu is pending for example.com/gpu",
+    ], "an empty (Karpenter) pool is isolated only while nothing else waits for it"
 
 
 def test_scaled_down_needs_the_exact_baseline():
@@ -94,6 +100,27 @@ def test_scaled_down_needs_the_exact_baseline():
         "a replaced baseline node is no return"
     )
     assert not autoscaling.scaled_down({}, baseline, ("b", "2"))
+    assert autoscaling.scaled_down({}, {}, ("b", "2")), "an empty pool is back once the added node is gone"
+    assert not autoscaling.scaled_down({"b": "2"}, {}, ("b", "2"))
+
+
+def test_karpenter_pools_by_template_label_or_single_value_requirement():
+    def nodepool(name, labels=None, requirements=()):
+        template = {"metadata": {"labels": labels or {}}, "spec": {"requirements": list(requirements)}}
+        return {"metadata": {"name": name}, "spec": {"template": template}}
+
+    pools = [
+        nodepool("labelled", {"pool": "gpu"}),
+        nodepool("required", requirements=[{"key": "pool", "operator": "In", "values": ["gpu"]}]),
+        nodepool("either", requirements=[{"key": "pool", "operator": "In", "values": ["gpu", "cpu"]}]),
+        nodepool("other", {"pool": "cpu"}),
+        {"metadata": {"name": "bare"}, "spec": {}},
+    ]
+    assert autoscaling.karpenter_pools(pools, "pool", "gpu") == ["labelled", "required"]
+    local = SCENARIOS["karpenter"].karpenter
+    assert local is not None
+    key, value = autoscaling.parse_pool_label(local.label)
+    assert autoscaling.karpenter_pools([karpenter.node_pool(local)], key, value) == [karpenter.NODE_POOL]
 
 
 def test_detection_trail_and_findings():
@@ -160,3 +187,37 @@ def test_ca_status_gist():
         autoscaling.ca_status("Cluster-autoscaler status at 2020: Healthy")
         == "Cluster-autoscaler status at 2020: Healthy"
     )
+
+
+def test_local_karpenter_objects():
+    pool = SCENARIOS["karpenter"].karpenter
+    assert pool is not None and pool.label == SCENARIOS["autoscaling"].autoscaler.label
+    (kind,) = karpenter.instance_types(pool)
+    assert kind["name"] == "kaic-sim-1gpu" and kind["resources"]["example.com/gpu"] == "1"
+    assert kind["resources"]["cpu"] == topology.NODE_RESOURCES["cpu"] == "96"
+    keys = {r["key"] for r in kind["offerings"][0]["requirements"]}
+    assert keys == {"karpenter.sh/capacity-type", "topology.kubernetes.io/zone"}, "kwok reads no other key"
+    body = karpenter.node_pool(pool)
+    template = body["spec"]["template"]
+    assert template["metadata"]["labels"][topology.POOL_LABEL] == topology.AUTOSCALED_POOL
+    assert template["spec"]["nodeClassRef"]["name"] == karpenter.node_class()["metadata"]["name"]
+    assert template["spec"]["requirements"] == [
+        {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [kind["name"]]}
+    ]
+    assert body["spec"]["limits"] == {"nodes": "2"}
+    assert body["spec"]["disruption"]["consolidationPolicy"] == "WhenEmpty"
+    assert "--disable-leader-election" in karpenter.flags(1, 2, "types.json")
+
+
+def test_broken_karpenter_limits_cpu_below_its_only_instance_type():
+    broken = SCENARIOS["broken-karpenter"].karpenter
+    assert broken is not None
+    limit = karpenter.node_pool(broken)["spec"]["limits"]["cpu"]
+    (kind,) = karpenter.instance_types(broken)
+    assert 0 < int(limit) < int(kind["resources"]["cpu"])
+
+
+def test_only_the_karpenter_scenarios_run_karpenter():
+    running = {name for name, scenario in SCENARIOS.items() if karpenter.BINARY in components(scenario)}
+    assert running == {"karpenter", "broken-karpenter"}
+    assert all(SCENARIOS[name].scales_nodes and not SCENARIOS[name].real_node for name in running)
