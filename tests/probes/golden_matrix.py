@@ -22,6 +22,7 @@ from kaic.kube import client as kube
 from kaic.kube.cleanup import CLUSTER_SCOPED
 from kaic.kube.labels import selector
 from kaic.localcluster.launcher import LocalCluster
+from kaic.results.report import load as report_load
 from kaic.results.run_dir import REPORT_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,7 @@ def run_kaic(
         },
     )
     assert proc.returncode in (0, 1, 3, 4), proc.stderr[-3000:]  # 3: a MUST errored, still a full run
+    report_load(out)  # as `kaic results`, `verify` and `diff` read it: the report must pass its own schema
     report = json.loads((out / REPORT_FILE).read_text())
     assert report["run"]["complete"] is True, proc.stderr[-3000:]
     return report

@@ -263,7 +263,7 @@ class LocalCluster:
         wait_healthy(apiserver, readyz, timeout, tls_context(ca, admin.cert, admin.key))
 
         kubeconfig.write(self.kubeconfig, server, ca, admin, pki.ADMIN.user)
-        self._write_config()
+        self._write_config(scenario)
         component_configs = {}
         for name, identity in (
             ("kube-controller-manager", pki.CONTROLLER_MANAGER),
@@ -295,12 +295,18 @@ class LocalCluster:
         for name in starts:
             wait_healthy(self.process(name), f"https://127.0.0.1:{ports[name]}/healthz", timeout, context)
 
-    def _write_config(self) -> None:
-        """kaic's config file for this cluster: the local images as --image, so a plain `kaic run` works."""
-        pairs = [f"{key}={ref}" for key, ref in images.PROBE_IMAGES.items()]
+    def _write_config(self, scenario: Scenario) -> None:
+        """kaic's config file for this cluster, so a plain `kaic run` works: the local images as --image, and
+        what a user would name about their own cluster, which kaic cannot discover: the operator's training
+        runtime and the autoscaled accelerator pool."""
+        settings: dict[str, Any] = {"image": [f"{key}={ref}" for key, ref in images.PROBE_IMAGES.items()]}
+        if scenario.operator:
+            settings["operator-runtime"] = operator.RUNTIME
+        if pool := scenario.autoscaler or scenario.karpenter:
+            settings["autoscaler-node-pool-label"] = pool.label
         self.config.write_text(
             "# Written by `kaic cluster up`: use with `export KAIC_CONFIG=<this file>` or --config.\n"
-            + yaml.safe_dump({"image": pairs}, sort_keys=False)
+            + yaml.safe_dump(settings, sort_keys=False)
         )
 
     def _etcd_flags(self, ports: dict[str, int]) -> list[str]:

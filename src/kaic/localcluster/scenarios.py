@@ -99,8 +99,8 @@ SCENARIOS = {
             "reference",
             "every real component that builds here, together: conformant's DRA, device-plugin and native "
             "gang scheduling, plus the real node (DRA GPUs through CDI), the custom metrics adapter, "
-            "Prometheus, Kubeflow Trainer with JobSet, gVisor's runsc behind a RuntimeClass gvisor, and "
-            "Traefik with the Gateway API CRDs",
+            "Prometheus, Kubeflow Trainer with JobSet, gVisor's runsc behind a RuntimeClass gvisor, "
+            "Traefik with the Gateway API CRDs, and Karpenter (kwok provider) scaling a one-GPU pool",
             real_node=True,
             metrics_adapter="serving",
             monitoring="scraping",
@@ -108,6 +108,7 @@ SCENARIOS = {
             gvisor=True,
             runtime_classes=(("gvisor", "runsc"),),
             gateway="serving",
+            karpenter=KarpenterPool(),
         ),
         Scenario(
             "conformant",

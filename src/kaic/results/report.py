@@ -56,11 +56,16 @@ def shorten(text: str, limit: int = REASON_CHARS) -> str:
     return head + "…"
 
 
+# What evidence can be; report.schema.json lists the same (a unit test keeps them equal).
+EVIDENCE_KINDS = ("event", "object", "log", "fact", "text", "metric")
+
+
 @dataclass
 class Evidence:
-    """Something a person can read to check a verdict: an event, an object's YAML, a log excerpt, a fact."""
+    """Something a person can read to check a verdict: an event, an object's YAML, a log excerpt, a fact, a
+    metric reading."""
 
-    kind: str  # event | object | log | fact | text
+    kind: str  # one of EVIDENCE_KINDS
     name: str
     content: str
 
@@ -75,6 +80,9 @@ class Recorder:
     def add(self, kind: str, name: str, content: Any) -> None:
         import yaml  # here, not at the top: commands that only read a report do not load it
 
+        if kind not in EVIDENCE_KINDS:
+            # Refused here, in the probe, rather than in a report that `kaic results` then cannot read.
+            raise ValueError(f"evidence kind {kind!r} is not one of {', '.join(EVIDENCE_KINDS)}")
         text = content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False)
         self.evidence.append(Evidence(kind=kind, name=name, content=text))
 

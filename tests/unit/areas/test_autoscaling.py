@@ -217,7 +217,7 @@ def test_broken_karpenter_limits_cpu_below_its_only_instance_type():
     assert 0 < int(limit) < int(kind["resources"]["cpu"])
 
 
-def test_only_the_karpenter_scenarios_run_karpenter():
+def test_only_the_karpenter_scenarios_and_the_reference_run_karpenter():
     running = {name for name, scenario in SCENARIOS.items() if karpenter.BINARY in components(scenario)}
-    assert running == {"karpenter", "broken-karpenter"}
-    assert all(SCENARIOS[name].scales_nodes and not SCENARIOS[name].real_node for name in running)
+    assert running == {"reference", "karpenter", "broken-karpenter"}
+    assert all(SCENARIOS[name].scales_nodes for name in running)

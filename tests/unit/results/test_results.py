@@ -6,9 +6,12 @@ import pytest
 
 from kaic.results.outcomes import Outcome
 from kaic.results.report import (
+    EVIDENCE_KINDS,
     REASON_CHARS,
+    SCHEMA_FILE,
     Evidence,
     ProbeResult,
+    Recorder,
     Report,
     RequirementResult,
     load,
@@ -170,3 +173,16 @@ def test_excluded_musts_come_from_the_checklist_levels_or_fail_closed():
     assert report.excluded_musts() == ["a", "b"]
     report.run["excluded"] = {}
     assert report.judge(complete=True).value == "conformant"
+
+
+def test_every_evidence_kind_a_probe_may_record_is_one_the_report_schema_accepts():
+    """A kind the schema refuses would make the run's own report.json unreadable by `kaic results`."""
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    assert tuple(schema["$defs"]["evidence"]["properties"]["kind"]["enum"]) == EVIDENCE_KINDS
+
+
+def test_the_recorder_refuses_an_evidence_kind_the_report_cannot_hold():
+    recorder = Recorder()
+    recorder.add("metric", "reading", {"value": 1})
+    with pytest.raises(ValueError, match="evidence kind 'metrics'"):
+        recorder.add("metrics", "reading", 1)
