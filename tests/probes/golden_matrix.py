@@ -38,12 +38,12 @@ def run_kaic(
     requirements: Iterable[str],
     *extra: str,
     version: str = "1.35",
-    local_images: bool = True,
+    cluster_config: bool = True,
 ) -> dict:
     """`kaic run --focus <requirements>` in a subprocess, judged as checklist `version`, with the environment
-    `kaic cluster up` tells a user to export (KUBECONFIG, and KAIC_CONFIG for the local images unless
-    `local_images` is false); returns report.json. No requirements: no --focus (certified mode refuses one;
-    such runs pass a reduced --profile instead)."""
+    `kaic cluster up` tells a user to export (KUBECONFIG, and KAIC_CONFIG, its config file of local images,
+    operator runtime and autoscaled pool, unless `cluster_config` is false); returns report.json. No
+    requirements: no --focus (certified mode refuses one; such runs pass a reduced --profile instead)."""
     focus = ["--focus", ",".join(requirements)] if requirements else []
     args = ["run", *focus, "--kubernetes-version", version, "-o", "json", "--output-dir", str(out), *extra]
     proc = subprocess.run(
@@ -56,7 +56,7 @@ def run_kaic(
             **os.environ,
             "CI": "true",
             "KUBECONFIG": str(cluster.kubeconfig),
-            **({"KAIC_CONFIG": str(cluster.config)} if local_images else {}),
+            **({"KAIC_CONFIG": str(cluster.config)} if cluster_config else {}),
         },
     )
     assert proc.returncode in (0, 1, 3, 4), proc.stderr[-3000:]  # 3: a MUST errored, still a full run

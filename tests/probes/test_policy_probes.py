@@ -324,7 +324,7 @@ def test_an_image_the_node_cannot_pull_is_an_error_at_once_naming_the_image_flag
     node pulls from no registry; every pull fails at once there)."""
     require_real_node()
     cluster = cluster_for("real-node")
-    report = run_kaic(cluster, tmp_path / "run", ("pod_autoscaling",), local_images=False)
+    report = run_kaic(cluster, tmp_path / "run", ("pod_autoscaling",), cluster_config=False)
     found = probes(report)["pod_autoscaling.scale-on-custom-metric"]
     assert found["outcome"] == "error", found
     assert "image docker.io/library/busybox:1.36.1 of container server" in found["reason"], found["reason"]
