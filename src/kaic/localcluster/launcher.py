@@ -553,7 +553,7 @@ class LocalCluster:
         """Kubeflow Trainer and JobSet as pods of the real node; their pods start, so allow more than
         `timeout`."""
         directory = binaries.kaic_cluster.parent
-        operator.import_images(self.real_node(), directory)
+        operator.import_images(self.real_node(), directory, operator.operator_images(directory))
         install = operator.TrainerInstall(directory, self.pki, self.kubeconfig, port)
         install.up(max(timeout, operator.START_TIMEOUT), scenario.operator_broken)
 
