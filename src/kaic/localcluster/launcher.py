@@ -31,6 +31,7 @@ from kaic.localcluster import (
     gateway,
     images,
     kubeconfig,
+    kueue,
     metrics_adapter,
     node,
     operator,
@@ -194,6 +195,8 @@ class LocalCluster:
                 )
             if scenario.operator:
                 self._install_operator(scenario, ports["kube-apiserver"], binaries, timeout)
+            if scenario.kueue:
+                self._install_kueue(scenario.kueue, ports["kube-apiserver"], binaries, timeout)
             if scenario.runtime_classes:
                 self._create_runtime_classes(scenario.runtime_classes)
             if scenario.gateway:
@@ -556,6 +559,17 @@ class LocalCluster:
         operator.import_images(self.real_node(), directory, operator.operator_images(directory))
         install = operator.TrainerInstall(directory, self.pki, self.kubeconfig, port)
         install.up(max(timeout, operator.START_TIMEOUT), scenario.operator_broken)
+
+    def _install_kueue(self, mode: str, port: int, binaries: Binaries, timeout: float) -> None:
+        """Kueue as a pod of the real node; its pod starts, so allow more than `timeout`."""
+        directory = binaries.kaic_cluster.parent
+        if not (directory / kueue.BINARY).exists() or not (directory / kueue.MANIFESTS).exists():
+            raise ClusterError(
+                f"{directory / kueue.BINARY} or its manifests missing: build them with `make kueue`"
+            )
+        operator.import_images(self.real_node(), directory, [kueue.image(directory)])
+        install = kueue.KueueInstall(directory, self.pki, self.kubeconfig, port, mode)
+        install.up(max(timeout, operator.START_TIMEOUT))
 
     def _create_runtime_classes(self, runtime_classes: tuple[tuple[str, str], ...]) -> None:
         with self.api_client() as api:
