@@ -12,8 +12,8 @@
 #                the dra-example-driver kubelet plugin (cluster/dra); gVisor's runsc and kaic-runsc (cluster/gvisor).
 # karpenter      Karpenter's kwok cloud provider (cluster/karpenter) and its CRDs into cluster/bin, for the
 #                `karpenter` scenarios; part of `cluster` too (cluster/README.md, "Karpenter (kwok provider)").
-# kueue          Kueue's controller manager and its manifests into cluster/bin (cluster/README.md, "Kueue"); not
-#                part of `cluster` yet.
+# kueue          Kueue's controller manager and its manifests into cluster/bin (cluster/README.md, "Kueue"), for
+#                the kueue scenarios; part of `cluster`.
 # cluster-clean  removes cluster/bin (the Go module and build caches are left alone).
 
 GO ?= go
@@ -142,11 +142,13 @@ $(OPERATOR_MANIFESTS)/.copied: $(TRAINER_MOD)
 # k8s.io/* v0.35.3, controller-runtime v0.23, Trainer v2.2.0 and JobSet v0.11.1, and compiles against the newer
 # versions cluster/trainer/go.mod already pins. Beside it the manifests its `config/default` kustomization deploys
 # (CRDs, RBAC, manager Deployment and its Configuration ConfigMap, webhook configurations and Service, the internal
-# cert Secret, the visibility APIService, and the default kustomization's patches). Not yet part of `cluster`.
+# cert Secret, the visibility APIService, and the default kustomization's patches), which the kueue scenarios
+# install (src/kaic/localcluster/kueue.py).
 KUEUE_MANIFESTS := $(CLUSTER_BIN)/kueue-manifests
 KUEUE_VERSION := $(shell awk '$$1 == "sigs.k8s.io/kueue" {print $$2}' cluster/trainer/go.mod)
 .PHONY: kueue
 kueue: $(CLUSTER_BIN)/kueue-controller-manager $(KUEUE_MANIFESTS)/.copied
+cluster: kueue
 
 $(CLUSTER_BIN)/kueue-controller-manager: $(TRAINER_MOD)
 	@$(call timed,kueue module download,cluster/trainer,$(GO) list -deps sigs.k8s.io/kueue/cmd/kueue >/dev/null)

@@ -51,6 +51,10 @@ GANG_SIZE = 3  # members of every gang; N+1 for the gang that cannot fit, where 
 BIND_DEADLINE_S = 120  # for a gang that fits to have every member bound
 GRACE_S = 5  # after a first bind in the window: long enough to tell a partial gang from a wrong fence
 KUEUE_MEMBER_CPU_M = 100  # with kaic's own Kueue queue the quota is the fence, so members stay small
+# Kueue frees a Job's quota once the Job finishes, so a queued blocker whose pod exits (simulated nodes finish
+# Job pods) would hand its share to the gang mid-probe: it asks for more completions than its deadline leaves
+# time for, one pod at a time, and so holds one member's quota until it is deleted.
+QUEUED_BLOCKER_COMPLETIONS = 2 * gang.JOB_DEADLINE_S
 # The probes declare `consumes=("node-pool",)`: a node fence needs its node's capacity to itself among probes,
 # while kaic's own Kueue queue has a quota nothing else draws on.
 GANG_CREATES = (
@@ -73,6 +77,7 @@ GANG_RBAC = (
     Rule("scheduling.volcano.sh", "podgroups", _WRITE),
     Rule("scheduling.x-k8s.io", "podgroups", _WRITE),
     Rule("kueue.x-k8s.io", "localqueues", _WRITE),
+    Rule("kueue.x-k8s.io", "workloads", ("get", "list")),
     Rule("kueue.x-k8s.io", "clusterqueues", _WRITE, namespaced=False),
     Rule("kueue.x-k8s.io", "resourceflavors", _WRITE, namespaced=False),
 )
@@ -147,20 +152,31 @@ class Fence:
             self.cluster.create(obj.collection(self.namespace), obj.body)
             self.created.append(obj.path(self.namespace))
 
-    def submit(self, name: str, size: int) -> PodWatch:
+    def submit(self, name: str, size: int, completions: int = 0) -> PodWatch:
         """Start watching the gang's pods, then create its group object and Job (so no bind can be
         missed)."""
         watch = PodWatch(self.cluster, self.namespace, f"{gang.GANG_LABEL}={name}", owners=(name,))
         spec = self.member_spec()
-        self.create(gang.gang(self.choice, name, size, self.run.labels, spec, self.settings, self.queue))
+        self.create(
+            gang.gang(self.choice, name, size, self.run.labels, spec, self.settings, self.queue, completions)
+        )
         return watch
+
+    def workload(self, job: str) -> Mapping[str, Any] | None:
+        """Kueue's Workload for `job`, if it made one."""
+        path = f"/apis/kueue.x-k8s.io/{gang.Kueue.version}/namespaces/{self.namespace}/workloads"
+        return gang.Kueue().workload_of(self.cluster.list(path), job)
+
+    def why_waiting(self, job: str) -> str:
+        """What the queue made of a Job whose pods kaic awaits ("" where no queue is in play)."""
+        return gang.Kueue.admission(self.workload(job), job) if self.queue else ""
 
     def block(self, evidence: Recorder) -> str:
         """Take one member's worth of the fenced capacity and wait until that is bound; returns what to
         delete."""
         name = f"kaic-{self.run.id}-blocker"
         if self.queue:
-            watch = self.submit(name, 1)
+            watch = self.submit(name, 1, QUEUED_BLOCKER_COMPLETIONS)
             path = self.created[-1]
         else:
             watch = PodWatch(self.cluster, self.namespace, f"{gang.GANG_LABEL}={name}")
@@ -174,8 +190,10 @@ class Fence:
             path = workloads.pods_path(self.namespace, name)
             self.created.append(path)
         if not watch.until(lambda w: bool(w.ever_bound), BIND_DEADLINE_S):
+            why = self.why_waiting(name)
             raise ProbeError(
                 f"the blocker {name} holding one member's capacity was not bound in {BIND_DEADLINE_S}s"
+                + (f": {why}" if why else "")
             )
         where = self.node or f"queue {self.queue}"
         evidence.add("text", "blocker", f"{name} holds {self.cpu_m}m CPU on {where}")
@@ -288,7 +306,7 @@ def test_gang_that_fits(cluster: Cluster, fence: Fence, run: RunContext, evidenc
 
     1. Choose the solution and fence the capacity (above).
     2. Submit a gang of 3 sized to fit; every member must be bound within 120 s, else the probe fails with the
-       first member's events.
+       first member's events (with Kueue, also what it made of the Job: its Workload, or none).
     3. Every pod must be in kaic's group: a solution that regrouped them (a shadow group) was never tested
        (error).
     4. Every bound member must reach Running (or Succeeded) within 120 s.
@@ -300,9 +318,10 @@ def test_gang_that_fits(cluster: Cluster, fence: Fence, run: RunContext, evidenc
     if not done:
         for pod in list(watch.pods)[:1]:
             evidence.add("event", pod, workloads.events(cluster, fence.namespace, pod))
+        why = fence.why_waiting(name)
         raise AssertionError(
             f"only {len(watch.ever_bound)} of {GANG_SIZE} members of a gang that fits were bound within "
-            f"{BIND_DEADLINE_S}s ({fence.choice.adapter.name})"
+            f"{BIND_DEADLINE_S}s ({fence.choice.adapter.name})" + (f": {why}" if why else "")
         )
     check_membership(watch, fence.choice, name)
     running = watch.until(
@@ -332,11 +351,13 @@ def test_gang_that_cannot_fit(cluster: Cluster, fence: Fence, run: RunContext, e
 
     1. Choose the solution and fence the capacity (above).
     2. A member-sized blocker takes part of the fenced capacity, so only 2 of 3 members fit; it must be bound
-       within 120 s (else error).
+       within 120 s (else error). A queued blocker's Job asks for more completions than it can finish, so it
+       holds its quota until deleted even where its pod exits.
     3. Submit the gang of 3: no member may be bound for the whole window (`--gang-negative-window`). Any bind
        in the window is a partial gang (failed), unless all 3 held a node at once, which means the fence did
        not hold (error). A solution whose pods exist while waiting must have created all 3 (else error: the
-       scheduler never saw the gang).
+       scheduler never saw the gang); with Kueue, the Job's Workload must ask for all 3 pods and Kueue must
+       have refused it quota (else error: the gang was not weighed as one).
     4. Delete the blocker: all 3 members must be bound within 120 s, each in kaic's group.
     """
     choice, window_s = fence.choice, fence.settings.window_s
@@ -362,6 +383,14 @@ def test_gang_that_cannot_fit(cluster: Cluster, fence: Fence, run: RunContext, e
         raise ProbeError(
             f"the Job created {len(waiting)} of {GANG_SIZE} pods: the scheduler never saw the gang"
         )
+    if fence.queue:
+        workload = fence.workload(name)
+        queued = gang.Kueue.admission(workload, name)
+        evidence.add("text", "queued", queued)
+        if not gang.Kueue.refused_whole(workload, GANG_SIZE):
+            raise ProbeError(
+                f"Kueue did not weigh and refuse the gang as one Workload of {GANG_SIZE}: {queued}"
+            )
     for pod in waiting[:1]:
         evidence.add("event", pod, workloads.events(cluster, fence.namespace, pod))
     cluster.delete(blocker, propagationPolicy="Background")

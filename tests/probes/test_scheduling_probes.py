@@ -1,7 +1,9 @@
 """The gang-scheduling probes against the real local cluster, scenario by scenario.
 
 What binds is decided by the real kube-scheduler (native PodGroups, `scheduling.k8s.io/v1beta1`); kwok only
-plays the nodes. Requirement outcomes must match tests/golden/matrix.yaml, probe outcomes say why.
+plays the nodes. In `kueue` and `broken-kueue` there is no native gang scheduling and real Kueue, a pod of the
+real node (src/kaic/localcluster/kueue.py), admits kaic's queued Jobs by quota. Requirement outcomes must
+match tests/golden/matrix.yaml, probe outcomes say why.
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ from golden_matrix import (
     run_kaic,
 )
 
+from kaic.localcluster import kueue
+from kaic.localcluster.scenarios import SCENARIOS
+
 REQUIREMENTS = ("gang_scheduling",)
 # `no-gang` serves no PodGroup API; `no-dra`'s scheduler emulates 1.34, so it has none either; `broken-gang`
-# serves the API but its scheduler ignores pod groups. Every other scenario keeps conformant's row.
-OWN_SCENARIOS = {"no-gang", "no-dra", "broken-gang"}
+# serves the API but its scheduler ignores pod groups; `broken-kueue`'s Kueue never admits a Job. Every other
+# scenario keeps conformant's row.
+OWN_SCENARIOS = {"no-gang", "no-dra", "broken-gang", "broken-kueue"}
+KUEUE_BUILDS = (kueue.BINARY, kueue.MANIFESTS)
 # A shorter window than the 30 s default keeps the suite quick; the observation is the same.
 WINDOW = ("--gang-negative-window", "10s")
 PASSED = {"gang_scheduling.fitting-gang": ("passed", ""), "gang_scheduling.unfit-gang": ("passed", "")}
@@ -41,6 +48,13 @@ PROBES = {
     },
     "broken-dra": PASSED,
     "no-gpu-nodes": PASSED,
+    "broken-kueue": {
+        # Nothing reconciles the queued Job: it stays suspended, no pod is ever made. The blocker, a queued
+        # Job too, is never admitted either, so the unfit gang's probe cannot set up its fence.
+        "gang_scheduling.fitting-gang": ("failed", "were bound within 120s (kueue): Kueue made no Workload"),
+        "gang_scheduling.unfit-gang": ("error", "was not bound in 120s: Kueue made no Workload for Job"),
+    },
+    "kueue": PASSED,  # last: the Kueue test below reuses its cluster
 }
 
 
@@ -50,8 +64,24 @@ def test_matrix_rows_are_complete_and_broken_scenarios_change_only_their_own_row
 
 @pytest.mark.cluster
 @pytest.mark.parametrize("scenario", list(PROBES))
-def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
+def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, require_real_node):
+    if SCENARIOS[scenario].kueue:
+        require_real_node(*KUEUE_BUILDS)
     check_scenario(cluster_for(scenario), tmp_path / "run", scenario, REQUIREMENTS, PROBES[scenario], *WINDOW)
+
+
+@pytest.mark.cluster
+def test_kueue_is_found_and_refuses_the_unfit_gang_whole(cluster_for, tmp_path, require_real_node):
+    """Without native gang scheduling kaic finds Kueue by itself, and while only 2 of 3 members fit the
+    quota, real Kueue holds the gang's Workload of all 3 pods unadmitted: refused whole, not split."""
+    require_real_node(*KUEUE_BUILDS)
+    report = run_kaic(cluster_for("kueue").kubeconfig, tmp_path / "run", REQUIREMENTS, *WINDOW)
+    probes = {p["name"]: p for r in report["requirements"] for p in r["probes"]}
+    unfit = {e["name"]: e["content"] for e in probes["gang_scheduling.unfit-gang"]["evidence"]}
+    assert "adapter: kueue" in unfit["gangScheduler"] and "auto-detected" in unfit["gangScheduler"]
+    assert "(pod sets main=3): QuotaReserved False (Pending: couldn't assign flavors" in unfit["queued"]
+    assert "insufficient unused quota for cpu" in unfit["queued"]
+    assert_nothing_left(cluster_for("kueue").kubeconfig, report["run"]["id"])
 
 
 @pytest.mark.cluster

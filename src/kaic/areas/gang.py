@@ -10,11 +10,11 @@ fence that makes "only N of N+1 fit" exact lives here too. Pure: nothing in this
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from kaic.kube.conditions import is_ready
+from kaic.kube.conditions import condition, is_ready
 from kaic.results.outcomes import Unknown
 from kaic.settings import Gang
 
@@ -162,6 +162,42 @@ class Kueue(Adapter):
         owners = (pod.get("metadata") or {}).get("ownerReferences") or []
         return next((str(o["name"]) for o in owners if o.get("kind") == "Job"), "")
 
+    def workload_of(self, workloads: Iterable[Mapping[str, Any]], job: str) -> Mapping[str, Any] | None:
+        """The Workload Kueue made for the Job `job` (one per Job, owned by it), if any."""
+        return next((w for w in workloads if self.group_of(w) == job), None)
+
+    @staticmethod
+    def refused_whole(workload: Mapping[str, Any] | None, size: int) -> bool:
+        """Kueue weighed the gang as one: a Workload asking for all `size` pods at once, whose quota
+        reservation it has considered and refused (QuotaReserved False), not merely not looked at yet."""
+        if workload is None:
+            return False
+        count = sum(int(p.get("count", 0)) for p in (workload.get("spec") or {}).get("podSets") or [])
+        return count == size and condition(workload.get("status") or {}, "QuotaReserved") == "False"
+
+    @staticmethod
+    def admission(workload: Mapping[str, Any] | None, job: str) -> str:
+        """What Kueue made of the Job: no Workload at all, or its pod sets and quota reservation."""
+        if workload is None:
+            return f"Kueue made no Workload for Job {job}, so it never queued it"
+        sets = ", ".join(
+            f"{p.get('name')}={p.get('count')}" for p in (workload.get("spec") or {}).get("podSets") or []
+        )
+        reserved = next(
+            (
+                c
+                for c in (workload.get("status") or {}).get("conditions") or []
+                if c.get("type") == "QuotaReserved"
+            ),
+            None,
+        )
+        state = (
+            f"QuotaReserved {reserved.get('status')} ({reserved.get('reason')}: {reserved.get('message')})"
+            if reserved
+            else "no QuotaReserved condition yet"
+        )
+        return f"Workload {workload['metadata']['name']} (pod sets {sets}): {state}"
+
     def queue_objects(self, name: str, namespace: str, labels: Mapping[str, str], cpu_m: int) -> list[Obj]:
         """A ResourceFlavor, a ClusterQueue open only to `namespace` with `cpu_m` of CPU (the fence; memory is
         not fenced) and its LocalQueue: kaic's own queue, so a run never competes with real work for quota."""
@@ -291,15 +327,18 @@ def choose(settings: Gang, found: Discovery) -> Choice:
     )
 
 
-def job(name: str, size: int, labels: Mapping[str, str], pod_spec: dict[str, Any]) -> dict[str, Any]:
-    """N pods started together: parallelism = completions = N, no retries, bounded lifetime and cleanup."""
+def job(
+    name: str, size: int, labels: Mapping[str, str], pod_spec: dict[str, Any], completions: int = 0
+) -> dict[str, Any]:
+    """N pods started together: parallelism = completions = N (or more completions, run N at a time), no
+    retries, bounded lifetime and cleanup."""
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "labels": dict(labels)},
         "spec": {
             "parallelism": size,
-            "completions": size,
+            "completions": completions or size,
             "backoffLimit": 0,
             "activeDeadlineSeconds": JOB_DEADLINE_S,
             "ttlSecondsAfterFinished": 60,
@@ -316,12 +355,13 @@ def gang(
     pod_spec: dict[str, Any],
     settings: Gang,
     queue: str = "",
+    completions: int = 0,
 ) -> list[Obj]:
     """The objects of one gang in creation order: its group object (if the solution reads one), then the
     Job."""
     adapter = choice.adapter
     group = adapter.group(name, size, labels, choice.version)
-    body = job(name, size, {**labels, **settings.job_labels}, pod_spec)
+    body = job(name, size, {**labels, **settings.job_labels}, pod_spec, completions)
     adapter.join(body, queue or name, choice.version, settings.scheduler_name)
     return [*([group] if group else []), Obj("jobs", body)]
 

@@ -32,6 +32,7 @@ from kaic.localcluster import (
     images,
     karpenter,
     kubeconfig,
+    kueue,
     manifests,
     metrics_adapter,
     node,
@@ -216,6 +217,8 @@ class LocalCluster:
                 )
             if scenario.operator:
                 self._install_operator(scenario, ports["kube-apiserver"], binaries, timeout)
+            if scenario.kueue:
+                self._install_kueue(scenario.kueue, ports["kube-apiserver"], binaries, timeout)
             if scenario.runtime_classes:
                 self._create_runtime_classes(scenario.runtime_classes)
             if scenario.gateway:
@@ -630,9 +633,20 @@ class LocalCluster:
         """Kubeflow Trainer and JobSet as pods of the real node; their pods start, so allow more than
         `timeout`."""
         directory = binaries.kaic_cluster.parent
-        operator.import_images(self.real_node(), directory)
+        operator.import_images(self.real_node(), directory, operator.operator_images(directory))
         install = operator.TrainerInstall(directory, self.pki, self.kubeconfig, port)
         install.up(max(timeout, operator.START_TIMEOUT), scenario.operator_broken)
+
+    def _install_kueue(self, mode: str, port: int, binaries: Binaries, timeout: float) -> None:
+        """Kueue as a pod of the real node; its pod starts, so allow more than `timeout`."""
+        directory = binaries.kaic_cluster.parent
+        if not (directory / kueue.BINARY).exists() or not (directory / kueue.MANIFESTS).exists():
+            raise ClusterError(
+                f"{directory / kueue.BINARY} or its manifests missing: build them with `make kueue`"
+            )
+        operator.import_images(self.real_node(), directory, [kueue.image(directory)])
+        install = kueue.KueueInstall(directory, self.pki, self.kubeconfig, port, mode)
+        install.up(max(timeout, operator.START_TIMEOUT))
 
     def _create_runtime_classes(self, runtime_classes: tuple[tuple[str, str], ...]) -> None:
         with self.api_client() as api:

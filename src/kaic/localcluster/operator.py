@@ -67,21 +67,21 @@ def manifests_dir(bin_dir: Path) -> Path:
     return bin_dir / "operator-manifests"
 
 
+def manager_image(ref: str, binary: Path) -> images.Image:
+    """A controller manager alone in an image, at /manager as upstream's images have it."""
+    return images.Image(ref, files={"manager": binary}, entrypoint=["/manager"], directories={"tmp": 0o1777})
+
+
 def operator_images(bin_dir: Path) -> list[images.Image]:
-    """Each controller manager alone in an image, at /manager as upstream's images have it."""
     return [
-        images.Image(
-            ref, files={"manager": bin_dir / binary}, entrypoint=["/manager"], directories={"tmp": 0o1777}
-        )
+        manager_image(ref, bin_dir / binary)
         for ref, binary in ((TRAINER_IMAGE, "trainer-controller-manager"), (JOBSET_IMAGE, "jobset"))
     ]
 
 
-def import_images(real_node: node.RealNode, bin_dir: Path) -> None:
+def import_images(real_node: node.RealNode, bin_dir: Path, wanted: list[images.Image]) -> None:
     binaries = node.find_node_binaries(bin_dir)
-    images.import_images(
-        binaries.ctr, real_node.containerd_socket, operator_images(bin_dir), real_node.dir / "images"
-    )
+    images.import_images(binaries.ctr, real_node.containerd_socket, wanted, real_node.dir / "images")
 
 
 def json_patch(doc: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
@@ -108,82 +108,36 @@ def json_patch(doc: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]
 def placed(obj: dict[str, Any], namespace: str, prefix: str = "") -> dict[str, Any]:
     """What kustomize's `namespace` and `namePrefix` do to these kinds, service references included."""
     meta = obj["metadata"]
-    meta["name"] = prefix + meta["name"]
+    if obj["kind"] != "CustomResourceDefinition":  # named by its group, which kustomize leaves alone
+        meta["name"] = prefix + meta["name"]
     if obj["kind"] not in CLUSTER_SCOPED:
         meta["namespace"] = namespace
     for webhook in obj.get("webhooks") or []:
         service = webhook["clientConfig"]["service"]
         service.update(namespace=namespace, name=prefix + service["name"])
-    if obj["kind"] == "ClusterRoleBinding":
+    if obj["kind"] in ("ClusterRoleBinding", "RoleBinding"):
         obj["roleRef"]["name"] = prefix + obj["roleRef"]["name"]
         for subject in obj["subjects"]:
             subject.update(namespace=namespace, name=prefix + subject["name"])
+    conversion = ((obj.get("spec") or {}).get("conversion") or {}).get("webhook")
+    if obj["kind"] == "CustomResourceDefinition" and conversion:
+        service = conversion["clientConfig"]["service"]
+        service.update(namespace=namespace, name=prefix + service["name"])
     if obj["kind"] == "Deployment":
         spec = obj["spec"]["template"]["spec"]
         spec["serviceAccountName"] = prefix + spec["serviceAccountName"]
     return obj
 
 
-class TrainerInstall:
-    """Everything the operator scenario puts into the cluster, in dependency order."""
+class NodeInstall:
+    """A controller manager as a pod of the real node, its webhooks trusted through the cluster CA: what the
+    Trainer and Kueue installs share."""
 
-    def __init__(self, bin_dir: Path, pki: ClusterPKI, kubeconfig: Path, server_port: int) -> None:
-        self.manifests = manifests_dir(bin_dir)
+    def __init__(self, pki: ClusterPKI, kubeconfig: Path, server_port: int) -> None:
         self.pki = pki
         self.cluster = kube.connect(str(kubeconfig))
         self.server_port = server_port
         self.ca_bundle = base64.b64encode(pki.ca.cert.read_bytes()).decode()
-
-    def objects(self) -> list[dict[str, Any]]:
-        trainer, jobset = self.manifests / "trainer", self.manifests / "jobset"
-        return [
-            *(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-                for ns in (TRAINER_NAMESPACE, JOBSET_NAMESPACE)
-            ),
-            # JobSet's CRD has one version: its conversion-webhook patch would only add a dependency on the
-            # webhook.
-            *load(jobset / "crd/bases/jobset.x-k8s.io_jobsets.yaml"),
-            *(
-                doc
-                for crd in sorted((trainer / "crds").glob("trainer.kubeflow.org_*.yaml"))
-                for doc in load(crd)
-            ),
-            *(
-                placed(doc, JOBSET_NAMESPACE, JOBSET_PREFIX)
-                for name in ("service_account", "role", "role_binding")
-                for doc in load(jobset / f"rbac/{name}.yaml")
-            ),
-            *(
-                placed(doc, TRAINER_NAMESPACE)
-                for name in ("service_account", "role", "role_binding")
-                for doc in load(trainer / f"rbac/{name}.yaml")
-            ),
-            self._certificate(
-                JOBSET_NAMESPACE, f"{JOBSET_PREFIX}webhook-server-cert", f"{JOBSET_PREFIX}webhook-service"
-            ),
-            self._certificate(TRAINER_NAMESPACE, "kubeflow-trainer-webhook-cert", TRAINER_SERVICE),
-            *self._jobset_manager(jobset),
-            *self._trainer_manager(trainer),
-            *self._webhooks(
-                jobset / "webhook",
-                JOBSET_NAMESPACE,
-                JOBSET_PREFIX,
-                {
-                    "patches/mutating-patch.yaml": "MutatingWebhookConfiguration",
-                    "patches/validating-patch.yaml": "ValidatingWebhookConfiguration",
-                },
-            ),
-            *self._webhooks(
-                trainer / "webhook",
-                TRAINER_NAMESPACE,
-                "",
-                {
-                    "patch_mutating.yaml": "MutatingWebhookConfiguration",
-                    "patch_validating.yaml": "ValidatingWebhookConfiguration",
-                },
-            ),
-        ]
 
     def _certificate(self, namespace: str, secret: str, service: str) -> dict[str, Any]:
         """The webhook's serving certificate, for the name the API server dials (service.namespace.svc)."""
@@ -254,6 +208,125 @@ class TrainerInstall:
         config["leaderElection"] = {"leaderElect": False}
         return config
 
+    def _trusted(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """A webhook configuration or a CRD with a conversion webhook, its clients trusting the cluster CA."""
+        if doc["kind"] == "CustomResourceDefinition":
+            doc["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] = self.ca_bundle
+        else:
+            for webhook in doc["webhooks"]:
+                webhook["clientConfig"]["caBundle"] = self.ca_bundle
+        return doc
+
+    def _apply(self, objects: list[dict[str, Any]], timeout: float) -> None:
+        """Create `objects` in order, each CRD Established before what follows it."""
+        for obj in objects:
+            create(self.cluster, obj)
+            if obj["kind"] == "CustomResourceDefinition":
+                self._wait(
+                    f"{COLLECTIONS['CustomResourceDefinition']}/{obj['metadata']['name']}",
+                    lambda crd: any(
+                        c["type"] == "Established" and c["status"] == "True"
+                        for c in (crd.get("status") or {}).get("conditions") or []
+                    ),
+                    timeout,
+                    "CRD Established",
+                )
+
+    def _wait(self, path: str, check: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not ((obj := self.cluster.get_or_none(path)) is not None and check(obj)):
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{path}: not {what} after {timeout:.0f}s")
+            time.sleep(0.25)
+
+    def _wait_endpoints(self, namespace: str, service: str, timeout: float) -> None:
+        path = f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
+        deadline = time.monotonic() + timeout
+        while not any(
+            (e.get("conditions") or {}).get("ready")
+            for s in self.cluster.list(path, labelSelector=f"kubernetes.io/service-name={service}")
+            for e in s.get("endpoints") or []
+        ):
+            if time.monotonic() > deadline:
+                pods = {
+                    p["metadata"]["name"]: p.get("status", {}).get("conditions")
+                    for p in self.cluster.list(f"/api/v1/namespaces/{namespace}/pods")
+                }
+                raise ClusterError(
+                    f"no ready endpoint for {namespace}/{service} after {timeout:.0f}s; pods: {pods}"
+                )
+            time.sleep(0.5)
+
+    def _retry(self, call: Any, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                call()
+                return
+            except ApiException as error:
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"{kube.describe_error(error)} (after {timeout:.0f}s)") from None
+            time.sleep(0.5)
+
+
+class TrainerInstall(NodeInstall):
+    """Everything the operator scenario puts into the cluster, in dependency order."""
+
+    def __init__(self, bin_dir: Path, pki: ClusterPKI, kubeconfig: Path, server_port: int) -> None:
+        super().__init__(pki, kubeconfig, server_port)
+        self.manifests = manifests_dir(bin_dir)
+
+    def objects(self) -> list[dict[str, Any]]:
+        trainer, jobset = self.manifests / "trainer", self.manifests / "jobset"
+        return [
+            *(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                for ns in (TRAINER_NAMESPACE, JOBSET_NAMESPACE)
+            ),
+            # JobSet's CRD has one version: its conversion-webhook patch would only add a dependency on the
+            # webhook.
+            *load(jobset / "crd/bases/jobset.x-k8s.io_jobsets.yaml"),
+            *(
+                doc
+                for crd in sorted((trainer / "crds").glob("trainer.kubeflow.org_*.yaml"))
+                for doc in load(crd)
+            ),
+            *(
+                placed(doc, JOBSET_NAMESPACE, JOBSET_PREFIX)
+                for name in ("service_account", "role", "role_binding")
+                for doc in load(jobset / f"rbac/{name}.yaml")
+            ),
+            *(
+                placed(doc, TRAINER_NAMESPACE)
+                for name in ("service_account", "role", "role_binding")
+                for doc in load(trainer / f"rbac/{name}.yaml")
+            ),
+            self._certificate(
+                JOBSET_NAMESPACE, f"{JOBSET_PREFIX}webhook-server-cert", f"{JOBSET_PREFIX}webhook-service"
+            ),
+            self._certificate(TRAINER_NAMESPACE, "kubeflow-trainer-webhook-cert", TRAINER_SERVICE),
+            *self._jobset_manager(jobset),
+            *self._trainer_manager(trainer),
+            *self._webhooks(
+                jobset / "webhook",
+                JOBSET_NAMESPACE,
+                JOBSET_PREFIX,
+                {
+                    "patches/mutating-patch.yaml": "MutatingWebhookConfiguration",
+                    "patches/validating-patch.yaml": "ValidatingWebhookConfiguration",
+                },
+            ),
+            *self._webhooks(
+                trainer / "webhook",
+                TRAINER_NAMESPACE,
+                "",
+                {
+                    "patch_mutating.yaml": "MutatingWebhookConfiguration",
+                    "patch_validating.yaml": "ValidatingWebhookConfiguration",
+                },
+            ),
+        ]
+
     def _trainer_manager(self, trainer: Path) -> list[dict[str, Any]]:
         deployment, service = (
             placed(doc, TRAINER_NAMESPACE) for doc in load(trainer / "manager/manager.yaml")
@@ -308,10 +381,7 @@ class TrainerInstall:
             for patch, kind in patches.items():
                 if doc["kind"] == kind:
                     json_patch(doc, yaml.safe_load((directory / patch).read_text()))
-            doc = placed(doc, namespace, prefix)
-            for webhook in doc["webhooks"]:
-                webhook["clientConfig"]["caBundle"] = self.ca_bundle
-            found.append(doc)
+            found.append(self._trusted(placed(doc, namespace, prefix)))
         return found
 
     def runtime(self) -> dict[str, Any]:
@@ -347,18 +417,7 @@ class TrainerInstall:
 
     def up(self, timeout: float, broken: bool) -> None:
         """Install, wait for both webhooks to serve, offer the runtime; break the Trainer webhook if asked."""
-        for obj in self.objects():
-            create(self.cluster, obj)
-            if obj["kind"] == "CustomResourceDefinition":
-                self._wait(
-                    f"{COLLECTIONS['CustomResourceDefinition']}/{obj['metadata']['name']}",
-                    lambda crd: any(
-                        c["type"] == "Established" and c["status"] == "True"
-                        for c in (crd.get("status") or {}).get("conditions") or []
-                    ),
-                    timeout,
-                    "CRD Established",
-                )
+        self._apply(self.objects(), timeout)
         for namespace, name in (
             (JOBSET_NAMESPACE, f"{JOBSET_PREFIX}webhook-service"),
             (TRAINER_NAMESPACE, TRAINER_SERVICE),
@@ -373,39 +432,3 @@ class TrainerInstall:
             service = self.cluster.get(path)
             service["spec"]["ports"][0]["targetPort"] = DEAD_PORT
             self.cluster.request("PUT", path, body=service)
-
-    def _wait(self, path: str, check: Any, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not ((obj := self.cluster.get_or_none(path)) is not None and check(obj)):
-            if time.monotonic() > deadline:
-                raise ClusterError(f"{path}: not {what} after {timeout:.0f}s")
-            time.sleep(0.25)
-
-    def _wait_endpoints(self, namespace: str, service: str, timeout: float) -> None:
-        path = f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
-        deadline = time.monotonic() + timeout
-        while not any(
-            (e.get("conditions") or {}).get("ready")
-            for s in self.cluster.list(path, labelSelector=f"kubernetes.io/service-name={service}")
-            for e in s.get("endpoints") or []
-        ):
-            if time.monotonic() > deadline:
-                pods = {
-                    p["metadata"]["name"]: p.get("status", {}).get("conditions")
-                    for p in self.cluster.list(f"/api/v1/namespaces/{namespace}/pods")
-                }
-                raise ClusterError(
-                    f"no ready endpoint for {namespace}/{service} after {timeout:.0f}s; pods: {pods}"
-                )
-            time.sleep(0.5)
-
-    def _retry(self, call: Any, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                call()
-                return
-            except ApiException as error:
-                if time.monotonic() > deadline:
-                    raise ClusterError(f"{kube.describe_error(error)} (after {timeout:.0f}s)") from None
-            time.sleep(0.5)

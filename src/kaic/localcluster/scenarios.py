@@ -74,6 +74,9 @@ class Scenario:
     # Service points at a port nothing serves.
     operator: bool = False
     operator_broken: bool = False
+    # Kueue as a pod on the real node (`kueue.py`): "serving" (it manages batch/v1 Jobs) or
+    # "no-job-integration" (it is set up for JobSets only).
+    kueue: str | None = None
     # The real node's containerd also offers the runtime handler runsc (gVisor, cluster/README.md).
     gvisor: bool = False
     # RuntimeClasses (name, handler) created once the real node is up; the handler must be one of its
@@ -227,6 +230,24 @@ SCENARIOS = {
             real_node=True,
             operator=True,
             operator_broken=True,
+        ),
+        Scenario(
+            "kueue",
+            "as no-gang (no native gang scheduling, so Kueue is the solution kaic finds), plus a real node "
+            "running Kueue v0.17.0, built from its module, managing batch/v1 Jobs with waitForPodsReady",
+            gates={"GenericWorkload": False},
+            runtime_config={},
+            real_node=True,
+            kueue="serving",
+        ),
+        Scenario(
+            "broken-kueue",
+            "as kueue, but Kueue is set up for JobSets only: nothing reconciles a queued Job, so it is "
+            "never admitted and never runs",
+            gates={"GenericWorkload": False},
+            runtime_config={},
+            real_node=True,
+            kueue="no-job-integration",
         ),
         Scenario(
             "sandbox",

@@ -112,6 +112,50 @@ def test_kueue_gang_is_a_suspended_job_in_the_queue_and_its_own_queue_is_fenced_
     assert gang.quota_free_cpu_m(cluster_queue.body) == 350
 
 
+def workload(count: int, reserved: dict | None) -> dict:
+    """A Workload as Kueue v0.17 writes it for a Job `g` (as read from a real cluster)."""
+    return {
+        "metadata": {"name": "job-g-1a2b3", "ownerReferences": [{"kind": "Job", "name": "g"}]},
+        "spec": {"podSets": [{"name": "main", "count": count}]},
+        "status": {"conditions": [{"type": "QuotaReserved", **reserved}] if reserved else []},
+    }
+
+
+PENDING = {
+    "status": "False",
+    "reason": "Pending",
+    "message": "couldn't assign flavors to pod set main: insufficient unused quota for cpu in flavor q, "
+    "50m more needed",
+}
+
+
+def test_kueue_refused_the_gang_whole_only_when_its_workload_asks_for_all_and_got_no_quota():
+    kueue = gang.Kueue()
+    other = {
+        **workload(3, PENDING),
+        "metadata": {"name": "x", "ownerReferences": [{"kind": "Job", "name": "h"}]},
+    }
+    assert kueue.workload_of([other, workload(3, PENDING)], "g") == workload(3, PENDING)
+    assert kueue.workload_of([other], "g") is None
+    assert kueue.refused_whole(workload(3, PENDING), 3)
+    assert not kueue.refused_whole(None, 3)  # never queued
+    assert not kueue.refused_whole(workload(3, None), 3)  # not weighed yet
+    assert not kueue.refused_whole(workload(2, PENDING), 3)  # not the whole gang
+    assert not kueue.refused_whole(workload(3, {"status": "True", "reason": "QuotaReserved"}), 3)
+    assert kueue.admission(workload(3, PENDING), "g") == (
+        "Workload job-g-1a2b3 (pod sets main=3): QuotaReserved False (Pending: couldn't assign flavors to "
+        "pod set main: insufficient unused quota for cpu in flavor q, 50m more needed)"
+    )
+    assert kueue.admission(workload(3, None), "g").endswith("no QuotaReserved condition yet")
+    assert kueue.admission(None, "g") == "Kueue made no Workload for Job g, so it never queued it"
+
+
+def test_a_job_may_ask_for_more_completions_than_it_runs_at_once():
+    body = gang.job("b", 1, {}, {"containers": []}, completions=1200)
+    assert (body["spec"]["parallelism"], body["spec"]["completions"]) == (1, 1200)
+    assert gang.job("g", 3, {}, {"containers": []})["spec"]["completions"] == 3
+
+
 def test_volcano_members_name_their_group_so_no_shadow_group_is_made():
     group, job = build("volcano", "v1beta1")
     assert group.body["apiVersion"] == "scheduling.volcano.sh/v1beta1" and group.body["spec"] == {
