@@ -75,7 +75,7 @@ def test_kueue_is_found_and_refuses_the_unfit_gang_whole(cluster_for, tmp_path, 
     """Without native gang scheduling kaic finds Kueue by itself, and while only 2 of 3 members fit the
     quota, real Kueue holds the gang's Workload of all 3 pods unadmitted: refused whole, not split."""
     require_real_node(*KUEUE_BUILDS)
-    report = run_kaic(cluster_for("kueue").kubeconfig, tmp_path / "run", REQUIREMENTS, *WINDOW)
+    report = run_kaic(cluster_for("kueue"), tmp_path / "run", REQUIREMENTS, *WINDOW)
     probes = {p["name"]: p for r in report["requirements"] for p in r["probes"]}
     unfit = {e["name"]: e["content"] for e in probes["gang_scheduling.unfit-gang"]["evidence"]}
     assert "adapter: kueue" in unfit["gangScheduler"] and "auto-detected" in unfit["gangScheduler"]
