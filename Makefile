@@ -278,7 +278,7 @@ demo: venv
 	@echo "demo: line per component; later builds take seconds), then a certified run against it"
 	@$(MAKE) --no-print-directory cluster
 	$(KAIC) cluster up > $(DEMO_DIR).env && cat $(DEMO_DIR).env
-	rm -rf $(DEMO_DIR); . ./$(DEMO_DIR).env; rm -f $(DEMO_DIR).env; \
+	rm -rf $(DEMO_DIR); eval "$$(grep '^export ' $(DEMO_DIR).env)"; rm -f $(DEMO_DIR).env; \
 	  $(KAIC) run --profile ai-v1.0 --mode certified --output-dir $(DEMO_DIR); \
 	  rc=$$?; $(KAIC) cluster down; case $$rc in 0|1|4) echo "demo: run completed (exit $$rc), results in $(DEMO_DIR)";; *) exit $$rc;; esac
 
