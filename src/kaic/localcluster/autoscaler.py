@@ -47,7 +47,7 @@ class AutoscaledPool:
     @property
     def label(self) -> str:
         """The `--autoscaler-node-pool-label` value that names this pool."""
-        return f"{topology.POOL_LABEL}={topology.AUTOSCALED_POOL}"
+        return topology.AUTOSCALED_POOL_LABEL
 
 
 def template_node(pool: AutoscaledPool) -> dict[str, Any]:

@@ -37,7 +37,7 @@ class KarpenterPool:
     @property
     def label(self) -> str:
         """The `--autoscaler-node-pool-label` value that names this pool."""
-        return f"{topology.POOL_LABEL}={topology.AUTOSCALED_POOL}"
+        return topology.AUTOSCALED_POOL_LABEL
 
 
 def instance_types(pool: KarpenterPool) -> list[dict[str, Any]]:

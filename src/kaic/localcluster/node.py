@@ -38,7 +38,14 @@ from kaic.kube.conditions import is_ready
 from kaic.localcluster import images, kubeconfig, topology
 from kaic.localcluster.pki import DRA_DRIVER as DRIVER_IDENTITY
 from kaic.localcluster.pki import ClusterPKI, Pair
-from kaic.localcluster.processes import ClusterError, Managed, free_ports, wait_healthy, wait_unix_socket
+from kaic.localcluster.processes import (
+    ClusterError,
+    Managed,
+    free_ports,
+    run_command,
+    wait_healthy,
+    wait_unix_socket,
+)
 
 NODE_NAME = "kaic-worker"
 POD_SUBNET = "100.64.128.0/24"
@@ -200,9 +207,9 @@ class RealNode:
                 }
             )
         )
-        _run("ip", "link", "add", BRIDGE, "type", "bridge")
-        _run("ip", "addr", "add", f"{NODE_IP}/{POD_SUBNET.split('/')[1]}", "dev", BRIDGE)
-        _run("ip", "link", "set", BRIDGE, "up")
+        run_command("ip", "link", "add", BRIDGE, "type", "bridge")
+        run_command("ip", "addr", "add", f"{NODE_IP}/{POD_SUBNET.split('/')[1]}", "dev", BRIDGE)
+        run_command("ip", "link", "set", BRIDGE, "up")
         self._make_cgroup_parent()
 
         containerd = self.process("containerd")
@@ -447,16 +454,10 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.nri.v1.nri"]
         shutil.rmtree(KUBELET_ROOT, ignore_errors=True)
         _remove_cgroups()
         if Path("/sys/class/net", BRIDGE).exists():
-            _run("ip", "link", "delete", BRIDGE)
+            run_command("ip", "link", "delete", BRIDGE)
         for name, value in record.get("tunables", {}).items():
             Path("/proc/sys", name).write_text(value)
         self.record.unlink()
-
-
-def _run(*argv: str) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ClusterError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
 
 
 def _hierarchies() -> list[Path]:

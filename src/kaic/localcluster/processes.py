@@ -157,6 +157,13 @@ def _proc_state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
+def run_command(*argv: str) -> None:
+    """Run a host command (ip, ...) to completion; ClusterError with its stderr when it fails."""
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ClusterError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+
+
 def tls_context(ca_file: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(ca_file))
     if cert and key:

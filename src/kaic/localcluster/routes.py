@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 
-from kaic.localcluster.processes import ClusterError
+from kaic.localcluster.processes import run_command
 
 SIMULATED = ipaddress.ip_network("100.64.0.0/10")
 
@@ -29,13 +29,13 @@ def unavailable() -> str | None:
 
 
 def add(metric: int) -> None:
-    _ip("route", "add", "unreachable", str(SIMULATED), "metric", str(metric))
+    run_command("ip", "route", "add", "unreachable", str(SIMULATED), "metric", str(metric))
 
 
 def remove(metric: int) -> None:
     """Remove this cluster's guard; one already gone is fine (teardown runs again after a failed start)."""
     if installed(metric):
-        _ip("route", "del", "unreachable", str(SIMULATED), "metric", str(metric))
+        run_command("ip", "route", "del", "unreachable", str(SIMULATED), "metric", str(metric))
 
 
 def refuses(address: str) -> bool:
@@ -52,9 +52,3 @@ def installed(metric: int) -> bool:
         check=True,
     ).stdout
     return f"metric {metric}" in shown
-
-
-def _ip(*argv: str) -> None:
-    result = subprocess.run(["ip", *argv], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ClusterError(f"ip {' '.join(argv)} failed: {result.stderr.strip()}")

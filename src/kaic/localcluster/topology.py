@@ -31,6 +31,7 @@ NODE_RESOURCES = {"cpu": "96", "memory": "1Ti", "pods": "110", "ephemeral-storag
 DEVICE_PLUGIN_LABELS = {"example.com/gpu.present": "true", "example.com/gpu.product": GPU_MODEL}
 # The pool the node autoscalers (Cluster Autoscaler, Karpenter) grow and shrink.
 AUTOSCALED_POOL = "autoscale"
+AUTOSCALED_POOL_LABEL = f"{POOL_LABEL}={AUTOSCALED_POOL}"  # what --autoscaler-node-pool-label names
 _UUID_NAMESPACE = uuid.UUID("6f1c1d52-4a1e-4d4b-9a55-2a0c9f0e7c11")
 
 
