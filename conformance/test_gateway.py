@@ -68,8 +68,9 @@ def test_header_and_weight_routing(
        others 80/20. The Gateway must be `Programmed` with an address within 300 s (one the implementation
        marks not Accepted fails at once), and the HTTPRoute `Accepted` and `ResolvedRefs` by it within 60 s.
     3. A pod behind each Service answers with its backend's name; both must be Ready within 120 s.
-    4. A client pod inside the cluster gives the address up to 60 s to answer at all, then sends 200 plain
-       and 20 marked requests and reports which backend answered each.
+    4. A client pod inside the cluster gives the route up to 60 s to answer at all and B to answer a marked
+       request (a data plane may lag its status), then sends 200 plain and 20 marked requests and reports
+       which backend answered each.
     5. The address must answer, every request must be answered by a backend, no marked request may reach A,
        and B's share of the answered plain requests must lie in 10–30 %.
     """
@@ -161,6 +162,7 @@ def client_pod(
                 "value": f"[{address}]" if ":" in address else address,
             },  # IPv6 in a URL
             {"name": "GATEWAY_PORT", "value": str(gateway.LISTENER_PORT)},
+            {"name": "GATEWAY_WARMUP", "value": str(gateway.WARMUP_S)},
         ],
         "securityContext": workloads.RESTRICTED,
         "terminationMessagePolicy": "FallbackToLogsOnError",

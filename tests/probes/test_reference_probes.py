@@ -8,8 +8,13 @@ invents none), so the verdict is undetermined, exit 4.
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from click.testing import CliRunner
 from golden_matrix import MATRIX, OUTCOMES, assert_matches_matrix, assert_nothing_left, run_kaic
+
+from kaic.cli.cluster import cluster as cluster_cli
 
 SCENARIO = "reference"
 VERSION = "1.37"
@@ -32,3 +37,31 @@ def test_a_certified_run_passes_every_must_but_accelerator_metrics(cluster_for, 
         "verdict"
     ]
     assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
+
+
+@pytest.mark.cluster
+def test_status_shows_the_memory_of_every_process_and_real_node_pod(cluster_for, require_real_node):
+    """The control plane, the node's daemons, each pod on the real node (Prometheus, Trainer, JobSet) and the
+    shims: each row with its resident memory, and a total that adds them up."""
+    require_real_node(*BUILDS)
+    cluster = cluster_for(SCENARIO)
+    result = CliRunner().invoke(cluster_cli, ["status", "--state-dir", str(cluster.state_dir)])
+    assert result.exit_code == 0, result.output
+    rows = {
+        row[1]: int(row[2])
+        for line in result.output.splitlines()[1:]
+        if (row := re.match(r" +(\S.*?)  .*rss +(\d+) MiB$", line))
+    }
+    assert len(rows) == len(result.output.splitlines()) - 1, result.output
+    total = rows.pop("total")
+    for prefix in (
+        "kube-apiserver",
+        "kubelet",
+        "karpenter",
+        "kube-system/kaic-prometheus",
+        "kubeflow-system/kubeflow-trainer-controller-manager-",
+        "jobset-system/jobset-controller-manager-",
+        "containerd shims",
+    ):
+        assert any(name.startswith(prefix) and rss > 0 for name, rss in rows.items()), (prefix, result.output)
+    assert abs(total - sum(rows.values())) <= len(rows), result.output  # each row rounds to a MiB

@@ -37,13 +37,15 @@ BACKEND_PORT = 8080
 GATEWAY = "kaic-inference"
 ROUTE = "kaic-inference"
 RESULT = "kaic-gateway-counts"
-WARMUP_S = 60  # tries, a second apart, the client gives the Gateway to answer at all
+WARMUP_S = 60  # tries, a second apart, the client gives the route to answer at all and B to answer
 _LINE = re.compile(r"^(plain|marked) a=(\d+) b=(\d+) failed=(\d+)$")
 
-# The client: wait (bounded) until the route answers at all, as a data plane may lag its status by a moment,
-# then count which backend answered each request; the tally goes to the termination message (no exec needed).
-# An address that never answers is reported as such instead of timing out request by request. (`timeout`,
-# since Debian's static busybox 1.35 wget crashes on its own -T.)
+# The client: wait (bounded: $GATEWAY_WARMUP tries a second apart) until the route answers at all, then till B
+# answers a marked request, as a data plane may learn of a route, and of each backend's endpoints, a moment
+# after its status says so (the Gateway API conformance suite waits for consistent answers too). Then count
+# which backend answered each request, whatever the warm-up ended with; the tally goes to the termination
+# message (no exec needed). An address that never answers is reported as such instead of timing out request by
+# request. (`timeout`, since Debian's static busybox 1.35 wget crashes on its own -T.)
 CLIENT = (
     r"""set -u
 url="http://$GATEWAY_ADDRESS:$GATEWAY_PORT/"
@@ -51,7 +53,13 @@ ask() { timeout 5 wget -q -O - "$@" "$url" 2>/dev/null; }
 tries=0
 until ask >/dev/null; do
   tries=$((tries+1))
-  if [ "$tries" -ge WARMUP ]; then printf 'RESULT\nunreachable\n' | tee /dev/termination-log; exit 0; fi
+  if [ "$tries" -ge "$GATEWAY_WARMUP" ]; then
+    printf 'RESULT\nunreachable\n' | tee /dev/termination-log; exit 0
+  fi
+  sleep 1
+done
+until [ "$(ask --header "HEADER: MARK")" = backend-b ] || [ "$tries" -ge "$GATEWAY_WARMUP" ]; do
+  tries=$((tries+1))
   sleep 1
 done
 tally() {
@@ -64,7 +72,6 @@ tally() {
 }
 { echo RESULT; tally plain PLAIN; tally marked MARKED --header "HEADER: MARK"; } | tee /dev/termination-log
 """.replace("RESULT", RESULT)
-    .replace("WARMUP", str(WARMUP_S))
     .replace("PLAIN", str(PLAIN))
     .replace("MARKED", str(MARKED))
     .replace("HEADER", HEADER)

@@ -6,12 +6,16 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from kaic.cli.errors import InputError, OperationError
 from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR
 from kaic.localcluster.scenarios import DEFAULT_SCENARIO, SCENARIOS
+
+if TYPE_CHECKING:
+    from kaic.localcluster.launcher import LocalCluster
 
 state_dir_option = click.option(
     "--state-dir",
@@ -87,7 +91,8 @@ def down(state_dir: Path) -> None:
 @cluster.command()
 @state_dir_option
 def status(state_dir: Path) -> None:
-    """Show each component's pid and memory, the scenario and the API server address."""
+    """Show each component's pid and memory, the real node's pods and shims with theirs, the scenario and the
+    API server address."""
     from kaic.localcluster import node
     from kaic.localcluster.launcher import LocalCluster, components
 
@@ -99,17 +104,36 @@ def status(state_dir: Path) -> None:
     click.echo(f"scenario: {state['scenario']}  server: {state['server']}  ready: {state['ready']}")
     expected = components(SCENARIOS[state["scenario"]])
     expected += node.components(state["real_node"]) if state.get("real_node") else ()
-    total = 0
+    rows = []
     for name in expected:
         process = local.process(name)
         pid = process.pid()
-        rss = process.rss_bytes()
-        total += rss
-        shown = f"pid {pid}  rss {rss / 2**20:.0f} MiB" if pid else "not running"
-        click.echo(f"  {name:<24} {shown}")
-    click.echo(f"  {'total':<24} rss {total / 2**20:.0f} MiB")
+        rows.append((name, f"pid {pid}" if pid else "not running", process.rss_bytes()))
+    if state.get("real_node"):
+        rows += _real_node_rows(local)
+    width = max(len(name) for name, _, _ in rows)
+    for name, shown, rss in rows:
+        click.echo(f"  {name:<{width}}  {shown:<10} rss {rss / 2**20:5.0f} MiB")
+    click.echo(f"  {'total':<{width + 12}} rss {sum(rss for _, _, rss in rows) / 2**20:5.0f} MiB")
     if any(not local.process(name).alive() for name in expected):
         sys.exit(1)
+
+
+def _real_node_rows(local: LocalCluster) -> list[tuple[str, str, int]]:
+    """One row per pod on the real node (all its processes: containers, pause, a gVisor sandbox) and one for
+    the shims that run them; a pod the API cannot name (API down, pod being deleted) shows its UID."""
+    from kubernetes.client.rest import ApiException
+    from urllib3.exceptions import HTTPError
+
+    from kaic.localcluster import node
+
+    try:
+        names = local.real_node_pods()
+    except (ApiException, HTTPError, OSError):
+        names = {}
+    pods = [(names.get(uid, f"pod {uid}"), "pod", rss) for uid, rss in node.pod_resident_bytes().items()]
+    count, rss = local.real_node().shim_resident_bytes()
+    return [*sorted(pods), (f"containerd shims on {node.NODE_NAME}", f"{count} procs", rss)]
 
 
 @cluster.command()

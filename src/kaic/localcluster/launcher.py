@@ -678,6 +678,15 @@ class LocalCluster:
             shutil.rmtree(self.state_dir)
         return [port for port in ports.values() if port_in_use(port)]
 
+    def real_node_pods(self) -> dict[str, str]:
+        """The pods bound to the real node, `namespace/name` by UID."""
+        with self.api_client() as api:
+            listed = client.CoreV1Api(api).list_pod_for_all_namespaces(
+                field_selector=f"spec.nodeName={node.NODE_NAME}", _request_timeout=10
+            )
+            pods = api.sanitize_for_serialization(listed.items)
+        return {p["metadata"]["uid"]: f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods}
+
     def resident_bytes(self) -> dict[str, int]:
         return {name: self.process(name).rss_bytes() for name in COMPONENTS}
 

@@ -42,6 +42,7 @@ from kaic.localcluster.processes import (
     ClusterError,
     Managed,
     free_ports,
+    resident_bytes,
     run_command,
     wait_healthy,
     wait_unix_socket,
@@ -180,6 +181,12 @@ class RealNode:
     @property
     def record(self) -> Path:
         return self.dir / "host.json"
+
+    def shim_resident_bytes(self) -> tuple[int, int]:
+        """How many containerd shims (and runsc watchers) the node runs outside its pods' cgroups, and their
+        resident memory."""
+        pids = _shim_pids(str(self.containerd_socket), str(self.runsc_root))
+        return len(pids), sum(resident_bytes(pid) for pid in pids)
 
     def up(
         self, server: str, directory: Path, timeout: float, dra_driver: bool, gvisor: bool = False
@@ -458,6 +465,21 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.nri.v1.nri"]
         for name, value in record.get("tunables", {}).items():
             Path("/proc/sys", name).write_text(value)
         self.record.unlink()
+
+
+def pod_resident_bytes() -> dict[str, int]:
+    """Resident memory of each pod on the node, by pod UID: every process in the pod's memory cgroup, its
+    containers, its pause process and a gVisor sandbox alike."""
+    kubepods = Path(CGROUP_ROOT, "memory", CGROUP_PARENT, "kubepods")
+    pods = {}
+    # Guaranteed pods sit directly under kubepods, the others under their QoS class's cgroup.
+    for pod in [*kubepods.glob("pod*"), *kubepods.glob("*/pod*")]:
+        pids = set()
+        for root, _, _ in os.walk(pod):
+            with contextlib.suppress(OSError):
+                pids |= {int(line) for line in Path(root, "cgroup.procs").read_text().split()}
+        pods[pod.name.removeprefix("pod")] = sum(resident_bytes(pid) for pid in pids)
+    return pods
 
 
 def _hierarchies() -> list[Path]:

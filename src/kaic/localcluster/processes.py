@@ -100,12 +100,7 @@ class Managed:
 
     def rss_bytes(self) -> int:
         pid = self.pid()
-        if pid is None:
-            return 0
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
+        return 0 if pid is None else resident_bytes(pid)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -151,6 +146,18 @@ def _wait_gone(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident set (VmRSS); 0 once it is gone or a kernel thread."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _proc_state(pid: int) -> str:

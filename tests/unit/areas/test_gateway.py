@@ -139,9 +139,9 @@ def test_a_route_parent_is_found_by_its_gateway():
     assert condition(gateway.route_parent({}, gateway.GATEWAY), "Accepted") == ""
 
 
-def test_the_client_script_counts_what_busybox_wget_gets(tmp_path: Path):
+def _client_against(backend: str, tmp_path: Path) -> str:
     """The client and backend scripts as pods run them (busybox sh, wget, httpd), against one backend on
-    loopback: every request reaches B, so the split is wrong and nothing failed."""
+    loopback, with a warm-up of two tries; the client's output, as its termination message holds it."""
     busybox = bin_dir() / "busybox"
     if not busybox.exists():
         pytest.skip(f"{busybox} is missing; build it with `make cluster`")
@@ -152,9 +152,16 @@ def test_the_client_script_counts_what_busybox_wget_gets(tmp_path: Path):
     (port,) = free_ports(1)
     www = tmp_path / "www"
     server_script = (
-        gateway.backend_server("b").replace("/www", str(www)).replace(str(gateway.BACKEND_PORT), str(port))
+        gateway.backend_server(backend)
+        .replace("/www", str(www))
+        .replace(str(gateway.BACKEND_PORT), str(port))
     )
-    env = {"PATH": str(tools), "GATEWAY_ADDRESS": "127.0.0.1", "GATEWAY_PORT": str(port)}
+    env = {
+        "PATH": str(tools),
+        "GATEWAY_ADDRESS": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_WARMUP": "2",
+    }
     server = subprocess.Popen([str(tools / "sh"), "-c", server_script], env=env)
     try:
         client = gateway.CLIENT.replace("/dev/termination-log", str(tmp_path / "termination-log"))
@@ -170,8 +177,20 @@ def test_the_client_script_counts_what_busybox_wget_gets(tmp_path: Path):
         server.terminate()
         server.wait()
     assert (tmp_path / "termination-log").read_text() == out
-    counts = gateway.parse_counts(out)
+    return out
+
+
+def test_the_client_script_counts_what_busybox_wget_gets(tmp_path: Path):
+    """Every request reaches B, so the split is wrong and nothing failed."""
+    counts = gateway.parse_counts(_client_against("b", tmp_path))
     assert counts == {"plain": Counts(0, 200, 0), "marked": Counts(0, 20, 0)}
     assert gateway.problems(counts) == [
         "backend B answered 200 of 200 plain requests (100%), outside 10%–30% for an 80/20 split"
     ]
+
+
+def test_the_client_counts_anyway_when_b_never_answers_its_warm_up(tmp_path: Path):
+    """The warm-up waits for B within its tries only; a route that never reaches B is counted and fails."""
+    counts = gateway.parse_counts(_client_against("a", tmp_path))
+    assert counts == {"plain": Counts(200, 0, 0), "marked": Counts(20, 0, 0)}
+    assert gateway.problems(counts)[0] == f"20 of 20 requests with {gateway.HEADER}: b reached backend A"
