@@ -242,8 +242,10 @@ cluster-clean:
 #                against it with no flag beyond the exports `cluster up` prints, stops it.
 # lint           ruff format --check and ruff check, mypy (src/kaic and conformance/; settings in pyproject.toml); gofmt and go vet.
 # rbac-examples  regenerates examples/rbac/ from the probes' declared permissions.
-# docs           regenerates docs/cli.md from the click commands and docs/test-plans.md from the probe modules'
-#                docstrings (tests/unit/cli/test_docs.py keeps both current).
+# docs           regenerates docs/cli.md from the click commands, docs/test-plans.md from the probe modules'
+#                docstrings (tests/unit/cli/test_docs.py keeps both current) and conformance/catalog.json from their
+#                @probe declarations, which `kaic plan` reads instead of importing them (tests/unit/engine/test_plan.py
+#                keeps it current).
 
 PYTHON ?= python3
 VENV := .venv
@@ -298,6 +300,7 @@ rbac-examples: venv
 docs: venv
 	$(VENV)/bin/python -m kaic.cli.reference > docs/cli.md
 	$(VENV)/bin/python -m kaic.cli.reference --test-plans > docs/test-plans.md
+	$(VENV)/bin/python -m kaic.engine.plan > conformance/catalog.json
 
 # ---- Signing interop -------------------------------------------------------------------------------------
 # cosign         cosign (COSIGN_VERSION) into .tools/bin from the Go module proxy; the interop tests

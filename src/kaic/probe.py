@@ -104,6 +104,22 @@ class ProbeSpec:
     timeout_s: float = 300.0
     location: str = field(default="", compare=False)  # "<module file>::<function>", as in pytest node ids
 
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProbeSpec:
+        """The spec `to_json` wrote (kaic's probe catalog): equal, by value, to the one `@probe` made."""
+        return cls(
+            **{
+                **data,
+                "consumes": tuple(data["consumes"]),
+                "creates": tuple(data["creates"]),
+                "images": tuple(data["images"]),
+                "rbac": tuple(Rule(**{**rule, "verbs": tuple(rule["verbs"])}) for rule in data["rbac"]),
+            }
+        )
+
     def runs_in(self, mode: str) -> bool:
         if self.kind == "discovery":
             return True

@@ -1,13 +1,16 @@
 """From a profile, a checklist version, a mode and a selection to the list of probes that will run.
 
 The plan is computed before anything touches the cluster: `kaic plan` prints it (probes, objects they create,
-images they pull, the RBAC they need) and `kaic run` executes exactly it.
+images they pull, the RBAC they need) and `kaic run` executes exactly it. kaic's own probes are read from
+their catalog file, which `python -m kaic.engine.plan` prints, so planning imports no probe module (nor the
+kubernetes client, pytest and the areas those load).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +21,12 @@ from kaic.probe import MODES, ProbeSpec, Rule
 from kaic.profile import Profile, Requirement
 from kaic.resources import resource_dir
 
+# kaic's own probes' declarations, beside their modules (`make docs`; tests/unit/engine/test_plan.py keeps it
+# current).
+CATALOG_FILE = "catalog.json"
+CATALOG_GENERATOR = (
+    "python -m kaic.engine.plan > conformance/catalog.json (make docs), from the @probe declarations"
+)
 # Every probe that creates namespaced objects gets its own namespace from the `namespace` fixture.
 NAMESPACE_RULE = Rule("", "namespaces", ("create", "delete", "get", "list"), namespaced=False)
 
@@ -35,7 +44,8 @@ def probe_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
 
 
 def catalog(directories: list[Path] | None = None) -> dict[str, ProbeSpec]:
-    """Every probe declared in the probe modules, by name (imports them once per process; runs nothing)."""
+    """Every probe declared in the probe directories, by name: kaic's own read from its catalog file, in-house
+    ones (--probe-dir) by importing their modules, once per process (runs nothing)."""
     return dict(_catalog(tuple(directories or probe_dirs())))
 
 
@@ -43,29 +53,58 @@ def catalog(directories: list[Path] | None = None) -> dict[str, ProbeSpec]:
 def _catalog(directories: tuple[Path, ...]) -> dict[str, ProbeSpec]:
     specs: dict[str, ProbeSpec] = {}
     for index, directory in enumerate(directories):
-        for path in sorted(directory.glob("test_*.py")):
-            module_name = f"kaic_catalog_{index}_{path.stem}"
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            assert spec and spec.loader
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            try:
-                spec.loader.exec_module(module)
-            except Exception as exc:
-                del sys.modules[module_name]
-                if index == 0:
-                    raise  # kaic's own probes: a bug in kaic, not bad input
-                raise PlanError(
-                    f"--probe-dir {directory}: {path.name} cannot be imported: {_one_line(exc)}; "
-                    "fix the module or leave out that --probe-dir"
-                ) from None
-            for obj in vars(module).values():
-                probe = getattr(obj, "kaic_probe", None)
-                if isinstance(probe, ProbeSpec):
-                    if probe.name in specs:
-                        raise PlanError(f"{path}: probe {probe.name} is declared twice")
-                    specs[probe.name] = probe
+        if directory == resource_dir("conformance"):
+            found = _shipped(directory)
+        else:
+            found = declared(directory, f"kaic_catalog_{index}", in_house=True)
+        for spec in found:
+            if spec.name in specs:
+                raise PlanError(f"{directory / spec.location}: probe {spec.name} is declared twice")
+            specs[spec.name] = spec
     return specs
+
+
+def _shipped(directory: Path) -> list[ProbeSpec]:
+    """kaic's own probes, read from the catalog file `catalog_json` wrote."""
+    data = json.loads((directory / CATALOG_FILE).read_text(encoding="utf-8"))
+    return [ProbeSpec.from_json(item) for item in data["probes"]]
+
+
+def declared(directory: Path, prefix: str, in_house: bool) -> list[ProbeSpec]:
+    """The specs `@probe` attached in the directory's test_*.py modules, each imported as `<prefix>_<stem>`.
+
+    A module that cannot be imported is a PlanError for in-house probes (bad input), a crash for kaic's own
+    (a bug in kaic)."""
+    specs: list[ProbeSpec] = []
+    for path in sorted(directory.glob("test_*.py")):
+        module_name = f"{prefix}_{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[module_name]
+            if not in_house:
+                raise
+            raise PlanError(
+                f"--probe-dir {directory}: {path.name} cannot be imported: {_one_line(exc)}; "
+                "fix the module or leave out that --probe-dir"
+            ) from None
+        specs.extend(
+            probe
+            for obj in vars(module).values()
+            if isinstance(probe := getattr(obj, "kaic_probe", None), ProbeSpec)
+        )
+    return specs
+
+
+def catalog_json() -> str:
+    """conformance/catalog.json as `make docs` writes it: every spec kaic's probe modules declare."""
+    specs = declared(resource_dir("conformance"), "kaic_catalog", in_house=False)
+    document = {"generatedBy": CATALOG_GENERATOR, "probes": [spec.to_json() for spec in specs]}
+    return json.dumps(document, indent=2) + "\n"
 
 
 def _one_line(exc: Exception) -> str:
@@ -226,3 +265,7 @@ def build_plan(
                     "disruptive (changes the cluster, e.g. adds nodes): runs only in --mode certified"
                 )
     return Plan(profile, version, mode, requirements, chosen, excluded, skipped)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(catalog_json())

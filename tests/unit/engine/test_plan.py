@@ -4,9 +4,18 @@ import dataclasses
 
 import pytest
 
-from kaic.engine.plan import NAMESPACE_RULE, PlanError, build_plan, catalog
+from kaic.engine.plan import (
+    CATALOG_FILE,
+    NAMESPACE_RULE,
+    PlanError,
+    build_plan,
+    catalog,
+    catalog_json,
+    declared,
+)
 from kaic.probe import ProbeSpec, Rule, probe
 from kaic.profile import load_profile
+from kaic.resources import resource_dir
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +34,21 @@ def test_profile_and_catalog_agree(profile, probes):
     for req in profile.requirements:
         for name in req.probes:
             assert probes[name].requirement == req.id
+
+
+def test_the_shipped_catalog_is_what_the_probe_modules_declare(probes):
+    """conformance/catalog.json, which planning reads instead of importing kaic's probe modules, is current,
+    and reads back as the very specs `@probe` made: equal by value, and at the same location (the engine
+    matches pytest's items to the plan by it)."""
+    conformance = resource_dir("conformance")
+    if (conformance / CATALOG_FILE).read_text(encoding="utf-8") != catalog_json():
+        pytest.fail(
+            f"conformance/{CATALOG_FILE} is not what the probe modules declare now: run `make docs`",
+            pytrace=False,
+        )
+    made = declared(conformance, "test_plan_catalog", in_house=False)
+    assert list(probes.values()) == made
+    assert [p.location for p in probes.values()] == [p.location for p in made]
 
 
 def test_every_requirement_has_a_discovery_probe(profile, probes):
