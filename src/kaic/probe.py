@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kaic.kube.labels import RUN_ID_LABEL, run_labels
 from kaic.results.outcomes import NotApplicable, ProbeError, Unknown
-from kaic.results.report import Recorder
 from kaic.settings import Settings
 
 if TYPE_CHECKING:
     from kaic.kube.client import Cluster
+    from kaic.results.report import Recorder
 
 __all__ = [
     "RUN_ID_LABEL",
@@ -52,12 +52,16 @@ Facts = dict[str, Any]  # what the engine discovered once per run (kaic.kube.fac
 
 
 def __getattr__(name: str) -> Any:
-    """`Cluster` (the `cluster` fixture's type) is imported on first use: it loads the kubernetes client,
-    which commands that only read probe metadata do without."""
+    """`Cluster` and `Recorder` (the `cluster` and `evidence` fixtures' types) are imported on first use: the
+    kubernetes client and the result model, which commands that only read probe metadata do without."""
     if name == "Cluster":
         from kaic.kube.client import Cluster
 
         return Cluster
+    if name == "Recorder":
+        from kaic.results.report import Recorder
+
+        return Recorder
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -1243,7 +1243,8 @@ def test_exit_1_is_never_an_error(world: World, monkeypatch: pytest.MonkeyPatch)
 def test_runs_started_at_once_never_share_a_folder(world: World) -> None:
     """Eight runs in the same second with the default folder, and eight given the same empty folder."""
     from kaic.cli.progress import PlainReporter
-    from kaic.engine.run import Run, RunError, RunOptions
+    from kaic.engine.plan import RunOptions
+    from kaic.engine.run import Run, RunError
 
     kubeconfig = world.fmt("{in}/kc")
     shared = world.cwd / "shared"

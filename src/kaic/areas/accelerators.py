@@ -20,11 +20,10 @@ from kaic.areas.policy import untolerated
 from kaic.kube.resourceslices import uncounted
 from kaic.profile import minor_key
 from kaic.results.outcomes import NotApplicable, ProbeError, Unknown
-from kaic.settings import Settings
+from kaic.settings import ALLOCATION_MODES, Settings
 
 SCRIPT = (Path(__file__).parent / "device_scripts" / "identity.sh").read_text(encoding="utf-8")
 RESULT_BEGIN, RESULT_END = "KAIC-RESULT-BEGIN", "KAIC-RESULT-END"
-ALLOCATION_MODES = ("auto", "dra", "device-plugin")
 DRA_GA = "1.34"  # resource.k8s.io/v1 is GA and on by default from this Kubernetes minor
 
 

@@ -16,9 +16,8 @@ from typing import Any, ClassVar
 
 from kaic.kube.conditions import condition, is_ready
 from kaic.results.outcomes import Unknown
-from kaic.settings import Gang
+from kaic.settings import GANG_SCHEDULERS, Gang
 
-SCHEDULERS = ("auto", "native", "kueue", "volcano", "coscheduling")
 NATIVE_GROUP = "scheduling.k8s.io"
 # Every pod of one gang carries this label (value: the Job's name), so a watch can select exactly them.
 GANG_LABEL = "kaic.dev/gang"
@@ -309,7 +308,7 @@ def choose(settings: Gang, found: Discovery) -> Choice:
         wanted = "kueue"
     if wanted != "auto":
         if wanted not in ADAPTERS:
-            raise ValueError(f"unknown gang scheduler {wanted!r}; known: {', '.join(SCHEDULERS)}")
+            raise ValueError(f"unknown gang scheduler {wanted!r}; known: {', '.join(GANG_SCHEDULERS)}")
         if wanted not in installed:
             raise Unknown(f"{wanted} gang scheduling was asked for but its API is not served; {INSTALL_HINT}")
         return Choice(ADAPTERS[wanted], installed[wanted], f"{wanted} (asked for)", tuple(installed))

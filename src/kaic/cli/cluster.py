@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import click
 
 from kaic.cli.errors import InputError, OperationError
-from kaic.localcluster import DEFAULT_STATE_DIR, ENV_STATE_DIR
-from kaic.localcluster.scenarios import DEFAULT_SCENARIO, SCENARIOS
+from kaic.cli.params import LazyChoice
+from kaic.localcluster import DEFAULT_SCENARIO, DEFAULT_STATE_DIR, ENV_STATE_DIR
 
 if TYPE_CHECKING:
     from kaic.localcluster.launcher import LocalCluster
@@ -28,6 +28,12 @@ state_dir_option = click.option(
 )
 
 
+def _scenario_names() -> list[str]:
+    from kaic.localcluster.scenarios import SCENARIOS
+
+    return sorted(SCENARIOS)
+
+
 @click.group()
 def cluster() -> None:
     """A local Kubernetes cluster with simulated GPU nodes, built from upstream components."""
@@ -37,7 +43,7 @@ def cluster() -> None:
 @state_dir_option
 @click.option(
     "--scenario",
-    type=click.Choice(sorted(SCENARIOS)),
+    type=LazyChoice(_scenario_names),
     default=DEFAULT_SCENARIO,
     show_default=True,
     help="Cluster shape: the conformant reference or a deliberately broken variant.",
@@ -53,6 +59,7 @@ def up(state_dir: Path, scenario: str, timeout: float, real_node: bool) -> None:
     """Start etcd, the control plane, kwok and the simulated GPU driver on 127.0.0.1."""
     from kaic.localcluster import node
     from kaic.localcluster.launcher import ClusterError, LocalCluster, find_binaries
+    from kaic.localcluster.scenarios import SCENARIOS
 
     local = LocalCluster(state_dir)
     started = time.monotonic()
@@ -95,6 +102,7 @@ def status(state_dir: Path) -> None:
     API server address."""
     from kaic.localcluster import node
     from kaic.localcluster.launcher import LocalCluster, components
+    from kaic.localcluster.scenarios import SCENARIOS
 
     local = LocalCluster(state_dir)
     state = local.state()

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
+
+if TYPE_CHECKING:
+    import yaml
 
 
 class ConfigError(Exception):
@@ -153,6 +155,8 @@ def load(path: Path | None, root: click.Group) -> dict[str, Any]:
         if explicit:
             raise ConfigError(f"{path}: no such config file; pass an existing YAML file to --config")
         return {}
+    import yaml  # here: without a config file, commands that read no YAML load no YAML parser
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import tempfile
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -139,6 +137,9 @@ def _defer_config_error(cmd: click.Command) -> None:
 
 def internal_error(exc: BaseException) -> str:
     """Save the traceback and say where: a bug report needs it, a user's terminal does not."""
+    import tempfile
+    import traceback
+
     text = "".join(traceback.format_exception(exc))
     summary = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
     try:

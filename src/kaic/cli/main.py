@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from kaic import __version__
-from kaic.areas.accelerators import ALLOCATION_MODES
-from kaic.areas.accelerators import PROFILES as ACCELERATOR_PROFILES
-from kaic.areas.gang import SCHEDULERS
-from kaic.areas.operators import CHOICES as OPERATORS
 from kaic.cli.diff import diff
 from kaic.cli.errors import (
     CONFIG_ERROR,
@@ -27,14 +23,15 @@ from kaic.cli.errors import (
     remember_output_dir,
 )
 from kaic.cli.images import images
-from kaic.cli.params import Duration, duration_option, key_value_pairs, split_commas
+from kaic.cli.params import Duration, LazyChoice, duration_option, key_value_pairs, split_commas
 from kaic.cli.profiles import profiles
 from kaic.cli.signing import keys, sign, verify
 from kaic.cli.submission import submission
-from kaic.probe import MODES
 from kaic.results.outcomes import ExitCode
 from kaic.settings import (
+    ALLOCATION_MODES,
     CLEANUP_TIMEOUT_S,
+    GANG_SCHEDULERS,
     PARALLEL,
     REQUEST_TIMEOUT_S,
     Autoscaler,
@@ -76,6 +73,25 @@ cleanup_timeout_option = duration_option(
 )
 
 
+# The values of these choices live beside the code that acts on them, which `kaic --help` does not load.
+def _modes() -> Iterable[str]:
+    from kaic.probe import MODES
+
+    return MODES
+
+
+def _accelerator_profiles() -> Iterable[str]:
+    from kaic.areas.accelerators import PROFILES
+
+    return ["auto", *PROFILES]
+
+
+def _operators() -> Iterable[str]:
+    from kaic.areas.operators import CHOICES
+
+    return CHOICES
+
+
 def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """What to judge: profile, checklist version, mode, focus and skip (shared by run and plan)."""
     return _with_options(
@@ -95,7 +111,7 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--mode",
-                type=click.Choice(MODES),
+                type=LazyChoice(_modes),
                 default="non-disruptive",
                 envvar="KAIC_MODE",
                 show_default=True,
@@ -111,7 +127,7 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--accelerator-profile",
-                type=click.Choice(["auto", *ACCELERATOR_PROFILES]),
+                type=LazyChoice(_accelerator_profiles),
                 default=Settings.accelerator_profile,
                 show_default=True,
                 help="Accelerator family (simulated, nvidia, amd, intel, google-tpu) or auto-detect.",
@@ -210,7 +226,7 @@ def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         [
             click.option(
                 "--gang-scheduler",
-                type=click.Choice(SCHEDULERS),
+                type=click.Choice(GANG_SCHEDULERS),
                 default=Gang.scheduler,
                 show_default=True,
                 envvar="KAIC_GANG_SCHEDULER",
@@ -249,7 +265,7 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         [
             click.option(
                 "--operator",
-                type=click.Choice(OPERATORS),
+                type=LazyChoice(_operators),
                 default=Operator.operator,
                 show_default=True,
                 envvar="KAIC_OPERATOR",
@@ -285,10 +301,12 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _checked_pool_label(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if not value:
+        return value
     from kaic.areas.autoscaling import parse_pool_label
 
     try:
-        parse_pool_label(value) if value else None
+        parse_pool_label(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     return value
@@ -314,10 +332,12 @@ def _checked_tolerations(
 
 
 def _checked_service(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if not value:
+        return value
     from kaic.areas.metrics import service_ref
 
     try:
-        service_ref(value) if value else None
+        service_ref(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     return value
@@ -411,7 +431,7 @@ for command in (keys, sign, verify):
 
 def _options(**kwargs: Any) -> Any:
     from kaic.areas.images import ImageError, resolve
-    from kaic.engine.run import RunOptions
+    from kaic.engine.plan import RunOptions
 
     try:
         resolve(kwargs.get("images"), kwargs.get("image_mirror"))  # a bad override fails before the run
@@ -582,11 +602,12 @@ def _signing_key(ref: str) -> Any:
 
 
 def _show_plan(opts: Any, as_json: bool, rbac: bool) -> None:
-    from kaic.engine.run import plan_only
+    from kaic.engine.plan import PlanError, plan_only
+    from kaic.profile import ProfileError
 
     try:
         plan, why = plan_only(opts)
-    except _usage_errors() as exc:
+    except (PlanError, ProfileError) as exc:  # planning's usage errors; a run's others need the cluster layer
         raise named_input_error(exc) from None
     if rbac:
         from kaic.engine.rbac import cluster_role

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import click
@@ -34,6 +35,25 @@ class Duration(click.ParamType):
                 ctx,
             )
         return seconds
+
+
+class LazyChoice(click.Choice[str]):
+    """A choice among values read on first use, from a module that `kaic --help` (which shows no subcommand's
+    options) and a command left at the option's default need not load."""
+
+    def __init__(self, values: Callable[[], Iterable[str]]) -> None:
+        # click.Choice.__init__ would read the values now
+        self._values = values
+        self.case_sensitive = True
+
+    @functools.cached_property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self._values())
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if param is not None and value == param.default:
+            return str(value)  # one of the values (tests/unit/cli/test_cli.py checks), known without them
+        return super().convert(value, param, ctx)
 
 
 def duration_option(*decls: str, seconds: float, **attrs: Any) -> Callable[[F], F]:

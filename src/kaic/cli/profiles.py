@@ -136,6 +136,5 @@ def _print(table: Any) -> None:
 
     console = Console()
     if not console.is_terminal:
-        natural = console.measure(table, options=console.options.update_width(1000)).maximum
-        console.width = max(console.width, natural)
+        console.width = 1000  # the table takes its natural width, up to this (measuring first costs a render)
     console.print(table)

@@ -18,8 +18,9 @@ from typing import Any
 
 from kaic.kube import facts as facts_mod
 from kaic.probe import MODES, ProbeSpec, Rule
-from kaic.profile import Profile, Requirement
+from kaic.profile import Profile, Requirement, choose_version, load_profile
 from kaic.resources import resource_dir
+from kaic.settings import PARALLEL, REQUEST_TIMEOUT_S, Settings
 
 # kaic's own probes' declarations, beside their modules (`make docs`; tests/unit/engine/test_plan.py keeps it
 # current).
@@ -33,6 +34,26 @@ NAMESPACE_RULE = Rule("", "namespaces", ("create", "delete", "get", "list"), nam
 
 class PlanError(Exception):
     """A selection that cannot be planned (usage error: exit 2)."""
+
+
+@dataclass
+class RunOptions:
+    """What a run is asked to do (the CLI's flags): planned here, executed by kaic.engine.run."""
+
+    profile: str = "ai-v1.0"
+    mode: str = "non-disruptive"
+    focus: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    kubernetes_version: str | None = None
+    output_dir: Path | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    request_timeout: float = REQUEST_TIMEOUT_S
+    probe_timeout_s: float | None = None
+    run_timeout_s: float | None = None
+    probe_dirs: tuple[Path, ...] = ()  # in-house probe modules a profile file may list
+    parallel: int = PARALLEL
+    settings: Settings = field(default_factory=Settings)  # what probes read (cleanup_timeout_s too)
 
 
 def probe_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
@@ -265,6 +286,20 @@ def build_plan(
                     "disruptive (changes the cluster, e.g. adds nodes): runs only in --mode certified"
                 )
     return Plan(profile, version, mode, requirements, chosen, excluded, skipped)
+
+
+def plan_for(profile: Profile, opts: RunOptions, version: str) -> Plan:
+    """The plan for one checklist version (PlanError is a usage error)."""
+    probes = catalog(probe_dirs(opts.probe_dirs))
+    return build_plan(profile, version, opts.mode, opts.focus, opts.skip, probes)
+
+
+def plan_only(opts: RunOptions) -> tuple[Plan, str]:
+    """The plan before any cluster is asked (`kaic plan`, `run --dry-run`, the start of a run): the checklist
+    is --kubernetes-version or the newest."""
+    profile = load_profile(opts.profile)
+    version, why = choose_version(profile, None, opts.kubernetes_version)
+    return plan_for(profile, opts, version), why
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -23,18 +22,17 @@ from typing import Any, Protocol
 
 from kaic import __version__
 from kaic.engine.collector import Collector
-from kaic.engine.plan import Plan, PlanError, build_plan, catalog, probe_dirs
+from kaic.engine.plan import Plan, PlanError, RunOptions, plan_for, plan_only, probe_dirs
 from kaic.kube import cleanup
 from kaic.kube import client as kube
 from kaic.kube import facts as facts_mod
 from kaic.kube.preflight import run_preflight
 from kaic.probe import ProbeSpec
-from kaic.profile import Profile, ProfileError, choose_version, load_profile
+from kaic.profile import ProfileError, choose_version
 from kaic.results import report as results
 from kaic.results.outcomes import VERDICT_EXIT, ExitCode, Outcome, Verdict
 from kaic.results.report import ProbeResult, Report, RequirementResult
 from kaic.results.run_dir import FACTS_FILE, PYTEST_LOG_FILE, REPORT_FILE, RUN_SETTINGS_FILE
-from kaic.settings import PARALLEL, REQUEST_TIMEOUT_S, Settings
 
 QUICK_UNDECIDED = "quick mode runs discovery only; run non-disruptive or certified for a verdict"
 
@@ -52,24 +50,6 @@ class Reporter(Protocol):
 
 class RunError(Exception):
     """Bad input to a run (usage: exit 2)."""
-
-
-@dataclass
-class RunOptions:
-    profile: str = "ai-v1.0"
-    mode: str = "non-disruptive"
-    focus: tuple[str, ...] = ()
-    skip: tuple[str, ...] = ()
-    kubernetes_version: str | None = None
-    output_dir: Path | None = None
-    kubeconfig: str | None = None
-    context: str | None = None
-    request_timeout: float = REQUEST_TIMEOUT_S
-    probe_timeout_s: float | None = None
-    run_timeout_s: float | None = None
-    probe_dirs: tuple[Path, ...] = ()  # in-house probe modules a profile file may list
-    parallel: int = PARALLEL
-    settings: Settings = field(default_factory=Settings)  # what probes read (cleanup_timeout_s too)
 
 
 def now() -> str:
@@ -159,12 +139,6 @@ def pytest_args(directories: list[Path], *extra: str) -> list[str]:
         "-v",
         *extra,
     ]
-
-
-def plan_for(profile: Profile, opts: RunOptions, version: str) -> Plan:
-    """The plan for one checklist version (PlanError is a usage error)."""
-    probes = catalog(probe_dirs(opts.probe_dirs))
-    return build_plan(profile, version, opts.mode, opts.focus, opts.skip, probes)
 
 
 def skeleton(plan: Plan, run_id: str, opts: RunOptions, detected: str | None, why: str) -> Report:
@@ -459,11 +433,3 @@ def _unfinished(spec: ProbeSpec, why: str) -> ProbeResult:
         reason=f"probe {why}",
         started_at=now(),
     )
-
-
-def plan_only(opts: RunOptions) -> tuple[Plan, str]:
-    """The plan before any cluster is asked (`kaic plan`, `run --dry-run`, the start of a run): the checklist
-    is --kubernetes-version or the newest."""
-    profile = load_profile(opts.profile)
-    version, why = choose_version(profile, None, opts.kubernetes_version)
-    return plan_for(profile, opts, version), why

@@ -7,12 +7,14 @@ that cannot be read is recorded under `errors` with the reason, never silently l
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kaic.kube import resourceslices
-from kaic.kube.client import Cluster, describe_error
 from kaic.kube.conditions import is_ready, is_true
 from kaic.probe import Rule
+
+if TYPE_CHECKING:
+    from kaic.kube.client import Cluster
 
 STANDARD_RESOURCES = frozenset({"cpu", "memory", "pods", "ephemeral-storage"})
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -171,6 +173,8 @@ def slice_nodes(facts: Mapping[str, Any]) -> set[str]:
 
 def discover(cluster: Cluster) -> dict[str, Any]:
     """Every fact section; an unreadable section becomes an entry in `errors`, not an exception."""
+    from kaic.kube.client import describe_error  # here: planning reads RULES without the kubernetes client
+
     facts: dict[str, Any] = {"errors": {}}
 
     def section(name: str, read: Callable[[], Any]) -> None:

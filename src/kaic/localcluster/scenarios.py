@@ -280,7 +280,6 @@ SCENARIOS = {
         ),
     )
 }
-DEFAULT_SCENARIO = "reference"
 
 
 def flag_value(settings: dict[str, bool]) -> str:

@@ -1,14 +1,19 @@
 """CLI: flag/env/config-file precedence, input errors, startup imports, runs that cannot reach a cluster."""
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from kaic.cli.main import Duration, main
+from kaic.cli.params import LazyChoice
 from kaic.profile import load_profile
+from kaic.results.report import save
 from kaic.results.run_dir import E2E_LOG_FILE, JUNIT_FILE, REPORT_FILE, RESULTS_FILE, SUMMARY_FILE
 
 
@@ -130,7 +135,6 @@ MINORS = load_profile("ai-v1.0").minors()  # the default profile's checklists, o
 def plans_built(monkeypatch):
     """The checklist version of every plan a command builds, in order."""
     from kaic.engine import plan as plan_mod
-    from kaic.engine import run as run_mod
 
     built: list[str] = []
 
@@ -140,8 +144,7 @@ def plans_built(monkeypatch):
         return plan
 
     real = plan_mod.build_plan
-    for module in (plan_mod, run_mod):
-        monkeypatch.setattr(module, "build_plan", counted)
+    monkeypatch.setattr(plan_mod, "build_plan", counted)
     return built
 
 
@@ -220,20 +223,85 @@ def test_focus_accepts_commas_and_repeats(runner):
     }
 
 
-HEAVY = ("kubernetes", "pytest", "jsonschema")
+# Loaded only to reach a cluster or run probes; jsonschema only to read a file from outside kaic.
+HEAVY = ("kubernetes", "pytest", "_pytest", "prometheus_client", "jsonschema")
+LIGHT_RUNNER = """
+import contextlib, io, json, sys
+from kaic.cli.main import main
+
+heavy, loaded = json.loads(sys.argv[2]), {}
+for args in json.loads(sys.argv[1]):
+    before = set(sys.modules)
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(args, standalone_mode=False)
+        except SystemExit as exc:
+            code = exc.code
+    loaded[" ".join(args)] = [code or 0, sorted(m for m in heavy if m in set(sys.modules) - before)]
+print(json.dumps(loaded))
+"""
 
 
-@pytest.mark.parametrize("args", [["--help"], ["profiles", "list"], ["profiles", "show", "ai-v1.0"]])
-def test_light_commands_import_no_heavy_module(args):
-    code = (
-        "import sys\nfrom kaic.cli.main import main\n"
-        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
-        f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
-    )
+def commands(
+    command: click.Command, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    """Every command of the tree under `command`, by path, the group itself first."""
+    yield path, command
+    for name, sub in (command.commands if isinstance(command, click.Group) else {}).items():
+        yield from commands(sub, (*path, name))
+
+
+def test_every_lazy_choice_default_is_one_of_its_choices():
+    """A LazyChoice takes its option's default without reading the values: each default must be one."""
+    lazy = [(path, p) for path, c in commands(main) for p in c.params if isinstance(p.type, LazyChoice)]
+    assert lazy
+    for path, param in lazy:
+        assert param.default in param.type.choices, (path, param.name)
+
+
+def test_commands_that_touch_no_cluster_import_no_heavy_module(tmp_path, sample_report):
+    """Every --help, and every command that reads only local files, one after another in one process (each
+    entry names what it loaded first): none loads the kubernetes client, pytest or prometheus_client, and
+    only reading a saved report loads jsonschema."""
+    save(sample_report, tmp_path)
+    light = [
+        *([*path, "--help"] for path, _ in commands(main)),
+        ["profiles", "list"],
+        ["profiles", "show", "ai-v1.0"],
+        ["profiles", "show", "ai-v1.0", "-o", "json"],
+        ["images", "list"],
+        ["plan"],
+        ["plan", "--rbac"],
+        ["plan", "--mode", "certified"],
+        ["plan", "--mode", "quick", "-o", "json"],
+        [
+            "plan",
+            *("--focus", "gang_scheduling", "--accelerator-profile", "nvidia", "--allocation-mode", "dra"),
+            *("--operator", "kuberay", "--gang-scheduler", "kueue", "--toleration", "gpu:NoSchedule"),
+            *(
+                "--prometheus-service",
+                "monitoring/prometheus:9090",
+                "--autoscaler-node-pool-label",
+                "pool=gpu",
+            ),
+        ],
+        ["run", "--dry-run"],
+    ]
+    with_jsonschema = [["results", str(tmp_path)], ["diff", str(tmp_path), str(tmp_path)]]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAIC_")}
     proc = subprocess.run(
-        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", LIGHT_RUNNER, json.dumps(light + with_jsonschema), json.dumps(HEAVY)],
+        env={**env, "XDG_CONFIG_HOME": str(tmp_path / "xdg")},  # no user config
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
-    assert "HEAVY []" in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    loaded = json.loads(proc.stdout)
+    expected = {" ".join(args): [0, []] for args in light + with_jsonschema}  # exit code, heavy modules
+    expected[" ".join(with_jsonschema[0])] = [0, ["jsonschema"]]  # the first to read a saved report
+    assert loaded == expected
 
 
 def test_run_against_an_unreachable_api_is_incomplete_with_a_valid_report(tmp_path):

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kaic.engine.plan import RunOptions, plan_only
 from kaic.engine.rbac import cluster_role
-from kaic.engine.run import RunOptions, plan_only
 from kaic.probe import MODES
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "rbac"
