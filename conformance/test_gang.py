@@ -21,6 +21,7 @@ object its solution reads (`kaic.areas.gang`). Both behavioural probes first:
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -127,6 +128,7 @@ class Fence:
     cpu_m: int = 0
     node: str = ""
     queue: str = ""
+    cluster_queue: str = ""  # the Kueue ClusterQueue behind `queue`
     created: list[str] = field(default_factory=list)  # paths to delete afterwards, in creation order
 
     @property
@@ -166,6 +168,32 @@ class Fence:
         """Kueue's Workload for `job`, if it made one."""
         path = f"/apis/kueue.x-k8s.io/{gang.Kueue.version}/namespaces/{self.namespace}/workloads"
         return gang.Kueue().workload_of(self.cluster.list(path), job)
+
+    def members_fitting(self) -> int:
+        """How many members the fenced capacity holds now: the node's free CPU, or the ClusterQueue's free
+        quota, over a member's CPU."""
+        if self.queue:
+            api = f"/apis/kueue.x-k8s.io/{gang.Kueue.version}"
+            free = gang.quota_free_cpu_m(self.cluster.get(f"{api}/clusterqueues/{self.cluster_queue}"))
+        else:
+            pods = self.cluster.list("/api/v1/pods", fieldSelector=f"spec.nodeName={self.node}")
+            free = gang.free_cpu_m(self.cluster.get(f"/api/v1/nodes/{self.node}"), list(pods))
+        return free // self.cpu_m
+
+    def refusal(self, job: str, watch: PodWatch) -> str:
+        """What the solution said in refusing the whole gang while the fence leaves room for GANG_SIZE - 1
+        members ("" until it has): every member's scheduler message, or Kueue's verdict on the Job's
+        Workload. Only a change in the cluster can undo that decision; with less room the refusal would say
+        nothing about the gang, with more it may be about to change."""
+        if self.queue:
+            workload = self.workload(job)
+            said = (
+                gang.Kueue.admission(workload, job) if gang.Kueue.refused_whole(workload, GANG_SIZE) else ""
+            )
+        else:
+            refused = gang.refused_members(watch.pods, GANG_SIZE) or {}
+            said = "; ".join(f"{pod}: {message}" for pod, message in sorted(refused.items()))
+        return said if said and self.members_fitting() == GANG_SIZE - 1 else ""
 
     def why_waiting(self, job: str) -> str:
         """What the queue made of a Job whose pods kaic awaits ("" where no queue is in play)."""
@@ -257,10 +285,9 @@ def kueue_queue(fence: Fence, stem: str) -> int:
     api = f"/apis/kueue.x-k8s.io/{gang.Kueue.version}"
     if queue := fence.settings.job_labels.get(gang.Kueue.QUEUE_LABEL, ""):
         local = fence.cluster.get(f"{api}/namespaces/{fence.namespace}/localqueues/{queue}")
-        fence.queue = queue
-        cluster_queue = fence.cluster.get(f"{api}/clusterqueues/{local['spec']['clusterQueue']}")
-        return gang.quota_free_cpu_m(cluster_queue)
-    fence.queue = f"kaic-{fence.run.id}-{stem}"
+        fence.queue, fence.cluster_queue = queue, local["spec"]["clusterQueue"]
+        return gang.quota_free_cpu_m(fence.cluster.get(f"{api}/clusterqueues/{fence.cluster_queue}"))
+    fence.queue = fence.cluster_queue = f"kaic-{fence.run.id}-{stem}"
     quota = int(KUEUE_MEMBER_CPU_M * (GANG_SIZE + 0.5))
     fence.create(gang.Kueue().queue_objects(fence.queue, fence.namespace, fence.run.labels, quota))
     return quota
@@ -346,25 +373,39 @@ def test_gang_that_fits(cluster: Cluster, fence: Fence, run: RunContext, evidenc
 )
 def test_gang_that_cannot_fit(cluster: Cluster, fence: Fence, run: RunContext, evidence: Recorder) -> None:
     """Testname: Gang scheduling, a gang that cannot fit waits whole (⊖)
-    Description: While only 2 of a gang's 3 members fit, no member MUST be bound for the whole window; once
-    the capacity is freed all 3 MUST bind.
+    Description: While only 2 of a gang's 3 members fit, no member MUST be bound, until the solution has
+    refused the whole gang or for the whole window; once the capacity is freed all 3 MUST bind.
 
     1. Choose the solution and fence the capacity (above).
     2. A member-sized blocker takes part of the fenced capacity, so only 2 of 3 members fit; it must be bound
        within 120 s (else error). A queued blocker's Job asks for more completions than it can finish, so it
        holds its quota until deleted even where its pod exits.
-    3. Submit the gang of 3: no member may be bound for the whole window (`--gang-negative-window`). Any bind
-       in the window is a partial gang (failed), unless all 3 held a node at once, which means the fence did
-       not hold (error). A solution whose pods exist while waiting must have created all 3 (else error: the
-       scheduler never saw the gang); with Kueue, the Job's Workload must ask for all 3 pods and Kueue must
-       have refused it quota (else error: the gang was not weighed as one).
+    3. Submit the gang of 3 and watch it for binds for up to the window (`--gang-negative-window`). The watch
+       ends sooner once the solution has refused every member while the fence still has room for exactly 2
+       (all 3 pods unbound, each `PodScheduled=False`, reason `Unschedulable`, with a message; with Kueue,
+       the Job's Workload for all 3 pods `QuotaReserved=False`): only a change in the cluster can undo that
+       decision, so such an early end proves the gang was refused whole, not that no member would be bound
+       for the rest of the window. Any bind first is a partial gang (failed), unless all 3 held a node at
+       once, which means the fence did not hold (error). A solution whose pods exist while waiting must have
+       created all 3 (else error: the scheduler never saw the gang); with Kueue, the Job's Workload must ask
+       for all 3 pods and Kueue must have refused it quota (else error: the gang was not weighed as one).
     4. Delete the blocker: all 3 members must be bound within 120 s, each in kaic's group.
     """
     choice, window_s = fence.choice, fence.settings.window_s
     blocker = fence.block(evidence)
     name = f"kaic-{run.id}-waits"
     watch = fence.submit(name, GANG_SIZE)
-    if watch.until(lambda w: bool(w.ever_bound), window_s):
+    started, refused = time.monotonic(), ""
+
+    def answered(w: PodWatch) -> bool:
+        """A member was bound, or the solution has refused the whole gang (its answer kept in `refused`)."""
+        nonlocal refused
+        if w.ever_bound:
+            return True
+        refused = fence.refusal(name, w)
+        return bool(refused)
+
+    if watch.until(answered, window_s) and watch.ever_bound:
         # Did the whole gang bind in one go (the fence was wrong), or only part of it?
         watch.until(lambda w: w.peak >= GANG_SIZE, GRACE_S)
         record(watch, evidence, "gang")
@@ -378,7 +419,16 @@ def test_gang_that_cannot_fit(cluster: Cluster, fence: Fence, run: RunContext, e
             f"members were bound, at most {watch.peak} at once, while only {GANG_SIZE - 1} fit"
         )
     waiting = sorted(watch.pods)
-    evidence.add("text", "window", f"no member bound in {window_s:.0f}s; pods waiting: {waiting}")
+    if refused:
+        evidence.add(
+            "text",
+            "window",
+            f"no member bound; after {time.monotonic() - started:.0f}s of the {window_s:.0f}s window "
+            f"{choice.adapter.name} had refused all {GANG_SIZE} members while {GANG_SIZE - 1} fit, "
+            f"which only a change in the cluster can undo; pods waiting: {waiting}; {refused}",
+        )
+    else:
+        evidence.add("text", "window", f"no member bound in {window_s:.0f}s; pods waiting: {waiting}")
     if choice.adapter.pods_exist_while_waiting and len(waiting) < GANG_SIZE:
         raise ProbeError(
             f"the Job created {len(waiting)} of {GANG_SIZE} pods: the scheduler never saw the gang"

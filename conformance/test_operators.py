@@ -53,7 +53,7 @@ CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 INSTALLATION_RBAC = (
     Rule("admissionregistration.k8s.io", "validatingwebhookconfigurations", ("list",), namespaced=False),
     Rule("", "services", ("get",)),
-    Rule("", "pods", ("list",)),
+    Rule("", "pods", ("list", "watch")),
     Rule("discovery.k8s.io", "endpointslices", ("list",)),
 )
 OBJECT_RBAC = tuple(
@@ -93,10 +93,8 @@ def webhook_of(cluster: Cluster, profile: operators.OperatorProfile) -> tuple[st
     return operators.find_webhook(cluster.list(WEBHOOKS), profile.validator)
 
 
-def operator_pods(
-    cluster: Cluster, profile: operators.OperatorProfile, evidence: Recorder
-) -> tuple[str, str, list[dict]]:
-    """(namespace, selector, pods) of the operator: the pods behind its webhook's Service."""
+def operator_pods(cluster: Cluster, profile: operators.OperatorProfile) -> tuple[str, str]:
+    """(namespace, label selector) of the operator's pods: those behind its webhook's Service."""
     found = webhook_of(cluster, profile)
     assert found is not None, (
         f"no validating webhook {profile.validator} is configured, so no operator pods serve it"
@@ -119,17 +117,7 @@ def operator_pods(
             f"Service {service['namespace']}/{service['name']} selects no pods (its endpoints are managed "
             "by hand), so kaic cannot tell which pods are the operator's"
         )
-    pods = list(cluster.list(workloads.pods_path(service["namespace"]), labelSelector=selector))
-    evidence.add(
-        "fact",
-        "operatorPods",
-        {
-            "namespace": service["namespace"],
-            "selector": selector,
-            "pods": [p["metadata"]["name"] for p in pods],
-        },
-    )
-    return service["namespace"], selector, pods
+    return service["namespace"], selector
 
 
 @probe(
@@ -151,21 +139,37 @@ def test_operator_pods_ready(cluster: Cluster, run: RunContext, facts: Facts, ev
     3. Pods must match that selector, and all be Ready within `--operator-ready-timeout`.
     """
     profile, settings = chosen(facts, run, evidence)
-    namespace, selector, pods = operator_pods(cluster, profile, evidence)
-    deadline = time.monotonic() + settings.ready_timeout_s
-    while not (pods and all(is_ready(p) for p in pods)):
-        if time.monotonic() > deadline:
-            evidence.add("object", "operator pods", {p["metadata"]["name"]: p.get("status") for p in pods})
-            raise AssertionError(
-                f"{len(pods)} operator pod(s) in {namespace} ({selector}), not all Ready after "
-                f"{settings.ready_timeout_s:.0f}s"
-                if pods
-                else f"no pod in {namespace} matches {selector}"
-            )
-        time.sleep(2)
-        pods = list(cluster.list(workloads.pods_path(namespace), labelSelector=selector))
+    namespace, selector = operator_pods(cluster, profile)
+    path = workloads.pods_path(namespace)
+    # One list, then a watch from its version: the pods are judged whole, and every change after it is seen.
+    listing = cluster.get(path, labelSelector=selector)
+    pods = {p["metadata"]["name"]: p for p in listing.get("items") or []}
+    version = listing["metadata"]["resourceVersion"]
+    evidence.add("fact", "operatorPods", {"namespace": namespace, "selector": selector, "pods": list(pods)})
+
+    def all_ready() -> bool:
+        return bool(pods) and all(is_ready(p) for p in pods.values())
+
+    if not all_ready():
+        for kind, obj in cluster.watch(path, settings.ready_timeout_s, version, labelSelector=selector):
+            if kind == "DELETED":
+                pods.pop(obj["metadata"]["name"], None)
+            else:
+                pods[obj["metadata"]["name"]] = obj
+            if all_ready():
+                break
+    if not all_ready():
+        evidence.add("object", "operator pods", {name: p.get("status") for name, p in pods.items()})
+        raise AssertionError(
+            f"{len(pods)} operator pod(s) in {namespace} ({selector}), not all Ready after "
+            f"{settings.ready_timeout_s:.0f}s"
+            if pods
+            else f"no pod in {namespace} matches {selector}"
+        )
     evidence.add(
-        "text", "ready", ", ".join(f"{p['metadata']['name']} on {p['spec'].get('nodeName')}" for p in pods)
+        "text",
+        "ready",
+        ", ".join(f"{name} on {p['spec'].get('nodeName')}" for name, p in sorted(pods.items())),
     )
 
 

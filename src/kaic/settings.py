@@ -26,7 +26,7 @@ class Gang:
     namespace: str = ""  # a pre-made namespace wired to the solution (e.g. holding a Kueue LocalQueue)
     job_labels: dict[str, str] = field(default_factory=dict)
     scheduler_name: str = ""  # pods' spec.schedulerName; "" = the adapter's usual one
-    window_s: float = 30.0  # how long a gang that cannot fit must stay entirely unbound
+    window_s: float = 30.0  # the longest a gang that cannot fit is watched for binds
 
 
 @dataclass(frozen=True)

@@ -182,3 +182,19 @@ def foreign_workloads(
 def scaled_down(current: Mapping[str, str], baseline: Mapping[str, str], added: tuple[str, str]) -> bool:
     """The pool is its baseline again: exactly the baseline nodes (same uids) usable, the added node not."""
     return dict(current) == dict(baseline) and current.get(added[0]) != added[1]
+
+
+def back_to_baseline(
+    nodes: Iterable[Mapping[str, Any]],
+    key: str,
+    value: str,
+    baseline: Mapping[str, str],
+    added: tuple[str, str],
+) -> str:
+    """How the pool is back to its baseline: "" while it is not; "deleted" once no Node of the added node's
+    name is left (a deleted node cannot return); "unusable" while it is still there, marked for deletion,
+    cordoned or NotReady (a mark that can be withdrawn)."""
+    nodes = list(nodes)
+    if not scaled_down(pool_nodes(nodes, key, value), baseline, added):
+        return ""
+    return "unusable" if any(n["metadata"]["name"] == added[0] for n in nodes) else "deleted"

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from kaic.areas.policy import unschedulable_message
 from kaic.kube.conditions import condition, is_ready
 from kaic.results.outcomes import Unknown
 from kaic.settings import GANG_SCHEDULERS, Gang
@@ -483,3 +484,15 @@ def scheduled_times(pods: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
             if cond.get("type") == "PodScheduled" and cond.get("status") == "True":
                 times[name] = str(cond.get("lastTransitionTime") or "")
     return times
+
+
+def refused_members(pods: Mapping[str, Mapping[str, Any]], size: int) -> dict[str, str] | None:
+    """The scheduler's refusal of every member (pod -> message), once it has answered for the whole gang: at
+    least `size` live members, none bound, each with PodScheduled False, reason Unschedulable and a message.
+    None until then: a member without that answer may still be weighed, or held at a gang plugin's permit."""
+    said = {
+        name: unschedulable_message(pod)
+        for name, pod in pods.items()
+        if not (pod.get("metadata") or {}).get("deletionTimestamp")
+    }
+    return said if len(said) >= size and all(said.values()) else None

@@ -248,6 +248,7 @@ def wait_for(
             if obj is not None:
                 evidence.add("object", name, obj.get("status") or {})
             raise
+        # A poll, not a watch: checks also read what no watch of the object reports (its events, a log).
         time.sleep(0.5)
 
 

@@ -250,7 +250,8 @@ def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             duration_option(
                 "--gang-negative-window",
                 seconds=Gang.window_s,
-                help="How long a gang that cannot fit must stay wholly unbound.",
+                help="The longest a gang that cannot fit is watched for binds; the watch ends sooner once "
+                "the solution has refused every member.",
             ),
         ],
     )

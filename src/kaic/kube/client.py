@@ -200,7 +200,7 @@ class Cluster:
         while paths := [p for p in paths if self.get_or_none(p) is not None]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"still present after {timeout_s:.0f}s: {', '.join(paths)}")
-            time.sleep(0.5)
+            time.sleep(0.5)  # a GET per object: any kind, with no watch permission needed
 
     def server(self) -> str:
         return self.api.configuration.host

@@ -104,6 +104,22 @@ def test_scaled_down_needs_the_exact_baseline():
     assert not autoscaling.scaled_down({"b": "2"}, {}, ("b", "2"))
 
 
+def test_back_to_baseline_tells_a_deleted_node_from_one_only_marked():
+    baseline, added = {"a": "1"}, ("b", "2")
+    marked = node("b", "2", taints=[{"key": autoscaling.TO_BE_DELETED_TAINT, "effect": "NoSchedule"}])
+    assert (
+        autoscaling.back_to_baseline([node("a", "1"), marked], "pool", "gpu", baseline, added) == "unusable"
+    )
+    assert autoscaling.back_to_baseline([node("a", "1")], "pool", "gpu", baseline, added) == "deleted"
+    # Registered again under its name (a new uid), even NotReady, it is not gone.
+    again = node("b", "3", ready=False)
+    assert autoscaling.back_to_baseline([node("a", "1"), again], "pool", "gpu", baseline, added) == "unusable"
+    assert (
+        autoscaling.back_to_baseline([node("a", "1"), node("b", "2")], "pool", "gpu", baseline, added) == ""
+    )
+    assert autoscaling.back_to_baseline([], "pool", "gpu", baseline, added) == "", "a baseline node went too"
+
+
 def test_karpenter_pools_by_template_label_or_single_value_requirement():
     def nodepool(name, labels=None, requirements=()):
         template = {"metadata": {"labels": labels or {}}, "spec": {"requirements": list(requirements)}}

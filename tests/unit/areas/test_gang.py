@@ -288,3 +288,31 @@ def test_judging_helpers_read_binds_and_scheduled_times():
     }
     assert gang.bound(pods) == ["a"]
     assert gang.scheduled_times(pods) == {"a": "t1"}
+
+
+def member(name, node="", refused="", deleting=False):
+    """A gang member as the API returns it: bound to `node`, or refused by the scheduler with `refused`."""
+    pod = {"metadata": {"name": name}, "spec": {"nodeName": node} if node else {}, "status": {}}
+    if refused:
+        reason = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": refused}
+        pod["status"]["conditions"] = [reason]
+    if deleting:
+        pod["metadata"]["deletionTimestamp"] = "2026-09-15T10:00:00Z"
+    return pod
+
+
+FULL = "0/1 nodes are available: 1 Insufficient cpu."
+
+
+def test_the_scheduler_has_answered_for_a_gang_only_when_it_refused_every_member():
+    refused = {n: member(n, refused=FULL) for n in ("a", "b", "c")}
+    assert gang.refused_members(refused, 3) == {n: FULL for n in ("a", "b", "c")}
+    # A member not yet refused (still weighed, or waiting at a permit) or missing: not answered yet.
+    assert gang.refused_members({**refused, "c": member("c")}, 3) is None
+    assert gang.refused_members({n: refused[n] for n in ("a", "b")}, 3) is None
+    # A bound member is no refusal, a member being deleted does not count, nor does a gated one.
+    assert gang.refused_members({**refused, "c": member("c", node="n")}, 3) is None
+    assert gang.refused_members({**refused, "c": member("c", refused=FULL, deleting=True)}, 3) is None
+    gated = member("c")
+    gated["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]
+    assert gang.refused_members({**refused, "c": gated}, 3) is None
