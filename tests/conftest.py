@@ -1,5 +1,8 @@
-"""The local reference cluster, started once per test session for every test that asks for it.
+"""Local clusters for the tests: one scenario's cluster at a time, each started once per session.
 
+A test names its scenario by a `scenario` parameter, a `@pytest.mark.scenario(NAME)` marker, or by asking for
+`local_cluster` (scenario conformant). Collection orders the tests by scenario, tests that need none first, so
+every scenario's cluster starts once and tests that start their own real node never wait on the shared one.
 Without the binaries (`make cluster`) such tests skip on a developer machine and fail in CI (`CI=true`),
 where a missing build must not pass silently. Tests that need no cluster never start one.
 """
@@ -82,15 +85,77 @@ def cluster_binaries() -> Binaries:
         return find_binaries()
     except ClusterError as error:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the local cluster: {error}")
-        pytest.skip(str(error))
+            pytest.fail(f"CI needs the local cluster (run `make cluster`): {error}")
+        pytest.skip(f"needs the local cluster binaries (`make cluster`): {error}")
+
+
+def scenario_of(item: pytest.Item) -> str | None:
+    """The scenario whose cluster `item` runs on, or None for a test that needs no shared cluster."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "scenario" in callspec.params:
+        return str(callspec.params["scenario"])
+    if marker := item.get_closest_marker("scenario"):
+        return str(marker.args[0])
+    if "local_cluster" in getattr(item, "fixturenames", ()):
+        return "conformant"
+    return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the tests by scenario (in the order scenarios first appear), those that need none first."""
+    rank: dict[str | None, int] = {None: 0}
+    for item in items:
+        rank.setdefault(scenario_of(item), len(rank))
+    items.sort(key=lambda item: rank[scenario_of(item)])
+
+
+_declared: dict[str, str | None] = {}  # the running test's scenario, for cluster_for to hold it to
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _declared["scenario"] = scenario_of(item)
 
 
 @pytest.fixture(scope="session")
-def local_cluster(
-    cluster_binaries: Binaries, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path_factory.mktemp("cluster") / "state")
-    cluster.up(SCENARIOS["conformant"], cluster_binaries)
-    yield cluster
-    cluster.down()
+def cluster_for(
+    cluster_binaries: Binaries,
+    tmp_path_factory: pytest.TempPathFactory,
+    real_node_lock: Callable[[], contextlib.AbstractContextManager[None]],
+) -> Iterator[Callable[[str], LocalCluster]]:
+    """`cluster_for(scenario)`: that scenario's cluster, reused by every test of the scenario; starting
+    another one stops the previous (one cluster's memory at a time). The last one stops at the end of the
+    session. A test must declare the scenario it asks for, or the grouping could not hold."""
+    current: dict[str, LocalCluster] = {}
+    held = contextlib.ExitStack()  # the host's real-node lock while a real-node scenario runs
+
+    def stop() -> None:
+        for running in current.values():
+            running.down()
+        current.clear()
+        held.close()
+
+    def start(scenario: str) -> LocalCluster:
+        if (declared := _declared.get("scenario")) != scenario:
+            pytest.fail(
+                f"this test asks for scenario {scenario} but declares {declared}: give it a `scenario` "
+                f"parameter or @pytest.mark.scenario({scenario!r})"
+            )
+        if scenario not in current:
+            stop()
+            if SCENARIOS[scenario].real_node:
+                held.enter_context(real_node_lock())
+            cluster = LocalCluster(tmp_path_factory.mktemp(f"cluster-{scenario}") / "state")
+            current[scenario] = cluster
+            cluster.up(SCENARIOS[scenario], cluster_binaries)
+        return current[scenario]
+
+    yield start
+    stop()
+
+
+@pytest.fixture
+def local_cluster(cluster_for: Callable[[str], LocalCluster]) -> LocalCluster:
+    """The conformant scenario's cluster."""
+    return cluster_for("conformant")

@@ -60,7 +60,7 @@ def labelled_leftovers(admin: kube.Cluster) -> list[str]:
     return [ns["metadata"]["name"] for ns in admin.list("/api/v1/namespaces", labelSelector=RUN_ID_LABEL)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def admin(local_cluster) -> kube.Cluster:
     return kube.connect(str(local_cluster.kubeconfig))
 

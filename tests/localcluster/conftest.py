@@ -14,7 +14,7 @@ from kubernetes.dynamic import DynamicClient
 from kaic.localcluster.launcher import LocalCluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def api(local_cluster: LocalCluster) -> Iterator[client.ApiClient]:
     with local_cluster.api_client() as api_client:
         yield api_client

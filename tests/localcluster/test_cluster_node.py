@@ -1,6 +1,6 @@
 """The real worker node: pods that really run, reached only through the API server.
 
-One cluster with the real node serves the behavioural tests; the teardown test starts its own through
+The real-node scenario's cluster serves the behavioural tests; the teardown test starts its own through
 the CLI (`kaic cluster up --real-node`) and checks that `down` leaves no process, mount, network
 namespace, link, cgroup or shim socket behind. Without the node's binaries, or on a host that cannot
 run it, these tests skip; under CI (`CI=true`) that is a failure.
@@ -8,7 +8,6 @@ run it, these tests skip; under CI (`CI=true`) that is a failure.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
 import subprocess
@@ -23,15 +22,12 @@ from kubernetes import client, watch
 
 from kaic.localcluster import images, node, topology
 from kaic.localcluster.launcher import Binaries, LocalCluster
-from kaic.localcluster.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.cluster
 
 POD_TIMEOUT = 60
-
-
-# Only one real node fits on a host (one bridge, one subnet), and the module's cluster lives until the
-# module ends: the lifecycle test therefore comes first, before any test asks for that cluster.
+REAL_NODE = "real-node"
+on_the_real_node = pytest.mark.scenario(REAL_NODE)
 
 
 def run_cli(*args: str, state_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -92,26 +88,11 @@ def _up_and_down_leaves_nothing(state_dir: Path) -> None:
     assert leftovers(state_dir) == before
 
 
-@pytest.fixture(scope="module")
-def node_cluster(
-    cluster_binaries: Binaries,
-    tmp_path_factory: pytest.TempPathFactory,
-    real_node_lock: Any,
-    require_real_node: Any,
-) -> Iterator[LocalCluster]:
+@pytest.fixture
+def core(cluster_for: Callable[[str], LocalCluster], require_real_node: Any) -> Iterator[client.CoreV1Api]:
+    """The API of the real-node scenario's cluster (tests asking for it carry `on_the_real_node`)."""
     require_real_node()
-    cluster = LocalCluster(tmp_path_factory.mktemp("node") / "state")
-    with real_node_lock():
-        try:
-            cluster.up(dataclasses.replace(SCENARIOS["conformant"], real_node=True), cluster_binaries)
-            yield cluster
-        finally:
-            cluster.down()
-
-
-@pytest.fixture(scope="module")
-def core(node_cluster: LocalCluster) -> Iterator[client.CoreV1Api]:
-    with node_cluster.api_client() as api:
+    with cluster_for(REAL_NODE).api_client() as api:
         yield client.CoreV1Api(api)
 
 
@@ -161,6 +142,7 @@ def finished(pod: client.V1Pod) -> bool:
     return pod.status.phase in ("Succeeded", "Failed")
 
 
+@on_the_real_node
 def test_node_is_real_and_tainted(core: client.CoreV1Api) -> None:
     worker = core.read_node(node.NODE_NAME)
     assert worker.status.node_info.container_runtime_version.startswith("containerd://")
@@ -169,6 +151,7 @@ def test_node_is_real_and_tainted(core: client.CoreV1Api) -> None:
     assert worker.metadata.labels[node.POOL_LABEL] == node.POOL
 
 
+@on_the_real_node
 def test_busybox_httpd_through_pod_and_service_proxy(
     core: client.CoreV1Api, ns: str, wait_until: Callable[[Callable[[], Any], float, str], Any]
 ) -> None:
@@ -204,6 +187,7 @@ def service_get(core: client.CoreV1Api, namespace: str, service: str, path: str)
         raise
 
 
+@on_the_real_node
 def test_pods_reach_only_their_subnet(core: client.CoreV1Api, ns: str) -> None:
     """No default route, and no nameserver but the pod's own loopback (the host's resolver is private)."""
     script = "ip -4 route; echo ---; cat /etc/resolv.conf"
@@ -215,6 +199,7 @@ def test_pods_reach_only_their_subnet(core: client.CoreV1Api, ns: str) -> None:
     assert all(ipaddress.ip_address(server).is_loopback for server in nameservers), resolv
 
 
+@on_the_real_node
 def test_pod_logs_through_the_api(core: client.CoreV1Api, ns: str) -> None:
     core.create_namespaced_pod(
         ns, busybox_pod("logs", "echo first line; echo second line", restartPolicy="Never")
@@ -224,6 +209,7 @@ def test_pod_logs_through_the_api(core: client.CoreV1Api, ns: str) -> None:
     assert core.read_namespaced_pod_log("logs", ns) == "first line\nsecond line\n"
 
 
+@on_the_real_node
 def test_termination_message_and_exit_code(core: client.CoreV1Api, ns: str) -> None:
     script = "echo probe-said-goodbye > /dev/termination-log; exit 3"
     core.create_namespaced_pod(ns, busybox_pod("quits", script, restartPolicy="Never"))
@@ -233,6 +219,7 @@ def test_termination_message_and_exit_code(core: client.CoreV1Api, ns: str) -> N
     assert (terminated.exit_code, terminated.message.strip()) == (3, "probe-said-goodbye")
 
 
+@on_the_real_node
 def test_dra_driver_injects_its_gpu_through_cdi(core: client.CoreV1Api, ns: str) -> None:
     resource = client.ResourceV1Api(core.api_client)
     request = {"name": "gpu", "exactly": {"deviceClassName": node.DRA_DRIVER}}

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
 
 from kaic.localcluster import topology
-from kaic.localcluster.launcher import Binaries, LocalCluster
-from kaic.localcluster.scenarios import SCENARIOS
+from kaic.localcluster.launcher import LocalCluster
 
 pytestmark = pytest.mark.cluster
 
@@ -28,16 +26,16 @@ SHAPES = {
 
 
 @pytest.fixture(params=sorted(SHAPES))
+def scenario(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
 def scenario_cluster(
-    request: pytest.FixtureRequest, cluster_binaries: Binaries, tmp_path: Path
+    scenario: str, cluster_for: Callable[[str], LocalCluster]
 ) -> Iterator[tuple[str, client.ApiClient]]:
-    cluster = LocalCluster(tmp_path / "state")
-    cluster.up(SCENARIOS[request.param], cluster_binaries)
-    try:
-        with cluster.api_client() as api:
-            yield request.param, api
-    finally:
-        cluster.down()
+    with cluster_for(scenario).api_client() as api:
+        yield scenario, api
 
 
 def served_versions(api: client.ApiClient, group: str) -> list[str]:

@@ -115,6 +115,7 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path):
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("conformant")
 def test_device_plugin_path_on_the_conformant_cluster(cluster_for, tmp_path):
     """--allocation-mode device-plugin: pods land on the device-plugin pool; allocations there carry no
     identity the API can show, so disjointness waits for a node that runs containers; DRA's own probes still
@@ -137,6 +138,7 @@ def test_device_plugin_path_on_the_conformant_cluster(cluster_for, tmp_path):
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("no-dra")
 def test_dra_not_served_is_unknown_on_the_1_33_checklist(cluster_for, tmp_path):
     """Before 1.34 DRA is beta and off by default: the same no-dra cluster judged as 1.33 is unknown, not
     failed."""

@@ -108,6 +108,7 @@ def test_non_disruptive_runs_only_the_safe_check(scenario, autoscaled_cluster_fo
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("autoscaling")
 def test_without_a_pool_label_the_scale_check_is_unknown(autoscaled_cluster_for, tmp_path):
     cluster = autoscaled_cluster_for("autoscaling")
     report = run_kaic(

@@ -48,6 +48,7 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, requi
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("broken-gateway")
 def test_a_gateway_class_that_does_not_exist_is_an_error(cluster_for, tmp_path, require_real_node):
     """Both Gateway probes resolve --gateway-class alike: a class that does not exist is an error naming the
     classes found, even where advanced_inference_ingress would otherwise be unknown (no InferencePool API)."""

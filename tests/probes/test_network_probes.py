@@ -47,6 +47,7 @@ def test_matrix_rows_are_complete_and_only_the_claimed_scenarios_have_them():
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("conformant")
 def test_a_named_stack_whose_roles_have_no_running_pod_fails(cluster_for, tmp_path):
     """The negative case for real: kube-system holds no prefill or decode pod, so naming it fails the
     probe."""

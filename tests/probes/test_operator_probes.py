@@ -63,6 +63,7 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, requi
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("operator")
 def test_the_valid_trainjob_really_ran_on_the_real_node(cluster_for, tmp_path, require_real_node):
     """Success is the real controller's: the TrainJob's pod ran to completion on kaic-worker, and the denial
     named Trainer's webhook."""
@@ -84,6 +85,7 @@ def test_the_valid_trainjob_really_ran_on_the_real_node(cluster_for, tmp_path, r
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("operator")
 def test_what_the_cluster_lacks_is_unknown(cluster_for, tmp_path, require_real_node):
     """On the operator cluster: another operator asked for, or the default runtime absent (a run without the
     config file naming kaic-busybox), is unknown, not failed."""

@@ -111,6 +111,7 @@ def pause_pod(name: str, nodes: tuple[str, ...] = (), image: str = "registry.k8s
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("conformant")
 def test_tainted_accelerator_nodes_are_unknown_at_once_and_a_toleration_lets_the_probes_pass(
     cluster_for, tmp_path
 ):
@@ -147,6 +148,7 @@ def test_tainted_accelerator_nodes_are_unknown_at_once_and_a_toleration_lets_the
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("conformant")
 def test_cordoned_accelerator_nodes_are_unknown_naming_the_cordon(cluster_for, tmp_path):
     """Cordoned at discovery: the selection names them; cordoned under a waiting pod: the scheduler's
     refusal."""
@@ -230,6 +232,7 @@ def enforced(admin: kube.Cluster, wanted: bool) -> None:
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("conformant")
 def test_a_validating_admission_policy_denying_probe_pods_is_unknown_naming_it(cluster_for, tmp_path):
     """Pods kaic creates are refused on create; a gang Job's pods are refused to the Job controller, which the
     wait reads from its FailedCreate events (without that, the gang that cannot fit would 'pass': nothing
@@ -263,6 +266,7 @@ def test_a_validating_admission_policy_denying_probe_pods_is_unknown_naming_it(c
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("conformant")
 def test_a_resource_quota_refusal_is_named_from_the_api_servers_own_answer(cluster_for):
     """kaic makes its own namespaces, so a run cannot meet a quota here; the real API server's answers can: a
     pod create refused (the 403 body) and a Deployment's pods refused to its controller (FailedCreate)."""
@@ -317,6 +321,7 @@ def test_a_resource_quota_refusal_is_named_from_the_api_servers_own_answer(clust
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("real-node")
 def test_an_image_the_node_cannot_pull_is_an_error_at_once_naming_the_image_flag(
     cluster_for, tmp_path, require_real_node
 ):

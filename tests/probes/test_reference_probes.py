@@ -26,6 +26,7 @@ def test_the_row_is_complete() -> None:
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario(SCENARIO)
 def test_a_certified_run_passes_every_must_but_accelerator_metrics(cluster_for, tmp_path, require_real_node):
     require_real_node(*BUILDS)
     cluster = cluster_for(SCENARIO)
@@ -40,6 +41,7 @@ def test_a_certified_run_passes_every_must_but_accelerator_metrics(cluster_for, 
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario(SCENARIO)
 def test_status_shows_the_memory_of_every_process_and_real_node_pod(cluster_for, require_real_node):
     """The control plane, the node's daemons, each pod on the real node (Prometheus, Trainer, JobSet) and the
     shims: each row with its resident memory, and a total that adds them up."""

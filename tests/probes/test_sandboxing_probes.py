@@ -60,6 +60,7 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, requi
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("conformant")
 def test_a_runtime_class_that_does_not_exist_is_an_error(cluster_for, tmp_path):
     cluster = cluster_for("conformant")
     report = run_kaic(

@@ -71,6 +71,7 @@ def test_outcomes_match_the_golden_matrix(scenario, cluster_for, tmp_path, requi
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("kueue")
 def test_kueue_is_found_and_refuses_the_unfit_gang_whole(cluster_for, tmp_path, require_real_node):
     """Without native gang scheduling kaic finds Kueue by itself, and while only 2 of 3 members fit the
     quota, real Kueue holds the gang's Workload of all 3 pods unadmitted: refused whole, not split."""
@@ -85,6 +86,7 @@ def test_kueue_is_found_and_refuses_the_unfit_gang_whole(cluster_for, tmp_path, 
 
 
 @pytest.mark.cluster
+@pytest.mark.scenario("conformant")
 def test_asking_for_an_absent_solution_is_unknown(cluster_for, tmp_path):
     """--gang-scheduler kueue on a cluster without Kueue: unknown with the install hint, nothing created."""
     cluster = cluster_for("conformant")
