@@ -238,8 +238,9 @@ def test_dra_claim_lifecycle(
     1. resource.k8s.io/v1 must be served (above); no DRA driver publishing devices is not-applicable (a
        reported fact); then choose the profile on the DRA path.
     2. A pod claims one device from a ResourceClaimTemplate: it must be bound and its claim allocated and
-       reserved for it within 90 s. Never bound while the scheduler reports FailedScheduling and no claim is
-       allocated fails: drivers publish devices, yet the scheduler refuses the claim.
+       reserved for it within `--schedule-timeout` (90 s). Never bound while the scheduler reports
+       FailedScheduling and no claim is allocated fails: drivers publish devices, yet the scheduler refuses
+       the claim.
     3. Where its node runs containers, the container must see exactly one device, the allocated one;
        elsewhere a warning says its identity was not checked.
     4. The pod is deleted: the pod and its claim must be gone within 60 s.
@@ -250,7 +251,7 @@ def test_dra_claim_lifecycle(
     image = images.for_run(run.settings)["ubuntu"]
     body = workloads.identity_pod("consumer", run.labels, selection, image, {"main": True}, template=template)
     try:
-        placed = workloads.place(cluster, namespace, body, evidence)
+        placed = workloads.place(cluster, namespace, body, evidence, run.settings.schedule_timeout_s)
     except TimeoutError:
         # Drivers publish devices and the class exists, yet the real scheduler refuses the claim: DRA is
         # broken.
@@ -301,8 +302,8 @@ def test_dra_unsatisfiable_claim(
        choose the profile on the DRA path.
     2. A claim template of the chosen DeviceClass selects `device.driver == 'no-such-driver.kaic.dev'`; a pod
        on the accelerator nodes claims from it.
-    3. The scheduler must report FailedScheduling within 90 s; the pod must be Pending and unbound, and no
-       claim in the namespace allocated.
+    3. The scheduler must report FailedScheduling within `--schedule-timeout` (90 s); the pod must be Pending
+       and unbound, and no claim in the namespace allocated.
     """
     require_dra_v1(facts, run)
     selection = dra_selection(cluster, facts, run, evidence)
@@ -323,7 +324,12 @@ def test_dra_unsatisfiable_claim(
     workloads.give_device(body, container, selection, template="nothing")
     cluster.create(workloads.pods_path(namespace), body)
     workloads.wait_refused(
-        cluster, namespace, "unsatisfiable", 90, "FailedScheduling for the unsatisfiable claim", evidence
+        cluster,
+        namespace,
+        "unsatisfiable",
+        run.settings.schedule_timeout_s,
+        "FailedScheduling for the unsatisfiable claim",
+        evidence,
     )
     pod = cluster.get(workloads.pods_path(namespace, "unsatisfiable"))
     evidence.add("event", "unsatisfiable", workloads.events(cluster, namespace, "unsatisfiable"))
@@ -357,7 +363,7 @@ def one_device_pod(
     body = workloads.identity_pod(
         name, run.labels, selection, image, {"main": True}, template=template, **where
     )
-    return workloads.place(cluster, namespace, body, evidence)
+    return workloads.place(cluster, namespace, body, evidence, run.settings.schedule_timeout_s)
 
 
 @probe(
@@ -473,6 +479,7 @@ def test_gpu_sharing_shared_claim(
             namespace,
             workloads.identity_pod(name, run.labels, selection, image, {"main": True}, claim="shared"),
             evidence,
+            run.settings.schedule_timeout_s,
         )
         for name in ("first", "second")
     ]

@@ -49,7 +49,6 @@ def test_gang_scheduling_discovery(facts: Facts, evidence: Recorder) -> None:
 
 
 GANG_SIZE = 3  # members of every gang; N+1 for the gang that cannot fit, where only N = 2 do
-BIND_DEADLINE_S = 120  # for a gang that fits to have every member bound
 GRACE_S = 5  # after a first bind in the window: long enough to tell a partial gang from a wrong fence
 KUEUE_MEMBER_CPU_M = 100  # with kaic's own Kueue queue the quota is the fence, so members stay small
 # Kueue frees a Job's quota once the Job finishes, so a queued blocker whose pod exits (simulated nodes finish
@@ -217,10 +216,11 @@ class Fence:
             self.cluster.create(workloads.pods_path(self.namespace), body)
             path = workloads.pods_path(self.namespace, name)
             self.created.append(path)
-        if not watch.until(lambda w: bool(w.ever_bound), BIND_DEADLINE_S):
+        bind_s = self.settings.bind_timeout_s
+        if not watch.until(lambda w: bool(w.ever_bound), bind_s):
             why = self.why_waiting(name)
             raise ProbeError(
-                f"the blocker {name} holding one member's capacity was not bound in {BIND_DEADLINE_S}s"
+                f"the blocker {name} holding one member's capacity was not bound in {bind_s:.0f}s"
                 + (f": {why}" if why else "")
             )
         where = self.node or f"queue {self.queue}"
@@ -328,19 +328,20 @@ def check_membership(watch: PodWatch, choice: gang.Choice, group: str) -> None:
 )
 def test_gang_that_fits(cluster: Cluster, fence: Fence, run: RunContext, evidence: Recorder) -> None:
     """Testname: Gang scheduling, a gang that fits binds whole
-    Description: A gang of 3 that fits MUST have every member bound within 120 s, each in kaic's group, and
-    its pods MUST start.
+    Description: A gang of 3 that fits MUST have every member bound within `--gang-bind-timeout` (120 s), each
+    in kaic's group, and its pods MUST start.
 
     1. Choose the solution and fence the capacity (above).
-    2. Submit a gang of 3 sized to fit; every member must be bound within 120 s, else the probe fails with the
-       first member's events (with Kueue, also what it made of the Job: its Workload, or none).
+    2. Submit a gang of 3 sized to fit; every member must be bound within `--gang-bind-timeout` (120 s), else
+       the probe fails with the first member's events (with Kueue, also what it made of the Job: its
+       Workload, or none).
     3. Every pod must be in kaic's group: a solution that regrouped them (a shadow group) was never tested
        (error).
-    4. Every bound member must reach Running (or Succeeded) within 120 s.
+    4. Every bound member must reach Running (or Succeeded) within another `--gang-bind-timeout`.
     """
-    name = f"kaic-{run.id}-fits"
+    name, bind_s = f"kaic-{run.id}-fits", fence.settings.bind_timeout_s
     watch = fence.submit(name, GANG_SIZE)
-    done = watch.until(all_bound(GANG_SIZE), BIND_DEADLINE_S)
+    done = watch.until(all_bound(GANG_SIZE), bind_s)
     record(watch, evidence, "gang")
     if not done:
         for pod in list(watch.pods)[:1]:
@@ -348,17 +349,17 @@ def test_gang_that_fits(cluster: Cluster, fence: Fence, run: RunContext, evidenc
         why = fence.why_waiting(name)
         raise AssertionError(
             f"only {len(watch.ever_bound)} of {GANG_SIZE} members of a gang that fits were bound within "
-            f"{BIND_DEADLINE_S}s ({fence.choice.adapter.name})" + (f": {why}" if why else "")
+            f"{bind_s:.0f}s ({fence.choice.adapter.name})" + (f": {why}" if why else "")
         )
     check_membership(watch, fence.choice, name)
     running = watch.until(
         lambda w: all(p["status"].get("phase") in ("Running", "Succeeded") for p in w.pods.values()),
-        BIND_DEADLINE_S,
+        bind_s,
     )
     phases = {n: p["status"].get("phase") for n, p in watch.pods.items()}
     evidence.add("object", "phases", phases)
     if not running:
-        raise TimeoutError(f"bound members did not start within {BIND_DEADLINE_S}s: {phases}")
+        raise TimeoutError(f"bound members did not start within {bind_s:.0f}s: {phases}")
 
 
 @probe(
@@ -378,18 +379,18 @@ def test_gang_that_cannot_fit(cluster: Cluster, fence: Fence, run: RunContext, e
 
     1. Choose the solution and fence the capacity (above).
     2. A member-sized blocker takes part of the fenced capacity, so only 2 of 3 members fit; it must be bound
-       within 120 s (else error). A queued blocker's Job asks for more completions than it can finish, so it
-       holds its quota until deleted even where its pod exits.
-    3. Submit the gang of 3 and watch it for binds for up to the window (`--gang-negative-window`). The watch
-       ends sooner once the solution has refused every member while the fence still has room for exactly 2
-       (all 3 pods unbound, each `PodScheduled=False`, reason `Unschedulable`, with a message; with Kueue,
+       within `--gang-bind-timeout` (120 s; else error). A queued blocker's Job asks for more completions
+       than it can finish, so it holds its quota until deleted even where its pod exits.
+    3. Submit the gang of 3 and watch it for binds for up to the window (`--gang-negative-window`, 30 s). The
+       watch ends sooner once the solution has refused every member while the fence still has room for exactly
+       2 (all 3 pods unbound, each `PodScheduled=False`, reason `Unschedulable`, with a message; with Kueue,
        the Job's Workload for all 3 pods `QuotaReserved=False`): only a change in the cluster can undo that
-       decision, so such an early end proves the gang was refused whole, not that no member would be bound
-       for the rest of the window. Any bind first is a partial gang (failed), unless all 3 held a node at
-       once, which means the fence did not hold (error). A solution whose pods exist while waiting must have
-       created all 3 (else error: the scheduler never saw the gang); with Kueue, the Job's Workload must ask
-       for all 3 pods and Kueue must have refused it quota (else error: the gang was not weighed as one).
-    4. Delete the blocker: all 3 members must be bound within 120 s, each in kaic's group.
+       decision, so such an early end proves the gang was refused whole, not that no member would be bound for
+       the rest of the window. Any bind first is a partial gang (failed), unless all 3 held a node at once,
+       which means the fence did not hold (error). A solution whose pods exist while waiting must have created
+       all 3 (else error: the scheduler never saw the gang); with Kueue, the Job's Workload must ask for all 3
+       pods and Kueue must have refused it quota (else error: the gang was not weighed as one).
+    4. Delete the blocker: all 3 members must be bound within `--gang-bind-timeout`, each in kaic's group.
     """
     choice, window_s = fence.choice, fence.settings.window_s
     blocker = fence.block(evidence)
@@ -444,11 +445,11 @@ def test_gang_that_cannot_fit(cluster: Cluster, fence: Fence, run: RunContext, e
     for pod in waiting[:1]:
         evidence.add("event", pod, workloads.events(cluster, fence.namespace, pod))
     cluster.delete(blocker, propagationPolicy="Background")
-    done = watch.until(all_bound(GANG_SIZE), BIND_DEADLINE_S)
+    done = watch.until(all_bound(GANG_SIZE), fence.settings.bind_timeout_s)
     record(watch, evidence, "gang")
     if not done:
         raise AssertionError(
             f"after the capacity was freed only {len(watch.ever_bound)} of {GANG_SIZE} members were "
-            f"bound within {BIND_DEADLINE_S}s"
+            f"bound within {fence.settings.bind_timeout_s:.0f}s"
         )
     check_membership(watch, choice, name)

@@ -216,7 +216,7 @@ def test_secondary_interface(
     # The scheduler picks the node (one with a matching device on the DRA path); it serves only if a peer
     # exists.
     server = net_pod("server", run, chosen, nodes, tolerations, {"SERVE": "1" if len(nodes) > 1 else ""})
-    placed = workloads.place(cluster, namespace, server, evidence)
+    placed = workloads.place(cluster, namespace, server, evidence, run.settings.schedule_timeout_s)
     for device in placed.devices():
         item = workloads.slice_device(cluster, placed.node, device)
         assert item is not None, f"allocated device {device} is not published for node {placed.node}"
@@ -285,8 +285,8 @@ def test_unmatched_claim(
     1. Detect the stack (above); one without DRA claims (a NetworkAttachmentDefinition) is not-applicable.
     2. A claim template of the chosen DeviceClass selects `device.driver == "unmatched.kaic.dev"`; a pod
        claims from it.
-    3. The scheduler must report FailedScheduling within 90 s; the pod must be unbound and no claim in the
-       namespace allocated.
+    3. The scheduler must report FailedScheduling within `--schedule-timeout` (90 s); the pod must be unbound
+       and no claim in the namespace allocated.
     """
     chosen = stack(cluster, facts, run, evidence)
     if chosen.kind != "dra":
@@ -307,7 +307,12 @@ def test_unmatched_claim(
     body["spec"]["resourceClaims"] = [{"name": "net", "resourceClaimTemplateName": "net"}]
     cluster.create(workloads.pods_path(namespace), body)
     workloads.wait_refused(
-        cluster, namespace, "unmatched", 90, "FailedScheduling for the unmatched network claim", evidence
+        cluster,
+        namespace,
+        "unmatched",
+        run.settings.schedule_timeout_s,
+        "FailedScheduling for the unmatched network claim",
+        evidence,
     )
     pod = cluster.get(workloads.pods_path(namespace, "unmatched"))
     evidence.add("event", "unmatched", workloads.events(cluster, namespace, "unmatched"))

@@ -43,7 +43,6 @@ NAME = "kaic-inference"
 PORT = 8080
 METRICS_PATH = "/cgi-bin/metrics"
 REQUESTS = 10
-COLLECTION_TIMEOUT_S = 180
 PREFIX = "kaic_inference"
 # The workload: each request to /cgi-bin/infer is counted and timed, and the exposition is rewritten whole (a
 # rename, so a scrape never reads half a file). A CGI script serves it too: a scrape needs the exposition's
@@ -147,8 +146,9 @@ def test_collects_service_metrics(
        annotations always. It must be Ready within 180 s.
     3. kaic sends exactly K = 10 requests through the API server's pod proxy; the workload must count them 1
        to K.
-    4. Within 180 s the query API must report exactly K for the run's counter (the largest of its series, so
-       a target two scrape jobs read counts once), and `up` of the workload's target must be 1.
+    4. Within `--metrics-collection-timeout` (180 s) the query API must report exactly K for the run's
+       counter (the largest of its series, so a target two scrape jobs read counts once), and `up` of the
+       workload's target must be 1.
     """
     require(facts, "crds")
     query = QueryApi.find(cluster, run.settings.metrics, evidence)
@@ -187,13 +187,14 @@ def test_collects_service_metrics(
     # max, not sum: a target scraped by two jobs (a PodMonitor and an annotation job) must not count twice
     series = f'{PREFIX}_requests_total{{conformance_run="{run.id}"}}'
     counter = f"max({series})"
-    collected = query.wait_for(counter, REQUESTS, COLLECTION_TIMEOUT_S)
+    collection_s = run.settings.metrics.collection_timeout_s
+    collected = query.wait_for(counter, REQUESTS, collection_s)
     evidence.add("metric", counter, collected)
     for name in (f"{PREFIX}_request_duration_seconds_count", f"{PREFIX}_queue_depth"):
         evidence.add("metric", name, query.value(f'max({name}{{conformance_run="{run.id}"}})'))
     assert collected is not None, (
         f"the monitoring system never collected {PREFIX}_requests_total of the run's workload within "
-        f"{COLLECTION_TIMEOUT_S}s (its own /metrics says "
+        f"{collection_s:.0f}s (its own /metrics says "
         f"{metrics.total(exposed, f'{PREFIX}_requests_total', {})})"
     )
     assert collected == REQUESTS, (
@@ -450,7 +451,7 @@ def test_utilisation_under_load(
         selection,
         template=workloads.device_template(cluster, namespace, run.labels, selection),
     )
-    placed = workloads.place(cluster, namespace, body, evidence)
+    placed = workloads.place(cluster, namespace, body, evidence, run.settings.schedule_timeout_s)
     if not workloads.runs_containers(cluster, placed.node):
         raise Unknown(f"node {placed.node} runs no containers, so no device there can be loaded")
     # The device-plugin path does not say which device the pod got: then any device of the node may rise.

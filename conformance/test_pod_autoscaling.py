@@ -100,11 +100,11 @@ def test_scale_on_custom_metric(
        the value through the API server's pod proxy (`POST .../pods/NAME:8080/proxy/cgi-bin/set?value=N`, no
        exec).
     4. An HPA (`Pods` metric, target average 10, 1–2 replicas, stabilisation 0 s both ways). Once the first
-       replica is Ready, the metric must be reported as 0 within 120 s (never reported at all: unknown, the
-       pipeline does not collect such pods).
-    5. The probe sets that pod to 20: the metric must follow within 120 s (failed otherwise: a stale
-       pipeline), and the Deployment must reach 2 replicas within 240 s, both Ready and, on the DRA path,
-       each with its claim allocated and reserved for it.
+       replica is Ready, the metric must be reported as 0 within `--custom-metrics-timeout` (120 s); never
+       reported at all is unknown (the pipeline does not collect such pods).
+    5. The probe sets that pod to 20: the metric must follow within `--custom-metrics-timeout` (failed
+       otherwise: a stale pipeline), and the Deployment must reach 2 replicas within 240 s, both Ready and,
+       on the DRA path, each with its claim allocated and reserved for it.
     6. Every pod set to 0: the Deployment must come back to 1 within 240 s (failed otherwise, with the HPA's
        conditions as evidence).
     """
@@ -127,15 +127,28 @@ def test_scale_on_custom_metric(
     pods = workloads.PodWatch(cluster, namespace, f"app={NAME}", owners=(NAME,))
 
     first = ready_pods(pods, 1, 180, "the first replica Ready", evidence)[0]
+    reported_s = run.settings.metrics.custom_metrics_timeout_s
     read_metric(
-        cluster, namespace, version, {first: 0}, 120, evidence, "before any load", absent_is_unknown=True
+        cluster,
+        namespace,
+        version,
+        {first: 0},
+        reported_s,
+        evidence,
+        "before any load",
+        absent_is_unknown=True,
     )
     set_load(cluster, namespace, first, 2 * TARGET)
-    read_metric(cluster, namespace, version, {first: 2 * TARGET}, 120, evidence, "after the load was set")
+    read_metric(
+        cluster, namespace, version, {first: 2 * TARGET}, reported_s, evidence, "after the load was set"
+    )
     scaled = wait_replicas(cluster, namespace, 2, 240, evidence, "up")
     assert scaled, f"replicas stayed at 1 while the pods averaged {2 * TARGET} against a target of {TARGET}"
     both = ready_pods(pods, 2, 180, "both replicas Ready", evidence)
-    placements = [workloads.placement_of(cluster, namespace, pods.pods[p], evidence) for p in both]
+    placements = [
+        workloads.placement_of(cluster, namespace, pods.pods[p], evidence, run.settings.schedule_timeout_s)
+        for p in both
+    ]
     evidence.add(
         "fact",
         "replicaDevices",

@@ -67,10 +67,10 @@ def runtime_class(facts: Facts, run: RunContext, evidence: Recorder) -> str:
 
 
 def run_view(
-    cluster: Cluster, namespace: str, body: dict, evidence: Recorder, label: str
+    cluster: Cluster, namespace: str, run: RunContext, body: dict, evidence: Recorder, label: str
 ) -> tuple[str, sandboxing.View]:
     """Run one report pod to the end; its node and what it saw. A pod that reports nothing fails the probe."""
-    placed = workloads.place(cluster, namespace, body, evidence)
+    placed = workloads.place(cluster, namespace, body, evidence, run.settings.schedule_timeout_s)
     done = workloads.observe(cluster, namespace, placed, "", evidence)
     status = (done["status"].get("containerStatuses") or [{}])[0]
     message = ((status.get("state") or {}).get("terminated") or {}).get("message") or ""
@@ -134,6 +134,7 @@ def test_isolated_from_host(
     node, sandboxed = run_view(
         cluster,
         namespace,
+        run,
         report_pod("sandboxed", run, image, nodes, tolerations, name),
         evidence,
         f"sandboxed ({name})",
@@ -141,6 +142,7 @@ def test_isolated_from_host(
     _, control = run_view(
         cluster,
         namespace,
+        run,
         report_pod("control", run, image, (node,), tolerations),
         evidence,
         "control (no RuntimeClass)",

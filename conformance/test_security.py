@@ -80,7 +80,10 @@ def run_identity_pods(
 
     The API part (binding, allocation, reservation) always runs; a node that runs no containers ends the probe
     as unknown, naming what the API proved."""
-    placed = {name: workloads.place(cluster, namespace, body, evidence) for name, body in pods.items()}
+    placed = {
+        name: workloads.place(cluster, namespace, body, evidence, run.settings.schedule_timeout_s)
+        for name, body in pods.items()
+    }
     proved = "; ".join(
         f"{name} bound to {p.node}" + (f" with {p.devices()}" if p.claims else "")
         for name, p in placed.items()
@@ -117,7 +120,7 @@ def test_positive_access(
     template = workloads.device_template(cluster, namespace, run.labels, selection)
     image = images.for_run(run.settings)["ubuntu"]
     body = workloads.identity_pod("positive", run.labels, selection, image, {"main": True}, template=template)
-    placed = workloads.place(cluster, namespace, body, evidence)
+    placed = workloads.place(cluster, namespace, body, evidence, run.settings.schedule_timeout_s)
     identities = workloads.allocated_identities(cluster, placed, selection.profile)
     done = workloads.observe(
         cluster, namespace, placed, f"the API allocated {', '.join(identities) or 'one device'}", evidence
@@ -219,6 +222,7 @@ def test_disjoint_devices(
                 name, run.labels, selection, image, {"main": True}, template=template, nodes=(node,)
             ),
             evidence,
+            run.settings.schedule_timeout_s,
         )
         for name in ("first", "second")
     ]

@@ -27,6 +27,7 @@ class Gang:
     job_labels: dict[str, str] = field(default_factory=dict)
     scheduler_name: str = ""  # pods' spec.schedulerName; "" = the adapter's usual one
     window_s: float = 30.0  # the longest a gang that cannot fit is watched for binds
+    bind_timeout_s: float = 120.0  # how long a gang that fits may take to be bound whole, then started
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Metrics:
     prometheus_service: str | None = None  # NAMESPACE/NAME[:PORT], reached through the service proxy
     utilization_metric: str | None = None  # None: the exporter's own name
     memory_metric: str | None = None
+    collection_timeout_s: float = 180.0  # how long the query API may take to report a workload's series
+    custom_metrics_timeout_s: float = 120.0  # how long the custom metrics API may take to report a value
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class Settings:
     sandbox_runtime_class: str | None = None  # None: the first that names a sandbox
     gateway_class: str | None = None  # None: the first Accepted one by name
     cleanup_timeout_s: float = CLEANUP_TIMEOUT_S
+    schedule_timeout_s: float = 90.0  # how long the scheduler may take to bind a pod that fits or refuse one
     gang: Gang = field(default_factory=Gang)
     operator: Operator = field(default_factory=Operator)
     autoscaler: Autoscaler = field(default_factory=Autoscaler)

@@ -483,6 +483,9 @@ RUN_CASES = [
         "--gang-negative-window: -1s is not a duration",
     ),
     case(
+        "run-schedule-timeout", f"{RUN} --schedule-timeout abc", "--schedule-timeout: abc is not a duration"
+    ),
+    case(
         "run-operator-ready",
         f"{RUN} --operator-ready-timeout x",
         "--operator-ready-timeout: x is not a duration",

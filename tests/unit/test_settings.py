@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import pytest
 from click.testing import CliRunner
 
 from kaic.cli.main import _options, main
@@ -31,6 +32,7 @@ def test_help_shows_the_defaults_from_the_settings():
         "[default: 3m]",
         "[default: 20m]",
         "[default: 30m]",
+        "[default: 90s]",
         "[default: rdma]",
         "[default: 4;",
     ):
@@ -41,10 +43,11 @@ def test_settings_survive_the_run_settings_file():
     chosen = Settings(
         tolerations=({"key": "dedicated", "operator": "Equal", "value": "team-a", "effect": "NoSchedule"},),
         images={"pause": "mirror.local/pause:3"},
+        schedule_timeout_s=5.0,
         gang=Gang(scheduler="kueue", job_labels={"kueue.x-k8s.io/queue-name": "q"}, window_s=45.0),
         operator=Operator(operator="kuberay", ready_timeout_s=60.0),
         autoscaler=Autoscaler(node_pool_label="pool=gpu"),
-        metrics=Metrics(prometheus_service="monitoring/prometheus:9090"),
+        metrics=Metrics(prometheus_service="monitoring/prometheus:9090", collection_timeout_s=20.0),
         network=Network(attribute="dra.net/rdma"),
         disaggregated=Disaggregated(roles={"prefill": "role=prefill"}),
     )
@@ -54,3 +57,29 @@ def test_settings_survive_the_run_settings_file():
         for f in dataclasses.fields(chosen)
         if dataclasses.is_dataclass(f.default_factory)
     )
+
+
+@pytest.mark.parametrize(
+    ("flag", "setting"),
+    [
+        ("--schedule-timeout", "schedule_timeout_s"),
+        ("--gang-bind-timeout", "gang.bind_timeout_s"),
+        ("--metrics-collection-timeout", "metrics.collection_timeout_s"),
+        ("--custom-metrics-timeout", "metrics.custom_metrics_timeout_s"),
+    ],
+)
+def test_a_wait_flag_reaches_its_setting_and_the_probe_processes(flag, setting):
+    """Tests pass short waits for the cluster's answer: the flag sets the probes' setting and nothing else."""
+    from kaic.cli.main import run
+
+    chosen = _options(**run.make_context("run", [flag, "2s"]).params).settings
+    group, _, name = setting.rpartition(".")
+    defaults = Settings()
+    if group:
+        expected = dataclasses.replace(
+            defaults, **{group: dataclasses.replace(getattr(defaults, group), **{name: 2.0})}
+        )
+    else:
+        expected = dataclasses.replace(defaults, **{name: 2.0})
+    assert chosen == expected != defaults
+    assert Settings.from_json(chosen.to_json()) == chosen

@@ -385,9 +385,10 @@ def claim_names(pod_obj: dict[str, Any]) -> dict[str, str] | None:
 
 
 def place(
-    cluster: Cluster, namespace: str, body: dict[str, Any], evidence: Recorder, timeout_s: float = 90
+    cluster: Cluster, namespace: str, body: dict[str, Any], evidence: Recorder, timeout_s: float
 ) -> Placement:
-    """Create the pod and wait until it is bound and every claim it uses is allocated and reserved for it."""
+    """Create the pod and wait until it is bound and every claim it uses is allocated and reserved for it,
+    each within `timeout_s` (the run's `schedule_timeout_s`)."""
     name = body["metadata"]["name"]
     path = pods_path(namespace, name)
     cluster.create(pods_path(namespace), body)
@@ -403,7 +404,7 @@ def place(
 
 
 def placement_of(
-    cluster: Cluster, namespace: str, pod_obj: dict[str, Any], evidence: Recorder, timeout_s: float = 90
+    cluster: Cluster, namespace: str, pod_obj: dict[str, Any], evidence: Recorder, timeout_s: float
 ) -> Placement:
     """A bound pod's placement, once every claim it uses is allocated and reserved for it."""
     name = pod_obj["metadata"]["name"]

@@ -147,6 +147,12 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "EFFECT NoSchedule, PreferNoSchedule or NoExecute; KEY:EFFECT tolerates any value "
                 "(repeatable; for dedicated accelerator nodes).",
             ),
+            duration_option(
+                "--schedule-timeout",
+                seconds=Settings.schedule_timeout_s,
+                help="How long the scheduler may take to bind a pod that fits (its claims allocated) or to "
+                "report one that cannot fit.",
+            ),
             click.option(
                 "--image",
                 "images",
@@ -182,6 +188,16 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 callback=_checked_service,
                 help="NAMESPACE/NAME[:PORT] of the Prometheus Service to query through the API server's "
                 "service proxy [default: found by name and port].",
+            ),
+            duration_option(
+                "--metrics-collection-timeout",
+                seconds=Metrics.collection_timeout_s,
+                help="How long the monitoring system may take to collect a probe workload's series.",
+            ),
+            duration_option(
+                "--custom-metrics-timeout",
+                seconds=Metrics.custom_metrics_timeout_s,
+                help="How long the custom metrics API may take to report a probe pod's new value.",
             ),
             click.option(
                 "--probe-dir",
@@ -252,6 +268,11 @@ def gang_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 seconds=Gang.window_s,
                 help="The longest a gang that cannot fit is watched for binds; the watch ends sooner once "
                 "the solution has refused every member.",
+            ),
+            duration_option(
+                "--gang-bind-timeout",
+                seconds=Gang.bind_timeout_s,
+                help="How long a gang that fits may take to have every member bound, and then started.",
             ),
         ],
     )
@@ -464,12 +485,14 @@ def _options(**kwargs: Any) -> Any:
             sandbox_runtime_class=get("sandbox_runtime_class"),
             gateway_class=get("gateway_class"),
             cleanup_timeout_s=get("cleanup_timeout") or CLEANUP_TIMEOUT_S,
+            schedule_timeout_s=get("schedule_timeout") or Settings.schedule_timeout_s,
             gang=Gang(
                 scheduler=get("gang_scheduler") or Gang.scheduler,
                 namespace=get("gang_scheduler_namespace") or "",
                 job_labels=get("gang_job_labels") or {},
                 scheduler_name=get("gang_scheduler_name") or "",
                 window_s=get("gang_negative_window") or Gang.window_s,
+                bind_timeout_s=get("gang_bind_timeout") or Gang.bind_timeout_s,
             ),
             operator=Operator(
                 operator=get("operator") or Operator.operator,
@@ -488,6 +511,8 @@ def _options(**kwargs: Any) -> Any:
                 prometheus_service=get("prometheus_service"),
                 utilization_metric=get("metrics_utilization_metric"),
                 memory_metric=get("metrics_memory_metric"),
+                collection_timeout_s=get("metrics_collection_timeout") or Metrics.collection_timeout_s,
+                custom_metrics_timeout_s=get("custom_metrics_timeout") or Metrics.custom_metrics_timeout_s,
             ),
             network=Network(
                 gaie_conformance_dir=str(gaie.resolve()) if gaie else None,

@@ -4,6 +4,7 @@ test-plan block they collect."""
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,3 +41,18 @@ def test_probe_docstring_is_its_test_plan(probe: reference.ProbeDoc) -> None:
     if probe.kind == "behavioural":
         assert "MUST" in description, f"{probe.name}: the Description says nothing the cluster MUST do"
         assert any(line.startswith("1. ") for line in probe.doc.splitlines()), f"{probe.name}: no steps"
+
+
+# "`--gang-bind-timeout` (120 s)" or "(`--gang-negative-window`, 30 s)": a flag named with its default
+FLAG_DEFAULT = re.compile(r"`(--[a-z-]+)`(?: \(|, )(\d+) s\b")
+
+
+@pytest.mark.parametrize("probe", list(probes()))
+def test_a_flag_default_a_test_plan_names_is_the_flags(probe: reference.ProbeDoc) -> None:
+    """A test plan may name a wait's flag with its default; the default is the setting's, so it must agree."""
+    from kaic.cli.main import run
+
+    ctx = run.make_context("run", [])
+    defaults = {opt: ctx.params[p.name] for p in run.params if p.name for opt in p.opts}
+    for flag, seconds in FLAG_DEFAULT.findall(" ".join(probe.doc.split())):
+        assert defaults[flag] == float(seconds), f"{probe.name}: {flag} defaults to {defaults[flag]}s"
