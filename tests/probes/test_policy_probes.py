@@ -21,6 +21,7 @@ from kaic.kube import client as kube
 from kaic.kube.labels import MANAGED_BY, run_labels
 from kaic.results.outcomes import ProbeError, Unknown
 from kaic.results.report import Recorder
+from kaic.settings import Settings
 
 ACCELERATORS = "example.com/gpu.present=true"  # the label of the local cluster's accelerator nodes
 DEDICATED = {"key": "dedicated", "value": "team-a", "effect": "NoSchedule"}
@@ -164,7 +165,13 @@ def test_cordoned_accelerator_nodes_are_unknown_naming_the_cordon(cluster_for, t
         with own_namespace(admin, "cordon") as namespace:
             started = time.monotonic()
             with pytest.raises(Unknown) as held:
-                workloads.place(admin, namespace, pause_pod("pinned", tuple(cordoned)), Recorder())
+                workloads.place(
+                    admin,
+                    namespace,
+                    pause_pod("pinned", tuple(cordoned)),
+                    Recorder(),
+                    Settings.schedule_timeout_s,
+                )
             assert time.monotonic() - started < QUICK_S
             assert "were unschedulable" in held.value.reason, held.value.reason
             assert all(f"node {name} cordoned" in held.value.reason for name in cordoned), held.value.reason
@@ -346,7 +353,7 @@ def test_an_image_the_node_cannot_pull_is_an_error_at_once_naming_the_image_flag
         body = pause_pod("unpullable", ("kaic-worker",), image="kaic.local/no-such-image:1")
         started = time.monotonic()
         with pytest.raises(ProbeError, match="image kaic.local/no-such-image:1 of container main") as held:
-            placed = workloads.place(admin, namespace, body, Recorder())
+            placed = workloads.place(admin, namespace, body, Recorder(), Settings.schedule_timeout_s)
             workloads.observe(admin, namespace, placed, "", Recorder())
         assert "given with --image" in held.value.reason
         assert time.monotonic() - started < QUICK_S

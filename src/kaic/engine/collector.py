@@ -15,9 +15,10 @@ cluster's admission policy or quota refused is unknown, naming the policy (`kaic
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -104,19 +105,39 @@ def _tail(text: str, lines: int = 40) -> str:
 
 
 class Collector:
-    """The engine's in-process plugin: progress events and finished results, from this process or xdist's."""
+    """The engine's in-process plugin: progress events and finished results, from this process or xdist's,
+    and, under xdist, the scheduler that keeps each lane's probes apart."""
 
     def __init__(
         self,
         planned: list[ProbeSpec],
         on_start: Callable[[ProbeSpec], None],
         on_result: Callable[[ProbeResult], None],
+        lanes: Mapping[str, str] | None = None,
     ) -> None:
         self.planned = {p.name: p for p in planned}
         self.by_location = {p.location: p for p in planned}
+        self.lanes = lanes or {}  # probe name -> lane (Plan.lanes); a probe not named has a lane of its own
         self.finished: set[str] = set()
         self.on_start = on_start
         self.on_result = on_result
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """One worker per lane, its probes one after another; other lanes run beside it. Not xdist's own
+        loadgroup: it marks groups by a suffix it appends to node ids, which pytest 9.2's node ids no longer
+        take, so every probe became a group of its own and consumers of the same devices ran at once."""
+        from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+        lane_of = {
+            location: self.lanes.get(spec.name, location) for location, spec in self.by_location.items()
+        }
+
+        class LaneScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return lane_of.get(nodeid.rsplit("/", 1)[-1], nodeid)
+
+        return LaneScheduling(config, log)
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         spec = self.by_location.get(nodeid.rsplit("/", 1)[-1])

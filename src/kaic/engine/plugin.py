@@ -1,6 +1,6 @@
 """kaic's pytest plugin, loaded with `-p kaic.engine.plugin` in every process that runs probes.
 
-It selects the planned probes (with their timeouts and concurrency lanes), turns each probe's phases into one
+It selects the planned probes (with their timeouts), turns each probe's phases into one
 kaic result shipped in the teardown report, and gives probes their fixtures: a configured client, the facts
 discovered once for the run, a per-probe namespace labelled with the run id (deleted on teardown whatever the
 outcome) and an evidence recorder. The run's settings arrive in a JSON file named by `--kaic-run`, written by
@@ -39,8 +39,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "requirement(id): the conformance requirement a probe provides evidence for"
     )
-    # Lanes are marked whether or not xdist runs: without it every probe simply runs in this process.
-    config.addinivalue_line("markers", "xdist_group(name): probes in one group never run at the same time")
 
 
 def _settings(config: pytest.Config) -> dict[str, Any] | None:
@@ -53,7 +51,7 @@ def _spec(item: pytest.Item) -> ProbeSpec | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep the planned probes only, each with its timeout and its lane (probes in one lane never overlap)."""
+    """Keep the planned probes only, each with its timeout (the engine's Collector schedules the lanes)."""
     settings = _settings(config)
     planned = (settings or {}).get("probes")
     keep, drop = [], []
@@ -65,7 +63,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         keep.append(item)
         plan = (planned or {}).get(spec.name, {})
         item.add_marker(pytest.mark.timeout(plan.get("timeout", spec.timeout_s)))
-        item.add_marker(pytest.mark.xdist_group(plan.get("lane", spec.name)))
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = keep

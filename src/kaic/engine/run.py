@@ -316,9 +316,9 @@ class Run:
                 "probes": {p.name: {"timeout": self._timeout(p), "lane": lanes[p.name]} for p in plan.probes},
             },
         )
-        collector = Collector(plan.probes, self.reporter.probe_started, self._record)
+        collector = Collector(plan.probes, self.reporter.probe_started, self._record, lanes)
         workers = plan.workers(self.opts.parallel)
-        concurrency = ["-p", "xdist.plugin", "-n", str(workers), "--dist", "loadgroup"] if workers > 1 else []
+        concurrency = ["-p", "xdist.plugin", "-n", str(workers), "--dist", "loadscope"] if workers > 1 else []
         args = pytest_args(probe_dirs(self.opts.probe_dirs), "--kaic-run", str(settings), *concurrency)
         self.reporter.start(len(plan.probes))
         self.probes_started = True

@@ -93,7 +93,7 @@ settings = directory / "settings.json"
 settings.write_text(json.dumps({"probes": {s.name: {"timeout": s.timeout_s, "lane": "one"} for s in specs}}))
 results = []
 collector = Collector(specs, lambda spec: None, results.append)
-parallel = ["-p", "xdist.plugin", "-n", str(workers), "--dist", "loadgroup"] if workers > 1 else []
+parallel = ["-p", "xdist.plugin", "-n", str(workers), "--dist", "loadscope"] if workers > 1 else []
 with open(os.devnull, "w") as sink:
     sys.stdout = sink
     pytest.main(pytest_args([directory], "--kaic-run", str(settings), *parallel), plugins=[collector])
@@ -168,3 +168,64 @@ def test_a_long_reason_is_shortened_and_kept_whole_as_the_first_evidence(outcome
     assert got == "unknown" and kinds[0] == "text" and texts == {"full reason": whole}
     assert why == "; ".join(whole.split("; ")[:2]) + "…"
     assert outcome["results"]["r.na"][4] == {}  # a short reason is kept as it is, with no copy
+
+
+LANES = """
+import time
+from kaic.probe import probe
+
+@probe("r", "first", test="TestKaicLanes/First")
+def test_first():
+    time.sleep(1)
+
+@probe("r", "second", test="TestKaicLanes/Second")
+def test_second():
+    time.sleep(1)
+
+@probe("r", "beside", test="TestKaicLanes/Beside")
+def test_beside():
+    time.sleep(1)
+"""
+
+LANES_DRIVER = """
+import json, sys
+from datetime import datetime
+from pathlib import Path
+import pytest
+from kaic.engine.collector import Collector
+from kaic.engine.plan import catalog
+from kaic.engine.run import pytest_args
+
+directory = Path(sys.argv[1])
+specs = list(catalog([directory]).values())
+lanes = {"r.first": "consumes-devices", "r.second": "consumes-devices", "r.beside": "r.beside"}
+settings = directory / "settings.json"
+settings.write_text(json.dumps({"probes": {s.name: {"timeout": 60} for s in specs}}))
+results = []
+xdist = ("-p", "xdist.plugin", "-n", "2", "--dist", "loadscope")
+args = pytest_args([directory], "--kaic-run", str(settings), *xdist)
+pytest.main(args, plugins=[Collector(specs, lambda spec: None, results.append, lanes)])
+spans = {}
+for r in results:
+    start = datetime.fromisoformat(r.started_at).timestamp()
+    spans[r.name] = (start, start + r.duration_s)
+print(json.dumps(spans))
+"""
+
+
+def test_probes_of_one_lane_never_overlap_in_xdist_workers(tmp_path):
+    """Under xdist, two probes of one lane (consumers of the same devices) run one after the other in one
+    worker, and a probe of another lane runs beside them."""
+    (tmp_path / "test_lanes.py").write_text(textwrap.dedent(LANES))
+    proc = subprocess.run(
+        [sys.executable, "-c", LANES_DRIVER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    spans = json.loads(proc.stdout.strip().splitlines()[-1])
+    (a_start, a_end), (b_start, b_end) = sorted([spans["r.first"], spans["r.second"]])
+    assert b_start >= a_end, spans  # one lane: one after the other
+    start, end = spans["r.beside"]
+    assert start < a_end and end > a_start or start < b_end and end > b_start, spans  # others overlap
