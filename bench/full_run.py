@@ -113,12 +113,15 @@ def main() -> None:
         for mode in args.modes.split(","):
             out = state.parent / mode
             start = time.perf_counter()
-            subprocess.run(
+            proc = subprocess.run(
                 [*KAIC, "run", "--profile", PROFILE, "--mode", mode, "-d", str(out)],
                 env=env,
-                stdout=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
                 check=False,
             )
+            if not (out / REPORT_FILE).exists():
+                sys.exit(f"{mode}: no report (exit {proc.returncode}): {proc.stderr[-2000:]}")
             summary(mode, out, time.perf_counter() - start)
     finally:
         if not args.keep:
