@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from golden_matrix import MATRIX, OUTCOMES, assert_matches_matrix, assert_nothing_left, run_kaic
 
 from kaic.cli.cluster import cluster as cluster_cli
+from kaic.results import timeline
 
 SCENARIO = "reference"
 VERSION = "1.37"
@@ -38,6 +39,9 @@ def test_a_certified_run_passes_every_must_but_accelerator_metrics(cluster_for, 
         "verdict"
     ]
     assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
+    spans = timeline.spans(tmp_path / "run")
+    assert timeline.clashes(spans) == []  # probes consuming the same devices or pool waited for each other
+    assert timeline.most_at_once(spans) > 1  # while the others ran beside them
 
 
 @pytest.mark.cluster
