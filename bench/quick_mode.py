@@ -70,8 +70,10 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
     """Wall seconds, and the peak resident bytes of the command's process tree (wait4's rusage)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, _, usage = os.wait4(proc.pid, 0)
-    proc.returncode = 0  # reaped above
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    if proc.returncode:
+        sys.exit(f"{' '.join(cmd)} exited {proc.returncode}: its time would not count")
     return time.perf_counter() - start, usage.ru_maxrss * 1024
 
 
