@@ -123,7 +123,8 @@ def evidence(request: pytest.FixtureRequest) -> Recorder:
 
 @pytest.fixture
 def namespace(request: pytest.FixtureRequest, run: RunContext, cluster: kube.Cluster) -> Iterator[str]:
-    """A fresh namespace for one probe, labelled with the run id, deleted (and waited for) afterwards."""
+    """A fresh namespace for one probe, labelled with the run id, deleted afterwards (the run's sweep waits
+    for it to go); a probe in a lane first waits until what it held is released."""
     stem = request.node.name.removeprefix("test_").replace("_", "-")[:30].rstrip("-")
     body = {
         "apiVersion": "v1",
@@ -134,11 +135,30 @@ def namespace(request: pytest.FixtureRequest, run: RunContext, cluster: kube.Clu
     try:
         yield name
     finally:
-        delete_namespace(cluster, name, timeout_s=run.settings.cleanup_timeout_s)
+        spec = _spec(request.node)
+        held = [HOLDERS[kind] for kind in spec.creates if kind in HOLDERS] if spec and spec.consumes else []
+        delete_namespace(cluster, name, held, timeout_s=run.settings.cleanup_timeout_s)
 
 
-def delete_namespace(cluster: kube.Cluster, name: str, timeout_s: float) -> None:
-    """Delete and wait, bounded: a namespace stuck terminating is reported, never waited on forever."""
-    path = f"/api/v1/namespaces/{name}"
-    cluster.delete(path, propagationPolicy="Foreground")
-    cluster.wait_gone([path], timeout_s)
+# What holds the things lanes share (node capacity, devices): the namespaced collections, by "group/resource".
+HOLDERS = {
+    "pods": "/api/v1/namespaces/{namespace}/pods",
+    "resource.k8s.io/resourceclaims": "/apis/resource.k8s.io/v1/namespaces/{namespace}/resourceclaims",
+}
+
+
+def delete_namespace(cluster: kube.Cluster, name: str, held: list[str], timeout_s: float) -> None:
+    """Delete the namespace, and wait, bounded, until the `held` collections in it are empty.
+
+    The namespace controller starts on a deleted namespace only after 5 s (its deletion grace period), so
+    waiting for the namespace would cost every probe 5 s. Its own pods and claims are deleted here instead: a
+    terminating namespace admits no new object, so no controller recreates them; a list that comes back empty
+    after the deletions also catches one created just before the namespace began terminating.
+    """
+    cluster.delete(f"/api/v1/namespaces/{name}", propagationPolicy="Foreground")
+    deadline = time.monotonic() + timeout_s
+    for collection in (template.format(namespace=name) for template in held):
+        while items := [f"{collection}/{item['metadata']['name']}" for item in cluster.list(collection)]:
+            for path in items:
+                cluster.delete(path)
+            cluster.wait_gone(items, max(0.0, deadline - time.monotonic()))

@@ -137,6 +137,22 @@ def test_rbac_adds_namespace_rule_only_for_creating_probes(profile, probes):
     assert plan.cleanup_kinds() >= {"batch/cronjobs", "namespaces"}
 
 
+def test_a_probe_in_a_lane_may_release_what_it_holds(probes):
+    """The namespace fixture lists and deletes a lane probe's pods and claims itself rather than waiting for
+    the namespace to go: every such probe must hold those verbs."""
+    from kaic.engine.plugin import HOLDERS
+
+    for spec in probes.values():
+        if not spec.consumes:
+            continue
+        granted: dict[tuple[str, str], set[str]] = {}
+        for rule in spec.rbac:
+            granted.setdefault((rule.group, rule.resource), set()).update(rule.verbs)
+        for kind in set(spec.creates) & set(HOLDERS):
+            group, _, resource = kind.rpartition("/")
+            assert {"list", "delete"} <= granted.get((group, resource), set()), (spec.name, kind)
+
+
 def test_profile_naming_a_missing_probe(profile, probes):
     with pytest.raises(PlanError, match="lacks"):
         build_plan(profile, "1.37", "quick", probes={})
