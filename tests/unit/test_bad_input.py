@@ -1197,7 +1197,7 @@ def test_a_bug_is_exit_3_with_the_traceback_in_a_temporary_file(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise KeyError("a bug in kaic")
 
-    monkeypatch.setattr("kaic.cli.main._show_plan", broken)
+    monkeypatch.setattr("kaic.cli.run._show_plan", broken)
     monkeypatch.setenv("TMPDIR", str(world.cwd))
     import tempfile
 
@@ -1235,7 +1235,7 @@ def test_exit_1_is_never_an_error(world: World, monkeypatch: pytest.MonkeyPatch)
     def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("kaic.cli.main._show_plan", interrupted)
+    monkeypatch.setattr("kaic.cli.run._show_plan", interrupted)
     result = CliRunner().invoke(main, ["plan"])
     assert (result.exit_code, result.stderr.strip()) == (3, "kaic: interrupted")
 

@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 from click.testing import CliRunner
 
-from kaic.cli.main import _options, main
+from kaic.cli.main import main
+from kaic.cli.run import _options
 from kaic.settings import Autoscaler, Disaggregated, Gang, Metrics, Network, Operator, Settings
 
 NO_FLAGS = {"profile": "ai-v1.0", "mode": "non-disruptive", "focus": (), "skip": ()}
@@ -17,7 +18,7 @@ def test_a_run_without_flags_gets_the_typed_defaults():
 
 def test_every_flag_default_is_the_settings_default():
     """The run command's own defaults (what click passes when no flag is given) give the typed defaults."""
-    from kaic.cli.main import run
+    from kaic.cli.run import run
 
     ctx = run.make_context("run", [])
     assert _options(**ctx.params).settings == Settings()
@@ -70,7 +71,7 @@ def test_settings_survive_the_run_settings_file():
 )
 def test_a_wait_flag_reaches_its_setting_and_the_probe_processes(flag, setting):
     """Tests pass short waits for the cluster's answer: the flag sets the probes' setting and nothing else."""
-    from kaic.cli.main import run
+    from kaic.cli.run import run
 
     chosen = _options(**run.make_context("run", [flag, "2s"]).params).settings
     group, _, name = setting.rpartition(".")

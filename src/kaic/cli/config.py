@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from kaic.cli.errors import subcommands
+
 if TYPE_CHECKING:
     import yaml
 
@@ -50,16 +52,15 @@ def _flags(params: dict[str, click.Option]) -> set[str]:
 def _defaults(command: click.Command, flat: dict[str, Any], sections: dict[str, Any]) -> dict[str, Any]:
     params = _params(command)
     mine = {params[k].name: v for k, v in flat.items() if k in params}
-    if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
-            mine[name] = _defaults(sub, flat, sections.get(name) or {})
+    for name, sub in subcommands(command).items():
+        mine[name] = _defaults(sub, flat, sections.get(name) or {})
     return {**mine, **{params[k].name: v for k, v in sections.items() if not isinstance(v, dict)}}
 
 
 def _check(node: dict[Any, Any], command: click.Command, path: Path, where: str) -> dict[str, Any]:
     """The node with every value checked by its option's own click type and callback, as the flag would be,
     and spelled as on the command line (click converts default_map values again when a command runs)."""
-    subs = command.commands if isinstance(command, click.Group) else {}
+    subs = subcommands(command)
     checked: dict[str, Any] = {}
     for raw, value in node.items():
         field, key = f"{where}{raw}", str(raw).replace("-", "_")
@@ -91,7 +92,7 @@ def _check(node: dict[Any, Any], command: click.Command, path: Path, where: str)
 def _owners(command: click.Command, key: str, name: str) -> list[tuple[str, click.Command]]:
     """The subcommands (at any depth), by command path, that have option `key`."""
     found: list[tuple[str, click.Command]] = []
-    for sub_name, sub in (command.commands if isinstance(command, click.Group) else {}).items():
+    for sub_name, sub in subcommands(command).items():
         path = f"{name} {sub_name}"
         found += ([(path, sub)] if key in _params(sub) else []) + _owners(sub, key, path)
     return found
@@ -141,9 +142,8 @@ def _text(where: str, flag: str, param: click.Option, item: Any) -> str:
 
 def _all_flags(command: click.Command) -> set[str]:
     flags = _flags(_params(command))
-    if isinstance(command, click.Group):
-        for sub in command.commands.values():
-            flags |= _all_flags(sub)
+    for sub in subcommands(command).values():
+        flags |= _all_flags(sub)
     return flags
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -69,7 +70,22 @@ class _PipeClosed(Exception):
 
 
 class KaicGroup(click.Group):
-    """kaic's root command: click's standalone handling replaced by the error contract above."""
+    """kaic's root command: click's standalone handling replaced by the error contract above, and its
+    commands imported when used (`lazy`: name -> "module:attribute")."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """In the order `lazy` names them (help lists them so), then any added directly."""
+        return [*self.lazy, *(name for name in self.commands if name not in self.lazy)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -115,10 +131,18 @@ class KaicGroup(click.Group):
         sys.exit(code if isinstance(code, int) else ExitCode.CONFORMANT)  # ctx.exit(n) returns n here
 
 
+def subcommands(command: click.Command) -> dict[str, click.Command]:
+    """A group's commands by name, lazy ones imported (checking a config file walks the whole tree)."""
+    if not isinstance(command, click.Group):
+        return {}
+    ctx = click.Context(command)
+    return {name: sub for name in command.list_commands(ctx) if (sub := command.get_command(ctx, name))}
+
+
 def _defer_config_error(cmd: click.Command) -> None:
     """A broken config file stops every command when it runs, not before: `kaic CMD --help` still helps."""
     if isinstance(cmd, click.Group):
-        for sub in cmd.commands.values():
+        for sub in subcommands(cmd).values():
             _defer_config_error(sub)
         return
     callback = cmd.callback
@@ -173,7 +197,8 @@ def usage_line(exc: click.UsageError) -> str:
         return f"{exc.option_name}: no such option of `{command}`; {close}{see}"
     name = getattr(exc, "command_name", None)
     if name is not None and ctx is not None and isinstance(ctx.command, click.Group):
-        return f"{name}: no such command of `{command}`; valid: {', '.join(ctx.command.list_commands(ctx))}"
+        valid = ", ".join(sorted(ctx.command.list_commands(ctx)))
+        return f"{name}: no such command of `{command}`; valid: {valid}"
     if isinstance(exc, click.BadOptionUsage):
         message = message.replace(f"Option {exc.option_name!r} requires an argument", "needs a value")
         return f"{exc.option_name}: {message}; {see}"

@@ -1,6 +1,6 @@
 """`kaic keys generate`, `kaic sign DIR` and `kaic verify DIR`: signed, checkable results.
 
-Kept apart from kaic.cli.main so these commands load neither the kubernetes client nor pytest; cryptography
+Kept apart from kaic.cli.run so these commands load neither the kubernetes client nor pytest; cryptography
 loads only when a key is used. Bad input exits 2 like every kaic command; `verify` exits 1 on any finding.
 """
 

@@ -6,7 +6,7 @@ import pytest
 
 from kaic.areas import operators
 from kaic.areas.operators import KUBERAY, TRAINER
-from kaic.cli.main import _options
+from kaic.cli.run import _options
 from kaic.localcluster import operator as install
 from kaic.settings import Operator
 

@@ -537,7 +537,7 @@ def test_fingerprint_is_what_openssl_and_sha256sum_print(tmp_path):
 
 
 def test_the_commands_load_no_heavy_module():
-    """kaic.cli.main imports these commands at startup; cryptography and the rest wait until a command
+    """Loading these commands loads no heavy module; cryptography and the rest wait until a command
     runs."""
     heavy = ("cryptography", "kubernetes", "pytest", "jsonschema", "rich")
     code = f"import sys, kaic.cli.signing; print(sorted(m for m in {heavy} if m in sys.modules))"

@@ -10,8 +10,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from kaic.cli.main import Duration, main
-from kaic.cli.params import LazyChoice
+from kaic.cli.errors import subcommands
+from kaic.cli.main import main
+from kaic.cli.params import Duration, LazyChoice
 from kaic.profile import load_profile
 from kaic.results.report import save
 from kaic.results.run_dir import E2E_LOG_FILE, JUNIT_FILE, REPORT_FILE, RESULTS_FILE, SUMMARY_FILE
@@ -247,7 +248,7 @@ def commands(
 ) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     """Every command of the tree under `command`, by path, the group itself first."""
     yield path, command
-    for name, sub in (command.commands if isinstance(command, click.Group) else {}).items():
+    for name, sub in subcommands(command).items():
         yield from commands(sub, (*path, name))
 
 
@@ -352,7 +353,7 @@ def test_run_against_an_unreachable_api_is_incomplete_with_a_valid_report(tmp_pa
 
 def test_gang_flags_reach_the_probe_settings_with_flag_env_file_precedence(runner, tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr("kaic.cli.main._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
+    monkeypatch.setattr("kaic.cli.run._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
     config = write_config(tmp_path, "gang-scheduler: volcano\ngang-negative-window: 45s\n")
     env = {"KAIC_GANG_SCHEDULER_NAMESPACE": "team-a", "KAIC_GANG_JOB_LABELS": "kueue.x-k8s.io/queue-name=q"}
     for args in (
@@ -376,7 +377,7 @@ def test_gang_flags_reach_the_probe_settings_with_flag_env_file_precedence(runne
 
 def test_network_flags_reach_the_probe_settings(runner, tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr("kaic.cli.main._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
+    monkeypatch.setattr("kaic.cli.run._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
     args = [
         "--disaggregated-namespace",
         "llm",
@@ -420,7 +421,7 @@ def test_bad_network_flags_exit_2(runner, args, message):
 
 def test_metrics_flags_reach_the_probe_settings(runner, monkeypatch):
     seen = []
-    monkeypatch.setattr("kaic.cli.main._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
+    monkeypatch.setattr("kaic.cli.run._show_plan", lambda opts, as_json, rbac: seen.append(opts.settings))
     args = [
         "--prometheus-service",
         "monitoring/prometheus-operated:9090",

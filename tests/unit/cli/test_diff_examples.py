@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from kaic.cli.diff import diff
-from kaic.cli.main import run
+from kaic.cli.run import run
 from kaic.results.waivers import load
 
 CI = Path(__file__).resolve().parents[3] / "examples" / "ci"

@@ -50,7 +50,7 @@ FLAG_DEFAULT = re.compile(r"`(--[a-z-]+)`(?: \(|, )(\d+) s\b")
 @pytest.mark.parametrize("probe", list(probes()))
 def test_a_flag_default_a_test_plan_names_is_the_flags(probe: reference.ProbeDoc) -> None:
     """A test plan may name a wait's flag with its default; the default is the setting's, so it must agree."""
-    from kaic.cli.main import run
+    from kaic.cli.run import run
 
     ctx = run.make_context("run", [])
     defaults = {opt: ctx.params[p.name] for p in run.params if p.name for opt in p.opts}

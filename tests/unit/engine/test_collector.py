@@ -172,19 +172,33 @@ def test_a_long_reason_is_shortened_and_kept_whole_as_the_first_evidence(outcome
 
 LANES = """
 import time
+from pathlib import Path
 from kaic.probe import probe
+
+HERE = Path(__file__).parent
+
+
+def meet(mine, theirs):
+    # Say this probe has started, then wait for the other side: only probes running at once both get past.
+    (HERE / mine).touch()
+    deadline = time.monotonic() + 60
+    while not (HERE / theirs).exists():
+        assert time.monotonic() < deadline, f"{theirs} never ran beside {mine}"
+        time.sleep(0.05)
 
 @probe("r", "first", test="TestKaicLanes/First")
 def test_first():
-    time.sleep(1)
+    meet("lane", "beside")
+    time.sleep(0.5)
 
 @probe("r", "second", test="TestKaicLanes/Second")
 def test_second():
-    time.sleep(1)
+    meet("lane", "beside")
+    time.sleep(0.5)
 
 @probe("r", "beside", test="TestKaicLanes/Beside")
 def test_beside():
-    time.sleep(1)
+    meet("beside", "lane")
 """
 
 LANES_DRIVER = """
@@ -208,7 +222,7 @@ pytest.main(args, plugins=[Collector(specs, lambda spec: None, results.append, l
 spans = {}
 for r in results:
     start = datetime.fromisoformat(r.started_at).timestamp()
-    spans[r.name] = (start, start + r.duration_s)
+    spans[r.name] = (start, start + r.duration_s, str(r.outcome), r.reason)
 print(json.dumps(spans))
 """
 
@@ -225,7 +239,8 @@ def test_probes_of_one_lane_never_overlap_in_xdist_workers(tmp_path):
         check=True,
     )
     spans = json.loads(proc.stdout.strip().splitlines()[-1])
-    (a_start, a_end), (b_start, b_end) = sorted([spans["r.first"], spans["r.second"]])
-    assert b_start >= a_end, spans  # one lane: one after the other
-    start, end = spans["r.beside"]
-    assert start < a_end and end > a_start or start < b_end and end > b_start, spans  # others overlap
+    earlier, later = sorted([spans["r.first"], spans["r.second"]])
+    assert later[0] >= earlier[1], spans  # one lane: one after the other
+    # Each probe met one of the other lane (a rendezvous, not timing): they ran at once.
+    assert {name: span[2] for name, span in spans.items()} == dict.fromkeys(spans, "passed"), spans
+    assert set(spans) == {"r.first", "r.second", "r.beside"}
