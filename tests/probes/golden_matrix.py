@@ -70,7 +70,7 @@ def run_kaic(
 # on these scenarios pass the probes' own flags at their shortest sane values (a working cluster here answers
 # in seconds: the gang binds in about 6 s on kueue, the scheduler binds a kwok pod in under one).
 SHORT_WAITS = {
-    "broken-dra": ("--schedule-timeout", "20s"),
+    "broken-dra": ("--schedule-timeout", "10s"),
     "broken-kueue": ("--gang-bind-timeout", "30s"),
     "broken-observability": ("--metrics-collection-timeout", "40s"),
     "broken-pod-autoscaling": ("--custom-metrics-timeout", "30s"),
