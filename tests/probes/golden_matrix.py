@@ -68,11 +68,12 @@ def run_kaic(
 
 # What a broken scenario breaks never answers the wait it breaks, so such a wait runs its whole window: runs
 # on these scenarios pass the probes' own flags at their shortest sane values (a working cluster here answers
-# in seconds: the gang binds in about 6 s on kueue, the scheduler binds a kwok pod in under one).
+# in seconds: the gang binds in about 6 s on kueue, the scheduler binds a kwok pod in under one, Prometheus
+# scrapes every 5 s).
 SHORT_WAITS = {
     "broken-dra": ("--schedule-timeout", "10s"),
-    "broken-kueue": ("--gang-bind-timeout", "30s"),
-    "broken-observability": ("--metrics-collection-timeout", "40s"),
+    "broken-kueue": ("--gang-bind-timeout", "15s"),
+    "broken-observability": ("--metrics-collection-timeout", "20s"),
     "broken-pod-autoscaling": ("--custom-metrics-timeout", "30s"),
 }
 

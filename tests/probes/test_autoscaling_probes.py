@@ -28,7 +28,7 @@ AUTOSCALED = tuple(s for s in SCENARIOS if SCENARIOS[s].scales_nodes)
 POOL = "--autoscaler-node-pool-label=kaic.io/node-pool=autoscale"
 # The local autoscalers add a node within seconds and remove an empty one within a minute; these bound a
 # broken run.
-TIMEOUTS = ("--autoscaler-scale-up-timeout=90s", "--autoscaler-scale-down-timeout=150s")
+TIMEOUTS = ("--autoscaler-scale-up-timeout=45s", "--autoscaler-scale-down-timeout=150s")
 NONE_FOUND = "no node autoscaler found"
 # The scenarios this file claims: every kwok-only one (the real-node scenarios belong to other areas).
 CLAIMED = [s for s in SCENARIOS if not SCENARIOS[s].real_node]

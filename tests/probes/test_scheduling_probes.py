@@ -51,8 +51,8 @@ PROBES = {
     "broken-kueue": {
         # Nothing reconciles the queued Job: it stays suspended, no pod is ever made. The blocker, a queued
         # Job too, is never admitted either, so the unfit gang's probe cannot set up its fence.
-        "gang_scheduling.fitting-gang": ("failed", "were bound within 30s (kueue): Kueue made no Workload"),
-        "gang_scheduling.unfit-gang": ("error", "was not bound in 30s: Kueue made no Workload for Job"),
+        "gang_scheduling.fitting-gang": ("failed", "were bound within 15s (kueue): Kueue made no Workload"),
+        "gang_scheduling.unfit-gang": ("error", "was not bound in 15s: Kueue made no Workload for Job"),
     },
     "kueue": PASSED,  # last: the Kueue test below reuses its cluster
 }
