@@ -292,6 +292,7 @@ lint: venv
 	cd cluster/node && test -z "$$(gofmt -l cmd)" && $(GO_VET) ./...
 	cd cluster/gvisor && test -z "$$(gofmt -l cmd)" && $(GO_VET) ./...
 	cd cluster/metrics-adapter && test -z "$$(gofmt -l .)" && $(GO_VET) ./...
+	cd cluster/image && test -z "$$(gofmt -l .)" && $(GO_VET) ./...
 
 # go vet with the builds' own flags reuses the packages they compiled: with go's defaults it compiles every
 # dependency again, 9 of a cold CI's minutes.
@@ -319,3 +320,36 @@ COSIGN_VERSION := v3.1.3
 cosign: .tools/bin/cosign
 .tools/bin/cosign:
 	GOBIN=$(abspath .tools/bin) CGO_ENABLED=0 $(GO) install -trimpath github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
+
+# ---- Runner image ----------------------------------------------------------------------------------------
+# image          the kaic runner image as an OCI image layout archive, dist/kaic-runner.tar, built without a
+#                container engine (docs/in-cluster.md): cluster/image/rootfs.sh assembles the tree (Debian's Python
+#                3.11, kaic's wheel and its pinned dependencies), kaic-image (cluster/image, go-containerregistry)
+#                writes it as one layer. Rebuilt from scratch each time; the same commit gives the same digest
+#                (SOURCE_DATE_EPOCH defaults to the commit's time). Needs root (ownership kept by dpkg-deb) and
+#                apt's and PyPI's mirrors. `ctr images import` reads it.
+
+IMAGE := dist/kaic-runner.tar
+KAIC_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' src/kaic/__init__.py)
+IMAGE_REF := kaic.local/kaic-runner:$(KAIC_VERSION)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct)
+# A CPython 3.11 pip (the image's Python) with --build-constraint (pip 25.3 or later).
+IMAGE_PIP ?= $(abspath $(VENV))/bin/pip
+IMAGE_SOURCES := cluster/image/go.mod cluster/image/go.sum $(shell find cluster/image/cmd -name '*.go' 2>/dev/null)
+
+.PHONY: image
+
+.tools/bin/kaic-image: $(IMAGE_SOURCES)
+	cd cluster/image && CGO_ENABLED=0 $(GO) build -trimpath -o ../../$@ ./cmd/kaic-image
+
+image: $(if $(filter $(abspath $(VENV))/bin/pip,$(IMAGE_PIP)),venv) .tools/bin/kaic-image
+	@rm -rf $(IMAGE).rootfs && mkdir -p $(IMAGE).rootfs
+	cluster/image/rootfs.sh $(IMAGE_PIP) $(abspath $(IMAGE).rootfs)
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) .tools/bin/kaic-image -rootfs $(IMAGE).rootfs -o $(IMAGE) -ref $(IMAGE_REF) \
+	  -entrypoint /usr/bin/python3 -entrypoint -m -entrypoint kaic \
+	  -env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin -env HOME=/home/kaic \
+	  -user 65532:65532 -workdir /home/kaic -owner home/kaic=65532:65532 \
+	  -label org.opencontainers.image.title=kaic-runner -label org.opencontainers.image.version=$(KAIC_VERSION) \
+	  > $(IMAGE).digest
+	@rm -rf $(IMAGE).rootfs
+	@echo "image: $(IMAGE_REF) $$(cat $(IMAGE).digest), $$(du -h $(IMAGE) | cut -f1) ($(IMAGE))"
