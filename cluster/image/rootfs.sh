@@ -23,8 +23,9 @@ cd "$rootfs"
 # Debian 12's merged /usr: the packages still ship /lib and /lib64 (the ELF interpreter's path), base-files'
 # symlinks are not among them.
 for dir in bin sbin lib lib64; do
-	if [ -d "$dir" ] && [ ! -L "$dir" ]; then
-		mkdir -p "usr/$dir" && cp -a "$dir/." "usr/$dir/" && rm -rf "$dir"
+	mkdir -p "usr/$dir"
+	if [ -d "$dir" ]; then
+		cp -a "$dir/." "usr/$dir/" && rm -rf "$dir"
 	fi
 	ln -s "usr/$dir" "$dir"
 done
@@ -38,8 +39,9 @@ rm -rf "$site/bin"
 "$pip" wheel -q --disable-pip-version-check --no-deps --build-constraint "$here/build-constraints.txt" \
 	-w "$work/wheel" "$repo"
 "$pip" install -q --disable-pip-version-check --no-compile --no-deps --target "$site" "$work"/wheel/kaic-*.whl
-# direct_url.json names the wheel's temporary path.
+# direct_url.json names the wheel's temporary path (and RECORD its hash).
 rm -rf "$site/bin" "$site"/kaic-*.dist-info/direct_url.json
+sed -i '/direct_url.json/d' "$site"/kaic-*.dist-info/RECORD
 
 # A non-root user for the entrypoint (uid 65532, as distroless images' nonroot), with a home it owns (make image
 # passes -owner to kaic-image) and a world-writable /tmp.
