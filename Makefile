@@ -333,7 +333,7 @@ IMAGE := dist/kaic-runner.tar
 KAIC_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' src/kaic/__init__.py)
 IMAGE_REF := kaic.local/kaic-runner:$(KAIC_VERSION)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct)
-# A CPython 3.11 pip (the image's Python) with --build-constraint (pip 25.3 or later).
+# A CPython 3.11 pip (the image's Python) that has --build-constraint.
 IMAGE_PIP ?= $(abspath $(VENV))/bin/pip
 IMAGE_SOURCES := cluster/image/go.mod cluster/image/go.sum $(shell find cluster/image/cmd -name '*.go' 2>/dev/null)
 
