@@ -6,6 +6,7 @@ engine load inside the commands.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Callable, Iterable
@@ -179,7 +180,7 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--prometheus-service",
-                callback=_checked_service,
+                callback=_checked_by("kaic.areas.metrics.service_ref"),
                 help="NAMESPACE/NAME[:PORT] of the Prometheus Service to query through the API server's "
                 "service proxy [default: found by name and port].",
             ),
@@ -211,7 +212,7 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--autoscaler-node-pool-label",
-                callback=_checked_pool_label,
+                callback=_checked_by("kaic.areas.autoscaling.parse_pool_label"),
                 help="key=value naming an isolated accelerator node pool the autoscaler may grow by one node "
                 "(certified mode; unset: the scale-up check is unknown).",
             ),
@@ -316,16 +317,21 @@ def operator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )
 
 
-def _checked_pool_label(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if not value:
-        return value
-    from kaic.areas.autoscaling import parse_pool_label
+def _checked_by(parser: str) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """A callback checking a flag's value with a kaic.areas parser ("module.function", imported only when a
+    value is given): its ValueError becomes the flag's own bad-input error."""
 
-    try:
-        parse_pool_label(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    return value
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if not value:
+            return value
+        module, _, name = parser.rpartition(".")
+        try:
+            getattr(importlib.import_module(module), name)(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        return value
+
+    return check
 
 
 def _checked_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -345,18 +351,6 @@ def _checked_tolerations(
         return [parse_toleration(value) for value in values]
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
-
-
-def _checked_service(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if not value:
-        return value
-    from kaic.areas.metrics import service_ref
-
-    try:
-        service_ref(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    return value
 
 
 def _checked_attachment(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
