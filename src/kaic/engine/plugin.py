@@ -10,6 +10,7 @@ the engine, so xdist workers get them too and the plugin holds no state of its o
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -123,21 +124,20 @@ def evidence(request: pytest.FixtureRequest) -> Recorder:
 
 @pytest.fixture
 def namespace(request: pytest.FixtureRequest, run: RunContext, cluster: kube.Cluster) -> Iterator[str]:
-    """A fresh namespace for one probe, labelled with the run id, deleted afterwards (the run's sweep waits
-    for it to go); a probe in a lane first waits until what it held is released."""
+    """A fresh namespace for one probe, labelled with the run id, created by the probe's first write into it
+    and deleted afterwards (the run's sweep waits for it to go); a probe in a lane first waits until what it
+    held is released."""
     stem = request.node.name.removeprefix("test_").replace("_", "-")[:30].rstrip("-")
-    body = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"generateName": f"kaic-{run.id}-{stem}-", "labels": run.labels},
-    }
-    name = cluster.create("/api/v1/namespaces", body)["metadata"]["name"]
+    name = f"kaic-{run.id}-{stem}-{secrets.token_hex(3)}"  # named here: it may never be created
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": run.labels}}
+    cluster.defer_namespace(body)
     try:
         yield name
     finally:
-        spec = _spec(request.node)
-        held = [HOLDERS[kind] for kind in spec.creates if kind in HOLDERS] if spec and spec.consumes else []
-        delete_namespace(cluster, name, held, timeout_s=run.settings.cleanup_timeout_s)
+        if cluster.deferred.pop(name, None) is None:  # written into, so created
+            spec = _spec(request.node)
+            held = [HOLDERS[k] for k in spec.creates if k in HOLDERS] if spec and spec.consumes else []
+            delete_namespace(cluster, name, held, timeout_s=run.settings.cleanup_timeout_s)
 
 
 # What holds the things lanes share (node capacity, devices): the namespaced collections, by "group/resource".

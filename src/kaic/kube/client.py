@@ -15,7 +15,7 @@ import socket
 import ssl
 import time
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,8 @@ class Cluster:
     context: str
     request_timeout: float
     source: str = ""  # the kubeconfig file(s), or "in-cluster service account"
+    # Namespaces created by the first write into them (name -> Namespace body): see `defer_namespace`.
+    deferred: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def connecting(self) -> str:
         """What kaic is about to talk to, said before the first request (which may take a while to fail)."""
@@ -92,6 +94,8 @@ class Cluster:
         self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
     ) -> bytes:
         """The raw response body: what a pod or service answers through the API server's proxy is not JSON."""
+        if self.deferred and method in ("POST", "PUT", "PATCH"):
+            self._create_deferred(path)
         serialized = self.api.param_serialize(
             method,
             path,
@@ -105,6 +109,16 @@ class Cluster:
         if not 200 <= resp.status <= 299:
             raise ApiException.from_response(http_resp=resp, body=data.decode(errors="replace"), data=None)
         return data or b""
+
+    def defer_namespace(self, body: dict[str, Any]) -> None:
+        """Create this namespace only when something is first written into it. A probe that decides from the
+        facts alone then leaves no namespace behind, and its run's closing sweep need not wait the 5 s that
+        the namespace controller takes to start deleting one."""
+        self.deferred[body["metadata"]["name"]] = body
+
+    def _create_deferred(self, path: str) -> None:
+        for name in [n for n in self.deferred if f"/namespaces/{n}/" in path]:
+            self.create("/api/v1/namespaces", self.deferred.pop(name))
 
     def get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query)

@@ -133,3 +133,39 @@ def test_kubeconfig_lists_merge_like_kubectl(tmp_path, monkeypatch):
     assert kube.connect(listed, context="d").server() == "https://127.0.0.1:10"
     with pytest.raises(kube.KubeconfigError, match="--context e: no such context in .*; contexts: c, d"):
         kube.connect(listed, context="e")
+
+
+def test_a_deferred_namespace_is_created_by_the_first_write_into_it(tmp_path, monkeypatch):
+    """Reads and deletes leave it uncreated; the first POST, PUT or PATCH under it creates it first, once."""
+    cluster = _cluster(tmp_path, "https://127.0.0.1:1")
+    sent: list[tuple[str, str]] = []
+
+    class Answer:
+        status = 200
+
+        def read(self) -> bytes:
+            return b"{}"
+
+    def call_api(method, url, *args, **kwargs):
+        sent.append((method, url.split("127.0.0.1:1", 1)[1].split("?")[0]))
+        return Answer()
+
+    monkeypatch.setattr(cluster.api, "call_api", call_api)
+    cluster.defer_namespace({"metadata": {"name": "kaic-ns"}})
+    cluster.get("/api/v1/namespaces/kaic-ns/pods")
+    cluster.delete("/api/v1/namespaces/kaic-ns/pods/p")
+    cluster.create("/api/v1/namespaces/other/pods", {})
+    assert sent == [
+        ("GET", "/api/v1/namespaces/kaic-ns/pods"),
+        ("DELETE", "/api/v1/namespaces/kaic-ns/pods/p"),
+        ("POST", "/api/v1/namespaces/other/pods"),
+    ]
+    sent.clear()
+    cluster.create("/api/v1/namespaces/kaic-ns/pods", {})
+    cluster.create("/api/v1/namespaces/kaic-ns/pods", {})
+    assert sent == [
+        ("POST", "/api/v1/namespaces"),
+        ("POST", "/api/v1/namespaces/kaic-ns/pods"),
+        ("POST", "/api/v1/namespaces/kaic-ns/pods"),
+    ]
+    assert cluster.deferred == {}
