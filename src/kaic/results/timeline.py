@@ -56,14 +56,14 @@ def clashes(found: list[Span]) -> list[tuple[str, str]]:
         pairs += [
             (a.probe, b.probe)
             for a, b in itertools.combinations(runs, 2)
-            if a.end > b.start and b.end > a.start
+            if a.end - ROUNDING_S > b.start and b.end - ROUNDING_S > a.start
         ]
     return pairs
 
 
 def most_at_once(found: list[Span]) -> int:
     """The most probes running at one moment."""
-    edges = sorted([(s.start, 1) for s in found] + [(s.end, -1) for s in found])
+    edges = sorted([(s.start, 1) for s in found] + [(s.end - ROUNDING_S, -1) for s in found])
     running = peak = 0
     for _, step in edges:
         running += step

@@ -35,7 +35,7 @@ def test_one_after_another_in_a_lane_holds_and_others_run_beside(tmp_path):
             tmp_path,
             [
                 ("r.a", "consumes-devices", 0, 5),
-                ("r.b", "consumes-devices", 5.001, 5),  # began as r.a ended (millisecond rounding)
+                ("r.b", "consumes-devices", 4.999, 5),  # began as r.a ended (millisecond rounding)
                 ("r.c", "r.c", 1, 8),
             ],
         )
