@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kaic.areas import workloads
 from kaic.engine.collector import RESULT_PROPERTY, Phase, assemble, classify
 from kaic.kube import client as kube
 from kaic.probe import Facts, ProbeSpec, RunContext
@@ -136,19 +137,20 @@ def namespace(request: pytest.FixtureRequest, run: RunContext, cluster: kube.Clu
     finally:
         if cluster.deferred.pop(name, None) is None:  # written into, so created
             spec = _spec(request.node)
-            held = [HOLDERS[k] for k in spec.creates if k in HOLDERS] if spec and spec.consumes else []
+            held = [HOLDERS[k](name) for k in spec.creates if k in HOLDERS] if spec and spec.consumes else []
             delete_namespace(cluster, name, held, timeout_s=run.settings.cleanup_timeout_s)
 
 
-# What holds the things lanes share (node capacity, devices): the namespaced collections, by "group/resource".
-HOLDERS = {
-    "pods": "/api/v1/namespaces/{namespace}/pods",
-    "resource.k8s.io/resourceclaims": "/apis/resource.k8s.io/v1/namespaces/{namespace}/resourceclaims",
+# What holds the things lanes share (node capacity, devices), by "group/resource": its collection in a
+# namespace.
+HOLDERS: dict[str, Callable[[str], str]] = {
+    "pods": workloads.pods_path,
+    "resource.k8s.io/resourceclaims": lambda namespace: workloads.dra_path(namespace, "resourceclaims"),
 }
 
 
 def delete_namespace(cluster: kube.Cluster, name: str, held: list[str], timeout_s: float) -> None:
-    """Delete the namespace, and wait, bounded, until the `held` collections in it are empty.
+    """Delete the namespace, and wait, bounded, until the `held` collections (paths) in it are empty.
 
     The namespace controller starts on a deleted namespace only after 5 s (its deletion grace period), so
     waiting for the namespace would cost every probe 5 s. Its own pods and claims are deleted here instead: a
@@ -157,7 +159,7 @@ def delete_namespace(cluster: kube.Cluster, name: str, held: list[str], timeout_
     """
     cluster.delete(f"/api/v1/namespaces/{name}", propagationPolicy="Foreground")
     deadline = time.monotonic() + timeout_s
-    for collection in (template.format(namespace=name) for template in held):
+    for collection in held:
         while items := [f"{collection}/{item['metadata']['name']}" for item in cluster.list(collection)]:
             for path in items:
                 cluster.delete(path)
