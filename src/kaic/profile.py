@@ -78,6 +78,11 @@ def list_profiles() -> list[Profile]:
     return [_load(path, validate=False) for path in _builtin_files()]
 
 
+def builtin_names() -> list[str]:
+    """The names `--profile` takes for the built-in profiles."""
+    return [p.stem for p in _builtin_files()]
+
+
 def load_profile(name_or_path: str | Path) -> Profile:
     """A built-in profile by name, or a profile file: anything with a path separator or a YAML suffix."""
     text = str(name_or_path)
@@ -85,7 +90,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
         return _load(Path(text), validate=True)
     path = builtin_dir() / f"{text}.yaml"
     if not path.is_file():
-        available = ", ".join(p.stem for p in _builtin_files()) or "none"
+        available = ", ".join(builtin_names()) or "none"
         hint = "a file path must contain '/' or end in .yaml"
         raise ProfileError(text, "", f"no built-in profile of that name (available: {available}); {hint}")
     return _load(path, validate=False)

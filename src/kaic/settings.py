@@ -14,6 +14,7 @@ from typing import Any
 REQUEST_TIMEOUT_S = 30.0  # one API request
 PARALLEL = 4  # most probes at once; probes that consume the same thing never overlap
 CLEANUP_TIMEOUT_S = 120.0  # how long deleted namespaces may take to go
+RESULTS_TTL_S = 7 * 24 * 3600.0  # how long an in-cluster run's results wait to be retrieved
 ALLOCATION_MODES = ("auto", "dra", "device-plugin")  # how probes ask for devices (Settings.allocation_mode)
 GANG_SCHEDULERS = ("auto", "native", "kueue", "volcano", "coscheduling")  # Gang.scheduler
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kaic import __version__
 from kaic.settings import Settings
 
 
@@ -37,6 +38,9 @@ DEFAULTS: dict[str, Image] = {
     "cuda-sample": Image(
         "nvcr.io/nvidia/k8s/cuda-sample:nbody-cuda11.7.1", "load on one GPU for accelerator_metrics"
     ),
+    # Published nowhere: `make image` builds it (docs/in-cluster.md); push it to a registry the cluster pulls
+    # from and name it with --runner-image, or import it into the nodes' containerd.
+    "runner": Image(f"kaic.local/kaic-runner:{__version__}", "kaic itself, for `kaic run --in-cluster`"),
 }
 
 

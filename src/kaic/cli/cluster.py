@@ -144,6 +144,31 @@ def _real_node_rows(local: LocalCluster) -> list[tuple[str, str, int]]:
     return [*sorted(pods), (f"containerd shims on {node.NODE_NAME}", f"{count} procs", rss)]
 
 
+@cluster.command("load-image")
+@state_dir_option
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def load_image(state_dir: Path, archive: Path) -> None:
+    """Import an OCI image archive into the real node's containerd (`make image`'s dist/kaic-runner.tar, for
+    `kaic run --in-cluster`)."""
+    import subprocess
+
+    from kaic.localcluster.launcher import ClusterError, LocalCluster
+
+    local = LocalCluster(state_dir)
+    state = local.state()
+    if not state.get("real_node"):
+        raise InputError(
+            f"--state-dir {local.state_dir}: no cluster with a real node there; "
+            "`kaic cluster up --real-node` first"
+        )
+    try:
+        local.load_image(archive)
+    except (ClusterError, subprocess.CalledProcessError) as error:
+        detail = getattr(error, "stderr", "") or str(error)
+        raise OperationError(f"{archive}: import failed: {' '.join(str(detail).split())}") from error
+    click.echo(f"imported {archive} into {local.real_node().containerd_socket}")
+
+
 @cluster.command()
 @state_dir_option
 def kubeconfig(state_dir: Path) -> None:

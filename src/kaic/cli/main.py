@@ -18,6 +18,10 @@ from kaic.cli.errors import CONFIG_ERROR, CONFIG_KEY, InputError, KaicGroup
 COMMANDS = {
     "run": "kaic.cli.run:run",
     "plan": "kaic.cli.run:plan",
+    "status": "kaic.cli.incluster:status",
+    "logs": "kaic.cli.incluster:logs",
+    "retrieve": "kaic.cli.incluster:retrieve",
+    "delete": "kaic.cli.incluster:delete",
     "results": "kaic.cli.run:results",
     "diff": "kaic.cli.diff:diff",
     "sign": "kaic.cli.signing:sign",

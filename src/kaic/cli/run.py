@@ -29,6 +29,7 @@ from kaic.settings import (
     GANG_SCHEDULERS,
     PARALLEL,
     REQUEST_TIMEOUT_S,
+    RESULTS_TTL_S,
     Autoscaler,
     Disaggregated,
     Gang,
@@ -409,6 +410,57 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )
 
 
+def runner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Where an in-cluster run's runner pod runs (`--in-cluster`; ignored otherwise, so a config file may set
+    them for every run)."""
+    return _with_options(
+        fn,
+        [
+            click.option(
+                "--in-cluster",
+                is_flag=True,
+                help="Run inside the cluster as a Job (docs/in-cluster.md); the run goes on if this client "
+                "ends. Follows it, retrieves the results, signs them here and removes the run's objects.",
+            ),
+            click.option(
+                "--detach",
+                is_flag=True,
+                help="With --in-cluster: print the run id and return; later `kaic status`, `kaic retrieve`, "
+                "`kaic delete`.",
+            ),
+            click.option(
+                "--runner-image",
+                help="kaic's runner image [default: `kaic images list`'s `runner`, after --image and "
+                "--image-mirror].",
+            ),
+            click.option(
+                "--runner-node-selector",
+                multiple=True,
+                callback=key_value_pairs,
+                help="KEY=VALUE label of the node the runner pod may use (repeatable).",
+            ),
+            click.option(
+                "--runner-toleration",
+                multiple=True,
+                callback=_checked_tolerations,
+                help="A taint the runner pod tolerates, as --toleration (repeatable).",
+            ),
+            click.option(
+                "--runner-host-network",
+                is_flag=True,
+                help="Run the runner on its node's network, reaching the API server at this kubeconfig's "
+                "address (for clusters whose pods cannot reach the `kubernetes` Service, like kaic's local "
+                "cluster).",
+            ),
+            duration_option(
+                "--results-ttl",
+                seconds=RESULTS_TTL_S,
+                help="How long a finished in-cluster run's results wait in the cluster to be retrieved.",
+            ),
+        ],
+    )
+
+
 def _options(**kwargs: Any) -> Any:
     from kaic.areas.images import ImageError, resolve
     from kaic.engine.plan import RunOptions
@@ -503,6 +555,7 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 @operator_options
 @network_options
 @cluster_options
+@runner_options
 @click.option(
     "--output-dir",
     "-d",
@@ -543,6 +596,11 @@ def run(**kwargs: Any) -> None:
     from kaic.engine.run import Run
 
     key = _signing_key(kwargs["sign_key"]) if kwargs["sign_key"] else None  # a bad key fails before the run
+    if kwargs["in_cluster"]:
+        from kaic.cli.incluster import run_in_cluster
+
+        run_in_cluster(_options(**kwargs), kwargs, key)
+        return
     try:
         stream = human_stream()
         runner = Run(_options(**kwargs), make_reporter(stream, kwargs["no_color"]))

@@ -54,6 +54,36 @@ class RunOptions:
     probe_dirs: tuple[Path, ...] = ()  # in-house probe modules a profile file may list
     parallel: int = PARALLEL
     settings: Settings = field(default_factory=Settings)  # what probes read (cleanup_timeout_s too)
+    run_id: str | None = None  # chosen by `kaic run --in-cluster`, which names the runner's objects by it
+
+    def to_json(self) -> dict[str, Any]:
+        """What an in-cluster runner needs to run the same plan; the client's own files stay behind (its
+        kubeconfig, output folder and probe folders: `kaic run --in-cluster` refuses the last)."""
+        return {
+            "profile": self.profile,
+            "mode": self.mode,
+            "focus": list(self.focus),
+            "skip": list(self.skip),
+            "kubernetes_version": self.kubernetes_version,
+            "request_timeout": self.request_timeout,
+            "probe_timeout_s": self.probe_timeout_s,
+            "run_timeout_s": self.run_timeout_s,
+            "parallel": self.parallel,
+            "run_id": self.run_id,
+            "settings": self.settings.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunOptions:
+        """The options `to_json` wrote."""
+        return cls(
+            **{
+                **data,
+                "focus": tuple(data["focus"]),
+                "skip": tuple(data["skip"]),
+                "settings": Settings.from_json(data["settings"]),
+            }
+        )
 
 
 def probe_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:

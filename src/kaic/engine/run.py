@@ -218,7 +218,7 @@ class Run:
         claims its folder: a bad one raises ProfileError, PlanError, KubeconfigError or RunError (exit 2)."""
         self.opts = opts
         self.reporter = reporter
-        self.id = new_run_id()
+        self.id = opts.run_id or new_run_id()
         # Bad flags fail before anything is written; the plan holds unless the server picks another checklist.
         self.plan, self.checklist_reason = plan_only(opts)
         self.cluster = kube.connect(opts.kubeconfig, opts.context, opts.request_timeout)  # reads files only

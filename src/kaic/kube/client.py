@@ -135,6 +135,31 @@ class Cluster:
     def create(self, path: str, body: dict[str, Any], dry_run: bool = False) -> Any:
         return self.request("POST", path, body=body, query={"dryRun": "All" if dry_run else None})
 
+    def replace(self, path: str, body: dict[str, Any]) -> Any:
+        return self.request("PUT", path, body=body)
+
+    def stream_lines(self, path: str, **query: Any) -> Iterator[str]:
+        """A streamed text response (a pod's log with follow=true) line by line, as it arrives; unbounded in
+        time, so the caller decides when it has read enough."""
+        resp = self.api.call_api(
+            *self.api.param_serialize(
+                "GET",
+                path,
+                query_params=[(k, v) for k, v in query.items() if v is not None],
+                header_params={"Accept": "*/*"},
+                auth_settings=["BearerToken"],
+            ),
+            _request_timeout=(self.request_timeout, None),
+        )
+        if resp.status != 200:
+            body = resp.read().decode(errors="replace")
+            raise ApiException.from_response(http_resp=resp, body=body, data=None)
+        try:
+            for line in _lines(resp.response.stream(65536)):
+                yield line.decode(errors="replace")
+        finally:
+            resp.response.release_conn()
+
     def delete(self, path: str, **query: Any) -> Any:
         try:
             return self.request("DELETE", path, query=query)

@@ -179,9 +179,14 @@ def import_images(ctr: Path, address: Path, images: list[Image], work_dir: Path)
     for image in images:
         archive = work_dir / f"{image.ref.replace('/', '_').replace(':', '_')}.tar"
         write_archive(image, archive)
-        subprocess.run(
-            [str(ctr), "--address", str(address), "--namespace", NAMESPACE, "images", "import", str(archive)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
+        import_archive(ctr, address, archive)
+
+
+def import_archive(ctr: Path, address: Path, archive: Path) -> None:
+    """Import one OCI image layout archive into containerd's CRI namespace, under the name it carries."""
+    subprocess.run(
+        [str(ctr), "--address", str(address), "--namespace", NAMESPACE, "images", "import", str(archive)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )

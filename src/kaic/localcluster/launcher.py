@@ -307,6 +307,10 @@ class LocalCluster:
             settings["operator-runtime"] = operator.RUNTIME
         if pool := scenario.autoscaler or scenario.karpenter:
             settings["autoscaler-node-pool-label"] = pool.label
+        if scenario.real_node:  # `kaic run --in-cluster` puts its runner on the real node, as operators are
+            settings["runner-node-selector"] = [f"kubernetes.io/hostname={node.NODE_NAME}"]
+            settings["runner-toleration"] = [f"{node.TAINT['key']}:{node.TAINT['effect']}"]
+            settings["runner-host-network"] = True  # no kube-proxy: the `kubernetes` Service is not routed
         self.config.write_text(
             "# Written by `kaic cluster up`: use with `export KAIC_CONFIG=<this file>` or --config.\n"
             + yaml.safe_dump(settings, sort_keys=False)
@@ -655,6 +659,11 @@ class LocalCluster:
                 node_api.create_runtime_class(
                     client.V1RuntimeClass(metadata=client.V1ObjectMeta(name=name), handler=handler)
                 )
+
+    def load_image(self, archive: Path) -> None:
+        """Import an OCI image archive (`make image`'s runner) into the real node's containerd."""
+        ctr = node.find_node_binaries(find_binaries().kaic_cluster.parent).ctr
+        images.import_archive(ctr, self.real_node().containerd_socket, archive)
 
     def stop_processes(self) -> None:
         self._host_teardown()
