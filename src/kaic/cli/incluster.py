@@ -98,7 +98,7 @@ def run_in_cluster(opts: Any, kwargs: dict[str, Any], key: Any) -> None:
     """Launch the runner; unless detached, follow its log, retrieve its results into the output folder, sign
     them here, remove the run's objects and exit with the run's exit code."""
     from kaic.areas.images import resolve
-    from kaic.engine.plan import plan_for, plan_only
+    from kaic.engine.plan import PlanError, plan_for, plan_only
     from kaic.engine.rbac import role_object
     from kaic.engine.run import new_run_id
     from kaic.incluster import control, objects
@@ -110,12 +110,12 @@ def run_in_cluster(opts: Any, kwargs: dict[str, Any], key: Any) -> None:
     click.echo(f"kaic: {cluster.connecting()}", err=True)
     with _api_errors(f"cluster {cluster.server()}"):
         version = cluster.get("/version")
-    plan, _ = plan_only(opts)
     detected = f"{version.get('major', '')}.{version.get('minor', '')}"
-    try:
+    try:  # the plan the runner will make once it has asked the server its version, as a local run does
+        plan, _ = plan_only(opts)
         chosen, _ = choose_version(plan.profile, detected, opts.kubernetes_version)
         plan = plan if chosen == plan.version else plan_for(plan.profile, opts, chosen)
-    except ProfileError as exc:
+    except (PlanError, ProfileError) as exc:
         raise named_input_error(exc) from None
     server = urlsplit(cluster.server())
     runner = objects.Runner(
