@@ -1016,7 +1016,11 @@ CLEANUP_AND_MORE = [
         "--state-dir {in}/emptydir: no cluster there; run `kaic cluster up`",
     ),
     case("cluster-state-dir-file", "cluster status --state-dir {in}/afile", "--state-dir: ", "is a file"),
-    case("no-such-command", "nosuch", "nosuch: no such command of `kaic`; valid: cleanup, cluster, delete, diff"),
+    case(
+        "no-such-command",
+        "nosuch",
+        "nosuch: no such command of `kaic`; valid: cleanup, cluster, delete, diff",
+    ),
     case("near-command", "rnu", "rnu: no such command of `kaic`"),
     case("root-unknown-option", "--bogus plan", "--bogus: no such option of `kaic`"),
 ]

@@ -125,6 +125,22 @@ def predicate(report: Report) -> dict[str, Any]:
         ],
         "startedAt": _text(report.run.get("startedAt")),
         "finishedAt": _text(report.run.get("finishedAt")),
+        **_merge(report),
+    }
+
+
+def _merge(report: Report) -> dict[str, Any]:
+    """A rerun (`kaic run --rerun-failed`) says it is a merge: the source run, the digest of its report.json,
+    the probes re-run; the requirements above are judged over both runs' results."""
+    source = report.run.get("rerunOf")
+    if not source:
+        return {}
+    return {
+        "rerunOf": {
+            "runId": _text(source["runId"]),
+            "digest": {"sha256": _text(source["reportSha256"])},
+            "probes": [_text(name) for name in source["probes"]],
+        }
     }
 
 

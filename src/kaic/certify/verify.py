@@ -376,6 +376,8 @@ def _agreement(run_dir: Path, predicate: dict) -> list[Finding]:
     for key in ("verdict", "mustsNotRun"):  # absent from statements signed before kaic recorded them
         if key in predicate and predicate[key] != mine[key]:
             differ.append(f"{key} ({predicate[key]} signed, {mine[key]} in {REPORT_FILE})")
+    if predicate.get("rerunOf") != mine.get("rerunOf"):  # a merge, and of which run, is signed or not at all
+        differ.append(f"rerunOf ({predicate.get('rerunOf')} signed, {mine.get('rerunOf')} in {REPORT_FILE})")
     if differ:
         return [
             Finding(
@@ -383,6 +385,22 @@ def _agreement(run_dir: Path, predicate: dict) -> list[Finding]:
             )
         ]
     return []
+
+
+def signed_digests(run_dir: Path) -> dict[str, str] | None:
+    """The subjects (name -> sha256) of the statement in `run_dir`'s envelope, its signature unchecked; None
+    when the folder is unsigned. A consistency check that a signed file was not changed since; only
+    `verify_run` says who signed. A malformed envelope is a ValueError."""
+    if not (run_dir / ENVELOPE_FILE).exists():
+        return None
+    try:
+        path = run_dir / ENVELOPE_FILE
+        subjects, _ = _statement(
+            _parse_envelope(_read_json(path, "envelope-malformed"), "envelope-malformed", path.name)
+        )
+    except _Stop as stop:
+        raise ValueError(stop.finding.message) from None
+    return subjects
 
 
 def verify_run(

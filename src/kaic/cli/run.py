@@ -542,11 +542,12 @@ def _options(**kwargs: Any) -> Any:
 
 def _usage_errors() -> tuple[type[Exception], ...]:
     from kaic.engine.plan import PlanError
+    from kaic.engine.rerun import RerunError
     from kaic.engine.run import RunError
     from kaic.kube.client import KubeconfigError
     from kaic.profile import ProfileError
 
-    return (RunError, PlanError, ProfileError, KubeconfigError)
+    return (RunError, PlanError, ProfileError, KubeconfigError, RerunError)
 
 
 @click.command()
@@ -562,6 +563,13 @@ def _usage_errors() -> tuple[type[Exception], ...]:
     type=click.Path(file_okay=False, path_type=Path),
     envvar="KAIC_OUTPUT_DIR",
     help="New or empty folder for the results [default: ./kaic-results-<UTC time>-<run id>].",
+)
+@click.option(
+    "--rerun-failed",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Run again only the probes that failed, errored or were unknown in the run in DIR, with its "
+    "profile, checklist, mode, selection and probe settings; carry its other results over into a new run.",
 )
 @click.option("--probe-timeout", type=Duration(), help="Cap on each probe's own timeout.")
 @click.option("--timeout", type=Duration(), help="Timeout of the whole run (then: incomplete, exit 3).")
@@ -590,6 +598,8 @@ def run(**kwargs: Any) -> None:
     In quick mode: 0 when discovery completed, 3 when not.
     """
     if kwargs["dry_run"]:
+        if kwargs["rerun_failed"]:
+            raise InputError("--dry-run: not with --rerun-failed; `kaic results DIR` shows what did not pass")
         _show_plan(_options(**kwargs), kwargs["output"] == "json", rbac=False)
         return
     from kaic.cli.progress import human_stream, make_reporter
@@ -603,7 +613,10 @@ def run(**kwargs: Any) -> None:
         return
     try:
         stream = human_stream()
-        runner = Run(_options(**kwargs), make_reporter(stream, kwargs["no_color"]))
+        opts, rerun = (
+            _rerun(kwargs["rerun_failed"], kwargs) if kwargs["rerun_failed"] else (_options(**kwargs), None)
+        )
+        runner = Run(opts, make_reporter(stream, kwargs["no_color"]), rerun)
     except _usage_errors() as exc:
         raise named_input_error(exc) from None
     remember_output_dir(runner.out_dir)
@@ -633,6 +646,27 @@ def run(**kwargs: Any) -> None:
         render_summary(report, Console(file=stream, no_color=kwargs["no_color"] or None))
         click.echo(f"results: {runner.out_dir}", err=True)
     sys.exit(int(code))
+
+
+def _rerun(source: Path, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """The options and source of `--rerun-failed`; when its source left nothing to re-run, say so and exit
+    with its verdict's code, writing nothing."""
+    from kaic.engine.plan import plan_only
+    from kaic.engine.rerun import Rerun
+
+    ctx = click.get_current_context()
+    given = {
+        name
+        for name in kwargs
+        if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+    }
+    rerun = Rerun.load(source)
+    opts = rerun.options(_options(**kwargs), given)
+    if not rerun.split(plan_only(opts)[0])[0].probes:
+        message, code = rerun.nothing_to_rerun()
+        click.echo(f"kaic: {message}", err=True)
+        sys.exit(int(code))
+    return opts, rerun
 
 
 def _signing_key(ref: str) -> Any:

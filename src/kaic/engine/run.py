@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kaic import __version__
 from kaic.engine.collector import Collector
@@ -33,6 +33,9 @@ from kaic.results import report as results
 from kaic.results.outcomes import VERDICT_EXIT, ExitCode, Outcome, Verdict
 from kaic.results.report import ProbeResult, Report, RequirementResult
 from kaic.results.run_dir import FACTS_FILE, PYTEST_LOG_FILE, REPORT_FILE, RUN_SETTINGS_FILE
+
+if TYPE_CHECKING:
+    from kaic.engine.rerun import Rerun
 
 QUICK_UNDECIDED = "quick mode runs discovery only; run non-disruptive or certified for a verdict"
 
@@ -154,6 +157,8 @@ def skeleton(plan: Plan, run_id: str, opts: RunOptions, detected: str | None, wh
             "focus": list(opts.focus),
             "skip": list(opts.skip),
             "excluded": plan.excluded,
+            "settings": opts.settings.to_json(),
+            "probeDirs": [str(Path(d).resolve()) for d in opts.probe_dirs],
         },
         kaic=_versions(),
         profile={
@@ -213,11 +218,15 @@ def _interrupts(run_timeout_s: float | None) -> Iterator[dict[str, bool]]:
 
 
 class Run:
-    def __init__(self, opts: RunOptions, reporter: Reporter) -> None:
+    def __init__(self, opts: RunOptions, reporter: Reporter, rerun: Rerun | None = None) -> None:
         """Check every input (profile, selection, probe modules, kubeconfig, output folder) before the run
-        claims its folder: a bad one raises ProfileError, PlanError, KubeconfigError or RunError (exit 2)."""
+        claims its folder: a bad one raises ProfileError, PlanError, KubeconfigError or RunError (exit 2).
+
+        With `rerun` (`--rerun-failed`, whose options `opts` are) only the probes its source did not pass run;
+        the source's other results are carried over into this run's report."""
         self.opts = opts
         self.reporter = reporter
+        self.rerun = rerun
         self.id = opts.run_id or new_run_id()
         # Bad flags fail before anything is written; the plan holds unless the server picks another checklist.
         self.plan, self.checklist_reason = plan_only(opts)
@@ -268,9 +277,11 @@ class Run:
             version_error = kube.describe_error(exc)
         profile = self.plan.profile
         chosen, why = choose_version(profile, detected, opts.kubernetes_version)
-        plan = self.plan if chosen == self.plan.version else plan_for(profile, opts, chosen)
+        plan = self._start_report(
+            self.plan if chosen == self.plan.version else plan_for(profile, opts, chosen), detected, why
+        )
         self.cleanup_kinds = plan.cleanup_kinds()
-        self.report = skeleton(plan, self.id, opts, detected, why)
+        assert self.report is not None
         self.report.cluster = {"context": cluster.context, "server": cluster.server()}
         self._save()
         if version_error:
@@ -295,7 +306,28 @@ class Run:
         )
         results.write_json_atomic(self.out_dir / FACTS_FILE, facts)
         self._save()
+        if self.rerun and (other := self.rerun.other_cluster(facts.get("clusterUID"))):
+            return False, other
         return self._probes(plan)
+
+    def _start_report(self, plan: Plan, detected: str | None, why: str) -> Plan:
+        """The report's skeleton; a rerun's also names its source and holds the results carried over from it.
+        Returns the plan to run: the probes a rerun runs again, else all."""
+        self.report = skeleton(plan, self.id, self.opts, detected, why)
+        if self.rerun is None:
+            return plan
+        plan, carried = self.rerun.split(plan)
+        self.report.run["rerunOf"] = self.rerun.block(plan)
+        for result in carried:
+            self.report.requirement(result.requirement).probes.append(result)
+        for requirement in self.report.requirements:
+            if requirement.probes:
+                requirement.settle()
+        self.reporter.note(
+            f"rerun of run {self.rerun.run_id}: {len(plan.probes)} probe(s) to run again, "
+            f"{len(carried)} result(s) carried over"
+        )
+        return plan
 
     def _probes(self, plan: Plan) -> tuple[bool, str]:
         import pytest
@@ -360,7 +392,8 @@ class Run:
     def _finish(self, cluster: kube.Cluster | None, complete: bool, why_incomplete: str) -> None:
         """Clean up, judge and write every artifact, whatever happened before."""
         if self.report is None:  # the API never answered: record the plan for the requested/newest version
-            self.report = skeleton(self.plan, self.id, self.opts, None, self.checklist_reason)
+            self._start_report(self.plan, None, self.checklist_reason)
+        assert self.report is not None
         report = self.report
         if cluster is not None and self.probes_started:  # before the probes kaic has created nothing
             try:

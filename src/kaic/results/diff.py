@@ -374,6 +374,7 @@ def run_summary(report: Report) -> dict[str, Any]:
         "verdict": report.verdict.get("result"),
         "incompleteReason": report.run.get("incompleteReason") or "",
         "excluded": report.run.get("excluded") or {},
+        "rerunOf": (report.run.get("rerunOf") or {}).get("runId"),
     }
 
 

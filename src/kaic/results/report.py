@@ -20,9 +20,15 @@ from kaic.results.outcomes import REASON_REQUIRED, Outcome, Verdict, aggregate, 
 from kaic.results.run_dir import REPORT_FILE
 
 REPORT_SCHEMA_VERSION = "kaic.dev/report/v1"
+OMIT_EMPTY = "omitEmpty"  # field metadata: left out of report.json while empty
 # report.json spells every key in camelCase, like Kubernetes objects; these fields differ from their Python
 # names.
-_JSON_NAMES = {"upstream_test": "upstreamTest", "started_at": "startedAt", "duration_s": "durationSeconds"}
+_JSON_NAMES = {
+    "upstream_test": "upstreamTest",
+    "started_at": "startedAt",
+    "duration_s": "durationSeconds",
+    "carried_from": "carriedFrom",
+}
 _PY_NAMES = {v: k for k, v in _JSON_NAMES.items()}
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json"
 
@@ -104,6 +110,9 @@ class ProbeResult:
     evidence: list[Evidence] = field(default_factory=list)
     started_at: str = ""
     duration_s: float = 0.0
+    # A rerun (`kaic run --rerun-failed`) keeps an earlier result instead of running the probe again: the id
+    # of the run that produced it. Written only when set, so other reports keep their shape.
+    carried_from: str = field(default="", metadata={OMIT_EMPTY: True})
 
     def __post_init__(self) -> None:
         self.outcome = Outcome(self.outcome)
@@ -214,7 +223,11 @@ def _to_json(value: Any) -> Any:
     """Dataclasses to dicts with JSON field names. Plain dicts (facts, run metadata, evidence data) hold no
     dataclass and are passed as they are: a big cluster's facts are not walked on every save."""
     if is_dataclass(value) and not isinstance(value, type):
-        return {_JSON_NAMES.get(f.name, f.name): _to_json(getattr(value, f.name)) for f in fields(value)}
+        return {
+            _JSON_NAMES.get(f.name, f.name): _to_json(getattr(value, f.name))
+            for f in fields(value)
+            if getattr(value, f.name) or not f.metadata.get(OMIT_EMPTY)
+        }
     if isinstance(value, list):
         return [_to_json(v) for v in value]
     return value

@@ -270,6 +270,7 @@ def test_json_shape_is_stable_and_documented(pair):
         "verdict",
         "incompleteReason",
         "excluded",
+        "rerunOf",
     ]
     first = doc["requirements"][0]
     assert first == {

@@ -258,6 +258,14 @@ def readme(report: Report, template: Template, product: dict[str, str], director
         for _, entry in template.requirements()
     )
     copied = ", ".join(f"`{name}`" for name in COPIED[:-1]) + f" and `{COPIED[-1]}`"
+    source = report.run.get("rerunOf")
+    merge = (
+        f"| rerun of | run {source['runId']} (report.json sha256 `{source['reportSha256']}`): re-ran "
+        f"{', '.join(source['probes']) or 'none'}; its other results carried over "
+        "(`kaic run --rerun-failed`) |\n"
+        if source
+        else ""
+    )
     return f"""# {product["platformName"]} {product["platformVersion"]}: Kubernetes AI Conformance v{minor}
 
 {PRODUCT_FILE} is the official `AIConformance-{minor}.yaml` filled from a certified, complete kaic run: \
@@ -272,7 +280,7 @@ suite's checks of the same name.
 | profile | {profile.get("id")} {profile.get("version")}, sha256 `{profile.get("sha256")}` |
 | checklist | v{minor}, template sha256 `{template.sha256}` |
 | run | {report.run.get("id")}, certified, {report.run.get("startedAt")} to {report.run.get("finishedAt")} |
-| verdict | {report.verdict.get("result", "")} |
+{merge}| verdict | {report.verdict.get("result", "")} |
 | cluster | {report.cluster.get("serverVersion", "")} |
 
 | requirement | level | status |

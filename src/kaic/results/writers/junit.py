@@ -169,6 +169,7 @@ def kaic_junit(report: Report, strict: bool = False) -> str:
             ("profile", f"{report.profile.get('id', '')} {report.profile.get('version', '')}".strip()),
             ("checklist", str(report.checklist.get("chosen", ""))),
             ("verdict", str(report.verdict.get("result", ""))),
+            *_rerun_properties(report),
         ],
     )
     seen: set[tuple[str, str]] = set()
@@ -192,6 +193,7 @@ def kaic_junit(report: Report, strict: bool = False) -> str:
                 ("requirement.id", req.id),
                 ("requirement.level", req.level),
                 ("outcome", str(probe.outcome)),
+                *([("carriedFrom", probe.carried_from)] if probe.carried_from else []),
             ]
             testcase = case(f"kaic.{req.category}", probe.name, probe.duration_s, properties)
             tag, details = TABLE[probe.outcome].junit, "\n".join(probe_messages(probe))
@@ -206,6 +208,16 @@ def kaic_junit(report: Report, strict: bool = False) -> str:
         attrs = {"message": message, "type": name} if tag == "error" else {"message": message}
         _element(case(RUN_CLASSNAME, name, 0.0, properties), tag, attrs)
     return _serialise(suites)
+
+
+def _rerun_properties(report: Report) -> list[tuple[str, str]]:
+    """A rerun's source and the results carried over from it (testcase properties, dropped by `strict`, say it
+    per probe)."""
+    source = report.run.get("rerunOf")
+    if not source:
+        return []
+    carried = ",".join(p.name for p in report.probes() if p.carried_from)
+    return [("run.rerunOf", source["runId"]), ("run.carriedOver", carried)]
 
 
 RunCase = tuple[str, str, str, list[tuple[str, str]]]  # name, element, message, testcase properties

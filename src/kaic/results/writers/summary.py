@@ -68,7 +68,7 @@ def _facts(report: Report) -> list[tuple[str, str]]:
     state = "complete" if run.get("complete") else f"INCOMPLETE: {run.get('incompleteReason') or 'no reason'}"
     chosen = f"{checklist.get('chosen') or '?'} (detected {checklist.get('detected') or 'nothing'}"
     chosen += f": {checklist['reason']})" if checklist.get("reason") else ")"
-    return [
+    facts = [
         ("Run", _join(run.get("id"), f"mode {run.get('mode') or '?'}", run.get("startedAt"), state)),
         ("Profile", _join(report.profile.get("id"), report.profile.get("version"))),
         ("Checklist", chosen),
@@ -81,6 +81,15 @@ def _facts(report: Report) -> list[tuple[str, str]]:
             _join(report.kaic.get("kaic"), report.kaic.get("python") and f"python {report.kaic['python']}"),
         ),
     ]
+    if source := run.get("rerunOf"):
+        carried = [p.name for p in report.probes() if p.carried_from]
+        rerun = ", ".join(source["probes"]) or "none"
+        said = (
+            f"run {source['runId']} (report.json sha256 {source['reportSha256']}): re-ran {rerun}; "
+            f"{len(carried)} result(s) carried over: {', '.join(carried) or 'none'}"
+        )
+        facts.append(("Rerun of", said))
+    return facts
 
 
 def build(report: Report) -> Summary:

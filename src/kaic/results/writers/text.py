@@ -65,9 +65,18 @@ def probe_details(probe: ProbeResult) -> list[str]:
     return [f"warning: {w}" for w in probe.warnings] + [evidence_message(e) for e in probe.evidence]
 
 
+def carried(probe: ProbeResult) -> list[str]:
+    """The line a rerun's carried-over result is known by (none for a result of this run)."""
+    if not probe.carried_from:
+        return []
+    return [
+        f"carried over from run {probe.carried_from} (started {probe.started_at or 'unrecorded'}), not re-run"
+    ]
+
+
 def probe_messages(probe: ProbeResult) -> list[str]:
     """What a probe "logged", in the order a Go test would: who it is, the details, then the verdict."""
-    messages = [f"kaic probe {probe.name}", *probe_details(probe)]
+    messages = [f"kaic probe {probe.name}", *carried(probe), *probe_details(probe)]
     final = outcome_message(probe)
     if final:
         messages.append(final)
