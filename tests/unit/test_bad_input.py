@@ -1021,6 +1021,43 @@ CLEANUP_AND_MORE = [
         "nosuch",
         "nosuch: no such command of `kaic`; valid: cleanup, cluster, delete, diff",
     ),
+    case(
+        "in-cluster-probe-dir",
+        f"{RUN} --in-cluster --probe-dir {{in}}/emptydir",
+        "--probe-dir: an in-cluster run has kaic's own probes only",
+    ),
+    case(
+        "in-cluster-profile-file",
+        f"{RUN} --in-cluster --profile {{in}}/mine.yaml",
+        "--profile {in}/mine.yaml: an in-cluster run uses the runner image's built-in profiles (ai-v1.0",
+    ),
+    case(
+        "in-cluster-detach-sign-key",
+        f"{RUN} --in-cluster --detach --sign-key {{in}}/kaic.key",
+        "--sign-key with --detach: nothing is on this machine to sign",
+    ),
+    case(
+        "in-cluster-detach-output-dir",
+        f"{RUN} --in-cluster --detach --output-dir {{in}}/emptydir",
+        "--output-dir with --detach: a detached run writes nothing here",
+    ),
+    case(
+        "in-cluster-rerun-failed",
+        f"{RUN} --in-cluster --rerun-failed {{in}}/signed",
+        "--rerun-failed with --in-cluster: the source folder is on this machine",
+    ),
+    case("status-no-kubeconfig", "status", "--kubeconfig: none given and none found"),
+    case("retrieve-no-run-id", f"retrieve {KC}", "RUN_ID"),
+    case(
+        "logs-bad-request-timeout",
+        f"logs abc {KC} --request-timeout 0",
+        "--request-timeout: 0 is not a duration",
+    ),
+    case(
+        "delete-cleanup-timeout",
+        f"delete abc {KC} --cleanup-timeout -1",
+        "--cleanup-timeout: -1 is not a duration",
+    ),
     case("near-command", "rnu", "rnu: no such command of `kaic`"),
     case("root-unknown-option", "--bogus plan", "--bogus: no such option of `kaic`"),
 ]

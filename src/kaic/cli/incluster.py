@@ -84,6 +84,10 @@ def refusals(kwargs: dict[str, Any]) -> None:
             f"--profile {kwargs['profile']}: an in-cluster run uses the runner image's built-in profiles "
             f"({', '.join(builtin_names())}); run a profile file locally"
         )
+    if kwargs.get("rerun_failed"):
+        raise InputError(
+            "--rerun-failed with --in-cluster: the source folder is on this machine; re-run it locally"
+        )
     if kwargs["detach"] and kwargs.get("sign_key"):
         raise InputError(
             "--sign-key with --detach: nothing is on this machine to sign; `kaic retrieve` then `kaic sign`"
@@ -160,24 +164,12 @@ def run_in_cluster(opts: Any, kwargs: dict[str, Any], key: Any) -> None:
             f"run {run_id} {current.phase}: {current.detail}; remove it with `kaic delete {run_id}`"
         )
     out_dir = _retrieve_into(cluster, run_id, kwargs.get("output_dir"))
-    code = ExitCode(current.manifest["exitCode"])
-    if key is not None:
-        from kaic.certify.sign import SignError, sign_run
-
-        try:
-            sign_run(out_dir, key)
-        except SignError as exc:
-            click.echo(f"kaic: error: --sign-key: the results could not be signed: {exc}", err=True)
-            code = code if code == ExitCode.NOT_CONFORMANT else ExitCode.INCOMPLETE
-    with _api_errors(f"removing run {run_id}"):
+    with _api_errors(f"removing run {run_id}"):  # the results are safe here: leave nothing in the cluster
         control.delete(cluster, run_id, kwargs["cleanup_timeout"] or CLEANUP_TIMEOUT_S)
-    if kwargs["output"] == "json":
-        from kaic.cli.errors import load_report
+    from kaic.cli.errors import load_report
+    from kaic.cli.run import conclude
 
-        report = load_report(out_dir)
-        click.echo(json.dumps({"outputDir": str(out_dir), "run": report.run, "verdict": report.verdict}))
-    click.echo(f"results: {out_dir}", err=True)
-    sys.exit(int(code))
+    conclude(out_dir, load_report(out_dir), ExitCode(current.manifest["exitCode"]), key, kwargs, None)
 
 
 def _settled(cluster: Any, run_id: str) -> Any:

@@ -626,25 +626,32 @@ def run(**kwargs: Any) -> None:
         raise named_input_error(exc) from None
     report = runner.report
     assert report is not None
+    conclude(runner.out_dir, report, code, key, kwargs, stream)
+
+
+def conclude(
+    out_dir: Path, report: Any, code: ExitCode, key: Any, kwargs: dict[str, Any], stream: Any
+) -> None:
+    """The end of a run, local or in-cluster: sign here with --sign-key, show the summary (unless `stream` is
+    None: an in-cluster runner's log showed it) and exit with the run's code."""
     if key is not None:
         from kaic.certify.sign import SignError, sign_run
 
         try:
-            sign_run(runner.out_dir, key)
+            sign_run(out_dir, key)
         except SignError as exc:  # the results stand unsigned; a proven MUST failure still says 1
             click.echo(f"kaic: error: --sign-key: the results could not be signed: {exc}", err=True)
             code = code if code == ExitCode.NOT_CONFORMANT else ExitCode.INCOMPLETE
     if kwargs["output"] == "json":
-        click.echo(
-            json.dumps({"outputDir": str(runner.out_dir), "run": report.run, "verdict": report.verdict})
-        )
+        click.echo(json.dumps({"outputDir": str(out_dir), "run": report.run, "verdict": report.verdict}))
     else:
-        from rich.console import Console
+        if stream is not None:
+            from rich.console import Console
 
-        from kaic.results.writers.summary import render_summary
+            from kaic.results.writers.summary import render_summary
 
-        render_summary(report, Console(file=stream, no_color=kwargs["no_color"] or None))
-        click.echo(f"results: {runner.out_dir}", err=True)
+            render_summary(report, Console(file=stream, no_color=kwargs["no_color"] or None))
+        click.echo(f"results: {out_dir}", err=True)
     sys.exit(int(code))
 
 
