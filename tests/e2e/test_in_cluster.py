@@ -1,0 +1,318 @@
+"""`kaic run --in-cluster` end to end on the local cluster's real node, in subprocesses, as a user runs it.
+
+The runner image is the one `make image` left in dist/ (imported with `kaic cluster load-image`); every run
+judges the same focus, secure_accelerator_access, whose probes run containers holding DRA GPUs on the real
+node. Covered: the same outcomes as a local run, results that verify after signing here, a detached run
+checked, retrieved, signed and submitted later, a client killed mid-run, the runner's ServiceAccount refused
+what the plan does not grant, `delete` leaving nothing, and the bad-input contract of the run commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from kaic.kube import client as kube
+from kaic.kube.labels import MANAGED_BY, RUN_ID_LABEL, RUNNER_LABEL
+from kaic.results.run_dir import REPORT_FILE
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.scenario("real-node")]
+
+ROOT = Path(__file__).resolve().parents[2]
+ARCHIVE = ROOT / "dist" / "kaic-runner.tar"
+TEMPLATE = ROOT.parent / "shared" / "reference" / "checklists" / "AIConformance-1.37.yaml"
+FOCUS = ("--focus", "secure_accelerator_access")
+PASSWORD = "e2e-in-cluster"
+
+
+@pytest.fixture(scope="module")
+def node_cluster(cluster_for, require_real_node):
+    """The real-node scenario's cluster with the runner image in its node's containerd."""
+    require_real_node()
+    if not ARCHIVE.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs the runner image: {ARCHIVE} is missing (`make image`)")
+        pytest.skip(f"no {ARCHIVE}: run `make image`")
+    cluster = cluster_for("real-node")
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kaic",
+            "cluster",
+            "load-image",
+            str(ARCHIVE),
+            "--state-dir",
+            str(cluster.state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    return cluster
+
+
+@pytest.fixture
+def kaic(node_cluster, tmp_path) -> Iterator:
+    """`kaic(*args)`: the CLI in a subprocess with what `kaic cluster up` tells a user to export, and a state
+    folder of its own (where the client remembers the runs it launched)."""
+    env = {
+        **os.environ,
+        "CI": "true",
+        "KUBECONFIG": str(node_cluster.kubeconfig),
+        "KAIC_CONFIG": str(node_cluster.config),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "KAIC_KEY_PASSWORD": PASSWORD,
+    }
+
+    def run(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kaic", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+
+    run.env = env  # type: ignore[attr-defined]
+    yield run
+
+
+def outcomes(folder: Path) -> dict[str, str]:
+    report = json.loads((folder / REPORT_FILE).read_text())
+    return {p["name"]: p["outcome"] for r in report["requirements"] for p in r["probes"]}
+
+
+def left_behind(kubeconfig: Path, run_id: str) -> list[str]:
+    """Every namespace, ClusterRole and binding that kaic labelled for this run, by either label."""
+    admin = kube.connect(str(kubeconfig))
+    managed = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+    left = []
+    for path in (
+        "/api/v1/namespaces",
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+    ):
+        for item in admin.list(path, labelSelector=managed):
+            labels = item["metadata"].get("labels") or {}
+            if run_id in (labels.get(RUN_ID_LABEL), labels.get(RUNNER_LABEL)):
+                left.append(f"{path.rsplit('/', 1)[1]}/{item['metadata']['name']}")
+    return left
+
+
+def wait_finished(kaic, run_id: str, timeout_s: float = 480) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        proc = kaic("status", run_id, "-o", "json")
+        assert proc.returncode == 0, proc.stderr
+        (current,) = json.loads(proc.stdout)
+        if current["phase"] not in ("pending", "running"):
+            return current
+        assert time.monotonic() < deadline, current
+        time.sleep(2)
+
+
+def test_an_in_cluster_run_judges_as_a_local_run_and_its_results_verify_after_signing(
+    kaic, node_cluster, tmp_path
+):
+    local = kaic("run", *FOCUS, "-d", tmp_path / "local")
+    assert local.returncode in (0, 1, 4), local.stderr
+    assert kaic("keys", "generate", tmp_path / "kaic").returncode == 0
+    inside = kaic(
+        "run",
+        "--in-cluster",
+        *FOCUS,
+        "-d",
+        tmp_path / "inside",
+        "--sign-key",
+        tmp_path / "kaic.key",
+        "-o",
+        "json",
+    )
+    assert inside.returncode == local.returncode, inside.stderr
+    assert "[  1/6] start" in inside.stderr  # the runner's progress lines, followed as they came
+    assert outcomes(tmp_path / "inside") == outcomes(tmp_path / "local")
+    report = json.loads((tmp_path / "inside" / REPORT_FILE).read_text())
+    assert (
+        report["cluster"]["context"] == "in-cluster"
+    )  # judged from inside, with the runner's ServiceAccount
+    verified = kaic("verify", tmp_path / "inside", "--key", tmp_path / "kaic.pub")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert left_behind(node_cluster.kubeconfig, json.loads(inside.stdout)["run"]["id"]) == []
+
+
+def test_a_detached_run_is_checked_retrieved_signed_and_submitted_later_then_deleted(
+    kaic, node_cluster, tmp_path
+):
+    launched = kaic("run", "--in-cluster", "--detach", *FOCUS, "-o", "json")
+    assert launched.returncode == 0, launched.stderr
+    run_id = json.loads(launched.stdout)["run"]
+
+    early = kaic("retrieve", run_id, "-d", tmp_path / "early")
+    assert early.returncode == 2, early.stderr
+    assert f"run {run_id} has no results to retrieve: it is " in early.stderr
+    assert not (tmp_path / "early").exists()
+
+    listed = kaic("status")
+    assert listed.returncode == 0 and run_id in listed.stdout, listed.stdout + listed.stderr
+    done = wait_finished(kaic, run_id)
+    assert done["phase"] == "finished" and done["probes"]["done"] == done["probes"]["total"] == 6, done
+    log = kaic("logs", run_id)
+    assert log.returncode == 0 and "[  6/6]" in log.stdout and "results stored" in log.stdout, log.stdout
+
+    got = kaic("retrieve", run_id, "-d", tmp_path / "got")
+    assert got.returncode == done["exitCode"], got.stderr  # the run's own exit code
+    report = json.loads((tmp_path / "got" / REPORT_FILE).read_text())
+    assert report["run"]["id"] == run_id and report["run"]["complete"] is True
+    assert kaic("results", tmp_path / "got").returncode == 0
+    assert kaic("keys", "generate", tmp_path / "kaic").returncode == 0
+    assert kaic("sign", tmp_path / "got", "--key", tmp_path / "kaic.key").returncode == 0
+    verified = kaic("verify", tmp_path / "got", "--key", tmp_path / "kaic.pub")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    if TEMPLATE.is_file():
+        product = tmp_path / "product.yaml"
+        product.write_text(
+            yaml.safe_dump(
+                {
+                    "vendorName": "Acme",
+                    "platformName": "Acme AI Platform",
+                    "platformVersion": "2.1",
+                    "description": "Acme's platform for AI workloads.",
+                    "contactEmailAddress": "ai@acme.example",
+                    "websiteUrl": "https://acme.example/",
+                    "documentationUrl": "https://acme.example/docs",
+                    "productLogoUrl": "https://acme.example/logo.svg",
+                    "k8sConformanceUrl": "https://github.com/cncf/k8s-conformance/tree/master/v1.37/acme",
+                }
+            )
+        )
+        created = kaic(
+            "submission",
+            "create",
+            tmp_path / "got",
+            "--checklist",
+            TEMPLATE,
+            "--product",
+            product,
+            "--out",
+            tmp_path / "submission",
+        )
+        assert created.returncode in (0, 1), created.stderr  # 1: lint names the MUSTs this focus left out
+        assert (Path(created.stdout.strip()) / "README.md").is_file()
+
+    deleted = kaic("delete", run_id)
+    assert deleted.returncode == 0, deleted.stderr
+    assert left_behind(node_cluster.kubeconfig, run_id) == []
+    gone = kaic("status", run_id)
+    assert gone.returncode == 2 and "any more (deleted)" in gone.stderr, gone.stderr
+
+
+def test_the_runner_may_do_what_the_plan_grants_and_the_api_refuses_it_the_rest(kaic, node_cluster):
+    launched = kaic("run", "--in-cluster", "--detach", *FOCUS, "-o", "json")
+    assert launched.returncode == 0, launched.stderr
+    run_id = json.loads(launched.stdout)["run"]
+    try:
+        role = yaml.safe_load(kaic("plan", *FOCUS, "--kubernetes-version", "1.37", "--rbac").stdout)
+        runner = kube.connect(str(node_cluster.kubeconfig))
+        runner.api.set_default_header("Impersonate-User", f"system:serviceaccount:kaic-{run_id}:kaic-runner")
+        for rule in role["rules"]:
+            if "list" in rule["verbs"] and rule["apiGroups"] == [""] and rule["resources"] == ["nodes"]:
+                assert runner.get("/api/v1/nodes", limit=1)["items"]  # granted: answered
+        refused = {
+            "list secrets": "/api/v1/secrets",
+            "read configmaps of kube-system": "/api/v1/namespaces/kube-system/configmaps",
+        }
+        for what, path in refused.items():
+            with pytest.raises(ApiException) as caught:
+                runner.get(path)
+            assert caught.value.status == 403, what
+        with pytest.raises(ApiException) as caught:
+            runner.create(
+                "/api/v1/namespaces/kube-system/configmaps", {"metadata": {"name": "kaic-not-allowed"}}
+            )
+        assert caught.value.status == 403
+        admin = kube.connect(str(node_cluster.kubeconfig))
+        user = f"system:serviceaccount:kaic-{run_id}:kaic-runner"
+        for rule in role["rules"]:
+            for verb in rule["verbs"]:
+                review = admin.create(
+                    "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                    {
+                        "apiVersion": "authorization.k8s.io/v1",
+                        "kind": "SubjectAccessReview",
+                        "spec": {
+                            "user": user,
+                            "groups": ["system:serviceaccounts", f"system:serviceaccounts:kaic-{run_id}"],
+                            "resourceAttributes": {
+                                "group": rule["apiGroups"][0],
+                                "resource": rule["resources"][0],
+                                "verb": verb,
+                            },
+                        },
+                    },
+                )
+                assert review["status"]["allowed"], (rule, verb)
+    finally:
+        wait_finished(kaic, run_id)
+        assert kaic("delete", run_id).returncode == 0
+    assert left_behind(node_cluster.kubeconfig, run_id) == []
+
+
+def test_a_client_killed_mid_run_leaves_the_run_going_and_its_results_are_retrieved_later(
+    kaic, node_cluster, tmp_path
+):
+    client = subprocess.Popen(
+        [sys.executable, "-m", "kaic", "run", "--in-cluster", *FOCUS, "-d", tmp_path / "never"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=kaic.env,
+    )
+    assert client.stderr is not None
+    run_id = ""
+    for line in client.stderr:
+        if " launched in namespace " in line:
+            run_id = line.split("run ", 1)[1].split()[0]
+        if "] start " in line:  # the runner is probing
+            break
+    client.send_signal(signal.SIGKILL)
+    client.wait(timeout=30)
+    assert run_id, "the client never said its run id"
+    done = wait_finished(kaic, run_id)
+    assert done["phase"] == "finished", done
+    got = kaic("retrieve", run_id, "-d", tmp_path / "later")
+    assert got.returncode == done["exitCode"], got.stderr
+    assert json.loads((tmp_path / "later" / REPORT_FILE).read_text())["run"]["complete"] is True
+    assert not (tmp_path / "never").exists() or not any((tmp_path / "never").iterdir())
+    assert kaic("delete", run_id).returncode == 0
+    assert left_behind(node_cluster.kubeconfig, run_id) == []
+
+
+def test_unknown_runs_and_runs_of_another_cluster_are_bad_input(kaic, tmp_path):
+    unknown = kaic("status", "feedf00d")
+    assert unknown.returncode == 2 and "no in-cluster run of that id on this cluster" in unknown.stderr
+    records = tmp_path / "state" / "kaic" / "runs"
+    records.mkdir(parents=True)
+    (records / "abad1dea.json").write_text(
+        json.dumps({"server": "https://127.0.0.2:6443", "context": "other"})
+    )
+    for command in ("status", "logs", "retrieve", "delete"):
+        elsewhere = kaic(command, "abad1dea")
+        assert elsewhere.returncode == 2, (command, elsewhere.stderr)
+        assert (
+            "was launched on another cluster (server https://127.0.0.2:6443, context other)"
+            in elsewhere.stderr
+        )
+        assert "--context other" in elsewhere.stderr and len(elsewhere.stderr.splitlines()) == 1
