@@ -269,7 +269,7 @@ tools: .tools/bin/gotestsum
 unit: venv
 	$(VENV)/bin/python -m pytest tests/unit -q
 
-test: venv tools cosign cluster
+test: venv tools cosign cluster image
 	$(VENV)/bin/python -m pytest
 
 # The first look at kaic: build what the reference cluster needs, bring it up, run the certified profile with
@@ -325,8 +325,8 @@ cosign: .tools/bin/cosign
 # image          the kaic runner image as an OCI image layout archive, dist/kaic-runner.tar, built without a
 #                container engine (docs/in-cluster.md): cluster/image/rootfs.sh assembles the tree (Debian's Python
 #                3.11, kaic's wheel and its pinned dependencies), kaic-image (cluster/image, go-containerregistry)
-#                writes it as one layer. Rebuilt from scratch each time; the same commit gives the same digest
-#                (SOURCE_DATE_EPOCH defaults to the commit's time). Needs root (ownership kept by dpkg-deb) and
+#                writes it as one layer. Rebuilt from scratch when a tracked file of kaic or of the image changed;
+#                the same commit gives the same digest (SOURCE_DATE_EPOCH defaults to the commit's time). Needs root (ownership kept by dpkg-deb) and
 #                apt's and PyPI's mirrors. `ctr images import` reads it.
 
 IMAGE := dist/kaic-runner.tar
@@ -342,7 +342,12 @@ IMAGE_SOURCES := cluster/image/go.mod cluster/image/go.sum $(shell find cluster/
 .tools/bin/kaic-image: $(IMAGE_SOURCES)
 	cd cluster/image && CGO_ENABLED=0 $(GO) build -trimpath -o ../../$@ ./cmd/kaic-image
 
-image: $(if $(filter $(abspath $(VENV))/bin/pip,$(IMAGE_PIP)),venv) .tools/bin/kaic-image
+# What goes into the image: kaic's wheel (its sources, probes, profiles) and the image's own pins and scripts.
+IMAGE_INPUTS := $(shell git ls-files src conformance profiles pyproject.toml cluster/image 2>/dev/null)
+
+image: $(IMAGE)
+
+$(IMAGE): .tools/bin/kaic-image $(IMAGE_INPUTS) | $(if $(filter $(abspath $(VENV))/bin/pip,$(IMAGE_PIP)),venv)
 	@rm -rf $(IMAGE).rootfs && mkdir -p $(IMAGE).rootfs
 	cluster/image/rootfs.sh $(IMAGE_PIP) $(abspath $(IMAGE).rootfs)
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) .tools/bin/kaic-image -rootfs $(IMAGE).rootfs -o $(IMAGE) -ref $(IMAGE_REF) \

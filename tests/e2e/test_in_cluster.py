@@ -1,10 +1,11 @@
 """`kaic run --in-cluster` end to end on the local cluster's real node, in subprocesses, as a user runs it.
 
-The runner image is the one `make image` left in dist/ (imported with `kaic cluster load-image`); every run
-judges the same focus, secure_accelerator_access, whose probes run containers holding DRA GPUs on the real
-node. Covered: the same outcomes as a local run, results that verify after signing here, a detached run
-checked, retrieved, signed and submitted later, a client killed mid-run, the runner's ServiceAccount refused
-what the plan does not grant, `delete` leaving nothing, and the bad-input contract of the run commands.
+The runner image is the one `make image` left in dist/ (imported with `kaic cluster load-image`). Runs judge
+secure_accelerator_access, whose probes run containers holding DRA GPUs on the real node, except the detached
+one, which is certified as a submission needs. Covered: the same outcomes as a local run, results that verify
+after signing here, a detached run checked, retrieved, signed and submitted later, a client killed mid-run,
+the runner's ServiceAccount refused what the plan does not grant, `delete` leaving nothing, and the bad-input
+contract of the run commands.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def test_an_in_cluster_run_judges_as_a_local_run_and_its_results_verify_after_si
 def test_a_detached_run_is_checked_retrieved_signed_and_submitted_later_then_deleted(
     kaic, node_cluster, tmp_path
 ):
-    launched = kaic("run", "--in-cluster", "--detach", *FOCUS, "-o", "json")
+    launched = kaic("run", "--in-cluster", "--detach", "--mode", "certified", "-o", "json")  # as submitted
     assert launched.returncode == 0, launched.stderr
     run_id = json.loads(launched.stdout)["run"]
 
@@ -168,10 +169,12 @@ def test_a_detached_run_is_checked_retrieved_signed_and_submitted_later_then_del
 
     listed = kaic("status")
     assert listed.returncode == 0 and run_id in listed.stdout, listed.stdout + listed.stderr
-    done = wait_finished(kaic, run_id)
-    assert done["phase"] == "finished" and done["probes"]["done"] == done["probes"]["total"] == 6, done
+    done = wait_finished(kaic, run_id, timeout_s=900)
+    total = done["probes"]["total"]
+    assert done["phase"] == "finished" and done["probes"]["done"] == total > 20, done
     log = kaic("logs", run_id)
-    assert log.returncode == 0 and "[  6/6]" in log.stdout and "results stored" in log.stdout, log.stdout
+    assert log.returncode == 0 and f"[{total:>3}/{total}]" in log.stdout, log.stdout
+    assert "results stored" in log.stdout, log.stdout
 
     got = kaic("retrieve", run_id, "-d", tmp_path / "got")
     assert got.returncode == done["exitCode"], got.stderr  # the run's own exit code
@@ -210,7 +213,7 @@ def test_a_detached_run_is_checked_retrieved_signed_and_submitted_later_then_del
             "--out",
             tmp_path / "submission",
         )
-        assert created.returncode in (0, 1), created.stderr  # 1: lint names the MUSTs this focus left out
+        assert created.returncode in (0, 1), created.stderr  # 1: lint flags what this cluster lacks
         assert (Path(created.stdout.strip()) / "README.md").is_file()
 
     deleted = kaic("delete", run_id)
