@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from acme import product_file
 from kubernetes.client.exceptions import ApiException
 
 from kaic.kube import client as kube
@@ -186,22 +187,7 @@ def test_a_detached_run_is_checked_retrieved_signed_and_submitted_later_then_del
     verified = kaic("verify", tmp_path / "got", "--key", tmp_path / "kaic.pub")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     if TEMPLATE.is_file():
-        product = tmp_path / "product.yaml"
-        product.write_text(
-            yaml.safe_dump(
-                {
-                    "vendorName": "Acme",
-                    "platformName": "Acme AI Platform",
-                    "platformVersion": "2.1",
-                    "description": "Acme's platform for AI workloads.",
-                    "contactEmailAddress": "ai@acme.example",
-                    "websiteUrl": "https://acme.example/",
-                    "documentationUrl": "https://acme.example/docs",
-                    "productLogoUrl": "https://acme.example/logo.svg",
-                    "k8sConformanceUrl": "https://github.com/cncf/k8s-conformance/tree/master/v1.37/acme",
-                }
-            )
-        )
+        product = product_file(tmp_path / "product.yaml")
         created = kaic(
             "submission",
             "create",

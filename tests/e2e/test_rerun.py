@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from acme import product_file
 
 from kaic.kube import client as kube
 from kaic.results.run_dir import ENVELOPE_FILE, PYTEST_LOG_FILE, REPORT_FILE, RUN_SETTINGS_FILE, SUMMARY_FILE
@@ -153,22 +154,7 @@ def test_rerun_failed_runs_only_the_failed_probe_after_the_fix_and_the_merge_is_
         assert changed == {"fixable.marker": "fix"}
 
         if TEMPLATE.is_file():
-            product = tmp_path / "product.yaml"
-            product.write_text(
-                yaml.safe_dump(
-                    {
-                        "vendorName": "Acme",
-                        "platformName": "Acme AI Platform",
-                        "platformVersion": "2.1",
-                        "description": "Acme's platform for AI workloads.",
-                        "contactEmailAddress": "ai@acme.example",
-                        "websiteUrl": "https://acme.example/",
-                        "documentationUrl": "https://acme.example/docs",
-                        "productLogoUrl": "https://acme.example/logo.svg",
-                        "k8sConformanceUrl": "https://github.com/cncf/k8s-conformance/tree/master/v1.37/acme",
-                    }
-                )
-            )
+            product = product_file(tmp_path / "product.yaml")
             created = kaic(
                 "submission",
                 "create",

@@ -164,7 +164,10 @@ def log_lines(
         if current.phase != "pending":
             break
         if current.detail.startswith(("ErrImage", "ImagePull", "InvalidImage")):
-            raise RunNotStarted(f"run {run_id}: the runner cannot start: {current.detail}")
+            raise RunNotStarted(
+                f"run {run_id}: the runner cannot start: {current.detail}; fix that (--runner-image, "
+                f"docs/in-cluster.md) and remove the run with `kaic delete {run_id}`"
+            )
         if not follow or stop():
             return
         time.sleep(POLL_S)

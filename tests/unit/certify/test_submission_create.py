@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from acme import PRODUCT
 from click.testing import CliRunner
 
 from kaic.certify.submission import SubmissionError
@@ -26,17 +27,6 @@ pytestmark = pytest.mark.skipif(
     not TEMPLATE.is_file(), reason=f"the official checklists are not at {CHECKLISTS}"
 )
 
-PRODUCT = {
-    "vendorName": "Acme",
-    "platformName": "Acme AI Platform",
-    "platformVersion": "2.1",
-    "description": "Acme's platform for AI workloads.",
-    "contactEmailAddress": "ai@acme.example",
-    "websiteUrl": "https://acme.example/",
-    "documentationUrl": "https://acme.example/docs",
-    "productLogoUrl": "https://acme.example/logo.svg",
-    "k8sConformanceUrl": "https://github.com/cncf/k8s-conformance/tree/master/v1.37/acme",
-}
 ARTIFACTS = ("junit.xml", "results.json", "e2e.log")
 # The certified fixture run, requirement by requirement, as PRODUCT.yaml must say it.
 STATUS = {

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from acme import product_file
 from click.testing import CliRunner
 from junitparser import JUnitXml
 
@@ -222,22 +222,7 @@ def test_sign_verify_diff_and_submission_accept_a_merge(broken: Path, tmp_path: 
 
     if not TEMPLATE.is_file():
         pytest.skip(f"the official checklists are not at {TEMPLATE.parent}")
-    product = tmp_path / "product.yaml"
-    product.write_text(
-        yaml.safe_dump(
-            {
-                "vendorName": "Acme",
-                "platformName": "Acme AI Platform",
-                "platformVersion": "2.1",
-                "description": "Acme's platform for AI workloads.",
-                "contactEmailAddress": "ai@acme.example",
-                "websiteUrl": "https://acme.example/",
-                "documentationUrl": "https://acme.example/docs",
-                "productLogoUrl": "https://acme.example/logo.svg",
-                "k8sConformanceUrl": "https://github.com/cncf/k8s-conformance/tree/master/v1.37/acme",
-            }
-        )
-    )
+    product = product_file(tmp_path / "product.yaml")
     created = kaic(
         "submission", "create", out, "--checklist", TEMPLATE, "--product", product, "--out", tmp_path
     )
