@@ -53,7 +53,7 @@ RBAC = (
     Rule("apps", "deployments", ("create", "get", "list", "watch", "delete")),
     Rule("autoscaling", "horizontalpodautoscalers", ("create", "get", "delete")),
     Rule("", "pods", ("watch",)),
-    Rule(METRIC_API, "pods", ("get", "list")),
+    Rule(METRIC_API, f"pods/{METRIC}", ("get",)),  # a metric is a subresource to RBAC: pods/<metric>
     Rule("apiregistration.k8s.io", "apiservices", ("list",), namespaced=False),
 )
 
