@@ -13,7 +13,10 @@ import contextlib
 import fcntl
 import functools
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +162,29 @@ def cluster_for(
 def local_cluster(cluster_for: Callable[[str], LocalCluster]) -> LocalCluster:
     """The conformant scenario's cluster."""
     return cluster_for("conformant")
+
+
+RUNNER_ARCHIVE = Path(__file__).resolve().parents[1] / "dist" / "kaic-runner.tar"
+
+
+@pytest.fixture(scope="session")
+def load_runner_image() -> Callable[[LocalCluster], None]:
+    """`load_runner_image(cluster)`: import the runner image `make image` left in dist/ into the cluster's
+    real node, as a user would (`kaic cluster load-image`); skip without the archive, fail in CI."""
+
+    def load(cluster: LocalCluster) -> None:
+        if not RUNNER_ARCHIVE.exists():
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI needs the runner image: {RUNNER_ARCHIVE} is missing (`make image`)")
+            pytest.skip(f"no {RUNNER_ARCHIVE}: run `make image`")
+        done = subprocess.run(
+            [sys.executable, "-m", "kaic", "cluster", "load-image", str(RUNNER_ARCHIVE)]
+            + ["--state-dir", str(cluster.state_dir)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+
+    return load

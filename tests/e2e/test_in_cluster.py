@@ -1,6 +1,6 @@
 """`kaic run --in-cluster` end to end on the local cluster's real node, in subprocesses, as a user runs it.
 
-The runner image is the one `make image` left in dist/ (imported with `kaic cluster load-image`). Runs judge
+The runner image is the one `make image` left in dist/ (the `load_runner_image` fixture). Runs judge
 secure_accelerator_access, whose probes run containers holding DRA GPUs on the real node, except the detached
 one, which is certified as a submission needs. Covered: the same outcomes as a local run, results that verify
 after signing here, a detached run checked, retrieved, signed and submitted later, a client killed mid-run,
@@ -31,38 +31,17 @@ from kaic.results.run_dir import REPORT_FILE
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.scenario("real-node")]
 
 ROOT = Path(__file__).resolve().parents[2]
-ARCHIVE = ROOT / "dist" / "kaic-runner.tar"
 TEMPLATE = ROOT.parent / "shared" / "reference" / "checklists" / "AIConformance-1.37.yaml"
 FOCUS = ("--focus", "secure_accelerator_access")
 PASSWORD = "e2e-in-cluster"
 
 
 @pytest.fixture(scope="module")
-def node_cluster(cluster_for, require_real_node):
+def node_cluster(cluster_for, require_real_node, load_runner_image):
     """The real-node scenario's cluster with the runner image in its node's containerd."""
     require_real_node()
-    if not ARCHIVE.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the runner image: {ARCHIVE} is missing (`make image`)")
-        pytest.skip(f"no {ARCHIVE}: run `make image`")
     cluster = cluster_for("real-node")
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kaic",
-            "cluster",
-            "load-image",
-            str(ARCHIVE),
-            "--state-dir",
-            str(cluster.state_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert loaded.returncode == 0, loaded.stderr
+    load_runner_image(cluster)
     return cluster
 
 

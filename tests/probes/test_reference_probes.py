@@ -46,6 +46,32 @@ def test_a_certified_run_passes_every_must_but_accelerator_metrics(cluster_for, 
 
 @pytest.mark.cluster
 @pytest.mark.scenario(SCENARIO)
+def test_a_certified_run_inside_the_cluster_judges_the_same_with_only_the_plans_permissions(
+    cluster_for, tmp_path, require_real_node, load_runner_image
+):
+    """The same run as a Job (`--in-cluster`), whose ServiceAccount holds exactly the plan's ClusterRole: a
+    probe that needs a permission it does not declare errors here, where a run with admin rights hides it."""
+    require_real_node(*BUILDS)
+    cluster = cluster_for(SCENARIO)
+    load_runner_image(cluster)
+    report = run_kaic(
+        cluster,
+        tmp_path / "run",
+        (),
+        "--profile",
+        "ai-v1.0",
+        "--mode",
+        "certified",
+        "--in-cluster",
+        version=VERSION,
+    )
+    assert report["cluster"]["context"] == "in-cluster"
+    assert_matches_matrix(report, SCENARIO, MATRIX[SCENARIO])
+    assert_nothing_left(cluster.kubeconfig, report["run"]["id"])
+
+
+@pytest.mark.cluster
+@pytest.mark.scenario(SCENARIO)
 def test_status_shows_the_memory_of_every_process_and_real_node_pod(cluster_for, require_real_node):
     """The control plane, the node's daemons, each pod on the real node (Prometheus, Trainer, JobSet) and the
     shims: each row with its resident memory, and a total that adds them up."""
