@@ -1034,18 +1034,30 @@ CLEANUP_AND_MORE = [
     case(
         "in-cluster-detach-sign-key",
         f"{RUN} --in-cluster --detach --sign-key {{in}}/kaic.key",
-        "--sign-key with --detach: nothing is on this machine to sign",
+        "--sign-key with --detach: nothing is on this machine yet",
     ),
     case(
         "in-cluster-detach-output-dir",
         f"{RUN} --in-cluster --detach --output-dir {{in}}/emptydir",
-        "--output-dir with --detach: a detached run writes nothing here",
+        "--output-dir with --detach: nothing is on this machine yet",
     ),
     case(
         "in-cluster-rerun-failed",
         f"{RUN} --in-cluster --rerun-failed {{in}}/signed",
         "--rerun-failed with --in-cluster: the source folder is on this machine",
     ),
+    case("detach-without-in-cluster", f"{RUN} --detach", "--detach: only with --in-cluster"),
+    case(
+        "runner-image-without-in-cluster",
+        f"{RUN} --runner-image r/k:1",
+        "--runner-image: only with --in-cluster",
+    ),
+    case(
+        "in-cluster-results-ttl",
+        f"{RUN} --in-cluster --results-ttl 5s",
+        "--results-ttl 5s: give between 1m and 2147483647s",
+    ),
+    case("status-bad-run-id", f"status ../x {KC}", "RUN_ID '../x': not a kaic run id"),
     case("status-no-kubeconfig", "status", "--kubeconfig: none given and none found"),
     case("retrieve-no-run-id", f"retrieve {KC}", "RUN_ID"),
     case(

@@ -24,6 +24,7 @@ from kaic.results.outcomes import ExitCode
 from kaic.settings import CLEANUP_TIMEOUT_S, REQUEST_TIMEOUT_S
 
 RUN_ID = click.argument("run_id", metavar="RUN_ID")
+MIN_TTL_S, MAX_TTL_S = 60, 2**31 - 1
 
 
 def cluster_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -45,12 +46,13 @@ def _connect(kwargs: dict[str, Any]) -> Any:
 
 @contextmanager
 def _api_errors(what: str) -> Iterator[None]:
-    """A run id this cluster lacks is bad input (2); an API that fails or refuses is an operation error
-    (3)."""
+    """A run id this cluster lacks, or results asked for too early, is bad input (2); an API that fails or
+    refuses, a runner that cannot start, results that ended, expired or fail their digests, an operation
+    error (3)."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
-    from kaic.incluster.control import RunNotFound, RunNotReady, RunNotStarted
+    from kaic.incluster.control import RunEnded, RunNotFound, RunNotReady, RunNotStarted
     from kaic.incluster.store import ResultsError
     from kaic.kube.client import describe_error
 
@@ -58,19 +60,33 @@ def _api_errors(what: str) -> Iterator[None]:
         yield
     except (RunNotFound, RunNotReady) as exc:
         raise InputError(str(exc)) from None
-    except (RunNotStarted, ResultsError) as exc:
-        raise OperationError(str(exc)) from None
+    except (RunNotStarted, RunEnded, ResultsError, TimeoutError) as exc:
+        raise OperationError(f"{what}: {exc}") from None
     except (ApiException, HTTPError, OSError) as exc:
-        raise OperationError(f"{what}: {describe_error(exc)}") from None
+        notes = " ".join(getattr(exc, "__notes__", []))
+        raise OperationError(f"{what}: {describe_error(exc)} {notes}".strip()) from None
 
 
 # ---- kaic run --in-cluster ---------------------------------------------------------------------------------
 
 
 def refusals(kwargs: dict[str, Any]) -> None:
-    """Flags an in-cluster run cannot honour, refused before anything is created."""
+    """Flags an in-cluster run cannot honour, refused before anything is created; runner flags without
+    --in-cluster are refused too when typed (a config file may set them for every run)."""
     from kaic.profile import builtin_names
 
+    typed = _typed()
+    if not kwargs["in_cluster"]:
+        for flag in (
+            "detach",
+            "runner_image",
+            "runner_node_selector",
+            "runner_toleration",
+            "runner_host_network",
+        ):
+            if flag in typed:
+                raise InputError(f"--{flag.replace('_', '-')}: only with --in-cluster")
+        return
     if kwargs.get("probe_dirs"):
         raise InputError(
             "--probe-dir: an in-cluster run has kaic's own probes only; run in-house probes locally"
@@ -79,38 +95,57 @@ def refusals(kwargs: dict[str, Any]) -> None:
         raise InputError(
             "--gaie-conformance-dir: the runner image has no Go toolchain; run this probe locally"
         )
+    if kwargs.get("rerun_failed"):
+        raise InputError(
+            "--rerun-failed with --in-cluster: the source folder is on this machine; re-run it locally"
+        )
     if kwargs["profile"] not in builtin_names():
         raise InputError(
             f"--profile {kwargs['profile']}: an in-cluster run uses the runner image's built-in profiles "
             f"({', '.join(builtin_names())}); run a profile file locally"
         )
-    if kwargs.get("rerun_failed"):
+    if not MIN_TTL_S <= kwargs["results_ttl"] <= MAX_TTL_S:
         raise InputError(
-            "--rerun-failed with --in-cluster: the source folder is on this machine; re-run it locally"
+            f"--results-ttl {kwargs['results_ttl']:g}s: give between 1m and {MAX_TTL_S}s (a Job's TTL)"
         )
-    if kwargs["detach"] and kwargs.get("sign_key"):
-        raise InputError(
-            "--sign-key with --detach: nothing is on this machine to sign; `kaic retrieve` then `kaic sign`"
-        )
-    if kwargs["detach"] and kwargs.get("output_dir"):
-        raise InputError(
-            "--output-dir with --detach: a detached run writes nothing here; give it to `kaic retrieve -d`"
-        )
+    if kwargs["detach"]:
+        for flag in ("sign_key", "output_dir"):
+            if flag in typed:
+                raise InputError(
+                    f"--{flag.replace('_', '-')} with --detach: nothing is on this machine yet; "
+                    "`kaic retrieve RUN_ID -d DIR`, then `kaic sign DIR`"
+                )
+        kwargs["sign_key"] = kwargs["output_dir"] = None  # defaults from the environment or a config file
+
+
+def _typed() -> set[str]:
+    """The flags given on the command line, not by default, environment or config file."""
+    ctx = click.get_current_context()
+    return {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    }
 
 
 def run_in_cluster(opts: Any, kwargs: dict[str, Any], key: Any) -> None:
-    """Launch the runner; unless detached, follow its log, retrieve its results into the output folder, sign
-    them here, remove the run's objects and exit with the run's exit code."""
+    """Launch the runner; unless detached, follow its log, retrieve its results into the output folder
+    (claimed first), sign them here, remove the run's objects and exit with the run's exit code."""
     from kaic.areas.images import resolve
     from kaic.engine.plan import PlanError, plan_for, plan_only
     from kaic.engine.rbac import role_object
-    from kaic.engine.run import new_run_id
-    from kaic.incluster import control, objects
+    from kaic.engine.run import (
+        RunError,
+        default_output_dir,
+        new_run_id,
+        prepare_output_dir,
+        release_output_dir,
+    )
+    from kaic.incluster import control, objects, runner
     from kaic.profile import ProfileError, choose_version
 
-    refusals(kwargs)
     cluster = _connect(kwargs)
-    opts.run_id = new_run_id()
+    opts.run_id = run_id = new_run_id()
     click.echo(f"kaic: {cluster.connecting()}", err=True)
     with _api_errors(f"cluster {cluster.server()}"):
         version = cluster.get("/version")
@@ -122,7 +157,7 @@ def run_in_cluster(opts: Any, kwargs: dict[str, Any], key: Any) -> None:
     except (PlanError, ProfileError) as exc:
         raise named_input_error(exc) from None
     server = urlsplit(cluster.server())
-    runner = objects.Runner(
+    pod = objects.Runner(
         image=kwargs["runner_image"] or resolve(opts.settings.images, opts.settings.image_mirror)["runner"],
         node_selector=kwargs["runner_node_selector"],
         tolerations=tuple(kwargs["runner_toleration"]),
@@ -130,16 +165,28 @@ def run_in_cluster(opts: Any, kwargs: dict[str, Any], key: Any) -> None:
         if kwargs["runner_host_network"]
         else None,
         results_ttl_s=int(kwargs["results_ttl"]),
+        grace_s=int(opts.settings.cleanup_timeout_s) + 60,
     )
-    with _api_errors("launching the runner"):
-        control.launch(cluster, opts.run_id, role_object(plan), json.dumps(opts.to_json()), runner)
-    run_id = opts.run_id
+    out_dir, made = None, False
+    if not kwargs["detach"]:  # a folder that cannot take the results is found now, not after the run
+        out_dir = kwargs.get("output_dir") or default_output_dir(run_id)
+        try:
+            made = prepare_output_dir(out_dir)
+        except RunError as exc:
+            raise named_input_error(exc) from None
+    try:
+        with _launch_errors(run_id):
+            control.launch(cluster, run_id, role_object(plan), runner.args(opts), pod)
+    except BaseException:
+        if out_dir is not None:
+            release_output_dir(out_dir, made)
+        raise
     click.echo(
-        f"kaic: run {run_id} launched in namespace {objects.namespace(run_id)} ({runner.image}; "
+        f"kaic: run {run_id} launched in namespace {objects.namespace(run_id)} ({pod.image}; "
         f"{plan.profile.id}, checklist {plan.version}, mode {plan.mode}, {len(plan.probes)} probes)",
         err=True,
     )
-    if kwargs["detach"]:
+    if out_dir is None:
         if kwargs["output"] == "json":
             click.echo(json.dumps({"run": run_id, "namespace": objects.namespace(run_id)}))
         click.echo(
@@ -152,53 +199,68 @@ def run_in_cluster(opts: Any, kwargs: dict[str, Any], key: Any) -> None:
         with _api_errors(f"following run {run_id}"):
             for line in control.log_lines(cluster, run_id, follow=True):
                 click.echo(line, err=True)
-            current = _settled(cluster, run_id)
-    except KeyboardInterrupt:
-        click.echo(
-            f"\nkaic: stopped following; run {run_id} goes on in the cluster: `kaic status {run_id}`",
-            err=True,
-        )
-        sys.exit(ExitCode.INCOMPLETE)
-    if current.manifest is None:
-        raise OperationError(
-            f"run {run_id} {current.phase}: {current.detail}; remove it with `kaic delete {run_id}`"
-        )
-    out_dir = _retrieve_into(cluster, run_id, kwargs.get("output_dir"))
-    with _api_errors(f"removing run {run_id}"):  # the results are safe here: leave nothing in the cluster
-        control.delete(cluster, run_id, kwargs["cleanup_timeout"] or CLEANUP_TIMEOUT_S)
+            current = control.wait_ended(cluster, run_id)
+        if current.manifest is None:
+            raise OperationError(
+                f"run {run_id} {current.phase}: {current.detail}; remove it with `kaic delete {run_id}`"
+            )
+        _unpack(cluster, run_id, out_dir)
+    except BaseException as exc:
+        release_output_dir(out_dir, made)
+        if isinstance(exc, KeyboardInterrupt):
+            click.echo(
+                f"\nkaic: stopped following; run {run_id} goes on in the cluster: `kaic status {run_id}`, "
+                f"`kaic retrieve {run_id}`, `kaic delete {run_id}`",
+                err=True,
+            )
+            sys.exit(ExitCode.INCOMPLETE)
+        raise
+    try:
+        with _api_errors(f"removing run {run_id}"):  # the results are safe here: leave nothing in the cluster
+            control.delete(cluster, run_id, kwargs["cleanup_timeout"] or CLEANUP_TIMEOUT_S)
+    except OperationError as exc:  # the run's verdict stands; what is left is named
+        click.echo(f"kaic: warning: {exc.message}; finish with `kaic delete {run_id}`", err=True)
     from kaic.cli.errors import load_report
     from kaic.cli.run import conclude
 
     conclude(out_dir, load_report(out_dir), ExitCode(current.manifest["exitCode"]), key, kwargs, None)
 
 
-def _settled(cluster: Any, run_id: str) -> Any:
-    """The run's state once the runner has ended (its log ends a moment before its results are read)."""
-    import time
+@contextmanager
+def _launch_errors(run_id: str) -> Iterator[None]:
+    """Objects the API refuses as invalid came from the runner flags: bad input, naming them."""
+    from kubernetes.client.exceptions import ApiException
 
-    from kaic.incluster import control
+    from kaic.kube.client import describe_error
 
-    while (current := control.state(cluster, run_id)).phase in ("pending", "running"):
-        time.sleep(control.POLL_S)
-    return current
-
-
-def _retrieve_into(cluster: Any, run_id: str, output_dir: Path | None) -> Path:
-    from kaic.engine.run import RunError, default_output_dir, prepare_output_dir, release_output_dir
-    from kaic.incluster import control
-
-    folder = output_dir or default_output_dir(run_id)
     try:
-        made = prepare_output_dir(folder)
-    except RunError as exc:
-        raise named_input_error(exc) from None
-    try:
-        with _api_errors(f"retrieving run {run_id}"):
-            control.retrieve(cluster, run_id, folder)
-    except BaseException:
-        release_output_dir(folder, made)
+        with _api_errors("launching the runner"):
+            yield
+    except OperationError as exc:
+        cause = exc.__context__
+        if isinstance(cause, ApiException) and cause.status == 422:
+            raise InputError(
+                "--runner-image, --runner-node-selector or --runner-toleration: the cluster refused the "
+                f"runner as invalid ({describe_error(cause)})"
+            ) from None
         raise
-    return folder
+
+
+def _unpack(cluster: Any, run_id: str, folder: Path) -> dict[str, Any]:
+    """Fetch the run's results into a claimed folder; returns their manifest."""
+    from kaic.incluster import control, store
+
+    with _api_errors(f"retrieving run {run_id}"):
+        manifest, blob = control.fetch(cluster, run_id)
+    try:
+        store.unpack(blob, manifest["files"], folder)
+    except OSError as exc:
+        raise OperationError(
+            f"--output-dir {folder}: cannot write the results there ({exc.strerror or exc})"
+        ) from None
+    except store.ResultsError as exc:
+        raise OperationError(f"retrieving run {run_id}: {exc}") from None
+    return manifest
 
 
 # ---- status, logs, retrieve, delete -----------------------------------------------------------------------
@@ -214,8 +276,10 @@ def status(run_id: str | None, output: str, **kwargs: Any) -> None:
 
     cluster = _connect(kwargs)
     with _api_errors(f"cluster {cluster.server()}"):
-        ids = [run_id] if run_id else control.runs(cluster)
-        states = [control.state(cluster, i) for i in ids]
+        if run_id:
+            states = [control.state(cluster, run_id)]
+        else:
+            states = [s for i in control.runs(cluster) if (s := _still_there(cluster, i))]
     if output == "json":
         click.echo(json.dumps([_as_dict(s) for s in states], indent=2))
         return
@@ -224,6 +288,16 @@ def status(run_id: str | None, output: str, **kwargs: Any) -> None:
         return
     for current in states:
         click.echo(_line(current))
+
+
+def _still_there(cluster: Any, run_id: str) -> Any:
+    """A listed run's state, or None when it went (deleted) since it was listed."""
+    from kaic.incluster import control
+
+    try:
+        return control.state(cluster, run_id)
+    except control.RunNotFound:
+        return None
 
 
 def _as_dict(current: Any) -> dict[str, Any]:
@@ -279,18 +353,27 @@ def logs(run_id: str, follow: bool, **kwargs: Any) -> None:
 def retrieve(run_id: str, output_dir: Path | None, **kwargs: Any) -> None:
     """Fetch a finished in-cluster run's results folder, every file checked against the digest the runner
     recorded; exits with the run's own exit code."""
+    from kaic.engine.run import RunError, default_output_dir, prepare_output_dir, release_output_dir
     from kaic.incluster import control
 
     cluster = _connect(kwargs)
-    with _api_errors(f"cluster {cluster.server()}"):
-        control.state(cluster, run_id)  # an unknown run fails before a folder is made
-    folder = _retrieve_into(cluster, run_id, output_dir)
+    with _api_errors(f"retrieving run {run_id}"):
+        control.fetch(cluster, run_id)  # a run that is unknown or not finished fails before a folder is made
+    folder = output_dir or default_output_dir(run_id)
+    try:
+        made = prepare_output_dir(folder)
+    except RunError as exc:
+        raise named_input_error(exc) from None
+    try:
+        manifest = _unpack(cluster, run_id, folder)
+    except BaseException:
+        release_output_dir(folder, made)
+        raise
     from kaic.cli.errors import load_report
 
-    report = load_report(folder)
-    click.echo(f"kaic: run {run_id}: {report.verdict.get('summary', '')}", err=True)
+    click.echo(f"kaic: run {run_id}: {load_report(folder).verdict.get('summary', '')}", err=True)
     click.echo(f"results: {folder}", err=True)
-    sys.exit(int(report.verdict["exitCode"]))
+    sys.exit(int(manifest["exitCode"]))
 
 
 @click.command()

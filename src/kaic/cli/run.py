@@ -597,6 +597,9 @@ def run(**kwargs: Any) -> None:
     or partial (every selected MUST passed, but --focus/--skip left MUSTs out: never conformant).
     In quick mode: 0 when discovery completed, 3 when not.
     """
+    from kaic.cli.incluster import refusals
+
+    refusals(kwargs)
     if kwargs["dry_run"]:
         if kwargs["rerun_failed"]:
             raise InputError("--dry-run: not with --rerun-failed; `kaic results DIR` shows what did not pass")

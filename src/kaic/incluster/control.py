@@ -5,24 +5,48 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from kaic.incluster import objects, store
 from kaic.kube import cleanup
 from kaic.kube.client import Cluster
-from kaic.kube.labels import RUNNER_LABEL, runner_selector
+from kaic.kube.labels import RUNNER_LABEL, selector
 
 POLL_S = 1.0
+# How long a runner may stay pending (no pod, unschedulable, image pulling) before a follower gives up on it.
+START_TIMEOUT_S = 300.0
+# A followed log silent this long is reopened (a long probe prints nothing; a dropped connection never ends).
+LOG_SILENCE_S = 60.0
+# What a container waits for on its way to running; any other waiting reason means it cannot start.
+STARTING = ("ContainerCreating", "PodInitializing")
+RUN_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?$")  # a run id goes into names: a DNS label part
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
 
 
 class RunNotFound(Exception):
     """No in-cluster run of that id on this cluster (bad input: the message says where it may be)."""
+
+
+class RunNotStarted(Exception):
+    """The runner cannot start: an image it cannot run, a pod that is not placed or not made (operation
+    error)."""
+
+
+class RunNotReady(Exception):
+    """Results asked for while the run is still going (bad input: wait for it)."""
+
+
+class RunEnded(Exception):
+    """Results asked for from a run that ended without them, or whose results expired (operation error)."""
 
 
 @dataclass
@@ -31,10 +55,18 @@ class RunState:
 
     run_id: str
     phase: str  # pending, running, finished, failed, expired
-    detail: str  # why it is pending or failed, or where its results are
+    detail: str  # why it is pending, failed or expired
     status: dict[str, Any]  # the runner's last status (total, done, outcomes), {} before it starts
     manifest: dict[str, Any] | None  # the stored results' manifest, once they are whole
     created: str
+
+
+def checked(run_id: str) -> str:
+    if not RUN_ID.match(run_id):
+        raise RunNotFound(
+            f"RUN_ID {run_id!r}: not a kaic run id (lowercase letters and digits, as `kaic status` lists)"
+        )
+    return run_id
 
 
 def records_dir() -> Path:
@@ -74,30 +106,33 @@ def not_found(cluster: Cluster, run_id: str) -> RunNotFound:
 
 
 def launch(
-    cluster: Cluster, run_id: str, plan_role: dict[str, Any], options: str, runner: objects.Runner
+    cluster: Cluster, run_id: str, plan_role: dict[str, Any], options: list[str], runner: objects.Runner
 ) -> None:
-    """Create the run's objects in order; if one is refused, remove those already made and re-raise."""
+    """Create the run's objects in order; if one is refused, remove those already made (what cannot be
+    removed is named) and re-raise."""
     made: list[str] = []
     try:
         for manifest in objects.manifests(run_id, plan_role, options, runner):
             collection = objects.path(manifest)
             cluster.create(collection, manifest)
             made.append(f"{collection}/{manifest['metadata']['name']}")
-    except BaseException:
+    except BaseException as exc:
+        left = []
         for item in reversed(made):
             try:
                 cluster.delete(item)
-            except Exception:  # noqa: BLE001,S110 - best effort; `kaic delete` finishes it
-                pass
+            except Exception:  # noqa: BLE001 - named below; `kaic delete` finishes it
+                left.append(item)
+        if left:
+            exc.add_note(f"left behind: {', '.join(left)}; remove them with `kaic delete {run_id}`")
         raise
     remember(cluster, run_id)
 
 
-def _namespace(cluster: Cluster, run_id: str) -> dict[str, Any]:
-    found = cluster.get_or_none(f"/api/v1/namespaces/{objects.namespace(run_id)}")
-    if not found or (found["metadata"].get("labels") or {}).get(RUNNER_LABEL) != run_id:
-        raise not_found(cluster, run_id)
-    return found
+def _namespace(cluster: Cluster, run_id: str) -> dict[str, Any] | None:
+    name = objects.namespace(checked(run_id))
+    found = cluster.get_or_none(f"/api/v1/namespaces/{name}")
+    return found if found and _labels(found).get(RUNNER_LABEL) == run_id else None
 
 
 def runner_pod(cluster: Cluster, run_id: str) -> dict[str, Any] | None:
@@ -109,121 +144,191 @@ def runner_pod(cluster: Cluster, run_id: str) -> dict[str, Any] | None:
     return max(pods, key=lambda p: p["metadata"]["creationTimestamp"]) if pods else None
 
 
-def _waiting(pod: dict[str, Any]) -> str:
-    """Why the runner's container has not started (an image it cannot pull, most often), or ''."""
+def _waiting(pod: dict[str, Any]) -> tuple[str, bool]:
+    """Why the runner's container has not started, and whether that is a dead end rather than a wait."""
     for container in (pod.get("status") or {}).get("containerStatuses") or []:
         waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") and waiting["reason"] != "ContainerCreating":
-            return f"{waiting['reason']}: {waiting.get('message', '')}".rstrip(": ")
+        if waiting.get("reason") and waiting["reason"] not in STARTING:
+            return f"{waiting['reason']}: {waiting.get('message', '')}".rstrip(": "), True
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            return f"unschedulable: {condition.get('message', '')}"
+            return f"unschedulable: {condition.get('message', '')}", False
+    return "starting", False
+
+
+def _job_ended(job: dict[str, Any]) -> str:
+    """The Job's Failed or Complete condition, as a reason, or '' while it runs."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") in ("Failed", "Complete") and condition.get("status") == "True":
+            why = f"{condition.get('reason', '')}: {condition.get('message', '')}".strip(": ")
+            return f"the runner's Job {condition['type'].lower()} ({why})"
     return ""
 
 
 def state(cluster: Cluster, run_id: str) -> RunState:
-    """The run's phase from its stored status and results, its Job and its pod."""
+    """The run's phase from its stored results and status, its Job and its pod."""
     ns = _namespace(cluster, run_id)
+    if ns is None:
+        raise not_found(cluster, run_id)
     created = ns["metadata"].get("creationTimestamp", "")
     status = store.read(cluster, run_id, store.STATUS) or {}
-    manifest = store.read(cluster, run_id, store.RESULTS)
-    if manifest is not None:
-        return RunState(run_id, "finished", "results stored", status, manifest, created)
-    job = cluster.get_or_none(f"/apis/batch/v1/namespaces/{ns['metadata']['name']}/jobs/{objects.JOB}")
+
+    def phase(name: str, detail: str, manifest: dict[str, Any] | None = None) -> RunState:
+        return RunState(run_id, name, detail, status, manifest, created)
+
+    if (manifest := store.read(cluster, run_id, store.RESULTS)) is not None:
+        return phase("finished", "results stored", manifest)
+    job = cluster.get_or_none(f"/apis/batch/v1/namespaces/{objects.namespace(run_id)}/jobs/{objects.JOB}")
     if job is None:
-        return RunState(
-            run_id, "expired", "its runner and results are gone (TTL or deleted)", status, None, created
+        return phase(
+            "expired",
+            f"its runner and results are gone (TTL or deleted); `kaic delete {run_id}` removes its RBAC",
         )
     pod = runner_pod(cluster, run_id)
-    phase = ((pod or {}).get("status") or {}).get("phase", "Pending")
-    if phase in ("Succeeded", "Failed") or status.get("phase") == "failed":
-        why = status.get("error") or f"the runner pod ended ({phase}) without storing results"
-        return RunState(run_id, "failed", f"{why}; see `kaic logs {run_id}`", status, None, created)
-    if phase == "Running":
-        return RunState(run_id, "running", "", status, None, created)
-    return RunState(
-        run_id, "pending", _waiting(pod) if pod else "waiting for the Job's pod", status, None, created
+    pod_phase = ((pod or {}).get("status") or {}).get("phase", "")
+    ended = _job_ended(job) or (
+        f"the runner pod ended ({pod_phase})" if pod_phase in ("Succeeded", "Failed") else ""
     )
+    if ended or status.get("phase") == "failed":
+        # The runner stores its results and then exits: read again before calling the run failed.
+        if (manifest := store.read(cluster, run_id, store.RESULTS)) is not None:
+            return phase("finished", "results stored", manifest)
+        return phase(
+            "failed", f"{status.get('error') or ended} without storing results; see `kaic logs {run_id}`"
+        )
+    if pod_phase == "Running":
+        return phase("running", "")
+    return phase("pending", _waiting(pod)[0] if pod else "no runner pod yet")
 
 
 def runs(cluster: Cluster) -> list[str]:
     """The ids of every in-cluster run on this cluster, oldest first."""
-    found = cluster.list("/api/v1/namespaces", labelSelector=runner_selector(None))
+    found = cluster.list("/api/v1/namespaces", labelSelector=selector(None, RUNNER_LABEL))
     ordered = sorted(found, key=lambda ns: ns["metadata"].get("creationTimestamp", ""))
     return [ns["metadata"]["labels"][RUNNER_LABEL] for ns in ordered]
 
 
-def log_lines(
-    cluster: Cluster, run_id: str, follow: bool, stop: Callable[[], bool] = lambda: False
-) -> Iterator[str]:
-    """The runner's log: all of it, and with `follow` the rest as it is written, until the runner ends. Waits
-    for the container to start; a runner that cannot start (image, scheduling) ends the wait with
-    RunNotStarted."""
-    while True:
-        current = state(cluster, run_id)
-        if current.phase != "pending":
-            break
-        if current.detail.startswith(("ErrImage", "ImagePull", "InvalidImage")):
+def wait_started(cluster: Cluster, run_id: str, timeout_s: float = START_TIMEOUT_S) -> RunState:
+    """The run's state once its runner has started (or ended); RunNotStarted when its container cannot start
+    or it stays pending for `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while (current := state(cluster, run_id)).phase == "pending":
+        pod = runner_pod(cluster, run_id)
+        detail, dead_end = _waiting(pod) if pod else (current.detail, False)
+        if dead_end or time.monotonic() > deadline:
             raise RunNotStarted(
-                f"run {run_id}: the runner cannot start: {current.detail}; fix that (--runner-image, "
-                f"docs/in-cluster.md) and remove the run with `kaic delete {run_id}`"
+                f"run {run_id}: the runner cannot start: {detail}; fix that (--runner-image, "
+                f"--runner-node-selector, docs/in-cluster.md) and remove the run with `kaic delete {run_id}`"
             )
-        if not follow or stop():
-            return
         time.sleep(POLL_S)
+    return current
+
+
+def wait_ended(cluster: Cluster, run_id: str) -> RunState:
+    """The run's state once it is no longer pending or running (its log ends a moment before its results
+    are read)."""
+    while (current := state(cluster, run_id)).phase in ("pending", "running"):
+        time.sleep(POLL_S)
+    return current
+
+
+def log_lines(cluster: Cluster, run_id: str, follow: bool) -> Iterator[str]:
+    """The runner's log: what it has written, and with `follow` the rest until the runner ends. A followed
+    log that falls silent or drops is reopened from the last line seen, so nothing repeats or is lost."""
+    current = wait_started(cluster, run_id) if follow else state(cluster, run_id)
     pod = runner_pod(cluster, run_id)
-    if pod is None:  # gone with its Job
-        return
+    if pod is None:
+        if current.phase == "pending":
+            return
+        raise RunEnded(f"run {run_id}: its runner pod is gone (it {current.phase}: {current.detail})")
     path = f"/api/v1/namespaces/{objects.namespace(run_id)}/pods/{pod['metadata']['name']}/log"
-    try:
-        yield from cluster.stream_lines(path, container=objects.CONTAINER, follow="true" if follow else None)
-    except ApiException as exc:
-        if exc.status != 400:  # 400: the container is not there yet or any more
-            raise
+    last: tuple[datetime, str] | None = None
+    while True:
+        since = last[0].isoformat().replace("+00:00", "Z") if last else None
+        try:
+            for stamped in cluster.stream_lines(
+                path,
+                LOG_SILENCE_S,
+                container=objects.CONTAINER,
+                follow="true" if follow else None,
+                timestamps="true",
+                sinceTime=since,
+            ):
+                stamp_text, _, line = stamped.partition(" ")
+                key = (_timestamp(stamp_text), line)
+                if last is not None and key <= last:  # sinceTime is whole seconds: skip what was shown
+                    continue
+                last = key
+                yield line
+        except urllib3.exceptions.ReadTimeoutError:
+            pass
+        except ApiException as exc:
+            if exc.status != 400:  # 400: the container is not there any more
+                raise
+        if not follow or state(cluster, run_id).phase not in ("pending", "running"):
+            return
 
 
-class RunNotStarted(Exception):
-    """The runner's pod cannot start (operation error: the message names the cause)."""
+def _timestamp(text: str) -> datetime:
+    """The kubelet's RFC 3339 timestamp, nanoseconds cut to what datetime holds."""
+    whole, _, fraction = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{whole}.{(fraction + '000000')[:6]}+00:00")
 
 
-def retrieve(cluster: Cluster, run_id: str, folder: Path) -> dict[str, Any]:
-    """Fetch a finished run's results into `folder` (new or empty), every file checked against its digest.
-    Returns the manifest."""
+def fetch(cluster: Cluster, run_id: str) -> tuple[dict[str, Any], bytes]:
+    """A finished run's results manifest and archive, the archive checked against the manifest's digest."""
     current = state(cluster, run_id)
     if current.manifest is None:
-        raise RunNotReady(current)
-    blob = store.fetch(cluster, run_id, current.manifest)
-    store.unpack(blob, current.manifest["files"], folder)
-    return current.manifest
-
-
-class RunNotReady(Exception):
-    """Results asked for before the run stored them (bad input: wait for it)."""
-
-    def __init__(self, current: RunState) -> None:
-        self.state = current
         done = f", {current.status.get('done', 0)} of {current.status.get('total', '?')} probes done"
-        hint = (
-            f"wait with `kaic status {current.run_id}` or `kaic logs {current.run_id} -f`"
-            if current.phase in ("pending", "running")
-            else f"see `kaic logs {current.run_id}`"
-        )
-        super().__init__(
-            f"run {current.run_id} has no results to retrieve: it is {current.phase}{done}; {hint}"
-        )
+        if current.phase in ("pending", "running"):
+            raise RunNotReady(
+                f"run {run_id} has no results to retrieve yet: it is {current.phase}{done}; wait with "
+                f"`kaic status {run_id}` or `kaic logs {run_id} -f`"
+            )
+        raise RunEnded(f"run {run_id} has no results to retrieve: it {current.phase}{done}: {current.detail}")
+    return current.manifest, store.fetch(cluster, run_id, current.manifest)
 
 
 def delete(cluster: Cluster, run_id: str, timeout_s: float) -> list[str]:
-    """Everything the run created: what its probes left (if it was cut short), its ClusterRole and binding,
-    and its namespace with the runner, its RBAC and its results in it."""
-    _namespace(cluster, run_id)
-    deleted = cleanup.sweep(cluster, run_id, timeout_s)
+    """Everything the run created: its runner (stopped first, so it creates nothing more), what its probes
+    left if it was cut short, its ClusterRole and binding, and its namespace with its results."""
+    ns = objects.namespace(checked(run_id))
     name = objects.cluster_role_name(run_id)
-    for kind in ("clusterrolebindings", "clusterroles"):
-        if cluster.delete(f"/apis/rbac.authorization.k8s.io/v1/{kind}/{name}") is not None:
-            deleted.append(f"{kind}/{name}")
-    ns = objects.namespace(run_id)
-    cluster.delete(f"/api/v1/namespaces/{ns}", propagationPolicy="Foreground")
-    deleted.append(f"namespaces/{ns}")
-    cluster.wait_gone([f"/api/v1/namespaces/{ns}"], timeout_s)
+    found = {
+        kind: cluster.get_or_none(f"{RBAC}/{kind}/{name}") for kind in ("clusterrolebindings", "clusterroles")
+    }
+    owned = [kind for kind, item in found.items() if item and _labels(item).get(RUNNER_LABEL) == run_id]
+    role = found["clusterroles"] if "clusterroles" in owned else None
+    namespace = _namespace(cluster, run_id)
+    if namespace is None and not owned:
+        raise not_found(cluster, run_id)
+    deleted: list[str] = []
+    if namespace is not None and store.read(cluster, run_id, store.RESULTS) is None:
+        # Cut short: stop the runner, then sweep what its probes created, of the kinds its role could create.
+        job = f"/apis/batch/v1/namespaces/{ns}/jobs/{objects.JOB}"
+        if cluster.delete(job, propagationPolicy="Foreground") is not None:
+            deleted.append(f"jobs/{objects.JOB}")
+        cluster.wait_gone([job], timeout_s)
+        deleted += cleanup.sweep(cluster, run_id, timeout_s, _creatable(role))
+    for kind in owned:
+        cluster.delete(f"{RBAC}/{kind}/{name}")
+        deleted.append(f"{kind}/{name}")
+    if namespace is not None:
+        cluster.delete(f"/api/v1/namespaces/{ns}", propagationPolicy="Foreground")
+        deleted.append(f"namespaces/{ns}")
+        cluster.wait_gone([f"/api/v1/namespaces/{ns}"], timeout_s)
     return deleted
+
+
+def _labels(item: dict[str, Any]) -> dict[str, str]:
+    return item["metadata"].get("labels") or {}
+
+
+def _creatable(role: dict[str, Any] | None) -> frozenset[str]:
+    """What a run's probes may have created, from its ClusterRole: namespaces and the cluster-scoped kinds
+    it may create (as kaic.kube.cleanup names them)."""
+    kinds = {"namespaces"}
+    for rule in (role or {}).get("rules") or []:
+        if "create" in rule.get("verbs", ()):
+            kinds |= {f"{group}/{resource}" for group in rule["apiGroups"] for resource in rule["resources"]}
+    return frozenset(kinds & (set(cleanup.CLUSTER_SCOPED) | {"namespaces"}))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kaic.kube.labels import runner_labels
-from kaic.settings import RESULTS_TTL_S
+from kaic.settings import CLEANUP_TIMEOUT_S, RESULTS_TTL_S
 
 SERVICE_ACCOUNT = "kaic-runner"
 JOB = "kaic-runner"
@@ -41,6 +41,7 @@ class Runner:
     # Service network pods cannot reach): (host, port), or None for the in-cluster `kubernetes` Service.
     api_server: tuple[str, str] | None = None
     results_ttl_s: int = int(RESULTS_TTL_S)
+    grace_s: int = int(CLEANUP_TIMEOUT_S) + 60  # the run's closing sweep, then storing its results
 
 
 def _meta(run_id: str, name: str, namespaced: bool = True) -> dict[str, Any]:
@@ -50,7 +51,9 @@ def _meta(run_id: str, name: str, namespaced: bool = True) -> dict[str, Any]:
     return meta
 
 
-def manifests(run_id: str, plan_role: dict[str, Any], options: str, runner: Runner) -> list[dict[str, Any]]:
+def manifests(
+    run_id: str, plan_role: dict[str, Any], args: list[str], runner: Runner
+) -> list[dict[str, Any]]:
     """In creation order: the namespace, the ServiceAccount, the plan's ClusterRole (its rules exactly, under
     the run's name) and binding, the Role and binding for the runner's own results, and the Job."""
     ns = namespace(run_id)
@@ -88,13 +91,14 @@ def manifests(run_id: str, plan_role: dict[str, Any], options: str, runner: Runn
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": RESULTS_ROLE},
             "subjects": subject,
         },
-        job(run_id, options, runner),
+        job(run_id, args, runner),
     ]
 
 
-def job(run_id: str, options: str, runner: Runner) -> dict[str, Any]:
+def job(run_id: str, args: list[str], runner: Runner) -> dict[str, Any]:
     """One pod, never retried (a second attempt would be a second run under the same id), kept with its
-    results for `results_ttl_s` after it ends."""
+    results for `results_ttl_s` after it ends; given the time an interrupted run needs to sweep and store
+    what it has."""
     env = [
         {"name": NAMESPACE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {
@@ -106,14 +110,15 @@ def job(run_id: str, options: str, runner: Runner) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "serviceAccountName": SERVICE_ACCOUNT,
         "restartPolicy": "Never",
-        "securityContext": {"runAsNonRoot": True},
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "terminationGracePeriodSeconds": runner.grace_s,
         "containers": [
             {
                 "name": CONTAINER,
                 "image": runner.image,
                 "imagePullPolicy": "IfNotPresent",
                 "command": ["/usr/bin/python3", "-m", "kaic.incluster.runner"],
-                "args": [options],
+                "args": args,
                 "env": env,
                 "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}},
                 "securityContext": {
@@ -165,7 +170,6 @@ def path(manifest: dict[str, Any]) -> str:
         "Role": "roles",
         "RoleBinding": "rolebindings",
         "Job": "jobs",
-        "ConfigMap": "configmaps",
     }[manifest["kind"]]
     ns = manifest["metadata"].get("namespace")
     return f"{prefix}/namespaces/{ns}/{plural}" if ns else f"{prefix}/{plural}"

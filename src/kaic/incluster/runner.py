@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any
 
+from kaic import __version__
 from kaic.cli.progress import make_reporter
 from kaic.engine.plan import PlanError, RunOptions
 from kaic.engine.run import Reporter, Run, RunError, now
@@ -77,6 +78,12 @@ class Publishing:
         self.inner.stop()
 
 
+def args(opts: RunOptions) -> list[str]:
+    """The runner's arguments: the options, and the kaic version that planned them (the client bound the RBAC
+    its own plan needs; another version's probes may need other rules)."""
+    return [json.dumps(opts.to_json()), __version__]
+
+
 def main(argv: list[str]) -> int:
     opts = RunOptions.from_json(json.loads(argv[0]))
     opts.output_dir = RUN_FOLDER
@@ -86,6 +93,14 @@ def main(argv: list[str]) -> int:
     reporter = Publishing(make_reporter(stream, no_color=True), store, stream)
     reporter.publish()
     code, error = ExitCode.INCOMPLETE, ""
+    if argv[1] != __version__:
+        error = (
+            f"the runner image has kaic {__version__}, the client that planned the run kaic {argv[1]}; "
+            f"pass a --runner-image of kaic {argv[1]}"
+        )
+        print(f"kaic: error: {error}", file=stream, flush=True)
+        reporter.publish(phase="failed", finishedAt=now(), exitCode=int(ExitCode.USAGE), error=error)
+        return 1
     try:
         run = Run(opts, reporter)
         code = run.execute()
@@ -104,7 +119,13 @@ def main(argv: list[str]) -> int:
     if not (RUN_FOLDER / REPORT_FILE).exists():
         reporter.publish(phase="failed", finishedAt=now(), exitCode=int(code), error=error)
         return 1
-    manifest = store.publish(RUN_FOLDER, int(code))
+    try:
+        manifest = store.publish(RUN_FOLDER, int(code))
+    except Exception as exc:  # noqa: BLE001 - say why in the status, which `kaic status` shows
+        error = f"storing the results failed: {kube.describe_error(exc)}"
+        print(f"kaic: error: {error}", file=stream, flush=True)
+        reporter.publish(phase="failed", finishedAt=now(), exitCode=int(code), error=error)
+        return 1
     reporter.publish(phase="finished", finishedAt=now(), exitCode=int(code), error=error)
     size = manifest["archive"]["size"]
     print(

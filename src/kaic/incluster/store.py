@@ -14,9 +14,12 @@ import base64
 import hashlib
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
+
+from kubernetes.client.exceptions import ApiException
 
 from kaic.incluster.objects import JOB, namespace
 from kaic.kube.client import Cluster
@@ -26,6 +29,7 @@ STATUS = "kaic-status"
 RESULTS = "kaic-results"
 KEY = "data"
 CHUNK_BYTES = 700 * 1024  # base64 makes it 933 KiB of the object's 1 MiB
+CHUNK_NAME = re.compile(rf"^{RESULTS}-\d{{3}}$")
 
 
 class ResultsError(Exception):
@@ -106,12 +110,19 @@ class Store:
         self.status_written = False
 
     def status(self, status: dict[str, Any]) -> None:
+        """Create the status, then replace it; a create that the server made though its answer was lost
+        (409 next time) turns into a replace."""
         body = _config_map(self.run_id, STATUS, self.owner_uid, data={KEY: json.dumps(status)})
-        if self.status_written:
-            self.cluster.replace(_path(self.run_id, STATUS), body)
-        else:
-            self.cluster.create(_path(self.run_id), body)
-            self.status_written = True
+        if not self.status_written:
+            try:
+                self.cluster.create(_path(self.run_id), body)
+                self.status_written = True
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                self.status_written = True
+        self.cluster.replace(_path(self.run_id, STATUS), body)
 
     def publish(self, folder: Path, exit_code: int) -> dict[str, Any]:
         """Chunks first, manifest last: a manifest is there only when every chunk is."""
@@ -145,6 +156,8 @@ def fetch(cluster: Cluster, run_id: str, manifest: dict[str, Any]) -> bytes:
     """The results archive from its chunks, checked against the manifest's digest."""
     parts = []
     for name in manifest["archive"]["chunks"]:
+        if not CHUNK_NAME.match(name):
+            raise ResultsError(f"the results manifest names {name!r}, not one of its chunks")
         found = cluster.get_or_none(_path(run_id, name))
         if found is None:
             raise ResultsError(f"configmap {namespace(run_id)}/{name} of the results is gone")

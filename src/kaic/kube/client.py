@@ -7,6 +7,7 @@ deserialising thousands of nodes into them is slow. Credentials never leave this
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -138,25 +139,31 @@ class Cluster:
     def replace(self, path: str, body: dict[str, Any]) -> Any:
         return self.request("PUT", path, body=body)
 
-    def stream_lines(self, path: str, **query: Any) -> Iterator[str]:
-        """A streamed text response (a pod's log with follow=true) line by line, as it arrives; unbounded in
-        time, so the caller decides when it has read enough."""
+    def stream_lines(self, path: str, read_timeout_s: float, **query: Any) -> Iterator[str]:
+        """A streamed text response (a pod's log with follow=true) line by line, as it arrives; a silence
+        longer than `read_timeout_s` raises urllib3's ReadTimeoutError, so a dead connection never hangs."""
+        for line in self._stream(path, query, read_timeout_s):
+            yield line.decode(errors="replace")
+
+    def _stream(
+        self, path: str, query: dict[str, Any], read_timeout_s: float
+    ) -> Generator[bytes, None, None]:
+        """The non-empty lines of a streamed GET (a watch's events, a followed log)."""
         resp = self.api.call_api(
             *self.api.param_serialize(
                 "GET",
                 path,
                 query_params=[(k, v) for k, v in query.items() if v is not None],
-                header_params={"Accept": "*/*"},
+                header_params={"Accept": "application/json, */*"},
                 auth_settings=["BearerToken"],
             ),
-            _request_timeout=(self.request_timeout, None),
+            _request_timeout=(self.request_timeout, read_timeout_s),
         )
         if resp.status != 200:
             body = resp.read().decode(errors="replace")
             raise ApiException.from_response(http_resp=resp, body=body, data=None)
         try:
-            for line in _lines(resp.response.stream(65536)):
-                yield line.decode(errors="replace")
+            yield from _lines(resp.response.stream(65536))
         finally:
             resp.response.release_conn()
 
@@ -199,21 +206,8 @@ class Cluster:
                 "resourceVersion": version,
                 "timeoutSeconds": max(1, int(left)),
             }
-            resp = self.api.call_api(
-                *self.api.param_serialize(
-                    "GET",
-                    path,
-                    query_params=[(k, v) for k, v in params.items() if v is not None],
-                    header_params={"Accept": "application/json"},
-                    auth_settings=["BearerToken"],
-                ),
-                _request_timeout=(self.request_timeout, left + self.request_timeout),
-            )
-            if resp.status != 200:
-                body = resp.read().decode(errors="replace")
-                raise ApiException.from_response(http_resp=resp, body=body, data=None)
-            try:
-                for line in _lines(resp.response.stream(65536)):
+            with contextlib.closing(self._stream(path, params, left + self.request_timeout)) as lines:
+                for line in lines:
                     event = json.loads(line)
                     kind, obj = event.get("type"), event.get("object") or {}
                     if kind == "ERROR":
@@ -224,8 +218,6 @@ class Cluster:
                     version = (obj.get("metadata") or {}).get("resourceVersion", version)
                     if kind != "BOOKMARK":
                         yield kind, obj
-            finally:
-                resp.response.release_conn()
 
     def _relist(self, path: str, query: dict[str, Any]) -> Generator[tuple[str, dict[str, Any]], None, str]:
         page = self.get(path, **query)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 RUN_ID_LABEL = "kaic.dev/run-id"
+# An in-cluster run's own objects (kaic.incluster) carry this label instead of RUN_ID_LABEL: the run's closing
+# sweep, which deletes what carries RUN_ID_LABEL, must not delete the runner that is sweeping.
+RUNNER_LABEL = "kaic.dev/runner-of"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kaic"}
 
 
@@ -11,23 +14,13 @@ def run_labels(run_id: str) -> dict[str, str]:
     return {RUN_ID_LABEL: run_id, **MANAGED_BY}
 
 
-def selector(run_id: str | None) -> str:
-    """A label selector for one run's objects, or (None) every kaic run's objects."""
+def selector(run_id: str | None, label: str = RUN_ID_LABEL) -> str:
+    """A label selector for one run's objects, or (None) every kaic run's objects; `label` RUNNER_LABEL
+    selects in-cluster runs' own objects instead."""
     managed = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-    return f"{RUN_ID_LABEL}={run_id},{managed}" if run_id else f"{RUN_ID_LABEL},{managed}"
-
-
-# An in-cluster run's own objects (kaic.incluster) carry this label instead of RUN_ID_LABEL: the run's closing
-# sweep, which deletes what carries RUN_ID_LABEL, must not delete the runner that is sweeping.
-RUNNER_LABEL = "kaic.dev/runner-of"
+    return f"{label}={run_id},{managed}" if run_id else f"{label},{managed}"
 
 
 def runner_labels(run_id: str) -> dict[str, str]:
     """The labels of an in-cluster run's namespace, runner, RBAC and stored results."""
     return {RUNNER_LABEL: run_id, **MANAGED_BY}
-
-
-def runner_selector(run_id: str | None) -> str:
-    """A label selector for one in-cluster run's own objects, or (None) every in-cluster run's."""
-    managed = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-    return f"{RUNNER_LABEL}={run_id},{managed}" if run_id else f"{RUNNER_LABEL},{managed}"

@@ -24,7 +24,9 @@ RUN = "0123abcd"
 
 def _manifests(**runner: Any) -> dict[str, dict]:
     plan, _ = plan_only(RunOptions(focus=("secure_accelerator_access",)))
-    built = objects.manifests(RUN, role_object(plan), "{}", objects.Runner(image="reg/kaic:1", **runner))
+    built = objects.manifests(
+        RUN, role_object(plan), ["{}", "0.1.0"], objects.Runner(image="reg/kaic:1", **runner)
+    )
     return {m["kind"]: m for m in built}
 
 
@@ -62,7 +64,8 @@ def test_the_job_runs_once_keeps_its_results_for_the_ttl_and_runs_unprivileged()
     (container,) = pod["containers"]
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert pod["securityContext"] == {"runAsNonRoot": True} and "hostNetwork" not in pod
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert "hostNetwork" not in pod and pod["terminationGracePeriodSeconds"] > 120  # time to sweep and store
     env = {e["name"]: e for e in container["env"]}
     assert env[objects.JOB_UID_ENV]["valueFrom"]["fieldRef"]["fieldPath"].endswith(
         f"['{objects.JOB_UID_LABEL}']"
@@ -187,3 +190,113 @@ def test_published_results_are_chunked_below_the_object_limit_and_fetched_whole(
     first[store.KEY] = base64.b64encode(b"tampered").decode()
     with pytest.raises(store.ResultsError, match="archive's sha256"):
         store.fetch(fake, RUN, manifest)  # type: ignore[arg-type]
+
+
+class _FakeRun:
+    """Canned API answers for one run's namespace, Job, pod and ConfigMaps: the phase logic alone."""
+
+    def __init__(self, job: dict | None, pod: dict | None, status: dict | None, manifests: list) -> None:
+        self.job, self.pod, self.status = job, pod, status
+        self.manifests = manifests  # what successive reads of the results manifest return
+        ns = f"kaic-{RUN}"
+        self.objects: dict[str, Any] = {
+            f"/api/v1/namespaces/{ns}": {
+                "metadata": {"labels": {RUNNER_LABEL: RUN}, "creationTimestamp": "t"}
+            },
+            f"/apis/batch/v1/namespaces/{ns}/jobs/{objects.JOB}": job,
+        }
+
+    def server(self) -> str:
+        return "https://127.0.0.1:1"
+
+    context = "test"
+
+    def get_or_none(self, path: str) -> Any:
+        if path.endswith(f"/configmaps/{store.STATUS}"):
+            return {"data": {store.KEY: json.dumps(self.status)}} if self.status else None
+        if path.endswith(f"/configmaps/{store.RESULTS}"):
+            found = self.manifests.pop(0) if self.manifests else None
+            return {"data": {store.KEY: json.dumps(found)}} if found else None
+        return self.objects.get(path)
+
+    def list(self, path: str, **query: Any) -> list:
+        return [self.pod] if self.pod else []
+
+
+def _pod(phase: str, waiting: str = "") -> dict:
+    state = {"waiting": {"reason": waiting, "message": "m"}} if waiting else {}
+    return {
+        "metadata": {"name": "p", "creationTimestamp": "t"},
+        "status": {"phase": phase, "containerStatuses": [{"state": state}]},
+    }
+
+
+JOB = {"status": {}}
+FAILED_JOB = {
+    "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
+}
+
+
+@pytest.mark.parametrize(
+    ("job", "pod", "status", "manifests", "phase", "detail"),
+    [
+        (JOB, None, None, [], "pending", "no runner pod yet"),
+        (JOB, _pod("Pending", "ContainerCreating"), None, [], "pending", "starting"),
+        (JOB, _pod("Pending", "ErrImageNeverPull"), None, [], "pending", "ErrImageNeverPull: m"),
+        (JOB, _pod("Running"), {"phase": "running"}, [], "running", ""),
+        (JOB, _pod("Running"), {"phase": "finished"}, [{"exitCode": 0}], "finished", "results stored"),
+        # The runner stored its results and exited between the two reads: finished, not failed.
+        (JOB, _pod("Succeeded"), {"phase": "running"}, [None, {"exitCode": 1}], "finished", "results stored"),
+        (JOB, _pod("Failed"), {"phase": "running"}, [], "failed", "the runner pod ended (Failed)"),
+        # An evicted or deleted pod leaves no pod, and the Job failed: failed, never pending for ever.
+        (
+            FAILED_JOB,
+            None,
+            {"phase": "running"},
+            [],
+            "failed",
+            "the runner's Job failed (BackoffLimitExceeded)",
+        ),
+        (
+            JOB,
+            _pod("Failed"),
+            {"phase": "failed", "error": "storing the results failed"},
+            [],
+            "failed",
+            "storing",
+        ),
+        (None, None, {"phase": "finished"}, [], "expired", "gone (TTL or deleted)"),
+    ],
+)
+def test_a_runs_phase_follows_its_results_job_and_pod(job, pod, status, manifests, phase, detail) -> None:
+    from kaic.incluster import control
+
+    current = control.state(_FakeRun(job, pod, status, manifests), RUN)  # type: ignore[arg-type]
+    assert (current.phase, detail in current.detail) == (phase, True), current
+
+
+def test_a_run_id_that_cannot_be_one_is_bad_input_before_any_request() -> None:
+    from kaic.incluster import control
+
+    for bad in ("../x", "ABC", "a" * 60, "-a"):
+        with pytest.raises(control.RunNotFound, match="not a kaic run id"):
+            control.state(None, bad)  # type: ignore[arg-type]
+
+
+def test_a_status_create_whose_answer_was_lost_becomes_a_replace() -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    calls = []
+
+    class Conflicting:
+        def create(self, path: str, body: dict) -> None:
+            calls.append("create")
+            raise ApiException(status=409)
+
+        def replace(self, path: str, body: dict) -> None:
+            calls.append("replace")
+
+    saved = store.Store(Conflicting(), RUN, "uid")  # type: ignore[arg-type]
+    saved.status({"phase": "running"})
+    saved.status({"phase": "running", "done": 1})
+    assert calls == ["create", "replace", "replace"]
