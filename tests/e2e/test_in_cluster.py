@@ -145,7 +145,7 @@ def test_a_detached_run_is_checked_retrieved_signed_and_submitted_later_then_del
 
     early = kaic("retrieve", run_id, "-d", tmp_path / "early")
     assert early.returncode == 2, early.stderr
-    assert f"run {run_id} has no results to retrieve: it is " in early.stderr
+    assert f"run {run_id} has no results to retrieve yet: it is " in early.stderr
     assert not (tmp_path / "early").exists()
 
     listed = kaic("status")
@@ -201,12 +201,9 @@ def test_the_runner_may_do_what_the_plan_grants_and_the_api_refuses_it_the_rest(
         assert bound["rules"] == role["rules"]  # exactly what `kaic plan --rbac` prints, nothing more
         subject = {"kind": "ServiceAccount", "name": "kaic-runner", "namespace": f"kaic-{run_id}"}
         grants = [
-            f"{b['kind']}/{b['metadata']['name']}->{b['roleRef']['name']}"
-            for path in (
-                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-                "/apis/rbac.authorization.k8s.io/v1/rolebindings",
-            )
-            for b in admin.list(path)
+            f"{kind}/{b['metadata']['name']}->{b['roleRef']['name']}"
+            for kind in ("ClusterRoleBinding", "RoleBinding")
+            for b in admin.list(f"/apis/rbac.authorization.k8s.io/v1/{kind.lower()}s")
             if subject in (b.get("subjects") or [])
         ]
         assert sorted(grants) == sorted(
@@ -283,7 +280,8 @@ def test_a_client_killed_mid_run_leaves_the_run_going_and_its_results_are_retrie
     got = kaic("retrieve", run_id, "-d", tmp_path / "later")
     assert got.returncode == done["exitCode"], got.stderr
     assert json.loads((tmp_path / "later" / REPORT_FILE).read_text())["run"]["complete"] is True
-    assert not (tmp_path / "never").exists() or not any((tmp_path / "never").iterdir())
+    # The killed client had claimed its folder (an empty report.json); it never got results.
+    assert [(f.name, f.stat().st_size) for f in (tmp_path / "never").iterdir()] == [(REPORT_FILE, 0)]
     assert kaic("delete", run_id).returncode == 0
     assert left_behind(node_cluster.kubeconfig, run_id) == []
 

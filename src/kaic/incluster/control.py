@@ -279,7 +279,8 @@ def fetch(cluster: Cluster, run_id: str) -> tuple[dict[str, Any], bytes]:
     """A finished run's results manifest and archive, the archive checked against the manifest's digest."""
     current = state(cluster, run_id)
     if current.manifest is None:
-        done = f", {current.status.get('done', 0)} of {current.status.get('total', '?')} probes done"
+        total = current.status.get("total")
+        done = f", {current.status.get('done', 0)} of {total} probes done" if total else ""
         if current.phase in ("pending", "running"):
             raise RunNotReady(
                 f"run {run_id} has no results to retrieve yet: it is {current.phase}{done}; wait with "
