@@ -267,6 +267,7 @@ def log_lines(cluster: Cluster, run_id: str, follow: bool) -> Iterator[str]:
                 raise
         if not follow or state(cluster, run_id).phase not in ("pending", "running"):
             return
+        time.sleep(POLL_S)  # the container has ended but its pod not yet: no loop of empty reads
 
 
 def _timestamp(text: str) -> datetime:
