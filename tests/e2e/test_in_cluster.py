@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import kaic_cli
 import pytest
 import yaml
 from acme import product_file
@@ -51,8 +52,6 @@ def kaic(node_cluster, tmp_path) -> Iterator:
     """`kaic(*args)`: the CLI in a subprocess with what `kaic cluster up` tells a user to export, and a state
     folder of its own (where the client remembers the runs it launched)."""
     env = {
-        **os.environ,
-        "CI": "true",
         "KUBECONFIG": str(node_cluster.kubeconfig),
         "KAIC_CONFIG": str(node_cluster.config),
         "XDG_STATE_HOME": str(tmp_path / "state"),
@@ -60,16 +59,9 @@ def kaic(node_cluster, tmp_path) -> Iterator:
     }
 
     def run(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "kaic", *map(str, args)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            check=False,
-        )
+        return kaic_cli.kaic(*args, env=env, timeout=timeout)
 
-    run.env = env  # type: ignore[attr-defined]
+    run.env = {**os.environ, **env}  # type: ignore[attr-defined]
     yield run
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+import kaic_cli
 import pytest
 import yaml
 from acme import product_file
@@ -44,15 +43,9 @@ def test_marker(cluster):
 '''
 
 
-def kaic(*args: str | Path, kubeconfig: Path | str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CI": "true", "KUBECONFIG": str(kubeconfig), "KAIC_KEY_PASSWORD": PASSWORD}
-    return subprocess.run(
-        [sys.executable, "-m", "kaic", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
+def kaic(*args: str | Path, kubeconfig: Path | str) -> subprocess.CompletedProcess[str]:
+    return kaic_cli.kaic(
+        *args, env={"KUBECONFIG": str(kubeconfig), "KAIC_KEY_PASSWORD": PASSWORD}, timeout=300
     )
 
 
