@@ -39,9 +39,11 @@ rm -rf "$site/bin"
 "$pip" wheel -q --disable-pip-version-check --no-deps --build-constraint "$here/build-constraints.txt" \
 	-w "$work/wheel" "$repo"
 "$pip" install -q --disable-pip-version-check --no-compile --no-deps --target "$site" "$work"/wheel/kaic-*.whl
-# direct_url.json names the wheel's temporary path (and RECORD its hash).
+# direct_url.json names the wheel's temporary path (and RECORD its hash). The console scripts stay out, and
+# so do their RECORD lines: a script's shebang names the building venv, so its hash follows the checkout's path.
 rm -rf "$site/bin" "$site"/kaic-*.dist-info/direct_url.json
 sed -i '/direct_url.json/d' "$site"/kaic-*.dist-info/RECORD
+sed -i '\#^\(\.\./\)*bin/#d' "$site"/*.dist-info/RECORD
 
 # A non-root user for the entrypoint (uid 65532, as distroless images' nonroot), with a home it owns (make image
 # passes -owner to kaic-image) and a world-writable /tmp.
