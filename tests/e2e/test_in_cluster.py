@@ -248,11 +248,22 @@ def test_the_runner_may_do_what_the_plan_grants_and_the_api_refuses_it_the_rest(
     assert left_behind(node_cluster.kubeconfig, run_id) == []
 
 
-def test_a_client_killed_mid_run_leaves_the_run_going_and_its_results_are_retrieved_later(
+def test_a_client_killed_mid_run_leaves_the_run_going_its_results_are_retrieved_later_then_expire(
     kaic, node_cluster, tmp_path
 ):
     client = subprocess.Popen(
-        [sys.executable, "-m", "kaic", "run", "--in-cluster", *FOCUS, "-d", tmp_path / "never"],
+        [
+            sys.executable,
+            "-m",
+            "kaic",
+            "run",
+            "--in-cluster",
+            *FOCUS,
+            "-d",
+            tmp_path / "never",
+            "--results-ttl",
+            "1m",
+        ],
         stderr=subprocess.PIPE,
         text=True,
         env=kaic.env,
@@ -274,6 +285,24 @@ def test_a_client_killed_mid_run_leaves_the_run_going_and_its_results_are_retrie
     assert json.loads((tmp_path / "later" / REPORT_FILE).read_text())["run"]["complete"] is True
     # The killed client had claimed its folder (an empty report.json); it never got results.
     assert [(f.name, f.stat().st_size) for f in (tmp_path / "never").iterdir()] == [(REPORT_FILE, 0)]
+
+    # A minute after the runner ended, its Job's TTL passes, and the results owned by the Job go with it.
+    admin = kube.connect(str(node_cluster.kubeconfig))
+    deadline = time.monotonic() + 180
+    while (status := kaic("status", run_id, "-o", "json")).returncode == 0 and json.loads(status.stdout)[0][
+        "phase"
+    ] != "expired":
+        assert time.monotonic() < deadline, status.stdout
+        time.sleep(5)
+    assert "`kaic delete" in json.loads(status.stdout)[0]["detail"]
+    while list(
+        admin.list(f"/api/v1/namespaces/kaic-{run_id}/configmaps", labelSelector=f"{RUNNER_LABEL}={run_id}")
+    ):
+        assert time.monotonic() < deadline, "the garbage collector left the results"
+        time.sleep(2)
+    expired = kaic("retrieve", run_id, "-d", tmp_path / "too-late")
+    assert expired.returncode == 3 and "expired" in expired.stderr, expired.stderr
+    assert not (tmp_path / "too-late").exists()
     assert kaic("delete", run_id).returncode == 0
     assert left_behind(node_cluster.kubeconfig, run_id) == []
 
