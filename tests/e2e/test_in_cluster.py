@@ -1,11 +1,11 @@
 """`kaic run --in-cluster` end to end on the local cluster's real node, in subprocesses, as a user runs it.
 
 The runner image is the one `make image` left in dist/ (the `load_runner_image` fixture). Runs judge
-secure_accelerator_access, whose probes run containers holding DRA GPUs on the real node, except the detached
-one, which is certified as a submission needs. Covered: the same outcomes as a local run, results that verify
-after signing here, a detached run checked, retrieved, signed and submitted later, a client killed mid-run,
-the runner's ServiceAccount refused what the plan does not grant, `delete` leaving nothing, and the bad-input
-contract of the run commands.
+secure_accelerator_access, whose probes run containers holding DRA GPUs on the real node. Covered: the same
+outcomes as a local run, results that verify after signing here, the runner's ServiceAccount refused what the
+plan does not grant, a client killed mid-run, results retrieved later and then expired, `delete` leaving
+nothing, and the bad-input contract of the run commands. The detached certified run a vendor submits is on the
+reference cluster (tests/probes/test_reference_probes.py).
 """
 
 from __future__ import annotations
@@ -23,17 +23,14 @@ from pathlib import Path
 import kaic_cli
 import pytest
 import yaml
-from acme import product_file
 from kubernetes.client.exceptions import ApiException
 
 from kaic.kube import client as kube
-from kaic.kube.labels import MANAGED_BY, RUN_ID_LABEL, RUNNER_LABEL
+from kaic.kube.labels import RUNNER_LABEL
 from kaic.results.run_dir import REPORT_FILE
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.scenario("real-node")]
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT.parent / "shared" / "reference" / "checklists" / "AIConformance-1.37.yaml"
 FOCUS = ("--focus", "secure_accelerator_access")
 PASSWORD = "e2e-in-cluster"
 
@@ -70,35 +67,6 @@ def outcomes(folder: Path) -> dict[str, str]:
     return {p["name"]: p["outcome"] for r in report["requirements"] for p in r["probes"]}
 
 
-def left_behind(kubeconfig: Path, run_id: str) -> list[str]:
-    """Every namespace, ClusterRole and binding that kaic labelled for this run, by either label."""
-    admin = kube.connect(str(kubeconfig))
-    managed = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-    left = []
-    for path in (
-        "/api/v1/namespaces",
-        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-    ):
-        for item in admin.list(path, labelSelector=managed):
-            labels = item["metadata"].get("labels") or {}
-            if run_id in (labels.get(RUN_ID_LABEL), labels.get(RUNNER_LABEL)):
-                left.append(f"{path.rsplit('/', 1)[1]}/{item['metadata']['name']}")
-    return left
-
-
-def wait_finished(kaic, run_id: str, timeout_s: float = 480) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        proc = kaic("status", run_id, "-o", "json")
-        assert proc.returncode == 0, proc.stderr
-        (current,) = json.loads(proc.stdout)
-        if current["phase"] not in ("pending", "running"):
-            return current
-        assert time.monotonic() < deadline, current
-        time.sleep(2)
-
-
 def test_an_in_cluster_run_judges_as_a_local_run_and_its_results_verify_after_signing(
     kaic, node_cluster, tmp_path
 ):
@@ -125,60 +93,7 @@ def test_an_in_cluster_run_judges_as_a_local_run_and_its_results_verify_after_si
     )  # judged from inside, with the runner's ServiceAccount
     verified = kaic("verify", tmp_path / "inside", "--key", tmp_path / "kaic.pub")
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert left_behind(node_cluster.kubeconfig, json.loads(inside.stdout)["run"]["id"]) == []
-
-
-def test_a_detached_run_is_checked_retrieved_signed_and_submitted_later_then_deleted(
-    kaic, node_cluster, tmp_path
-):
-    launched = kaic("run", "--in-cluster", "--detach", "--mode", "certified", "-o", "json")  # as submitted
-    assert launched.returncode == 0, launched.stderr
-    run_id = json.loads(launched.stdout)["run"]
-
-    early = kaic("retrieve", run_id, "-d", tmp_path / "early")
-    assert early.returncode == 2, early.stderr
-    assert f"run {run_id} has no results to retrieve yet: it is " in early.stderr
-    assert not (tmp_path / "early").exists()
-
-    listed = kaic("status")
-    assert listed.returncode == 0 and run_id in listed.stdout, listed.stdout + listed.stderr
-    done = wait_finished(kaic, run_id, timeout_s=900)
-    total = done["probes"]["total"]
-    assert done["phase"] == "finished" and done["probes"]["done"] == total > 20, done
-    log = kaic("logs", run_id)
-    assert log.returncode == 0 and f"[{total:>3}/{total}]" in log.stdout, log.stdout
-    assert "results stored" in log.stdout, log.stdout
-
-    got = kaic("retrieve", run_id, "-d", tmp_path / "got")
-    assert got.returncode == done["exitCode"], got.stderr  # the run's own exit code
-    report = json.loads((tmp_path / "got" / REPORT_FILE).read_text())
-    assert report["run"]["id"] == run_id and report["run"]["complete"] is True
-    assert kaic("results", tmp_path / "got").returncode == 0
-    assert kaic("keys", "generate", tmp_path / "kaic").returncode == 0
-    assert kaic("sign", tmp_path / "got", "--key", tmp_path / "kaic.key").returncode == 0
-    verified = kaic("verify", tmp_path / "got", "--key", tmp_path / "kaic.pub")
-    assert verified.returncode == 0, verified.stdout + verified.stderr
-    if TEMPLATE.is_file():
-        product = product_file(tmp_path / "product.yaml")
-        created = kaic(
-            "submission",
-            "create",
-            tmp_path / "got",
-            "--checklist",
-            TEMPLATE,
-            "--product",
-            product,
-            "--out",
-            tmp_path / "submission",
-        )
-        assert created.returncode in (0, 1), created.stderr  # 1: lint flags what this cluster lacks
-        assert (Path(created.stdout.strip()) / "README.md").is_file()
-
-    deleted = kaic("delete", run_id)
-    assert deleted.returncode == 0, deleted.stderr
-    assert left_behind(node_cluster.kubeconfig, run_id) == []
-    gone = kaic("status", run_id)
-    assert gone.returncode == 2 and "any more (deleted)" in gone.stderr, gone.stderr
+    assert kaic_cli.left_behind(node_cluster.kubeconfig, json.loads(inside.stdout)["run"]["id"]) == []
 
 
 def test_the_runner_may_do_what_the_plan_grants_and_the_api_refuses_it_the_rest(kaic, node_cluster):
@@ -243,9 +158,9 @@ def test_the_runner_may_do_what_the_plan_grants_and_the_api_refuses_it_the_rest(
                 )
                 assert review["status"]["allowed"], (rule, verb)
     finally:
-        wait_finished(kaic, run_id)
+        kaic_cli.wait_finished(kaic, run_id)
         assert kaic("delete", run_id).returncode == 0
-    assert left_behind(node_cluster.kubeconfig, run_id) == []
+    assert kaic_cli.left_behind(node_cluster.kubeconfig, run_id) == []
 
 
 def test_a_client_killed_mid_run_leaves_the_run_going_its_results_are_retrieved_later_then_expire(
@@ -278,7 +193,7 @@ def test_a_client_killed_mid_run_leaves_the_run_going_its_results_are_retrieved_
     client.send_signal(signal.SIGKILL)
     client.wait(timeout=30)
     assert run_id, "the client never said its run id"
-    done = wait_finished(kaic, run_id)
+    done = kaic_cli.wait_finished(kaic, run_id)
     assert done["phase"] == "finished", done
     got = kaic("retrieve", run_id, "-d", tmp_path / "later")
     assert got.returncode == done["exitCode"], got.stderr
@@ -304,7 +219,7 @@ def test_a_client_killed_mid_run_leaves_the_run_going_its_results_are_retrieved_
     assert expired.returncode == 3 and "expired" in expired.stderr, expired.stderr
     assert not (tmp_path / "too-late").exists()
     assert kaic("delete", run_id).returncode == 0
-    assert left_behind(node_cluster.kubeconfig, run_id) == []
+    assert kaic_cli.left_behind(node_cluster.kubeconfig, run_id) == []
 
 
 def test_unknown_runs_and_runs_of_another_cluster_are_bad_input(kaic, tmp_path):
