@@ -142,13 +142,13 @@ class Cluster:
     def stream_lines(self, path: str, read_timeout_s: float, **query: Any) -> Iterator[str]:
         """A streamed text response (a pod's log with follow=true) line by line, as it arrives; a silence
         longer than `read_timeout_s` raises urllib3's ReadTimeoutError, so a dead connection never hangs."""
-        for line in self._stream(path, query, read_timeout_s):
+        for line in self._stream(path, query, read_timeout_s, blank=True):
             yield line.decode(errors="replace")
 
     def _stream(
-        self, path: str, query: dict[str, Any], read_timeout_s: float
+        self, path: str, query: dict[str, Any], read_timeout_s: float, blank: bool = False
     ) -> Generator[bytes, None, None]:
-        """The non-empty lines of a streamed GET (a watch's events, a followed log)."""
+        """The lines of a streamed GET (a watch's events, a followed log); blank ones only with `blank`."""
         resp = self.api.call_api(
             *self.api.param_serialize(
                 "GET",
@@ -163,7 +163,7 @@ class Cluster:
             body = resp.read().decode(errors="replace")
             raise ApiException.from_response(http_resp=resp, body=body, data=None)
         try:
-            yield from _lines(resp.response.stream(65536))
+            yield from _lines(resp.response.stream(65536), blank)
         finally:
             resp.response.release_conn()
 
@@ -321,12 +321,13 @@ def _read_kubeconfig(file: str) -> dict[str, Any]:
     return data
 
 
-def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Newline-delimited records of a chunked stream (a watch sends one JSON event per line)."""
+def _lines(chunks: Iterator[bytes], blank: bool = False) -> Iterator[bytes]:
+    """Newline-delimited records of a chunked stream (a watch sends one JSON event per line); blank lines only
+    with `blank` (a log's)."""
     rest = b""
     for chunk in chunks:
         *whole, rest = (rest + chunk).split(b"\n")
-        yield from (line for line in whole if line.strip())
+        yield from (line for line in whole if blank or line.strip())
     if rest.strip():
         yield rest
 

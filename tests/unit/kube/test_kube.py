@@ -169,3 +169,11 @@ def test_a_deferred_namespace_is_created_by_the_first_write_into_it(tmp_path, mo
         ("POST", "/api/v1/namespaces/kaic-ns/pods"),
     ]
     assert cluster.deferred == {}
+
+
+def test_a_logs_blank_lines_are_kept_where_a_watch_drops_them() -> None:
+    from kaic.kube.client import _lines
+
+    chunks = [b"a\n\nb", b"\n\n"]
+    assert list(_lines(iter(chunks))) == [b"a", b"b"]
+    assert list(_lines(iter(chunks), blank=True)) == [b"a", b"", b"b", b""]
