@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,17 +20,12 @@ import click
 
 from kaic.cli.errors import InputError, OperationError, named_input_error
 from kaic.cli.params import duration_option
+from kaic.cli.run import cluster_options
 from kaic.results.outcomes import ExitCode
 from kaic.settings import CLEANUP_TIMEOUT_S, REQUEST_TIMEOUT_S
 
 RUN_ID = click.argument("run_id", metavar="RUN_ID")
 MIN_TTL_S, MAX_TTL_S = 60, 2**31 - 1
-
-
-def cluster_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
-    from kaic.cli.run import cluster_options
-
-    return cluster_options(fn)
 
 
 def _connect(kwargs: dict[str, Any]) -> Any:
@@ -132,7 +127,7 @@ def run_in_cluster(opts: Any, kwargs: dict[str, Any], key: Any) -> None:
     """Launch the runner; unless detached, follow its log, retrieve its results into the output folder
     (claimed first), sign them here, remove the run's objects and exit with the run's exit code."""
     from kaic.areas.images import resolve
-    from kaic.engine.plan import PlanError, plan_for, plan_only
+    from kaic.engine.plan import PlanError, plan_for_server, plan_only, server_minor
     from kaic.engine.rbac import role_object
     from kaic.engine.run import (
         RunError,
@@ -142,18 +137,15 @@ def run_in_cluster(opts: Any, kwargs: dict[str, Any], key: Any) -> None:
         release_output_dir,
     )
     from kaic.incluster import control, objects, runner
-    from kaic.profile import ProfileError, choose_version
+    from kaic.profile import ProfileError
 
     cluster = _connect(kwargs)
     opts.run_id = run_id = new_run_id()
     click.echo(f"kaic: {cluster.connecting()}", err=True)
     with _api_errors(f"cluster {cluster.server()}"):
         version = cluster.get("/version")
-    detected = f"{version.get('major', '')}.{version.get('minor', '')}"
     try:  # the plan the runner will make once it has asked the server its version, as a local run does
-        plan, _ = plan_only(opts)
-        chosen, _ = choose_version(plan.profile, detected, opts.kubernetes_version)
-        plan = plan if chosen == plan.version else plan_for(plan.profile, opts, chosen)
+        plan, _ = plan_for_server(plan_only(opts)[0], opts, server_minor(version))
     except (PlanError, ProfileError) as exc:
         raise named_input_error(exc) from None
     server = urlsplit(cluster.server())
@@ -269,7 +261,7 @@ def _unpack(cluster: Any, run_id: str, folder: Path) -> dict[str, Any]:
 @click.command()
 @click.argument("run_id", metavar="[RUN_ID]", required=False)
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@cluster_flags
+@cluster_options
 def status(run_id: str | None, output: str, **kwargs: Any) -> None:
     """An in-cluster run's phase, probes done of total and outcomes so far; without RUN_ID, every run here."""
     from kaic.incluster import control
@@ -330,7 +322,7 @@ def _line(current: Any) -> str:
 @click.command()
 @RUN_ID
 @click.option("-f", "--follow", is_flag=True, help="Keep printing as the runner writes, until it ends.")
-@cluster_flags
+@cluster_options
 def logs(run_id: str, follow: bool, **kwargs: Any) -> None:
     """The runner's log: the same progress lines and summary a local run prints."""
     from kaic.incluster import control
@@ -349,7 +341,7 @@ def logs(run_id: str, follow: bool, **kwargs: Any) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="New or empty folder for the results [default: ./kaic-results-<UTC time>-<run id>].",
 )
-@cluster_flags
+@cluster_options
 def retrieve(run_id: str, output_dir: Path | None, **kwargs: Any) -> None:
     """Fetch a finished in-cluster run's results folder, every file checked against the digest the runner
     recorded; exits with the run's own exit code."""
@@ -381,7 +373,7 @@ def retrieve(run_id: str, output_dir: Path | None, **kwargs: Any) -> None:
 @duration_option(
     "--cleanup-timeout", seconds=CLEANUP_TIMEOUT_S, help="How long to wait for the namespace to go."
 )
-@cluster_flags
+@cluster_options
 def delete(run_id: str, cleanup_timeout: float, **kwargs: Any) -> None:
     """Remove everything an in-cluster run created: its namespace (runner, results), ClusterRole and binding,
     and whatever its probes left if it was cut short."""

@@ -411,8 +411,8 @@ def network_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def runner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Where an in-cluster run's runner pod runs (`--in-cluster`; ignored otherwise, so a config file may set
-    them for every run)."""
+    """Where an in-cluster run's runner pod runs: with `--in-cluster` only (typed without it they are refused;
+    from a config file, which may set them for every run, they are ignored)."""
     return _with_options(
         fn,
         [

@@ -324,6 +324,18 @@ def plan_for(profile: Profile, opts: RunOptions, version: str) -> Plan:
     return build_plan(profile, version, opts.mode, opts.focus, opts.skip, probes)
 
 
+def server_minor(version: dict[str, Any]) -> str:
+    """The `major.minor` a server's /version names, as checklists are keyed."""
+    return f"{version.get('major', '')}.{version.get('minor', '')}"
+
+
+def plan_for_server(plan: Plan, opts: RunOptions, detected: str | None) -> tuple[Plan, str]:
+    """The plan for the checklist the server's minor selects (`plan` itself unless it picks another), and
+    why that checklist."""
+    chosen, why = choose_version(plan.profile, detected, opts.kubernetes_version)
+    return (plan if chosen == plan.version else plan_for(plan.profile, opts, chosen)), why
+
+
 def plan_only(opts: RunOptions) -> tuple[Plan, str]:
     """The plan before any cluster is asked (`kaic plan`, `run --dry-run`, the start of a run): the checklist
     is --kubernetes-version or the newest."""

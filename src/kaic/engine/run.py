@@ -22,13 +22,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kaic import __version__
 from kaic.engine.collector import Collector
-from kaic.engine.plan import Plan, PlanError, RunOptions, plan_for, plan_only, probe_dirs
+from kaic.engine.plan import (
+    Plan,
+    PlanError,
+    RunOptions,
+    plan_for_server,
+    plan_only,
+    probe_dirs,
+    server_minor,
+)
 from kaic.kube import cleanup
 from kaic.kube import client as kube
 from kaic.kube import facts as facts_mod
 from kaic.kube.preflight import run_preflight
 from kaic.probe import ProbeSpec
-from kaic.profile import ProfileError, choose_version
+from kaic.profile import ProfileError
 from kaic.results import report as results
 from kaic.results.outcomes import VERDICT_EXIT, ExitCode, Outcome, Verdict
 from kaic.results.report import ProbeResult, Report, RequirementResult
@@ -272,14 +280,11 @@ class Run:
         try:
             with self.reporter.waiting(f"waiting for the API server at {cluster.server()}"):
                 v = cluster.get("/version")
-            detected = f"{v.get('major', '')}.{v.get('minor', '')}"
+            detected = server_minor(v)
         except Exception as exc:  # noqa: BLE001 - an unreachable API is a preflight failure, reported below
             version_error = kube.describe_error(exc)
-        profile = self.plan.profile
-        chosen, why = choose_version(profile, detected, opts.kubernetes_version)
-        plan = self._start_report(
-            self.plan if chosen == self.plan.version else plan_for(profile, opts, chosen), detected, why
-        )
+        plan, why = plan_for_server(self.plan, opts, detected)
+        plan = self._start_report(plan, detected, why)
         self.cleanup_kinds = plan.cleanup_kinds()
         assert self.report is not None
         self.report.cluster = {"context": cluster.context, "server": cluster.server()}

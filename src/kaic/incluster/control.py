@@ -59,6 +59,7 @@ class RunState:
     status: dict[str, Any]  # the runner's last status (total, done, outcomes), {} before it starts
     manifest: dict[str, Any] | None  # the stored results' manifest, once they are whole
     created: str
+    stuck: bool = False  # pending at a dead end (a container that cannot start), not on the way to running
 
 
 def checked(run_id: str) -> str:
@@ -198,7 +199,8 @@ def state(cluster: Cluster, run_id: str) -> RunState:
         )
     if pod_phase == "Running":
         return phase("running", "")
-    return phase("pending", _waiting(pod)[0] if pod else "no runner pod yet")
+    detail, stuck = _waiting(pod) if pod else ("no runner pod yet", False)
+    return RunState(run_id, "pending", detail, status, None, created, stuck)
 
 
 def runs(cluster: Cluster) -> list[str]:
@@ -213,11 +215,9 @@ def wait_started(cluster: Cluster, run_id: str, timeout_s: float = START_TIMEOUT
     or it stays pending for `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while (current := state(cluster, run_id)).phase == "pending":
-        pod = runner_pod(cluster, run_id)
-        detail, dead_end = _waiting(pod) if pod else (current.detail, False)
-        if dead_end or time.monotonic() > deadline:
+        if current.stuck or time.monotonic() > deadline:
             raise RunNotStarted(
-                f"run {run_id}: the runner cannot start: {detail}; fix that (--runner-image, "
+                f"run {run_id}: the runner cannot start: {current.detail}; fix that (--runner-image, "
                 f"--runner-node-selector, docs/in-cluster.md) and remove the run with `kaic delete {run_id}`"
             )
         time.sleep(POLL_S)

@@ -17,7 +17,6 @@ JOB = "kaic-runner"
 CONTAINER = "runner"
 RESULTS_ROLE = "kaic-runner-results"  # the runner's one permission beyond the plan's: its own ConfigMaps
 RESULTS_DIR = "/results"  # an emptyDir: the run's folder is written here, then published
-NAMESPACE_ENV = "KAIC_RUN_NAMESPACE"
 JOB_UID_ENV = "KAIC_RUNNER_JOB_UID"  # the Job's uid (downward API), so stored results belong to the Job
 JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"  # set by the Job controller on the Job's pods
 
@@ -100,7 +99,6 @@ def job(run_id: str, args: list[str], runner: Runner) -> dict[str, Any]:
     results for `results_ttl_s` after it ends; given the time an interrupted run needs to sweep and store
     what it has."""
     env = [
-        {"name": NAMESPACE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {
             "name": JOB_UID_ENV,
             "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_UID_LABEL}']"}},

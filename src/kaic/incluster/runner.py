@@ -1,4 +1,4 @@
-"""The runner pod's program: `python3 -m kaic.incluster.runner OPTIONS_JSON`.
+"""The runner pod's program: `python3 -m kaic.incluster.runner OPTIONS_JSON CLIENT_VERSION` (`args`).
 
 It runs the engine exactly as `kaic run` does, with the options the client planned with, writes the same
 progress lines to its log (what `kaic logs` and a following client show), keeps `kaic status` current after

@@ -273,6 +273,7 @@ def test_a_runs_phase_follows_its_results_job_and_pod(job, pod, status, manifest
 
     current = control.state(_FakeRun(job, pod, status, manifests), RUN)  # type: ignore[arg-type]
     assert (current.phase, detail in current.detail) == (phase, True), current
+    assert current.stuck is (detail == "ErrImageNeverPull: m"), current  # a dead end, not a wait
 
 
 def test_a_run_id_that_cannot_be_one_is_bad_input_before_any_request() -> None:
