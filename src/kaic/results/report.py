@@ -189,6 +189,10 @@ class Report:
     def probes(self) -> list[ProbeResult]:
         return [p for r in self.requirements for p in r.probes]
 
+    def carried_over(self) -> list[str]:
+        """The probes whose results a rerun carried over from its source (none for other runs)."""
+        return [p.name for p in self.probes() if p.carried_from]
+
     def level(self, req_id: str) -> str | None:
         """The requirement's level in this run's checklist, whether the plan ran it or left it out; None
         when the checklist lacks it or the report predates `checklist.levels`."""

@@ -216,8 +216,7 @@ def _rerun_properties(report: Report) -> list[tuple[str, str]]:
     source = report.run.get("rerunOf")
     if not source:
         return []
-    carried = ",".join(p.name for p in report.probes() if p.carried_from)
-    return [("run.rerunOf", source["runId"]), ("run.carriedOver", carried)]
+    return [("run.rerunOf", source["runId"]), ("run.carriedOver", ",".join(report.carried_over()))]
 
 
 RunCase = tuple[str, str, str, list[tuple[str, str]]]  # name, element, message, testcase properties

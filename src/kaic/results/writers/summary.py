@@ -82,7 +82,7 @@ def _facts(report: Report) -> list[tuple[str, str]]:
         ),
     ]
     if source := run.get("rerunOf"):
-        carried = [p.name for p in report.probes() if p.carried_from]
+        carried = report.carried_over()
         rerun = ", ".join(source["probes"]) or "none"
         said = (
             f"run {source['runId']} (report.json sha256 {source['reportSha256']}): re-ran {rerun}; "
